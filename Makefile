@@ -1,0 +1,35 @@
+# The two commands of the README (`make demo`, `make test`) do all set-up on a fresh machine:
+# .ci/bootstrap makes (once) a venv with PyTorch 2.11.0 outside the clone, and cargo builds
+# the libtorch bindings against it. Tests run with the release profile so the bindings are
+# compiled once for both.
+VENV ?= $(HOME)/.cache/rift/torch-2.11.0
+export RIFT_VENV := $(VENV)
+export LIBTORCH_USE_PYTORCH := 1
+export PATH := $(VENV)/bin:$(PATH)
+export RIFT_PYTHON := $(VENV)/bin/python3
+RIFT := target/release/rift
+
+.PHONY: bootstrap build test demo bench clippy fmt fuzz
+
+bootstrap:
+	@.ci/bootstrap >/dev/null
+
+build: bootstrap
+	cargo build --release
+
+test: build
+	cargo test --release
+
+demo: build
+	$(RIFT) doctor
+	$(RIFT) inspect --checkpoint assets/demo/mnist_at_resnet18w8.safetensors
+	$(RIFT) eval --checkpoint assets/demo/mnist_at_resnet18w8.safetensors --dataset mnist --data-dir assets/demo --eps 0.1 --step 0.02 --steps 10 --output target/demo-eval.yaml
+
+bench: build
+	cargo bench --bench engine
+
+clippy: bootstrap
+	cargo clippy --release --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --check

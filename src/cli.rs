@@ -1,0 +1,171 @@
+//! Command-line definitions. Flag names follow the published RiFT code where it has them
+//! (`--resume` for the checkpoint, `--layer`, `--lr`), so old command lines read naturally.
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "rift", version, about = "Robust Critical Fine-Tuning (RiFT) for adversarially trained classifiers, on libtorch")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// libtorch version, devices (GPU names), threads, and where rift looks for data.
+    Doctor(DoctorArgs),
+    /// Detected architecture and the modules of a checkpoint.
+    Inspect(InspectArgs),
+    /// Clean and PGD-robust accuracy of a checkpoint on a test set.
+    Eval(EvalArgs),
+    /// Logits of a checkpoint on a .npy batch (the fidelity check against PyTorch).
+    Predict(PredictArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Checkpoint: torch.save .pth (zip or legacy format) or .safetensors.
+    #[arg(long, visible_alias = "resume", value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// auto (infer from the checkpoint) or resnet18|resnet34|resnet50|preactresnet18|wrn-34-10|wrn-D-K.
+    #[arg(long, default_value = "auto")]
+    pub arch: String,
+    /// First-stage width of a ResNet (64 as published) or WRN widen factor, with --arch.
+    #[arg(long)]
+    pub width: Option<i64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    /// auto (cuda:0 when available, else cpu), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Seed for every random choice (random starts, shuffles).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Intra-op CPU threads (default: libtorch's choice, or RIFT_THREADS).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// cifar10, cifar100, cifar10-c, cifar100-c, tiny-imagenet, tiny-imagenet-c, mnist, imagefolder.
+    #[arg(long, default_value = "cifar10")]
+    pub dataset: String,
+    /// Where the dataset lives (the published code expects ./data).
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Evaluate only the first N test samples.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AttackArgs {
+    /// pgd, or none for clean accuracy only.
+    #[arg(long, default_value = "pgd")]
+    pub attack: String,
+    /// L∞ radius in [0, 1] pixel units; fractions like 8/255 are accepted.
+    #[arg(long, default_value = "8/255", value_parser = parse_fraction)]
+    pub eps: f64,
+    /// PGD step size (the published code's 2/225 is a typo; pass it explicitly if wanted).
+    #[arg(long, default_value = "2/255", value_parser = parse_fraction)]
+    pub step: f64,
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Restarts; a sample is robust only if it survives all of them.
+    #[arg(long, default_value_t = 1)]
+    pub restarts: usize,
+    /// Start PGD at the clean input instead of a uniform random point of the ε-ball.
+    #[arg(long)]
+    pub no_random_start: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Write the result as YAML (.yaml/.yml) or JSON (.json).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub attack: AttackArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// float32 N×C×H×W in [0, 1], or uint8 N×H×W×C.
+    #[arg(long, value_name = "FILE.npy")]
+    pub input: PathBuf,
+    /// float32 N×classes logits.
+    #[arg(long, value_name = "FILE.npy")]
+    pub output: PathBuf,
+    /// Whose normalisation to apply (a checkpoint's own mu/sigma win).
+    #[arg(long, default_value = "cifar10")]
+    pub dataset: String,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Parses `0.03`, `8/255` or `8 / 255`.
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    let bad = || format!("`{s}` is not a number or a fraction like 8/255");
+    let v = match s.split_once('/') {
+        Some((a, b)) => {
+            let a: f64 = a.trim().parse().map_err(|_| bad())?;
+            let b: f64 = b.trim().parse().map_err(|_| bad())?;
+            if b == 0.0 {
+                return Err(bad());
+            }
+            a / b
+        }
+        None => s.trim().parse().map_err(|_| bad())?,
+    };
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("`{s}` must be a finite, non-negative number"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fractions() {
+        assert!((parse_fraction("8/255").unwrap() - 8.0 / 255.0).abs() < 1e-15);
+        assert_eq!(parse_fraction("0.5").unwrap(), 0.5);
+        assert!(parse_fraction("1/0").is_err());
+        assert!(parse_fraction("-1").is_err());
+        assert!(parse_fraction("x").is_err());
+    }
+}

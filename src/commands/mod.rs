@@ -1,0 +1,91 @@
+//! One function per subcommand; shared set-up (device, threads, seed, model) lives here.
+mod doctor;
+mod eval;
+mod inspect;
+mod predict;
+
+pub use doctor::doctor;
+pub use eval::eval;
+pub use inspect::inspect;
+pub use predict::predict;
+
+use crate::cli::{AttackArgs, ModelArgs, RuntimeArgs};
+use anyhow::{bail, Context, Result};
+use rift::engine::attack::PgdConfig;
+use rift::engine::checkpoint::{load_checkpoint, Checkpoint};
+use rift::engine::data::DatasetKind;
+use rift::engine::device;
+use rift::engine::models::Model;
+use serde::Serialize;
+use tch::Device;
+
+/// Device, threads and seed, applied once per command.
+pub struct Runtime {
+    pub device: Device,
+    pub device_reason: String,
+    pub threads: i32,
+    pub seed: u64,
+}
+
+pub fn runtime(args: &RuntimeArgs) -> Result<Runtime> {
+    let (device, device_reason) = device::choose(&args.device)?;
+    let threads = device::configure_threads(args.threads);
+    tch::manual_seed(args.seed as i64);
+    Ok(Runtime { device, device_reason, threads, seed: args.seed })
+}
+
+/// Loads a checkpoint and the model it holds, normalised like `dataset` unless the
+/// checkpoint carries its own `mu`/`sigma`.
+pub fn load_model(args: &ModelArgs, dataset: DatasetKind, device: Device) -> Result<(Checkpoint, Model)> {
+    let ckpt = load_checkpoint(&args.checkpoint)?;
+    let (mean, std) = dataset.mean_std();
+    let model = Model::from_checkpoint(&ckpt, Some(args.arch.as_str()), args.width, device, (&mean, &std, dataset.name()))
+        .with_context(|| format!("cannot load the model in {}", args.checkpoint.display()))?;
+    Ok((ckpt, model))
+}
+
+/// The attack of `--attack pgd|none` and its flags.
+pub fn attack_config(args: &AttackArgs) -> Result<Option<PgdConfig>> {
+    match args.attack.to_ascii_lowercase().as_str() {
+        "none" => Ok(None),
+        "pgd" => {
+            if args.restarts == 0 {
+                bail!("--restarts must be at least 1");
+            }
+            if args.eps > 1.0 || args.step > 1.0 {
+                bail!("--eps and --step are in [0, 1] pixel units (e.g. 8/255), got eps {} and step {}", args.eps, args.step);
+            }
+            Ok(Some(PgdConfig {
+                eps: args.eps,
+                step: args.step,
+                steps: args.steps,
+                random_start: !args.no_random_start,
+                restarts: args.restarts,
+            }))
+        }
+        other => bail!("unknown attack `{other}`; expected pgd or none"),
+    }
+}
+
+/// The model as recorded in outputs.
+#[derive(Serialize)]
+pub struct ModelSummary {
+    pub checkpoint: String,
+    pub arch: String,
+    pub num_classes: i64,
+    pub in_channels: i64,
+    pub normalization: String,
+}
+
+pub fn model_summary(ckpt: &Checkpoint, model: &Model) -> ModelSummary {
+    ModelSummary {
+        checkpoint: ckpt.path.display().to_string(),
+        arch: model.spec.name(),
+        num_classes: model.spec.num_classes,
+        in_channels: model.spec.in_channels,
+        normalization: match &model.normalization {
+            rift::engine::models::Normalization::Dataset(d) => format!("dataset ({d})"),
+            rift::engine::models::Normalization::Checkpoint => "checkpoint (mu/sigma)".into(),
+        },
+    }
+}

@@ -1,0 +1,309 @@
+//! Batching and training augmentation on the uint8 cache, in pure Rust.
+//!
+//! [`Augmenter::augment_batch`] reproduces torchvision's
+//! `RandomCrop(H, padding=pad, padding_mode='reflect')` followed by
+//! `RandomHorizontalFlip(p=0.5)`: the image is conceptually padded by `pad` pixels on each
+//! side with numpy-style `reflect` padding (the edge pixel is *not* repeated: `dcb|abcd|cba`),
+//! then an `H×W` window at an offset drawn uniformly from `0..=2·pad` on each axis is cut
+//! out, then mirrored left-right with probability ½. No padded image is ever built: a
+//! per-sample index table maps output columns to source columns and rows are copied.
+
+use super::{DatasetKind, ImageSet};
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+/// Random reflect-padded crop plus optional horizontal flip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Augmenter {
+    /// Padding on each side before cropping (4 for 32×32, 8 for 64×64; 0 disables the crop).
+    pub pad: usize,
+    /// Mirror left-right with probability ½.
+    pub flip: bool,
+}
+
+/// numpy `reflect` index: maps `i` (possibly outside `0..n`) into `0..n` by mirroring about
+/// the edge pixels without repeating them; periodic for offsets beyond one reflection.
+#[inline]
+fn reflect(i: isize, n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let period = 2 * (n as isize - 1);
+    let m = i.rem_euclid(period);
+    if m >= n as isize {
+        (period - m) as usize
+    } else {
+        m as usize
+    }
+}
+
+impl Augmenter {
+    pub fn new(pad: usize, flip: bool) -> Self {
+        Augmenter { pad, flip }
+    }
+
+    /// The standard recipe for a dataset: CIFAR pad 4 + flip, Tiny-ImageNet pad 8 + flip,
+    /// MNIST pad 2 without flip (digits are not mirror-symmetric), image folders side/8 + flip.
+    pub fn for_dataset(kind: DatasetKind, height: usize) -> Self {
+        match kind {
+            DatasetKind::Cifar10 | DatasetKind::Cifar100 | DatasetKind::Cifar10C | DatasetKind::Cifar100C => {
+                Augmenter::new(4, true)
+            }
+            DatasetKind::TinyImageNet | DatasetKind::TinyImageNetC => Augmenter::new(8, true),
+            DatasetKind::Mnist => Augmenter::new(2, false),
+            DatasetKind::ImageFolder => Augmenter::new(height / 8, true),
+        }
+    }
+
+    /// Write the augmented images `indices` of `set` into `out` (resized to
+    /// `indices.len()·C·H·W`, `N×C×H×W`). Per image the random draws are, in order: the
+    /// row offset, the column offset (each uniform in `0..=2·pad`, skipped when `pad == 0`)
+    /// and the flip (skipped when `flip` is false).
+    ///
+    /// Panics if an index is `>= set.n` (a caller bug, not an input-data error).
+    pub fn augment_batch(&self, set: &ImageSet, indices: &[usize], rng: &mut impl Rng, out: &mut Vec<u8>) {
+        let (c, h, w) = (set.channels, set.height, set.width);
+        let img = c * h * w;
+        out.clear();
+        out.resize(indices.len() * img, 0);
+        let mut cols = vec![0usize; w];
+        let mut rows = vec![0usize; h];
+        for (&idx, dst) in indices.iter().zip(out.chunks_exact_mut(img.max(1))) {
+            assert!(idx < set.n, "augment_batch: index {idx} out of range for {} images", set.n);
+            let (oy, ox) = if self.pad > 0 {
+                (rng.gen_range(0..=2 * self.pad), rng.gen_range(0..=2 * self.pad))
+            } else {
+                (self.pad, self.pad)
+            };
+            let flip = self.flip && rng.gen_bool(0.5);
+            self.crop_one(set.image(idx), c, h, w, oy, ox, flip, &mut rows, &mut cols, dst);
+        }
+    }
+
+    /// One image: crop at offset `(oy, ox)` of the padded image, then flip if asked.
+    #[allow(clippy::too_many_arguments)]
+    fn crop_one(
+        &self,
+        src: &[u8],
+        c: usize,
+        h: usize,
+        w: usize,
+        oy: usize,
+        ox: usize,
+        flip: bool,
+        rows: &mut [usize],
+        cols: &mut [usize],
+        dst: &mut [u8],
+    ) {
+        let pad = self.pad as isize;
+        for (y, r) in rows.iter_mut().enumerate() {
+            *r = reflect(y as isize + oy as isize - pad, h);
+        }
+        for (x, col) in cols.iter_mut().enumerate() {
+            let xx = if flip { w - 1 - x } else { x };
+            *col = reflect(xx as isize + ox as isize - pad, w);
+        }
+        // Columns that form one increasing run can be copied as a slice.
+        let contiguous = !flip && w > 0 && cols[w - 1] == cols[0] + w - 1;
+        let plane = h * w;
+        for ch in 0..c {
+            let sp = &src[ch * plane..(ch + 1) * plane];
+            let dp = &mut dst[ch * plane..(ch + 1) * plane];
+            for (drow, &sy) in dp.chunks_exact_mut(w).zip(rows.iter()) {
+                let srow = &sp[sy * w..(sy + 1) * w];
+                if contiguous {
+                    drow.copy_from_slice(&srow[cols[0]..cols[0] + w]);
+                } else {
+                    for (d, &sx) in drow.iter_mut().zip(cols.iter()) {
+                        *d = srow[sx];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copy the images `indices` of `set` into `out` (`N×C×H×W`) without augmentation.
+/// Panics if an index is `>= set.n`.
+pub fn gather_batch(set: &ImageSet, indices: &[usize], out: &mut Vec<u8>) {
+    let img = set.image_len();
+    out.clear();
+    out.reserve(indices.len() * img);
+    for &i in indices {
+        out.extend_from_slice(set.image(i));
+    }
+}
+
+/// Labels of `indices`, into a reused buffer.
+pub fn gather_labels(set: &ImageSet, indices: &[usize], out: &mut Vec<i64>) {
+    out.clear();
+    out.extend(indices.iter().map(|&i| set.labels[i]));
+}
+
+/// A random permutation of `0..n` cut into batches of `batch` (the last one may be shorter).
+pub fn shuffled_batches(n: usize, batch: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(rng);
+    idx.chunks(batch.max(1)).map(|c| c.to_vec()).collect()
+}
+
+/// `0..n` in order, cut into batches of `batch` (for evaluation).
+pub fn sequential_batches(n: usize, batch: usize) -> Vec<Vec<usize>> {
+    let idx: Vec<usize> = (0..n).collect();
+    idx.chunks(batch.max(1)).map(|c| c.to_vec()).collect()
+}
+
+/// Pixels scaled to `[0, 1]` (`x / 255`) into a reused buffer; normalisation by the dataset
+/// mean/std happens inside the model.
+pub fn to_unit_f32(pixels: &[u8], out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(pixels.iter().map(|&p| p as f32 * (1.0 / 255.0)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn random_set(n: usize, c: usize, h: usize, w: usize, seed: u64) -> ImageSet {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        ImageSet {
+            n,
+            channels: c,
+            height: h,
+            width: w,
+            pixels: (0..n * c * h * w).map(|_| rng.gen()).collect(),
+            labels: vec![0; n],
+            num_classes: 1,
+            class_names: vec!["x".into()],
+        }
+    }
+
+    /// Direct implementation: build the reflect-padded image exactly as numpy's `np.pad(...,
+    /// mode='reflect')` defines it, cut the window, flip.
+    fn naive(src: &[u8], c: usize, h: usize, w: usize, pad: usize, oy: usize, ox: usize, flip: bool) -> Vec<u8> {
+        let (ph, pw) = (h + 2 * pad, w + 2 * pad);
+        let refl = |j: isize, n: usize| -> usize {
+            let n = n as isize;
+            let r = if j < 0 { -j } else if j >= n { 2 * (n - 1) - j } else { j };
+            r as usize
+        };
+        let mut padded = vec![0u8; c * ph * pw];
+        for ch in 0..c {
+            for y in 0..ph {
+                for x in 0..pw {
+                    let sy = refl(y as isize - pad as isize, h);
+                    let sx = refl(x as isize - pad as isize, w);
+                    padded[(ch * ph + y) * pw + x] = src[(ch * h + sy) * w + sx];
+                }
+            }
+        }
+        let mut out = vec![0u8; c * h * w];
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    let v = padded[(ch * ph + y + oy) * pw + x + ox];
+                    let xo = if flip { w - 1 - x } else { x };
+                    out[(ch * h + y) * w + xo] = v;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reflect_matches_numpy_definition() {
+        // np.pad([0,1,2,3], 3, 'reflect') == [3,2,1,0,1,2,3,2,1,0]
+        let got: Vec<usize> = (-3..7).map(|i| reflect(i, 4)).collect();
+        assert_eq!(got, vec![3, 2, 1, 0, 1, 2, 3, 2, 1, 0]);
+        assert_eq!(reflect(5, 1), 0);
+    }
+
+    #[test]
+    fn crop_matches_naive_every_offset() {
+        for &(c, h, w, pad) in &[(3, 32, 32, 4), (1, 7, 5, 3), (3, 64, 64, 8), (2, 6, 9, 2)] {
+            let set = random_set(2, c, h, w, 7);
+            let aug = Augmenter::new(pad, true);
+            let (mut rows, mut cols) = (vec![0; h], vec![0; w]);
+            let mut dst = vec![0u8; c * h * w];
+            for oy in 0..=2 * pad {
+                for ox in 0..=2 * pad {
+                    for flip in [false, true] {
+                        aug.crop_one(set.image(1), c, h, w, oy, ox, flip, &mut rows, &mut cols, &mut dst);
+                        assert_eq!(dst, naive(set.image(1), c, h, w, pad, oy, ox, flip), "{c}x{h}x{w} pad {pad} at ({oy},{ox}) flip {flip}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batch_matches_naive_with_same_draws() {
+        let set = random_set(10, 3, 32, 32, 1);
+        let aug = Augmenter::new(4, true);
+        let idx = [3usize, 0, 9, 3, 5];
+        let mut out = Vec::new();
+        aug.augment_batch(&set, &idx, &mut ChaCha8Rng::seed_from_u64(42), &mut out);
+        let mut rng = ChaCha8Rng::seed_from_u64(42);
+        let mut flips = 0;
+        for (k, &i) in idx.iter().enumerate() {
+            let oy = rng.gen_range(0..=8);
+            let ox = rng.gen_range(0..=8);
+            let flip = rng.gen_bool(0.5);
+            flips += flip as usize;
+            assert_eq!(&out[k * 3072..(k + 1) * 3072], &naive(set.image(i), 3, 32, 32, 4, oy, ox, flip)[..]);
+        }
+        let _ = flips;
+        // Without augmentation: gather copies.
+        let mut g = Vec::new();
+        gather_batch(&set, &idx, &mut g);
+        assert_eq!(&g[3072..6144], set.image(0));
+        Augmenter::new(0, false).augment_batch(&set, &idx, &mut rng, &mut out);
+        assert_eq!(out, g);
+    }
+
+    #[test]
+    fn offsets_cover_range_and_flip_rate() {
+        let set = random_set(1, 1, 8, 8, 3);
+        let aug = Augmenter::new(2, true);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            aug.augment_batch(&set, &[0], &mut rng, &mut out);
+            seen.insert(out.clone());
+        }
+        // 5×5 offsets × 2 flips, all distinct for random pixels.
+        assert_eq!(seen.len(), 50);
+    }
+
+    #[test]
+    fn batches() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let b = shuffled_batches(10, 4, &mut rng);
+        assert_eq!(b.iter().map(|x| x.len()).collect::<Vec<_>>(), vec![4, 4, 2]);
+        let mut all: Vec<usize> = b.concat();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(sequential_batches(5, 2), vec![vec![0, 1], vec![2, 3], vec![4]]);
+    }
+
+    /// `cargo test --release -- --ignored --nocapture augment_throughput`
+    #[test]
+    #[ignore]
+    fn augment_throughput() {
+        let set = random_set(1000, 3, 32, 32, 9);
+        let aug = Augmenter::new(4, true);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut out = Vec::new();
+        let idx: Vec<usize> = (0..1000).collect();
+        let t = std::time::Instant::now();
+        for _ in 0..50 {
+            aug.augment_batch(&set, &idx, &mut rng, &mut out);
+        }
+        let rate = 50_000.0 / t.elapsed().as_secs_f64();
+        eprintln!("augment: {rate:.0} images/s (32×32×3)");
+        assert!(rate > 20_000.0);
+    }
+}

@@ -1,0 +1,403 @@
+//! Image decoding shared by the folder-based datasets (JPEG via `zune-jpeg`, PNG with a small
+//! decoder of our own on top of `flate2`), parallel decode of a file list into the uint8
+//! cache, and the generic `train/<class>/*.png|jpg` ImageFolder layout.
+//!
+//! Colour handling follows PIL's `Image.convert("RGB")`: grey is replicated to three
+//! channels, alpha is dropped (not composited), palettes are expanded. 16-bit PNG samples
+//! keep their high byte.
+
+use super::error::DataError;
+use super::{DatasetKind, ImageSet, Split};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Largest accepted image side.
+const MAX_SIDE: usize = 1 << 14;
+/// Image file extensions accepted by the folder datasets.
+pub const IMAGE_EXTS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+/// A decoded image: `width×height` RGB, interleaved `H×W×3`.
+pub struct Rgb {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+/// Decode a JPEG held in memory into RGB (zune-jpeg 0.5; its 4:2:0 / 4:2:2 chroma
+/// upsampling matches libjpeg-turbo's "fancy" upsampling to within rounding, which 0.4 did
+/// not at the right image edge).
+pub fn decode_jpeg(bytes: &[u8]) -> Result<Rgb, String> {
+    use zune_jpeg::zune_core::bytestream::ZCursor;
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
+    let opts = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+        .set_max_width(MAX_SIDE)
+        .set_max_height(MAX_SIDE);
+    let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), opts);
+    dec.decode_headers().map_err(|e| format!("JPEG: {e}"))?;
+    let info = dec.info().ok_or("JPEG: no header")?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let data = dec.decode().map_err(|e| format!("JPEG: {e}"))?;
+    let out_cs = dec.output_colorspace().unwrap_or(ColorSpace::RGB);
+    let nch = out_cs.num_components();
+    if data.len() != w * h * nch {
+        return Err(format!("JPEG decoded to {} bytes for {w}×{h}×{nch}", data.len()));
+    }
+    let data = match nch {
+        3 => data,
+        1 => data.iter().flat_map(|&g| [g, g, g]).collect(),
+        n if n > 3 => data.chunks_exact(n).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        n => return Err(format!("JPEG decoded to {n} channels")),
+    };
+    Ok(Rgb { width: w, height: h, data })
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Undo PNG row filters in place. `raw` holds `rows` rows of `1 + row_bytes` bytes.
+fn unfilter(raw: &[u8], rows: usize, row_bytes: usize, bpp: usize) -> Result<Vec<u8>, String> {
+    let mut out = vec![0u8; rows * row_bytes];
+    for y in 0..rows {
+        let src = &raw[y * (row_bytes + 1)..(y + 1) * (row_bytes + 1)];
+        let (ft, src) = (src[0], &src[1..]);
+        let (done, cur) = out.split_at_mut(y * row_bytes);
+        let cur = &mut cur[..row_bytes];
+        let prev: &[u8] = if y == 0 { &[] } else { &done[(y - 1) * row_bytes..] };
+        let up = |i: usize| if y == 0 { 0u8 } else { prev[i] };
+        for i in 0..row_bytes {
+            let a = if i >= bpp { cur[i - bpp] } else { 0 };
+            let b = up(i);
+            let c = if i >= bpp { up(i - bpp) } else { 0 };
+            let pred = match ft {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((a as u16 + b as u16) / 2) as u8,
+                4 => {
+                    let p = a as i16 + b as i16 - c as i16;
+                    let (pa, pb, pc) = ((p - a as i16).abs(), (p - b as i16).abs(), (p - c as i16).abs());
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                f => return Err(format!("PNG: bad filter type {f}")),
+            };
+            cur[i] = src[i].wrapping_add(pred);
+        }
+    }
+    Ok(out)
+}
+
+struct PngInfo {
+    depth: usize,
+    ctype: u8,
+    palette: Vec<[u8; 3]>,
+}
+
+impl PngInfo {
+    fn channels(&self) -> usize {
+        match self.ctype {
+            0 | 3 => 1,
+            4 => 2,
+            2 => 3,
+            _ => 4,
+        }
+    }
+    fn row_bytes(&self, w: usize) -> usize {
+        (w * self.channels() * self.depth + 7) / 8
+    }
+    /// Convert one unfiltered row of `w` pixels to RGB, writing pixel `x` to `put(x, rgb)`.
+    fn row_to_rgb(&self, row: &[u8], w: usize, mut put: impl FnMut(usize, [u8; 3])) -> Result<(), String> {
+        let ch = self.channels();
+        let sample = |i: usize| -> u16 {
+            match self.depth {
+                8 => row[i] as u16,
+                16 => row[2 * i] as u16,
+                d => {
+                    let bit = i * d;
+                    let v = (row[bit / 8] >> (8 - d - bit % 8)) & ((1u16 << d) - 1) as u8;
+                    v as u16
+                }
+            }
+        };
+        let scale = |v: u16| -> u8 {
+            if self.depth >= 8 {
+                v as u8
+            } else {
+                (v as u32 * 255 / ((1u32 << self.depth) - 1)) as u8
+            }
+        };
+        for x in 0..w {
+            let s = x * ch;
+            let px = match self.ctype {
+                0 | 4 => {
+                    let g = scale(sample(s));
+                    [g, g, g]
+                }
+                3 => {
+                    let idx = sample(s) as usize;
+                    *self.palette.get(idx).ok_or_else(|| format!("PNG: palette index {idx} out of range"))?
+                }
+                _ => [sample(s) as u8, sample(s + 1) as u8, sample(s + 2) as u8],
+            };
+            put(x, px);
+        }
+        Ok(())
+    }
+}
+
+/// Decode a PNG held in memory into RGB (all standard colour types and bit depths,
+/// interlaced or not; CRCs are not checked).
+pub fn decode_png(bytes: &[u8]) -> Result<Rgb, String> {
+    if bytes.len() < 8 || &bytes[..8] != b"\x89PNG\r\n\x1a\n" {
+        return Err("not a PNG file".into());
+    }
+    let mut pos = 8;
+    let mut hdr: Option<(usize, usize, bool)> = None;
+    let mut info = PngInfo { depth: 8, ctype: 2, palette: Vec::new() };
+    let mut idat = Vec::new();
+    let mut ended = false;
+    while pos + 8 <= bytes.len() {
+        let len = be32(bytes, pos) as usize;
+        let kind = &bytes[pos + 4..pos + 8];
+        let body = pos + 8;
+        let end = body.checked_add(len).filter(|&e| e + 4 <= bytes.len()).ok_or("PNG: truncated chunk")?;
+        let data = &bytes[body..end];
+        match kind {
+            b"IHDR" => {
+                if len < 13 {
+                    return Err("PNG: short IHDR".into());
+                }
+                let (w, h) = (be32(data, 0) as usize, be32(data, 4) as usize);
+                info.depth = data[8] as usize;
+                info.ctype = data[9];
+                let ok = match info.ctype {
+                    0 => matches!(info.depth, 1 | 2 | 4 | 8 | 16),
+                    3 => matches!(info.depth, 1 | 2 | 4 | 8),
+                    2 | 4 | 6 => matches!(info.depth, 8 | 16),
+                    _ => false,
+                };
+                if !ok || data[10] != 0 || data[11] != 0 || data[12] > 1 {
+                    return Err(format!("PNG: unsupported colour type {} / bit depth {}", info.ctype, info.depth));
+                }
+                if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+                    return Err(format!("PNG: bad size {w}×{h}"));
+                }
+                hdr = Some((w, h, data[12] == 1));
+            }
+            b"PLTE" => info.palette = data.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect(),
+            b"IDAT" => idat.extend_from_slice(data),
+            b"IEND" => {
+                ended = true;
+                break;
+            }
+            _ => {}
+        }
+        pos = end + 4;
+    }
+    let (w, h, interlaced) = hdr.ok_or("PNG: no IHDR chunk")?;
+    if !ended && idat.is_empty() {
+        return Err("PNG: no image data (truncated?)".into());
+    }
+    if info.ctype == 3 && info.palette.is_empty() {
+        return Err("PNG: palette image without PLTE".into());
+    }
+    let bpp = ((info.channels() * info.depth) / 8).max(1);
+    // (x0, y0, dx, dy) of each pass.
+    let passes: Vec<(usize, usize, usize, usize)> = if interlaced {
+        vec![(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    } else {
+        vec![(0, 0, 1, 1)]
+    };
+    let dims: Vec<(usize, usize)> = passes
+        .iter()
+        .map(|&(x0, y0, dx, dy)| ((w.saturating_sub(x0) + dx - 1) / dx, (h.saturating_sub(y0) + dy - 1) / dy))
+        .collect();
+    let expected: usize = dims
+        .iter()
+        .filter(|(pw, ph)| *pw > 0 && *ph > 0)
+        .map(|&(pw, ph)| ph * (1 + info.row_bytes(pw)))
+        .sum();
+    // Deflate cannot expand by more than ~1032:1; a larger claim means a lying header.
+    if expected > idat.len().saturating_mul(1100) + 1024 {
+        return Err(format!("PNG: {w}×{h} image cannot fit in {} compressed bytes (truncated?)", idat.len()));
+    }
+    let mut raw = Vec::with_capacity(expected);
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .take(expected as u64)
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("PNG: bad compressed data: {e}"))?;
+    if raw.len() < expected {
+        return Err(format!("PNG: image data is {} bytes, expected {expected} (truncated?)", raw.len()));
+    }
+    let mut rgb = vec![0u8; w * h * 3];
+    let mut off = 0;
+    for (&(x0, y0, dx, dy), &(pw, ph)) in passes.iter().zip(&dims) {
+        if pw == 0 || ph == 0 {
+            continue;
+        }
+        let rb = info.row_bytes(pw);
+        let len = ph * (rb + 1);
+        let pass = unfilter(&raw[off..off + len], ph, rb, bpp)?;
+        off += len;
+        for (py, row) in pass.chunks_exact(rb).enumerate() {
+            let y = y0 + py * dy;
+            info.row_to_rgb(row, pw, |px, c| {
+                let x = x0 + px * dx;
+                rgb[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&c);
+            })?;
+        }
+    }
+    Ok(Rgb { width: w, height: h, data: rgb })
+}
+
+/// Decode a JPEG or PNG file (format chosen by its content).
+pub fn decode_image_file(path: &Path) -> Result<Rgb, DataError> {
+    let bytes = super::read_file(path)?;
+    let res = if bytes.starts_with(b"\x89PNG") { decode_png(&bytes) } else { decode_jpeg(&bytes) };
+    res.map_err(|m| DataError::malformed(path, m))
+}
+
+/// Decode `files` (all of one size) into a `N×3×H×W` cache, using all cores. Errors name the
+/// first bad file in list order.
+pub fn decode_files(files: &[PathBuf]) -> Result<(usize, usize, Vec<u8>), DataError> {
+    let first = files.first().ok_or_else(|| DataError::Invalid("no image files to decode".into()))?;
+    let img0 = decode_image_file(first)?;
+    let (h, w) = (img0.height, img0.width);
+    let per = 3 * h * w;
+    let total = per
+        .checked_mul(files.len())
+        .ok_or_else(|| DataError::Invalid("image cache size overflows".into()))?;
+    let mut pixels: Vec<u8> = Vec::new();
+    pixels.try_reserve_exact(total).map_err(|_| {
+        DataError::Invalid(format!("not enough memory to cache {} images of {w}×{h}", files.len()))
+    })?;
+    pixels.resize(total, 0);
+    let put = |img: &Rgb, path: &Path, dst: &mut [u8]| -> Result<(), DataError> {
+        if img.width != w || img.height != h {
+            return Err(DataError::malformed(
+                path,
+                format!("image is {}×{}, but {} is {w}×{h}; all images must share one size", img.width, img.height, first.display()),
+            ));
+        }
+        super::hwc_to_chw_into_slice(&img.data, h, w, 3, dst);
+        Ok(())
+    };
+    put(&img0, first, &mut pixels[..per])?;
+    drop(img0);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 16);
+    let rest_files = &files[1..];
+    let rest_px = &mut pixels[per..];
+    if !rest_files.is_empty() {
+        let chunk = (rest_files.len() + threads - 1) / threads;
+        let results: Vec<Result<(), DataError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = rest_files
+                .chunks(chunk)
+                .zip(rest_px.chunks_mut(chunk * per))
+                .map(|(fs, out)| {
+                    s.spawn(move || -> Result<(), DataError> {
+                        for (f, dst) in fs.iter().zip(out.chunks_exact_mut(per)) {
+                            let img = decode_image_file(f)?;
+                            put(&img, f, dst)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|hd| hd.join().unwrap_or_else(|_| Err(DataError::Invalid("image decoder thread panicked".into()))))
+                .collect()
+        });
+        for r in results {
+            r?;
+        }
+    }
+    Ok((h, w, pixels))
+}
+
+/// Image files under `dir` (recursively), sorted by path for determinism.
+pub(crate) fn image_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut out = Vec::new();
+    for p in super::sorted_entries(dir, |p| !super::file_name(p).starts_with('.'))? {
+        if p.is_dir() {
+            out.extend(image_files(&p)?);
+        } else if super::has_ext(&p, &IMAGE_EXTS) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Stack labelled image files into an [`ImageSet`].
+pub(crate) fn build_set(files: Vec<(PathBuf, i64)>, class_names: Vec<String>) -> Result<ImageSet, DataError> {
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    let (height, width, pixels) = decode_files(&paths)?;
+    Ok(ImageSet {
+        n: files.len(),
+        channels: 3,
+        height,
+        width,
+        pixels,
+        labels: files.iter().map(|(_, l)| *l).collect(),
+        num_classes: class_names.len(),
+        class_names,
+    })
+}
+
+pub(crate) fn load(data_dir: &Path, split: Split) -> Result<ImageSet, DataError> {
+    let layout = || DataError::not_found("imagefolder", data_dir, DatasetKind::ImageFolder.expected_layout());
+    let train = data_dir.join("train");
+    let split_dir = match split {
+        Split::Train => train.clone(),
+        Split::Test => [data_dir.join("test"), data_dir.join("val")].into_iter().find(|d| d.is_dir()).ok_or_else(layout)?,
+    };
+    if !split_dir.is_dir() {
+        return Err(layout());
+    }
+    // Class list from train/ when present, so both splits share label indices.
+    let class_root = if train.is_dir() { &train } else { &split_dir };
+    let classes: Vec<String> = super::sorted_subdirs(class_root)?.iter().map(|p| super::file_name(p)).collect();
+    if classes.is_empty() {
+        return Err(layout());
+    }
+    let mut files = Vec::new();
+    for d in super::sorted_subdirs(&split_dir)? {
+        let name = super::file_name(&d);
+        let label = classes.iter().position(|c| *c == name).ok_or_else(|| {
+            DataError::Invalid(format!("class folder {} does not exist under {}", d.display(), class_root.display()))
+        })?;
+        files.extend(image_files(&d)?.into_iter().map(|p| (p, label as i64)));
+    }
+    if files.is_empty() {
+        return Err(DataError::Invalid(format!("no .jpg/.jpeg/.png images under {}", split_dir.display())));
+    }
+    build_set(files, classes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_garbage_no_panic() {
+        let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+        b.extend_from_slice(&13u32.to_be_bytes());
+        b.extend_from_slice(b"IHDR");
+        b.extend_from_slice(&4u32.to_be_bytes());
+        b.extend_from_slice(&4u32.to_be_bytes());
+        b.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+        for cut in 0..b.len() {
+            assert!(decode_png(&b[..cut]).is_err());
+        }
+        assert!(decode_png(&b).is_err());
+        assert!(decode_jpeg(&[0xff, 0xd8, 0xff]).is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! Clean and PGD-robust accuracy over (the first `limit` samples of) a test set.
+use super::attack::{clean_correct, robust_correct, AttackError, PgdConfig};
+use super::batches::range_batch;
+use super::data::ImageSet;
+use super::models::Model;
+use super::CancelFlag;
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct EvalResult {
+    /// Percent.
+    pub clean_acc: f64,
+    /// Percent; None when no attack was run.
+    pub robust_acc: Option<f64>,
+    pub n: usize,
+    pub clean_correct: usize,
+    pub robust_correct: Option<usize>,
+    pub seconds: f64,
+}
+
+/// Evaluates `model` on `set[..limit]` in batches; `progress(done, total)` after each batch.
+pub fn evaluate(
+    model: &Model,
+    set: &ImageSet,
+    attack: Option<&PgdConfig>,
+    limit: Option<usize>,
+    batch_size: usize,
+    cancel: &CancelFlag,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<EvalResult, AttackError> {
+    let start = Instant::now();
+    let n = limit.map_or(set.n, |l| l.min(set.n));
+    let batch_size = batch_size.max(1);
+    let (mut clean, mut robust) = (0usize, 0usize);
+    let mut i = 0;
+    while i < n {
+        if cancel.is_cancelled() {
+            return Err(AttackError::Cancelled);
+        }
+        let end = (i + batch_size).min(n);
+        let (x, y) = range_batch(set, i, end, model.device())?;
+        clean += clean_correct(model, &x, &y)?.f_sum(tch::Kind::Int64)?.int64_value(&[]) as usize;
+        if let Some(cfg) = attack {
+            let (ok, _) = robust_correct(model, &x, &y, cfg, cancel)?;
+            robust += ok.f_sum(tch::Kind::Int64)?.int64_value(&[]) as usize;
+        }
+        i = end;
+        progress(i, n);
+    }
+    let pct = |c: usize| if n == 0 { 0.0 } else { 100.0 * c as f64 / n as f64 };
+    Ok(EvalResult {
+        clean_acc: pct(clean),
+        robust_acc: attack.map(|_| pct(robust)),
+        n,
+        clean_correct: clean,
+        robust_correct: attack.map(|_| robust),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

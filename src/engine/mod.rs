@@ -1,0 +1,29 @@
+//! The compute engine: checkpoints, models, data, attacks and evaluation. No UI and no
+//! async runtime here; long loops take a `CancelFlag` and report through callbacks.
+pub mod attack;
+pub mod batches;
+pub mod checkpoint;
+pub mod data;
+pub mod device;
+pub mod eval;
+pub mod models;
+pub mod tensors;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Cooperative cancellation, checked after every batch and every PGD step.
+#[derive(Clone, Default, Debug)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst)
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The libtorch version rift was built against (read from the venv's torch at build time).
+pub const TORCH_VERSION: &str = env!("RIFT_TORCH_VERSION");

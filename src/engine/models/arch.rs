@@ -1,0 +1,204 @@
+//! Architecture specifications: parsed from `--arch` names or inferred from a checkpoint's
+//! keys and shapes (`--arch auto`).
+use super::ModelError;
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    ResNet,
+    ResNetBottleneck,
+    PreActResNet,
+    WideResNet,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchSpec {
+    pub family: Family,
+    /// Blocks per stage (ResNet/PreAct: 4 stages; WRN: the same n for each of 3 groups).
+    pub blocks: Vec<usize>,
+    /// ResNet/PreAct: channels of the first stage (64 as published). WRN: widen factor k.
+    pub width: i64,
+    pub num_classes: i64,
+    pub in_channels: i64,
+    /// Width of the classifier's input (depends on the input size).
+    pub feature_dim: i64,
+}
+
+pub const KNOWN_ARCHS: &str =
+    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10)";
+
+fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
+    Some(match depth {
+        18 => (vec![2, 2, 2, 2], false),
+        34 => (vec![3, 4, 6, 3], false),
+        50 => (vec![3, 4, 6, 3], true),
+        101 => (vec![3, 4, 23, 3], true),
+        152 => (vec![3, 8, 36, 3], true),
+        _ => return None,
+    })
+}
+
+impl ArchSpec {
+    /// A short canonical name: `resnet18`, `resnet18-w16` (non-default width),
+    /// `preactresnet18`, `wrn-34-10`.
+    pub fn name(&self) -> String {
+        let total: usize = self.blocks.iter().sum();
+        let w = if self.width == 64 { String::new() } else { format!("-w{}", self.width) };
+        match self.family {
+            Family::ResNet => format!("resnet{}{}", 2 * total + 2, w),
+            Family::ResNetBottleneck => format!("resnet{}{}", 3 * total + 2, w),
+            Family::PreActResNet => format!("preactresnet{}{}", 2 * total + 2, w),
+            Family::WideResNet => format!("wrn-{}-{}", 6 * self.blocks[0] + 4, self.width),
+        }
+    }
+
+    /// Builds a spec from a name (`resnet18`, `resnet18-w16`, `preactresnet18`, `wrn-34-10`)
+    /// for inputs of `in_channels`×`input_hw`.
+    pub fn parse(
+        name: &str,
+        width: Option<i64>,
+        num_classes: i64,
+        in_channels: i64,
+        input_hw: (i64, i64),
+    ) -> Result<ArchSpec, ModelError> {
+        let lower = name.to_ascii_lowercase().replace('_', "-");
+        let unknown = || ModelError::UnknownArch(name.to_string());
+        let (base, suffix_width) = match lower.rsplit_once("-w") {
+            Some((b, w)) if w.chars().all(|c| c.is_ascii_digit()) && !w.is_empty() => {
+                (b.to_string(), w.parse::<i64>().ok())
+            }
+            _ => (lower.clone(), None),
+        };
+        let width = width.or(suffix_width);
+        let (family, blocks, width) = if let Some(rest) = base
+            .strip_prefix("wrn-")
+            .or_else(|| base.strip_prefix("wideresnet-"))
+            .or_else(|| base.strip_prefix("wrn"))
+            .or_else(|| base.strip_prefix("wideresnet"))
+        {
+            let (d, k) = rest.split_once('-').ok_or_else(unknown)?;
+            let depth: usize = d.parse().map_err(|_| unknown())?;
+            let k: i64 = k.parse().map_err(|_| unknown())?;
+            if depth < 10 || (depth - 4) % 6 != 0 || k < 1 {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} (WideResNet depth must be 6n+4 ≥ 10 and width ≥ 1)"
+                )));
+            }
+            (Family::WideResNet, vec![(depth - 4) / 6; 3], width.unwrap_or(k))
+        } else if let Some(d) = base.strip_prefix("preactresnet") {
+            let (blocks, bottleneck) =
+                resnet_blocks(d.parse().map_err(|_| unknown())?).ok_or_else(unknown)?;
+            if bottleneck {
+                return Err(unknown());
+            }
+            (Family::PreActResNet, blocks, width.unwrap_or(64))
+        } else if let Some(d) = base.strip_prefix("resnet") {
+            let (blocks, bottleneck) =
+                resnet_blocks(d.parse().map_err(|_| unknown())?).ok_or_else(unknown)?;
+            let fam = if bottleneck { Family::ResNetBottleneck } else { Family::ResNet };
+            (fam, blocks, width.unwrap_or(64))
+        } else {
+            return Err(unknown());
+        };
+        let mut spec =
+            ArchSpec { family, blocks, width, num_classes, in_channels, feature_dim: 0 };
+        spec.feature_dim = spec.feature_dim_for(input_hw).ok_or_else(|| {
+            ModelError::BadInput(format!(
+                "{}×{} inputs are too small for {}",
+                input_hw.0,
+                input_hw.1,
+                spec.name()
+            ))
+        })?;
+        Ok(spec)
+    }
+
+    /// Channels after the last stage.
+    pub fn last_channels(&self) -> i64 {
+        match self.family {
+            Family::ResNet | Family::PreActResNet => self.width * 8,
+            Family::ResNetBottleneck => self.width * 32,
+            Family::WideResNet => 64 * self.width,
+        }
+    }
+
+    /// The classifier width for an input size (stride-2 stages, then the published pool).
+    pub fn feature_dim_for(&self, (h, w): (i64, i64)) -> Option<i64> {
+        let (halvings, pool) = match self.family {
+            Family::WideResNet => (2, 8),
+            _ => (3, 4),
+        };
+        let shrink = |mut s: i64| {
+            for _ in 0..halvings {
+                s = (s + 1) / 2;
+            }
+            if s < pool {
+                None
+            } else {
+                Some(s / pool)
+            }
+        };
+        Some(self.last_channels() * shrink(h)? * shrink(w)?)
+    }
+
+    /// Infers the architecture from state-dict keys and shapes (prefix already stripped).
+    pub fn detect(shapes: &HashMap<String, Vec<usize>>) -> Result<ArchSpec, String> {
+        let shape = |k: &str| shapes.get(k).map(|s| s.iter().map(|&d| d as i64).collect::<Vec<i64>>());
+        let count_blocks = |prefix: &str, leaf: &str| -> usize {
+            (0..)
+                .take_while(|i| shapes.contains_key(&format!("{prefix}.{i}.{leaf}")))
+                .count()
+        };
+        let conv1 = shape("conv1.weight").ok_or("no `conv1.weight` key")?;
+        if conv1.len() != 4 {
+            return Err(format!("`conv1.weight` has shape {conv1:?}, expected 4 dimensions"));
+        }
+        let in_channels = conv1[1];
+        if shapes.contains_key("block1.layer.0.conv1.weight") {
+            let n = count_blocks("block1.layer", "conv1.weight");
+            let w = shape("block1.layer.0.conv1.weight").ok_or("missing block1")?;
+            if w[0] % 16 != 0 {
+                return Err(format!("block1 width {} is not a multiple of 16", w[0]));
+            }
+            let fc = shape("fc.weight").ok_or("WideResNet without `fc.weight`")?;
+            if fc.len() != 2 {
+                return Err(format!("`fc.weight` has shape {fc:?}, expected 2 dimensions"));
+            }
+            return Ok(ArchSpec {
+                family: Family::WideResNet,
+                blocks: vec![n; 3],
+                width: w[0] / 16,
+                num_classes: fc[0],
+                in_channels,
+                feature_dim: fc[1],
+            });
+        }
+        if !shapes.contains_key("layer1.0.conv1.weight") {
+            return Err("neither `layer1.0.conv1.weight` (ResNet family) nor `block1.layer.0.conv1.weight` (WideResNet) is present".into());
+        }
+        let linear = shape("linear.weight").ok_or("ResNet-style keys without `linear.weight`")?;
+        if linear.len() != 2 {
+            return Err(format!("`linear.weight` has shape {linear:?}, expected 2 dimensions"));
+        }
+        let blocks: Vec<usize> =
+            (1..=4).map(|s| count_blocks(&format!("layer{s}"), "conv1.weight")).collect();
+        if blocks.contains(&0) {
+            return Err(format!("expected four stages layer1..layer4, found blocks {blocks:?}"));
+        }
+        let family = if shapes.contains_key("layer1.0.conv3.weight") {
+            Family::ResNetBottleneck
+        } else if shapes.contains_key("bn.weight") && !shapes.contains_key("bn1.weight") {
+            Family::PreActResNet
+        } else {
+            Family::ResNet
+        };
+        Ok(ArchSpec {
+            family,
+            blocks,
+            width: conv1[0],
+            num_classes: linear[0],
+            in_channels,
+            feature_dim: linear[1],
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! The few layers the supported networks use, registered on an `nn::Path` so that variable
+//! names are PyTorch's state-dict keys. Unlike tch's own BatchNorm, ours carries
+//! `num_batches_tracked` (an int64 counter PyTorch saves and strict loading requires).
+use tch::{nn, nn::Init, Kind, Tensor};
+
+/// Collects state-dict keys in PyTorch's registration order, so saved files list keys in
+/// the order `model.state_dict()` would.
+#[derive(Default)]
+pub struct KeyOrder(pub Vec<String>);
+
+impl KeyOrder {
+    fn push(&mut self, p: &nn::Path, name: &str) {
+        self.0.push(p.path(name));
+    }
+}
+
+/// What a weight-carrying module is, for `rift inspect` and module selection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleInfo {
+    pub name: String,
+    pub kind: String,
+    pub shape: Vec<i64>,
+    pub params: i64,
+}
+
+pub struct Conv2d {
+    pub name: String,
+    pub weight: Tensor,
+    stride: i64,
+    padding: i64,
+}
+
+impl Conv2d {
+    /// A bias-free convolution (every conv of the supported networks is bias-free).
+    pub fn new(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64, k: i64, stride: i64) -> Self {
+        let padding = if k == 3 { 1 } else { 0 };
+        let weight = p.var("weight", &[c_out, c_in, k, k], Init::Kaiming {
+            dist: nn::init::NormalOrUniform::Normal,
+            fan: nn::init::FanInOut::FanOut,
+            non_linearity: nn::init::NonLinearity::ReLU,
+        });
+        keys.push(&p, "weight");
+        Conv2d { name: strip_dot(&p.path("")), weight, stride, padding }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv2d(&self.weight, None::<&Tensor>, [self.stride, self.stride], [self.padding, self.padding], [1, 1], 1)
+    }
+
+    pub fn info(&self) -> ModuleInfo {
+        let s = self.weight.size();
+        ModuleInfo {
+            name: self.name.clone(),
+            kind: format!("Conv2d {}x{} stride {}", s[2], s[3], self.stride),
+            params: s.iter().product(),
+            shape: s,
+        }
+    }
+
+    /// Output spatial size for an input of size `s` (PyTorch's formula).
+    pub fn out_size(&self, s: i64) -> i64 {
+        let k = self.weight.size()[2];
+        (s + 2 * self.padding - k) / self.stride + 1
+    }
+}
+
+pub struct BatchNorm2d {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub num_batches_tracked: Tensor,
+}
+
+impl BatchNorm2d {
+    pub fn new(p: nn::Path, keys: &mut KeyOrder, c: i64) -> Self {
+        let weight = p.var("weight", &[c], Init::Const(1.0));
+        let bias = p.var("bias", &[c], Init::Const(0.0));
+        let running_mean = p.zeros_no_train("running_mean", &[c]);
+        let running_var = p.ones_no_train("running_var", &[c]);
+        let num_batches_tracked =
+            p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false);
+        for k in ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"] {
+            keys.push(&p, k);
+        }
+        BatchNorm2d { weight, bias, running_mean, running_var, num_batches_tracked }
+    }
+
+    /// Train mode uses batch statistics and updates the running ones in place (momentum
+    /// 0.1, eps 1e-5: PyTorch's defaults); eval mode uses the running statistics.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        if train {
+            tch::no_grad(|| {
+                let mut n = self.num_batches_tracked.shallow_clone();
+                let _ = n.g_add_scalar_(1);
+            });
+        }
+        Tensor::batch_norm(
+            x,
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            train,
+            0.1,
+            1e-5,
+            true,
+        )
+    }
+}
+
+pub struct Linear {
+    pub name: String,
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64) -> Self {
+        let bound = 1.0 / (c_in as f64).sqrt();
+        let weight = p.var("weight", &[c_out, c_in], Init::Uniform { lo: -bound, up: bound });
+        let bias = p.var("bias", &[c_out], Init::Uniform { lo: -bound, up: bound });
+        keys.push(&p, "weight");
+        keys.push(&p, "bias");
+        Linear { name: strip_dot(&p.path("")), weight, bias }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.linear(&self.weight, Some(&self.bias))
+    }
+
+    pub fn info(&self) -> ModuleInfo {
+        let s = self.weight.size();
+        ModuleInfo {
+            name: self.name.clone(),
+            kind: "Linear".into(),
+            params: s.iter().product::<i64>() + s[0],
+            shape: s,
+        }
+    }
+}
+
+fn strip_dot(s: &str) -> String {
+    s.trim_end_matches('.').to_string()
+}
+
+/// `avg_pool2d(x, k)` output size, or None when the map is smaller than the kernel.
+pub fn pooled(s: i64, k: i64) -> Option<i64> {
+    if s < k {
+        None
+    } else {
+        Some((s - k) / k + 1)
+    }
+}

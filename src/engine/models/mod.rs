@@ -1,0 +1,313 @@
+//! The supported networks (tch over `nn::Path`, keys identical to PyTorch's), their
+//! detection from checkpoints, and loading with a strict key/shape diff.
+mod arch;
+mod layers;
+mod preact_resnet;
+mod resnet;
+mod wide_resnet;
+
+pub use arch::{ArchSpec, Family, KNOWN_ARCHS};
+pub use layers::ModuleInfo;
+
+use super::checkpoint::{Checkpoint, RawTensor};
+use super::tensors::{kind_of, to_raw, to_tensor};
+use layers::KeyOrder;
+use std::collections::HashMap;
+use tch::{nn, Device, Kind, Tensor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("unknown architecture `{0}`; expected `auto` or one of: {KNOWN_ARCHS}")]
+    UnknownArch(String),
+    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear) and WideResNets (conv1, block1..3.layer.N, bn1, fc); pass --arch if the keys are right but the shapes confuse detection")]
+    CannotDetect { path: String, reason: String },
+    #[error("{path} does not match {arch}: {details}")]
+    StateMismatch { path: String, arch: String, details: String },
+    #[error("bad input: {0}")]
+    BadInput(String),
+    #[error("libtorch error: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+enum Net {
+    ResNet(resnet::ResNet),
+    PreAct(preact_resnet::PreActResNet),
+    Wide(wide_resnet::WideResNet),
+}
+
+/// Where the input normalisation comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Normalization {
+    /// The dataset's mean/std (named).
+    Dataset(String),
+    /// The checkpoint's own `mu`/`sigma` buffers (RobustBench style).
+    Checkpoint,
+}
+
+/// A network with its state. Inputs are pixels in [0, 1]; normalisation is the first op
+/// of `forward`, so attacks perturb pixels.
+pub struct Model {
+    pub spec: ArchSpec,
+    pub normalization: Normalization,
+    vs: nn::VarStore,
+    net: Net,
+    /// State-dict keys in PyTorch's order.
+    keys: Vec<String>,
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl Model {
+    /// A freshly initialised network (for training); normalised by `mean`/`std`.
+    pub fn new(
+        spec: ArchSpec,
+        device: Device,
+        mean: &[f32],
+        std: &[f32],
+        norm_name: &str,
+    ) -> Result<Model, ModelError> {
+        Self::build(spec, device, Some((mean, std, norm_name)), None)
+    }
+
+    fn build(
+        spec: ArchSpec,
+        device: Device,
+        dataset_norm: Option<(&[f32], &[f32], &str)>,
+        checkpoint_norm: Option<(&RawTensor, &RawTensor)>,
+    ) -> Result<Model, ModelError> {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let mut keys = KeyOrder::default();
+        let (mean, std, normalization) = match (checkpoint_norm, dataset_norm) {
+            (Some((mu, sigma)), _) => {
+                let mu = root.add("mu", to_tensor(mu)?.f_to_kind(Kind::Float)?.f_to_device(device)?, false);
+                let sigma =
+                    root.add("sigma", to_tensor(sigma)?.f_to_kind(Kind::Float)?.f_to_device(device)?, false);
+                keys.0.push("mu".into());
+                keys.0.push("sigma".into());
+                (mu, sigma, Normalization::Checkpoint)
+            }
+            (None, Some((m, s, name))) => {
+                let c = spec.in_channels;
+                if m.len() as i64 != c || s.len() as i64 != c {
+                    return Err(ModelError::BadInput(format!(
+                        "normalisation `{name}` has {} channels but the model takes {c}",
+                        m.len()
+                    )));
+                }
+                let mean = Tensor::f_from_slice(m)?.f_view([1, c, 1, 1])?.f_to_device(device)?;
+                let std = Tensor::f_from_slice(s)?.f_view([1, c, 1, 1])?.f_to_device(device)?;
+                (mean, std, Normalization::Dataset(name.to_string()))
+            }
+            (None, None) => {
+                return Err(ModelError::BadInput("no normalisation given".into()));
+            }
+        };
+        let s = &spec;
+        let net = match s.family {
+            Family::ResNet | Family::ResNetBottleneck => Net::ResNet(resnet::ResNet::new(
+                &root,
+                &mut keys,
+                &s.blocks,
+                s.family == Family::ResNetBottleneck,
+                s.width,
+                s.in_channels,
+                s.num_classes,
+                s.feature_dim,
+            )),
+            Family::PreActResNet => Net::PreAct(preact_resnet::PreActResNet::new(
+                &root,
+                &mut keys,
+                &s.blocks,
+                s.width,
+                s.in_channels,
+                s.num_classes,
+                s.feature_dim,
+            )),
+            Family::WideResNet => Net::Wide(wide_resnet::WideResNet::new(
+                &root,
+                &mut keys,
+                s.blocks[0],
+                s.width,
+                s.in_channels,
+                s.num_classes,
+                s.feature_dim,
+            )),
+        };
+        Ok(Model { spec, normalization, vs, net, keys: keys.0, mean, std })
+    }
+
+    /// Builds the network a checkpoint holds (`arch`: None or "auto" = detect) and loads
+    /// its state strictly: every key present, none extra, every shape equal.
+    pub fn from_checkpoint(
+        ckpt: &Checkpoint,
+        arch: Option<&str>,
+        width: Option<i64>,
+        device: Device,
+        dataset_norm: (&[f32], &[f32], &str),
+    ) -> Result<Model, ModelError> {
+        let path = ckpt.path.display().to_string();
+        let shapes: HashMap<String, Vec<usize>> =
+            ckpt.tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect();
+        let spec = match arch {
+            None | Some("auto") => ArchSpec::detect(&shapes)
+                .map_err(|reason| ModelError::CannotDetect { path: path.clone(), reason })?,
+            Some(name) => {
+                let detected = ArchSpec::detect(&shapes).ok();
+                let classes = detected.as_ref().map_or(10, |d| d.num_classes);
+                let in_ch = detected.as_ref().map_or(3, |d| d.in_channels);
+                let mut spec = ArchSpec::parse(name, width, classes, in_ch, (32, 32))?;
+                if let Some(d) = detected.filter(|d| d.family == spec.family) {
+                    spec.feature_dim = d.feature_dim;
+                }
+                spec
+            }
+        };
+        let get = |k: &str| ckpt.tensors.iter().find(|(name, _)| name == k).map(|(_, t)| t);
+        let norm = match (get("mu"), get("sigma")) {
+            (Some(mu), Some(sigma)) => Some((mu, sigma)),
+            _ => None,
+        };
+        let model = Self::build(spec, device, Some(dataset_norm), norm)?;
+        model.load_state(&ckpt.tensors, &path)?;
+        Ok(model)
+    }
+
+    /// Copies `tensors` into the model, refusing any key or shape mismatch (both ways).
+    pub fn load_state(&self, tensors: &[(String, RawTensor)], path: &str) -> Result<(), ModelError> {
+        let vars = self.vs.variables();
+        let given: HashMap<&str, &RawTensor> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+        let missing: Vec<&str> =
+            self.keys.iter().filter(|k| !given.contains_key(k.as_str())).map(|k| k.as_str()).collect();
+        let unexpected: Vec<&str> =
+            tensors.iter().filter(|(k, _)| !vars.contains_key(k)).map(|(k, _)| k.as_str()).collect();
+        let mut wrong_shape = Vec::new();
+        for (k, t) in tensors {
+            if let Some(v) = vars.get(k) {
+                let want: Vec<usize> = v.size().iter().map(|&d| d as usize).collect();
+                if want != t.shape {
+                    wrong_shape.push(format!("{k} (file {:?}, model {:?})", t.shape, want));
+                }
+            }
+        }
+        if !missing.is_empty() || !unexpected.is_empty() || !wrong_shape.is_empty() {
+            let mut parts = Vec::new();
+            let list = |what: &str, items: Vec<String>| {
+                let n = items.len();
+                let shown: Vec<String> = items.into_iter().take(12).collect();
+                let more = if n > shown.len() { format!(", … ({} more)", n - shown.len()) } else { String::new() };
+                format!("{n} {what}: {}{more}", shown.join(", "))
+            };
+            if !missing.is_empty() {
+                parts.push(list("missing keys", missing.iter().map(|s| s.to_string()).collect()));
+            }
+            if !unexpected.is_empty() {
+                parts.push(list("unexpected keys", unexpected.iter().map(|s| s.to_string()).collect()));
+            }
+            if !wrong_shape.is_empty() {
+                parts.push(list("wrongly shaped keys", wrong_shape));
+            }
+            return Err(ModelError::StateMismatch {
+                path: path.to_string(),
+                arch: self.spec.name(),
+                details: parts.join("; "),
+            });
+        }
+        tch::no_grad(|| -> Result<(), ModelError> {
+            for (k, t) in tensors {
+                let mut v = vars[k].shallow_clone();
+                let src = to_tensor(t)?.f_to_kind(v.kind())?;
+                v.f_copy_(&src)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The whole state, in PyTorch's key order, as plain bytes (for saving).
+    pub fn state(&self) -> Result<Vec<(String, RawTensor)>, ModelError> {
+        let vars = self.vs.variables();
+        self.keys.iter().map(|k| Ok((k.clone(), to_raw(&vars[k])?))).collect()
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// Conv/Linear modules the forward pass uses, in forward (depth) order.
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        match &self.net {
+            Net::ResNet(n) => n.modules(),
+            Net::PreAct(n) => n.modules(),
+            Net::Wide(n) => n.modules(),
+        }
+    }
+
+    /// Modules present in the state but never used by forward (WRN's `sub_block1`).
+    pub fn unused_modules(&self) -> Vec<ModuleInfo> {
+        match &self.net {
+            Net::Wide(n) => n.unused_modules(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Checks an N×C×H×W input shape before any op can fail inside libtorch.
+    pub fn check_input(&self, shape: &[i64]) -> Result<(), ModelError> {
+        if shape.len() != 4 {
+            return Err(ModelError::BadInput(format!("expected N×C×H×W images, got shape {shape:?}")));
+        }
+        let (c, h, w) = (shape[1], shape[2], shape[3]);
+        if c != self.spec.in_channels {
+            return Err(ModelError::BadInput(format!(
+                "the model takes {} input channel(s), the images have {c}",
+                self.spec.in_channels
+            )));
+        }
+        let got = match &self.net {
+            Net::ResNet(n) => n.feature_dim(h, w),
+            Net::PreAct(n) => n.feature_dim(h, w),
+            Net::Wide(n) => n.feature_dim(h, w),
+        };
+        if got != Some(self.spec.feature_dim) {
+            return Err(ModelError::BadInput(format!(
+                "{h}×{w} images do not fit this {} checkpoint: its classifier takes {} features, {h}×{w} inputs give {}",
+                self.spec.name(),
+                self.spec.feature_dim,
+                got.map_or("none (too small)".to_string(), |g| g.to_string())
+            )));
+        }
+        Ok(())
+    }
+
+    /// Logits for pixels in [0, 1]. `train` selects BatchNorm's mode (batch statistics and
+    /// running-stat updates) — attacks and evaluation use `false`.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = (x - &self.mean) / &self.std;
+        match &self.net {
+            Net::ResNet(n) => n.forward(&x, train),
+            Net::PreAct(n) => n.forward(&x, train),
+            Net::Wide(n) => n.forward(&x, train),
+        }
+    }
+
+    /// Number of floating-point parameters the forward pass can train.
+    pub fn num_params(&self) -> i64 {
+        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    }
+
+    /// Whether `kind` is the model's float kind (for callers building inputs).
+    pub fn input_kind(&self) -> Kind {
+        kind_of(super::checkpoint::DType::F32)
+    }
+}

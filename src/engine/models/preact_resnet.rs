@@ -1,0 +1,105 @@
+//! PreActResNet as in the Bag-of-Tricks AT code (Pang et al. 2021, `preactresnet.py`):
+//! pre-activation blocks (`bn1`, `conv1`, `bn2`, `conv2`, a bias-free 1×1 `shortcut.0`
+//! where shapes change), a final `bn`, `avg_pool2d(·, 4)` and `linear`.
+use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
+use tch::{nn, Tensor};
+
+struct PreActBlock {
+    bn1: BatchNorm2d,
+    conv1: Conv2d,
+    bn2: BatchNorm2d,
+    conv2: Conv2d,
+    shortcut: Option<Conv2d>,
+}
+
+impl PreActBlock {
+    fn new(p: nn::Path, keys: &mut KeyOrder, c_in: i64, planes: i64, stride: i64) -> Self {
+        let bn1 = BatchNorm2d::new(&p / "bn1", keys, c_in);
+        let conv1 = Conv2d::new(&p / "conv1", keys, c_in, planes, 3, stride);
+        let bn2 = BatchNorm2d::new(&p / "bn2", keys, planes);
+        let conv2 = Conv2d::new(&p / "conv2", keys, planes, planes, 3, 1);
+        let shortcut = (stride != 1 || c_in != planes)
+            .then(|| Conv2d::new(&p / "shortcut" / "0", keys, c_in, planes, 1, stride));
+        PreActBlock { bn1, conv1, bn2, conv2, shortcut }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let out = self.bn1.forward(x, train).relu();
+        let short = match &self.shortcut {
+            Some(conv) => conv.forward(&out),
+            None => x.shallow_clone(),
+        };
+        let out = self.conv1.forward(&out);
+        let out = self.conv2.forward(&self.bn2.forward(&out, train).relu());
+        out + short
+    }
+}
+
+pub struct PreActResNet {
+    conv1: Conv2d,
+    layers: Vec<Vec<PreActBlock>>,
+    bn: BatchNorm2d,
+    pub linear: Linear,
+}
+
+impl PreActResNet {
+    pub fn new(
+        p: &nn::Path,
+        keys: &mut KeyOrder,
+        blocks: &[usize],
+        width: i64,
+        in_channels: i64,
+        num_classes: i64,
+        feature_dim: i64,
+    ) -> Self {
+        let conv1 = Conv2d::new(p / "conv1", keys, in_channels, width, 3, 1);
+        let mut c_in = width;
+        let mut layers = Vec::new();
+        for (i, &n) in blocks.iter().enumerate() {
+            let planes = width << i;
+            let stage = p / format!("layer{}", i + 1);
+            let mut stage_blocks = Vec::new();
+            for j in 0..n {
+                let stride = if i > 0 && j == 0 { 2 } else { 1 };
+                stage_blocks.push(PreActBlock::new(&stage / j, keys, c_in, planes, stride));
+                c_in = planes;
+            }
+            layers.push(stage_blocks);
+        }
+        let bn = BatchNorm2d::new(p / "bn", keys, c_in);
+        let linear = Linear::new(p / "linear", keys, feature_dim, num_classes);
+        PreActResNet { conv1, layers, bn, linear }
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut out = self.conv1.forward(x);
+        for block in self.layers.iter().flatten() {
+            out = block.forward(&out, train);
+        }
+        let out = self.bn.forward(&out, train).relu();
+        let out = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
+        self.linear.forward(&out.flatten(1, -1))
+    }
+
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        let mut out = vec![self.conv1.info()];
+        for block in self.layers.iter().flatten() {
+            out.push(block.conv1.info());
+            out.push(block.conv2.info());
+            if let Some(c) = &block.shortcut {
+                out.push(c.info());
+            }
+        }
+        out.push(self.linear.info());
+        out
+    }
+
+    pub fn feature_dim(&self, h: i64, w: i64) -> Option<i64> {
+        let (mut sh, mut sw) = (self.conv1.out_size(h), self.conv1.out_size(w));
+        for block in self.layers.iter().flatten() {
+            sh = block.conv2.out_size(block.conv1.out_size(sh));
+            sw = block.conv2.out_size(block.conv1.out_size(sw));
+        }
+        Some(self.bn.weight.size()[0] * pooled(sh, 4)? * pooled(sw, 4)?)
+    }
+}

@@ -1,0 +1,150 @@
+//! ResNet in the pytorch-cifar style (kuangliu/pytorch-cifar `models/resnet.py`, the code
+//! the RiFT authors used): a 3×3 stem without max-pool, four stages, `avg_pool2d(·, 4)`
+//! and a `linear` classifier. Keys: `conv1`, `bn1`, `layerX.Y.conv1|bn1|conv2|bn2[|conv3|bn3]`,
+//! `layerX.Y.shortcut.0|1`, `linear`.
+use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
+use tch::{nn, Tensor};
+
+struct Block {
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+    conv2: Conv2d,
+    bn2: BatchNorm2d,
+    /// Bottleneck only.
+    conv3: Option<(Conv2d, BatchNorm2d)>,
+    shortcut: Option<(Conv2d, BatchNorm2d)>,
+}
+
+impl Block {
+    fn new(p: nn::Path, keys: &mut KeyOrder, c_in: i64, planes: i64, stride: i64, bottleneck: bool) -> Self {
+        let expansion = if bottleneck { 4 } else { 1 };
+        let (conv1, bn1, conv2, bn2, conv3) = if bottleneck {
+            let conv1 = Conv2d::new(&p / "conv1", keys, c_in, planes, 1, 1);
+            let bn1 = BatchNorm2d::new(&p / "bn1", keys, planes);
+            let conv2 = Conv2d::new(&p / "conv2", keys, planes, planes, 3, stride);
+            let bn2 = BatchNorm2d::new(&p / "bn2", keys, planes);
+            let conv3 = Conv2d::new(&p / "conv3", keys, planes, planes * 4, 1, 1);
+            let bn3 = BatchNorm2d::new(&p / "bn3", keys, planes * 4);
+            (conv1, bn1, conv2, bn2, Some((conv3, bn3)))
+        } else {
+            let conv1 = Conv2d::new(&p / "conv1", keys, c_in, planes, 3, stride);
+            let bn1 = BatchNorm2d::new(&p / "bn1", keys, planes);
+            let conv2 = Conv2d::new(&p / "conv2", keys, planes, planes, 3, 1);
+            let bn2 = BatchNorm2d::new(&p / "bn2", keys, planes);
+            (conv1, bn1, conv2, bn2, None)
+        };
+        let shortcut = if stride != 1 || c_in != expansion * planes {
+            let sc = &p / "shortcut";
+            let conv = Conv2d::new(&sc / "0", keys, c_in, expansion * planes, 1, stride);
+            let bn = BatchNorm2d::new(&sc / "1", keys, expansion * planes);
+            Some((conv, bn))
+        } else {
+            None
+        };
+        Block { conv1, bn1, conv2, bn2, conv3, shortcut }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut out = self.bn1.forward(&self.conv1.forward(x), train).relu();
+        out = self.bn2.forward(&self.conv2.forward(&out), train);
+        if let Some((conv3, bn3)) = &self.conv3 {
+            out = bn3.forward(&conv3.forward(&out.relu()), train);
+        }
+        let short = match &self.shortcut {
+            Some((conv, bn)) => bn.forward(&conv.forward(x), train),
+            None => x.shallow_clone(),
+        };
+        (out + short).relu()
+    }
+
+    fn modules(&self, out: &mut Vec<ModuleInfo>) {
+        out.push(self.conv1.info());
+        out.push(self.conv2.info());
+        if let Some((c, _)) = &self.conv3 {
+            out.push(c.info());
+        }
+        if let Some((c, _)) = &self.shortcut {
+            out.push(c.info());
+        }
+    }
+
+    fn out_size(&self, s: i64) -> i64 {
+        self.conv2.out_size(self.conv1.out_size(s))
+    }
+}
+
+pub struct ResNet {
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+    layers: Vec<Vec<Block>>,
+    pub linear: Linear,
+}
+
+impl ResNet {
+    /// `blocks`: blocks per stage ([2,2,2,2] = ResNet18); `width`: channels of the first
+    /// stage (64 as published); `feature_dim`: the classifier's input width.
+    pub fn new(
+        p: &nn::Path,
+        keys: &mut KeyOrder,
+        blocks: &[usize],
+        bottleneck: bool,
+        width: i64,
+        in_channels: i64,
+        num_classes: i64,
+        feature_dim: i64,
+    ) -> Self {
+        let expansion = if bottleneck { 4 } else { 1 };
+        let conv1 = Conv2d::new(p / "conv1", keys, in_channels, width, 3, 1);
+        let bn1 = BatchNorm2d::new(p / "bn1", keys, width);
+        let mut c_in = width;
+        let mut layers = Vec::new();
+        for (i, &n) in blocks.iter().enumerate() {
+            let planes = width << i;
+            let stage = p / format!("layer{}", i + 1);
+            let mut stage_blocks = Vec::new();
+            for j in 0..n {
+                let stride = if i > 0 && j == 0 { 2 } else { 1 };
+                stage_blocks.push(Block::new(&stage / j, keys, c_in, planes, stride, bottleneck));
+                c_in = planes * expansion;
+            }
+            layers.push(stage_blocks);
+        }
+        let linear = Linear::new(p / "linear", keys, feature_dim, num_classes);
+        ResNet { conv1, bn1, layers, linear }
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut out = self.bn1.forward(&self.conv1.forward(x), train).relu();
+        for stage in &self.layers {
+            for block in stage {
+                out = block.forward(&out, train);
+            }
+        }
+        let out = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
+        self.linear.forward(&out.flatten(1, -1))
+    }
+
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        let mut out = vec![self.conv1.info()];
+        for block in self.layers.iter().flatten() {
+            block.modules(&mut out);
+        }
+        out.push(self.linear.info());
+        out
+    }
+
+    /// Classifier input width for an `h`×`w` input, None if the input is too small.
+    pub fn feature_dim(&self, h: i64, w: i64) -> Option<i64> {
+        let (mut sh, mut sw) = (self.conv1.out_size(h), self.conv1.out_size(w));
+        let mut channels = self.bn1.weight.size()[0];
+        for block in self.layers.iter().flatten() {
+            sh = block.out_size(sh);
+            sw = block.out_size(sw);
+            channels = match &block.conv3 {
+                Some((_, bn3)) => bn3.weight.size()[0],
+                None => block.bn2.weight.size()[0],
+            };
+        }
+        Some(channels * pooled(sh, 4)? * pooled(sw, 4)?)
+    }
+}

@@ -1,0 +1,128 @@
+//! WideResNet-depth-k as in the TRADES / RiFT code (`wideresnet.py`): `conv1`, three
+//! `block{1,2,3}.layer.N` groups of pre-activation blocks (`bn1`, `conv1`, `bn2`, `conv2`,
+//! `convShortcut` when widths differ), a final `bn1`, `avg_pool2d(·, 8)` and `fc`. The
+//! published code also builds `sub_block1`, a copy of `block1` that forward never calls:
+//! its weights are in every checkpoint, so rift loads and saves them but never uses them.
+//! Dropout is 0 in all published AT checkpoints and is not modelled.
+use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
+use tch::{nn, Tensor};
+
+struct WideBlock {
+    bn1: BatchNorm2d,
+    conv1: Conv2d,
+    bn2: BatchNorm2d,
+    conv2: Conv2d,
+    /// Present exactly when in and out widths differ (`equalInOut` is false).
+    conv_shortcut: Option<Conv2d>,
+}
+
+impl WideBlock {
+    fn new(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64, stride: i64) -> Self {
+        let bn1 = BatchNorm2d::new(&p / "bn1", keys, c_in);
+        let conv1 = Conv2d::new(&p / "conv1", keys, c_in, c_out, 3, stride);
+        let bn2 = BatchNorm2d::new(&p / "bn2", keys, c_out);
+        let conv2 = Conv2d::new(&p / "conv2", keys, c_out, c_out, 3, 1);
+        let conv_shortcut =
+            (c_in != c_out).then(|| Conv2d::new(&p / "convShortcut", keys, c_in, c_out, 1, stride));
+        WideBlock { bn1, conv1, bn2, conv2, conv_shortcut }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let act = self.bn1.forward(x, train).relu();
+        let out = self.bn2.forward(&self.conv1.forward(&act), train).relu();
+        let out = self.conv2.forward(&out);
+        match &self.conv_shortcut {
+            // Not equalInOut: the shortcut sees the activated input.
+            Some(conv) => conv.forward(&act) + out,
+            None => x + out,
+        }
+    }
+}
+
+fn group(p: nn::Path, keys: &mut KeyOrder, n: usize, c_in: i64, c_out: i64, stride: i64) -> Vec<WideBlock> {
+    let layer = &p / "layer";
+    (0..n)
+        .map(|i| {
+            let (ci, s) = if i == 0 { (c_in, stride) } else { (c_out, 1) };
+            WideBlock::new(&layer / i, keys, ci, c_out, s)
+        })
+        .collect()
+}
+
+pub struct WideResNet {
+    conv1: Conv2d,
+    blocks: [Vec<WideBlock>; 3],
+    sub_block1: Vec<WideBlock>,
+    bn1: BatchNorm2d,
+    pub linear: Linear,
+}
+
+impl WideResNet {
+    /// `n` blocks per group (depth = 6n + 4), widen factor `k`.
+    pub fn new(
+        p: &nn::Path,
+        keys: &mut KeyOrder,
+        n: usize,
+        k: i64,
+        in_channels: i64,
+        num_classes: i64,
+        feature_dim: i64,
+    ) -> Self {
+        let ch = [16, 16 * k, 32 * k, 64 * k];
+        let conv1 = Conv2d::new(p / "conv1", keys, in_channels, ch[0], 3, 1);
+        let block1 = group(p / "block1", keys, n, ch[0], ch[1], 1);
+        let sub_block1 = group(p / "sub_block1", keys, n, ch[0], ch[1], 1);
+        let block2 = group(p / "block2", keys, n, ch[1], ch[2], 2);
+        let block3 = group(p / "block3", keys, n, ch[2], ch[3], 2);
+        let bn1 = BatchNorm2d::new(p / "bn1", keys, ch[3]);
+        let linear = Linear::new(p / "fc", keys, feature_dim, num_classes);
+        WideResNet { conv1, blocks: [block1, block2, block3], sub_block1, bn1, linear }
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut out = self.conv1.forward(x);
+        for block in self.blocks.iter().flatten() {
+            out = block.forward(&out, train);
+        }
+        let out = self.bn1.forward(&out, train).relu();
+        let out = out.avg_pool2d([8, 8], [8, 8], [0, 0], false, true, None::<i64>);
+        // Flattened per sample: for 32×32 inputs this equals the published
+        // `view(-1, nChannels)`; for larger inputs the classifier is wider instead of the
+        // batch silently growing.
+        self.linear.forward(&out.flatten(1, -1))
+    }
+
+    fn list(blocks: &[WideBlock], out: &mut Vec<ModuleInfo>) {
+        for b in blocks {
+            out.push(b.conv1.info());
+            out.push(b.conv2.info());
+            if let Some(c) = &b.conv_shortcut {
+                out.push(c.info());
+            }
+        }
+    }
+
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        let mut out = vec![self.conv1.info()];
+        for g in &self.blocks {
+            Self::list(g, &mut out);
+        }
+        out.push(self.linear.info());
+        out
+    }
+
+    pub fn unused_modules(&self) -> Vec<ModuleInfo> {
+        let mut out = Vec::new();
+        Self::list(&self.sub_block1, &mut out);
+        out
+    }
+
+    pub fn feature_dim(&self, h: i64, w: i64) -> Option<i64> {
+        let (mut sh, mut sw) = (self.conv1.out_size(h), self.conv1.out_size(w));
+        for b in self.blocks.iter().flatten() {
+            sh = b.conv2.out_size(b.conv1.out_size(sh));
+            sw = b.conv2.out_size(b.conv1.out_size(sw));
+        }
+        Some(self.bn1.weight.size()[0] * pooled(sh, 8)? * pooled(sw, 8)?)
+    }
+}

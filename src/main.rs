@@ -1,0 +1,35 @@
+mod cli;
+mod commands;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // A panic is a bug in rift, never the user's fault: say so in one paragraph instead of
+    // a backtrace. (Bad input is reported through errors, below.)
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("unknown cause");
+        let loc = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("rift: internal error{loc}: {msg}\nThis is a bug in rift; please report it with the command line you ran.");
+    }));
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Doctor(a) => commands::doctor(a),
+        Command::Inspect(a) => commands::inspect(a),
+        Command::Eval(a) => commands::eval(a),
+        Command::Predict(a) => commands::predict(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

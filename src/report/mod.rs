@@ -1,0 +1,36 @@
+//! What rift writes for people and programs. For now: structured outputs (YAML or JSON by
+//! extension), written atomically.
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
+/// so a reader never sees a half-written file and an interrupted run leaves the old one.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("cannot write {}: {e}", path.display())
+    })
+}
+
+/// YAML for `.yaml`/`.yml`, JSON for `.json`.
+pub fn write_structured<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let text = match ext.as_str() {
+        "yaml" | "yml" => serde_yaml::to_string(value)?,
+        "json" => serde_json::to_string_pretty(value)? + "\n",
+        _ => bail!("cannot write {}: the output format is chosen by extension, expected .yaml, .yml or .json", path.display()),
+    };
+    atomic_write(path, text.as_bytes())
+}

@@ -1,0 +1,85 @@
+//! Hostile and broken inputs: each gives a clear one-paragraph error naming the file and
+//! what was expected, a non-zero exit, and never a panic.
+mod common;
+
+use common::{path_str, rift, run_python, stderr_of};
+use std::path::Path;
+
+fn assert_clean_failure(args: &[&str], must_mention: &[&str]) -> String {
+    let out = rift(args);
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "rift {args:?} should fail, stderr: {err}");
+    assert!(!err.contains("panicked") && !err.contains("internal error"), "rift {args:?} panicked: {err}");
+    for m in must_mention {
+        assert!(err.contains(m), "rift {args:?}: stderr should mention `{m}`:\n{err}");
+    }
+    err
+}
+
+const MAKE_BAD_FILES: &str = r#"
+import sys, os, io, zipfile, torch, numpy as np
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from reference_models import build
+d = sys.argv[1]
+net = build("resnet18", 10, 3, width=8)
+sd = net.state_dict()
+torch.save(sd, f"{d}/good.pth")
+raw = open(f"{d}/good.pth", "rb").read()
+open(f"{d}/truncated.pth", "wb").write(raw[: len(raw) // 2])
+open(f"{d}/garbage.pth", "wb").write(b"\x80\x02not really a pickle" * 10)
+# A zip whose data.pkl is corrupt.
+zin = zipfile.ZipFile(f"{d}/good.pth")
+with zipfile.ZipFile(f"{d}/corrupt_pickle.pth", "w", zipfile.ZIP_STORED) as zout:
+    for item in zin.infolist():
+        data = zin.read(item.filename)
+        if item.filename.endswith("data.pkl"):
+            data = data[:40] + b"\xff\xfe" + data[42:]
+        zout.writestr(item, data)
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > " + d + "/PWNED",))
+torch.save({"net": sd, "hook": Evil()}, f"{d}/evil.pth")
+bad = dict(sd); bad["layer1.0.conv1.weight"] = torch.zeros(3, 3, 3, 3)
+torch.save(bad, f"{d}/wrong_shape.pth")
+missing = dict(sd); del missing["linear.weight"]; missing["extra.weight"] = torch.zeros(1)
+torch.save(missing, f"{d}/missing_key.pth")
+np.save(f"{d}/gray.npy", np.zeros((2, 1, 32, 32), np.float32))
+np.save(f"{d}/int.npy", np.zeros((2, 3, 32, 32), np.int16))
+"#;
+
+#[test]
+fn hostile_and_broken_inputs_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run_python(MAKE_BAD_FILES, &[path_str(d)]);
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+
+    assert_clean_failure(&["inspect", "--checkpoint", &p("nope.pth")], &["nope.pth"]);
+    assert_clean_failure(&["inspect", "--checkpoint", &p("truncated.pth")], &["truncated.pth"]);
+    assert_clean_failure(&["inspect", "--checkpoint", &p("garbage.pth")], &["garbage.pth"]);
+    assert_clean_failure(&["inspect", "--checkpoint", &p("corrupt_pickle.pth")], &["corrupt_pickle.pth"]);
+    assert_clean_failure(&["inspect", "--checkpoint", &p("evil.pth")], &["evil.pth", "system"]);
+    assert!(!Path::new(&p("PWNED")).exists(), "a pickle's code was executed");
+    assert_clean_failure(&["inspect", "--checkpoint", &p("wrong_shape.pth")], &["wrong_shape.pth", "layer1.0.conv1.weight"]);
+    assert_clean_failure(&["inspect", "--checkpoint", &p("missing_key.pth")], &["missing_key.pth", "linear.weight", "extra.weight"]);
+    assert_clean_failure(&["inspect", "--checkpoint", &p("good.pth"), "--arch", "resnet34"], &["good.pth", "missing"]);
+    assert_clean_failure(&["inspect", "--checkpoint", &p("good.pth"), "--arch", "vgg16"], &["vgg16"]);
+
+    // Missing dataset: the error shows the expected layout.
+    assert_clean_failure(
+        &["eval", "--checkpoint", &p("good.pth"), "--dataset", "cifar10", "--data-dir", &p("no-data"), "--device", "cpu"],
+        &["cifar-10-batches-py"],
+    );
+    assert_clean_failure(&["eval", "--checkpoint", &p("good.pth"), "--dataset", "imagenet-22k"], &["imagenet-22k"]);
+    assert_clean_failure(&["eval", "--checkpoint", &p("good.pth"), "--eps", "eight"], &["eight"]);
+    assert_clean_failure(&["eval", "--checkpoint", &p("good.pth"), "--device", "tpu"], &["tpu"]);
+    assert_clean_failure(&["eval", "--checkpoint", &p("good.pth"), "--frobnicate"], &["frobnicate"]);
+    assert_clean_failure(&["eval", "--checkpoint", &p("good.pth"), "--output", &p("x.txt"), "--attack", "cw"], &["cw"]);
+
+    // predict: wrong channels, wrong dtype, missing input.
+    let out = p("out.npy");
+    assert_clean_failure(&["predict", "--checkpoint", &p("good.pth"), "--input", &p("gray.npy"), "--output", &out], &["channel"]);
+    assert_clean_failure(&["predict", "--checkpoint", &p("good.pth"), "--input", &p("int.npy"), "--output", &out], &["int.npy"]);
+    assert_clean_failure(&["predict", "--checkpoint", &p("good.pth"), "--input", &p("none.npy"), "--output", &out], &["none.npy"]);
+    assert!(!Path::new(&out).exists());
+}
