@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "rift", version, about = "Robust Critical Fine-Tuning (RiFT) for adversarially trained classifiers, on libtorch")]
+#[command(
+    name = "rift",
+    version,
+    about = "Robust Critical Fine-Tuning (RiFT) for adversarially trained classifiers, on libtorch"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -153,7 +153,9 @@ struct Expected {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
 }
 
 fn fixtures() -> (tempfile::TempDir, BTreeMap<String, Expected>) {
@@ -171,14 +173,23 @@ fn fixtures() -> (tempfile::TempDir, BTreeMap<String, Expected>) {
                 (
                     t[0].as_str().unwrap().to_string(),
                     t[1].as_str().unwrap().to_string(),
-                    t[2].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect(),
+                    t[2].as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d.as_u64().unwrap() as usize)
+                        .collect(),
                     unhex(t[3].as_str().unwrap()),
                 )
             })
             .collect();
         cases.insert(
             name.clone(),
-            Expected { format: s("format").unwrap(), container: s("container"), prefix: s("prefix"), tensors },
+            Expected {
+                format: s("format").unwrap(),
+                container: s("container"),
+                prefix: s("prefix"),
+                tensors,
+            },
         );
     }
     (dir, cases)
@@ -223,11 +234,24 @@ fn real_files_round_trip_and_hostile_inputs() {
     // Metadata of a full training checkpoint, zip and legacy.
     for f in ["full.pth", "full_legacy.pth"] {
         let ck = load_checkpoint(&path_in(&dir, f)).unwrap();
-        let meta: BTreeMap<&str, &str> = ck.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let meta: BTreeMap<&str, &str> = ck
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(meta["epoch"], "7");
         assert_eq!(meta["acc"], "53.6 (numpy float64)");
-        assert!(meta["args"].starts_with("argparse.Namespace(lr=0.1, arch='resnet18', epochs=110, flag=True"), "{}", meta["args"]);
-        assert!(meta["optimizer"].starts_with("<optimizer state: 2 entries"), "{}", meta["optimizer"]);
+        assert!(
+            meta["args"]
+                .starts_with("argparse.Namespace(lr=0.1, arch='resnet18', epochs=110, flag=True"),
+            "{}",
+            meta["args"]
+        );
+        assert!(
+            meta["optimizer"].starts_with("<optimizer state: 2 entries"),
+            "{}",
+            meta["optimizer"]
+        );
         assert_eq!(meta["device"], "device('cuda:0')");
         assert_eq!(meta["size"], "(2, 3)");
         assert_eq!(meta["hist"], "[1.5, 2.5]");
@@ -237,11 +261,19 @@ fn real_files_round_trip_and_hostile_inputs() {
     // The optimizer state is readable through the generic API.
     let (_, root) = load_checkpoint_value(&path_in(&dir, "full.pth")).unwrap();
     let opt = root.get("optimizer").unwrap();
-    let Some(Value::Dict(state)) = opt.get("state") else { panic!("no optimizer state") };
+    let Some(Value::Dict(state)) = opt.get("state") else {
+        panic!("no optimizer state")
+    };
     assert_eq!(state.len(), 6);
-    assert!(matches!(state[0].1.get("momentum_buffer"), Some(Value::Tensor(_))));
+    assert!(matches!(
+        state[0].1.get("momentum_buffer"),
+        Some(Value::Tensor(_))
+    ));
     let safet = load_checkpoint(&path_in(&dir, "py.safetensors")).unwrap();
-    assert_eq!(safet.metadata, vec![("source".to_string(), "python".to_string())]);
+    assert_eq!(
+        safet.metadata,
+        vec![("source".to_string(), "python".to_string())]
+    );
 
     // rift writes; Python reads with weights_only=True and load_state_dict(strict=True).
     let bare = load_checkpoint(&path_in(&dir, "bare.pth")).unwrap();
@@ -256,7 +288,11 @@ fn real_files_round_trip_and_hostile_inputs() {
     let out = common::run_python(CHECK_OUTPUTS, &[dir.path().to_str().unwrap()]);
     assert!(out.contains("ok"), "{out}");
     // ... and reads its own outputs back identically.
-    for (f, src) in [("rift_bare.pth", &bare), ("rift_views.pth", &views), ("rift.safetensors", &dtypes)] {
+    for (f, src) in [
+        ("rift_bare.pth", &bare),
+        ("rift_views.pth", &views),
+        ("rift.safetensors", &dtypes),
+    ] {
         let back = load_checkpoint(&path_in(&dir, f)).unwrap();
         let mut a = back.tensors.clone();
         let mut b = src.tensors.clone();
@@ -279,24 +315,42 @@ fn real_files_round_trip_and_hostile_inputs() {
     // Hostile and broken files: the right error, never a panic.
     for f in ["evil.pth", "evil_legacy.pth"] {
         let err = load_checkpoint(&path_in(&dir, f)).unwrap_err();
-        assert!(matches!(&err, CheckpointError::ForbiddenGlobal { name, .. } if name == "posix.system"), "{err}");
+        assert!(
+            matches!(&err, CheckpointError::ForbiddenGlobal { name, .. } if name == "posix.system"),
+            "{err}"
+        );
         let msg = err.to_string();
-        assert!(msg.contains("`posix.system`") && msg.contains("refusing"), "{msg}");
+        assert!(
+            msg.contains("`posix.system`") && msg.contains("refusing"),
+            "{msg}"
+        );
     }
     let err = load_checkpoint(&path_in(&dir, "truncated.pth")).unwrap_err();
     assert!(matches!(err, CheckpointError::CorruptZip { .. }), "{err}");
     let err = load_checkpoint(&path_in(&dir, "corrupt_pickle.pth")).unwrap_err();
-    assert!(matches!(err, CheckpointError::CorruptPickle { .. }), "{err}");
+    assert!(
+        matches!(err, CheckpointError::CorruptPickle { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("opcode 0xff at byte 2"), "{err}");
     let err = load_checkpoint(&path_in(&dir, "missing_storage.pth")).unwrap_err();
-    assert!(matches!(&err, CheckpointError::Storage { key, .. } if key == "3"), "{err}");
+    assert!(
+        matches!(&err, CheckpointError::Storage { key, .. } if key == "3"),
+        "{err}"
+    );
     let err = load_checkpoint(&path_in(&dir, "short_legacy.pth")).unwrap_err();
     assert!(matches!(err, CheckpointError::Storage { .. }), "{err}");
     let err = load_checkpoint(&path_in(&dir, "no_state_dict.pth")).unwrap_err();
     assert!(matches!(err, CheckpointError::NoStateDict { .. }), "{err}");
-    assert!(err.to_string().contains("epoch (int), acc (float)"), "{err}");
+    assert!(
+        err.to_string().contains("epoch (int), acc (float)"),
+        "{err}"
+    );
     let err = load_checkpoint(&path_in(&dir, "text.pth")).unwrap_err();
-    assert!(matches!(err, CheckpointError::UnknownFormat { .. }), "{err}");
+    assert!(
+        matches!(err, CheckpointError::UnknownFormat { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("safetensors"), "{err}");
     let err = load_checkpoint(&path_in(&dir, "does_not_exist.pth")).unwrap_err();
     assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
@@ -324,16 +378,56 @@ open(f"{d}/data.bin", "wb").write(data.tobytes())
     for p in [2, 4, 5] {
         let bytes = std::fs::read(dir.path().join(format!("batch_p{p}"))).unwrap();
         let v = parse_plain_pickle(&bytes).unwrap_or_else(|e| panic!("protocol {p}: {e}"));
-        let Some(Value::NdArray { dtype, shape, data: got }) = v.get("data") else { panic!("p{p}: {v:?}") };
-        assert_eq!((dtype.as_str(), shape.as_slice()), ("uint8", &[5usize, 3072][..]));
+        let Some(Value::NdArray {
+            dtype,
+            shape,
+            data: got,
+        }) = v.get("data")
+        else {
+            panic!("p{p}: {v:?}")
+        };
+        assert_eq!(
+            (dtype.as_str(), shape.as_slice()),
+            ("uint8", &[5usize, 3072][..])
+        );
         assert!(*got == data, "protocol {p}");
-        assert_eq!(v.get("labels"), Some(&Value::List([3, 1, 4, 1, 5].iter().map(|&i| Value::Int(i)).collect())));
-        assert_eq!(v.get("batch_label"), Some(&Value::Bytes(b"training batch 1 of 5".to_vec())));
-        let Some(Value::NdArray { dtype, data: f, .. }) = v.get("f32") else { panic!() };
+        assert_eq!(
+            v.get("labels"),
+            Some(&Value::List(
+                [3, 1, 4, 1, 5].iter().map(|&i| Value::Int(i)).collect()
+            ))
+        );
+        assert_eq!(
+            v.get("batch_label"),
+            Some(&Value::Bytes(b"training batch 1 of 5".to_vec()))
+        );
+        let Some(Value::NdArray { dtype, data: f, .. }) = v.get("f32") else {
+            panic!()
+        };
         assert_eq!(dtype, "float32");
-        assert_eq!(f.chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<_>>(), vec![0., 1., 2., 3., 4., 5.]);
-        let Some(Value::NdArray { dtype, shape, data: f }) = v.get("fort") else { panic!() };
-        assert_eq!((dtype.as_str(), shape.as_slice()), ("int32", &[2usize, 3][..]));
-        assert_eq!(f.chunks(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            f.chunks(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<_>>(),
+            vec![0., 1., 2., 3., 4., 5.]
+        );
+        let Some(Value::NdArray {
+            dtype,
+            shape,
+            data: f,
+        }) = v.get("fort")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (dtype.as_str(), shape.as_slice()),
+            ("int32", &[2usize, 3][..])
+        );
+        assert_eq!(
+            f.chunks(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4, 5]
+        );
     }
 }

@@ -8,10 +8,19 @@ use std::path::Path;
 fn assert_clean_failure(args: &[&str], must_mention: &[&str]) -> String {
     let out = rift(args);
     let err = stderr_of(&out);
-    assert!(!out.status.success(), "rift {args:?} should fail, stderr: {err}");
-    assert!(!err.contains("panicked") && !err.contains("internal error"), "rift {args:?} panicked: {err}");
+    assert!(
+        !out.status.success(),
+        "rift {args:?} should fail, stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "rift {args:?} panicked: {err}"
+    );
     for m in must_mention {
-        assert!(err.contains(m), "rift {args:?}: stderr should mention `{m}`:\n{err}");
+        assert!(
+            err.contains(m),
+            "rift {args:?}: stderr should mention `{m}`:\n{err}"
+        );
     }
     err
 }
@@ -55,31 +64,136 @@ fn hostile_and_broken_inputs_fail_cleanly() {
     let p = |n: &str| d.join(n).to_str().unwrap().to_string();
 
     assert_clean_failure(&["inspect", "--checkpoint", &p("nope.pth")], &["nope.pth"]);
-    assert_clean_failure(&["inspect", "--checkpoint", &p("truncated.pth")], &["truncated.pth"]);
-    assert_clean_failure(&["inspect", "--checkpoint", &p("garbage.pth")], &["garbage.pth"]);
-    assert_clean_failure(&["inspect", "--checkpoint", &p("corrupt_pickle.pth")], &["corrupt_pickle.pth"]);
-    assert_clean_failure(&["inspect", "--checkpoint", &p("evil.pth")], &["evil.pth", "system"]);
-    assert!(!Path::new(&p("PWNED")).exists(), "a pickle's code was executed");
-    assert_clean_failure(&["inspect", "--checkpoint", &p("wrong_shape.pth")], &["wrong_shape.pth", "layer1.0.conv1.weight"]);
-    assert_clean_failure(&["inspect", "--checkpoint", &p("missing_key.pth")], &["missing_key.pth", "linear.weight", "extra.weight"]);
-    assert_clean_failure(&["inspect", "--checkpoint", &p("good.pth"), "--arch", "resnet34"], &["good.pth", "missing"]);
-    assert_clean_failure(&["inspect", "--checkpoint", &p("good.pth"), "--arch", "vgg16"], &["vgg16"]);
+    assert_clean_failure(
+        &["inspect", "--checkpoint", &p("truncated.pth")],
+        &["truncated.pth"],
+    );
+    assert_clean_failure(
+        &["inspect", "--checkpoint", &p("garbage.pth")],
+        &["garbage.pth"],
+    );
+    assert_clean_failure(
+        &["inspect", "--checkpoint", &p("corrupt_pickle.pth")],
+        &["corrupt_pickle.pth"],
+    );
+    assert_clean_failure(
+        &["inspect", "--checkpoint", &p("evil.pth")],
+        &["evil.pth", "system"],
+    );
+    assert!(
+        !Path::new(&p("PWNED")).exists(),
+        "a pickle's code was executed"
+    );
+    assert_clean_failure(
+        &["inspect", "--checkpoint", &p("wrong_shape.pth")],
+        &["wrong_shape.pth", "layer1.0.conv1.weight"],
+    );
+    assert_clean_failure(
+        &["inspect", "--checkpoint", &p("missing_key.pth")],
+        &["missing_key.pth", "linear.weight", "extra.weight"],
+    );
+    assert_clean_failure(
+        &[
+            "inspect",
+            "--checkpoint",
+            &p("good.pth"),
+            "--arch",
+            "resnet34",
+        ],
+        &["good.pth", "missing"],
+    );
+    assert_clean_failure(
+        &["inspect", "--checkpoint", &p("good.pth"), "--arch", "vgg16"],
+        &["vgg16"],
+    );
 
     // Missing dataset: the error shows the expected layout.
     assert_clean_failure(
-        &["eval", "--checkpoint", &p("good.pth"), "--dataset", "cifar10", "--data-dir", &p("no-data"), "--device", "cpu"],
+        &[
+            "eval",
+            "--checkpoint",
+            &p("good.pth"),
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            &p("no-data"),
+            "--device",
+            "cpu",
+        ],
         &["cifar-10-batches-py"],
     );
-    assert_clean_failure(&["eval", "--checkpoint", &p("good.pth"), "--dataset", "imagenet-22k"], &["imagenet-22k"]);
-    assert_clean_failure(&["eval", "--checkpoint", &p("good.pth"), "--eps", "eight"], &["eight"]);
-    assert_clean_failure(&["eval", "--checkpoint", &p("good.pth"), "--device", "tpu"], &["tpu"]);
-    assert_clean_failure(&["eval", "--checkpoint", &p("good.pth"), "--frobnicate"], &["frobnicate"]);
-    assert_clean_failure(&["eval", "--checkpoint", &p("good.pth"), "--output", &p("x.txt"), "--attack", "cw"], &["cw"]);
+    assert_clean_failure(
+        &[
+            "eval",
+            "--checkpoint",
+            &p("good.pth"),
+            "--dataset",
+            "imagenet-22k",
+        ],
+        &["imagenet-22k"],
+    );
+    assert_clean_failure(
+        &["eval", "--checkpoint", &p("good.pth"), "--eps", "eight"],
+        &["eight"],
+    );
+    assert_clean_failure(
+        &["eval", "--checkpoint", &p("good.pth"), "--device", "tpu"],
+        &["tpu"],
+    );
+    assert_clean_failure(
+        &["eval", "--checkpoint", &p("good.pth"), "--frobnicate"],
+        &["frobnicate"],
+    );
+    assert_clean_failure(
+        &[
+            "eval",
+            "--checkpoint",
+            &p("good.pth"),
+            "--output",
+            &p("x.txt"),
+            "--attack",
+            "cw",
+        ],
+        &["cw"],
+    );
 
     // predict: wrong channels, wrong dtype, missing input.
     let out = p("out.npy");
-    assert_clean_failure(&["predict", "--checkpoint", &p("good.pth"), "--input", &p("gray.npy"), "--output", &out], &["channel"]);
-    assert_clean_failure(&["predict", "--checkpoint", &p("good.pth"), "--input", &p("int.npy"), "--output", &out], &["int.npy"]);
-    assert_clean_failure(&["predict", "--checkpoint", &p("good.pth"), "--input", &p("none.npy"), "--output", &out], &["none.npy"]);
+    assert_clean_failure(
+        &[
+            "predict",
+            "--checkpoint",
+            &p("good.pth"),
+            "--input",
+            &p("gray.npy"),
+            "--output",
+            &out,
+        ],
+        &["channel"],
+    );
+    assert_clean_failure(
+        &[
+            "predict",
+            "--checkpoint",
+            &p("good.pth"),
+            "--input",
+            &p("int.npy"),
+            "--output",
+            &out,
+        ],
+        &["int.npy"],
+    );
+    assert_clean_failure(
+        &[
+            "predict",
+            "--checkpoint",
+            &p("good.pth"),
+            "--input",
+            &p("none.npy"),
+            "--output",
+            &out,
+        ],
+        &["none.npy"],
+    );
     assert!(!Path::new(&out).exists());
 }

@@ -57,7 +57,10 @@ fn max_abs_diff(a: &Path, b: &Path) -> f32 {
     let b = read_npy(b).unwrap();
     assert_eq!(a.shape, b.shape, "logit shapes differ");
     let (a, b) = (a.to_f32().unwrap(), b.to_f32().unwrap());
-    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -72,17 +75,36 @@ fn predict_matches_pytorch_for_every_architecture() {
         let ckpt = dir.path().join(format!("{name}.pth"));
         let out = dir.path().join(format!("{name}.rift.npy"));
         rift_ok(&[
-            "predict", "--checkpoint", path_str(&ckpt),
-            "--input", path_str(&dir.path().join(format!("{name}.in.npy"))),
-            "--output", path_str(&out), "--dataset", dataset, "--device", "cpu",
+            "predict",
+            "--checkpoint",
+            path_str(&ckpt),
+            "--input",
+            path_str(&dir.path().join(format!("{name}.in.npy"))),
+            "--output",
+            path_str(&out),
+            "--dataset",
+            dataset,
+            "--device",
+            "cpu",
         ]);
         let d = max_abs_diff(&out, &dir.path().join(format!("{name}.ref.npy")));
         assert!(d <= 1e-4, "{name}: max |rift - torch| = {d}");
         let u8in = dir.path().join(format!("{name}.u8.npy"));
         if u8in.exists() {
             let out = dir.path().join(format!("{name}.u8rift.npy"));
-            rift_ok(&["predict", "--checkpoint", path_str(&ckpt), "--input", path_str(&u8in),
-                "--output", path_str(&out), "--dataset", dataset, "--device", "cpu"]);
+            rift_ok(&[
+                "predict",
+                "--checkpoint",
+                path_str(&ckpt),
+                "--input",
+                path_str(&u8in),
+                "--output",
+                path_str(&out),
+                "--dataset",
+                dataset,
+                "--device",
+                "cpu",
+            ]);
             let d = max_abs_diff(&out, &dir.path().join(format!("{name}.u8ref.npy")));
             assert!(d <= 1e-4, "{name} uint8 input: max |rift - torch| = {d}");
         }

@@ -9,10 +9,23 @@ pub fn doctor(args: &DoctorArgs) -> Result<()> {
     println!("libtorch      {} (tch 0.24.0)", rift::engine::TORCH_VERSION);
     let cuda = tch::Cuda::is_available();
     let n = if cuda { tch::Cuda::device_count() } else { 0 };
-    println!("CUDA          {}", if cuda { format!("available, {n} device(s), cuDNN {}", tch::Cuda::cudnn_is_available()) } else { "not available".into() });
+    println!(
+        "CUDA          {}",
+        if cuda {
+            format!(
+                "available, {n} device(s), cuDNN {}",
+                tch::Cuda::cudnn_is_available()
+            )
+        } else {
+            "not available".into()
+        }
+    );
     let names = device::gpu_names();
     for i in 0..n as usize {
-        let name = names.get(i).cloned().unwrap_or_else(|| "(name unknown: nvidia-smi not found)".into());
+        let name = names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| "(name unknown: nvidia-smi not found)".into());
         println!("  cuda:{i}      {name}");
     }
     let threads = device::configure_threads(args.threads);
@@ -23,11 +36,21 @@ pub fn doctor(args: &DoctorArgs) -> Result<()> {
     }
     let dir = &args.data_dir;
     let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-    println!("data dir      {} ({})", abs.display(), if dir.is_dir() { "exists" } else { "missing" });
+    println!(
+        "data dir      {} ({})",
+        abs.display(),
+        if dir.is_dir() { "exists" } else { "missing" }
+    );
     for (name, candidates) in KNOWN_PLACES {
         let found = candidates.iter().map(|c| dir.join(c)).find(|p| p.exists());
         let _ = DatasetKind::parse(name)?;
-        println!("  {name:<16} {}", found.map_or("not found".to_string(), |p| format!("found at {}", p.display())));
+        println!(
+            "  {name:<16} {}",
+            found.map_or("not found".to_string(), |p| format!(
+                "found at {}",
+                p.display()
+            ))
+        );
     }
     Ok(())
 }
@@ -40,5 +63,13 @@ const KNOWN_PLACES: &[(&str, &[&str])] = &[
     ("cifar100-c", &["CIFAR-100-C"]),
     ("tiny-imagenet", &["tiny-imagenet-200"]),
     ("tiny-imagenet-c", &["Tiny-ImageNet-C"]),
-    ("mnist", &["train-images-idx3-ubyte.gz", "train-images-idx3-ubyte", "MNIST/raw", "mnist"]),
+    (
+        "mnist",
+        &[
+            "train-images-idx3-ubyte.gz",
+            "train-images-idx3-ubyte",
+            "MNIST/raw",
+            "mnist",
+        ],
+    ),
 ];

@@ -37,26 +37,68 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let attack = attack_config(&args.attack)?;
     let (ckpt, model) = load_model(&args.model, kind, rt.device)?;
     let set = load_split(kind, &args.data.data_dir, Split::Test)?;
-    model.check_input(&[1, set.channels as i64, set.height as i64, set.width as i64])
-        .map_err(|e| anyhow::anyhow!("{} test images do not fit {}: {e}", kind.name(), args.model.checkpoint.display()))?;
+    model
+        .check_input(&[1, set.channels as i64, set.height as i64, set.width as i64])
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{} test images do not fit {}: {e}",
+                kind.name(),
+                args.model.checkpoint.display()
+            )
+        })?;
     if set.num_classes as i64 > model.spec.num_classes {
-        anyhow::bail!("{} has {} classes but the model in {} predicts {}", kind.name(), set.num_classes, args.model.checkpoint.display(), model.spec.num_classes);
+        anyhow::bail!(
+            "{} has {} classes but the model in {} predicts {}",
+            kind.name(),
+            set.num_classes,
+            args.model.checkpoint.display(),
+            model.spec.num_classes
+        );
     }
     let n = args.data.limit.map_or(set.n, |l| l.min(set.n));
-    eprintln!("evaluating {} on {} {} test images on {} ({})", model.spec.name(), n, kind.name(), device_name(rt.device), rt.device_reason);
+    eprintln!(
+        "evaluating {} on {} {} test images on {} ({})",
+        model.spec.name(),
+        n,
+        kind.name(),
+        device_name(rt.device),
+        rt.device_reason
+    );
     let mut last = std::time::Instant::now();
-    let result = evaluate(&model, &set, attack.as_ref(), args.data.limit, args.data.batch_size, &CancelFlag::default(), &mut |done, total| {
-        if last.elapsed().as_secs_f64() > 1.0 || done == total {
-            eprint!("\r  {done}/{total}");
-            let _ = std::io::stderr().flush();
-            last = std::time::Instant::now();
-        }
-    })?;
+    let result = evaluate(
+        &model,
+        &set,
+        attack.as_ref(),
+        args.data.limit,
+        args.data.batch_size,
+        &CancelFlag::default(),
+        &mut |done, total| {
+            if last.elapsed().as_secs_f64() > 1.0 || done == total {
+                eprint!("\r  {done}/{total}");
+                let _ = std::io::stderr().flush();
+                last = std::time::Instant::now();
+            }
+        },
+    )?;
     eprintln!();
     println!("{:<10} {:>8} {:>8}", "", "acc %", "n");
     println!("{:<10} {:>8.2} {:>8}", "clean", result.clean_acc, result.n);
     if let (Some(r), Some(cfg)) = (result.robust_acc, &attack) {
-        println!("{:<10} {:>8.2} {:>8}   PGD-{} eps {:.4} step {:.4} restarts {}{}", "robust", r, result.n, cfg.steps, cfg.eps, cfg.step, cfg.restarts, if cfg.random_start { "" } else { " (no random start)" });
+        println!(
+            "{:<10} {:>8.2} {:>8}   PGD-{} eps {:.4} step {:.4} restarts {}{}",
+            "robust",
+            r,
+            result.n,
+            cfg.steps,
+            cfg.eps,
+            cfg.step,
+            cfg.restarts,
+            if cfg.random_start {
+                ""
+            } else {
+                " (no random start)"
+            }
+        );
     }
     println!("{:.1} s on {}", result.seconds, device_name(rt.device));
     if let Some(path) = &args.output {
@@ -64,7 +106,10 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             result,
             dataset: kind.name().to_string(),
             split: "test",
-            attack: AttackRecord { name: if attack.is_some() { "pgd" } else { "none" }, config: attack },
+            attack: AttackRecord {
+                name: if attack.is_some() { "pgd" } else { "none" },
+                config: attack,
+            },
             model: model_summary(&ckpt, &model),
             device: device_name(rt.device),
             seed: rt.seed,

@@ -3,7 +3,7 @@ use crate::cli::InspectArgs;
 use anyhow::Result;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
-use rift::engine::models::{ModuleInfo, Model};
+use rift::engine::models::{Model, ModuleInfo};
 use serde::Serialize;
 use tch::Device;
 
@@ -17,7 +17,12 @@ struct ModuleRow {
 
 impl From<ModuleInfo> for ModuleRow {
     fn from(m: ModuleInfo) -> Self {
-        ModuleRow { name: m.name, kind: m.kind, shape: m.shape, params: m.params }
+        ModuleRow {
+            name: m.name,
+            kind: m.kind,
+            shape: m.shape,
+            params: m.params,
+        }
     }
 }
 
@@ -45,10 +50,23 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     let (mean, std) = DatasetKind::Cifar10.mean_std();
     // Normalisation does not matter for inspection; the CIFAR stats only fill the slot
     // when the model has 3 channels. Build with matching channel count otherwise.
-    let channels = ckpt.tensors.iter().find(|(k, _)| k == "conv1.weight").map_or(3, |(_, t)| t.shape.get(1).copied().unwrap_or(3));
-    let (mean, std) = if channels == 3 { (mean, std) } else { (vec![0.0; channels], vec![1.0; channels]) };
-    let model = Model::from_checkpoint(&ckpt, Some(args.model.arch.as_str()), args.model.width, Device::Cpu, (&mean, &std, "none"))
-        .map_err(|e| anyhow::anyhow!("cannot load the model in {}: {e}", args.model.checkpoint.display()))?;
+    let channels = ckpt
+        .tensors
+        .iter()
+        .find(|(k, _)| k == "conv1.weight")
+        .map_or(3, |(_, t)| t.shape.get(1).copied().unwrap_or(3));
+    let (mean, std) = if channels == 3 {
+        (mean, std)
+    } else {
+        (vec![0.0; channels], vec![1.0; channels])
+    };
+    let model = Model::from_checkpoint(
+        &ckpt,
+        Some(args.model.arch.as_str()),
+        args.model.width,
+        Device::Cpu,
+        (&mean, &std, "none"),
+    )?;
     let summary = model_summary(&ckpt, &model);
     let out = Inspection {
         checkpoint: summary.checkpoint,
@@ -60,26 +78,62 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         num_classes: model.spec.num_classes,
         in_channels: model.spec.in_channels,
         feature_dim: model.spec.feature_dim,
-        normalization: if summary.normalization.starts_with("checkpoint") { summary.normalization } else { "dataset (chosen per command with --dataset)".into() },
+        normalization: if summary.normalization.starts_with("checkpoint") {
+            summary.normalization
+        } else {
+            "dataset (chosen per command with --dataset)".into()
+        },
         tensors: ckpt.tensors.len(),
         params: model.num_params(),
-        metadata: ckpt.metadata.iter().map(|(k, v)| (k.clone().into(), v.clone().into())).collect(),
+        metadata: ckpt
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone().into(), v.clone().into()))
+            .collect(),
         modules: model.modules().into_iter().map(ModuleRow::from).collect(),
-        unused_modules: model.unused_modules().into_iter().map(ModuleRow::from).collect(),
+        unused_modules: model
+            .unused_modules()
+            .into_iter()
+            .map(ModuleRow::from)
+            .collect(),
     };
-    println!("{}  ({} format{}{})", out.checkpoint, out.format,
-        out.container_key.as_ref().map_or(String::new(), |k| format!(", state dict under `{k}`")),
-        out.stripped_prefix.as_ref().map_or(String::new(), |p| format!(", prefix `{p}` stripped")));
-    println!("arch {}  classes {}  input channels {}  classifier width {}  parameters {}", out.arch, out.num_classes, out.in_channels, out.feature_dim, out.params);
+    println!(
+        "{}  ({} format{}{})",
+        out.checkpoint,
+        out.format,
+        out.container_key
+            .as_ref()
+            .map_or(String::new(), |k| format!(", state dict under `{k}`")),
+        out.stripped_prefix
+            .as_ref()
+            .map_or(String::new(), |p| format!(", prefix `{p}` stripped"))
+    );
+    println!(
+        "arch {}  classes {}  input channels {}  classifier width {}  parameters {}",
+        out.arch, out.num_classes, out.in_channels, out.feature_dim, out.params
+    );
     for (k, v) in &ckpt.metadata {
         println!("  {k}: {v}");
     }
-    println!("{:>3}  {:<28} {:<22} {:>10}  shape", "#", "module", "kind", "params");
+    println!(
+        "{:>3}  {:<28} {:<22} {:>10}  shape",
+        "#", "module", "kind", "params"
+    );
     for (i, m) in out.modules.iter().enumerate() {
-        println!("{:>3}  {:<28} {:<22} {:>10}  {:?}", i, m.name, m.kind, m.params, m.shape);
+        println!(
+            "{:>3}  {:<28} {:<22} {:>10}  {:?}",
+            i, m.name, m.kind, m.params, m.shape
+        );
     }
     if !out.unused_modules.is_empty() {
-        println!("unused by the forward pass (kept in the state): {}", out.unused_modules.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "));
+        println!(
+            "unused by the forward pass (kept in the state): {}",
+            out.unused_modules
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if let Some(path) = &args.output {
         rift::report::write_structured(path, &out)?;

@@ -10,7 +10,7 @@ pub use inspect::inspect;
 pub use predict::predict;
 
 use crate::cli::{AttackArgs, ModelArgs, RuntimeArgs};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::{load_checkpoint, Checkpoint};
 use rift::engine::data::DatasetKind;
@@ -31,16 +31,31 @@ pub fn runtime(args: &RuntimeArgs) -> Result<Runtime> {
     let (device, device_reason) = device::choose(&args.device)?;
     let threads = device::configure_threads(args.threads);
     tch::manual_seed(args.seed as i64);
-    Ok(Runtime { device, device_reason, threads, seed: args.seed })
+    Ok(Runtime {
+        device,
+        device_reason,
+        threads,
+        seed: args.seed,
+    })
 }
 
 /// Loads a checkpoint and the model it holds, normalised like `dataset` unless the
 /// checkpoint carries its own `mu`/`sigma`.
-pub fn load_model(args: &ModelArgs, dataset: DatasetKind, device: Device) -> Result<(Checkpoint, Model)> {
+pub fn load_model(
+    args: &ModelArgs,
+    dataset: DatasetKind,
+    device: Device,
+) -> Result<(Checkpoint, Model)> {
     let ckpt = load_checkpoint(&args.checkpoint)?;
     let (mean, std) = dataset.mean_std();
-    let model = Model::from_checkpoint(&ckpt, Some(args.arch.as_str()), args.width, device, (&mean, &std, dataset.name()))
-        .with_context(|| format!("cannot load the model in {}", args.checkpoint.display()))?;
+    // Model errors name the checkpoint file themselves.
+    let model = Model::from_checkpoint(
+        &ckpt,
+        Some(args.arch.as_str()),
+        args.width,
+        device,
+        (&mean, &std, dataset.name()),
+    )?;
     Ok((ckpt, model))
 }
 

@@ -18,7 +18,11 @@ fn read_input(path: &std::path::Path) -> Result<Tensor> {
             .f_permute([0, 3, 1, 2])?
             .f_to_kind(Kind::Float)?
             .f_div_scalar(255.0)?),
-        other => bail!("{}: expected float32 N×C×H×W in [0, 1] or uint8 N×H×W×C, got dtype {}", path.display(), other.descr()),
+        other => bail!(
+            "{}: expected float32 N×C×H×W in [0, 1] or uint8 N×H×W×C, got dtype {}",
+            path.display(),
+            other.descr()
+        ),
     }
 }
 
@@ -27,7 +31,13 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     let kind = DatasetKind::parse(&args.dataset)?;
     let (_ckpt, model) = load_model(&args.model, kind, rt.device)?;
     let x = read_input(&args.input)?;
-    model.check_input(&x.size()).with_context(|| format!("{} does not fit {}", args.input.display(), args.model.checkpoint.display()))?;
+    model.check_input(&x.size()).with_context(|| {
+        format!(
+            "{} does not fit {}",
+            args.input.display(),
+            args.model.checkpoint.display()
+        )
+    })?;
     let n = x.size()[0];
     let mut chunks = Vec::new();
     tch::no_grad(|| -> Result<()> {
@@ -49,6 +59,12 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     let shape: Vec<usize> = logits.size().iter().map(|&d| d as usize).collect();
     let values: Vec<f32> = Vec::<f32>::try_from(logits.f_flatten(0, -1)?)?;
     write_npy_f32(&args.output, &shape, &values)?;
-    eprintln!("wrote {} logits ({}×{}) to {}", model.spec.name(), shape[0], shape[1], args.output.display());
+    eprintln!(
+        "wrote {} logits ({}×{}) to {}",
+        model.spec.name(),
+        shape[0],
+        shape[1],
+        args.output.display()
+    );
     Ok(())
 }

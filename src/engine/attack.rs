@@ -17,7 +17,13 @@ pub struct PgdConfig {
 
 impl Default for PgdConfig {
     fn default() -> Self {
-        PgdConfig { eps: 8.0 / 255.0, step: 2.0 / 255.0, steps: 10, random_start: true, restarts: 1 }
+        PgdConfig {
+            eps: 8.0 / 255.0,
+            step: 2.0 / 255.0,
+            steps: 10,
+            random_start: true,
+            restarts: 1,
+        }
     }
 }
 
@@ -31,14 +37,25 @@ pub enum AttackError {
 
 /// Mean cross-entropy, the loss the published attack ascends.
 fn loss(model: &Model, x: &Tensor, y: &Tensor) -> Result<Tensor, tch::TchError> {
-    model.forward(x, false).f_cross_entropy_loss::<Tensor>(y, None, tch::Reduction::Mean, -100, 0.0)
+    model
+        .forward(x, false)
+        .f_cross_entropy_loss::<Tensor>(y, None, tch::Reduction::Mean, -100, 0.0)
 }
 
 /// One PGD run from `x` (pixels in [0, 1]) against labels `y`.
-pub fn pgd(model: &Model, x: &Tensor, y: &Tensor, cfg: &PgdConfig, cancel: &CancelFlag) -> Result<Tensor, AttackError> {
+pub fn pgd(
+    model: &Model,
+    x: &Tensor,
+    y: &Tensor,
+    cfg: &PgdConfig,
+    cancel: &CancelFlag,
+) -> Result<Tensor, AttackError> {
     let x0 = x.f_detach()?;
     let mut adv = if cfg.random_start {
-        let noise = x0.f_rand_like()?.f_mul_scalar(2.0 * cfg.eps)?.f_sub_scalar(cfg.eps)?;
+        let noise = x0
+            .f_rand_like()?
+            .f_mul_scalar(2.0 * cfg.eps)?
+            .f_sub_scalar(cfg.eps)?;
         (&x0 + noise).f_clamp(0.0, 1.0)?
     } else {
         x0.shallow_clone()
@@ -53,7 +70,10 @@ pub fn pgd(model: &Model, x: &Tensor, y: &Tensor, cfg: &PgdConfig, cancel: &Canc
         let l = loss(model, &a, y)?;
         let grad = Tensor::f_run_backward(&[&l], &[&a], false, false)?;
         let step = grad[0].f_sign()?.f_mul_scalar(cfg.step)?;
-        adv = (a.f_detach()? + step).f_max_other(&lo)?.f_min_other(&hi)?.f_clamp(0.0, 1.0)?;
+        adv = (a.f_detach()? + step)
+            .f_max_other(&lo)?
+            .f_min_other(&hi)?
+            .f_clamp(0.0, 1.0)?;
     }
     Ok(adv.f_detach()?)
 }
@@ -83,7 +103,9 @@ pub fn robust_correct(
         } else {
             // Keep the first successful adversarial example of each sample.
             let newly_broken = robust.f_logical_and(&ok.f_logical_not()?)?;
-            worst = newly_broken.f_view([-1, 1, 1, 1])?.f_where_self(&adv, &worst)?;
+            worst = newly_broken
+                .f_view([-1, 1, 1, 1])?
+                .f_where_self(&adv, &worst)?;
         }
         robust = robust.f_logical_and(&ok)?;
     }

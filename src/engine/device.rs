@@ -11,13 +11,23 @@ pub enum DeviceError {
 
 /// The chosen device and, in words, why it was chosen.
 pub fn choose(spec: &str) -> Result<(Device, String), DeviceError> {
-    let n = if Cuda::is_available() { Cuda::device_count() as usize } else { 0 };
+    let n = if Cuda::is_available() {
+        Cuda::device_count() as usize
+    } else {
+        0
+    };
     match spec.trim().to_ascii_lowercase().as_str() {
         "auto" | "" => {
             if n > 0 {
-                Ok((Device::Cuda(0), format!("auto: CUDA is available ({n} GPU(s)), using cuda:0")))
+                Ok((
+                    Device::Cuda(0),
+                    format!("auto: CUDA is available ({n} GPU(s)), using cuda:0"),
+                ))
             } else {
-                Ok((Device::Cpu, "auto: CUDA is not available, using the CPU".into()))
+                Ok((
+                    Device::Cpu,
+                    "auto: CUDA is not available, using the CPU".into(),
+                ))
             }
         }
         "cpu" => Ok((Device::Cpu, "requested with --device cpu".into())),
@@ -64,13 +74,20 @@ pub fn gpu_names() -> Vec<String> {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().to_string()).collect())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Threads for intra-op parallelism: `RIFT_THREADS`, else libtorch's default.
 pub fn configure_threads(flag: Option<usize>) -> i32 {
-    let env = std::env::var("RIFT_THREADS").ok().and_then(|v| v.parse::<i32>().ok());
+    let env = std::env::var("RIFT_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok());
     if let Some(n) = flag.map(|n| n as i32).or(env).filter(|&n| n > 0) {
         tch::set_num_threads(n);
     }

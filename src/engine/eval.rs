@@ -40,7 +40,9 @@ pub fn evaluate(
         }
         let end = (i + batch_size).min(n);
         let (x, y) = range_batch(set, i, end, model.device())?;
-        clean += clean_correct(model, &x, &y)?.f_sum(tch::Kind::Int64)?.int64_value(&[]) as usize;
+        clean += clean_correct(model, &x, &y)?
+            .f_sum(tch::Kind::Int64)?
+            .int64_value(&[]) as usize;
         if let Some(cfg) = attack {
             let (ok, _) = robust_correct(model, &x, &y, cfg, cancel)?;
             robust += ok.f_sum(tch::Kind::Int64)?.int64_value(&[]) as usize;
@@ -48,7 +50,13 @@ pub fn evaluate(
         i = end;
         progress(i, n);
     }
-    let pct = |c: usize| if n == 0 { 0.0 } else { 100.0 * c as f64 / n as f64 };
+    let pct = |c: usize| {
+        if n == 0 {
+            0.0
+        } else {
+            100.0 * c as f64 / n as f64
+        }
+    };
     Ok(EvalResult {
         clean_acc: pct(clean),
         robust_acc: attack.map(|_| pct(robust)),

@@ -49,5 +49,9 @@ pub fn to_raw(t: &Tensor) -> Result<RawTensor, tch::TchError> {
     let numel = t.numel();
     let mut data = vec![0u8; numel * dtype.size()];
     t.f_copy_data_u8(&mut data, numel)?;
-    Ok(RawTensor { dtype, shape: t.size().iter().map(|&d| d as usize).collect(), data })
+    Ok(RawTensor {
+        dtype,
+        shape: t.size().iter().map(|&d| d as usize).collect(),
+        data,
+    })
 }

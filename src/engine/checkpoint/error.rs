@@ -6,14 +6,20 @@ use std::path::PathBuf;
 /// An error of the pickle virtual machine (no file path: the caller adds it).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PickleError {
-    #[error("the pickle ends early: opcode {opcode} at byte {offset} needs more bytes than remain")]
+    #[error(
+        "the pickle ends early: opcode {opcode} at byte {offset} needs more bytes than remain"
+    )]
     Truncated { opcode: String, offset: usize },
     #[error("the pickle has no STOP opcode before the end of its {len} bytes")]
     NoStop { len: usize },
     #[error("unknown pickle opcode 0x{opcode:02x} at byte {offset}")]
     UnknownOpcode { opcode: u8, offset: usize },
     #[error("corrupt pickle: opcode {opcode} at byte {offset}: {detail}")]
-    Corrupt { opcode: String, offset: usize, detail: String },
+    Corrupt {
+        opcode: String,
+        offset: usize,
+        detail: String,
+    },
     #[error("the pickle references the global `{name}` (at byte {offset}), which a model checkpoint has no reason to use; refusing to load it (rift never executes code from a pickle)")]
     ForbiddenGlobal { name: String, offset: usize },
     #[error("the pickle would need more memory than its size can justify ({detail}); refusing to build it")]
@@ -48,7 +54,11 @@ pub enum CheckpointError {
     #[error("checkpoint {path} references the global `{name}`, which a model checkpoint has no reason to use; refusing to load it (rift never executes code from a pickle)")]
     ForbiddenGlobal { path: PathBuf, name: String },
     #[error("checkpoint {path}: tensor storage `{key}` {detail}")]
-    Storage { path: PathBuf, key: String, detail: String },
+    Storage {
+        path: PathBuf,
+        key: String,
+        detail: String,
+    },
     #[error("checkpoint {path} holds no state dict (a dict of tensors, bare or under `net`, `state_dict`, `model`, `model_state_dict` or `state`); top-level entries seen: {keys}")]
     NoStateDict { path: PathBuf, keys: String },
     #[error("checkpoint {path} is a corrupt legacy PyTorch file: {detail}")]
@@ -56,7 +66,11 @@ pub enum CheckpointError {
     #[error("safetensors file {path} has a bad header or data: {detail}")]
     BadSafetensors { path: PathBuf, detail: String },
     #[error("cannot write {path}: tensor `{name}` is inconsistent: {detail}")]
-    InvalidTensor { path: PathBuf, name: String, detail: String },
+    InvalidTensor {
+        path: PathBuf,
+        name: String,
+        detail: String,
+    },
     #[error("cannot write {path}: {detail}")]
     Write { path: PathBuf, detail: String },
     #[error("cannot tell which format to write for {path}: expected the extension .pth, .pt, .ckpt (PyTorch zip) or .safetensors")]
@@ -68,12 +82,15 @@ impl CheckpointError {
     /// problems into their own variants.
     pub fn from_pickle(path: &std::path::Path, part: &str, e: PickleError) -> Self {
         match e {
-            PickleError::ForbiddenGlobal { name, .. } => {
-                CheckpointError::ForbiddenGlobal { path: path.to_path_buf(), name }
-            }
-            PickleError::Storage { key, detail } => {
-                CheckpointError::Storage { path: path.to_path_buf(), key, detail }
-            }
+            PickleError::ForbiddenGlobal { name, .. } => CheckpointError::ForbiddenGlobal {
+                path: path.to_path_buf(),
+                name,
+            },
+            PickleError::Storage { key, detail } => CheckpointError::Storage {
+                path: path.to_path_buf(),
+                key,
+                detail,
+            },
             other => CheckpointError::CorruptPickle {
                 path: path.to_path_buf(),
                 part: part.to_string(),

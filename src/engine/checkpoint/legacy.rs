@@ -13,7 +13,12 @@ const MAGIC_LE: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50
 
 /// Whether `bytes` starts with the pickled legacy magic number (any protocol >= 2).
 pub fn is_legacy(bytes: &[u8]) -> bool {
-    bytes.len() >= 15 && bytes[0] == 0x80 && bytes[2] == 0x8a && bytes[3] == 10 && bytes[4..14] == MAGIC_LE && bytes[14] == b'.'
+    bytes.len() >= 15
+        && bytes[0] == 0x80
+        && bytes[2] == 0x8a
+        && bytes[3] == 10
+        && bytes[4..14] == MAGIC_LE
+        && bytes[14] == b'.'
 }
 
 struct MapStorages(HashMap<String, Vec<u8>>);
@@ -27,20 +32,30 @@ impl StorageSource for MapStorages {
 }
 
 pub fn read_legacy(bytes: &[u8], path: &Path) -> Result<Value, CheckpointError> {
-    let bad = |detail: String| CheckpointError::CorruptLegacy { path: path.to_path_buf(), detail };
+    let bad = |detail: String| CheckpointError::CorruptLegacy {
+        path: path.to_path_buf(),
+        detail,
+    };
     let pk = |part: &str, e: PickleError| CheckpointError::from_pickle(path, part, e);
     let pos = 15;
-    let (proto, pos) = parse_plain_pickle_at(bytes, pos).map_err(|e| pk("the protocol-version pickle", e))?;
+    let (proto, pos) =
+        parse_plain_pickle_at(bytes, pos).map_err(|e| pk("the protocol-version pickle", e))?;
     if proto != Value::Int(1001) {
-        return Err(bad(format!("the protocol version is {proto:?}, expected 1001")));
+        return Err(bad(format!(
+            "the protocol version is {proto:?}, expected 1001"
+        )));
     }
-    let (sys_info, pos) = parse_plain_pickle_at(bytes, pos).map_err(|e| pk("the sys-info pickle", e))?;
+    let (sys_info, pos) =
+        parse_plain_pickle_at(bytes, pos).map_err(|e| pk("the sys-info pickle", e))?;
     if let Some(Value::Bool(false)) = sys_info.get("little_endian") {
-        return Err(bad("it was written on a big-endian machine, which rift does not read".into()));
+        return Err(bad(
+            "it was written on a big-endian machine, which rift does not read".into(),
+        ));
     }
     let mut vm = Vm::new(bytes, pos, PidMode::Torch);
     let root = vm.run().map_err(|e| pk("the object pickle", e))?;
-    let (keys, mut pos) = parse_plain_pickle_at(bytes, vm.pos).map_err(|e| pk("the storage-key list", e))?;
+    let (keys, mut pos) =
+        parse_plain_pickle_at(bytes, vm.pos).map_err(|e| pk("the storage-key list", e))?;
     let Value::List(keys) = keys else {
         return Err(bad("the storage-key list is not a list".into()));
     };
@@ -52,7 +67,9 @@ pub fn read_legacy(bytes: &[u8], path: &Path) -> Result<Value, CheckpointError> 
             _ => return Err(bad("a storage key is not a string".into())),
         };
         let Some((_, dtype, _)) = vm.storages.iter().find(|(sk, _, _)| *sk == key) else {
-            return Err(bad(format!("the storage list names `{key}`, which no tensor uses")));
+            return Err(bad(format!(
+                "the storage list names `{key}`, which no tensor uses"
+            )));
         };
         let elem = dtype.size();
         let count = bytes
@@ -81,5 +98,6 @@ pub fn read_legacy(bytes: &[u8], path: &Path) -> Result<Value, CheckpointError> 
         pos += n;
     }
     let mut budget = default_budget(bytes.len());
-    vm.to_value(root, &mut MapStorages(map), &mut budget).map_err(|e| pk("the object pickle", e))
+    vm.to_value(root, &mut MapStorages(map), &mut budget)
+        .map_err(|e| pk("the object pickle", e))
 }

@@ -9,6 +9,9 @@ pub mod error;
 mod legacy;
 pub mod pickle;
 mod pickle_calls;
+mod pickle_numpy;
+mod pickle_text;
+mod pickle_value;
 mod pth_writer;
 mod safetensors;
 mod state_dict;
@@ -90,7 +93,10 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, CheckpointError> {
 }
 
 /// Loads a checkpoint from memory; `path` only names it in errors and in the result.
-pub fn load_checkpoint_from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
+pub fn load_checkpoint_from_bytes(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<Checkpoint, CheckpointError> {
     let format = detect_format(bytes).ok_or_else(|| CheckpointError::UnknownFormat {
         path: path.to_path_buf(),
         detail: describe_unknown(bytes),
@@ -98,7 +104,12 @@ pub fn load_checkpoint_from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoin
     let root = match format {
         CheckpointFormat::Safetensors => {
             let (tensors, metadata) = safetensors::read_safetensors(bytes, path)?;
-            let root = Value::Dict(tensors.into_iter().map(|(k, t)| (Value::Str(k), Value::Tensor(t))).collect());
+            let root = Value::Dict(
+                tensors
+                    .into_iter()
+                    .map(|(k, t)| (Value::Str(k), Value::Tensor(t)))
+                    .collect(),
+            );
             let mut ck = finish(path, format, root)?;
             ck.metadata = metadata;
             return Ok(ck);
@@ -111,16 +122,34 @@ pub fn load_checkpoint_from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoin
 
 /// Unpickles a whole torch checkpoint (zip or legacy) without looking for a state dict.
 pub fn load_checkpoint_value(path: &Path) -> Result<(CheckpointFormat, Value), CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), action: "read", source })?;
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        action: "read",
+        source,
+    })?;
     match detect_format(&bytes) {
-        Some(CheckpointFormat::TorchZip) => Ok((CheckpointFormat::TorchZip, torch_zip::read_torch_zip(&bytes, path)?)),
-        Some(CheckpointFormat::TorchLegacy) => Ok((CheckpointFormat::TorchLegacy, legacy::read_legacy(&bytes, path)?)),
+        Some(CheckpointFormat::TorchZip) => Ok((
+            CheckpointFormat::TorchZip,
+            torch_zip::read_torch_zip(&bytes, path)?,
+        )),
+        Some(CheckpointFormat::TorchLegacy) => Ok((
+            CheckpointFormat::TorchLegacy,
+            legacy::read_legacy(&bytes, path)?,
+        )),
         Some(CheckpointFormat::Safetensors) => {
             let (tensors, _) = safetensors::read_safetensors(&bytes, path)?;
-            let root = Value::Dict(tensors.into_iter().map(|(k, t)| (Value::Str(k), Value::Tensor(t))).collect());
+            let root = Value::Dict(
+                tensors
+                    .into_iter()
+                    .map(|(k, t)| (Value::Str(k), Value::Tensor(t)))
+                    .collect(),
+            );
             Ok((CheckpointFormat::Safetensors, root))
         }
-        None => Err(CheckpointError::UnknownFormat { path: path.to_path_buf(), detail: describe_unknown(&bytes) }),
+        None => Err(CheckpointError::UnknownFormat {
+            path: path.to_path_buf(),
+            detail: describe_unknown(&bytes),
+        }),
     }
 }
 
@@ -138,7 +167,11 @@ fn describe_unknown(bytes: &[u8]) -> String {
     format!("it starts with the bytes {}", head.join(" "))
 }
 
-fn finish(path: &Path, format: CheckpointFormat, root: Value) -> Result<Checkpoint, CheckpointError> {
+fn finish(
+    path: &Path,
+    format: CheckpointFormat,
+    root: Value,
+) -> Result<Checkpoint, CheckpointError> {
     match state_dict::find_state_dict(root) {
         Ok(f) => Ok(Checkpoint {
             path: path.to_path_buf(),
@@ -161,12 +194,21 @@ fn write_atomically(
     write: impl FnOnce(&mut std::fs::File) -> Result<(), CheckpointError>,
 ) -> Result<(), CheckpointError> {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let io = |action: &'static str| move |source| CheckpointError::Io { path: path.to_path_buf(), action, source };
+    let io = |action: &'static str| {
+        move |source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let fname = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
+    let fname = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{fname}.tmp-{}-{n}", std::process::id()));
     let result = (|| {
@@ -186,7 +228,9 @@ fn write_atomically(
 /// Writes a zip-format .pth that `torch.load(f, weights_only=True)` opens as an OrderedDict
 /// and `load_state_dict(strict=True)` accepts.
 pub fn save_pth(path: &Path, tensors: &[(String, RawTensor)]) -> Result<(), CheckpointError> {
-    write_atomically(path, |f| pth_writer::write_pth(std::io::BufWriter::new(f), path, tensors))
+    write_atomically(path, |f| {
+        pth_writer::write_pth(std::io::BufWriter::new(f), path, tensors)
+    })
 }
 
 /// Writes a safetensors file (tensors in the given order, `metadata` as `__metadata__`).
@@ -197,17 +241,28 @@ pub fn save_safetensors(
 ) -> Result<(), CheckpointError> {
     let bytes = safetensors::safetensors_bytes(path, tensors, metadata)?;
     write_atomically(path, |f| {
-        f.write_all(&bytes).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), action: "write", source })
+        f.write_all(&bytes).map_err(|source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            action: "write",
+            source,
+        })
     })
 }
 
 /// Picks the writer by extension (.pth/.pt/.ckpt -> pth, .safetensors -> safetensors).
-pub fn save_by_extension(path: &Path, tensors: &[(String, RawTensor)]) -> Result<(), CheckpointError> {
-    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+pub fn save_by_extension(
+    path: &Path,
+    tensors: &[(String, RawTensor)],
+) -> Result<(), CheckpointError> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
     match ext.as_deref() {
         Some("pth" | "pt" | "ckpt" | "bin") => save_pth(path, tensors),
         Some("safetensors") => save_safetensors(path, tensors, &[]),
-        _ => Err(CheckpointError::UnknownExtension { path: path.to_path_buf() }),
+        _ => Err(CheckpointError::UnknownExtension {
+            path: path.to_path_buf(),
+        }),
     }
 }
 

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 
 pub use super::error::PickleError;
+pub use super::pickle_text::opcode_name;
+use super::pickle_text::{decode_raw_unicode_escape, decode_string_literal, parse_decimal};
 use super::tensor::{DType, RawTensor};
 
 /// A value unpickled by rift.
@@ -26,7 +28,11 @@ pub enum Value {
     /// numpy.ndarray rebuilt from `numpy.core.multiarray._reconstruct` + BUILD (or
     /// `numpy._core...`, or `_frombuffer` in protocol 5): dtype like "uint8", "int64",
     /// "float32"; data contiguous little-endian bytes in C order.
-    NdArray { dtype: String, shape: Vec<usize>, data: Vec<u8> },
+    NdArray {
+        dtype: String,
+        shape: Vec<usize>,
+        data: Vec<u8>,
+    },
     /// A torch tensor (from _rebuild_tensor_v2 / _rebuild_parameter), already materialised.
     Tensor(RawTensor),
     /// Inert objects: argparse.Namespace, torch.device, numpy scalar, etc. `class` is
@@ -35,7 +41,10 @@ pub enum Value {
     /// allowed class or function that was never called has state `None`; a set is
     /// "builtins.set" with a list as state; an integer too large for i64 is "builtins.int"
     /// with its decimal or hexadecimal text as state.
-    Object { class: String, state: Box<Value> },
+    Object {
+        class: String,
+        state: Box<Value>,
+    },
 }
 
 impl Value {
@@ -96,7 +105,10 @@ pub(super) trait StorageSource {
 pub(super) struct NoStorages;
 impl StorageSource for NoStorages {
     fn bytes(&mut self, key: &str) -> Result<&[u8], PickleError> {
-        Err(PickleError::Storage { key: key.into(), detail: "is not available in a plain pickle".into() })
+        Err(PickleError::Storage {
+            key: key.into(),
+            detail: "is not available in a plain pickle".into(),
+        })
     }
 }
 
@@ -155,12 +167,37 @@ pub(super) enum Node {
     List(Vec<V>),
     Tuple(Vec<V>),
     Dict(Vec<(V, V)>),
-    Set { items: Vec<V>, frozen: bool },
-    Global { kind: Global, name: String },
-    Object { class: String, args: V, state: V },
-    NdArray { dtype: String, shape: Vec<usize>, data: Vec<u8> },
-    Storage { dtype: DType, key: String, numel: usize, view_offset: usize, view_numel: Option<usize> },
-    LazyTensor { storage: V, offset: usize, shape: Vec<usize>, stride: Vec<usize> },
+    Set {
+        items: Vec<V>,
+        frozen: bool,
+    },
+    Global {
+        kind: Global,
+        name: String,
+    },
+    Object {
+        class: String,
+        args: V,
+        state: V,
+    },
+    NdArray {
+        dtype: String,
+        shape: Vec<usize>,
+        data: Vec<u8>,
+    },
+    Storage {
+        dtype: DType,
+        key: String,
+        numel: usize,
+        view_offset: usize,
+        view_numel: Option<usize>,
+    },
+    LazyTensor {
+        storage: V,
+        offset: usize,
+        shape: Vec<usize>,
+        stride: Vec<usize>,
+    },
 }
 
 pub(super) struct Vm<'a> {
@@ -170,7 +207,7 @@ pub(super) struct Vm<'a> {
     stack: Vec<V>,
     marks: Vec<usize>,
     memo: HashMap<u64, V>,
-    pid_mode: PidMode,
+    pub(super) pid_mode: PidMode,
     /// Work units (copied items, allocated bytes) left.
     pub(super) work_left: usize,
     /// Storages referenced by persistent ids, in first-seen order: (key, dtype, numel).
@@ -179,8 +216,6 @@ pub(super) struct Vm<'a> {
     pub(super) op_offset: usize,
     pub(super) op_name: &'static str,
 }
-
-const MAX_DEPTH: usize = 96;
 
 impl<'a> Vm<'a> {
     pub(super) fn new(data: &'a [u8], start: usize, pid_mode: PidMode) -> Self {
@@ -200,7 +235,11 @@ impl<'a> Vm<'a> {
     }
 
     pub(super) fn corrupt(&self, detail: impl Into<String>) -> PickleError {
-        PickleError::Corrupt { opcode: self.op_name.to_string(), offset: self.op_offset, detail: detail.into() }
+        PickleError::Corrupt {
+            opcode: self.op_name.to_string(),
+            offset: self.op_offset,
+            detail: detail.into(),
+        }
     }
 
     pub(super) fn charge(&mut self, units: usize) -> Result<(), PickleError> {
@@ -225,49 +264,6 @@ impl<'a> Vm<'a> {
         }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| {
-            PickleError::Truncated { opcode: self.op_name.to_string(), offset: self.op_offset }
-        })?;
-        let s = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8, PickleError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, PickleError> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Result<u32, PickleError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Result<u64, PickleError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-    fn len_u64(&mut self) -> Result<usize, PickleError> {
-        let n = self.u64()?;
-        usize::try_from(n).map_err(|_| PickleError::Truncated {
-            opcode: self.op_name.to_string(),
-            offset: self.op_offset,
-        })
-    }
-    fn line(&mut self) -> Result<&'a [u8], PickleError> {
-        let rest = &self.data[self.pos.min(self.data.len())..];
-        let nl = rest.iter().position(|&c| c == b'\n').ok_or_else(|| PickleError::Truncated {
-            opcode: self.op_name.to_string(),
-            offset: self.op_offset,
-        })?;
-        let l = &rest[..nl];
-        self.pos += nl + 1;
-        Ok(l.strip_suffix(b"\r").unwrap_or(l))
-    }
-
     fn push(&mut self, v: V) {
         self.stack.push(v);
     }
@@ -276,60 +272,46 @@ impl<'a> Vm<'a> {
         if self.stack.len() <= floor {
             return Err(self.corrupt("the stack is empty"));
         }
-        self.stack.pop().ok_or_else(|| self.corrupt("the stack is empty"))
+        self.stack
+            .pop()
+            .ok_or_else(|| self.corrupt("the stack is empty"))
     }
     fn top(&self) -> Result<V, PickleError> {
         let floor = self.marks.last().copied().unwrap_or(0);
         if self.stack.len() <= floor {
             return Err(self.corrupt("the stack is empty"));
         }
-        self.stack.last().copied().ok_or_else(|| self.corrupt("the stack is empty"))
+        self.stack
+            .last()
+            .copied()
+            .ok_or_else(|| self.corrupt("the stack is empty"))
     }
     fn pop_mark(&mut self) -> Result<Vec<V>, PickleError> {
-        let m = self.marks.pop().ok_or_else(|| self.corrupt("no MARK on the stack"))?;
+        let m = self
+            .marks
+            .pop()
+            .ok_or_else(|| self.corrupt("no MARK on the stack"))?;
         Ok(self.stack.split_off(m.min(self.stack.len())))
     }
     fn memo_get(&self, k: u64) -> Result<V, PickleError> {
-        self.memo.get(&k).copied().ok_or_else(|| self.corrupt(format!("memo entry {k} was never stored")))
+        self.memo
+            .get(&k)
+            .copied()
+            .ok_or_else(|| self.corrupt(format!("memo entry {k} was never stored")))
     }
     fn memo_put(&mut self, k: u64) -> Result<(), PickleError> {
         let v = self.top()?;
         self.memo.insert(k, v);
         Ok(())
     }
-    fn str_node(&mut self, bytes: &[u8]) -> Result<V, PickleError> {
-        self.charge(bytes.len())?;
-        let s = String::from_utf8_lossy(bytes).into_owned();
-        Ok(self.alloc(Node::Str(s)))
-    }
-    fn bytes_node(&mut self, bytes: &[u8]) -> Result<V, PickleError> {
-        self.charge(bytes.len())?;
-        Ok(self.alloc(Node::Bytes(bytes.to_vec())))
-    }
-    fn long_from_le(&mut self, b: &[u8]) -> V {
-        if b.is_empty() {
-            return V::Int(0);
-        }
-        if b.len() <= 8 {
-            let neg = b[b.len() - 1] & 0x80 != 0;
-            let mut a = [if neg { 0xff } else { 0 }; 8];
-            a[..b.len()].copy_from_slice(b);
-            return V::Int(i64::from_le_bytes(a));
-        }
-        // Too big for i64: keep the two's complement bytes as hex text.
-        let mut s = String::from("0x");
-        for byte in b.iter().rev() {
-            s.push_str(&format!("{byte:02x}"));
-        }
-        self.alloc(Node::BigInt(s))
-    }
-
     /// Runs until STOP; returns the result. `self.pos` is then just past STOP.
     pub(super) fn run(&mut self) -> Result<V, PickleError> {
         loop {
             self.op_offset = self.pos;
             let Some(&op) = self.data.get(self.pos) else {
-                return Err(PickleError::NoStop { len: self.data.len() });
+                return Err(PickleError::NoStop {
+                    len: self.data.len(),
+                });
             };
             self.pos += 1;
             self.op_name = opcode_name(op);
@@ -675,366 +657,5 @@ impl<'a> Vm<'a> {
                 _ => return Err(PickleError::UnknownOpcode { opcode: op, offset: self.op_offset }),
             }
         }
-    }
-
-    pub(super) fn tuple_items(&self, v: V) -> Result<Vec<V>, PickleError> {
-        match self.node(v) {
-            Some(Node::Tuple(items)) | Some(Node::List(items)) => Ok(items.clone()),
-            _ => Err(self.corrupt("expected a tuple of arguments")),
-        }
-    }
-
-    fn extend_list(&mut self, target: V, items: Vec<V>) -> Result<(), PickleError> {
-        self.charge(items.len())?;
-        match target {
-            V::Ref(i) => match self.arena.get_mut(i) {
-                Some(Node::List(l)) => {
-                    l.extend(items);
-                    Ok(())
-                }
-                Some(Node::Set { items: s, .. }) => {
-                    s.extend(items);
-                    Ok(())
-                }
-                _ => Err(self.corrupt("APPEND target is not a list")),
-            },
-            _ => Err(self.corrupt("APPEND target is not a list")),
-        }
-    }
-
-    fn set_items(&mut self, target: V, items: Vec<V>) -> Result<(), PickleError> {
-        self.charge(items.len())?;
-        let pairs = items.chunks_exact(2).map(|c| (c[0], c[1]));
-        match target {
-            V::Ref(i) => match self.arena.get_mut(i) {
-                Some(Node::Dict(d)) => {
-                    d.extend(pairs);
-                    Ok(())
-                }
-                _ => Err(self.corrupt("SETITEM target is not a dict")),
-            },
-            _ => Err(self.corrupt("SETITEM target is not a dict")),
-        }
-    }
-
-    fn persistent_load(&mut self, pid: V) -> Result<V, PickleError> {
-        if self.pid_mode == PidMode::Forbidden {
-            return Err(self.corrupt("a persistent id in a plain pickle"));
-        }
-        let items = match self.node(pid) {
-            Some(Node::Tuple(t)) => t.clone(),
-            _ => return Err(self.corrupt("the persistent id is not a tuple")),
-        };
-        let is_storage = matches!(items.first().and_then(|&v| self.node(v)), Some(Node::Str(s)) if s == "storage");
-        if !is_storage || items.len() < 5 {
-            return Err(self.corrupt("the persistent id is not ('storage', type, key, location, numel)"));
-        }
-        let dtype = match self.node(items[1]) {
-            Some(Node::Global { kind: Global::Storage(d), .. }) => *d,
-            _ => return Err(self.corrupt("the persistent id's storage type is not a torch storage class")),
-        };
-        let key = match self.node(items[2]) {
-            Some(Node::Str(s)) => s.clone(),
-            _ => match items[2] {
-                V::Int(i) => i.to_string(),
-                _ => return Err(self.corrupt("the storage key is not a string")),
-            },
-        };
-        let numel = self.usize_of(items[4], "storage size")?;
-        let (mut view_offset, mut view_numel) = (0, None);
-        if let Some(&view) = items.get(5) {
-            if view != V::None {
-                let t = self.tuple_items(view)?;
-                if t.len() != 3 {
-                    return Err(self.corrupt("the storage view is not (key, offset, size)"));
-                }
-                view_offset = self.usize_of(t[1], "view offset")?;
-                view_numel = Some(self.usize_of(t[2], "view size")?);
-            }
-        }
-        match self.storages.iter().find(|(k, _, _)| *k == key) {
-            Some(_) => {}
-            None => self.storages.push((key.clone(), dtype, numel)),
-        }
-        Ok(self.alloc(Node::Storage { dtype, key, numel, view_offset, view_numel }))
-    }
-
-    pub(super) fn usize_of(&self, v: V, what: &str) -> Result<usize, PickleError> {
-        match v {
-            V::Int(i) if i >= 0 => usize::try_from(i).map_err(|_| self.corrupt(format!("{what} {i} is too large"))),
-            V::Bool(b) => Ok(b as usize),
-            _ => Err(self.corrupt(format!("{what} is not a non-negative integer"))),
-        }
-    }
-
-    /// Converts the arena value `v` into a [`Value`] tree, materialising tensors.
-    pub(super) fn to_value(&self, v: V, src: &mut dyn StorageSource, budget: &mut usize) -> Result<Value, PickleError> {
-        self.convert(v, src, budget, 0)
-    }
-
-    fn convert(&self, v: V, src: &mut dyn StorageSource, budget: &mut usize, depth: usize) -> Result<Value, PickleError> {
-        if depth > MAX_DEPTH {
-            return Err(PickleError::Unsupported { detail: format!("values nested more than {MAX_DEPTH} deep (or a cycle)") });
-        }
-        let spend = |budget: &mut usize, n: usize| -> Result<(), PickleError> {
-            if n > *budget {
-                return Err(PickleError::TooLarge { detail: "the values it describes outgrow the file".into() });
-            }
-            *budget -= n;
-            Ok(())
-        };
-        spend(budget, std::mem::size_of::<Value>())?;
-        let idx = match v {
-            V::None => return Ok(Value::None),
-            V::Bool(b) => return Ok(Value::Bool(b)),
-            V::Int(i) => return Ok(Value::Int(i)),
-            V::Float(f) => return Ok(Value::Float(f)),
-            V::Ref(i) => i,
-        };
-        let node = self.arena.get(idx).ok_or_else(|| PickleError::Unsupported { detail: "dangling reference".into() })?;
-        let mut seq = |items: &[V], budget: &mut usize| -> Result<Vec<Value>, PickleError> {
-            spend(budget, items.len().saturating_mul(std::mem::size_of::<Value>()))?;
-            items.iter().map(|&x| self.convert(x, src, budget, depth + 1)).collect()
-        };
-        Ok(match node {
-            Node::Str(s) => {
-                spend(budget, s.len())?;
-                Value::Str(s.clone())
-            }
-            Node::Bytes(b) => {
-                spend(budget, b.len())?;
-                Value::Bytes(b.clone())
-            }
-            Node::BigInt(s) => Value::Object { class: "builtins.int".into(), state: Box::new(Value::Str(s.clone())) },
-            Node::List(items) => Value::List(seq(items, budget)?),
-            Node::Tuple(items) => Value::Tuple(seq(items, budget)?),
-            Node::Set { items, frozen } => Value::Object {
-                class: if *frozen { "builtins.frozenset" } else { "builtins.set" }.into(),
-                state: Box::new(Value::List(seq(items, budget)?)),
-            },
-            Node::Dict(pairs) => {
-                spend(budget, pairs.len().saturating_mul(2 * std::mem::size_of::<Value>()))?;
-                let mut out: Vec<(Value, Value)> = Vec::with_capacity(pairs.len());
-                // Python dict semantics: a repeated key replaces the value in place.
-                let mut index: HashMap<DictKey, usize> = HashMap::new();
-                for &(k, val) in pairs {
-                    let k = self.convert(k, src, budget, depth + 1)?;
-                    let val = self.convert(val, src, budget, depth + 1)?;
-                    let dk = match &k {
-                        Value::Str(s) => Some(DictKey::S(s.clone())),
-                        Value::Bytes(b) => Some(DictKey::B(b.clone())),
-                        Value::Int(i) => Some(DictKey::I(*i)),
-                        _ => None,
-                    };
-                    match dk {
-                        Some(dk) => match index.get(&dk) {
-                            Some(&i) => out[i].1 = val,
-                            None => {
-                                index.insert(dk, out.len());
-                                out.push((k, val));
-                            }
-                        },
-                        None => out.push((k, val)),
-                    }
-                }
-                Value::Dict(out)
-            }
-            Node::Global { name, .. } => Value::Object { class: name.clone(), state: Box::new(Value::None) },
-            Node::Object { class, args, state } => {
-                let s = if *state != V::None { *state } else { *args };
-                Value::Object { class: class.clone(), state: Box::new(self.convert(s, src, budget, depth + 1)?) }
-            }
-            Node::NdArray { dtype, shape, data } => {
-                spend(budget, data.len())?;
-                Value::NdArray { dtype: dtype.clone(), shape: shape.clone(), data: data.clone() }
-            }
-            Node::Storage { dtype, key, .. } => Value::Object {
-                class: format!("torch.{}", dtype.storage_name()),
-                state: Box::new(Value::Str(key.clone())),
-            },
-            Node::LazyTensor { storage, offset, shape, stride } => {
-                let Some(Node::Storage { dtype, key, numel, view_offset, view_numel }) = self.node(*storage) else {
-                    return Err(PickleError::Unsupported { detail: "a tensor without a storage".into() });
-                };
-                let elem = dtype.size();
-                let bytes = src.bytes(key)?;
-                let need = numel.checked_mul(elem).ok_or_else(|| PickleError::Storage {
-                    key: key.clone(),
-                    detail: format!("declares {numel} elements, which overflows"),
-                })?;
-                if bytes.len() < need {
-                    return Err(PickleError::Storage {
-                        key: key.clone(),
-                        detail: format!("is too short: it should hold {numel} {dtype} elements ({need} bytes) but has {} bytes", bytes.len()),
-                    });
-                }
-                let mut st = &bytes[..need];
-                if let Some(vn) = view_numel {
-                    let s = view_offset.checked_mul(elem);
-                    let e = view_offset.checked_add(*vn).and_then(|x| x.checked_mul(elem));
-                    match (s, e) {
-                        (Some(s), Some(e)) if e <= st.len() => st = &st[s..e],
-                        _ => {
-                            return Err(PickleError::Storage {
-                                key: key.clone(),
-                                detail: "has a view that reaches past its end".into(),
-                            })
-                        }
-                    }
-                }
-                let data = super::tensor::gather_strided(st, elem, *offset, shape, stride, *budget)
-                    .map_err(|d| PickleError::Storage { key: key.clone(), detail: format!("(tensor view) {d}") })?;
-                spend(budget, data.len())?;
-                Value::Tensor(RawTensor { dtype: *dtype, shape: shape.clone(), data })
-            }
-        })
-    }
-}
-
-#[derive(Hash, PartialEq, Eq)]
-enum DictKey {
-    S(String),
-    B(Vec<u8>),
-    I(i64),
-}
-
-fn parse_decimal(l: &[u8]) -> Option<u64> {
-    std::str::from_utf8(l).ok()?.trim().parse().ok()
-}
-
-/// Decodes a protocol-0 STRING literal (`'abc'` or `"abc"` with Python escapes) to bytes.
-fn decode_string_literal(l: &[u8]) -> Option<Vec<u8>> {
-    if l.len() < 2 || l[0] != l[l.len() - 1] || (l[0] != b'\'' && l[0] != b'"') {
-        return None;
-    }
-    let s = &l[1..l.len() - 1];
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] != b'\\' {
-            out.push(s[i]);
-            i += 1;
-            continue;
-        }
-        let c = *s.get(i + 1)?;
-        i += 2;
-        match c {
-            b'n' => out.push(b'\n'),
-            b't' => out.push(b'\t'),
-            b'r' => out.push(b'\r'),
-            b'0'..=b'7' => {
-                let mut v = (c - b'0') as u32;
-                let mut k = 0;
-                while k < 2 && i < s.len() && (b'0'..=b'7').contains(&s[i]) {
-                    v = v * 8 + (s[i] - b'0') as u32;
-                    i += 1;
-                    k += 1;
-                }
-                out.push(v as u8);
-            }
-            b'x' => {
-                let h = std::str::from_utf8(s.get(i..i + 2)?).ok()?;
-                out.push(u8::from_str_radix(h, 16).ok()?);
-                i += 2;
-            }
-            other => out.push(other),
-        }
-    }
-    Some(out)
-}
-
-/// Decodes Python's raw-unicode-escape (used by protocol-0 UNICODE).
-fn decode_raw_unicode_escape(l: &[u8]) -> String {
-    let mut out = String::with_capacity(l.len());
-    let mut i = 0;
-    while i < l.len() {
-        if l[i] == b'\\' && i + 1 < l.len() && (l[i + 1] == b'u' || l[i + 1] == b'U') {
-            let n = if l[i + 1] == b'u' { 4 } else { 8 };
-            if let Some(h) = l.get(i + 2..i + 2 + n) {
-                if let Some(c) = std::str::from_utf8(h).ok().and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32) {
-                    out.push(c);
-                    i += 2 + n;
-                    continue;
-                }
-            }
-        }
-        out.push(l[i] as char);
-        i += 1;
-    }
-    out
-}
-
-/// The name of a pickle opcode, for error messages.
-pub fn opcode_name(op: u8) -> &'static str {
-    match op {
-        b'(' => "MARK",
-        b'.' => "STOP",
-        b'0' => "POP",
-        b'1' => "POP_MARK",
-        b'2' => "DUP",
-        b'F' => "FLOAT",
-        b'I' => "INT",
-        b'J' => "BININT",
-        b'K' => "BININT1",
-        b'L' => "LONG",
-        b'M' => "BININT2",
-        b'N' => "NONE",
-        b'P' => "PERSID",
-        b'Q' => "BINPERSID",
-        b'R' => "REDUCE",
-        b'S' => "STRING",
-        b'T' => "BINSTRING",
-        b'U' => "SHORT_BINSTRING",
-        b'V' => "UNICODE",
-        b'X' => "BINUNICODE",
-        b'a' => "APPEND",
-        b'b' => "BUILD",
-        b'c' => "GLOBAL",
-        b'd' => "DICT",
-        b'}' => "EMPTY_DICT",
-        b'e' => "APPENDS",
-        b'g' => "GET",
-        b'h' => "BINGET",
-        b'i' => "INST",
-        b'j' => "LONG_BINGET",
-        b'l' => "LIST",
-        b']' => "EMPTY_LIST",
-        b'o' => "OBJ",
-        b'p' => "PUT",
-        b'q' => "BINPUT",
-        b'r' => "LONG_BINPUT",
-        b's' => "SETITEM",
-        b't' => "TUPLE",
-        b')' => "EMPTY_TUPLE",
-        b'u' => "SETITEMS",
-        b'G' => "BINFLOAT",
-        b'B' => "BINBYTES",
-        b'C' => "SHORT_BINBYTES",
-        0x80 => "PROTO",
-        0x81 => "NEWOBJ",
-        0x82 => "EXT1",
-        0x83 => "EXT2",
-        0x84 => "EXT4",
-        0x85 => "TUPLE1",
-        0x86 => "TUPLE2",
-        0x87 => "TUPLE3",
-        0x88 => "NEWTRUE",
-        0x89 => "NEWFALSE",
-        0x8a => "LONG1",
-        0x8b => "LONG4",
-        0x8c => "SHORT_BINUNICODE",
-        0x8d => "BINUNICODE8",
-        0x8e => "BINBYTES8",
-        0x8f => "EMPTY_SET",
-        0x90 => "ADDITEMS",
-        0x91 => "FROZENSET",
-        0x92 => "NEWOBJ_EX",
-        0x93 => "STACK_GLOBAL",
-        0x94 => "MEMOIZE",
-        0x95 => "FRAME",
-        0x96 => "BYTEARRAY8",
-        0x97 => "NEXT_BUFFER",
-        0x98 => "READONLY_BUFFER",
-        _ => "unknown",
     }
 }

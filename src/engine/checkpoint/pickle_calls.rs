@@ -1,7 +1,7 @@
 //! The allow-list of globals and what "calling" each of them builds. Nothing here executes
 //! code from a pickle: every call builds an inert node in Rust.
 
-use super::pickle::{Global, Node, PickleError, Vm, V};
+use super::pickle::{Global, Node, PickleError, PidMode, Vm, V};
 use super::tensor::DType;
 
 /// Resolves `module.name` against the allow-list.
@@ -17,7 +17,9 @@ pub(super) fn resolve_global(module: &str, name: &str) -> Option<Global> {
         ("torch", "Tensor") | ("torch.nn.parameter", "Parameter") => Global::TensorType,
         ("torch", "device") => Global::TorchDevice,
         ("torch", "Size") => Global::TorchSize,
-        ("torch" | "torch.storage", n) if n.ends_with("Storage") => Global::Storage(DType::from_storage_name(n)?),
+        ("torch" | "torch.storage", n) if n.ends_with("Storage") => {
+            Global::Storage(DType::from_storage_name(n)?)
+        }
         ("argparse", "Namespace") => Global::Namespace,
         (m, "scalar") if np_core(m) => Global::NpScalar,
         (m, "_reconstruct") if np_core(m) => Global::NpReconstruct,
@@ -38,9 +40,28 @@ pub(super) fn resolve_global(module: &str, name: &str) -> Option<Global> {
 
 /// Dtype names PyTorch pickles as `torch.<name>` constants (e.g. in AMP or optimizer state).
 const TORCH_DTYPES: &[&str] = &[
-    "float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64", "long", "int32", "int",
-    "int16", "short", "int8", "uint8", "bool", "complex64", "complex128", "strided", "contiguous_format",
-    "preserve_format", "channels_last",
+    "float32",
+    "float",
+    "float64",
+    "double",
+    "float16",
+    "half",
+    "bfloat16",
+    "int64",
+    "long",
+    "int32",
+    "int",
+    "int16",
+    "short",
+    "int8",
+    "uint8",
+    "bool",
+    "complex64",
+    "complex128",
+    "strided",
+    "contiguous_format",
+    "preserve_format",
+    "channels_last",
 ];
 
 impl<'a> Vm<'a> {
@@ -48,9 +69,16 @@ impl<'a> Vm<'a> {
         let full = format!("{module}.{name}");
         if module == "torch" && TORCH_DTYPES.contains(&name) {
             let s = self.alloc(Node::Str(full));
-            return Ok(self.alloc(Node::Object { class: "torch.dtype".into(), args: s, state: V::None }));
+            return Ok(self.alloc(Node::Object {
+                class: "torch.dtype".into(),
+                args: s,
+                state: V::None,
+            }));
         }
-        if module.starts_with("torch") && name.ends_with("Storage") && resolve_global(module, name).is_none() {
+        if module.starts_with("torch")
+            && name.ends_with("Storage")
+            && resolve_global(module, name).is_none()
+        {
             return Err(PickleError::Unsupported {
                 detail: format!("storage type `{full}` (rift reads bool, uint8, int8/16/32/64, float16, bfloat16, float32 and float64 tensors)"),
             });
@@ -60,12 +88,15 @@ impl<'a> Vm<'a> {
                 self.charge(full.len())?;
                 Ok(self.alloc(Node::Global { kind, name: full }))
             }
-            None => Err(PickleError::ForbiddenGlobal { name: full, offset: self.op_offset }),
+            None => Err(PickleError::ForbiddenGlobal {
+                name: full,
+                offset: self.op_offset,
+            }),
         }
     }
 
     /// A text argument: a str, or (Python 2) a byte string holding UTF-8.
-    fn str_of(&self, v: V) -> Option<&str> {
+    pub(super) fn str_of(&self, v: V) -> Option<&str> {
         match self.node(v) {
             Some(Node::Str(s)) => Some(s),
             Some(Node::Bytes(b)) => std::str::from_utf8(b).ok(),
@@ -74,15 +105,24 @@ impl<'a> Vm<'a> {
     }
 
     fn usizes(&self, v: V, what: &str) -> Result<Vec<usize>, PickleError> {
-        let items = self.tuple_items(v).map_err(|_| self.corrupt(format!("{what} is not a tuple")))?;
+        let items = self
+            .tuple_items(v)
+            .map_err(|_| self.corrupt(format!("{what} is not a tuple")))?;
         items.iter().map(|&x| self.usize_of(x, what)).collect()
     }
 
     /// "Calls" `func` (an allow-listed global) on `args`: builds the node it stands for.
-    pub(super) fn call(&mut self, func: V, args: Vec<V>, kwargs: Option<V>) -> Result<V, PickleError> {
+    pub(super) fn call(
+        &mut self,
+        func: V,
+        args: Vec<V>,
+        kwargs: Option<V>,
+    ) -> Result<V, PickleError> {
         let (kind, name) = match self.node(func) {
             Some(Node::Global { kind, name }) => (kind.clone(), name.clone()),
-            _ => return Err(self.corrupt("calls something that is not an allowed class or function")),
+            _ => {
+                return Err(self.corrupt("calls something that is not an allowed class or function"))
+            }
         };
         self.charge(args.len())?;
         let arg = |i: usize| args.get(i).copied();
@@ -110,25 +150,38 @@ impl<'a> Vm<'a> {
             Global::Builtin(b) => {
                 let items = match arg(0) {
                     Some(a) => match self.node(a) {
-                        Some(Node::List(l)) | Some(Node::Tuple(l)) | Some(Node::Set { items: l, .. }) => l.clone(),
+                        Some(Node::List(l))
+                        | Some(Node::Tuple(l))
+                        | Some(Node::Set { items: l, .. }) => l.clone(),
                         _ => Vec::new(),
                     },
                     None => Vec::new(),
                 };
                 self.charge(items.len())?;
-                Ok(self.alloc(if b == "tuple" { Node::Tuple(items) } else { Node::List(items) }))
+                Ok(self.alloc(if b == "tuple" {
+                    Node::Tuple(items)
+                } else {
+                    Node::List(items)
+                }))
             }
             Global::Set | Global::FrozenSet => {
                 let items = match arg(0).and_then(|a| self.node(a)) {
-                    Some(Node::List(l)) | Some(Node::Tuple(l)) | Some(Node::Set { items: l, .. }) => l.clone(),
+                    Some(Node::List(l))
+                    | Some(Node::Tuple(l))
+                    | Some(Node::Set { items: l, .. }) => l.clone(),
                     _ => Vec::new(),
                 };
                 self.charge(items.len())?;
-                Ok(self.alloc(Node::Set { items, frozen: kind == Global::FrozenSet }))
+                Ok(self.alloc(Node::Set {
+                    items,
+                    frozen: kind == Global::FrozenSet,
+                }))
             }
             Global::RebuildTensorV2 | Global::RebuildTensor => {
                 if args.len() < 4 {
-                    return Err(self.corrupt("_rebuild_tensor needs (storage, offset, size, stride, ...)"));
+                    return Err(
+                        self.corrupt("_rebuild_tensor needs (storage, offset, size, stride, ...)")
+                    );
                 }
                 if !matches!(self.node(args[0]), Some(Node::Storage { .. })) {
                     return Err(self.corrupt("_rebuild_tensor's first argument is not a storage"));
@@ -140,7 +193,12 @@ impl<'a> Vm<'a> {
                     return Err(self.corrupt("tensor size and stride have different lengths"));
                 }
                 self.charge(shape.len() * 2)?;
-                Ok(self.alloc(Node::LazyTensor { storage: args[0], offset, shape, stride }))
+                Ok(self.alloc(Node::LazyTensor {
+                    storage: args[0],
+                    offset,
+                    shape,
+                    stride,
+                }))
             }
             Global::RebuildParameter | Global::RebuildParameterWithState => {
                 let t = arg(0).ok_or_else(|| self.corrupt("_rebuild_parameter without data"))?;
@@ -149,12 +207,16 @@ impl<'a> Vm<'a> {
             Global::RebuildFromTypeV2 => {
                 // (func, new_type, args, state): rebuild with func(*args), ignore the type.
                 if args.len() < 3 {
-                    return Err(self.corrupt("_rebuild_from_type_v2 needs (func, type, args, state)"));
+                    return Err(
+                        self.corrupt("_rebuild_from_type_v2 needs (func, type, args, state)")
+                    );
                 }
                 let inner = self.tuple_items(args[2])?;
                 let inner_kind = match self.node(args[0]) {
                     Some(Node::Global { kind, .. }) => kind.clone(),
-                    _ => return Err(self.corrupt("_rebuild_from_type_v2's function is not allowed")),
+                    _ => {
+                        return Err(self.corrupt("_rebuild_from_type_v2's function is not allowed"))
+                    }
                 };
                 if matches!(inner_kind, Global::RebuildFromTypeV2) {
                     return Err(self.corrupt("nested _rebuild_from_type_v2"));
@@ -170,13 +232,20 @@ impl<'a> Vm<'a> {
                 Ok(self.alloc(Node::Tuple(items)))
             }
             Global::TorchDevice => {
-                let mut s = self.str_of(arg(0).unwrap_or(V::None)).unwrap_or("?").to_string();
+                let mut s = self
+                    .str_of(arg(0).unwrap_or(V::None))
+                    .unwrap_or("?")
+                    .to_string();
                 if let Some(V::Int(i)) = arg(1) {
                     s = format!("{s}:{i}");
                 }
                 self.charge(s.len())?;
                 let st = self.alloc(Node::Str(s));
-                Ok(self.alloc(Node::Object { class: "torch.device".into(), args: V::None, state: st }))
+                Ok(self.alloc(Node::Object {
+                    class: "torch.device".into(),
+                    args: V::None,
+                    state: st,
+                }))
             }
             Global::CodecsEncode | Global::Bytearray => {
                 let bytes = match arg(0) {
@@ -184,13 +253,18 @@ impl<'a> Vm<'a> {
                     Some(a) => match self.node(a) {
                         Some(Node::Bytes(b)) => b.clone(),
                         Some(Node::Str(s)) => {
-                            let enc = arg(1).and_then(|e| self.str_of(e)).unwrap_or("utf-8").to_ascii_lowercase();
+                            let enc = arg(1)
+                                .and_then(|e| self.str_of(e))
+                                .unwrap_or("utf-8")
+                                .to_ascii_lowercase();
                             if matches!(enc.as_str(), "latin1" | "latin-1" | "iso-8859-1" | "l1") {
                                 let mut out = Vec::with_capacity(s.len());
                                 for c in s.chars() {
                                     let c = c as u32;
                                     if c > 0xff {
-                                        return Err(self.corrupt("a latin-1 string holds a character above U+00FF"));
+                                        return Err(self.corrupt(
+                                            "a latin-1 string holds a character above U+00FF",
+                                        ));
                                     }
                                     out.push(c as u8);
                                 }
@@ -204,12 +278,20 @@ impl<'a> Vm<'a> {
                             for &x in l {
                                 match x {
                                     V::Int(i) if (0..256).contains(&i) => out.push(i as u8),
-                                    _ => return Err(self.corrupt("bytearray from a list of non-bytes")),
+                                    _ => {
+                                        return Err(
+                                            self.corrupt("bytearray from a list of non-bytes")
+                                        )
+                                    }
                                 }
                             }
                             out
                         }
-                        _ => return Err(self.corrupt(format!("{name} of something that is not a string"))),
+                        _ => {
+                            return Err(
+                                self.corrupt(format!("{name} of something that is not a string"))
+                            )
+                        }
                     },
                 };
                 self.charge(bytes.len())?;
@@ -218,11 +300,17 @@ impl<'a> Vm<'a> {
             Global::NpScalar => self.np_scalar(&args),
             Global::NpDtype => {
                 let a = self.alloc(Node::Tuple(args));
-                Ok(self.alloc(Node::Object { class: "numpy.dtype".into(), args: a, state: V::None }))
+                Ok(self.alloc(Node::Object {
+                    class: "numpy.dtype".into(),
+                    args: a,
+                    state: V::None,
+                }))
             }
-            Global::NpReconstruct => {
-                Ok(self.alloc(Node::NdArray { dtype: String::new(), shape: vec![0], data: Vec::new() }))
-            }
+            Global::NpReconstruct => Ok(self.alloc(Node::NdArray {
+                dtype: String::new(),
+                shape: vec![0],
+                data: Vec::new(),
+            })),
             Global::NpFrombuffer => {
                 if args.len() < 3 {
                     return Err(self.corrupt("_frombuffer needs (buffer, dtype, shape, order)"));
@@ -237,14 +325,22 @@ impl<'a> Vm<'a> {
                 let (dtype, data) = self.np_array_data(args[1], &shape, fortran, data)?;
                 Ok(self.alloc(Node::NdArray { dtype, shape, data }))
             }
-            Global::Namespace | Global::NpNdarray | Global::TensorType | Global::Inert | Global::Storage(_) => {
+            Global::Namespace
+            | Global::NpNdarray
+            | Global::TensorType
+            | Global::Inert
+            | Global::Storage(_) => {
                 let a = self.alloc(Node::Tuple(args));
                 let state = kwargs.unwrap_or(V::None);
                 let state = match self.node(state) {
                     Some(Node::Dict(d)) if d.is_empty() => V::None,
                     _ => state,
                 };
-                Ok(self.alloc(Node::Object { class: name, args: a, state }))
+                Ok(self.alloc(Node::Object {
+                    class: name,
+                    args: a,
+                    state,
+                }))
             }
         }
     }
@@ -256,7 +352,9 @@ impl<'a> Vm<'a> {
         if is_ndarray {
             let st = self.tuple_items(state)?;
             if st.len() != 5 {
-                return Err(self.corrupt("numpy array state is not (version, shape, dtype, fortran, data)"));
+                return Err(
+                    self.corrupt("numpy array state is not (version, shape, dtype, fortran, data)")
+                );
             }
             let shape = self.usizes(st[1], "array shape")?;
             let fortran = matches!(st[3], V::Bool(true) | V::Int(1));
@@ -265,7 +363,8 @@ impl<'a> Vm<'a> {
                 Some(Node::Str(s)) => s.chars().map(|c| c as u32 as u8).collect(),
                 _ => {
                     return Err(PickleError::Unsupported {
-                        detail: "a numpy array of Python objects (only numeric arrays are read)".into(),
+                        detail: "a numpy array of Python objects (only numeric arrays are read)"
+                            .into(),
                     })
                 }
             };
@@ -283,118 +382,110 @@ impl<'a> Vm<'a> {
         Ok(())
     }
 
-    /// (numpy name, item size, big endian) of a numpy.dtype node.
-    fn np_dtype(&self, v: V) -> Result<(&'static str, usize, bool), PickleError> {
-        let (args, state) = match self.node(v) {
-            Some(Node::Object { class, args, state }) if class == "numpy.dtype" => (*args, *state),
-            _ => return Err(self.corrupt("expected a numpy.dtype")),
-        };
-        let code = self.tuple_items(args)?.first().and_then(|&c| self.str_of(c)).unwrap_or("").to_string();
-        let mut big = false;
-        if let Ok(st) = self.tuple_items(state) {
-            if let Some(e) = st.get(1).and_then(|&e| self.str_of(e)) {
-                big = e == ">";
-            }
+    pub(super) fn tuple_items(&self, v: V) -> Result<Vec<V>, PickleError> {
+        match self.node(v) {
+            Some(Node::Tuple(items)) | Some(Node::List(items)) => Ok(items.clone()),
+            _ => Err(self.corrupt("expected a tuple of arguments")),
         }
-        let c = code.trim_start_matches(['<', '|', '=']);
-        if code.starts_with('>') {
-            big = true;
-        }
-        let c = c.trim_start_matches('>');
-        let (name, size) = match c {
-            "f2" | "float16" | "e" => ("float16", 2),
-            "f4" | "float32" | "f" => ("float32", 4),
-            "f8" | "float64" | "d" => ("float64", 8),
-            "i1" | "int8" | "b" => ("int8", 1),
-            "i2" | "int16" | "h" => ("int16", 2),
-            "i4" | "int32" | "i" => ("int32", 4),
-            "i8" | "int64" | "l" | "q" => ("int64", 8),
-            "u1" | "uint8" | "B" => ("uint8", 1),
-            "u2" | "uint16" | "H" => ("uint16", 2),
-            "u4" | "uint32" | "I" => ("uint32", 4),
-            "u8" | "uint64" | "L" | "Q" => ("uint64", 8),
-            "b1" | "bool" | "?" => ("bool", 1),
-            "c8" | "complex64" => ("complex64", 8),
-            "c16" | "complex128" => ("complex128", 16),
-            _ => {
-                return Err(PickleError::Unsupported { detail: format!("numpy dtype `{code}` (only numeric dtypes are read)") })
-            }
-        };
-        Ok((name, size, big))
     }
 
-    /// Checks and normalises array bytes: little endian, C order.
-    fn np_array_data(&mut self, dtype: V, shape: &[usize], fortran: bool, mut data: Vec<u8>) -> Result<(String, Vec<u8>), PickleError> {
-        let (name, size, big) = self.np_dtype(dtype)?;
-        let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        let want = numel.and_then(|n| n.checked_mul(size));
-        if want != Some(data.len()) {
-            return Err(self.corrupt(format!("numpy array of shape {shape:?} and dtype {name} needs {} bytes but has {}", want.map_or("too many".to_string(), |w| w.to_string()), data.len())));
-        }
-        if big && size > 1 {
-            let part = if name.starts_with("complex") { size / 2 } else { size };
-            for c in data.chunks_exact_mut(part) {
-                c.reverse();
-            }
-        }
-        if fortran && shape.len() > 1 {
-            // Fortran order: strides grow from the first axis.
-            let mut stride = vec![0usize; shape.len()];
-            let mut acc = 1usize;
-            for (k, &d) in shape.iter().enumerate() {
-                stride[k] = acc;
-                acc = acc.saturating_mul(d);
-            }
-            data = super::tensor::gather_strided(&data, size, 0, shape, &stride, usize::MAX).map_err(|d| self.corrupt(d))?;
-        }
-        Ok((name.to_string(), data))
-    }
-
-    fn np_scalar(&mut self, args: &[V]) -> Result<V, PickleError> {
-        if args.len() < 2 {
-            return Err(self.corrupt("numpy scalar needs (dtype, bytes)"));
-        }
-        let (name, size, big) = self.np_dtype(args[0])?;
-        let mut b = match self.node(args[1]) {
-            Some(Node::Bytes(b)) => b.clone(),
-            Some(Node::Str(s)) => s.chars().map(|c| c as u32 as u8).collect(),
-            _ => return Err(self.corrupt("numpy scalar data is not bytes")),
-        };
-        if b.len() != size {
-            return Err(self.corrupt(format!("numpy {name} scalar has {} bytes", b.len())));
-        }
-        if big {
-            b.reverse();
-        }
-        let mut a = [0u8; 8];
-        let v = match name {
-            "float16" => V::Float(half::f16::from_le_bytes([b[0], b[1]]).to_f64()),
-            "float32" => V::Float(f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64),
-            "float64" => {
-                a.copy_from_slice(&b);
-                V::Float(f64::from_le_bytes(a))
-            }
-            "bool" => V::Bool(b[0] != 0),
-            "int8" => V::Int(b[0] as i8 as i64),
-            "uint8" => V::Int(b[0] as i64),
-            "int16" => V::Int(i16::from_le_bytes([b[0], b[1]]) as i64),
-            "uint16" => V::Int(u16::from_le_bytes([b[0], b[1]]) as i64),
-            "int32" => V::Int(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
-            "uint32" => V::Int(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
-            "int64" => {
-                a.copy_from_slice(&b);
-                V::Int(i64::from_le_bytes(a))
-            }
-            "uint64" => {
-                a.copy_from_slice(&b);
-                let u = u64::from_le_bytes(a);
-                match i64::try_from(u) {
-                    Ok(i) => V::Int(i),
-                    Err(_) => self.alloc(Node::BigInt(u.to_string())),
+    pub(super) fn extend_list(&mut self, target: V, items: Vec<V>) -> Result<(), PickleError> {
+        self.charge(items.len())?;
+        match target {
+            V::Ref(i) => match self.arena.get_mut(i) {
+                Some(Node::List(l)) => {
+                    l.extend(items);
+                    Ok(())
                 }
-            }
-            _ => self.alloc(Node::Bytes(b)),
+                Some(Node::Set { items: s, .. }) => {
+                    s.extend(items);
+                    Ok(())
+                }
+                _ => Err(self.corrupt("APPEND target is not a list")),
+            },
+            _ => Err(self.corrupt("APPEND target is not a list")),
+        }
+    }
+
+    pub(super) fn set_items(&mut self, target: V, items: Vec<V>) -> Result<(), PickleError> {
+        self.charge(items.len())?;
+        let pairs = items.chunks_exact(2).map(|c| (c[0], c[1]));
+        match target {
+            V::Ref(i) => match self.arena.get_mut(i) {
+                Some(Node::Dict(d)) => {
+                    d.extend(pairs);
+                    Ok(())
+                }
+                _ => Err(self.corrupt("SETITEM target is not a dict")),
+            },
+            _ => Err(self.corrupt("SETITEM target is not a dict")),
+        }
+    }
+
+    pub(super) fn persistent_load(&mut self, pid: V) -> Result<V, PickleError> {
+        if self.pid_mode == PidMode::Forbidden {
+            return Err(self.corrupt("a persistent id in a plain pickle"));
+        }
+        let items = match self.node(pid) {
+            Some(Node::Tuple(t)) => t.clone(),
+            _ => return Err(self.corrupt("the persistent id is not a tuple")),
         };
-        Ok(self.alloc(Node::Object { class: format!("numpy.{name}"), args: V::None, state: v }))
+        let is_storage = matches!(items.first().and_then(|&v| self.node(v)), Some(Node::Str(s)) if s == "storage");
+        if !is_storage || items.len() < 5 {
+            return Err(
+                self.corrupt("the persistent id is not ('storage', type, key, location, numel)")
+            );
+        }
+        let dtype = match self.node(items[1]) {
+            Some(Node::Global {
+                kind: Global::Storage(d),
+                ..
+            }) => *d,
+            _ => {
+                return Err(
+                    self.corrupt("the persistent id's storage type is not a torch storage class")
+                )
+            }
+        };
+        let key = match self.node(items[2]) {
+            Some(Node::Str(s)) => s.clone(),
+            _ => match items[2] {
+                V::Int(i) => i.to_string(),
+                _ => return Err(self.corrupt("the storage key is not a string")),
+            },
+        };
+        let numel = self.usize_of(items[4], "storage size")?;
+        let (mut view_offset, mut view_numel) = (0, None);
+        if let Some(&view) = items.get(5) {
+            if view != V::None {
+                let t = self.tuple_items(view)?;
+                if t.len() != 3 {
+                    return Err(self.corrupt("the storage view is not (key, offset, size)"));
+                }
+                view_offset = self.usize_of(t[1], "view offset")?;
+                view_numel = Some(self.usize_of(t[2], "view size")?);
+            }
+        }
+        match self.storages.iter().find(|(k, _, _)| *k == key) {
+            Some(_) => {}
+            None => self.storages.push((key.clone(), dtype, numel)),
+        }
+        Ok(self.alloc(Node::Storage {
+            dtype,
+            key,
+            numel,
+            view_offset,
+            view_numel,
+        }))
+    }
+
+    pub(super) fn usize_of(&self, v: V, what: &str) -> Result<usize, PickleError> {
+        match v {
+            V::Int(i) if i >= 0 => {
+                usize::try_from(i).map_err(|_| self.corrupt(format!("{what} {i} is too large")))
+            }
+            V::Bool(b) => Ok(b as usize),
+            _ => Err(self.corrupt(format!("{what} is not a non-negative integer"))),
+        }
     }
 }

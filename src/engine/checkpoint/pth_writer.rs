@@ -99,7 +99,10 @@ impl PickleWriter {
 /// The `data.pkl` pickle: an OrderedDict of `_rebuild_tensor_v2` calls, storage `i` for
 /// tensor `i`.
 pub fn state_dict_pickle(tensors: &[(String, RawTensor)]) -> Vec<u8> {
-    let mut w = PickleWriter { out: Vec::new(), memo: 0 };
+    let mut w = PickleWriter {
+        out: Vec::new(),
+        memo: 0,
+    };
     w.out.extend_from_slice(&[op::PROTO, 2]);
     w.global("collections", "OrderedDict");
     let od = w.put();
@@ -183,11 +186,22 @@ pub fn state_dict_pickle(tensors: &[(String, RawTensor)]) -> Vec<u8> {
 }
 
 /// Writes the zip archive to `out`.
-pub fn write_pth<W: Write + Seek>(out: W, path: &Path, tensors: &[(String, RawTensor)]) -> Result<(), CheckpointError> {
-    let werr = |detail: String| CheckpointError::Write { path: path.to_path_buf(), detail };
+pub fn write_pth<W: Write + Seek>(
+    out: W,
+    path: &Path,
+    tensors: &[(String, RawTensor)],
+) -> Result<(), CheckpointError> {
+    let werr = |detail: String| CheckpointError::Write {
+        path: path.to_path_buf(),
+        detail,
+    };
     let mut seen = std::collections::HashSet::new();
     for (name, t) in tensors {
-        t.check().map_err(|detail| CheckpointError::InvalidTensor { path: path.to_path_buf(), name: name.clone(), detail })?;
+        t.check().map_err(|detail| CheckpointError::InvalidTensor {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            detail,
+        })?;
         if !seen.insert(name.as_str()) {
             return Err(CheckpointError::InvalidTensor {
                 path: path.to_path_buf(),
@@ -204,11 +218,13 @@ pub fn write_pth<W: Write + Seek>(out: W, path: &Path, tensors: &[(String, RawTe
             .with_alignment(64)
             .large_file(large)
     };
-    let entry = |zw: &mut zip::ZipWriter<W>, name: String, data: &[u8]| -> Result<(), CheckpointError> {
-        zw.start_file(name.clone(), opts(data.len() as u64 >= u32::MAX as u64))
-            .map_err(|e| werr(format!("zip entry {name}: {e}")))?;
-        zw.write_all(data).map_err(|e| werr(format!("zip entry {name}: {e}")))
-    };
+    let entry =
+        |zw: &mut zip::ZipWriter<W>, name: String, data: &[u8]| -> Result<(), CheckpointError> {
+            zw.start_file(name.clone(), opts(data.len() as u64 >= u32::MAX as u64))
+                .map_err(|e| werr(format!("zip entry {name}: {e}")))?;
+            zw.write_all(data)
+                .map_err(|e| werr(format!("zip entry {name}: {e}")))
+        };
     let a = "archive";
     entry(&mut zw, format!("{a}/data.pkl"), &pkl)?;
     entry(&mut zw, format!("{a}/.format_version"), b"1")?;
@@ -218,8 +234,14 @@ pub fn write_pth<W: Write + Seek>(out: W, path: &Path, tensors: &[(String, RawTe
         entry(&mut zw, format!("{a}/data/{i}"), &t.data)?;
     }
     entry(&mut zw, format!("{a}/version"), b"3\n")?;
-    entry(&mut zw, format!("{a}/.data/serialization_id"), b"0000000000000000000000000000000000000000")?;
-    let mut inner = zw.finish().map_err(|e| werr(format!("finishing the zip archive: {e}")))?;
+    entry(
+        &mut zw,
+        format!("{a}/.data/serialization_id"),
+        b"0000000000000000000000000000000000000000",
+    )?;
+    let mut inner = zw
+        .finish()
+        .map_err(|e| werr(format!("finishing the zip archive: {e}")))?;
     inner.flush().map_err(|e| werr(e.to_string()))?;
     Ok(())
 }

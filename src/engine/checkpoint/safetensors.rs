@@ -21,9 +21,15 @@ pub fn is_safetensors(bytes: &[u8]) -> bool {
 pub type SafetensorsContent = (Vec<(String, RawTensor)>, Vec<(String, String)>);
 
 pub fn read_safetensors(bytes: &[u8], path: &Path) -> Result<SafetensorsContent, CheckpointError> {
-    let bad = |detail: String| CheckpointError::BadSafetensors { path: path.to_path_buf(), detail };
+    let bad = |detail: String| CheckpointError::BadSafetensors {
+        path: path.to_path_buf(),
+        detail,
+    };
     if bytes.len() < 8 {
-        return Err(bad(format!("the file has {} bytes, fewer than the 8-byte header length", bytes.len())));
+        return Err(bad(format!(
+            "the file has {} bytes, fewer than the 8-byte header length",
+            bytes.len()
+        )));
     }
     let mut a = [0u8; 8];
     a.copy_from_slice(&bytes[..8]);
@@ -31,9 +37,14 @@ pub fn read_safetensors(bytes: &[u8], path: &Path) -> Result<SafetensorsContent,
     let n = usize::try_from(n)
         .ok()
         .filter(|&n| n <= bytes.len() - 8)
-        .ok_or_else(|| bad(format!("the header claims {n} bytes but the file has {} after the length", bytes.len() - 8)))?;
-    let header: serde_json::Value =
-        serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| bad(format!("the header is not valid JSON: {e}")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "the header claims {n} bytes but the file has {} after the length",
+                bytes.len() - 8
+            ))
+        })?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])
+        .map_err(|e| bad(format!("the header is not valid JSON: {e}")))?;
     let serde_json::Value::Object(map) = header else {
         return Err(bad("the header is not a JSON object".into()));
     };
@@ -55,8 +66,12 @@ pub fn read_safetensors(bytes: &[u8], path: &Path) -> Result<SafetensorsContent,
             continue;
         }
         let e = |what: &str| bad(format!("tensor `{name}`: {what}"));
-        let dtype_s = entry.get("dtype").and_then(|d| d.as_str()).ok_or_else(|| e("no dtype string"))?;
-        let dtype = DType::from_safetensors_name(dtype_s).ok_or_else(|| e(&format!("unsupported dtype {dtype_s}")))?;
+        let dtype_s = entry
+            .get("dtype")
+            .and_then(|d| d.as_str())
+            .ok_or_else(|| e("no dtype string"))?;
+        let dtype = DType::from_safetensors_name(dtype_s)
+            .ok_or_else(|| e(&format!("unsupported dtype {dtype_s}")))?;
         let shape: Vec<usize> = entry
             .get("shape")
             .and_then(|s| s.as_array())
@@ -77,14 +92,28 @@ pub fn read_safetensors(bytes: &[u8], path: &Path) -> Result<SafetensorsContent,
             return Err(e("data_offsets is not [begin, end]"));
         };
         if begin > end || end > data.len() {
-            return Err(e(&format!("data_offsets [{begin}, {end}] fall outside the {} data bytes", data.len())));
+            return Err(e(&format!(
+                "data_offsets [{begin}, {end}] fall outside the {} data bytes",
+                data.len()
+            )));
         }
         let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         let want = numel.and_then(|n| n.checked_mul(dtype.size()));
         if want != Some(end - begin) {
-            return Err(e(&format!("shape {shape:?} of {dtype} does not match its {} data bytes", end - begin)));
+            return Err(e(&format!(
+                "shape {shape:?} of {dtype} does not match its {} data bytes",
+                end - begin
+            )));
         }
-        items.push((begin, name, RawTensor { dtype, shape, data: data[begin..end].to_vec() }));
+        items.push((
+            begin,
+            name,
+            RawTensor {
+                dtype,
+                shape,
+                data: data[begin..end].to_vec(),
+            },
+        ));
     }
     items.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     Ok((items.into_iter().map(|(_, n, t)| (n, t)).collect(), meta))
@@ -111,7 +140,11 @@ pub fn safetensors_bytes(
     let mut seen = std::collections::HashSet::new();
     let mut off = 0usize;
     for (i, (name, t)) in tensors.iter().enumerate() {
-        t.check().map_err(|detail| CheckpointError::InvalidTensor { path: path.to_path_buf(), name: name.clone(), detail })?;
+        t.check().map_err(|detail| CheckpointError::InvalidTensor {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            detail,
+        })?;
         if name == "__metadata__" || !seen.insert(name.as_str()) {
             return Err(CheckpointError::InvalidTensor {
                 path: path.to_path_buf(),

@@ -30,7 +30,9 @@ fn is_tensor_dict(v: &Value) -> bool {
     match v {
         Value::Dict(items) => {
             !items.is_empty()
-                && items.iter().all(|(k, v)| key_text(k).is_some() && matches!(v, Value::Tensor(_)))
+                && items
+                    .iter()
+                    .all(|(k, v)| key_text(k).is_some() && matches!(v, Value::Tensor(_)))
         }
         _ => false,
     }
@@ -64,7 +66,13 @@ pub fn describe_keys(root: &Value) -> String {
             let mut s: Vec<String> = items
                 .iter()
                 .take(20)
-                .map(|(k, v)| format!("{} ({})", key_text(k).unwrap_or_else(|| summarize(k)), kind(v)))
+                .map(|(k, v)| {
+                    format!(
+                        "{} ({})",
+                        key_text(k).unwrap_or_else(|| summarize(k)),
+                        kind(v)
+                    )
+                })
                 .collect();
             if items.len() > 20 {
                 s.push(format!("... {} more", items.len() - 20));
@@ -98,21 +106,33 @@ pub fn find_state_dict(root: Value) -> Result<Found, Value> {
     let (tensors, container_key, rest) = if is_tensor_dict(&root) {
         (take_tensors(root), None, Vec::new())
     } else {
-        let Value::Dict(items) = root else { return Err(root) };
+        let Value::Dict(items) = root else {
+            return Err(root);
+        };
         let pos = CONTAINER_KEYS
             .iter()
-            .find_map(|ck| items.iter().position(|(k, v)| key_text(k).as_deref() == Some(ck) && is_tensor_dict(v)))
+            .find_map(|ck| {
+                items
+                    .iter()
+                    .position(|(k, v)| key_text(k).as_deref() == Some(ck) && is_tensor_dict(v))
+            })
             .or_else(|| {
                 // Otherwise a single top-level dict of tensors under any other name.
-                let cands: Vec<usize> =
-                    items.iter().enumerate().filter(|(_, (_, v))| is_tensor_dict(v)).map(|(i, _)| i).collect();
+                let cands: Vec<usize> = items
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, v))| is_tensor_dict(v))
+                    .map(|(i, _)| i)
+                    .collect();
                 if cands.len() == 1 {
                     Some(cands[0])
                 } else {
                     None
                 }
             });
-        let Some(pos) = pos else { return Err(Value::Dict(items)) };
+        let Some(pos) = pos else {
+            return Err(Value::Dict(items));
+        };
         let mut items = items;
         let (k, v) = items.remove(pos);
         (take_tensors(v), key_text(&k), items)
@@ -120,7 +140,10 @@ pub fn find_state_dict(root: Value) -> Result<Found, Value> {
     let mut tensors = tensors;
     let mut stripped_prefix = None;
     for p in STRIP_PREFIXES {
-        if tensors.iter().all(|(k, _)| k.starts_with(p) && k.len() > p.len()) {
+        if tensors
+            .iter()
+            .all(|(k, _)| k.starts_with(p) && k.len() > p.len())
+        {
             for (k, _) in tensors.iter_mut() {
                 k.drain(..p.len());
             }
@@ -132,7 +155,12 @@ pub fn find_state_dict(root: Value) -> Result<Found, Value> {
         .iter()
         .map(|(k, v)| (key_text(k).unwrap_or_else(|| summarize(k)), summarize(v)))
         .collect();
-    Ok(Found { tensors, container_key, stripped_prefix, metadata })
+    Ok(Found {
+        tensors,
+        container_key,
+        stripped_prefix,
+        metadata,
+    })
 }
 
 fn py_float(f: f64) -> String {
@@ -179,7 +207,10 @@ fn summarize_inner(v: &Value, depth: usize) -> String {
         Value::Tensor(t) => format!("tensor {} {:?}", t.dtype, t.shape),
         Value::NdArray { dtype, shape, .. } => format!("numpy array {dtype} {shape:?}"),
         Value::List(items) | Value::Tuple(items) if depth < 2 && items.len() <= 8 => {
-            let inner: Vec<String> = items.iter().map(|x| summarize_inner(x, depth + 1)).collect();
+            let inner: Vec<String> = items
+                .iter()
+                .map(|x| summarize_inner(x, depth + 1))
+                .collect();
             if matches!(v, Value::List(_)) {
                 format!("[{}]", inner.join(", "))
             } else {
@@ -195,7 +226,10 @@ fn summarize_inner(v: &Value, depth: usize) -> String {
                     Some(Value::Dict(s)) => s.len(),
                     _ => 0,
                 };
-                format!("<optimizer state: {} entries, state for {n} parameters>", items.len())
+                format!(
+                    "<optimizer state: {} entries, state for {n} parameters>",
+                    items.len()
+                )
             } else if is_tensor_dict(v) {
                 format!("<state dict: {} tensors>", items.len())
             } else {
@@ -212,7 +246,13 @@ fn summarize_inner(v: &Value, depth: usize) -> String {
                 ("argparse.Namespace", Value::Dict(items)) => {
                     let inner: Vec<String> = items
                         .iter()
-                        .map(|(k, x)| format!("{}={}", key_text(k).unwrap_or_default(), summarize_inner(x, depth + 1)))
+                        .map(|(k, x)| {
+                            format!(
+                                "{}={}",
+                                key_text(k).unwrap_or_default(),
+                                summarize_inner(x, depth + 1)
+                            )
+                        })
                         .collect();
                     format!("argparse.Namespace({})", inner.join(", "))
                 }

@@ -139,7 +139,11 @@ impl RawTensor {
         for v in values {
             data.extend_from_slice(&v.to_le_bytes());
         }
-        RawTensor { dtype: DType::F32, shape, data }
+        RawTensor {
+            dtype: DType::F32,
+            shape,
+            data,
+        }
     }
 
     /// Checks that `data` holds exactly `numel * dtype.size()` bytes.
@@ -201,7 +205,11 @@ pub fn gather_strided(
     max_bytes: usize,
 ) -> Result<Vec<u8>, String> {
     if shape.len() != stride.len() {
-        return Err(format!("has {} sizes but {} strides", shape.len(), stride.len()));
+        return Err(format!(
+            "has {} sizes but {} strides",
+            shape.len(),
+            stride.len()
+        ));
     }
     if elem == 0 {
         return Err("has a zero element size".into());
@@ -221,7 +229,9 @@ pub fn gather_strided(
     let storage_numel = storage.len() / elem;
     if numel == 0 {
         if offset > storage_numel {
-            return Err(format!("offset {offset} is past the storage's {storage_numel} elements"));
+            return Err(format!(
+                "offset {offset} is past the storage's {storage_numel} elements"
+            ));
         }
         return Ok(Vec::new());
     }
@@ -231,7 +241,9 @@ pub fn gather_strided(
         let ext = (d - 1)
             .checked_mul(s)
             .ok_or_else(|| "strides overflow".to_string())?;
-        last = last.checked_add(ext).ok_or_else(|| "strides overflow".to_string())?;
+        last = last
+            .checked_add(ext)
+            .ok_or_else(|| "strides overflow".to_string())?;
     }
     if last >= storage_numel {
         return Err(format!(
@@ -291,12 +303,19 @@ mod tests {
         assert!(gather_strided(&st, 1, 0, &[usize::MAX, 2], &[0, 1], usize::MAX).is_err());
         assert!(gather_strided(&st, 1, 0, &[1 << 40], &[0], 1 << 20).is_err());
         assert_eq!(gather_strided(&st, 1, 0, &[], &[], 16).unwrap(), vec![0]);
-        assert_eq!(gather_strided(&st, 1, 0, &[0, 5], &[5, 1], 16).unwrap(), Vec::<u8>::new());
+        assert_eq!(
+            gather_strided(&st, 1, 0, &[0, 5], &[5, 1], 16).unwrap(),
+            Vec::<u8>::new()
+        );
     }
 
     #[test]
     fn f32_conversion() {
-        let t = RawTensor { dtype: DType::BF16, shape: vec![2], data: vec![0x80, 0x3f, 0, 0xc0] };
+        let t = RawTensor {
+            dtype: DType::BF16,
+            shape: vec![2],
+            data: vec![0x80, 0x3f, 0, 0xc0],
+        };
         assert_eq!(t.to_f32_vec(), vec![1.0, -2.0]);
         assert!(t.check().is_ok());
     }

@@ -20,29 +20,45 @@ impl<'a> StorageSource for ZipStorages<'a> {
     fn bytes(&mut self, key: &str) -> Result<&[u8], PickleError> {
         if !self.cache.contains_key(key) {
             let name = format!("{}data/{}", self.prefix, key);
-            let data = read_entry(&mut self.zip, &name, self.read_left).map_err(|detail| PickleError::Storage {
-                key: key.to_string(),
-                detail: format!("({name}) {detail}"),
+            let data = read_entry(&mut self.zip, &name, self.read_left).map_err(|detail| {
+                PickleError::Storage {
+                    key: key.to_string(),
+                    detail: format!("({name}) {detail}"),
+                }
             })?;
             self.read_left = self.read_left.saturating_sub(data.len());
             self.cache.insert(key.to_string(), data);
         }
-        self.cache.get(key).map(|v| v.as_slice()).ok_or_else(|| PickleError::Storage {
-            key: key.to_string(),
-            detail: "is missing".into(),
-        })
+        self.cache
+            .get(key)
+            .map(|v| v.as_slice())
+            .ok_or_else(|| PickleError::Storage {
+                key: key.to_string(),
+                detail: "is missing".into(),
+            })
     }
 }
 
 /// Reads one entry, refusing to inflate more than `limit` bytes.
-fn read_entry(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: usize) -> Result<Vec<u8>, String> {
+fn read_entry(
+    zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    name: &str,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
     let f = zip.by_name(name).map_err(|e| match e {
         zip::result::ZipError::FileNotFound => "is missing from the archive".to_string(),
         other => format!("cannot be read: {other}"),
     })?;
     let declared = f.size();
-    let mut out = Vec::with_capacity((declared as usize).min(limit).min(1 << 30));
-    f.take(limit as u64 + 1).read_to_end(&mut out).map_err(|e| format!("cannot be read: {e}"))?;
+    let mut out = Vec::with_capacity(
+        usize::try_from(declared)
+            .unwrap_or(usize::MAX)
+            .min(limit)
+            .min(16 << 20),
+    );
+    f.take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("cannot be read: {e}"))?;
     if out.len() > limit {
         return Err("inflates to more bytes than the file's size can justify".into());
     }
@@ -54,7 +70,10 @@ fn read_entry(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: usize
 
 /// Parses a zip checkpoint held in memory; returns the unpickled top-level object.
 pub fn read_torch_zip(bytes: &[u8], path: &Path) -> Result<Value, CheckpointError> {
-    let corrupt = |detail: String| CheckpointError::CorruptZip { path: path.to_path_buf(), detail };
+    let corrupt = |detail: String| CheckpointError::CorruptZip {
+        path: path.to_path_buf(),
+        detail,
+    };
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| corrupt(e.to_string()))?;
     // The pickle is `<archive name>/data.pkl`; take the shallowest one.
     let pkl_name = zip
@@ -71,10 +90,18 @@ pub fn read_torch_zip(bytes: &[u8], path: &Path) -> Result<Value, CheckpointErro
     };
     let prefix = pkl_name[..pkl_name.len() - "data.pkl".len()].to_string();
     let limit = default_budget(bytes.len());
-    let pkl = read_entry(&mut zip, &pkl_name, limit).map_err(|d| corrupt(format!("{pkl_name} {d}")))?;
+    let pkl =
+        read_entry(&mut zip, &pkl_name, limit).map_err(|d| corrupt(format!("{pkl_name} {d}")))?;
     let mut vm = Vm::new(&pkl, 0, PidMode::Torch);
-    let root = vm.run().map_err(|e| CheckpointError::from_pickle(path, &pkl_name, e))?;
-    let mut src = ZipStorages { zip, prefix, cache: HashMap::new(), read_left: limit };
+    let root = vm
+        .run()
+        .map_err(|e| CheckpointError::from_pickle(path, &pkl_name, e))?;
+    let mut src = ZipStorages {
+        zip,
+        prefix,
+        cache: HashMap::new(),
+        read_left: limit,
+    };
     let mut budget = default_budget(bytes.len());
     vm.to_value(root, &mut src, &mut budget)
         .map_err(|e| CheckpointError::from_pickle(path, &pkl_name, e))

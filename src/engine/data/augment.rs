@@ -46,9 +46,10 @@ impl Augmenter {
     /// MNIST pad 2 without flip (digits are not mirror-symmetric), image folders side/8 + flip.
     pub fn for_dataset(kind: DatasetKind, height: usize) -> Self {
         match kind {
-            DatasetKind::Cifar10 | DatasetKind::Cifar100 | DatasetKind::Cifar10C | DatasetKind::Cifar100C => {
-                Augmenter::new(4, true)
-            }
+            DatasetKind::Cifar10
+            | DatasetKind::Cifar100
+            | DatasetKind::Cifar10C
+            | DatasetKind::Cifar100C => Augmenter::new(4, true),
             DatasetKind::TinyImageNet | DatasetKind::TinyImageNetC => Augmenter::new(8, true),
             DatasetKind::Mnist => Augmenter::new(2, false),
             DatasetKind::ImageFolder => Augmenter::new(height / 8, true),
@@ -61,7 +62,13 @@ impl Augmenter {
     /// and the flip (skipped when `flip` is false).
     ///
     /// Panics if an index is `>= set.n` (a caller bug, not an input-data error).
-    pub fn augment_batch(&self, set: &ImageSet, indices: &[usize], rng: &mut impl Rng, out: &mut Vec<u8>) {
+    pub fn augment_batch(
+        &self,
+        set: &ImageSet,
+        indices: &[usize],
+        rng: &mut impl Rng,
+        out: &mut Vec<u8>,
+    ) {
         let (c, h, w) = (set.channels, set.height, set.width);
         let img = c * h * w;
         out.clear();
@@ -69,14 +76,32 @@ impl Augmenter {
         let mut cols = vec![0usize; w];
         let mut rows = vec![0usize; h];
         for (&idx, dst) in indices.iter().zip(out.chunks_exact_mut(img.max(1))) {
-            assert!(idx < set.n, "augment_batch: index {idx} out of range for {} images", set.n);
+            assert!(
+                idx < set.n,
+                "augment_batch: index {idx} out of range for {} images",
+                set.n
+            );
             let (oy, ox) = if self.pad > 0 {
-                (rng.gen_range(0..=2 * self.pad), rng.gen_range(0..=2 * self.pad))
+                (
+                    rng.gen_range(0..=2 * self.pad),
+                    rng.gen_range(0..=2 * self.pad),
+                )
             } else {
                 (self.pad, self.pad)
             };
             let flip = self.flip && rng.gen_bool(0.5);
-            self.crop_one(set.image(idx), c, h, w, oy, ox, flip, &mut rows, &mut cols, dst);
+            self.crop_one(
+                set.image(idx),
+                c,
+                h,
+                w,
+                oy,
+                ox,
+                flip,
+                &mut rows,
+                &mut cols,
+                dst,
+            );
         }
     }
 
@@ -182,11 +207,27 @@ mod tests {
 
     /// Direct implementation: build the reflect-padded image exactly as numpy's `np.pad(...,
     /// mode='reflect')` defines it, cut the window, flip.
-    fn naive(src: &[u8], c: usize, h: usize, w: usize, pad: usize, oy: usize, ox: usize, flip: bool) -> Vec<u8> {
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        src: &[u8],
+        c: usize,
+        h: usize,
+        w: usize,
+        pad: usize,
+        oy: usize,
+        ox: usize,
+        flip: bool,
+    ) -> Vec<u8> {
         let (ph, pw) = (h + 2 * pad, w + 2 * pad);
         let refl = |j: isize, n: usize| -> usize {
             let n = n as isize;
-            let r = if j < 0 { -j } else if j >= n { 2 * (n - 1) - j } else { j };
+            let r = if j < 0 {
+                -j
+            } else if j >= n {
+                2 * (n - 1) - j
+            } else {
+                j
+            };
             r as usize
         };
         let mut padded = vec![0u8; c * ph * pw];
@@ -230,8 +271,23 @@ mod tests {
             for oy in 0..=2 * pad {
                 for ox in 0..=2 * pad {
                     for flip in [false, true] {
-                        aug.crop_one(set.image(1), c, h, w, oy, ox, flip, &mut rows, &mut cols, &mut dst);
-                        assert_eq!(dst, naive(set.image(1), c, h, w, pad, oy, ox, flip), "{c}x{h}x{w} pad {pad} at ({oy},{ox}) flip {flip}");
+                        aug.crop_one(
+                            set.image(1),
+                            c,
+                            h,
+                            w,
+                            oy,
+                            ox,
+                            flip,
+                            &mut rows,
+                            &mut cols,
+                            &mut dst,
+                        );
+                        assert_eq!(
+                            dst,
+                            naive(set.image(1), c, h, w, pad, oy, ox, flip),
+                            "{c}x{h}x{w} pad {pad} at ({oy},{ox}) flip {flip}"
+                        );
                     }
                 }
             }
@@ -252,7 +308,10 @@ mod tests {
             let ox = rng.gen_range(0..=8);
             let flip = rng.gen_bool(0.5);
             flips += flip as usize;
-            assert_eq!(&out[k * 3072..(k + 1) * 3072], &naive(set.image(i), 3, 32, 32, 4, oy, ox, flip)[..]);
+            assert_eq!(
+                &out[k * 3072..(k + 1) * 3072],
+                &naive(set.image(i), 3, 32, 32, 4, oy, ox, flip)[..]
+            );
         }
         let _ = flips;
         // Without augmentation: gather copies.
@@ -286,7 +345,10 @@ mod tests {
         let mut all: Vec<usize> = b.concat();
         all.sort();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
-        assert_eq!(sequential_batches(5, 2), vec![vec![0, 1], vec![2, 3], vec![4]]);
+        assert_eq!(
+            sequential_batches(5, 2),
+            vec![vec![0, 1], vec![2, 3], vec![4]]
+        );
     }
 
     /// `cargo test --release -- --ignored --nocapture augment_throughput`

@@ -10,33 +10,137 @@ use std::path::{Path, PathBuf};
 /// Pixel bytes per CIFAR image (3×32×32).
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;
 
-pub const CIFAR10_CLASSES: [&str; 10] =
-    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 /// CIFAR-100 fine label names in label order (alphabetical, as in the dataset's `meta`).
 pub const CIFAR100_CLASSES: [&str; 100] = [
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
-    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
-    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup",
-    "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house",
-    "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man",
-    "maple_tree", "motorcycle", "mountain", "mouse", "mushroom", "oak_tree", "orange", "orchid",
-    "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate", "poppy",
-    "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal",
-    "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar",
-    "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor",
-    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "lobster",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "trout",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
+    "worm",
 ];
 
 /// Split binary CIFAR records (`label_bytes` label bytes then 3072 pixels each) into the
 /// pixel cache and labels. With two label bytes (CIFAR-100: coarse, fine) the last one is
 /// the label.
-pub fn parse_bin_records(bytes: &[u8], label_bytes: usize) -> Result<(Vec<u8>, Vec<i64>), DataError> {
+pub fn parse_bin_records(
+    bytes: &[u8],
+    label_bytes: usize,
+) -> Result<(Vec<u8>, Vec<i64>), DataError> {
     if label_bytes == 0 || label_bytes > 2 {
-        return Err(DataError::Invalid(format!("CIFAR binary records have 1 or 2 label bytes, not {label_bytes}")));
+        return Err(DataError::Invalid(format!(
+            "CIFAR binary records have 1 or 2 label bytes, not {label_bytes}"
+        )));
     }
     let rec = label_bytes + IMAGE_BYTES;
-    if bytes.is_empty() || bytes.len() % rec != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
         return Err(fmt_err(format!(
             "{} bytes is not a whole number of {rec}-byte CIFAR records (file truncated or wrong variant?)",
             bytes.len()
@@ -116,7 +220,10 @@ fn int_list(v: &Value) -> Result<Vec<i64>, String> {
                 })
                 .collect())
         }
-        other => Err(format!("labels are a {}, expected a list", value_kind(other))),
+        other => Err(format!(
+            "labels are a {}, expected a list",
+            value_kind(other)
+        )),
     }
 }
 
@@ -136,11 +243,16 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
 
 /// Decode one torchvision python batch: `(pixels N×3072, labels)`.
 pub fn parse_py_batch(bytes: &[u8], label_key: &str) -> Result<(Vec<u8>, Vec<i64>), DataError> {
-    let root = parse_plain_pickle(bytes).map_err(|e| fmt_err(format!("not a readable pickle: {e}")))?;
+    let root =
+        parse_plain_pickle(bytes).map_err(|e| fmt_err(format!("not a readable pickle: {e}")))?;
     if !matches!(root, Value::Dict(_)) {
-        return Err(fmt_err(format!("expected a pickled dict, found a {}", value_kind(&root))));
+        return Err(fmt_err(format!(
+            "expected a pickled dict, found a {}",
+            value_kind(&root)
+        )));
     }
-    let data = dict_get(&root, "data").ok_or_else(|| fmt_err("pickled dict has no 'data' entry"))?;
+    let data =
+        dict_get(&root, "data").ok_or_else(|| fmt_err("pickled dict has no 'data' entry"))?;
     let pixels = match data {
         Value::NdArray { dtype, shape, data } => {
             let dt = dtype.trim_start_matches(['<', '|', '=']);
@@ -157,7 +269,12 @@ pub fn parse_py_batch(bytes: &[u8], label_key: &str) -> Result<(Vec<u8>, Vec<i64
             }
             data.clone()
         }
-        other => return Err(fmt_err(format!("'data' is a {}, expected a numpy uint8 array", value_kind(other)))),
+        other => {
+            return Err(fmt_err(format!(
+                "'data' is a {}, expected a numpy uint8 array",
+                value_kind(other)
+            )))
+        }
     };
     let lab = dict_get(&root, label_key)
         .ok_or_else(|| fmt_err(format!("pickled dict has no '{label_key}' entry")))?;
@@ -179,18 +296,49 @@ enum Layout {
 }
 
 /// Where the batches live, which variant, and the file names of the split.
-fn locate(kind: DatasetKind, data_dir: &Path, split: Split) -> Option<(PathBuf, Layout, Vec<&'static str>)> {
+fn locate(
+    kind: DatasetKind,
+    data_dir: &Path,
+    split: Split,
+) -> Option<(PathBuf, Layout, Vec<&'static str>)> {
     let (py_dir, bin_dir, py_files, bin_files): (&str, &str, Vec<&'static str>, Vec<&'static str>) =
         match (kind, split) {
-            (DatasetKind::Cifar100, Split::Train) => ("cifar-100-python", "cifar-100-binary", vec!["train"], vec!["train.bin"]),
-            (DatasetKind::Cifar100, Split::Test) => ("cifar-100-python", "cifar-100-binary", vec!["test"], vec!["test.bin"]),
+            (DatasetKind::Cifar100, Split::Train) => (
+                "cifar-100-python",
+                "cifar-100-binary",
+                vec!["train"],
+                vec!["train.bin"],
+            ),
+            (DatasetKind::Cifar100, Split::Test) => (
+                "cifar-100-python",
+                "cifar-100-binary",
+                vec!["test"],
+                vec!["test.bin"],
+            ),
             (_, Split::Train) => (
                 "cifar-10-batches-py",
                 "cifar-10-batches-bin",
-                vec!["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"],
-                vec!["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"],
+                vec![
+                    "data_batch_1",
+                    "data_batch_2",
+                    "data_batch_3",
+                    "data_batch_4",
+                    "data_batch_5",
+                ],
+                vec![
+                    "data_batch_1.bin",
+                    "data_batch_2.bin",
+                    "data_batch_3.bin",
+                    "data_batch_4.bin",
+                    "data_batch_5.bin",
+                ],
             ),
-            (_, Split::Test) => ("cifar-10-batches-py", "cifar-10-batches-bin", vec!["test_batch"], vec!["test_batch.bin"]),
+            (_, Split::Test) => (
+                "cifar-10-batches-py",
+                "cifar-10-batches-bin",
+                vec!["test_batch"],
+                vec!["test_batch.bin"],
+            ),
         };
     let candidates = [
         (data_dir.join(py_dir), Layout::Python),
@@ -199,7 +347,11 @@ fn locate(kind: DatasetKind, data_dir: &Path, split: Split) -> Option<(PathBuf, 
         (data_dir.to_path_buf(), Layout::Binary),
     ];
     for (dir, layout) in candidates {
-        let files = if layout == Layout::Python { &py_files } else { &bin_files };
+        let files = if layout == Layout::Python {
+            &py_files
+        } else {
+            &bin_files
+        };
         if dir.join(files[0]).is_file() {
             return Some((dir, layout, files.clone()));
         }
@@ -215,20 +367,34 @@ fn class_names(kind: DatasetKind, dir: &Path, layout: Layout) -> Vec<String> {
             CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect()
         }
     };
-    let want = if kind == DatasetKind::Cifar100 { 100 } else { 10 };
+    let want = if kind == DatasetKind::Cifar100 {
+        100
+    } else {
+        10
+    };
     let names = match layout {
         Layout::Python => {
-            let (file, key) =
-                if kind == DatasetKind::Cifar100 { ("meta", "fine_label_names") } else { ("batches.meta", "label_names") };
+            let (file, key) = if kind == DatasetKind::Cifar100 {
+                ("meta", "fine_label_names")
+            } else {
+                ("batches.meta", "label_names")
+            };
             std::fs::read(dir.join(file))
                 .ok()
                 .and_then(|b| parse_plain_pickle(&b).ok())
                 .and_then(|v| dict_get(&v, key).and_then(string_list))
         }
         Layout::Binary => {
-            let file = if kind == DatasetKind::Cifar100 { "fine_label_names.txt" } else { "batches.meta.txt" };
+            let file = if kind == DatasetKind::Cifar100 {
+                "fine_label_names.txt"
+            } else {
+                "batches.meta.txt"
+            };
             std::fs::read_to_string(dir.join(file)).ok().map(|s| {
-                s.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+                s.lines()
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect()
             })
         }
     };
@@ -238,8 +404,16 @@ fn class_names(kind: DatasetKind, dir: &Path, layout: Layout) -> Vec<String> {
     }
 }
 
-pub(crate) fn load(kind: DatasetKind, data_dir: &Path, split: Split) -> Result<ImageSet, DataError> {
-    let num_classes = if kind == DatasetKind::Cifar100 { 100 } else { 10 };
+pub(crate) fn load(
+    kind: DatasetKind,
+    data_dir: &Path,
+    split: Split,
+) -> Result<ImageSet, DataError> {
+    let num_classes = if kind == DatasetKind::Cifar100 {
+        100
+    } else {
+        10
+    };
     let (dir, layout, files) = locate(kind, data_dir, split)
         .ok_or_else(|| DataError::not_found(kind.name(), data_dir, kind.expected_layout()))?;
     let mut pixels = Vec::new();
@@ -249,16 +423,25 @@ pub(crate) fn load(kind: DatasetKind, data_dir: &Path, split: Split) -> Result<I
         let bytes = super::read_file(&path)?;
         let (px, lb) = match layout {
             Layout::Python => {
-                let key = if kind == DatasetKind::Cifar100 { "fine_labels" } else { "labels" };
+                let key = if kind == DatasetKind::Cifar100 {
+                    "fine_labels"
+                } else {
+                    "labels"
+                };
                 parse_py_batch(&bytes, key)
             }
-            Layout::Binary => parse_bin_records(&bytes, if kind == DatasetKind::Cifar100 { 2 } else { 1 }),
+            Layout::Binary => {
+                parse_bin_records(&bytes, if kind == DatasetKind::Cifar100 { 2 } else { 1 })
+            }
         }
         .map_err(|e| e.in_file(&path))?;
         if let Some(&bad) = lb.iter().find(|&&l| l < 0 || l >= num_classes as i64) {
             return Err(DataError::malformed(
                 &path,
-                format!("label {bad} is outside 0..{num_classes}; is this {} data?", kind.name()),
+                format!(
+                    "label {bad} is outside 0..{num_classes}; is this {} data?",
+                    kind.name()
+                ),
             ));
         }
         if pixels.is_empty() {
@@ -292,7 +475,7 @@ mod tests {
         let mut b = vec![3u8];
         b.extend((0..IMAGE_BYTES).map(|i| i as u8));
         b.push(7);
-        b.extend(std::iter::repeat(9u8).take(IMAGE_BYTES));
+        b.extend(std::iter::repeat_n(9u8, IMAGE_BYTES));
         let (px, lb) = parse_bin_records(&b, 1).unwrap();
         assert_eq!(lb, vec![3, 7]);
         assert_eq!(px.len(), 2 * IMAGE_BYTES);

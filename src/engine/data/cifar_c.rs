@@ -65,7 +65,11 @@ pub fn find_dir(kind: DatasetKind, data_dir: &Path) -> Result<PathBuf, DataError
     if data_dir.join("labels.npy").is_file() {
         return Ok(data_dir.to_path_buf());
     }
-    Err(DataError::not_found(kind.name(), data_dir, kind.expected_layout()))
+    Err(DataError::not_found(
+        kind.name(),
+        data_dir,
+        kind.expected_layout(),
+    ))
 }
 
 /// Corruption names available in `dir` (the `.npy` files other than `labels.npy`), sorted.
@@ -84,11 +88,26 @@ pub fn list_corruptions(dir: &Path) -> Vec<String> {
 fn read_labels(path: &Path) -> Result<Vec<i64>, DataError> {
     let arr = read_npy(path)?;
     if arr.shape.len() != 1 {
-        return Err(DataError::malformed(path, format!("labels have shape {:?}, expected 1-D", arr.shape)));
+        return Err(DataError::malformed(
+            path,
+            format!("labels have shape {:?}, expected 1-D", arr.shape),
+        ));
     }
     match arr.dtype {
-        NpyDType::U8 | NpyDType::I8 | NpyDType::I16 | NpyDType::U16 | NpyDType::I32 | NpyDType::U32 | NpyDType::I64 | NpyDType::U64 => {}
-        other => return Err(DataError::malformed(path, format!("labels have dtype {}, expected integers", other.descr()))),
+        NpyDType::U8
+        | NpyDType::I8
+        | NpyDType::I16
+        | NpyDType::U16
+        | NpyDType::I32
+        | NpyDType::U32
+        | NpyDType::I64
+        | NpyDType::U64 => {}
+        other => {
+            return Err(DataError::malformed(
+                path,
+                format!("labels have dtype {}, expected integers", other.descr()),
+            ))
+        }
     }
     arr.to_i64().map_err(|e| e.in_file(path))
 }
@@ -97,26 +116,41 @@ fn read_labels(path: &Path) -> Result<Vec<i64>, DataError> {
 /// order given). `dir` is the folder holding `<corruption>.npy` and `labels.npy`.
 /// Class count is 10, or 100 when a label ≥ 10 appears (callers that know the dataset should
 /// use [`super::load_corrupted`], which sets it from the dataset kind).
-pub fn load_corruption(dir: &Path, corruption: &str, severities: &[u8]) -> Result<ImageSet, DataError> {
+pub fn load_corruption(
+    dir: &Path,
+    corruption: &str,
+    severities: &[u8],
+) -> Result<ImageSet, DataError> {
     super::check_plain_name("corruption", corruption)?;
     super::check_severities(severities)?;
     let lab_path = dir.join("labels.npy");
     let img_path = dir.join(format!("{corruption}.npy"));
     if !lab_path.is_file() {
-        return Err(DataError::not_found("cifar10-c/cifar100-c", dir, DatasetKind::Cifar10C.expected_layout()));
+        return Err(DataError::not_found(
+            "cifar10-c/cifar100-c",
+            dir,
+            DatasetKind::Cifar10C.expected_layout(),
+        ));
     }
     if !img_path.is_file() {
         let have = list_corruptions(dir);
         return Err(DataError::Invalid(format!(
             "corruption '{corruption}' not found: no {} (available: {})",
             img_path.display(),
-            if have.is_empty() { "none".to_string() } else { have.join(", ") }
+            if have.is_empty() {
+                "none".to_string()
+            } else {
+                have.join(", ")
+            }
         )));
     }
     let labels_all = read_labels(&lab_path)?;
     let arr = read_npy(&img_path)?;
     if arr.dtype != NpyDType::U8 {
-        return Err(DataError::malformed(&img_path, format!("images have dtype {}, expected uint8", arr.dtype.descr())));
+        return Err(DataError::malformed(
+            &img_path,
+            format!("images have dtype {}, expected uint8", arr.dtype.descr()),
+        ));
     }
     let (m, h, w, c) = match arr.shape[..] {
         [m, h, w, c] if c == 3 || c == 1 => (m, h, w, c),
@@ -128,26 +162,47 @@ pub fn load_corruption(dir: &Path, corruption: &str, severities: &[u8]) -> Resul
         }
     };
     if m == 0 || m % 5 != 0 {
-        return Err(DataError::malformed(&img_path, format!("{m} images is not 5 severities of equal size")));
+        return Err(DataError::malformed(
+            &img_path,
+            format!("{m} images is not 5 severities of equal size"),
+        ));
     }
     let per = m / 5;
     if labels_all.len() != m && labels_all.len() != per {
         return Err(DataError::malformed(
             &lab_path,
-            format!("{} labels do not match {} ({m} images, {per} per severity)", labels_all.len(), img_path.display()),
+            format!(
+                "{} labels do not match {} ({m} images, {per} per severity)",
+                labels_all.len(),
+                img_path.display()
+            ),
         ));
     }
     if let Some(&bad) = labels_all.iter().find(|&&l| !(0..100).contains(&l)) {
-        return Err(DataError::malformed(&lab_path, format!("label {bad} is outside 0..100")));
+        return Err(DataError::malformed(
+            &lab_path,
+            format!("label {bad} is outside 0..100"),
+        ));
     }
-    let num_classes = if labels_all.iter().any(|&l| l >= 10) { 100 } else { 10 };
+    let num_classes = if labels_all.iter().any(|&l| l >= 10) {
+        100
+    } else {
+        10
+    };
 
     let img = h * w * c;
     let mut pixels = Vec::with_capacity(severities.len() * per * img);
     let mut labels = Vec::with_capacity(severities.len() * per);
     for &s in severities {
         let start = (s as usize - 1) * per;
-        super::hwc_to_chw_into(&arr.data[start * img..(start + per) * img], per, h, w, c, &mut pixels);
+        super::hwc_to_chw_into(
+            &arr.data[start * img..(start + per) * img],
+            per,
+            h,
+            w,
+            c,
+            &mut pixels,
+        );
         if labels_all.len() == m {
             labels.extend_from_slice(&labels_all[start..start + per]);
         } else {
@@ -155,9 +210,15 @@ pub fn load_corruption(dir: &Path, corruption: &str, severities: &[u8]) -> Resul
         }
     }
     let class_names = if num_classes == 10 {
-        super::cifar::CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect()
+        super::cifar::CIFAR10_CLASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else {
-        super::cifar::CIFAR100_CLASSES.iter().map(|s| s.to_string()).collect()
+        super::cifar::CIFAR100_CLASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     };
     Ok(ImageSet {
         n: labels.len(),

@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 pub enum DataError {
     /// The dataset's files are not where any accepted layout puts them.
     #[error("dataset {dataset} not found under {}: expected\n{layout}", dir.display())]
-    NotFound { dataset: String, dir: PathBuf, layout: String },
+    NotFound {
+        dataset: String,
+        dir: PathBuf,
+        layout: String,
+    },
 
     /// An operating-system error while reading or writing a file.
     #[error("cannot access {}: {source}", path.display())]
@@ -41,17 +45,26 @@ impl DataError {
     /// returned unchanged.
     pub fn in_file(self, path: &Path) -> DataError {
         match self {
-            DataError::Format(msg) => DataError::Malformed { path: path.to_path_buf(), msg },
+            DataError::Format(msg) => DataError::Malformed {
+                path: path.to_path_buf(),
+                msg,
+            },
             other => other,
         }
     }
 
     pub(crate) fn io(path: &Path, source: std::io::Error) -> DataError {
-        DataError::Io { path: path.to_path_buf(), source }
+        DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     pub(crate) fn malformed(path: &Path, msg: impl Into<String>) -> DataError {
-        DataError::Malformed { path: path.to_path_buf(), msg: msg.into() }
+        DataError::Malformed {
+            path: path.to_path_buf(),
+            msg: msg.into(),
+        }
     }
 
     pub(crate) fn not_found(dataset: &str, dir: &Path, layout: &str) -> DataError {

@@ -27,13 +27,20 @@ pub struct Rgb {
 /// upsampling matches libjpeg-turbo's "fancy" upsampling to within rounding, which 0.4 did
 /// not at the right image edge).
 pub fn decode_jpeg(bytes: &[u8]) -> Result<Rgb, String> {
+    // A decoder bug must not take the process down on a hostile file: contain it.
+    std::panic::catch_unwind(|| decode_jpeg_inner(bytes))
+        .unwrap_or_else(|_| Err("JPEG: the decoder panicked on this file".to_string()))
+}
+
+fn decode_jpeg_inner(bytes: &[u8]) -> Result<Rgb, String> {
     use zune_jpeg::zune_core::bytestream::ZCursor;
     use zune_jpeg::zune_core::colorspace::ColorSpace;
     use zune_jpeg::zune_core::options::DecoderOptions;
     let opts = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::RGB)
         .set_max_width(MAX_SIDE)
-        .set_max_height(MAX_SIDE);
+        .set_max_height(MAX_SIDE)
+        .set_strict_mode(true);
     let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), opts);
     dec.decode_headers().map_err(|e| format!("JPEG: {e}"))?;
     let info = dec.info().ok_or("JPEG: no header")?;
@@ -42,15 +49,25 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<Rgb, String> {
     let out_cs = dec.output_colorspace().unwrap_or(ColorSpace::RGB);
     let nch = out_cs.num_components();
     if data.len() != w * h * nch {
-        return Err(format!("JPEG decoded to {} bytes for {w}×{h}×{nch}", data.len()));
+        return Err(format!(
+            "JPEG decoded to {} bytes for {w}×{h}×{nch}",
+            data.len()
+        ));
     }
     let data = match nch {
         3 => data,
         1 => data.iter().flat_map(|&g| [g, g, g]).collect(),
-        n if n > 3 => data.chunks_exact(n).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        n if n > 3 => data
+            .chunks_exact(n)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
         n => return Err(format!("JPEG decoded to {n} channels")),
     };
-    Ok(Rgb { width: w, height: h, data })
+    Ok(Rgb {
+        width: w,
+        height: h,
+        data,
+    })
 }
 
 fn be32(b: &[u8], at: usize) -> u32 {
@@ -65,7 +82,11 @@ fn unfilter(raw: &[u8], rows: usize, row_bytes: usize, bpp: usize) -> Result<Vec
         let (ft, src) = (src[0], &src[1..]);
         let (done, cur) = out.split_at_mut(y * row_bytes);
         let cur = &mut cur[..row_bytes];
-        let prev: &[u8] = if y == 0 { &[] } else { &done[(y - 1) * row_bytes..] };
+        let prev: &[u8] = if y == 0 {
+            &[]
+        } else {
+            &done[(y - 1) * row_bytes..]
+        };
         let up = |i: usize| if y == 0 { 0u8 } else { prev[i] };
         for i in 0..row_bytes {
             let a = if i >= bpp { cur[i - bpp] } else { 0 };
@@ -78,7 +99,11 @@ fn unfilter(raw: &[u8], rows: usize, row_bytes: usize, bpp: usize) -> Result<Vec
                 3 => ((a as u16 + b as u16) / 2) as u8,
                 4 => {
                     let p = a as i16 + b as i16 - c as i16;
-                    let (pa, pb, pc) = ((p - a as i16).abs(), (p - b as i16).abs(), (p - c as i16).abs());
+                    let (pa, pb, pc) = (
+                        (p - a as i16).abs(),
+                        (p - b as i16).abs(),
+                        (p - c as i16).abs(),
+                    );
                     if pa <= pb && pa <= pc {
                         a
                     } else if pb <= pc {
@@ -111,10 +136,15 @@ impl PngInfo {
         }
     }
     fn row_bytes(&self, w: usize) -> usize {
-        (w * self.channels() * self.depth + 7) / 8
+        (w * self.channels() * self.depth).div_ceil(8)
     }
     /// Convert one unfiltered row of `w` pixels to RGB, writing pixel `x` to `put(x, rgb)`.
-    fn row_to_rgb(&self, row: &[u8], w: usize, mut put: impl FnMut(usize, [u8; 3])) -> Result<(), String> {
+    fn row_to_rgb(
+        &self,
+        row: &[u8],
+        w: usize,
+        mut put: impl FnMut(usize, [u8; 3]),
+    ) -> Result<(), String> {
         let ch = self.channels();
         let sample = |i: usize| -> u16 {
             match self.depth {
@@ -143,7 +173,10 @@ impl PngInfo {
                 }
                 3 => {
                     let idx = sample(s) as usize;
-                    *self.palette.get(idx).ok_or_else(|| format!("PNG: palette index {idx} out of range"))?
+                    *self
+                        .palette
+                        .get(idx)
+                        .ok_or_else(|| format!("PNG: palette index {idx} out of range"))?
                 }
                 _ => [sample(s) as u8, sample(s + 1) as u8, sample(s + 2) as u8],
             };
@@ -161,14 +194,21 @@ pub fn decode_png(bytes: &[u8]) -> Result<Rgb, String> {
     }
     let mut pos = 8;
     let mut hdr: Option<(usize, usize, bool)> = None;
-    let mut info = PngInfo { depth: 8, ctype: 2, palette: Vec::new() };
+    let mut info = PngInfo {
+        depth: 8,
+        ctype: 2,
+        palette: Vec::new(),
+    };
     let mut idat = Vec::new();
     let mut ended = false;
     while pos + 8 <= bytes.len() {
         let len = be32(bytes, pos) as usize;
         let kind = &bytes[pos + 4..pos + 8];
         let body = pos + 8;
-        let end = body.checked_add(len).filter(|&e| e + 4 <= bytes.len()).ok_or("PNG: truncated chunk")?;
+        let end = body
+            .checked_add(len)
+            .filter(|&e| e + 4 <= bytes.len())
+            .ok_or("PNG: truncated chunk")?;
         let data = &bytes[body..end];
         match kind {
             b"IHDR" => {
@@ -185,7 +225,10 @@ pub fn decode_png(bytes: &[u8]) -> Result<Rgb, String> {
                     _ => false,
                 };
                 if !ok || data[10] != 0 || data[11] != 0 || data[12] > 1 {
-                    return Err(format!("PNG: unsupported colour type {} / bit depth {}", info.ctype, info.depth));
+                    return Err(format!(
+                        "PNG: unsupported colour type {} / bit depth {}",
+                        info.ctype, info.depth
+                    ));
                 }
                 if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
                     return Err(format!("PNG: bad size {w}×{h}"));
@@ -212,13 +255,26 @@ pub fn decode_png(bytes: &[u8]) -> Result<Rgb, String> {
     let bpp = ((info.channels() * info.depth) / 8).max(1);
     // (x0, y0, dx, dy) of each pass.
     let passes: Vec<(usize, usize, usize, usize)> = if interlaced {
-        vec![(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+        vec![
+            (0, 0, 8, 8),
+            (4, 0, 8, 8),
+            (0, 4, 4, 8),
+            (2, 0, 4, 4),
+            (0, 2, 2, 4),
+            (1, 0, 2, 2),
+            (0, 1, 1, 2),
+        ]
     } else {
         vec![(0, 0, 1, 1)]
     };
     let dims: Vec<(usize, usize)> = passes
         .iter()
-        .map(|&(x0, y0, dx, dy)| ((w.saturating_sub(x0) + dx - 1) / dx, (h.saturating_sub(y0) + dy - 1) / dy))
+        .map(|&(x0, y0, dx, dy)| {
+            (
+                w.saturating_sub(x0).div_ceil(dx),
+                h.saturating_sub(y0).div_ceil(dy),
+            )
+        })
         .collect();
     let expected: usize = dims
         .iter()
@@ -227,7 +283,10 @@ pub fn decode_png(bytes: &[u8]) -> Result<Rgb, String> {
         .sum();
     // Deflate cannot expand by more than ~1032:1; a larger claim means a lying header.
     if expected > idat.len().saturating_mul(1100) + 1024 {
-        return Err(format!("PNG: {w}×{h} image cannot fit in {} compressed bytes (truncated?)", idat.len()));
+        return Err(format!(
+            "PNG: {w}×{h} image cannot fit in {} compressed bytes (truncated?)",
+            idat.len()
+        ));
     }
     let mut raw = Vec::with_capacity(expected);
     flate2::read::ZlibDecoder::new(&idat[..])
@@ -235,7 +294,10 @@ pub fn decode_png(bytes: &[u8]) -> Result<Rgb, String> {
         .read_to_end(&mut raw)
         .map_err(|e| format!("PNG: bad compressed data: {e}"))?;
     if raw.len() < expected {
-        return Err(format!("PNG: image data is {} bytes, expected {expected} (truncated?)", raw.len()));
+        return Err(format!(
+            "PNG: image data is {} bytes, expected {expected} (truncated?)",
+            raw.len()
+        ));
     }
     let mut rgb = vec![0u8; w * h * 3];
     let mut off = 0;
@@ -255,20 +317,30 @@ pub fn decode_png(bytes: &[u8]) -> Result<Rgb, String> {
             })?;
         }
     }
-    Ok(Rgb { width: w, height: h, data: rgb })
+    Ok(Rgb {
+        width: w,
+        height: h,
+        data: rgb,
+    })
 }
 
 /// Decode a JPEG or PNG file (format chosen by its content).
 pub fn decode_image_file(path: &Path) -> Result<Rgb, DataError> {
     let bytes = super::read_file(path)?;
-    let res = if bytes.starts_with(b"\x89PNG") { decode_png(&bytes) } else { decode_jpeg(&bytes) };
+    let res = if bytes.starts_with(b"\x89PNG") {
+        decode_png(&bytes)
+    } else {
+        decode_jpeg(&bytes)
+    };
     res.map_err(|m| DataError::malformed(path, m))
 }
 
 /// Decode `files` (all of one size) into a `N×3×H×W` cache, using all cores. Errors name the
 /// first bad file in list order.
 pub fn decode_files(files: &[PathBuf]) -> Result<(usize, usize, Vec<u8>), DataError> {
-    let first = files.first().ok_or_else(|| DataError::Invalid("no image files to decode".into()))?;
+    let first = files
+        .first()
+        .ok_or_else(|| DataError::Invalid("no image files to decode".into()))?;
     let img0 = decode_image_file(first)?;
     let (h, w) = (img0.height, img0.width);
     let per = 3 * h * w;
@@ -277,14 +349,22 @@ pub fn decode_files(files: &[PathBuf]) -> Result<(usize, usize, Vec<u8>), DataEr
         .ok_or_else(|| DataError::Invalid("image cache size overflows".into()))?;
     let mut pixels: Vec<u8> = Vec::new();
     pixels.try_reserve_exact(total).map_err(|_| {
-        DataError::Invalid(format!("not enough memory to cache {} images of {w}×{h}", files.len()))
+        DataError::Invalid(format!(
+            "not enough memory to cache {} images of {w}×{h}",
+            files.len()
+        ))
     })?;
     pixels.resize(total, 0);
     let put = |img: &Rgb, path: &Path, dst: &mut [u8]| -> Result<(), DataError> {
         if img.width != w || img.height != h {
             return Err(DataError::malformed(
                 path,
-                format!("image is {}×{}, but {} is {w}×{h}; all images must share one size", img.width, img.height, first.display()),
+                format!(
+                    "image is {}×{}, but {} is {w}×{h}; all images must share one size",
+                    img.width,
+                    img.height,
+                    first.display()
+                ),
             ));
         }
         super::hwc_to_chw_into_slice(&img.data, h, w, 3, dst);
@@ -292,11 +372,14 @@ pub fn decode_files(files: &[PathBuf]) -> Result<(usize, usize, Vec<u8>), DataEr
     };
     put(&img0, first, &mut pixels[..per])?;
     drop(img0);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 16);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 16);
     let rest_files = &files[1..];
     let rest_px = &mut pixels[per..];
     if !rest_files.is_empty() {
-        let chunk = (rest_files.len() + threads - 1) / threads;
+        let chunk = rest_files.len().div_ceil(threads);
         let results: Vec<Result<(), DataError>> = std::thread::scope(|s| {
             let handles: Vec<_> = rest_files
                 .chunks(chunk)
@@ -313,7 +396,11 @@ pub fn decode_files(files: &[PathBuf]) -> Result<(usize, usize, Vec<u8>), DataEr
                 .collect();
             handles
                 .into_iter()
-                .map(|hd| hd.join().unwrap_or_else(|_| Err(DataError::Invalid("image decoder thread panicked".into()))))
+                .map(|hd| {
+                    hd.join().unwrap_or_else(|_| {
+                        Err(DataError::Invalid("image decoder thread panicked".into()))
+                    })
+                })
                 .collect()
         });
         for r in results {
@@ -337,7 +424,10 @@ pub(crate) fn image_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 }
 
 /// Stack labelled image files into an [`ImageSet`].
-pub(crate) fn build_set(files: Vec<(PathBuf, i64)>, class_names: Vec<String>) -> Result<ImageSet, DataError> {
+pub(crate) fn build_set(
+    files: Vec<(PathBuf, i64)>,
+    class_names: Vec<String>,
+) -> Result<ImageSet, DataError> {
     let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
     let (height, width, pixels) = decode_files(&paths)?;
     Ok(ImageSet {
@@ -353,18 +443,30 @@ pub(crate) fn build_set(files: Vec<(PathBuf, i64)>, class_names: Vec<String>) ->
 }
 
 pub(crate) fn load(data_dir: &Path, split: Split) -> Result<ImageSet, DataError> {
-    let layout = || DataError::not_found("imagefolder", data_dir, DatasetKind::ImageFolder.expected_layout());
+    let layout = || {
+        DataError::not_found(
+            "imagefolder",
+            data_dir,
+            DatasetKind::ImageFolder.expected_layout(),
+        )
+    };
     let train = data_dir.join("train");
     let split_dir = match split {
         Split::Train => train.clone(),
-        Split::Test => [data_dir.join("test"), data_dir.join("val")].into_iter().find(|d| d.is_dir()).ok_or_else(layout)?,
+        Split::Test => [data_dir.join("test"), data_dir.join("val")]
+            .into_iter()
+            .find(|d| d.is_dir())
+            .ok_or_else(layout)?,
     };
     if !split_dir.is_dir() {
         return Err(layout());
     }
     // Class list from train/ when present, so both splits share label indices.
     let class_root = if train.is_dir() { &train } else { &split_dir };
-    let classes: Vec<String> = super::sorted_subdirs(class_root)?.iter().map(|p| super::file_name(p)).collect();
+    let classes: Vec<String> = super::sorted_subdirs(class_root)?
+        .iter()
+        .map(|p| super::file_name(p))
+        .collect();
     if classes.is_empty() {
         return Err(layout());
     }
@@ -372,12 +474,19 @@ pub(crate) fn load(data_dir: &Path, split: Split) -> Result<ImageSet, DataError>
     for d in super::sorted_subdirs(&split_dir)? {
         let name = super::file_name(&d);
         let label = classes.iter().position(|c| *c == name).ok_or_else(|| {
-            DataError::Invalid(format!("class folder {} does not exist under {}", d.display(), class_root.display()))
+            DataError::Invalid(format!(
+                "class folder {} does not exist under {}",
+                d.display(),
+                class_root.display()
+            ))
         })?;
         files.extend(image_files(&d)?.into_iter().map(|p| (p, label as i64)));
     }
     if files.is_empty() {
-        return Err(DataError::Invalid(format!("no .jpg/.jpeg/.png images under {}", split_dir.display())));
+        return Err(DataError::Invalid(format!(
+            "no .jpg/.jpeg/.png images under {}",
+            split_dir.display()
+        )));
     }
     build_set(files, classes)
 }
@@ -385,6 +494,76 @@ pub(crate) fn load(data_dir: &Path, split: Split) -> Result<ImageSet, DataError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn png_bytes(w: u32, h: u32, depth: u8, ctype: u8, raw: &[u8], plte: Option<&[u8]>) -> Vec<u8> {
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(raw).unwrap();
+        let idat = z.finish().unwrap();
+        let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            v.extend_from_slice(kind);
+            v.extend_from_slice(data);
+            v.extend_from_slice(&[0; 4]);
+        };
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[depth, ctype, 0, 0, 0]);
+        chunk(b"IHDR", &ihdr);
+        if let Some(p) = plte {
+            chunk(b"PLTE", p);
+        }
+        chunk(b"IDAT", &idat);
+        chunk(b"IEND", &[]);
+        v
+    }
+
+    #[test]
+    fn png_low_bit_depths_and_filters() {
+        // 2-bit palette 3x2, rows filtered with Sub and Up.
+        let plte = [0, 0, 0, 10, 20, 30, 40, 50, 60, 250, 251, 252];
+        // row0: indices 1,2,3 -> 01 10 11 00 = 0x6c ; filter 1 (Sub) on 1 byte: same
+        // row1: indices 3,0,1 -> 11 00 01 00 = 0xc4 ; filter 2 (Up): 0xc4 - 0x6c
+        let raw = [1, 0x6c, 2, 0xc4u8.wrapping_sub(0x6c)];
+        let img = decode_png(&png_bytes(3, 2, 2, 3, &raw, Some(&plte))).unwrap();
+        assert_eq!(
+            img.data,
+            vec![10, 20, 30, 40, 50, 60, 250, 251, 252, 250, 251, 252, 0, 0, 0, 10, 20, 30]
+        );
+        // 4-bit grey 2x1: 0x0f -> 0, 255
+        let img = decode_png(&png_bytes(2, 1, 4, 0, &[0, 0x0f], None)).unwrap();
+        assert_eq!(img.data, vec![0, 0, 0, 255, 255, 255]);
+        // 16-bit RGB 1x1 keeps the high byte; Paeth on the first pixel of a first row = raw.
+        let img = decode_png(&png_bytes(1, 1, 16, 2, &[4, 1, 2, 3, 4, 5, 6], None)).unwrap();
+        assert_eq!(img.data, vec![1, 3, 5]);
+    }
+
+    #[test]
+    fn png_mutations_no_panic() {
+        use rand::{Rng, SeedableRng};
+        let raw: Vec<u8> = (0..4)
+            .flat_map(|r| {
+                std::iter::once((r % 5) as u8).chain((0..12).map(move |i| (i * 17 + r) as u8))
+            })
+            .collect();
+        let good = png_bytes(4, 4, 8, 2, &raw, None);
+        assert!(decode_png(&good).is_ok());
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..3000 {
+            let mut b = good.clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let i = rng.gen_range(0..b.len());
+                b[i] = rng.gen();
+            }
+            if rng.gen_bool(0.2) {
+                b.truncate(rng.gen_range(0..b.len()));
+            }
+            let _ = decode_png(&b);
+            let _ = decode_jpeg(&b);
+        }
+    }
 
     #[test]
     fn png_garbage_no_panic() {

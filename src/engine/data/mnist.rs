@@ -17,7 +17,10 @@ fn be32(b: &[u8], at: usize) -> u32 {
 /// Images of an IDX3 file: `(n, rows, cols, pixels)` with pixels `n×rows×cols` row-major.
 pub fn parse_idx_images(bytes: &[u8]) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
     if bytes.len() < 16 {
-        return Err(fmt_err(format!("IDX image file too short ({} bytes)", bytes.len())));
+        return Err(fmt_err(format!(
+            "IDX image file too short ({} bytes)",
+            bytes.len()
+        )));
     }
     let magic = be32(bytes, 0);
     if magic != IMAGES_MAGIC {
@@ -25,7 +28,11 @@ pub fn parse_idx_images(bytes: &[u8]) -> Result<(usize, usize, usize, Vec<u8>), 
             "bad IDX image magic {magic} (expected {IMAGES_MAGIC}; is this a labels file?)"
         )));
     }
-    let (n, rows, cols) = (be32(bytes, 4) as usize, be32(bytes, 8) as usize, be32(bytes, 12) as usize);
+    let (n, rows, cols) = (
+        be32(bytes, 4) as usize,
+        be32(bytes, 8) as usize,
+        be32(bytes, 12) as usize,
+    );
     let need = n
         .checked_mul(rows)
         .and_then(|x| x.checked_mul(cols))
@@ -34,7 +41,11 @@ pub fn parse_idx_images(bytes: &[u8]) -> Result<(usize, usize, usize, Vec<u8>), 
     if have != need {
         return Err(fmt_err(format!(
             "IDX header says {n} images of {rows}×{cols} ({need} bytes) but {have} bytes follow{}",
-            if have < need { " (file truncated?)" } else { "" }
+            if have < need {
+                " (file truncated?)"
+            } else {
+                ""
+            }
         )));
     }
     Ok((n, rows, cols, bytes[16..].to_vec()))
@@ -43,7 +54,10 @@ pub fn parse_idx_images(bytes: &[u8]) -> Result<(usize, usize, usize, Vec<u8>), 
 /// Labels of an IDX1 file.
 pub fn parse_idx_labels(bytes: &[u8]) -> Result<Vec<i64>, DataError> {
     if bytes.len() < 8 {
-        return Err(fmt_err(format!("IDX label file too short ({} bytes)", bytes.len())));
+        return Err(fmt_err(format!(
+            "IDX label file too short ({} bytes)",
+            bytes.len()
+        )));
     }
     let magic = be32(bytes, 0);
     if magic != LABELS_MAGIC {
@@ -67,7 +81,12 @@ pub fn parse_idx_labels(bytes: &[u8]) -> Result<Vec<i64>, DataError> {
 fn find_file(dirs: &[PathBuf], stem: &str) -> Option<PathBuf> {
     let dotted = stem.replacen("-idx", ".idx", 1);
     for d in dirs {
-        for name in [stem.to_string(), format!("{stem}.gz"), dotted.clone(), format!("{dotted}.gz")] {
+        for name in [
+            stem.to_string(),
+            format!("{stem}.gz"),
+            dotted.clone(),
+            format!("{dotted}.gz"),
+        ] {
             let p = d.join(&name);
             if p.is_file() {
                 return Some(p);
@@ -88,9 +107,12 @@ pub(crate) fn load(data_dir: &Path, split: Split) -> Result<ImageSet, DataError>
         Split::Train => "train",
         Split::Test => "t10k",
     };
-    let not_found = || DataError::not_found("mnist", data_dir, DatasetKind::Mnist.expected_layout());
-    let img_path = find_file(&dirs, &format!("{prefix}-images-idx3-ubyte")).ok_or_else(not_found)?;
-    let lab_path = find_file(&dirs, &format!("{prefix}-labels-idx1-ubyte")).ok_or_else(not_found)?;
+    let not_found =
+        || DataError::not_found("mnist", data_dir, DatasetKind::Mnist.expected_layout());
+    let img_path =
+        find_file(&dirs, &format!("{prefix}-images-idx3-ubyte")).ok_or_else(not_found)?;
+    let lab_path =
+        find_file(&dirs, &format!("{prefix}-labels-idx1-ubyte")).ok_or_else(not_found)?;
 
     let img_bytes = super::read_maybe_gz(&img_path, GZ_LIMIT)?;
     let (n, rows, cols, pixels) = parse_idx_images(&img_bytes).map_err(|e| e.in_file(&img_path))?;
@@ -100,11 +122,18 @@ pub(crate) fn load(data_dir: &Path, split: Split) -> Result<ImageSet, DataError>
     if labels.len() != n {
         return Err(DataError::malformed(
             &lab_path,
-            format!("{} labels for {n} images in {}", labels.len(), img_path.display()),
+            format!(
+                "{} labels for {n} images in {}",
+                labels.len(),
+                img_path.display()
+            ),
         ));
     }
     if let Some(&bad) = labels.iter().find(|&&l| l > 9) {
-        return Err(DataError::malformed(&lab_path, format!("label {bad} is outside 0..9")));
+        return Err(DataError::malformed(
+            &lab_path,
+            format!("label {bad} is outside 0..9"),
+        ));
     }
     Ok(ImageSet {
         n,
@@ -143,7 +172,10 @@ mod tests {
         huge[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
         huge[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(parse_idx_images(&huge).is_err());
-        assert!(parse_idx_labels(&b).unwrap_err().to_string().contains("magic"));
+        assert!(parse_idx_labels(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("magic"));
         let mut l = Vec::new();
         l.extend_from_slice(&LABELS_MAGIC.to_be_bytes());
         l.extend_from_slice(&3u32.to_be_bytes());

@@ -72,8 +72,11 @@ impl ImageSet {
                 self.n
             )));
         }
-        if let Some((i, &l)) =
-            self.labels.iter().enumerate().find(|(_, &l)| l < 0 || l as usize >= self.num_classes)
+        if let Some((i, &l)) = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l < 0 || l as usize >= self.num_classes)
         {
             return Err(DataError::Invalid(format!(
                 "label {l} of image {i} is outside 0..{}",
@@ -273,7 +276,11 @@ impl std::str::FromStr for DatasetKind {
 /// severities: use [`load_corruption`] / [`load_corruption_tin`] (or [`load_corrupted`]).
 pub fn load_split(kind: DatasetKind, data_dir: &Path, split: Split) -> Result<ImageSet, DataError> {
     if !data_dir.is_dir() {
-        return Err(DataError::not_found(kind.name(), data_dir, kind.expected_layout()));
+        return Err(DataError::not_found(
+            kind.name(),
+            data_dir,
+            kind.expected_layout(),
+        ));
     }
     let set = match kind {
         DatasetKind::Cifar10 | DatasetKind::Cifar100 => cifar::load(kind, data_dir, split)?,
@@ -284,7 +291,8 @@ pub fn load_split(kind: DatasetKind, data_dir: &Path, split: Split) -> Result<Im
             return Err(DataError::Invalid(format!(
                 "{kind} has no train/test split: load one corruption at chosen severities \
                  (load_corruption / load_corruption_tin); expected layout:\n{}",
-                kind.expected_layout().replace("<data_dir>", &data_dir.display().to_string())
+                kind.expected_layout()
+                    .replace("<data_dir>", &data_dir.display().to_string())
             )))
         }
     };
@@ -307,7 +315,10 @@ pub fn load_corrupted(
             let mut set = load_corruption(&dir, corruption, severities)?;
             if kind == DatasetKind::Cifar100C {
                 set.num_classes = 100;
-                set.class_names = cifar::CIFAR100_CLASSES.iter().map(|s| s.to_string()).collect();
+                set.class_names = cifar::CIFAR100_CLASSES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
             }
             set
         }
@@ -337,16 +348,24 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
 /// capped at `limit` bytes.
 pub(crate) fn read_maybe_gz(path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
     let raw = read_file(path)?;
-    if path.extension().and_then(|e| e.to_str()).map(|e| e.eq_ignore_ascii_case("gz")) != Some(true)
+    if path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.eq_ignore_ascii_case("gz"))
+        != Some(true)
     {
         return Ok(raw);
     }
     use std::io::Read;
     let mut out = Vec::new();
     let mut dec = flate2::read::GzDecoder::new(&raw[..]).take(limit + 1);
-    dec.read_to_end(&mut out).map_err(|e| DataError::malformed(path, format!("gzip: {e}")))?;
+    dec.read_to_end(&mut out)
+        .map_err(|e| DataError::malformed(path, format!("gzip: {e}")))?;
     if out.len() as u64 > limit {
-        return Err(DataError::malformed(path, format!("decompresses to more than {limit} bytes")));
+        return Err(DataError::malformed(
+            path,
+            format!("decompresses to more than {limit} bytes"),
+        ));
     }
     Ok(out)
 }
@@ -375,7 +394,9 @@ pub(crate) fn sorted_subdirs(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 }
 
 pub(crate) fn file_name(p: &Path) -> String {
-    p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// `true` when the extension of `p` is one of `exts` (case-insensitive).
@@ -397,20 +418,35 @@ pub(crate) fn check_plain_name(what: &str, name: &str) -> Result<(), DataError> 
 /// Check a severity list (each in 1..=5, at least one).
 pub(crate) fn check_severities(severities: &[u8]) -> Result<(), DataError> {
     if severities.is_empty() {
-        return Err(DataError::Invalid("no corruption severity given (expected some of 1..5)".into()));
+        return Err(DataError::Invalid(
+            "no corruption severity given (expected some of 1..5)".into(),
+        ));
     }
     if let Some(s) = severities.iter().find(|&&s| !(1..=5).contains(&s)) {
-        return Err(DataError::Invalid(format!("corruption severity {s} is outside 1..5")));
+        return Err(DataError::Invalid(format!(
+            "corruption severity {s} is outside 1..5"
+        )));
     }
     Ok(())
 }
 
 /// Convert `n` images stored `H×W×C` (numpy/PIL order) into `C×H×W`, appending to `out`.
-pub(crate) fn hwc_to_chw_into(src: &[u8], n: usize, h: usize, w: usize, c: usize, out: &mut Vec<u8>) {
+pub(crate) fn hwc_to_chw_into(
+    src: &[u8],
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    out: &mut Vec<u8>,
+) {
     let img = h * w * c;
     let start = out.len();
     out.resize(start + n * img, 0);
-    for (s, d) in src.chunks_exact(img).zip(out[start..].chunks_exact_mut(img)).take(n) {
+    for (s, d) in src
+        .chunks_exact(img)
+        .zip(out[start..].chunks_exact_mut(img))
+        .take(n)
+    {
         hwc_to_chw_into_slice(s, h, w, c, d);
     }
 }
@@ -464,10 +500,17 @@ mod tests {
 
     #[test]
     fn missing_dir_message() {
-        let e = load_split(DatasetKind::Cifar10, Path::new("/nonexistent/data"), Split::Train)
-            .unwrap_err()
-            .to_string();
+        let e = load_split(
+            DatasetKind::Cifar10,
+            Path::new("/nonexistent/data"),
+            Split::Train,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("/nonexistent/data/cifar-10-batches-py"), "{e}");
-        assert!(e.starts_with("dataset cifar10 not found under /nonexistent/data"), "{e}");
+        assert!(
+            e.starts_with("dataset cifar10 not found under /nonexistent/data"),
+            "{e}"
+        );
     }
 }

@@ -113,20 +113,44 @@ impl NpyArray {
         Ok(match self.dtype {
             NpyDType::Bool | NpyDType::U8 => d.iter().map(|&b| b as i64).collect(),
             NpyDType::I8 => d.iter().map(|&b| b as i8 as i64).collect(),
-            NpyDType::U16 => d.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as i64).collect(),
-            NpyDType::I16 => d.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i64).collect(),
-            NpyDType::U32 => d.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect(),
-            NpyDType::I32 => d.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect(),
-            NpyDType::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(arr8(c))).collect(),
+            NpyDType::U16 => d
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]) as i64)
+                .collect(),
+            NpyDType::I16 => d
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as i64)
+                .collect(),
+            NpyDType::U32 => d
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                .collect(),
+            NpyDType::I32 => d
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                .collect(),
+            NpyDType::I64 => d
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(arr8(c)))
+                .collect(),
             NpyDType::U64 => {
                 let mut v = Vec::with_capacity(d.len() / 8);
                 for c in d.chunks_exact(8) {
                     let x = u64::from_le_bytes(arr8(c));
-                    v.push(i64::try_from(x).map_err(|_| fmt_err(format!("uint64 value {x} does not fit in int64")))?);
+                    v.push(
+                        i64::try_from(x).map_err(|_| {
+                            fmt_err(format!("uint64 value {x} does not fit in int64"))
+                        })?,
+                    );
                 }
                 v
             }
-            other => return Err(fmt_err(format!("expected an integer array, found {}", other.descr()))),
+            other => {
+                return Err(fmt_err(format!(
+                    "expected an integer array, found {}",
+                    other.descr()
+                )))
+            }
         })
     }
 
@@ -134,9 +158,18 @@ impl NpyArray {
     pub fn to_f32(&self) -> Result<Vec<f32>, DataError> {
         let d = &self.data;
         Ok(match self.dtype {
-            NpyDType::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            NpyDType::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(arr8(c)) as f32).collect(),
-            NpyDType::F16 => d.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+            NpyDType::F32 => d
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            NpyDType::F64 => d
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(arr8(c)) as f32)
+                .collect(),
+            NpyDType::F16 => d
+                .chunks_exact(2)
+                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
             _ => self.to_i64()?.into_iter().map(|x| x as f32).collect(),
         })
     }
@@ -177,20 +210,36 @@ fn parse_header(bytes: &[u8]) -> Result<(NpyDType, Vec<usize>, usize), DataError
             if bytes.len() < 12 {
                 return Err(fmt_err("truncated .npy header"));
             }
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12usize)
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12usize,
+            )
         }
-        v => return Err(fmt_err(format!("unsupported .npy format version {v}.{}", bytes[7]))),
+        v => {
+            return Err(fmt_err(format!(
+                "unsupported .npy format version {v}.{}",
+                bytes[7]
+            )))
+        }
     };
-    let end = start.checked_add(hlen).filter(|&e| e <= bytes.len()).ok_or_else(|| {
-        fmt_err(format!("truncated .npy header (declares {hlen} bytes, file has {})", bytes.len()))
-    })?;
+    let end = start
+        .checked_add(hlen)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| {
+            fmt_err(format!(
+                "truncated .npy header (declares {hlen} bytes, file has {})",
+                bytes.len()
+            ))
+        })?;
     let header = std::str::from_utf8(&bytes[start..end])
         .map_err(|_| fmt_err("npy header is not valid text"))?;
 
     let descr = dict_value(header, "descr")
         .ok_or_else(|| fmt_err(format!("npy header has no 'descr': {header}")))?;
     let descr = unquote(descr).ok_or_else(|| {
-        fmt_err(format!("unsupported npy descr {descr} (structured dtypes are not supported)"))
+        fmt_err(format!(
+            "unsupported npy descr {descr} (structured dtypes are not supported)"
+        ))
     })?;
     let dtype = NpyDType::from_descr(descr)?;
 
@@ -201,20 +250,29 @@ fn parse_header(bytes: &[u8]) -> Result<(NpyDType, Vec<usize>, usize), DataError
             "npy array is stored in Fortran order; re-save it with np.save(path, np.ascontiguousarray(arr))",
         ));
     } else if !fortran.starts_with("False") {
-        return Err(fmt_err(format!("bad fortran_order in npy header: {header}")));
+        return Err(fmt_err(format!(
+            "bad fortran_order in npy header: {header}"
+        )));
     }
 
     let shape_txt = dict_value(header, "shape")
         .ok_or_else(|| fmt_err(format!("npy header has no 'shape': {header}")))?;
-    let shape_txt = shape_txt.strip_prefix('(').ok_or_else(|| fmt_err(format!("bad npy shape in {header}")))?;
-    let close = shape_txt.find(')').ok_or_else(|| fmt_err(format!("bad npy shape in {header}")))?;
+    let shape_txt = shape_txt
+        .strip_prefix('(')
+        .ok_or_else(|| fmt_err(format!("bad npy shape in {header}")))?;
+    let close = shape_txt
+        .find(')')
+        .ok_or_else(|| fmt_err(format!("bad npy shape in {header}")))?;
     let mut shape = Vec::new();
     for part in shape_txt[..close].split(',') {
         let p = part.trim().trim_end_matches('L');
         if p.is_empty() {
             continue;
         }
-        shape.push(p.parse::<usize>().map_err(|_| fmt_err(format!("bad npy shape dimension '{p}'")))?);
+        shape.push(
+            p.parse::<usize>()
+                .map_err(|_| fmt_err(format!("bad npy shape dimension '{p}'")))?,
+        );
     }
     Ok((dtype, shape, end))
 }
@@ -258,10 +316,18 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, DataError> {
         return Err(fmt_err(format!(
             "npy data is {have} bytes, shape {shape:?} of {} needs {need}{}",
             dtype.descr(),
-            if have < need { " (file truncated?)" } else { "" }
+            if have < need {
+                " (file truncated?)"
+            } else {
+                ""
+            }
         )));
     }
-    Ok(NpyArray { dtype, shape, data: bytes[off..].to_vec() })
+    Ok(NpyArray {
+        dtype,
+        shape,
+        data: bytes[off..].to_vec(),
+    })
 }
 
 /// Read an `.npy` file with one read and no copy of the data beyond moving it to the front
@@ -277,12 +343,20 @@ pub fn read_npy(path: &Path) -> Result<NpyArray, DataError> {
             format!(
                 "npy data is {have} bytes, shape {shape:?} of {} needs {need}{}",
                 dtype.descr(),
-                if have < need { " (file truncated?)" } else { "" }
+                if have < need {
+                    " (file truncated?)"
+                } else {
+                    ""
+                }
             ),
         ));
     }
     bytes.drain(..off);
-    Ok(NpyArray { dtype, shape, data: bytes })
+    Ok(NpyArray {
+        dtype,
+        shape,
+        data: bytes,
+    })
 }
 
 /// Serialise an array as `.npy` version 1.0 (header padded to a multiple of 64 bytes, as
@@ -298,15 +372,26 @@ pub fn encode_npy(dtype: NpyDType, shape: &[usize], data: &[u8]) -> Result<Vec<u
     }
     let shape_txt = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let mut header =
-        format!("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", dtype.descr(), shape_txt);
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+        dtype.descr(),
+        shape_txt
+    );
     let unpadded = 10 + header.len() + 1;
     let pad = (64 - unpadded % 64) % 64;
-    header.extend(std::iter::repeat(' ').take(pad));
+    header.extend(std::iter::repeat_n(' ', pad));
     header.push('\n');
-    let hlen = u16::try_from(header.len()).map_err(|_| DataError::Invalid("npy header too long".into()))?;
+    let hlen = u16::try_from(header.len())
+        .map_err(|_| DataError::Invalid("npy header too long".into()))?;
     let mut out = Vec::with_capacity(10 + header.len() + data.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
@@ -317,7 +402,12 @@ pub fn encode_npy(dtype: NpyDType, shape: &[usize], data: &[u8]) -> Result<Vec<u
 }
 
 /// Write raw element bytes as an `.npy` file atomically (temporary file + rename).
-pub fn write_npy(path: &Path, dtype: NpyDType, shape: &[usize], data: &[u8]) -> Result<(), DataError> {
+pub fn write_npy(
+    path: &Path,
+    dtype: NpyDType,
+    shape: &[usize],
+    data: &[u8],
+) -> Result<(), DataError> {
     let bytes = encode_npy(dtype, shape, data)?;
     let name = super::file_name(path);
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
@@ -367,7 +457,15 @@ mod tests {
 
     #[test]
     fn scalar_and_1d() {
-        let e = encode_npy(NpyDType::I64, &[3], &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255]).unwrap();
+        let e = encode_npy(
+            NpyDType::I64,
+            &[3],
+            &[
+                1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255,
+                255,
+            ],
+        )
+        .unwrap();
         let a = parse_npy(&e).unwrap();
         assert_eq!(a.to_i64().unwrap(), vec![1, 2, -1]);
         let s = encode_npy(NpyDType::U8, &[], &[7]).unwrap();
@@ -388,16 +486,43 @@ mod tests {
             v.extend_from_slice(data);
             v
         };
-        assert_eq!(parse_npy(&raw("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }\n", &[1, 2])).unwrap().data, vec![1, 2]);
-        let e = parse_npy(&raw("{'descr': '|u1', 'fortran_order': True, 'shape': (2,), }", &[1, 2])).unwrap_err().to_string();
+        assert_eq!(
+            parse_npy(&raw(
+                "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }\n",
+                &[1, 2]
+            ))
+            .unwrap()
+            .data,
+            vec![1, 2]
+        );
+        let e = parse_npy(&raw(
+            "{'descr': '|u1', 'fortran_order': True, 'shape': (2,), }",
+            &[1, 2],
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("Fortran"), "{e}");
-        let e = parse_npy(&raw("{'descr': '>u4', 'fortran_order': False, 'shape': (2,), }", &[0; 8])).unwrap_err().to_string();
+        let e = parse_npy(&raw(
+            "{'descr': '>u4', 'fortran_order': False, 'shape': (2,), }",
+            &[0; 8],
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("little-endian"), "{e}");
         let e = parse_npy(&raw("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999), }", &[0; 8])).unwrap_err().to_string();
         assert!(e.contains("overflow") || e.contains("needs"), "{e}");
-        let e = parse_npy(&raw("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", &[0; 8])).unwrap_err().to_string();
+        let e = parse_npy(&raw(
+            "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }",
+            &[0; 8],
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("structured"), "{e}");
-        assert!(parse_npy(&raw("{'descr': '\u{e9}4', 'fortran_order': False, 'shape': (2,), }", &[0; 8])).is_err());
+        assert!(parse_npy(&raw(
+            "{'descr': '\u{e9}4', 'fortran_order': False, 'shape': (2,), }",
+            &[0; 8]
+        ))
+        .is_err());
         // Garbage after a valid magic must not panic.
         for seed in 0..200u32 {
             let mut b = good.clone();

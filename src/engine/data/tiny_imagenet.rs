@@ -12,12 +12,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 fn find_root(data_dir: &Path) -> Option<PathBuf> {
-    for d in [data_dir.join("tiny-imagenet-200"), data_dir.to_path_buf()] {
-        if d.join("wnids.txt").is_file() || (d.join("train").is_dir() && d.join("val").is_dir()) {
-            return Some(d);
-        }
-    }
-    None
+    [data_dir.join("tiny-imagenet-200"), data_dir.to_path_buf()]
+        .into_iter()
+        .find(|d| {
+            d.join("wnids.txt").is_file() || (d.join("train").is_dir() && d.join("val").is_dir())
+        })
 }
 
 /// Sorted wnids of the dataset rooted at `root`.
@@ -25,18 +24,28 @@ fn read_wnids(root: &Path) -> Result<Vec<String>, DataError> {
     let path = root.join("wnids.txt");
     let mut wnids: Vec<String> = if path.is_file() {
         let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
-        text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+        text.lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
     } else {
-        super::sorted_subdirs(&root.join("train"))?.iter().map(|p| super::file_name(p)).collect()
+        super::sorted_subdirs(&root.join("train"))?
+            .iter()
+            .map(|p| super::file_name(p))
+            .collect()
     };
     wnids.sort();
     for pair in wnids.windows(2) {
         if pair[0] == pair[1] {
-            return Err(DataError::malformed(&path, format!("wnid {} listed twice", pair[0])));
+            return Err(DataError::malformed(
+                &path,
+                format!("wnid {} listed twice", pair[0]),
+            ));
         }
     }
     for w in &wnids {
-        super::check_plain_name("wnid", w).map_err(|_| DataError::malformed(&path, format!("bad wnid '{w}'")))?;
+        super::check_plain_name("wnid", w)
+            .map_err(|_| DataError::malformed(&path, format!("bad wnid '{w}'")))?;
     }
     if wnids.is_empty() {
         return Err(DataError::malformed(&path, "no wnids"));
@@ -57,10 +66,18 @@ fn class_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 
 fn load_val(root: &Path, wnids: &[String]) -> Result<Vec<(PathBuf, i64)>, DataError> {
     let val = root.join("val");
-    let index: HashMap<&str, i64> = wnids.iter().enumerate().map(|(i, w)| (w.as_str(), i as i64)).collect();
+    let index: HashMap<&str, i64> = wnids
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.as_str(), i as i64))
+        .collect();
     let ann_path = val.join("val_annotations.txt");
     let images = val.join("images");
-    let raw_files = if images.is_dir() { image_files(&images)? } else { Vec::new() };
+    let raw_files = if images.is_dir() {
+        image_files(&images)?
+    } else {
+        Vec::new()
+    };
     if !raw_files.is_empty() {
         // Raw download: labels come from the annotation file.
         if !ann_path.is_file() {
@@ -82,12 +99,18 @@ fn load_val(root: &Path, wnids: &[String]) -> Result<Vec<(PathBuf, i64)>, DataEr
                 _ => {
                     return Err(DataError::malformed(
                         &ann_path,
-                        format!("line {}: expected 'filename<TAB>wnid<TAB>...', got '{line}'", ln + 1),
+                        format!(
+                            "line {}: expected 'filename<TAB>wnid<TAB>...', got '{line}'",
+                            ln + 1
+                        ),
                     ))
                 }
             };
             let label = *index.get(wnid).ok_or_else(|| {
-                DataError::malformed(&ann_path, format!("line {}: wnid {wnid} is not in wnids.txt", ln + 1))
+                DataError::malformed(
+                    &ann_path,
+                    format!("line {}: wnid {wnid} is not in wnids.txt", ln + 1),
+                )
             })?;
             ann.insert(file.to_string(), label);
         }
@@ -97,7 +120,10 @@ fn load_val(root: &Path, wnids: &[String]) -> Result<Vec<(PathBuf, i64)>, DataEr
                 let name = super::file_name(&p);
                 match ann.get(&name) {
                     Some(&l) => Ok((p, l)),
-                    None => Err(DataError::malformed(&ann_path, format!("no annotation for {}", p.display()))),
+                    None => Err(DataError::malformed(
+                        &ann_path,
+                        format!("no annotation for {}", p.display()),
+                    )),
                 }
             })
             .collect();
@@ -110,7 +136,10 @@ fn load_val(root: &Path, wnids: &[String]) -> Result<Vec<(PathBuf, i64)>, DataEr
             continue;
         }
         let label = *index.get(name.as_str()).ok_or_else(|| {
-            DataError::Invalid(format!("validation folder {} is not a wnid of wnids.txt", d.display()))
+            DataError::Invalid(format!(
+                "validation folder {} is not a wnid of wnids.txt",
+                d.display()
+            ))
         })?;
         out.extend(class_files(&d)?.into_iter().map(|p| (p, label)));
     }
@@ -119,7 +148,8 @@ fn load_val(root: &Path, wnids: &[String]) -> Result<Vec<(PathBuf, i64)>, DataEr
 
 pub(crate) fn load(data_dir: &Path, split: Split) -> Result<ImageSet, DataError> {
     let kind = DatasetKind::TinyImageNet;
-    let root = find_root(data_dir).ok_or_else(|| DataError::not_found(kind.name(), data_dir, kind.expected_layout()))?;
+    let root = find_root(data_dir)
+        .ok_or_else(|| DataError::not_found(kind.name(), data_dir, kind.expected_layout()))?;
     let wnids = read_wnids(&root)?;
     let files = match split {
         Split::Train => {
@@ -139,7 +169,11 @@ pub(crate) fn load(data_dir: &Path, split: Split) -> Result<ImageSet, DataError>
         Split::Test => load_val(&root, &wnids)?,
     };
     if files.is_empty() {
-        return Err(DataError::not_found(kind.name(), data_dir, kind.expected_layout()));
+        return Err(DataError::not_found(
+            kind.name(),
+            data_dir,
+            kind.expected_layout(),
+        ));
     }
     build_set(files, wnids)
 }
@@ -147,7 +181,11 @@ pub(crate) fn load(data_dir: &Path, split: Split) -> Result<ImageSet, DataError>
 /// Resolve the Tiny-ImageNet-C folder: `data_dir/Tiny-ImageNet-C` (or lower-case), else
 /// `data_dir` itself.
 pub fn find_c_dir(data_dir: &Path) -> Result<PathBuf, DataError> {
-    for s in ["Tiny-ImageNet-C", "tiny-imagenet-c", "Tiny-ImageNet-C/Tiny-ImageNet-C"] {
+    for s in [
+        "Tiny-ImageNet-C",
+        "tiny-imagenet-c",
+        "Tiny-ImageNet-C/Tiny-ImageNet-C",
+    ] {
         let d = data_dir.join(s);
         if d.is_dir() {
             return Ok(d);
@@ -157,7 +195,11 @@ pub fn find_c_dir(data_dir: &Path) -> Result<PathBuf, DataError> {
         return Ok(data_dir.to_path_buf());
     }
     let k = DatasetKind::TinyImageNetC;
-    Err(DataError::not_found(k.name(), data_dir, k.expected_layout()))
+    Err(DataError::not_found(
+        k.name(),
+        data_dir,
+        k.expected_layout(),
+    ))
 }
 
 /// Corruptions present in a Tiny-ImageNet-C folder (sub-folders holding severity folders).
@@ -173,7 +215,11 @@ pub fn list_corruptions_tin(dir: &Path) -> Vec<String> {
 /// Load one Tiny-ImageNet-C corruption at the given severities (each 1..=5, concatenated in
 /// the order given) from `dir/<corruption>/<severity>/<wnid>/*.JPEG`. Classes are the sorted
 /// wnid folders, which must be the same at every severity.
-pub fn load_corruption_tin(dir: &Path, corruption: &str, severities: &[u8]) -> Result<ImageSet, DataError> {
+pub fn load_corruption_tin(
+    dir: &Path,
+    corruption: &str,
+    severities: &[u8],
+) -> Result<ImageSet, DataError> {
     super::check_plain_name("corruption", corruption)?;
     super::check_severities(severities)?;
     let k = DatasetKind::TinyImageNetC;
@@ -186,7 +232,11 @@ pub fn load_corruption_tin(dir: &Path, corruption: &str, severities: &[u8]) -> R
         return Err(DataError::Invalid(format!(
             "corruption '{corruption}' not found: no folder {} (available: {})",
             cdir.display(),
-            if have.is_empty() { "none".to_string() } else { have.join(", ") }
+            if have.is_empty() {
+                "none".to_string()
+            } else {
+                have.join(", ")
+            }
         )));
     }
     let mut wnids: Option<Vec<String>> = None;
@@ -215,7 +265,10 @@ pub fn load_corruption_tin(dir: &Path, corruption: &str, severities: &[u8]) -> R
     }
     let wnids = wnids.unwrap_or_default();
     if files.is_empty() {
-        return Err(DataError::Invalid(format!("no images under {}", cdir.display())));
+        return Err(DataError::Invalid(format!(
+            "no images under {}",
+            cdir.display()
+        )));
     }
     build_set(files, wnids)
 }

@@ -43,7 +43,11 @@ impl ArchSpec {
     /// `preactresnet18`, `wrn-34-10`.
     pub fn name(&self) -> String {
         let total: usize = self.blocks.iter().sum();
-        let w = if self.width == 64 { String::new() } else { format!("-w{}", self.width) };
+        let w = if self.width == 64 {
+            String::new()
+        } else {
+            format!("-w{}", self.width)
+        };
         match self.family {
             Family::ResNet => format!("resnet{}{}", 2 * total + 2, w),
             Family::ResNetBottleneck => format!("resnet{}{}", 3 * total + 2, w),
@@ -79,12 +83,16 @@ impl ArchSpec {
             let (d, k) = rest.split_once('-').ok_or_else(unknown)?;
             let depth: usize = d.parse().map_err(|_| unknown())?;
             let k: i64 = k.parse().map_err(|_| unknown())?;
-            if depth < 10 || (depth - 4) % 6 != 0 || k < 1 {
+            if depth < 10 || !(depth - 4).is_multiple_of(6) || k < 1 {
                 return Err(ModelError::UnknownArch(format!(
                     "{name} (WideResNet depth must be 6n+4 ≥ 10 and width ≥ 1)"
                 )));
             }
-            (Family::WideResNet, vec![(depth - 4) / 6; 3], width.unwrap_or(k))
+            (
+                Family::WideResNet,
+                vec![(depth - 4) / 6; 3],
+                width.unwrap_or(k),
+            )
         } else if let Some(d) = base.strip_prefix("preactresnet") {
             let (blocks, bottleneck) =
                 resnet_blocks(d.parse().map_err(|_| unknown())?).ok_or_else(unknown)?;
@@ -95,13 +103,23 @@ impl ArchSpec {
         } else if let Some(d) = base.strip_prefix("resnet") {
             let (blocks, bottleneck) =
                 resnet_blocks(d.parse().map_err(|_| unknown())?).ok_or_else(unknown)?;
-            let fam = if bottleneck { Family::ResNetBottleneck } else { Family::ResNet };
+            let fam = if bottleneck {
+                Family::ResNetBottleneck
+            } else {
+                Family::ResNet
+            };
             (fam, blocks, width.unwrap_or(64))
         } else {
             return Err(unknown());
         };
-        let mut spec =
-            ArchSpec { family, blocks, width, num_classes, in_channels, feature_dim: 0 };
+        let mut spec = ArchSpec {
+            family,
+            blocks,
+            width,
+            num_classes,
+            in_channels,
+            feature_dim: 0,
+        };
         spec.feature_dim = spec.feature_dim_for(input_hw).ok_or_else(|| {
             ModelError::BadInput(format!(
                 "{}×{} inputs are too small for {}",
@@ -143,7 +161,11 @@ impl ArchSpec {
 
     /// Infers the architecture from state-dict keys and shapes (prefix already stripped).
     pub fn detect(shapes: &HashMap<String, Vec<usize>>) -> Result<ArchSpec, String> {
-        let shape = |k: &str| shapes.get(k).map(|s| s.iter().map(|&d| d as i64).collect::<Vec<i64>>());
+        let shape = |k: &str| {
+            shapes
+                .get(k)
+                .map(|s| s.iter().map(|&d| d as i64).collect::<Vec<i64>>())
+        };
         let count_blocks = |prefix: &str, leaf: &str| -> usize {
             (0..)
                 .take_while(|i| shapes.contains_key(&format!("{prefix}.{i}.{leaf}")))
@@ -151,7 +173,9 @@ impl ArchSpec {
         };
         let conv1 = shape("conv1.weight").ok_or("no `conv1.weight` key")?;
         if conv1.len() != 4 {
-            return Err(format!("`conv1.weight` has shape {conv1:?}, expected 4 dimensions"));
+            return Err(format!(
+                "`conv1.weight` has shape {conv1:?}, expected 4 dimensions"
+            ));
         }
         let in_channels = conv1[1];
         if shapes.contains_key("block1.layer.0.conv1.weight") {
@@ -160,30 +184,27 @@ impl ArchSpec {
             if w[0] % 16 != 0 {
                 return Err(format!("block1 width {} is not a multiple of 16", w[0]));
             }
-            let fc = shape("fc.weight").ok_or("WideResNet without `fc.weight`")?;
-            if fc.len() != 2 {
-                return Err(format!("`fc.weight` has shape {fc:?}, expected 2 dimensions"));
-            }
-            return Ok(ArchSpec {
+            let mut spec = ArchSpec {
                 family: Family::WideResNet,
                 blocks: vec![n; 3],
                 width: w[0] / 16,
-                num_classes: fc[0],
+                num_classes: 10,
                 in_channels,
-                feature_dim: fc[1],
-            });
+                feature_dim: 0,
+            };
+            spec.classifier_from(&shape, "fc")?;
+            return Ok(spec);
         }
         if !shapes.contains_key("layer1.0.conv1.weight") {
             return Err("neither `layer1.0.conv1.weight` (ResNet family) nor `block1.layer.0.conv1.weight` (WideResNet) is present".into());
         }
-        let linear = shape("linear.weight").ok_or("ResNet-style keys without `linear.weight`")?;
-        if linear.len() != 2 {
-            return Err(format!("`linear.weight` has shape {linear:?}, expected 2 dimensions"));
-        }
-        let blocks: Vec<usize> =
-            (1..=4).map(|s| count_blocks(&format!("layer{s}"), "conv1.weight")).collect();
+        let blocks: Vec<usize> = (1..=4)
+            .map(|s| count_blocks(&format!("layer{s}"), "conv1.weight"))
+            .collect();
         if blocks.contains(&0) {
-            return Err(format!("expected four stages layer1..layer4, found blocks {blocks:?}"));
+            return Err(format!(
+                "expected four stages layer1..layer4, found blocks {blocks:?}"
+            ));
         }
         let family = if shapes.contains_key("layer1.0.conv3.weight") {
             Family::ResNetBottleneck
@@ -192,13 +213,45 @@ impl ArchSpec {
         } else {
             Family::ResNet
         };
-        Ok(ArchSpec {
+        let mut spec = ArchSpec {
             family,
             blocks,
             width: conv1[0],
-            num_classes: linear[0],
+            num_classes: 10,
             in_channels,
-            feature_dim: linear[1],
-        })
+            feature_dim: 0,
+        };
+        spec.classifier_from(&shape, "linear")?;
+        Ok(spec)
+    }
+
+    /// Classes and classifier width from the classifier's weight; when that key is absent,
+    /// from its bias (or 10 classes) and a 32×32 input, so that loading goes on to report
+    /// the full key diff instead of stopping at detection.
+    fn classifier_from(
+        &mut self,
+        shape: &dyn Fn(&str) -> Option<Vec<i64>>,
+        name: &str,
+    ) -> Result<(), String> {
+        match shape(&format!("{name}.weight")) {
+            Some(w) if w.len() == 2 => {
+                self.num_classes = w[0];
+                self.feature_dim = w[1];
+            }
+            Some(w) => {
+                return Err(format!(
+                    "`{name}.weight` has shape {w:?}, expected 2 dimensions"
+                ))
+            }
+            None => {
+                if let Some(b) = shape(&format!("{name}.bias")).filter(|b| b.len() == 1) {
+                    self.num_classes = b[0];
+                }
+                self.feature_dim = self
+                    .feature_dim_for((32, 32))
+                    .unwrap_or(self.last_channels());
+            }
+        }
+        Ok(())
     }
 }

@@ -32,19 +32,42 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// A bias-free convolution (every conv of the supported networks is bias-free).
-    pub fn new(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64, k: i64, stride: i64) -> Self {
+    pub fn new(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        c_in: i64,
+        c_out: i64,
+        k: i64,
+        stride: i64,
+    ) -> Self {
         let padding = if k == 3 { 1 } else { 0 };
-        let weight = p.var("weight", &[c_out, c_in, k, k], Init::Kaiming {
-            dist: nn::init::NormalOrUniform::Normal,
-            fan: nn::init::FanInOut::FanOut,
-            non_linearity: nn::init::NonLinearity::ReLU,
-        });
+        let weight = p.var(
+            "weight",
+            &[c_out, c_in, k, k],
+            Init::Kaiming {
+                dist: nn::init::NormalOrUniform::Normal,
+                fan: nn::init::FanInOut::FanOut,
+                non_linearity: nn::init::NonLinearity::ReLU,
+            },
+        );
         keys.push(&p, "weight");
-        Conv2d { name: strip_dot(&p.path("")), weight, stride, padding }
+        Conv2d {
+            name: strip_dot(&p.path("")),
+            weight,
+            stride,
+            padding,
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.conv2d(&self.weight, None::<&Tensor>, [self.stride, self.stride], [self.padding, self.padding], [1, 1], 1)
+        x.conv2d(
+            &self.weight,
+            None::<&Tensor>,
+            [self.stride, self.stride],
+            [self.padding, self.padding],
+            [1, 1],
+            1,
+        )
     }
 
     pub fn info(&self) -> ModuleInfo {
@@ -78,12 +101,27 @@ impl BatchNorm2d {
         let bias = p.var("bias", &[c], Init::Const(0.0));
         let running_mean = p.zeros_no_train("running_mean", &[c]);
         let running_var = p.ones_no_train("running_var", &[c]);
-        let num_batches_tracked =
-            p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false);
-        for k in ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"] {
+        let num_batches_tracked = p.add(
+            "num_batches_tracked",
+            Tensor::zeros([], (Kind::Int64, p.device())),
+            false,
+        );
+        for k in [
+            "weight",
+            "bias",
+            "running_mean",
+            "running_var",
+            "num_batches_tracked",
+        ] {
             keys.push(&p, k);
         }
-        BatchNorm2d { weight, bias, running_mean, running_var, num_batches_tracked }
+        BatchNorm2d {
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            num_batches_tracked,
+        }
     }
 
     /// Train mode uses batch statistics and updates the running ones in place (momentum
@@ -118,11 +156,29 @@ pub struct Linear {
 impl Linear {
     pub fn new(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64) -> Self {
         let bound = 1.0 / (c_in as f64).sqrt();
-        let weight = p.var("weight", &[c_out, c_in], Init::Uniform { lo: -bound, up: bound });
-        let bias = p.var("bias", &[c_out], Init::Uniform { lo: -bound, up: bound });
+        let weight = p.var(
+            "weight",
+            &[c_out, c_in],
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        );
+        let bias = p.var(
+            "bias",
+            &[c_out],
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        );
         keys.push(&p, "weight");
         keys.push(&p, "bias");
-        Linear { name: strip_dot(&p.path("")), weight, bias }
+        Linear {
+            name: strip_dot(&p.path("")),
+            weight,
+            bias,
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {

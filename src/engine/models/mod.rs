@@ -22,7 +22,11 @@ pub enum ModelError {
     #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear) and WideResNets (conv1, block1..3.layer.N, bn1, fc); pass --arch if the keys are right but the shapes confuse detection")]
     CannotDetect { path: String, reason: String },
     #[error("{path} does not match {arch}: {details}")]
-    StateMismatch { path: String, arch: String, details: String },
+    StateMismatch {
+        path: String,
+        arch: String,
+        details: String,
+    },
     #[error("bad input: {0}")]
     BadInput(String),
     #[error("libtorch error: {0}")]
@@ -80,9 +84,18 @@ impl Model {
         let mut keys = KeyOrder::default();
         let (mean, std, normalization) = match (checkpoint_norm, dataset_norm) {
             (Some((mu, sigma)), _) => {
-                let mu = root.add("mu", to_tensor(mu)?.f_to_kind(Kind::Float)?.f_to_device(device)?, false);
-                let sigma =
-                    root.add("sigma", to_tensor(sigma)?.f_to_kind(Kind::Float)?.f_to_device(device)?, false);
+                let mu = root.add(
+                    "mu",
+                    to_tensor(mu)?.f_to_kind(Kind::Float)?.f_to_device(device)?,
+                    false,
+                );
+                let sigma = root.add(
+                    "sigma",
+                    to_tensor(sigma)?
+                        .f_to_kind(Kind::Float)?
+                        .f_to_device(device)?,
+                    false,
+                );
                 keys.0.push("mu".into());
                 keys.0.push("sigma".into());
                 (mu, sigma, Normalization::Checkpoint)
@@ -91,50 +104,40 @@ impl Model {
                 let c = spec.in_channels;
                 if m.len() as i64 != c || s.len() as i64 != c {
                     return Err(ModelError::BadInput(format!(
-                        "normalisation `{name}` has {} channels but the model takes {c}",
+                        "dataset `{name}` has {}-channel images but the model takes {c} input channel(s)",
                         m.len()
                     )));
                 }
-                let mean = Tensor::f_from_slice(m)?.f_view([1, c, 1, 1])?.f_to_device(device)?;
-                let std = Tensor::f_from_slice(s)?.f_view([1, c, 1, 1])?.f_to_device(device)?;
+                let mean = Tensor::f_from_slice(m)?
+                    .f_view([1, c, 1, 1])?
+                    .f_to_device(device)?;
+                let std = Tensor::f_from_slice(s)?
+                    .f_view([1, c, 1, 1])?
+                    .f_to_device(device)?;
                 (mean, std, Normalization::Dataset(name.to_string()))
             }
             (None, None) => {
                 return Err(ModelError::BadInput("no normalisation given".into()));
             }
         };
-        let s = &spec;
-        let net = match s.family {
-            Family::ResNet | Family::ResNetBottleneck => Net::ResNet(resnet::ResNet::new(
-                &root,
-                &mut keys,
-                &s.blocks,
-                s.family == Family::ResNetBottleneck,
-                s.width,
-                s.in_channels,
-                s.num_classes,
-                s.feature_dim,
-            )),
-            Family::PreActResNet => Net::PreAct(preact_resnet::PreActResNet::new(
-                &root,
-                &mut keys,
-                &s.blocks,
-                s.width,
-                s.in_channels,
-                s.num_classes,
-                s.feature_dim,
-            )),
-            Family::WideResNet => Net::Wide(wide_resnet::WideResNet::new(
-                &root,
-                &mut keys,
-                s.blocks[0],
-                s.width,
-                s.in_channels,
-                s.num_classes,
-                s.feature_dim,
-            )),
+        let net = match spec.family {
+            Family::ResNet | Family::ResNetBottleneck => {
+                Net::ResNet(resnet::ResNet::new(&root, &mut keys, &spec))
+            }
+            Family::PreActResNet => {
+                Net::PreAct(preact_resnet::PreActResNet::new(&root, &mut keys, &spec))
+            }
+            Family::WideResNet => Net::Wide(wide_resnet::WideResNet::new(&root, &mut keys, &spec)),
         };
-        Ok(Model { spec, normalization, vs, net, keys: keys.0, mean, std })
+        Ok(Model {
+            spec,
+            normalization,
+            vs,
+            net,
+            keys: keys.0,
+            mean,
+            std,
+        })
     }
 
     /// Builds the network a checkpoint holds (`arch`: None or "auto" = detect) and loads
@@ -147,11 +150,18 @@ impl Model {
         dataset_norm: (&[f32], &[f32], &str),
     ) -> Result<Model, ModelError> {
         let path = ckpt.path.display().to_string();
-        let shapes: HashMap<String, Vec<usize>> =
-            ckpt.tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect();
+        let shapes: HashMap<String, Vec<usize>> = ckpt
+            .tensors
+            .iter()
+            .map(|(k, t)| (k.clone(), t.shape.clone()))
+            .collect();
         let spec = match arch {
-            None | Some("auto") => ArchSpec::detect(&shapes)
-                .map_err(|reason| ModelError::CannotDetect { path: path.clone(), reason })?,
+            None | Some("auto") => {
+                ArchSpec::detect(&shapes).map_err(|reason| ModelError::CannotDetect {
+                    path: path.clone(),
+                    reason,
+                })?
+            }
             Some(name) => {
                 let detected = ArchSpec::detect(&shapes).ok();
                 let classes = detected.as_ref().map_or(10, |d| d.num_classes);
@@ -163,24 +173,44 @@ impl Model {
                 spec
             }
         };
-        let get = |k: &str| ckpt.tensors.iter().find(|(name, _)| name == k).map(|(_, t)| t);
+        let get = |k: &str| {
+            ckpt.tensors
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, t)| t)
+        };
         let norm = match (get("mu"), get("sigma")) {
             (Some(mu), Some(sigma)) => Some((mu, sigma)),
             _ => None,
         };
-        let model = Self::build(spec, device, Some(dataset_norm), norm)?;
+        let model = Self::build(spec, device, Some(dataset_norm), norm).map_err(|e| match e {
+            ModelError::BadInput(msg) => ModelError::BadInput(format!("{path}: {msg}")),
+            other => other,
+        })?;
         model.load_state(&ckpt.tensors, &path)?;
         Ok(model)
     }
 
     /// Copies `tensors` into the model, refusing any key or shape mismatch (both ways).
-    pub fn load_state(&self, tensors: &[(String, RawTensor)], path: &str) -> Result<(), ModelError> {
+    pub fn load_state(
+        &self,
+        tensors: &[(String, RawTensor)],
+        path: &str,
+    ) -> Result<(), ModelError> {
         let vars = self.vs.variables();
-        let given: HashMap<&str, &RawTensor> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
-        let missing: Vec<&str> =
-            self.keys.iter().filter(|k| !given.contains_key(k.as_str())).map(|k| k.as_str()).collect();
-        let unexpected: Vec<&str> =
-            tensors.iter().filter(|(k, _)| !vars.contains_key(k)).map(|(k, _)| k.as_str()).collect();
+        let given: HashMap<&str, &RawTensor> =
+            tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+        let missing: Vec<&str> = self
+            .keys
+            .iter()
+            .filter(|k| !given.contains_key(k.as_str()))
+            .map(|k| k.as_str())
+            .collect();
+        let unexpected: Vec<&str> = tensors
+            .iter()
+            .filter(|(k, _)| !vars.contains_key(k))
+            .map(|(k, _)| k.as_str())
+            .collect();
         let mut wrong_shape = Vec::new();
         for (k, t) in tensors {
             if let Some(v) = vars.get(k) {
@@ -195,14 +225,24 @@ impl Model {
             let list = |what: &str, items: Vec<String>| {
                 let n = items.len();
                 let shown: Vec<String> = items.into_iter().take(12).collect();
-                let more = if n > shown.len() { format!(", … ({} more)", n - shown.len()) } else { String::new() };
+                let more = if n > shown.len() {
+                    format!(", … ({} more)", n - shown.len())
+                } else {
+                    String::new()
+                };
                 format!("{n} {what}: {}{more}", shown.join(", "))
             };
             if !missing.is_empty() {
-                parts.push(list("missing keys", missing.iter().map(|s| s.to_string()).collect()));
+                parts.push(list(
+                    "missing keys",
+                    missing.iter().map(|s| s.to_string()).collect(),
+                ));
             }
             if !unexpected.is_empty() {
-                parts.push(list("unexpected keys", unexpected.iter().map(|s| s.to_string()).collect()));
+                parts.push(list(
+                    "unexpected keys",
+                    unexpected.iter().map(|s| s.to_string()).collect(),
+                ));
             }
             if !wrong_shape.is_empty() {
                 parts.push(list("wrongly shaped keys", wrong_shape));
@@ -226,7 +266,10 @@ impl Model {
     /// The whole state, in PyTorch's key order, as plain bytes (for saving).
     pub fn state(&self) -> Result<Vec<(String, RawTensor)>, ModelError> {
         let vars = self.vs.variables();
-        self.keys.iter().map(|k| Ok((k.clone(), to_raw(&vars[k])?))).collect()
+        self.keys
+            .iter()
+            .map(|k| Ok((k.clone(), to_raw(&vars[k])?)))
+            .collect()
     }
 
     pub fn device(&self) -> Device {
@@ -265,7 +308,9 @@ impl Model {
     /// Checks an N×C×H×W input shape before any op can fail inside libtorch.
     pub fn check_input(&self, shape: &[i64]) -> Result<(), ModelError> {
         if shape.len() != 4 {
-            return Err(ModelError::BadInput(format!("expected N×C×H×W images, got shape {shape:?}")));
+            return Err(ModelError::BadInput(format!(
+                "expected N×C×H×W images, got shape {shape:?}"
+            )));
         }
         let (c, h, w) = (shape[1], shape[2], shape[3]);
         if c != self.spec.in_channels {
@@ -303,7 +348,11 @@ impl Model {
 
     /// Number of floating-point parameters the forward pass can train.
     pub fn num_params(&self) -> i64 {
-        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
     }
 
     /// Whether `kind` is the model's float kind (for callers building inputs).

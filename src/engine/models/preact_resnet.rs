@@ -1,6 +1,7 @@
 //! PreActResNet as in the Bag-of-Tricks AT code (Pang et al. 2021, `preactresnet.py`):
 //! pre-activation blocks (`bn1`, `conv1`, `bn2`, `conv2`, a bias-free 1×1 `shortcut.0`
 //! where shapes change), a final `bn`, `avg_pool2d(·, 4)` and `linear`.
+use super::arch::ArchSpec;
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -20,7 +21,13 @@ impl PreActBlock {
         let conv2 = Conv2d::new(&p / "conv2", keys, planes, planes, 3, 1);
         let shortcut = (stride != 1 || c_in != planes)
             .then(|| Conv2d::new(&p / "shortcut" / "0", keys, c_in, planes, 1, stride));
-        PreActBlock { bn1, conv1, bn2, conv2, shortcut }
+        PreActBlock {
+            bn1,
+            conv1,
+            bn2,
+            conv2,
+            shortcut,
+        }
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
@@ -43,15 +50,8 @@ pub struct PreActResNet {
 }
 
 impl PreActResNet {
-    pub fn new(
-        p: &nn::Path,
-        keys: &mut KeyOrder,
-        blocks: &[usize],
-        width: i64,
-        in_channels: i64,
-        num_classes: i64,
-        feature_dim: i64,
-    ) -> Self {
+    pub fn new(p: &nn::Path, keys: &mut KeyOrder, spec: &ArchSpec) -> Self {
+        let (blocks, width, in_channels) = (&spec.blocks, spec.width, spec.in_channels);
         let conv1 = Conv2d::new(p / "conv1", keys, in_channels, width, 3, 1);
         let mut c_in = width;
         let mut layers = Vec::new();
@@ -67,8 +67,13 @@ impl PreActResNet {
             layers.push(stage_blocks);
         }
         let bn = BatchNorm2d::new(p / "bn", keys, c_in);
-        let linear = Linear::new(p / "linear", keys, feature_dim, num_classes);
-        PreActResNet { conv1, layers, bn, linear }
+        let linear = Linear::new(p / "linear", keys, spec.feature_dim, spec.num_classes);
+        PreActResNet {
+            conv1,
+            layers,
+            bn,
+            linear,
+        }
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {

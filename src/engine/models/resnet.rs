@@ -2,6 +2,7 @@
 //! the RiFT authors used): a 3×3 stem without max-pool, four stages, `avg_pool2d(·, 4)`
 //! and a `linear` classifier. Keys: `conv1`, `bn1`, `layerX.Y.conv1|bn1|conv2|bn2[|conv3|bn3]`,
 //! `layerX.Y.shortcut.0|1`, `linear`.
+use super::arch::{ArchSpec, Family};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -16,7 +17,14 @@ struct Block {
 }
 
 impl Block {
-    fn new(p: nn::Path, keys: &mut KeyOrder, c_in: i64, planes: i64, stride: i64, bottleneck: bool) -> Self {
+    fn new(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        c_in: i64,
+        planes: i64,
+        stride: i64,
+        bottleneck: bool,
+    ) -> Self {
         let expansion = if bottleneck { 4 } else { 1 };
         let (conv1, bn1, conv2, bn2, conv3) = if bottleneck {
             let conv1 = Conv2d::new(&p / "conv1", keys, c_in, planes, 1, 1);
@@ -41,7 +49,14 @@ impl Block {
         } else {
             None
         };
-        Block { conv1, bn1, conv2, bn2, conv3, shortcut }
+        Block {
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            conv3,
+            shortcut,
+        }
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
@@ -81,18 +96,11 @@ pub struct ResNet {
 }
 
 impl ResNet {
-    /// `blocks`: blocks per stage ([2,2,2,2] = ResNet18); `width`: channels of the first
-    /// stage (64 as published); `feature_dim`: the classifier's input width.
-    pub fn new(
-        p: &nn::Path,
-        keys: &mut KeyOrder,
-        blocks: &[usize],
-        bottleneck: bool,
-        width: i64,
-        in_channels: i64,
-        num_classes: i64,
-        feature_dim: i64,
-    ) -> Self {
+    /// `spec.blocks`: blocks per stage ([2,2,2,2] = ResNet18); `spec.width`: channels of
+    /// the first stage (64 as published); `spec.feature_dim`: the classifier's input width.
+    pub fn new(p: &nn::Path, keys: &mut KeyOrder, spec: &ArchSpec) -> Self {
+        let bottleneck = spec.family == Family::ResNetBottleneck;
+        let (blocks, width, in_channels) = (&spec.blocks, spec.width, spec.in_channels);
         let expansion = if bottleneck { 4 } else { 1 };
         let conv1 = Conv2d::new(p / "conv1", keys, in_channels, width, 3, 1);
         let bn1 = BatchNorm2d::new(p / "bn1", keys, width);
@@ -104,13 +112,25 @@ impl ResNet {
             let mut stage_blocks = Vec::new();
             for j in 0..n {
                 let stride = if i > 0 && j == 0 { 2 } else { 1 };
-                stage_blocks.push(Block::new(&stage / j, keys, c_in, planes, stride, bottleneck));
+                stage_blocks.push(Block::new(
+                    &stage / j,
+                    keys,
+                    c_in,
+                    planes,
+                    stride,
+                    bottleneck,
+                ));
                 c_in = planes * expansion;
             }
             layers.push(stage_blocks);
         }
-        let linear = Linear::new(p / "linear", keys, feature_dim, num_classes);
-        ResNet { conv1, bn1, layers, linear }
+        let linear = Linear::new(p / "linear", keys, spec.feature_dim, spec.num_classes);
+        ResNet {
+            conv1,
+            bn1,
+            layers,
+            linear,
+        }
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {

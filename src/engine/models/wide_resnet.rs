@@ -4,6 +4,7 @@
 //! published code also builds `sub_block1`, a copy of `block1` that forward never calls:
 //! its weights are in every checkpoint, so rift loads and saves them but never uses them.
 //! Dropout is 0 in all published AT checkpoints and is not modelled.
+use super::arch::ArchSpec;
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -24,7 +25,13 @@ impl WideBlock {
         let conv2 = Conv2d::new(&p / "conv2", keys, c_out, c_out, 3, 1);
         let conv_shortcut =
             (c_in != c_out).then(|| Conv2d::new(&p / "convShortcut", keys, c_in, c_out, 1, stride));
-        WideBlock { bn1, conv1, bn2, conv2, conv_shortcut }
+        WideBlock {
+            bn1,
+            conv1,
+            bn2,
+            conv2,
+            conv_shortcut,
+        }
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
@@ -39,7 +46,14 @@ impl WideBlock {
     }
 }
 
-fn group(p: nn::Path, keys: &mut KeyOrder, n: usize, c_in: i64, c_out: i64, stride: i64) -> Vec<WideBlock> {
+fn group(
+    p: nn::Path,
+    keys: &mut KeyOrder,
+    n: usize,
+    c_in: i64,
+    c_out: i64,
+    stride: i64,
+) -> Vec<WideBlock> {
     let layer = &p / "layer";
     (0..n)
         .map(|i| {
@@ -58,16 +72,9 @@ pub struct WideResNet {
 }
 
 impl WideResNet {
-    /// `n` blocks per group (depth = 6n + 4), widen factor `k`.
-    pub fn new(
-        p: &nn::Path,
-        keys: &mut KeyOrder,
-        n: usize,
-        k: i64,
-        in_channels: i64,
-        num_classes: i64,
-        feature_dim: i64,
-    ) -> Self {
+    /// `spec.blocks[0]` blocks per group (depth = 6n + 4), widen factor `spec.width`.
+    pub fn new(p: &nn::Path, keys: &mut KeyOrder, spec: &ArchSpec) -> Self {
+        let (n, k, in_channels) = (spec.blocks[0], spec.width, spec.in_channels);
         let ch = [16, 16 * k, 32 * k, 64 * k];
         let conv1 = Conv2d::new(p / "conv1", keys, in_channels, ch[0], 3, 1);
         let block1 = group(p / "block1", keys, n, ch[0], ch[1], 1);
@@ -75,8 +82,14 @@ impl WideResNet {
         let block2 = group(p / "block2", keys, n, ch[1], ch[2], 2);
         let block3 = group(p / "block3", keys, n, ch[2], ch[3], 2);
         let bn1 = BatchNorm2d::new(p / "bn1", keys, ch[3]);
-        let linear = Linear::new(p / "fc", keys, feature_dim, num_classes);
-        WideResNet { conv1, blocks: [block1, block2, block3], sub_block1, bn1, linear }
+        let linear = Linear::new(p / "fc", keys, spec.feature_dim, spec.num_classes);
+        WideResNet {
+            conv1,
+            blocks: [block1, block2, block3],
+            sub_block1,
+            bn1,
+            linear,
+        }
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
