@@ -6,7 +6,7 @@ use super::CancelFlag;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct PgdConfig {
     pub eps: f64,
     pub step: f64,
@@ -103,9 +103,7 @@ pub fn robust_correct(
         } else {
             // Keep the first successful adversarial example of each sample.
             let newly_broken = robust.f_logical_and(&ok.f_logical_not()?)?;
-            worst = newly_broken
-                .f_view([-1, 1, 1, 1])?
-                .f_where_self(&adv, &worst)?;
+            worst = adv.f_where_self(&newly_broken.f_view([-1, 1, 1, 1])?, &worst)?;
         }
         robust = robust.f_logical_and(&ok)?;
     }

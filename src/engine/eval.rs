@@ -7,7 +7,7 @@ use super::CancelFlag;
 use serde::Serialize;
 use std::time::Instant;
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct EvalResult {
     /// Percent.
     pub clean_acc: f64,

@@ -1,5 +1,7 @@
-//! What rift writes for people and programs. For now: structured outputs (YAML or JSON by
-//! extension), written atomically.
+//! What rift writes for people and programs: structured outputs (YAML or JSON by
+//! extension) and sessions, all written atomically.
+pub mod session;
+
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::io::Write;

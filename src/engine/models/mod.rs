@@ -188,6 +188,10 @@ impl Model {
             other => other,
         })?;
         model.load_state(&ckpt.tensors, &path)?;
+        // Loaded models start frozen (attacks need input gradients only); training code
+        // unfreezes exactly what it trains.
+        let mut model = model;
+        model.vs.freeze();
         Ok(model)
     }
 

@@ -1,0 +1,123 @@
+//! What each RiFT step produces: plain serialisable data (no tensors), shared by the
+//! command line, the session file, the report and the TUI.
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One module's robust criticality (SPEC.md §1).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModuleScore {
+    pub name: String,
+    /// Position in forward (depth) order among the Conv/Linear modules, from 0.
+    pub depth: usize,
+    pub kind: String,
+    pub shape: Vec<i64>,
+    pub params: i64,
+    /// Largest end-of-epoch adversarial loss minus the baseline loss.
+    pub mrc: f64,
+    /// Baseline robust accuracy minus accuracy at the epoch of the largest loss (points).
+    pub robust_acc_drop: f64,
+    /// End-of-epoch loss and accuracy (percent) on the adversarial set, per epoch run.
+    pub epoch_losses: Vec<f64>,
+    pub epoch_accs: Vec<f64>,
+    #[serde(default)]
+    pub recommended: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MrcResult {
+    /// "code" (max over 10 epochs, the published code) or "paper" (Algorithm 1).
+    pub variant: String,
+    pub epsilon: f64,
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    /// Where the adversarial set came from: "test", "train" or "holdout".
+    pub adv_split: String,
+    pub adv_n: usize,
+    pub fast: bool,
+    /// Mean cross-entropy and accuracy (percent) of the unperturbed model on the set.
+    pub baseline_loss: f64,
+    pub baseline_acc: f64,
+    /// Sorted by MRC, ascending; the first is the recommendation.
+    pub modules: Vec<ModuleScore>,
+    pub recommended: String,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FinetuneEpoch {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_acc: Option<f64>,
+    pub test_acc: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FinetuneResult {
+    pub layers: Vec<String>,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// Epochs at which the learning rate is multiplied by 0.1.
+    pub lr_milestones: Vec<usize>,
+    /// "val" (held-out part of the training split) or "test" (the published code).
+    pub select_on: String,
+    pub val_size: usize,
+    pub freeze_bn_stats: bool,
+    pub trained_params: i64,
+    /// Training loss of every iteration.
+    pub iter_losses: Vec<f64>,
+    pub epochs_log: Vec<FinetuneEpoch>,
+    /// The epoch whose weights were kept (best selection accuracy), from 0.
+    pub best_epoch: usize,
+    /// Set when the run stopped on a NaN/Inf loss.
+    pub diverged: Option<String>,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SweepPoint {
+    pub alpha: f64,
+    pub clean_acc: f64,
+    pub robust_acc: f64,
+    pub n: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct InterpolationResult {
+    /// Sorted by α.
+    pub points: Vec<SweepPoint>,
+    pub chosen_alpha: f64,
+    /// Points of robust accuracy the chosen α may lose against α = 0.
+    pub tolerance: f64,
+    pub refine_rounds: usize,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CorruptionAcc {
+    pub name: String,
+    /// All selected severities pooled (percent).
+    pub acc: f64,
+    pub by_severity: BTreeMap<u8, f64>,
+    pub n: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OodResult {
+    pub dataset: String,
+    pub severities: Vec<u8>,
+    pub corruptions: Vec<CorruptionAcc>,
+    /// Mean over the corruptions found.
+    pub mean_acc: f64,
+    /// The published code's 18-corruption mean, when all 18 files are present.
+    pub mean_published18: Option<f64>,
+    /// The standard 15 of the benchmark, when all 15 are present.
+    pub mean_standard15: Option<f64>,
+    pub missing: Vec<String>,
+    pub seconds: f64,
+}

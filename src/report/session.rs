@@ -1,0 +1,137 @@
+//! `sessions/NAME/session.yaml`: every setting, the versions, and every result of a RiFT
+//! run. Written atomically after each stage, so an interrupted run leaves the last
+//! complete state and `rift run` can continue from it.
+use crate::engine::attack::PgdConfig;
+use crate::engine::eval::EvalResult;
+use crate::engine::rift::results::{FinetuneResult, InterpolationResult, MrcResult, OodResult};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const SESSION_FILE: &str = "session.yaml";
+pub const EVENTS_FILE: &str = "events.jsonl";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct Versions {
+    pub rift: String,
+    pub torch: String,
+}
+
+/// The settings a session ran with (everything needed to reproduce it).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SessionSettings {
+    pub checkpoint: String,
+    pub arch: String,
+    pub dataset: String,
+    pub data_dir: String,
+    pub device: String,
+    pub seed: u64,
+    pub attack: PgdConfig,
+    /// Test samples used for evaluation (None = all).
+    pub eval_limit: Option<usize>,
+    pub batch_size: usize,
+    /// MRC: variant, ε, epochs, adversarial split and size, fast path.
+    pub mrc_variant: String,
+    pub mrc_epsilon: f64,
+    pub mrc_epochs: usize,
+    pub adv_split: String,
+    pub adv_limit: Option<usize>,
+    pub mrc_fast: bool,
+    /// Fine-tuning: "auto" (lowest MRC) or module names.
+    pub layer: String,
+    pub lr: f64,
+    pub ft_epochs: usize,
+    pub select_on: String,
+    pub freeze_bn_stats: bool,
+    /// Interpolation grid, refinement rounds, tolerance (points).
+    pub alphas: Vec<f64>,
+    pub refine: usize,
+    pub tolerance: f64,
+    /// Corrupted set directory for OOD, if any.
+    pub ood_dir: Option<String>,
+}
+
+/// The model summary recorded with a session.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SessionModel {
+    pub arch: String,
+    pub num_classes: i64,
+    pub in_channels: i64,
+    pub params: i64,
+    pub modules: usize,
+}
+
+/// Files of the chosen model, relative to the session directory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ChosenWeights {
+    pub alpha: f64,
+    pub pth: String,
+    pub safetensors: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Session {
+    pub name: String,
+    pub versions: Versions,
+    /// RFC 3339 UTC.
+    pub created: String,
+    pub updated: String,
+    pub settings: SessionSettings,
+    pub model: SessionModel,
+    /// Clean and robust accuracy of the AT model on the test split (the sanity check).
+    pub baseline: Option<EvalResult>,
+    pub mrc: Option<MrcResult>,
+    pub finetune: Option<FinetuneResult>,
+    /// Fine-tuned weights (all state), relative to the session directory.
+    pub finetuned_weights: Option<String>,
+    pub interpolation: Option<InterpolationResult>,
+    pub chosen: Option<ChosenWeights>,
+    /// OOD accuracy of the AT model and of the chosen model.
+    pub ood_at: Option<OodResult>,
+    pub ood_chosen: Option<OodResult>,
+    /// Wall time per finished stage, seconds.
+    #[serde(default)]
+    pub stage_seconds: Vec<(String, f64)>,
+}
+
+impl Session {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join(SESSION_FILE)
+    }
+
+    pub fn load(dir: &Path) -> Result<Session> {
+        let path = Self::path(dir);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the session file {}", path.display()))?;
+        serde_yaml::from_str(&text).with_context(|| {
+            format!("{} is not a rift session file (it does not parse as one)", path.display())
+        })
+    }
+
+    /// Atomic: temporary file + rename.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let text = serde_yaml::to_string(self)?;
+        super::atomic_write(&Self::path(dir), text.as_bytes())
+    }
+}
+
+/// Now, as RFC 3339 UTC (no time-zone database needed).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
