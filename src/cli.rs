@@ -24,6 +24,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Logits of a checkpoint on a .npy batch (the fidelity check against PyTorch).
     Predict(PredictArgs),
+    /// Module robust criticality of every module (SPEC.md §1).
+    Mrc(MrcArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -172,4 +174,54 @@ mod tests {
         assert!(parse_fraction("-1").is_err());
         assert!(parse_fraction("x").is_err());
     }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MrcFlags {
+    /// Relative weight-perturbation bound ε (‖Δw‖ ≤ ε‖w‖).
+    #[arg(long, default_value_t = 0.1)]
+    pub epsilon: f64,
+    /// Ascent epochs per module.
+    #[arg(long = "mrc-epochs", visible_alias = "epochs", default_value_t = 10)]
+    pub epochs: usize,
+    /// Split the adversarial set comes from: test (published code), train, or holdout
+    /// (a held-out 10% of the training split, so module choice never looks at test data).
+    #[arg(long, default_value = "test")]
+    pub adv_split: String,
+    /// Use only the first N samples of that split.
+    #[arg(long)]
+    pub adv_limit: Option<usize>,
+    /// Only these modules (comma-separated); default: every Conv/Linear module.
+    #[arg(long, value_delimiter = ',')]
+    pub modules: Vec<String>,
+    /// code (max over epochs, the published code) or paper (Algorithm 1: stop at the first
+    /// epoch that reaches the ε-ball).
+    #[arg(long, default_value = "code")]
+    pub variant: String,
+    /// Cache the activations entering each module and run only the rest of the network
+    /// (same values, less work).
+    #[arg(long)]
+    pub fast: bool,
+    /// Mini-batch of the ascent (published: 512).
+    #[arg(long, default_value_t = 512)]
+    pub mrc_batch_size: usize,
+    /// Ascent learning rate (published: 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub mrc_lr: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct MrcArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub attack: AttackArgs,
+    #[command(flatten)]
+    pub mrc: MrcFlags,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }

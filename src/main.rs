@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect(a),
         Command::Eval(a) => commands::eval(a),
         Command::Predict(a) => commands::predict(a),
+        Command::Mrc(a) => commands::mrc(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

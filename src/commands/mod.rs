@@ -2,11 +2,14 @@
 mod doctor;
 mod eval;
 mod inspect;
+mod mrc;
 mod predict;
+mod progress;
 
 pub use doctor::doctor;
 pub use eval::eval;
 pub use inspect::inspect;
+pub use mrc::mrc;
 pub use predict::predict;
 
 use crate::cli::{AttackArgs, ModelArgs, RuntimeArgs};

@@ -1,11 +1,16 @@
 //! What rift writes for people and programs: structured outputs (YAML or JSON by
 //! extension) and sessions, all written atomically.
+pub mod markdown;
+pub mod plots;
 pub mod session;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
+
+/// The report file written into a session directory.
+pub const REPORT_FILE: &str = "report.md";
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
 /// so a reader never sees a half-written file and an interrupted run leaves the old one.
@@ -43,4 +48,29 @@ pub fn write_structured<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         _ => bail!("cannot write {}: the output format is chosen by extension, expected .yaml, .yml or .json", path.display()),
     };
     atomic_write(path, text.as_bytes())
+}
+
+/// Writes `report.md` and the figures (`mrc`, `finetune`, `alpha` as PNG and SVG, for the
+/// stages that have run) into the session directory `dir`.
+pub fn render_report(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a session directory (expected a directory holding {})",
+            dir.display(),
+            session::SESSION_FILE
+        );
+    }
+    let session = session::Session::load(dir).with_context(|| {
+        format!(
+            "cannot render the report of session {}: expected a readable {}",
+            dir.display(),
+            session::SESSION_FILE
+        )
+    })?;
+    let text = markdown::render_markdown(&session);
+    atomic_write(&dir.join(REPORT_FILE), text.as_bytes())
+        .with_context(|| format!("cannot write the report of session {}", dir.display()))?;
+    plots::render_all(&session, dir)
+        .with_context(|| format!("cannot draw the figures of session {}", dir.display()))?;
+    Ok(())
 }

@@ -104,7 +104,10 @@ impl Session {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read the session file {}", path.display()))?;
         serde_yaml::from_str(&text).with_context(|| {
-            format!("{} is not a rift session file (it does not parse as one)", path.display())
+            format!(
+                "{} is not a rift session file (it does not parse as one)",
+                path.display()
+            )
         })
     }
 
@@ -133,5 +136,10 @@ pub fn now_rfc3339() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

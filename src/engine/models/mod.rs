@@ -350,6 +350,51 @@ impl Model {
         }
     }
 
+    /// The cache MRC's fast path keeps for `module`: everything the logits depend on that
+    /// a perturbation of `module` cannot change (eval mode, no gradients).
+    pub fn prefix_cache(&self, x: &Tensor, module: &str) -> Result<Vec<Tensor>, ModelError> {
+        let cache = tch::no_grad(|| {
+            let xn = (x - &self.mean) / &self.std;
+            match &self.net {
+                Net::ResNet(n) => n.prefix(&xn, module),
+                Net::PreAct(n) => n.prefix(&xn, module),
+                Net::Wide(n) => n.prefix(&xn, module),
+            }
+        });
+        cache.ok_or_else(|| {
+            ModelError::BadInput(format!(
+                "`{module}` is not a module of {}",
+                self.spec.name()
+            ))
+        })
+    }
+
+    /// Eval-mode logits from a `prefix_cache` of the same module (and the same samples).
+    pub fn suffix_logits(&self, module: &str, cache: &[Tensor]) -> Tensor {
+        match &self.net {
+            Net::ResNet(n) => n.suffix(module, cache),
+            Net::PreAct(n) => n.suffix(module, cache),
+            Net::Wide(n) => n.suffix(module, cache),
+        }
+    }
+
+    /// A state tensor by key (shares storage with the model).
+    pub fn var(&self, key: &str) -> Option<Tensor> {
+        self.vs.variables().get(key).map(|t| t.shallow_clone())
+    }
+
+    /// Parameters of a module (weight, and bias where it has one), by module name.
+    pub fn module_params(&self, module: &str) -> Vec<(String, Tensor)> {
+        let vars = self.vs.variables();
+        ["weight", "bias"]
+            .iter()
+            .filter_map(|leaf| {
+                let key = format!("{module}.{leaf}");
+                vars.get(&key).map(|t| (key, t.shallow_clone()))
+            })
+            .collect()
+    }
+
     /// Number of floating-point parameters the forward pass can train.
     pub fn num_params(&self) -> i64 {
         self.vs

@@ -108,3 +108,95 @@ impl PreActResNet {
         Some(self.bn.weight.size()[0] * pooled(sh, 4)? * pooled(sw, 4)?)
     }
 }
+
+/// MRC fast-path caching; see `resnet.rs` for the contract.
+impl PreActBlock {
+    fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
+        let a = self.bn1.forward(x, false).relu();
+        let short = match &self.shortcut {
+            Some(conv) => conv.forward(&a),
+            None => x.shallow_clone(),
+        };
+        Some(match leaf {
+            "conv1" => vec![a, short],
+            "conv2" => vec![
+                self.bn2.forward(&self.conv1.forward(&a), false).relu(),
+                short,
+            ],
+            "shortcut.0" if self.shortcut.is_some() => {
+                let main = self
+                    .conv2
+                    .forward(&self.bn2.forward(&self.conv1.forward(&a), false).relu());
+                vec![main, a]
+            }
+            _ => return None,
+        })
+    }
+
+    fn resume(&self, leaf: &str, c: &[Tensor]) -> Tensor {
+        match (leaf, &self.shortcut) {
+            ("conv1", _) => {
+                self.conv2
+                    .forward(&self.bn2.forward(&self.conv1.forward(&c[0]), false).relu())
+                    + &c[1]
+            }
+            ("conv2", _) => self.conv2.forward(&c[0]) + &c[1],
+            (_, Some(conv)) => &c[0] + conv.forward(&c[1]),
+            (_, None) => Tensor::new(),
+        }
+    }
+}
+
+impl PreActResNet {
+    fn named_blocks(&self) -> Vec<(String, &PreActBlock)> {
+        let mut out = Vec::new();
+        for (i, stage) in self.layers.iter().enumerate() {
+            for (j, b) in stage.iter().enumerate() {
+                out.push((format!("layer{}.{j}", i + 1), b));
+            }
+        }
+        out
+    }
+
+    fn head(&self, out: &Tensor) -> Tensor {
+        let out = self.bn.forward(out, false).relu();
+        let out = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
+        self.linear.forward(&out.flatten(1, -1))
+    }
+
+    pub fn prefix(&self, xn: &Tensor, module: &str) -> Option<Vec<Tensor>> {
+        if module == "conv1" {
+            return Some(vec![xn.shallow_clone()]);
+        }
+        let mut out = self.conv1.forward(xn);
+        for (name, block) in self.named_blocks() {
+            if let Some(leaf) = module.strip_prefix(&name).and_then(|l| l.strip_prefix('.')) {
+                return block.prepare(&out, leaf);
+            }
+            out = block.forward(&out, false);
+        }
+        let out = self.bn.forward(&out, false).relu();
+        let pooled = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
+        (module == "linear").then(|| vec![pooled.flatten(1, -1)])
+    }
+
+    pub fn suffix(&self, module: &str, c: &[Tensor]) -> Tensor {
+        match module {
+            "conv1" => self.forward(&c[0], false),
+            "linear" => self.linear.forward(&c[0]),
+            _ => {
+                let mut out: Option<Tensor> = None;
+                for (name, block) in self.named_blocks() {
+                    out = match out {
+                        Some(o) => Some(block.forward(&o, false)),
+                        None => module
+                            .strip_prefix(&name)
+                            .and_then(|l| l.strip_prefix('.'))
+                            .map(|leaf| block.resume(leaf, c)),
+                    };
+                }
+                self.head(&out.unwrap_or_else(Tensor::new))
+            }
+        }
+    }
+}

@@ -168,3 +168,114 @@ impl ResNet {
         Some(channels * pooled(sh, 4)? * pooled(sw, 4)?)
     }
 }
+
+/// Caching for MRC's fast path (eval mode only): `prepare` computes, from a block's input,
+/// every tensor the block's output needs that does not depend on `leaf`; `resume` finishes
+/// the block from them with the same ops in the same order as `forward`.
+impl Block {
+    fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
+        let short = || match &self.shortcut {
+            Some((conv, bn)) => bn.forward(&conv.forward(x), false),
+            None => x.shallow_clone(),
+        };
+        let h1 = || self.bn1.forward(&self.conv1.forward(x), false).relu();
+        Some(match leaf {
+            "conv1" => vec![x.shallow_clone()],
+            "conv2" => vec![h1(), short()],
+            "conv3" if self.conv3.is_some() => {
+                vec![
+                    self.bn2.forward(&self.conv2.forward(&h1()), false).relu(),
+                    short(),
+                ]
+            }
+            "shortcut.0" if self.shortcut.is_some() => {
+                let mut main = self.bn2.forward(&self.conv2.forward(&h1()), false);
+                if let Some((conv3, bn3)) = &self.conv3 {
+                    main = bn3.forward(&conv3.forward(&main.relu()), false);
+                }
+                vec![main, x.shallow_clone()]
+            }
+            _ => return None,
+        })
+    }
+
+    fn resume(&self, leaf: &str, c: &[Tensor]) -> Tensor {
+        match leaf {
+            "conv1" => self.forward(&c[0], false),
+            "conv2" => {
+                let mut out = self.bn2.forward(&self.conv2.forward(&c[0]), false);
+                if let Some((conv3, bn3)) = &self.conv3 {
+                    out = bn3.forward(&conv3.forward(&out.relu()), false);
+                }
+                (out + &c[1]).relu()
+            }
+            "conv3" => match &self.conv3 {
+                Some((conv3, bn3)) => (bn3.forward(&conv3.forward(&c[0]), false) + &c[1]).relu(),
+                None => unreachable_leaf(),
+            },
+            _ => match &self.shortcut {
+                Some((conv, bn)) => (&c[0] + bn.forward(&conv.forward(&c[1]), false)).relu(),
+                None => unreachable_leaf(),
+            },
+        }
+    }
+}
+
+/// `prepare` returned None for leaves a block lacks, so `resume` never sees them.
+fn unreachable_leaf() -> Tensor {
+    Tensor::new()
+}
+
+impl ResNet {
+    fn blocks(&self) -> Vec<(String, &Block)> {
+        let mut out = Vec::new();
+        for (i, stage) in self.layers.iter().enumerate() {
+            for (j, b) in stage.iter().enumerate() {
+                out.push((format!("layer{}.{j}", i + 1), b));
+            }
+        }
+        out
+    }
+
+    fn head(&self, out: &Tensor) -> Tensor {
+        let out = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
+        self.linear.forward(&out.flatten(1, -1))
+    }
+
+    /// The cache for `module` from a normalised input (eval mode), None if unknown.
+    pub fn prefix(&self, xn: &Tensor, module: &str) -> Option<Vec<Tensor>> {
+        if module == "conv1" {
+            return Some(vec![xn.shallow_clone()]);
+        }
+        let mut out = self.bn1.forward(&self.conv1.forward(xn), false).relu();
+        for (name, block) in self.blocks() {
+            if let Some(leaf) = module.strip_prefix(&name).and_then(|l| l.strip_prefix('.')) {
+                return block.prepare(&out, leaf);
+            }
+            out = block.forward(&out, false);
+        }
+        let pooled = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
+        (module == "linear").then(|| vec![pooled.flatten(1, -1)])
+    }
+
+    /// Logits from a cache made by `prefix` for the same module.
+    pub fn suffix(&self, module: &str, c: &[Tensor]) -> Tensor {
+        match module {
+            "conv1" => self.forward(&c[0], false),
+            "linear" => self.linear.forward(&c[0]),
+            _ => {
+                let mut out: Option<Tensor> = None;
+                for (name, block) in self.blocks() {
+                    out = match out {
+                        Some(o) => Some(block.forward(&o, false)),
+                        None => module
+                            .strip_prefix(&name)
+                            .and_then(|l| l.strip_prefix('.'))
+                            .map(|leaf| block.resume(leaf, c)),
+                    };
+                }
+                self.head(&out.unwrap_or_else(unreachable_leaf))
+            }
+        }
+    }
+}

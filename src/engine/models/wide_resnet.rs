@@ -139,3 +139,97 @@ impl WideResNet {
         Some(self.bn1.weight.size()[0] * pooled(sh, 8)? * pooled(sw, 8)?)
     }
 }
+
+/// MRC fast-path caching; see `resnet.rs` for the contract.
+impl WideBlock {
+    fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
+        let act = self.bn1.forward(x, false).relu();
+        let short = || match &self.conv_shortcut {
+            Some(conv) => conv.forward(&act),
+            None => x.shallow_clone(),
+        };
+        Some(match leaf {
+            "conv1" => vec![act.shallow_clone(), short()],
+            "conv2" => vec![
+                self.bn2.forward(&self.conv1.forward(&act), false).relu(),
+                short(),
+            ],
+            "convShortcut" if self.conv_shortcut.is_some() => {
+                let main = self
+                    .conv2
+                    .forward(&self.bn2.forward(&self.conv1.forward(&act), false).relu());
+                vec![main, act.shallow_clone()]
+            }
+            _ => return None,
+        })
+    }
+
+    /// Same operand order as `forward` (shortcut + main), so results are bit-identical.
+    fn resume(&self, leaf: &str, c: &[Tensor]) -> Tensor {
+        match (leaf, &self.conv_shortcut) {
+            ("conv1", _) => {
+                &c[1]
+                    + self
+                        .conv2
+                        .forward(&self.bn2.forward(&self.conv1.forward(&c[0]), false).relu())
+            }
+            ("conv2", _) => &c[1] + self.conv2.forward(&c[0]),
+            (_, Some(conv)) => conv.forward(&c[1]) + &c[0],
+            (_, None) => Tensor::new(),
+        }
+    }
+}
+
+impl WideResNet {
+    fn named_blocks(&self) -> Vec<(String, &WideBlock)> {
+        let mut out = Vec::new();
+        for (g, blocks) in self.blocks.iter().enumerate() {
+            for (i, b) in blocks.iter().enumerate() {
+                out.push((format!("block{}.layer.{i}", g + 1), b));
+            }
+        }
+        out
+    }
+
+    fn head(&self, out: &Tensor) -> Tensor {
+        let out = self.bn1.forward(out, false).relu();
+        let out = out.avg_pool2d([8, 8], [8, 8], [0, 0], false, true, None::<i64>);
+        self.linear.forward(&out.flatten(1, -1))
+    }
+
+    pub fn prefix(&self, xn: &Tensor, module: &str) -> Option<Vec<Tensor>> {
+        if module == "conv1" {
+            return Some(vec![xn.shallow_clone()]);
+        }
+        let mut out = self.conv1.forward(xn);
+        for (name, block) in self.named_blocks() {
+            if let Some(leaf) = module.strip_prefix(&name).and_then(|l| l.strip_prefix('.')) {
+                return block.prepare(&out, leaf);
+            }
+            out = block.forward(&out, false);
+        }
+        let out = self.bn1.forward(&out, false).relu();
+        let pooled = out.avg_pool2d([8, 8], [8, 8], [0, 0], false, true, None::<i64>);
+        (module == "fc").then(|| vec![pooled.flatten(1, -1)])
+    }
+
+    pub fn suffix(&self, module: &str, c: &[Tensor]) -> Tensor {
+        match module {
+            "conv1" => self.forward(&c[0], false),
+            "fc" => self.linear.forward(&c[0]),
+            _ => {
+                let mut out: Option<Tensor> = None;
+                for (name, block) in self.named_blocks() {
+                    out = match out {
+                        Some(o) => Some(block.forward(&o, false)),
+                        None => module
+                            .strip_prefix(&name)
+                            .and_then(|l| l.strip_prefix('.'))
+                            .map(|leaf| block.resume(leaf, c)),
+                    };
+                }
+                self.head(&out.unwrap_or_else(Tensor::new))
+            }
+        }
+    }
+}

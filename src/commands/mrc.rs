@@ -1,0 +1,194 @@
+use super::progress::Printer;
+use super::{attack_config, load_model, runtime};
+use crate::cli::{MrcArgs, MrcFlags};
+use anyhow::{bail, Result};
+use rift::engine::attack::{clean_correct, PgdConfig};
+use rift::engine::batches::images_to_tensor;
+use rift::engine::data::{gather_batch, load_split, DatasetKind, ImageSet, Split};
+use rift::engine::models::Model;
+use rift::engine::rift::adv_set::{generate, holdout_split, TensorSet};
+use rift::engine::rift::events::{Event, Sink};
+use rift::engine::rift::mrc::{compute, select_modules, MrcConfig, Variant};
+use rift::engine::rift::results::MrcResult;
+use rift::engine::CancelFlag;
+use std::path::Path;
+
+pub fn mrc_config(flags: &MrcFlags, seed: u64) -> Result<MrcConfig> {
+    if !(flags.epsilon > 0.0 && flags.epsilon.is_finite()) {
+        bail!("--epsilon must be a positive number, got {}", flags.epsilon);
+    }
+    Ok(MrcConfig {
+        epsilon: flags.epsilon,
+        epochs: flags.epochs,
+        lr: flags.mrc_lr,
+        batch_size: flags.mrc_batch_size.max(1),
+        variant: Variant::parse(&flags.variant).map_err(anyhow::Error::msg)?,
+        fast: flags.fast,
+        seed,
+    })
+}
+
+/// The samples the adversarial set is built from: the first `limit` of the test split,
+/// the training split, or the held-out part of the training split.
+pub fn adv_source(
+    kind: DatasetKind,
+    data_dir: &Path,
+    split: &str,
+    limit: Option<usize>,
+) -> Result<(ImageSet, Vec<usize>)> {
+    let (set, mut idx) = match split {
+        "test" => {
+            let set = load_split(kind, data_dir, Split::Test)?;
+            let idx = (0..set.n).collect();
+            (set, idx)
+        }
+        "train" => {
+            let set = load_split(kind, data_dir, Split::Train)?;
+            let idx = (0..set.n).collect();
+            (set, idx)
+        }
+        "holdout" => {
+            let set = load_split(kind, data_dir, Split::Train)?;
+            let (_, held) = holdout_split(set.n);
+            (set, held)
+        }
+        other => bail!("unknown --adv-split `{other}`; expected test, train or holdout"),
+    };
+    if let Some(l) = limit {
+        idx.truncate(l);
+    }
+    if idx.is_empty() {
+        bail!("the adversarial set would be empty (--adv-limit 0 or an empty {split} split)");
+    }
+    Ok((set, idx))
+}
+
+/// Clean accuracy of the source samples and their adversarial set; emits `Baseline`.
+pub fn build_adv_set(
+    model: &Model,
+    set: &ImageSet,
+    idx: &[usize],
+    attack: &PgdConfig,
+    batch_size: usize,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<TensorSet> {
+    sink(Event::StageStarted {
+        stage: "adv_set".into(),
+        detail: format!("PGD-{} on {} samples", attack.steps, idx.len()),
+    });
+    let adv = generate(model, set, idx, attack, batch_size, cancel, sink)?;
+    let mut clean = 0i64;
+    let mut buf = Vec::new();
+    for chunk in idx.chunks(batch_size.max(1)) {
+        gather_batch(set, chunk, &mut buf);
+        let labels: Vec<i64> = chunk.iter().map(|&i| set.labels[i]).collect();
+        let shape = [
+            chunk.len() as i64,
+            set.channels as i64,
+            set.height as i64,
+            set.width as i64,
+        ];
+        let (x, y) = images_to_tensor(&buf, &shape, &labels, model.device())?;
+        clean += clean_correct(model, &x, &y)?
+            .f_sum(tch::Kind::Int64)?
+            .f_int64_value(&[])?;
+    }
+    let robust = tch::no_grad(|| -> Result<i64> {
+        let mut ok = 0;
+        for i in (0..adv.n).step_by(batch_size.max(1)) {
+            let len = batch_size.min(adv.n - i) as i64;
+            let x = adv.x.f_narrow(0, i as i64, len)?;
+            let y = adv.y.f_narrow(0, i as i64, len)?;
+            ok += clean_correct(model, &x, &y)?
+                .f_sum(tch::Kind::Int64)?
+                .f_int64_value(&[])?;
+        }
+        Ok(ok)
+    })?;
+    let n = idx.len();
+    sink(Event::Baseline {
+        clean_acc: 100.0 * clean as f64 / n as f64,
+        robust_acc: 100.0 * robust as f64 / n as f64,
+        n,
+    });
+    Ok(adv)
+}
+
+pub fn print_mrc_table(r: &MrcResult) {
+    println!("MRC ({} variant, ε {}, {} epochs) on {} adversarial samples from the {} split; baseline loss {:.4}, accuracy {:.2}%",
+        r.variant, r.epsilon, r.epochs, r.adv_n, r.adv_split, r.baseline_loss, r.baseline_acc);
+    println!(
+        "{:>4} {:<28} {:>10} {:>10} {:>10}",
+        "rank", "module", "MRC", "acc drop", "params"
+    );
+    for (i, m) in r.modules.iter().enumerate() {
+        println!(
+            "{:>4} {:<28} {:>10.4} {:>10.2} {:>10}{}",
+            i + 1,
+            m.name,
+            m.mrc,
+            m.robust_acc_drop,
+            m.params,
+            if m.recommended {
+                "  <- non-robust-critical (recommended)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+pub fn mrc(args: &MrcArgs) -> Result<()> {
+    let rt = runtime(&args.runtime)?;
+    let kind = DatasetKind::parse(&args.data.dataset)?;
+    let attack = attack_config(&args.attack)?.unwrap_or(PgdConfig {
+        steps: 0,
+        ..PgdConfig::default()
+    });
+    let cfg = mrc_config(&args.mrc, rt.seed)?;
+    let (_ckpt, model) = load_model(&args.model, kind, rt.device)?;
+    let modules = select_modules(&model, &args.mrc.modules)?;
+    let (set, idx) = adv_source(
+        kind,
+        &args.data.data_dir,
+        &args.mrc.adv_split,
+        args.mrc.adv_limit,
+    )?;
+    model.check_input(&[1, set.channels as i64, set.height as i64, set.width as i64])?;
+    let cancel = CancelFlag::default();
+    let mut printer = Printer::new();
+    let mut sink = |e: Event| printer.show(&e);
+    let adv = build_adv_set(
+        &model,
+        &set,
+        &idx,
+        &attack,
+        args.data.batch_size,
+        &cancel,
+        &mut sink,
+    )?;
+    sink(Event::StageStarted {
+        stage: "mrc".into(),
+        detail: format!(
+            "{} modules{}",
+            modules.len(),
+            if cfg.fast { " (fast path)" } else { "" }
+        ),
+    });
+    let result = compute(
+        &model,
+        &adv,
+        &args.mrc.adv_split,
+        &modules,
+        &cfg,
+        &cancel,
+        &mut sink,
+    )?;
+    print_mrc_table(&result);
+    if let Some(path) = &args.output {
+        rift::report::write_structured(path, &result)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

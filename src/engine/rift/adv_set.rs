@@ -1,0 +1,124 @@
+//! The fixed adversarial set MRC measures on (SPEC.md §1 step 1), the held-out split of
+//! the training data, and mean loss/accuracy over a set of tensors.
+use super::events::{Event, Sink};
+use crate::engine::attack::{robust_correct, AttackError, PgdConfig};
+use crate::engine::batches::images_to_tensor;
+use crate::engine::data::{gather_batch, ImageSet};
+use crate::engine::models::Model;
+use crate::engine::CancelFlag;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use tch::{Kind, Tensor};
+
+/// Fraction of the training split held out for validation (fine-tuning selection) and
+/// for `--adv-split holdout`.
+pub const HOLDOUT_FRACTION: f64 = 0.1;
+/// The split is fixed (not tied to `--seed`), so every run and stage sees the same one.
+const HOLDOUT_SEED: u64 = 0x5249_4654;
+
+/// (train indices, held-out indices) of a training split of `n` samples.
+pub fn holdout_split(n: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(HOLDOUT_SEED));
+    let hold = ((n as f64) * HOLDOUT_FRACTION).round() as usize;
+    let held = idx.split_off(n - hold.min(n));
+    let (mut train, mut held) = (idx, held);
+    train.sort_unstable();
+    held.sort_unstable();
+    (train, held)
+}
+
+/// A set of (adversarial) images and labels, resident on the model's device.
+pub struct TensorSet {
+    pub x: Tensor,
+    pub y: Tensor,
+    pub n: usize,
+}
+
+impl TensorSet {
+    pub fn batch(&self, idx: &Tensor) -> Result<(Tensor, Tensor), tch::TchError> {
+        Ok((
+            self.x.f_index_select(0, idx)?,
+            self.y.f_index_select(0, idx)?,
+        ))
+    }
+}
+
+/// PGD examples of `indices` of `set` against `model` (per-sample worst case over restarts).
+pub fn generate(
+    model: &Model,
+    set: &ImageSet,
+    indices: &[usize],
+    cfg: &PgdConfig,
+    batch_size: usize,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<TensorSet, AttackError> {
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    let mut buf = Vec::new();
+    let batches: Vec<&[usize]> = indices.chunks(batch_size.max(1)).collect();
+    let shape = |n: usize| {
+        [
+            n as i64,
+            set.channels as i64,
+            set.height as i64,
+            set.width as i64,
+        ]
+    };
+    for (b, chunk) in batches.iter().enumerate() {
+        gather_batch(set, chunk, &mut buf);
+        let labels: Vec<i64> = chunk.iter().map(|&i| set.labels[i]).collect();
+        let (x, y) = images_to_tensor(&buf, &shape(chunk.len()), &labels, model.device())?;
+        let (_, adv) = robust_correct(model, &x, &y, cfg, cancel)?;
+        xs.push(adv);
+        ys.push(y);
+        sink(Event::Progress {
+            stage: "adv_set".into(),
+            done: b + 1,
+            total: batches.len(),
+        });
+    }
+    if xs.is_empty() {
+        return Err(AttackError::Torch(tch::TchError::Shape(
+            "the adversarial set is empty".into(),
+        )));
+    }
+    Ok(TensorSet {
+        x: Tensor::f_cat(&xs, 0)?,
+        y: Tensor::f_cat(&ys, 0)?,
+        n: indices.len(),
+    })
+}
+
+/// Mean cross-entropy and accuracy (percent) of `logits_of(batch indices)` over a set, in
+/// batches, without gradients.
+pub fn loss_and_acc(
+    n: usize,
+    batch_size: usize,
+    device: tch::Device,
+    labels: &Tensor,
+    logits_of: &mut dyn FnMut(&Tensor) -> Result<Tensor, tch::TchError>,
+) -> Result<(f64, f64), tch::TchError> {
+    tch::no_grad(|| {
+        let (mut loss_sum, mut correct) = (0.0f64, 0i64);
+        let mut i = 0;
+        while i < n {
+            let end = (i + batch_size).min(n);
+            let idx = Tensor::f_arange_start(i as i64, end as i64, (Kind::Int64, device))?;
+            let logits = logits_of(&idx)?;
+            let y = labels.f_index_select(0, &idx)?;
+            loss_sum += logits
+                .f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0)?
+                .f_double_value(&[])?;
+            correct += logits
+                .f_argmax(-1, false)?
+                .f_eq_tensor(&y)?
+                .f_sum(Kind::Int64)?
+                .f_int64_value(&[])?;
+            i = end;
+        }
+        let n = n.max(1) as f64;
+        Ok((loss_sum / n, 100.0 * correct as f64 / n))
+    })
+}

@@ -1,0 +1,369 @@
+//! Module robust criticality (SPEC.md §1). For each module, starting from the AT weights
+//! with only its weight trainable and BatchNorm in eval mode: gradient *ascent* on the
+//! cross-entropy over the fixed adversarial set (SGD, lr 1, batch 512, shuffled), the
+//! weight change projected back onto the ε-sphere (relative Frobenius norm) after each
+//! epoch, then loss and accuracy on the whole set. MRC = largest end-of-epoch loss −
+//! baseline loss ("code" variant, the published default) or the loss at the first epoch
+//! whose update reached the ε-ball ("paper" variant, Algorithm 1).
+//!
+//! The fast path caches, once per module, everything upstream of the module (which is
+//! frozen, with eval-mode BatchNorm, so it never changes) and runs only the suffix: the
+//! same numbers for far less work.
+use super::adv_set::{loss_and_acc, TensorSet};
+use super::events::{Event, Sink};
+use super::results::{ModuleScore, MrcResult};
+use crate::engine::models::{Model, ModuleInfo};
+use crate::engine::CancelFlag;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// Max end-of-epoch loss over all epochs (the published code).
+    Code,
+    /// Stop at the first epoch that reaches the ε-ball (the paper's Algorithm 1).
+    Paper,
+}
+
+impl Variant {
+    pub fn parse(s: &str) -> Result<Variant, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "code" => Ok(Variant::Code),
+            "paper" => Ok(Variant::Paper),
+            _ => Err(format!("unknown MRC variant `{s}`; expected code or paper")),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Code => "code",
+            Variant::Paper => "paper",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct MrcConfig {
+    pub epsilon: f64,
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub variant: Variant,
+    pub fast: bool,
+    pub seed: u64,
+}
+
+impl Default for MrcConfig {
+    fn default() -> Self {
+        MrcConfig {
+            epsilon: 0.1,
+            epochs: 10,
+            lr: 1.0,
+            batch_size: 512,
+            variant: Variant::Code,
+            fast: false,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MrcError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("`{name}` is not a module of {arch}; its modules are: {valid}")]
+    UnknownModule {
+        name: String,
+        arch: String,
+        valid: String,
+    },
+    #[error("libtorch error during MRC: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Model(#[from] crate::engine::models::ModelError),
+}
+
+/// The modules to score: all Conv/Linear modules the forward pass uses, or `only`.
+pub fn select_modules(
+    model: &Model,
+    only: &[String],
+) -> Result<Vec<(usize, ModuleInfo)>, MrcError> {
+    let all: Vec<(usize, ModuleInfo)> = model.modules().into_iter().enumerate().collect();
+    if only.is_empty() {
+        return Ok(all);
+    }
+    only.iter()
+        .map(|name| {
+            all.iter()
+                .find(|(_, m)| &m.name == name)
+                .cloned()
+                .ok_or_else(|| MrcError::UnknownModule {
+                    name: name.clone(),
+                    arch: model.spec.name(),
+                    valid: all
+                        .iter()
+                        .map(|(_, m)| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+        })
+        .collect()
+}
+
+/// Per-module seed, so a module's result does not depend on which others ran before it
+/// (or on which device or machine ran it).
+fn module_seed(seed: u64, depth: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(depth as u64 + 1)
+}
+
+/// Scores one module; the model's weights are restored before returning (also on error).
+pub fn score_module(
+    model: &Model,
+    adv: &TensorSet,
+    depth: usize,
+    info: &ModuleInfo,
+    baseline: (f64, f64),
+    cfg: &MrcConfig,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<ModuleScore, MrcError> {
+    let key = format!("{}.weight", info.name);
+    let w = model.var(&key).ok_or_else(|| MrcError::UnknownModule {
+        name: info.name.clone(),
+        arch: model.spec.name(),
+        valid: String::new(),
+    })?;
+    let w0 = tch::no_grad(|| w.f_detach().map(|d| d.copy()))?;
+    let result = ascend(
+        model, adv, depth, info, &w, &w0, baseline, cfg, cancel, sink,
+    );
+    tch::no_grad(|| -> Result<(), tch::TchError> {
+        let mut w = w.shallow_clone();
+        w.f_copy_(&w0)?;
+        let _ = w.set_requires_grad(false);
+        Ok(())
+    })?;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ascend(
+    model: &Model,
+    adv: &TensorSet,
+    depth: usize,
+    info: &ModuleInfo,
+    w: &Tensor,
+    w0: &Tensor,
+    (base_loss, base_acc): (f64, f64),
+    cfg: &MrcConfig,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<ModuleScore, MrcError> {
+    let device = model.device();
+    let module = info.name.as_str();
+    let cache = if cfg.fast {
+        Some(cached_prefix(model, adv, module, cfg.batch_size)?)
+    } else {
+        None
+    };
+    let logits = |idx: &Tensor| -> Result<Tensor, tch::TchError> {
+        match &cache {
+            Some(c) => {
+                let parts = c
+                    .iter()
+                    .map(|t| t.f_index_select(0, idx))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(model.suffix_logits(module, &parts))
+            }
+            None => Ok(model.forward(&adv.x.f_index_select(0, idx)?, false)),
+        }
+    };
+    let w0_norm = w0.f_norm()?.f_double_value(&[])?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(module_seed(cfg.seed, depth));
+    let mut order: Vec<i64> = (0..adv.n as i64).collect();
+    let (mut losses, mut accs) = (Vec::new(), Vec::new());
+    let _ = w.set_requires_grad(true);
+    for epoch in 0..cfg.epochs {
+        order.shuffle(&mut rng);
+        for chunk in order.chunks(cfg.batch_size.max(1)) {
+            if cancel.is_cancelled() {
+                return Err(MrcError::Cancelled);
+            }
+            let idx = Tensor::f_from_slice(chunk)?.f_to_device(device)?;
+            let y = adv.y.f_index_select(0, &idx)?;
+            let loss = logits(&idx)?.f_cross_entropy_loss::<Tensor>(
+                &y,
+                None,
+                tch::Reduction::Mean,
+                -100,
+                0.0,
+            )?;
+            let grad = Tensor::f_run_backward(&[&loss], &[w], false, false)?;
+            tch::no_grad(|| -> Result<(), tch::TchError> {
+                // SGD on −loss with lr: w ← w + lr·∇loss.
+                let _ = w.shallow_clone().f_add_(&grad[0].f_mul_scalar(cfg.lr)?)?;
+                Ok(())
+            })?;
+        }
+        // Project the change back onto the ε-sphere when it left the ball.
+        let reached = tch::no_grad(|| -> Result<bool, tch::TchError> {
+            let diff = w.f_sub(w0)?;
+            let ratio = diff.f_norm()?.f_double_value(&[])? / w0_norm.max(f64::MIN_POSITIVE);
+            if ratio > cfg.epsilon {
+                let scaled = diff.f_mul_scalar(cfg.epsilon / ratio)?;
+                w.shallow_clone().f_copy_(&w0.f_add(&scaled)?)?;
+            }
+            Ok(ratio > cfg.epsilon)
+        })?;
+        let (loss, acc) = loss_and_acc(adv.n, cfg.batch_size, device, &adv.y, &mut |idx| {
+            logits(idx)
+        })?;
+        sink(Event::ModuleEpoch {
+            module: module.to_string(),
+            epoch,
+            loss,
+            acc,
+        });
+        losses.push(loss);
+        accs.push(acc);
+        if cfg.variant == Variant::Paper && reached {
+            break;
+        }
+    }
+    let pick = match cfg.variant {
+        Variant::Code => losses
+            .iter()
+            .enumerate()
+            .fold(0, |best, (i, &l)| if l > losses[best] { i } else { best }),
+        Variant::Paper => losses.len().saturating_sub(1),
+    };
+    let (loss, acc) = (
+        losses.get(pick).copied().unwrap_or(base_loss),
+        accs.get(pick).copied().unwrap_or(base_acc),
+    );
+    Ok(ModuleScore {
+        name: info.name.clone(),
+        depth,
+        kind: info.kind.clone(),
+        shape: info.shape.clone(),
+        params: info.params,
+        mrc: loss - base_loss,
+        robust_acc_drop: base_acc - acc,
+        epoch_losses: losses,
+        epoch_accs: accs,
+        recommended: false,
+    })
+}
+
+/// The module's prefix cache over the whole set, computed in batches.
+fn cached_prefix(
+    model: &Model,
+    adv: &TensorSet,
+    module: &str,
+    batch: usize,
+) -> Result<Vec<Tensor>, MrcError> {
+    let mut parts: Vec<Vec<Tensor>> = Vec::new();
+    let mut i = 0;
+    while i < adv.n {
+        let len = batch.min(adv.n - i) as i64;
+        let c = model.prefix_cache(&adv.x.f_narrow(0, i as i64, len)?, module)?;
+        if parts.is_empty() {
+            parts = c.iter().map(|_| Vec::new()).collect();
+        }
+        for (p, t) in parts.iter_mut().zip(c) {
+            p.push(t);
+        }
+        i += len as usize;
+    }
+    Ok(parts
+        .iter()
+        .map(|p| Tensor::f_cat(p, 0))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// MRC of every selected module, sorted ascending, the lowest marked as recommended.
+pub fn compute(
+    model: &Model,
+    adv: &TensorSet,
+    adv_split: &str,
+    modules: &[(usize, ModuleInfo)],
+    cfg: &MrcConfig,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<MrcResult, MrcError> {
+    let start = Instant::now();
+    let (base_loss, base_acc) =
+        loss_and_acc(adv.n, cfg.batch_size, model.device(), &adv.y, &mut |idx| {
+            Ok(model.forward(&adv.x.f_index_select(0, idx)?, false))
+        })?;
+    sink(Event::AdvSetReady {
+        n: adv.n,
+        loss: base_loss,
+        acc: base_acc,
+    });
+    let mut scores = Vec::new();
+    for (i, (depth, info)) in modules.iter().enumerate() {
+        let s = score_module(
+            model,
+            adv,
+            *depth,
+            info,
+            (base_loss, base_acc),
+            cfg,
+            cancel,
+            sink,
+        )?;
+        sink(Event::ModuleScored { score: s.clone() });
+        sink(Event::Progress {
+            stage: "mrc".into(),
+            done: i + 1,
+            total: modules.len(),
+        });
+        scores.push(s);
+    }
+    Ok(finish(
+        scores,
+        cfg,
+        adv_split,
+        adv.n,
+        base_loss,
+        base_acc,
+        start.elapsed().as_secs_f64(),
+    ))
+}
+
+/// Sorts scores by MRC (ties by depth) and marks the lowest as recommended.
+pub fn finish(
+    mut scores: Vec<ModuleScore>,
+    cfg: &MrcConfig,
+    adv_split: &str,
+    adv_n: usize,
+    baseline_loss: f64,
+    baseline_acc: f64,
+    seconds: f64,
+) -> MrcResult {
+    scores.sort_by(|a, b| a.mrc.total_cmp(&b.mrc).then(a.depth.cmp(&b.depth)));
+    for (i, s) in scores.iter_mut().enumerate() {
+        s.recommended = i == 0;
+    }
+    MrcResult {
+        variant: cfg.variant.name().into(),
+        epsilon: cfg.epsilon,
+        epochs: cfg.epochs,
+        lr: cfg.lr,
+        batch_size: cfg.batch_size,
+        adv_split: adv_split.into(),
+        adv_n,
+        fast: cfg.fast,
+        baseline_loss,
+        baseline_acc,
+        recommended: scores.first().map(|s| s.name.clone()).unwrap_or_default(),
+        modules: scores,
+        seconds,
+    }
+}
+
+/// Kind of the set's labels (int64), for callers building sets by hand.
+pub const LABEL_KIND: Kind = Kind::Int64;

@@ -1,0 +1,819 @@
+//! `report.md`: what a session did and found, for a person. Every stage has a section;
+//! a stage that has not run says so. Figures are linked relative to the session directory.
+use super::plots::{baseline_point, Figure};
+use super::session::Session;
+use crate::engine::attack::PgdConfig;
+use crate::engine::rift::results::{
+    CorruptionAcc, FinetuneResult, InterpolationResult, MrcResult, OodResult,
+};
+use std::fmt::Write;
+
+/// Renders the whole report of `session` as markdown.
+pub fn render_markdown(session: &Session) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# RiFT session `{}`\n", session.name);
+    let _ = writeln!(
+        md,
+        "Robust Critical Fine-Tuning of `{}` ({} on {}). Created {}, last updated {}.\n",
+        session.settings.checkpoint,
+        session.model.arch,
+        session.settings.dataset,
+        session.created,
+        session.updated
+    );
+    setup_section(&mut md, session);
+    baseline_section(&mut md, session);
+    mrc_section(&mut md, session);
+    finetune_section(&mut md, session);
+    alpha_section(&mut md, session);
+    ood_section(&mut md, session);
+    chosen_section(&mut md, session);
+    md
+}
+
+/// Percent with two decimals.
+pub fn pct(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Signed difference in points, two decimals.
+pub fn delta(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:+.2}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Four significant digits; scientific notation for very small or large magnitudes.
+pub fn sig4(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    if v == 0.0 {
+        return "0".to_string();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if !(-3..5).contains(&magnitude) {
+        return format!("{v:.3e}");
+    }
+    let decimals = (3 - magnitude).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// A value in [0, 1] pixel units, as `k/255` when it is one.
+fn over_255(v: f64) -> String {
+    let k = v * 255.0;
+    if (k - k.round()).abs() < 1e-6 {
+        format!("{}/255", k.round() as i64)
+    } else {
+        format!("{v:.5}")
+    }
+}
+
+fn opt_pct(v: Option<f64>) -> String {
+    v.map(pct).unwrap_or_else(|| "—".into())
+}
+
+/// A table cell: pipes would end the cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn figure(md: &mut String, session: &Session, fig: Figure, alt: &str) {
+    if fig.available(session) {
+        let _ = writeln!(md, "![{alt}]({}.png)\n", fig.stem());
+        let _ = writeln!(md, "(vector version: [{0}.svg]({0}.svg))\n", fig.stem());
+    }
+}
+
+fn attack_text(a: &PgdConfig) -> String {
+    format!(
+        "PGD-L∞, ε = {}, step {}, {} steps, random start {}, {} restart{} (per-sample worst case)",
+        over_255(a.eps),
+        over_255(a.step),
+        a.steps,
+        if a.random_start { "on" } else { "off" },
+        a.restarts,
+        if a.restarts == 1 { "" } else { "s" }
+    )
+}
+
+fn setup_section(md: &mut String, s: &Session) {
+    let st = &s.settings;
+    let _ = writeln!(md, "## What was done\n");
+    let _ = writeln!(md, "| setting | value |\n|---|---|");
+    let rows = [
+        ("checkpoint", format!("`{}`", cell(&st.checkpoint))),
+        (
+            "architecture",
+            format!(
+                "{} ({} parameters, {} Conv/Linear modules, {} classes, {} input channels)",
+                s.model.arch,
+                s.model.params,
+                s.model.modules,
+                s.model.num_classes,
+                s.model.in_channels
+            ),
+        ),
+        (
+            "dataset",
+            format!("{} (`{}`)", st.dataset, cell(&st.data_dir)),
+        ),
+        ("device", st.device.clone()),
+        (
+            "versions",
+            format!("rift {}, libtorch {}", s.versions.rift, s.versions.torch),
+        ),
+        ("seed", st.seed.to_string()),
+        ("attack", attack_text(&st.attack)),
+        (
+            "evaluation samples",
+            st.eval_limit
+                .map(|n| format!("first {n} of the test split"))
+                .unwrap_or_else(|| "the whole test split".into()),
+        ),
+        ("batch size", st.batch_size.to_string()),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(md, "| {k} | {v} |");
+    }
+    if !s.stage_seconds.is_empty() {
+        let stages: Vec<String> = s
+            .stage_seconds
+            .iter()
+            .map(|(name, secs)| format!("{name} {secs:.1} s"))
+            .collect();
+        let _ = writeln!(md, "| stage wall time | {} |", stages.join(", "));
+    }
+    let _ = writeln!(md);
+}
+
+fn baseline_section(md: &mut String, s: &Session) {
+    let _ = writeln!(md, "## Baseline (the AT model)\n");
+    let Some(b) = &s.baseline else {
+        let _ = writeln!(md, "Not run.\n");
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "| clean acc. (%) | robust acc. (%) | n | time |\n|---:|---:|---:|---:|"
+    );
+    let _ = writeln!(
+        md,
+        "| {} | {} | {} | {:.1} s |\n",
+        pct(b.clean_acc),
+        opt_pct(b.robust_acc),
+        b.n,
+        b.seconds
+    );
+}
+
+fn mrc_section(md: &mut String, s: &Session) {
+    let _ = writeln!(md, "## Module robust criticality (MRC)\n");
+    let Some(m) = &s.mrc else {
+        let _ = writeln!(md, "Not run.\n");
+        return;
+    };
+    mrc_body(md, m);
+    figure(md, s, Figure::Mrc, "MRC per module");
+}
+
+fn mrc_body(md: &mut String, m: &MrcResult) {
+    let _ = writeln!(
+        md,
+        "Variant `{}` (ε = {}, {} epochs of gradient ascent, lr {}, batch {}){}. Adversarial set: {} samples from the {} split; \
+         unperturbed loss {} and robust accuracy {}% on it. Time {:.1} s.\n",
+        m.variant,
+        m.epsilon,
+        m.epochs,
+        m.lr,
+        m.batch_size,
+        if m.fast { ", cached-prefix fast path" } else { "" },
+        m.adv_n,
+        m.adv_split,
+        sig4(m.baseline_loss),
+        pct(m.baseline_acc),
+        m.seconds
+    );
+    let _ = writeln!(md, "**Recommended (lowest MRC): `{}`**\n", m.recommended);
+    let _ = writeln!(
+        md,
+        "| depth | module | kind | params | MRC | robust-acc. drop (points) | |\n|---:|---|---|---:|---:|---:|---|"
+    );
+    let mut modules: Vec<_> = m.modules.iter().collect();
+    modules.sort_by_key(|x| x.depth);
+    for x in modules {
+        let mark = if x.recommended || x.name == m.recommended {
+            "**recommended**"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            md,
+            "| {} | `{}` | {} | {} | {} | {} | {} |",
+            x.depth,
+            x.name,
+            x.kind,
+            x.params,
+            sig4(x.mrc),
+            pct(x.robust_acc_drop),
+            mark
+        );
+    }
+    let _ = writeln!(md);
+}
+
+fn finetune_section(md: &mut String, s: &Session) {
+    let _ = writeln!(md, "## Fine-tuning\n");
+    let Some(f) = &s.finetune else {
+        let _ = writeln!(md, "Not run.\n");
+        return;
+    };
+    finetune_body(md, f);
+    if let Some(w) = &s.finetuned_weights {
+        let _ = writeln!(md, "Fine-tuned weights: `{w}`.\n");
+    }
+    figure(md, s, Figure::Finetune, "Fine-tuning loss and accuracy");
+}
+
+fn finetune_body(md: &mut String, f: &FinetuneResult) {
+    let layers: Vec<String> = f.layers.iter().map(|l| format!("`{l}`")).collect();
+    let milestones: Vec<String> = f.lr_milestones.iter().map(|e| e.to_string()).collect();
+    let _ = writeln!(
+        md,
+        "Trained {} ({} parameters) with SGD: lr {}, momentum {}, weight decay {}, batch {}, {} epochs, lr ×0.1 at epoch{} {}. \
+         BatchNorm statistics {}. Epoch kept by {} accuracy{}. Time {:.1} s.\n",
+        layers.join(", "),
+        f.trained_params,
+        f.lr,
+        f.momentum,
+        f.weight_decay,
+        f.batch_size,
+        f.epochs,
+        if milestones.len() == 1 { "" } else { "s" },
+        if milestones.is_empty() { "none".to_string() } else { milestones.join(", ") },
+        if f.freeze_bn_stats { "frozen" } else { "updated (train mode, as published)" },
+        f.select_on,
+        if f.select_on == "val" { format!(" ({} held-out training samples)", f.val_size) } else { String::new() },
+        f.seconds
+    );
+    if let Some(reason) = &f.diverged {
+        let _ = writeln!(md, "**The run diverged:** {reason}\n");
+    }
+    let _ = writeln!(
+        md,
+        "| epoch | lr | train loss | train acc. (%) | val acc. (%) | test acc. (%) | |\n|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for (i, e) in f.epochs_log.iter().enumerate() {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            e.epoch,
+            e.lr,
+            sig4(e.train_loss),
+            pct(e.train_acc),
+            opt_pct(e.val_acc),
+            opt_pct(e.test_acc),
+            if i == f.best_epoch { "**kept**" } else { "" }
+        );
+    }
+    let _ = writeln!(md);
+}
+
+fn alpha_section(md: &mut String, s: &Session) {
+    let _ = writeln!(md, "## Interpolation θ(α) = (1 − α)·θ_AT + α·θ_FT\n");
+    let Some(i) = &s.interpolation else {
+        let _ = writeln!(md, "Not run.\n");
+        return;
+    };
+    alpha_body(md, i);
+    figure(md, s, Figure::Alpha, "Clean and robust accuracy over α");
+}
+
+fn alpha_body(md: &mut String, i: &InterpolationResult) {
+    let _ = writeln!(
+        md,
+        "Rule: the α with the largest clean-accuracy gain whose robust accuracy is at most {} points below α = 0 \
+         (the AT model). {} refinement round{}; time {:.1} s.\n",
+        i.tolerance,
+        i.refine_rounds,
+        if i.refine_rounds == 1 { "" } else { "s" },
+        i.seconds
+    );
+    let mut points: Vec<_> = i.points.iter().collect();
+    points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
+    let base = baseline_point(&i.points);
+    let _ = writeln!(
+        md,
+        "| α | clean acc. (%) | robust acc. (%) | Δ clean | Δ robust | n | |\n|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for p in points {
+        let (dc, dr) = base.map_or((f64::NAN, f64::NAN), |b| {
+            (p.clean_acc - b.clean_acc, p.robust_acc - b.robust_acc)
+        });
+        let chosen = (p.alpha - i.chosen_alpha).abs() < 1e-9;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            alpha_text(p.alpha),
+            pct(p.clean_acc),
+            pct(p.robust_acc),
+            delta(dc),
+            delta(dr),
+            p.n,
+            if chosen { "**chosen**" } else { "" }
+        );
+    }
+    let _ = writeln!(md);
+    let chosen = i
+        .points
+        .iter()
+        .find(|p| (p.alpha - i.chosen_alpha).abs() < 1e-9);
+    match (chosen, base) {
+        (Some(c), Some(b)) if i.chosen_alpha.abs() < 1e-9 => {
+            let _ = writeln!(
+                md,
+                "**Chosen α = {}**: no α improved clean accuracy within the tolerance, so the AT model is kept \
+                 ({}% clean, {}% robust).\n",
+                alpha_text(c.alpha),
+                pct(b.clean_acc),
+                pct(b.robust_acc)
+            );
+        }
+        (Some(c), Some(b)) => {
+            let _ = writeln!(
+                md,
+                "**Chosen α = {}**: clean {}% → {}% ({}), robust {}% → {}% ({}).\n",
+                alpha_text(c.alpha),
+                pct(b.clean_acc),
+                pct(c.clean_acc),
+                delta(c.clean_acc - b.clean_acc),
+                pct(b.robust_acc),
+                pct(c.robust_acc),
+                delta(c.robust_acc - b.robust_acc)
+            );
+        }
+        _ => {
+            let _ = writeln!(md, "**Chosen α = {}**.\n", alpha_text(i.chosen_alpha));
+        }
+    }
+}
+
+/// α with as few decimals as it needs (at least one, at most four).
+fn alpha_text(a: f64) -> String {
+    for d in 1..=4usize {
+        let s = format!("{a:.d$}");
+        if (s.parse::<f64>().unwrap_or(f64::NAN) - a).abs() < 1e-9 {
+            return s;
+        }
+    }
+    format!("{a:.4}")
+}
+
+fn ood_section(md: &mut String, s: &Session) {
+    let _ = writeln!(md, "## Out-of-distribution accuracy\n");
+    match (&s.ood_at, &s.ood_chosen) {
+        (None, None) => {
+            let _ = writeln!(md, "Not run.\n");
+        }
+        (at, chosen) => ood_body(
+            md,
+            at.as_ref(),
+            chosen.as_ref(),
+            s.chosen.as_ref().map(|c| c.alpha),
+        ),
+    }
+}
+
+fn ood_body(
+    md: &mut String,
+    at: Option<&OodResult>,
+    chosen: Option<&OodResult>,
+    alpha: Option<f64>,
+) {
+    let any = at.or(chosen);
+    if let Some(r) = any {
+        let sev: Vec<String> = r.severities.iter().map(|v| v.to_string()).collect();
+        let _ = writeln!(
+            md,
+            "Corrupted set: {}, severit{} {} pooled.\n",
+            r.dataset,
+            if sev.len() == 1 { "y" } else { "ies" },
+            sev.join(", ")
+        );
+    }
+    let chosen_name = alpha
+        .map(|a| format!("chosen (α = {})", alpha_text(a)))
+        .unwrap_or_else(|| "chosen".into());
+    let mut names: Vec<&str> = Vec::new();
+    for r in [at, chosen].into_iter().flatten() {
+        for c in &r.corruptions {
+            if !names.contains(&c.name.as_str()) {
+                names.push(&c.name);
+            }
+        }
+    }
+    let _ = writeln!(
+        md,
+        "| corruption | AT (%) | {chosen_name} (%) | Δ | n |\n|---|---:|---:|---:|---:|"
+    );
+    for name in &names {
+        let a = acc_of(at, name);
+        let c = acc_of(chosen, name);
+        let d = match (a, c) {
+            (Some(a), Some(c)) => delta(c.acc - a.acc),
+            _ => "—".into(),
+        };
+        let n = a.or(c).map(|x| x.n.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {d} | {n} |",
+            opt_pct(a.map(|x| x.acc)),
+            opt_pct(c.map(|x| x.acc))
+        );
+    }
+    let means: [(&str, fn(&OodResult) -> Option<f64>); 3] = [
+        ("**mean (corruptions found)**", |r| Some(r.mean_acc)),
+        ("**mean, published 18**", |r| r.mean_published18),
+        ("**mean, standard 15**", |r| r.mean_standard15),
+    ];
+    for (label, get) in means {
+        let a = at.and_then(get);
+        let c = chosen.and_then(get);
+        if a.is_none() && c.is_none() {
+            continue;
+        }
+        let d = match (a, c) {
+            (Some(a), Some(c)) => delta(c - a),
+            _ => "—".into(),
+        };
+        let _ = writeln!(md, "| {label} | {} | {} | {d} | |", opt_pct(a), opt_pct(c));
+    }
+    let _ = writeln!(md);
+
+    let severities: Vec<u8> = any.map(|r| r.severities.clone()).unwrap_or_default();
+    if severities.len() > 1 {
+        let head: Vec<String> = severities.iter().map(|s| format!("severity {s}")).collect();
+        let _ = writeln!(md, "Per severity, AT → chosen (%):\n");
+        let _ = writeln!(
+            md,
+            "| corruption | {} |\n|---|{}",
+            head.join(" | "),
+            "---:|".repeat(severities.len())
+        );
+        for name in &names {
+            let a = acc_of(at, name);
+            let c = acc_of(chosen, name);
+            let cells: Vec<String> = severities
+                .iter()
+                .map(|s| {
+                    let a = a.and_then(|x| x.by_severity.get(s).copied());
+                    let c = c.and_then(|x| x.by_severity.get(s).copied());
+                    format!("{} → {}", opt_pct(a), opt_pct(c))
+                })
+                .collect();
+            let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
+        }
+        let _ = writeln!(md);
+    }
+    let mut missing: Vec<&str> = Vec::new();
+    for r in [at, chosen].into_iter().flatten() {
+        for m in &r.missing {
+            if !missing.contains(&m.as_str()) {
+                missing.push(m);
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let _ = writeln!(md, "Missing corruption files: {}.\n", missing.join(", "));
+    }
+}
+
+fn acc_of<'a>(r: Option<&'a OodResult>, name: &str) -> Option<&'a CorruptionAcc> {
+    r.and_then(|r| r.corruptions.iter().find(|c| c.name == name))
+}
+
+fn chosen_section(md: &mut String, s: &Session) {
+    let _ = writeln!(md, "## Chosen model\n");
+    let Some(c) = &s.chosen else {
+        let _ = writeln!(md, "Not chosen yet.\n");
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "α = {}, written as (relative to the session directory):\n",
+        alpha_text(c.alpha)
+    );
+    let _ = writeln!(md, "- PyTorch state dict: `{}`", c.pth);
+    let _ = writeln!(md, "- safetensors: `{}`\n", c.safetensors);
+}
+
+/// A plausible ResNet18 / CIFAR-10 session with every stage, for tests of the report.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::engine::attack::PgdConfig;
+    use crate::engine::eval::EvalResult;
+    use crate::engine::rift::results::*;
+    use crate::report::session::*;
+    use std::collections::BTreeMap;
+
+    pub fn resnet18_modules() -> Vec<String> {
+        let mut names = vec!["conv1".to_string()];
+        for layer in 1..=4 {
+            for block in 0..2 {
+                names.push(format!("layer{layer}.{block}.conv1"));
+                names.push(format!("layer{layer}.{block}.conv2"));
+                if layer > 1 && block == 0 {
+                    names.push(format!("layer{layer}.0.shortcut.0"));
+                }
+            }
+        }
+        names.push("linear".into());
+        names
+    }
+
+    pub fn mrc_only() -> Session {
+        let names = resnet18_modules();
+        let mut modules: Vec<ModuleScore> = names
+            .iter()
+            .enumerate()
+            .map(|(depth, name)| {
+                let mrc = if name == "layer2.1.conv2" {
+                    0.0312
+                } else {
+                    0.05 + 0.37 * ((depth * 7 % 11) as f64 / 10.0)
+                };
+                ModuleScore {
+                    name: name.clone(),
+                    depth,
+                    kind: if name == "linear" {
+                        "Linear".into()
+                    } else {
+                        "Conv2d".into()
+                    },
+                    shape: vec![128, 128, 3, 3],
+                    params: 147_456,
+                    mrc,
+                    robust_acc_drop: mrc * 21.0,
+                    epoch_losses: vec![1.4 + mrc; 3],
+                    epoch_accs: vec![50.0; 3],
+                    recommended: name == "layer2.1.conv2",
+                }
+            })
+            .collect();
+        modules.sort_by(|a, b| a.mrc.total_cmp(&b.mrc));
+        Session {
+            name: "r18-c10".into(),
+            versions: Versions {
+                rift: "0.1.0".into(),
+                torch: "2.11.0".into(),
+            },
+            created: "2025-01-02T03:04:05Z".into(),
+            updated: "2025-01-02T04:05:06Z".into(),
+            settings: SessionSettings {
+                checkpoint: "ckpt/resnet18_at.pth".into(),
+                arch: "resnet18".into(),
+                dataset: "cifar10".into(),
+                data_dir: "data".into(),
+                device: "cuda:0".into(),
+                seed: 0,
+                attack: PgdConfig::default(),
+                eval_limit: None,
+                batch_size: 256,
+                mrc_variant: "code".into(),
+                mrc_epsilon: 0.1,
+                mrc_epochs: 10,
+                adv_split: "test".into(),
+                adv_limit: None,
+                mrc_fast: true,
+                layer: "auto".into(),
+                lr: 0.001,
+                ft_epochs: 10,
+                select_on: "val".into(),
+                freeze_bn_stats: false,
+                alphas: (0..=10).map(|i| i as f64 / 10.0).collect(),
+                refine: 0,
+                tolerance: 0.1,
+                ood_dir: Some("data/CIFAR-10-C".into()),
+            },
+            model: SessionModel {
+                arch: "resnet18".into(),
+                num_classes: 10,
+                in_channels: 3,
+                params: 11_173_962,
+                modules: names.len(),
+            },
+            baseline: Some(EvalResult {
+                clean_acc: 81.46,
+                robust_acc: Some(53.63),
+                n: 10_000,
+                clean_correct: 8146,
+                robust_correct: Some(5363),
+                seconds: 41.2,
+            }),
+            mrc: Some(MrcResult {
+                variant: "code".into(),
+                epsilon: 0.1,
+                epochs: 10,
+                lr: 1.0,
+                batch_size: 512,
+                adv_split: "test".into(),
+                adv_n: 10_000,
+                fast: true,
+                baseline_loss: 1.2345,
+                baseline_acc: 53.63,
+                recommended: "layer2.1.conv2".into(),
+                modules,
+                seconds: 812.0,
+            }),
+            finetune: None,
+            finetuned_weights: None,
+            interpolation: None,
+            chosen: None,
+            ood_at: None,
+            ood_chosen: None,
+            stage_seconds: vec![("baseline".into(), 41.2), ("mrc".into(), 812.0)],
+        }
+    }
+
+    fn ood(mean_shift: f64) -> OodResult {
+        let names = [
+            "gaussian_noise",
+            "shot_noise",
+            "impulse_noise",
+            "defocus_blur",
+            "motion_blur",
+        ];
+        let corruptions: Vec<CorruptionAcc> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| CorruptionAcc {
+                name: n.to_string(),
+                acc: 70.0 + i as f64 + mean_shift,
+                by_severity: (1..=5u8)
+                    .map(|s| (s, 80.0 - 3.0 * s as f64 + mean_shift))
+                    .collect::<BTreeMap<_, _>>(),
+                n: 50_000,
+            })
+            .collect();
+        OodResult {
+            dataset: "CIFAR-10-C".into(),
+            severities: vec![1, 2, 3, 4, 5],
+            corruptions,
+            mean_acc: 72.0 + mean_shift,
+            mean_published18: Some(73.56 + mean_shift),
+            mean_standard15: None,
+            missing: vec!["glass_blur".into()],
+            seconds: 90.0,
+        }
+    }
+
+    pub fn full() -> Session {
+        let mut s = mrc_only();
+        let iters = 10 * 352;
+        s.finetune = Some(FinetuneResult {
+            layers: vec!["layer2.1.conv2".into()],
+            lr: 0.001,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            batch_size: 128,
+            epochs: 10,
+            lr_milestones: vec![5],
+            select_on: "val".into(),
+            val_size: 5000,
+            freeze_bn_stats: false,
+            trained_params: 147_456,
+            iter_losses: (0..iters)
+                .map(|i| {
+                    0.9 * (-(i as f64) / 1500.0).exp()
+                        + 0.5
+                        + 0.08 * ((i * 37 % 17) as f64 / 17.0 - 0.5)
+                })
+                .collect(),
+            epochs_log: (0..10)
+                .map(|e| FinetuneEpoch {
+                    epoch: e,
+                    lr: if e < 5 { 0.001 } else { 0.0001 },
+                    train_loss: 1.0 - 0.04 * e as f64,
+                    train_acc: 70.0 + 1.1 * e as f64,
+                    val_acc: Some(80.0 + 0.3 * e as f64 - 0.04 * (e * e) as f64),
+                    test_acc: None,
+                })
+                .collect(),
+            best_epoch: 4,
+            diverged: None,
+            seconds: 300.5,
+        });
+        s.finetuned_weights = Some("finetuned.safetensors".into());
+        s.interpolation = Some(InterpolationResult {
+            points: (0..=10)
+                .map(|i| {
+                    let a = i as f64 / 10.0;
+                    SweepPoint {
+                        alpha: a,
+                        clean_acc: 81.46 + 3.0 * a - 1.2 * a * a,
+                        robust_acc: 53.63 + 0.2 * a - 0.9 * a * a * a,
+                        n: 10_000,
+                    }
+                })
+                .collect(),
+            chosen_alpha: 0.6,
+            tolerance: 0.1,
+            refine_rounds: 0,
+            seconds: 400.0,
+        });
+        s.chosen = Some(ChosenWeights {
+            alpha: 0.6,
+            pth: "chosen_alpha0.6.pth".into(),
+            safetensors: "chosen_alpha0.6.safetensors".into(),
+        });
+        s.ood_at = Some(ood(0.0));
+        s.ood_chosen = Some(ood(2.13));
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(pct(53.634), "53.63");
+        assert_eq!(delta(0.5), "+0.50");
+        assert_eq!(delta(-0.014), "-0.01");
+        assert_eq!(sig4(0.031234), "0.03123");
+        assert_eq!(sig4(1.23456), "1.235");
+        assert_eq!(sig4(123.456), "123.5");
+        assert_eq!(sig4(0.0), "0");
+        assert_eq!(sig4(1.5e-5), "1.500e-5");
+        assert_eq!(over_255(8.0 / 255.0), "8/255");
+        assert_eq!(alpha_text(0.6), "0.6");
+        assert_eq!(alpha_text(0.65), "0.65");
+        assert_eq!(alpha_text(0.0), "0.0");
+    }
+
+    #[test]
+    fn full_session_report() {
+        let md = render_markdown(&fixtures::full());
+        assert!(md.starts_with("# RiFT session `r18-c10`"));
+        for needle in [
+            "ckpt/resnet18_at.pth",
+            "resnet18",
+            "cifar10",
+            "cuda:0",
+            "rift 0.1.0, libtorch 2.11.0",
+            "ε = 8/255, step 2/255, 10 steps, random start on, 1 restart",
+            "| 81.46 | 53.63 | 10000 |",
+            "**Recommended (lowest MRC): `layer2.1.conv2`**",
+            "| 9 | `layer2.1.conv2` | Conv2d | 147456 | 0.03120 | 0.66 | **recommended** |",
+            "![MRC per module](mrc.png)",
+            "lr ×0.1 at epoch 5",
+            "| 4 | 0.001 | 0.8400 | 74.40 | 80.56 | — | **kept** |",
+            "![Fine-tuning loss and accuracy](finetune.png)",
+            "at most 0.1 points below α = 0",
+            "**chosen** |",
+            "**Chosen α = 0.6**: clean 81.46% → 82.83% (+1.37), robust 53.63% → 53.56% (-0.07)",
+            "![Clean and robust accuracy over α](alpha.png)",
+            "| gaussian_noise | 70.00 | 72.13 | +2.13 | 50000 |",
+            "| **mean, published 18** | 73.56 | 75.69 | +2.13 | |",
+            "severity 5",
+            "Missing corruption files: glass_blur.",
+            "`chosen_alpha0.6.safetensors`",
+            "Fine-tuned weights: `finetuned.safetensors`",
+        ] {
+            assert!(md.contains(needle), "report lacks {needle:?}:\n{md}");
+        }
+        assert!(!md.contains("Not run"), "{md}");
+        assert!(
+            !md.contains("mean, standard 15"),
+            "absent mean must be left out"
+        );
+    }
+
+    #[test]
+    fn mrc_only_report_says_not_run() {
+        let md = render_markdown(&fixtures::mrc_only());
+        assert!(md.contains("## Module robust criticality (MRC)"));
+        assert!(md.contains("`layer4.1.conv2`"));
+        assert!(md.contains("![MRC per module](mrc.png)"));
+        for section in [
+            "## Fine-tuning",
+            "## Interpolation",
+            "## Out-of-distribution accuracy",
+        ] {
+            let at = md.find(section).expect(section);
+            assert!(
+                md[at..].lines().nth(2) == Some("Not run."),
+                "{section} should say not run:\n{md}"
+            );
+        }
+        assert!(md.contains("Not chosen yet."));
+        assert!(!md.contains("finetune.png") && !md.contains("alpha.png"));
+    }
+}

@@ -1,0 +1,199 @@
+//! `rift mrc` against an independent PyTorch implementation of SPEC.md §1 on the bundled
+//! adversarially trained model (single-batch adversarial set, no random start): the same
+//! ranking, values within 2%. The fast path equals the faithful one; the paper variant
+//! stops at the ε-ball; bad module names list the valid ones.
+mod common;
+
+use common::{path_str, rift, rift_ok, run_python, stderr_of};
+use std::collections::HashMap;
+
+const DEMO_MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
+
+const PY_MRC: &str = r#"
+import sys, os, gzip, struct, json, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from reference_models import build, Normalized, pgd
+from safetensors.torch import load_file
+torch.set_num_threads(2)
+net = build("resnet18", 10, 1, width=8, input_size=28)
+net.load_state_dict(load_file(sys.argv[1]), strict=True)
+model = Normalized(net, [0.1307], [0.3081]).eval()
+for p in model.parameters():
+    p.requires_grad_(False)
+def idx(name):
+    b = gzip.open(name).read()
+    magic, n = struct.unpack(">II", b[:8])
+    if magic == 2051:
+        return np.frombuffer(b[16:], np.uint8).reshape(n, 1, 28, 28)
+    return np.frombuffer(b[8:], np.uint8).astype(np.int64)
+N = 256
+x = torch.tensor(idx("assets/demo/t10k-images-idx3-ubyte.gz")[:N]).float() / 255
+y = torch.tensor(idx("assets/demo/t10k-labels-idx1-ubyte.gz")[:N])
+adv = torch.cat([pgd(model, x[i:i+128], y[i:i+128], 0.1, 0.02, 10, random_start=False) for i in range(0, N, 128)])
+def evaluate():
+    with torch.no_grad():
+        out = model(adv)
+        return F.cross_entropy(out, y).item(), (out.argmax(1) == y).float().mean().item() * 100
+base_loss, base_acc = evaluate()
+result = {}
+for name, m in net.named_modules():
+    if not isinstance(m, (nn.Conv2d, nn.Linear)):
+        continue
+    w = m.weight
+    w0 = w.detach().clone()
+    w.requires_grad_(True)
+    opt = torch.optim.SGD([w], lr=1.0)
+    losses, accs = [], []
+    for epoch in range(10):
+        # One batch of 256 < 512: shuffling cannot change the mean loss.
+        loss = -F.cross_entropy(model(adv), y)
+        opt.zero_grad(); loss.backward(); opt.step()
+        with torch.no_grad():
+            d = w - w0
+            ratio = d.norm() / w0.norm()
+            if ratio > 0.1:
+                w.copy_(w0 + d * (0.1 / ratio))
+        l, a = evaluate()
+        losses.append(l); accs.append(a)
+    best = int(np.argmax(losses))
+    result[name] = [losses[best] - base_loss, base_acc - accs[best]]
+    with torch.no_grad():
+        w.copy_(w0)
+    w.requires_grad_(False)
+print(json.dumps(result))
+"#;
+
+fn mrc_json(dir: &std::path::Path, name: &str, extra: &[&str]) -> serde_json::Value {
+    let out = dir.join(format!("{name}.json"));
+    let mut args = vec![
+        "mrc",
+        "--checkpoint",
+        DEMO_MODEL,
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        "assets/demo",
+        "--eps",
+        "0.1",
+        "--step",
+        "0.02",
+        "--no-random-start",
+        "--adv-limit",
+        "256",
+        "--device",
+        "cpu",
+        "--output",
+        path_str(&out),
+    ];
+    args.extend_from_slice(extra);
+    rift_ok(&args);
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+fn scores(v: &serde_json::Value) -> Vec<(String, f64, f64)> {
+    v["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["mrc"].as_f64().unwrap(),
+                m["robust_acc_drop"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn mrc_matches_an_independent_pytorch_implementation() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference: HashMap<String, (f64, f64)> =
+        serde_json::from_str::<HashMap<String, Vec<f64>>>(&run_python(PY_MRC, &[DEMO_MODEL]))
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, (v[0], v[1])))
+            .collect();
+    let v = mrc_json(dir.path(), "faithful", &[]);
+    let ours = scores(&v);
+    assert_eq!(
+        ours.len(),
+        reference.len(),
+        "every Conv/Linear module is scored"
+    );
+    for (name, mrc, drop) in &ours {
+        let (r_mrc, r_drop) = reference[name];
+        assert!(
+            (mrc - r_mrc).abs() <= 0.02 * r_mrc.abs() + 1e-4,
+            "{name}: MRC {mrc} vs torch {r_mrc}"
+        );
+        assert!(
+            (drop - r_drop).abs() <= 0.5,
+            "{name}: drop {drop} vs torch {r_drop}"
+        );
+    }
+    // Same ranking: sorted ascending here, and the reference sorts the same way.
+    let mut ref_order: Vec<(&String, f64)> = reference.iter().map(|(k, v)| (k, v.0)).collect();
+    ref_order.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let our_order: Vec<&String> = ours.iter().map(|s| &s.0).collect();
+    let ref_names: Vec<&String> = ref_order.iter().map(|s| s.0).collect();
+    assert_eq!(our_order, ref_names, "rankings differ");
+    assert_eq!(v["recommended"], v["modules"][0]["name"]);
+    assert_eq!(v["modules"][0]["recommended"], true);
+    assert!(
+        v["baseline_loss"].as_f64().unwrap() > 0.0 && v["baseline_acc"].as_f64().unwrap() > 50.0
+    );
+    assert_eq!(v["adv_n"], 256);
+
+    // The fast path gives the same values, for every kind of module position.
+    let subset = "conv1,layer1.0.conv1,layer1.1.conv2,layer2.0.conv2,layer2.0.shortcut.0,layer3.1.conv1,layer4.0.conv2,linear";
+    let fast = scores(&mrc_json(
+        dir.path(),
+        "fast",
+        &["--fast", "--modules", subset],
+    ));
+    assert_eq!(fast.len(), 8);
+    for (name, mrc, drop) in &fast {
+        let (_, f_mrc, f_drop) = ours.iter().find(|s| &s.0 == name).unwrap();
+        assert!(
+            (mrc - f_mrc).abs() <= 1e-4 * f_mrc.abs().max(1e-2),
+            "{name}: fast {mrc} vs faithful {f_mrc}"
+        );
+        assert!(
+            (drop - f_drop).abs() < 1e-9,
+            "{name}: fast drop {drop} vs {f_drop}"
+        );
+    }
+
+    // Paper variant: stops at the first epoch reaching the ball, recorded as such.
+    let paper = mrc_json(
+        dir.path(),
+        "paper",
+        &["--variant", "paper", "--modules", "layer4.0.conv1,linear"],
+    );
+    assert_eq!(paper["variant"], "paper");
+    for m in paper["modules"].as_array().unwrap() {
+        assert!(m["epoch_losses"].as_array().unwrap().len() <= 10);
+    }
+
+    // A module that does not exist: the error lists the valid ones.
+    let out = rift(&[
+        "mrc",
+        "--checkpoint",
+        DEMO_MODEL,
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        "assets/demo",
+        "--modules",
+        "layer9.conv",
+        "--device",
+        "cpu",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("layer9.conv") && err.contains("layer2.1.conv2"),
+        "{err}"
+    );
+}
