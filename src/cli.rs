@@ -26,6 +26,14 @@ pub enum Command {
     Predict(PredictArgs),
     /// Module robust criticality of every module (SPEC.md §1).
     Mrc(MrcArgs),
+    /// Fine-tune only the chosen module(s) (SPEC.md §2).
+    Finetune(FinetuneArgs),
+    /// Sweep α between AT and fine-tuned weights and choose α (SPEC.md §3).
+    Interpolate(InterpolateArgs),
+    /// Accuracy on corrupted test sets (CIFAR-10-C/100-C, Tiny-ImageNet-C).
+    Ood(OodArgs),
+    /// PGD adversarial training, to make an AT checkpoint.
+    TrainAt(TrainAtArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -224,4 +232,138 @@ pub struct MrcArgs {
     pub runtime: RuntimeArgs,
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub ft: FinetuneFlags,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Where to write the fine-tuned weights (.safetensors or .pth, by extension).
+    #[arg(long, value_name = "FILE")]
+    pub save: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FinetuneFlags {
+    /// Module(s) to fine-tune: a name (layer2.1.conv2), a comma-separated list, or
+    /// lowest:K for the K lowest-MRC modules of --mrc-result.
+    #[arg(long)]
+    pub layer: String,
+    /// A saved `rift mrc --output` result, for --layer lowest:K.
+    #[arg(long, value_name = "FILE")]
+    pub mrc_result: Option<PathBuf>,
+    #[arg(long, default_value_t = 0.001)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Epochs at which the learning rate is multiplied by 0.1 (default: half-way).
+    #[arg(long, value_delimiter = ',')]
+    pub milestones: Vec<usize>,
+    /// val (a held-out 10% of the training split) or test (the published code).
+    #[arg(long, default_value = "val")]
+    pub select_on: String,
+    /// Keep BatchNorm running statistics fixed (eval-mode BN while training).
+    #[arg(long)]
+    pub freeze_bn_stats: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InterpolateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The fine-tuned weights (from `rift finetune --save`).
+    #[arg(long, value_name = "FILE")]
+    pub finetuned: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub attack: AttackArgs,
+    #[command(flatten)]
+    pub sweep: SweepFlags,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Write the chosen model (.pth or .safetensors, by extension).
+    #[arg(long, value_name = "FILE")]
+    pub save_chosen: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SweepFlags {
+    /// α grid: start:stop:step or a comma list (α = 0 is always included).
+    #[arg(long, default_value = "0:1:0.1")]
+    pub alphas: String,
+    /// Rounds of midpoints around the current best α.
+    #[arg(long, default_value_t = 0)]
+    pub refine: usize,
+    /// Points of robust accuracy the chosen α may lose against the AT model.
+    #[arg(long, default_value_t = 0.1)]
+    pub tolerance: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct OodArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// cifar10-c, cifar100-c or tiny-imagenet-c.
+    #[arg(long, default_value = "cifar10-c")]
+    pub dataset: String,
+    /// The corruption folder (or its parent).
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Severities: 1-5, 3, or 1,3,5 (default: 1-5 for CIFAR, 1 for Tiny-ImageNet-C as published).
+    #[arg(long)]
+    pub severities: Option<String>,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainAtArgs {
+    /// resnet18, resnet34, resnet50, preactresnet18, wrn-34-10, ...
+    #[arg(long)]
+    pub arch: String,
+    /// ResNet first-stage width (64 as published) or WRN widen factor.
+    #[arg(long)]
+    pub width: Option<i64>,
+    #[arg(long, default_value = "cifar10")]
+    pub dataset: String,
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value_t = 110)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Epochs at which lr ÷ 10 (default: 100/110 and 105/110 of the run).
+    #[arg(long, value_delimiter = ',')]
+    pub milestones: Vec<usize>,
+    #[command(flatten)]
+    pub attack: AttackArgs,
+    /// Test samples for the per-epoch clean/robust check.
+    #[arg(long, default_value_t = 1000)]
+    pub eval_limit: usize,
+    /// Where to save the model (.safetensors or .pth), after every epoch.
+    #[arg(long, value_name = "FILE")]
+    pub save: PathBuf,
+    /// Continue a run from its saved model (its `.train-state.safetensors` sidecar holds
+    /// the epoch and optimizer state).
+    #[arg(long = "continue", visible_alias = "resume", value_name = "FILE")]
+    pub continue_from: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }

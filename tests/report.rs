@@ -218,15 +218,15 @@ fn session() -> Session {
         finetuned_weights: Some("finetuned.safetensors".into()),
         interpolation: Some(InterpolationResult {
             points,
-            chosen_alpha: 0.8,
+            chosen_alpha: 0.9,
             tolerance: 0.1,
             refine_rounds: 1,
             seconds: 2400.0,
         }),
         chosen: Some(ChosenWeights {
-            alpha: 0.8,
-            pth: "chosen_alpha0.8.pth".into(),
-            safetensors: "chosen_alpha0.8.safetensors".into(),
+            alpha: 0.9,
+            pth: "chosen_alpha0.9.pth".into(),
+            safetensors: "chosen_alpha0.9.safetensors".into(),
         }),
         ood_at: Some(ood(0.0)),
         ood_chosen: Some(ood(2.05)),
@@ -254,7 +254,7 @@ fn check_session_dir(dir: &Path, expected: &Session) {
     assert!(md.starts_with("# RiFT session `wrn34-tiny`"));
     for needle in [
         "`block1.layer.2.conv2` | Conv2d | 230400 | 0.01870 |",
-        "**Chosen α = 0.8**",
+        "**Chosen α = 0.9**",
         "| **mean, published 18** |",
         "3 restarts",
         "![MRC per module](mrc.png)",

@@ -1,15 +1,23 @@
 //! One function per subcommand; shared set-up (device, threads, seed, model) lives here.
 mod doctor;
 mod eval;
+mod finetune;
 mod inspect;
+mod interpolate;
 mod mrc;
+mod ood;
 mod predict;
 mod progress;
+mod train_at;
 
 pub use doctor::doctor;
 pub use eval::eval;
+pub use finetune::finetune;
 pub use inspect::inspect;
+pub use interpolate::interpolate;
 pub use mrc::mrc;
+pub use ood::ood;
+pub use train_at::train_at;
 pub use predict::predict;
 
 use crate::cli::{AttackArgs, ModelArgs, RuntimeArgs};

@@ -7,14 +7,14 @@ use std::time::Instant;
 pub struct Printer {
     last: Instant,
     progress_open: bool,
+    /// Progress counters only make sense on a terminal; logs get the other lines.
+    tty: bool,
 }
 
 impl Printer {
     pub fn new() -> Printer {
-        Printer {
-            last: Instant::now(),
-            progress_open: false,
-        }
+        use std::io::IsTerminal;
+        Printer { last: Instant::now(), progress_open: false, tty: std::io::stderr().is_terminal() }
     }
 
     fn line(&mut self, text: String) {
@@ -27,6 +27,7 @@ impl Printer {
 
     pub fn show(&mut self, e: &Event) {
         match e {
+            Event::Progress { .. } if !self.tty => {}
             Event::Progress { stage, done, total } => {
                 if self.last.elapsed().as_secs_f64() > 0.5 || done == total {
                     eprint!("\r  {stage}: {done}/{total}");

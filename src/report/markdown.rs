@@ -437,7 +437,7 @@ fn ood_body(
             opt_pct(c.map(|x| x.acc))
         );
     }
-    let means: [(&str, fn(&OodResult) -> Option<f64>); 3] = [
+    let means: [(&str, OodMean); 3] = [
         ("**mean (corruptions found)**", |r| Some(r.mean_acc)),
         ("**mean, published 18**", |r| r.mean_published18),
         ("**mean, standard 15**", |r| r.mean_standard15),
@@ -493,6 +493,9 @@ fn ood_body(
         let _ = writeln!(md, "Missing corruption files: {}.\n", missing.join(", "));
     }
 }
+
+/// Reads one of the means of an OOD result.
+type OodMean = fn(&OodResult) -> Option<f64>;
 
 fn acc_of<'a>(r: Option<&'a OodResult>, name: &str) -> Option<&'a CorruptionAcc> {
     r.and_then(|r| r.corruptions.iter().find(|c| c.name == name))

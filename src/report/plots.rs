@@ -6,7 +6,9 @@
 //! licence), registered as the only font: rendering never depends on fonts installed on
 //! the machine.
 use super::session::Session;
-use crate::engine::rift::results::{FinetuneResult, InterpolationResult, MrcResult, SweepPoint};
+use crate::engine::rift::results::{
+    FinetuneEpoch, FinetuneResult, InterpolationResult, MrcResult, SweepPoint,
+};
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -192,6 +194,19 @@ fn padded_range(values: impl IntoIterator<Item = f64>, pad: f64, min_pad: f64) -
     (lo - margin, hi + margin)
 }
 
+/// A legend entry drawn as a short line in `style`.
+fn line_swatch(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style)
+}
+
+/// A bar axis: from 0 (or below, for negative values) to 12% above the largest value.
+fn bar_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    (lo * 1.12, if hi > 0.0 { hi * 1.12 } else { 1.0 })
+}
+
 /// Draws the MRC of every module as bars in depth order, the recommended one highlighted,
 /// with the robust-accuracy drop at the worst epoch on a secondary axis.
 pub fn draw_mrc<DB: DrawingBackend>(mrc: &MrcResult, area: &DrawingArea<DB, Shift>) -> Result<()>
@@ -206,29 +221,8 @@ where
     }
     let is_recommended =
         |m: &crate::engine::rift::results::ModuleScore| m.recommended || m.name == mrc.recommended;
-    let y_max = modules
-        .iter()
-        .map(|m| m.mrc)
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let y_min = modules
-        .iter()
-        .map(|m| m.mrc)
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::min);
-    let y_top = if y_max > 0.0 { y_max * 1.12 } else { 1.0 };
-    let y_lo = y_min * 1.12;
-    let drop_max = modules
-        .iter()
-        .map(|m| m.robust_acc_drop)
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let drop_min = modules
-        .iter()
-        .map(|m| m.robust_acc_drop)
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::min);
-    let drop_top = if drop_max > 0.0 { drop_max * 1.12 } else { 1.0 };
+    let (y_lo, y_top) = bar_range(modules.iter().map(|m| m.mrc));
+    let (drop_lo, drop_top) = bar_range(modules.iter().map(|m| m.robust_acc_drop));
     let longest = modules
         .iter()
         .map(|m| m.name.chars().count())
@@ -248,7 +242,7 @@ where
         .right_y_label_area_size(80)
         // An integer range includes its end: 0..n - 1 holds exactly n segments.
         .build_cartesian_2d((0..n - 1).into_segmented(), y_lo..y_top)?
-        .set_secondary_coord((0..n - 1).into_segmented(), drop_min * 1.12..drop_top);
+        .set_secondary_coord((0..n - 1).into_segmented(), drop_lo..drop_top);
 
     chart
         .configure_mesh()
@@ -321,7 +315,7 @@ where
             DROP.mix(0.6).stroke_width(2),
         ))?
         .label("robust-accuracy drop (right axis)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], DROP.stroke_width(2)));
+        .legend(line_swatch(DROP.stroke_width(2).into()));
     chart.draw_secondary_series(drops.into_iter().map(|p| Circle::new(p, 4, DROP.filled())))?;
 
     chart
@@ -399,6 +393,7 @@ where
         .configure_mesh()
         .x_desc("iteration")
         .y_desc("cross-entropy")
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 14))
         .draw()?;
@@ -406,13 +401,13 @@ where
     chart
         .draw_series(LineSeries::new(raw, CLEAN.mix(0.25)))?
         .label("loss")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], CLEAN.mix(0.25)));
+        .legend(line_swatch(CLEAN.mix(0.25).into()));
     let window = (losses.len() / 50).max(5) | 1;
     let smoothed = finite_points(&smooth(losses, window));
     chart
         .draw_series(LineSeries::new(smoothed, CLEAN.stroke_width(2)))?
         .label(format!("moving average ({window} it.)"))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], CLEAN.stroke_width(2)));
+        .legend(line_swatch(CLEAN.stroke_width(2).into()));
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -444,16 +439,12 @@ where
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 14))
         .draw()?;
-    let series: [(
-        &str,
-        RGBColor,
-        Box<dyn Fn(&crate::engine::rift::results::FinetuneEpoch) -> Option<f64>>,
-    ); 3] = [
-        ("train (augmented)", CLEAN, Box::new(|e| Some(e.train_acc))),
-        ("val", VAL, Box::new(|e| e.val_acc)),
-        ("test", TEST, Box::new(|e| e.test_acc)),
+    let series: [(&str, RGBColor, EpochAcc); 3] = [
+        ("train (augmented)", CLEAN, |e| Some(e.train_acc)),
+        ("val", VAL, |e| e.val_acc),
+        ("test", TEST, |e| e.test_acc),
     ];
-    for (name, color, get) in series.iter() {
+    for (name, color, get) in series {
         let points: Vec<(f64, f64)> = log
             .iter()
             .filter_map(|e| {
@@ -465,13 +456,10 @@ where
         if points.is_empty() {
             continue;
         }
-        let color = *color;
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
-            .label(*name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-            });
+            .label(name)
+            .legend(line_swatch(color.stroke_width(2)));
         chart.draw_series(
             points
                 .into_iter()
@@ -488,7 +476,7 @@ where
                 CHOSEN.stroke_width(1),
             ))?
             .label(format!("kept epoch ({})", best.epoch))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], CHOSEN.stroke_width(1)));
+            .legend(line_swatch(CHOSEN.stroke_width(1).into()));
     }
     chart
         .configure_series_labels()
@@ -499,6 +487,9 @@ where
         .draw()?;
     Ok(())
 }
+
+/// Reads one accuracy of a fine-tuning epoch.
+type EpochAcc = fn(&FinetuneEpoch) -> Option<f64>;
 
 fn finite_points(values: &[f64]) -> Vec<(f64, f64)> {
     values
@@ -531,13 +522,16 @@ where
     let base = baseline_point(&interp.points)
         .ok_or_else(|| anyhow!("the interpolation result has no points"))?;
     let (x_lo, x_hi) = padded_range(points.iter().map(|p| p.alpha).chain([0.0, 1.0]), 0.03, 0.01);
+    // Headroom above the data keeps the legend and the α label off the curves.
     let (c_lo, c_hi) = padded_range(points.iter().map(|p| p.clean_acc), 0.15, 0.3);
+    let c_hi = c_hi + (c_hi - c_lo) * 0.45;
     let robust_floor = base.robust_acc - interp.tolerance;
     let (r_lo, r_hi) = padded_range(
         points.iter().map(|p| p.robust_acc).chain([robust_floor]),
         0.15,
         0.3,
     );
+    let r_hi = r_hi + (r_hi - r_lo) * 0.45;
 
     let mut chart = ChartBuilder::on(area)
         .caption(
@@ -586,14 +580,14 @@ where
             "AT clean (α = {:.1}): {:.2}%",
             base.alpha, base.clean_acc
         ))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], CLEAN.mix(0.7)));
+        .legend(line_swatch(CLEAN.mix(0.7).into()));
     chart
         .draw_secondary_series(dashed(base.robust_acc, ROBUST))?
         .label(format!(
             "AT robust (α = {:.1}): {:.2}%",
             base.alpha, base.robust_acc
         ))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], ROBUST.mix(0.7)));
+        .legend(line_swatch(ROBUST.mix(0.7).into()));
     chart
         .draw_secondary_series(DashedLineSeries::new(
             [(x_lo, robust_floor), (x_hi, robust_floor)],
@@ -602,17 +596,17 @@ where
             ROBUST.mix(0.5).stroke_width(1),
         ))?
         .label(format!("robust tolerance ({} points)", interp.tolerance))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], ROBUST.mix(0.4)));
+        .legend(line_swatch(ROBUST.mix(0.4).into()));
 
     chart
         .draw_series(LineSeries::new(clean.clone(), CLEAN.stroke_width(2)))?
         .label("clean accuracy (left axis)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], CLEAN.stroke_width(2)));
+        .legend(line_swatch(CLEAN.stroke_width(2).into()));
     chart.draw_series(clean.into_iter().map(|p| Circle::new(p, 5, CLEAN.filled())))?;
     chart
         .draw_secondary_series(LineSeries::new(robust.clone(), ROBUST.stroke_width(2)))?
         .label("robust accuracy (right axis)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], ROBUST.stroke_width(2)));
+        .legend(line_swatch(ROBUST.stroke_width(2).into()));
     chart.draw_secondary_series(
         robust
             .into_iter()
@@ -639,7 +633,11 @@ where
 
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
+        .position(if a >= 0.4 {
+            SeriesLabelPosition::UpperLeft
+        } else {
+            SeriesLabelPosition::UpperRight
+        })
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .label_font((FONT, 14))
@@ -677,8 +675,8 @@ mod tests {
         // The recommended bar is the only one in the highlight colour.
         assert_eq!(
             mrc.matches("fill=\"#DD8452\"").count(),
-            2,
-            "one bar + one legend swatch"
+            3,
+            "its bar, its name and the legend swatch"
         );
 
         let ft = render_svg(Figure::Finetune, &s).unwrap();

@@ -249,20 +249,29 @@ pub fn save_safetensors(
     })
 }
 
-/// Picks the writer by extension (.pth/.pt/.ckpt -> pth, .safetensors -> safetensors).
-pub fn save_by_extension(
-    path: &Path,
-    tensors: &[(String, RawTensor)],
-) -> Result<(), CheckpointError> {
+/// The format a path's extension selects (.pth/.pt/.ckpt/.bin -> zip .pth,
+/// .safetensors -> safetensors), so commands can refuse a bad `--save` before working.
+pub fn save_format_for(path: &Path) -> Result<CheckpointFormat, CheckpointError> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
     match ext.as_deref() {
-        Some("pth" | "pt" | "ckpt" | "bin") => save_pth(path, tensors),
-        Some("safetensors") => save_safetensors(path, tensors, &[]),
+        Some("pth" | "pt" | "ckpt" | "bin") => Ok(CheckpointFormat::TorchZip),
+        Some("safetensors") => Ok(CheckpointFormat::Safetensors),
         _ => Err(CheckpointError::UnknownExtension {
             path: path.to_path_buf(),
         }),
+    }
+}
+
+/// Picks the writer by extension (see `save_format_for`).
+pub fn save_by_extension(
+    path: &Path,
+    tensors: &[(String, RawTensor)],
+) -> Result<(), CheckpointError> {
+    match save_format_for(path)? {
+        CheckpointFormat::Safetensors => save_safetensors(path, tensors, &[]),
+        _ => save_pth(path, tensors),
     }
 }
 

@@ -2,6 +2,10 @@
 //! interpolation, OOD evaluation, and adversarial training to make AT models.
 pub mod adv_set;
 pub mod events;
+pub mod finetune;
+pub mod interpolate;
 pub mod mrc;
+pub mod ood;
 pub mod optim;
 pub mod results;
+pub mod train_at;

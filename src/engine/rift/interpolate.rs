@@ -1,0 +1,228 @@
+//! Interpolation between the AT and fine-tuned weights (SPEC.md §3):
+//!   θ(α) = (1 − α)·θ_AT + α·θ_FT
+//! over every floating-point state entry (weights and BatchNorm statistics); integer
+//! counters (`num_batches_tracked`) are carried from the nearer endpoint. α = 0 and α = 1
+//! copy the endpoints exactly. Each α is evaluated for clean and robust accuracy with the
+//! same attack seed, and α is chosen by the paper's rule: the largest clean-accuracy gain
+//! whose robust accuracy is at most `tolerance` points below α = 0.
+use super::events::{Event, Sink};
+use super::results::{InterpolationResult, SweepPoint};
+use crate::engine::attack::{AttackError, PgdConfig};
+use crate::engine::checkpoint::RawTensor;
+use crate::engine::data::ImageSet;
+use crate::engine::eval::evaluate;
+use crate::engine::models::Model;
+use crate::engine::tensors::to_tensor;
+use crate::engine::CancelFlag;
+use std::time::Instant;
+use tch::Tensor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InterpolateError {
+    #[error("the fine-tuned weights do not match the AT model: {0}")]
+    Mismatch(String),
+    #[error("α must lie in [0, 1], got {0}")]
+    BadAlpha(f64),
+    #[error(transparent)]
+    Attack(#[from] AttackError),
+    #[error("libtorch error during interpolation: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// The two endpoints, resident on the model's device, in the model's key order.
+pub struct Endpoints {
+    keys: Vec<String>,
+    at: Vec<Tensor>,
+    ft: Vec<Tensor>,
+}
+
+impl Endpoints {
+    /// From the AT model's current state and a fine-tuned state with the same keys/shapes.
+    pub fn new(model: &Model, finetuned: &[(String, RawTensor)]) -> Result<Endpoints, InterpolateError> {
+        let vars = model.var_store().variables();
+        let mut at = Vec::new();
+        let mut ft = Vec::new();
+        for k in model.keys() {
+            let a = &vars[k];
+            let f = finetuned
+                .iter()
+                .find(|(name, _)| name == k)
+                .ok_or_else(|| InterpolateError::Mismatch(format!("key `{k}` is missing from the fine-tuned weights")))?;
+            let f = to_tensor(&f.1)?.f_to_kind(a.kind())?.f_to_device(model.device())?;
+            if f.size() != a.size() {
+                return Err(InterpolateError::Mismatch(format!("`{k}` has shape {:?} there but {:?} in the AT model", f.size(), a.size())));
+            }
+            at.push(tch::no_grad(|| a.copy()));
+            ft.push(f);
+        }
+        if finetuned.len() != model.keys().len() {
+            return Err(InterpolateError::Mismatch(format!(
+                "{} keys there, {} in the AT model",
+                finetuned.len(),
+                model.keys().len()
+            )));
+        }
+        Ok(Endpoints { keys: model.keys().to_vec(), at, ft })
+    }
+
+    /// Loads θ(α) into the model.
+    pub fn apply(&self, model: &Model, alpha: f64) -> Result<(), InterpolateError> {
+        if !(0.0..=1.0).contains(&alpha) {
+            return Err(InterpolateError::BadAlpha(alpha));
+        }
+        let vars = model.var_store().variables();
+        tch::no_grad(|| -> Result<(), tch::TchError> {
+            for ((k, a), f) in self.keys.iter().zip(&self.at).zip(&self.ft) {
+                let mut v = vars[k].shallow_clone();
+                if alpha == 0.0 || (!a.is_floating_point() && alpha < 0.5) {
+                    v.f_copy_(a)?;
+                } else if alpha == 1.0 || !a.is_floating_point() {
+                    v.f_copy_(f)?;
+                } else {
+                    v.f_copy_(&a.f_mul_scalar(1.0 - alpha)?.f_add(&f.f_mul_scalar(alpha)?)?)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+/// The rule of SPEC.md §3: among points whose robust accuracy is at most `tolerance`
+/// points below α = 0, the one with the largest clean accuracy (smallest α on ties); α = 0
+/// when none gains.
+pub fn choose_alpha(points: &[SweepPoint], tolerance: f64) -> f64 {
+    let Some(base) = points.iter().find(|p| p.alpha == 0.0) else {
+        return 0.0;
+    };
+    let mut best = base;
+    for p in points {
+        let admissible = p.robust_acc >= base.robust_acc - tolerance - 1e-9;
+        if admissible && (p.clean_acc > best.clean_acc || (p.clean_acc == best.clean_acc && p.alpha < best.alpha)) {
+            best = p;
+        }
+    }
+    best.alpha
+}
+
+/// `start:stop:step` (inclusive of stop, within rounding) or a comma list.
+pub fn parse_alphas(s: &str) -> Result<Vec<f64>, String> {
+    let bad = || format!("`{s}` is not an α grid: use start:stop:step (e.g. 0:1:0.1) or a list (0,0.5,0.8,1)");
+    let mut v: Vec<f64> = if s.contains(':') {
+        let parts: Vec<f64> = s.split(':').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+        let [a, b, step] = parts[..] else { return Err(bad()) };
+        if step <= 0.0 || b < a {
+            return Err(bad());
+        }
+        let n = ((b - a) / step + 1e-9).floor() as usize;
+        (0..=n).map(|i| ((a + step * i as f64) * 1e9).round() / 1e9).collect()
+    } else {
+        s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?
+    };
+    if v.iter().any(|a| !(0.0..=1.0).contains(a)) {
+        return Err(format!("every α must lie in [0, 1]: `{s}`"));
+    }
+    if !v.contains(&0.0) {
+        v.push(0.0); // the AT baseline the rule compares against
+    }
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    Ok(v)
+}
+
+#[derive(Clone, Debug)]
+pub struct SweepConfig {
+    pub alphas: Vec<f64>,
+    pub refine: usize,
+    pub tolerance: f64,
+    pub attack: PgdConfig,
+    pub limit: Option<usize>,
+    pub batch_size: usize,
+    pub seed: u64,
+}
+
+/// Evaluates one α (the attack reseeded so every α faces the same random starts).
+pub fn evaluate_alpha(model: &Model, ends: &Endpoints, alpha: f64, test: &ImageSet, cfg: &SweepConfig, cancel: &CancelFlag) -> Result<SweepPoint, InterpolateError> {
+    ends.apply(model, alpha)?;
+    tch::manual_seed(cfg.seed as i64);
+    let r = evaluate(model, test, Some(&cfg.attack), cfg.limit, cfg.batch_size, cancel, &mut |_, _| {})?;
+    Ok(SweepPoint { alpha, clean_acc: r.clean_acc, robust_acc: r.robust_acc.unwrap_or(0.0), n: r.n })
+}
+
+/// Midpoints between the current choice and its neighbours on the grid.
+fn refinement(points: &[SweepPoint], chosen: f64) -> Vec<f64> {
+    let alphas: Vec<f64> = points.iter().map(|p| p.alpha).collect();
+    let i = alphas.iter().position(|&a| a == chosen).unwrap_or(0);
+    let mut out = Vec::new();
+    if i > 0 {
+        out.push((alphas[i - 1] + chosen) / 2.0);
+    }
+    if i + 1 < alphas.len() {
+        out.push((alphas[i + 1] + chosen) / 2.0);
+    }
+    out.retain(|a| !alphas.iter().any(|b| (a - b).abs() < 1e-9));
+    out
+}
+
+/// The sweep over the grid plus `refine` rounds of midpoints around the current choice.
+/// Leaves the model at the chosen α.
+pub fn sweep(model: &Model, ends: &Endpoints, test: &ImageSet, cfg: &SweepConfig, cancel: &CancelFlag, sink: Sink) -> Result<InterpolationResult, InterpolateError> {
+    let start = Instant::now();
+    let mut points: Vec<SweepPoint> = Vec::new();
+    let mut todo = cfg.alphas.clone();
+    let total_hint = cfg.alphas.len() + 2 * cfg.refine;
+    let mut round = 0;
+    loop {
+        for &alpha in &todo {
+            let p = evaluate_alpha(model, ends, alpha, test, cfg, cancel)?;
+            sink(Event::SweepPoint { point: p.clone() });
+            points.push(p);
+            sink(Event::Progress { stage: "interpolate".into(), done: points.len(), total: total_hint.max(points.len()) });
+        }
+        points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
+        if round == cfg.refine {
+            break;
+        }
+        todo = refinement(&points, choose_alpha(&points, cfg.tolerance));
+        if todo.is_empty() {
+            break;
+        }
+        round += 1;
+    }
+    let chosen_alpha = choose_alpha(&points, cfg.tolerance);
+    ends.apply(model, chosen_alpha)?;
+    Ok(InterpolationResult { points, chosen_alpha, tolerance: cfg.tolerance, refine_rounds: round, seconds: start.elapsed().as_secs_f64() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(alpha: f64, clean: f64, robust: f64) -> SweepPoint {
+        SweepPoint { alpha, clean_acc: clean, robust_acc: robust, n: 100 }
+    }
+
+    #[test]
+    fn rule_takes_largest_gain_within_tolerance() {
+        let pts = vec![p(0.0, 80.0, 50.0), p(0.5, 82.0, 49.95), p(0.8, 83.0, 49.0), p(1.0, 84.0, 45.0)];
+        assert_eq!(choose_alpha(&pts, 0.1), 0.5);
+        assert_eq!(choose_alpha(&pts, 1.0), 0.8);
+        assert_eq!(choose_alpha(&[p(0.0, 80.0, 50.0), p(1.0, 79.0, 51.0)], 0.1), 0.0);
+    }
+
+    #[test]
+    fn grids() {
+        let g = parse_alphas("0:1:0.1").unwrap();
+        assert_eq!(g.len(), 11);
+        assert_eq!(g[3], 0.3);
+        assert_eq!(parse_alphas("0.5,1").unwrap(), vec![0.0, 0.5, 1.0]);
+        assert!(parse_alphas("0:2:0.5").is_err());
+        assert!(parse_alphas("x").is_err());
+    }
+
+    #[test]
+    fn refinement_is_around_the_choice() {
+        let pts = vec![p(0.0, 80.0, 50.0), p(0.5, 82.0, 50.0), p(1.0, 79.0, 40.0)];
+        assert_eq!(refinement(&pts, 0.5), vec![0.25, 0.75]);
+    }
+}
