@@ -15,6 +15,8 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per process; boxing the big variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// libtorch version, devices (GPU names), threads, and where rift looks for data.
     Doctor(DoctorArgs),
@@ -28,6 +30,12 @@ pub enum Command {
     Mrc(MrcArgs),
     /// Fine-tune only the chosen module(s) (SPEC.md §2).
     Finetune(FinetuneArgs),
+    /// The whole pipeline into a session: MRC → fine-tune → interpolate → OOD → report.
+    Run(RunArgs),
+    /// Re-render report.md and the plots of a session from its session.yaml.
+    Report(ReportArgs),
+    /// The pipeline on the bundled MNIST demo.
+    Demo(DemoArgs),
     /// Sweep α between AT and fine-tuned weights and choose α (SPEC.md §3).
     Interpolate(InterpolateArgs),
     /// Accuracy on corrupted test sets (CIFAR-10-C/100-C, Tiny-ImageNet-C).
@@ -189,8 +197,8 @@ pub struct MrcFlags {
     /// Relative weight-perturbation bound ε (‖Δw‖ ≤ ε‖w‖).
     #[arg(long, default_value_t = 0.1)]
     pub epsilon: f64,
-    /// Ascent epochs per module.
-    #[arg(long = "mrc-epochs", visible_alias = "epochs", default_value_t = 10)]
+    /// Ascent epochs per module (`rift mrc` also takes it as --epochs).
+    #[arg(id = "mrc_epochs", long = "mrc-epochs", default_value_t = 10)]
     pub epochs: usize,
     /// Split the adversarial set comes from: test (published code), train, or holdout
     /// (a held-out 10% of the training split, so module choice never looks at test data).
@@ -228,6 +236,9 @@ pub struct MrcArgs {
     pub attack: AttackArgs,
     #[command(flatten)]
     pub mrc: MrcFlags,
+    /// Same as --mrc-epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     #[arg(long, value_name = "FILE")]
@@ -254,8 +265,8 @@ pub struct FinetuneArgs {
 #[derive(Args, Debug, Clone)]
 pub struct FinetuneFlags {
     /// Module(s) to fine-tune: a name (layer2.1.conv2), a comma-separated list, or
-    /// lowest:K for the K lowest-MRC modules of --mrc-result.
-    #[arg(long)]
+    /// lowest:K for the K lowest-MRC modules of the MRC result (auto = lowest:1).
+    #[arg(long, default_value = "auto")]
     pub layer: String,
     /// A saved `rift mrc --output` result, for --layer lowest:K.
     #[arg(long, value_name = "FILE")]
@@ -366,4 +377,52 @@ pub struct TrainAtArgs {
     pub continue_from: Option<PathBuf>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub attack: AttackArgs,
+    #[command(flatten)]
+    pub mrc: MrcFlags,
+    #[command(flatten)]
+    pub ft: FinetuneFlags,
+    #[command(flatten)]
+    pub sweep: SweepFlags,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// The session directory (created, or continued where it stopped).
+    #[arg(long, value_name = "DIR")]
+    pub session: PathBuf,
+    /// Corrupted test set for OOD: cifar10-c, cifar100-c or tiny-imagenet-c (default: the
+    /// dataset's own, when found).
+    #[arg(long)]
+    pub ood_dataset: Option<String>,
+    /// Where the corrupted set lives (default: --data-dir).
+    #[arg(long, value_name = "DIR")]
+    pub ood_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub severities: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The session directory.
+    pub session: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Run without the interactive explorer (the only mode until the TUI lands).
+    #[arg(long)]
+    pub headless: bool,
+    /// Where to write the session (default: sessions/demo).
+    #[arg(long, value_name = "DIR", default_value = "sessions/demo")]
+    pub session: PathBuf,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
 }

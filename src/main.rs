@@ -32,6 +32,9 @@ fn main() -> ExitCode {
         Command::Interpolate(a) => commands::interpolate(a),
         Command::Ood(a) => commands::ood(a),
         Command::TrainAt(a) => commands::train_at(a),
+        Command::Run(a) => commands::run(a),
+        Command::Report(a) => rift::report::render_report(&a.session),
+        Command::Demo(a) => commands::demo(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,18 +12,33 @@ use rift::engine::CancelFlag;
 use std::path::Path;
 
 /// `--layer`: a name, a comma list, or `lowest:K` of a saved MRC result.
-pub fn resolve_layers(spec: &str, mrc: Option<&MrcResult>, mrc_path: Option<&Path>) -> Result<Vec<String>> {
+pub fn resolve_layers(
+    spec: &str,
+    mrc: Option<&MrcResult>,
+    mrc_path: Option<&Path>,
+) -> Result<Vec<String>> {
+    let spec = if spec == "auto" { "lowest:1" } else { spec };
     if let Some(k) = spec.strip_prefix("lowest:") {
-        let k: usize = k.parse().with_context(|| format!("`{spec}`: expected lowest:K with K a number"))?;
+        let k: usize = k
+            .parse()
+            .with_context(|| format!("`{spec}`: expected lowest:K with K a number"))?;
         let Some(r) = mrc else {
             bail!("--layer {spec} needs a saved MRC result: pass --mrc-result FILE (from `rift mrc --output FILE`)");
         };
         if k == 0 || k > r.modules.len() {
-            bail!("--layer {spec}: the MRC result{} has {} modules", mrc_path.map_or(String::new(), |p| format!(" {}", p.display())), r.modules.len());
+            bail!(
+                "--layer {spec}: the MRC result{} has {} modules",
+                mrc_path.map_or(String::new(), |p| format!(" {}", p.display())),
+                r.modules.len()
+            );
         }
         return Ok(r.modules.iter().take(k).map(|m| m.name.clone()).collect());
     }
-    let layers: Vec<String> = spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let layers: Vec<String> = spec
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     if layers.is_empty() {
         bail!("--layer is empty; name a module such as layer2.1.conv2");
     }
@@ -31,11 +46,22 @@ pub fn resolve_layers(spec: &str, mrc: Option<&MrcResult>, mrc_path: Option<&Pat
 }
 
 pub fn load_mrc_result(path: &Path) -> Result<MrcResult> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the MRC result {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("{} is not a `rift mrc --output` result (YAML or JSON)", path.display()))
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the MRC result {}", path.display()))?;
+    serde_yaml::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a `rift mrc --output` result (YAML or JSON)",
+            path.display()
+        )
+    })
 }
 
-pub fn finetune_config(flags: &FinetuneFlags, batch_size: usize, test_limit: Option<usize>, seed: u64) -> Result<FinetuneConfig> {
+pub fn finetune_config(
+    flags: &FinetuneFlags,
+    batch_size: usize,
+    test_limit: Option<usize>,
+    seed: u64,
+) -> Result<FinetuneConfig> {
     if !(flags.lr > 0.0 && flags.lr.is_finite()) {
         bail!("--lr must be a positive number, got {}", flags.lr);
     }
@@ -44,7 +70,11 @@ pub fn finetune_config(flags: &FinetuneFlags, batch_size: usize, test_limit: Opt
         "test" => SelectOn::Test,
         other => bail!("unknown --select-on `{other}`; expected val or test"),
     };
-    let milestones = if flags.milestones.is_empty() { vec![flags.epochs / 2] } else { flags.milestones.clone() };
+    let milestones = if flags.milestones.is_empty() {
+        vec![flags.epochs / 2]
+    } else {
+        flags.milestones.clone()
+    };
     Ok(FinetuneConfig {
         lr: flags.lr,
         epochs: flags.epochs,
@@ -59,8 +89,26 @@ pub fn finetune_config(flags: &FinetuneFlags, batch_size: usize, test_limit: Opt
 }
 
 /// Fine-tunes in place and reports through `sink`.
-pub fn run_stage(model: &Model, layers: &[String], kind: DatasetKind, train: &ImageSet, test: &ImageSet, cfg: &FinetuneConfig, cancel: &CancelFlag, sink: Sink) -> Result<FinetuneResult> {
-    sink(Event::StageStarted { stage: "finetune".into(), detail: format!("{} at lr {} for {} epochs", layers.join(", "), cfg.lr, cfg.epochs) });
+#[allow(clippy::too_many_arguments)]
+pub fn run_stage(
+    model: &Model,
+    layers: &[String],
+    kind: DatasetKind,
+    train: &ImageSet,
+    test: &ImageSet,
+    cfg: &FinetuneConfig,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<FinetuneResult> {
+    sink(Event::StageStarted {
+        stage: "finetune".into(),
+        detail: format!(
+            "{} at lr {} for {} epochs",
+            layers.join(", "),
+            cfg.lr,
+            cfg.epochs
+        ),
+    });
     let aug = Augmenter::for_dataset(kind, train.height);
     let r = run_finetune(model, layers, train, test, &aug, cfg, cancel, sink)?;
     if let Some(msg) = &r.diverged {
@@ -83,11 +131,31 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     let (_ckpt, model) = load_model(&args.model, kind, rt.device)?;
     let train = load_split(kind, &args.data.data_dir, Split::Train)?;
     let test = load_split(kind, &args.data.data_dir, Split::Test)?;
-    model.check_input(&[1, train.channels as i64, train.height as i64, train.width as i64])?;
+    model.check_input(&[
+        1,
+        train.channels as i64,
+        train.height as i64,
+        train.width as i64,
+    ])?;
     let mut printer = Printer::new();
-    let result = run_stage(&model, &layers, kind, &train, &test, &cfg, &CancelFlag::default(), &mut |e| printer.show(&e))?;
+    let result = run_stage(
+        &model,
+        &layers,
+        kind,
+        &train,
+        &test,
+        &cfg,
+        &CancelFlag::default(),
+        &mut |e| printer.show(&e),
+    )?;
     save_by_extension(&args.save, &model.state()?)?;
-    println!("fine-tuned {} ({} parameters); kept epoch {}; wrote {}", result.layers.join(", "), result.trained_params, result.best_epoch, args.save.display());
+    println!(
+        "fine-tuned {} ({} parameters); kept epoch {}; wrote {}",
+        result.layers.join(", "),
+        result.trained_params,
+        result.best_epoch,
+        args.save.display()
+    );
     if let Some(path) = &args.output {
         rift::report::write_structured(path, &result)?;
     }

@@ -1,4 +1,5 @@
 //! One function per subcommand; shared set-up (device, threads, seed, model) lives here.
+mod demo;
 mod doctor;
 mod eval;
 mod finetune;
@@ -8,8 +9,10 @@ mod mrc;
 mod ood;
 mod predict;
 mod progress;
+mod run;
 mod train_at;
 
+pub use demo::demo;
 pub use doctor::doctor;
 pub use eval::eval;
 pub use finetune::finetune;
@@ -17,8 +20,9 @@ pub use inspect::inspect;
 pub use interpolate::interpolate;
 pub use mrc::mrc;
 pub use ood::ood;
-pub use train_at::train_at;
 pub use predict::predict;
+pub use run::run;
+pub use train_at::train_at;
 
 use crate::cli::{AttackArgs, ModelArgs, RuntimeArgs};
 use anyhow::{bail, Result};

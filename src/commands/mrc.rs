@@ -146,7 +146,11 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         steps: 0,
         ..PgdConfig::default()
     });
-    let cfg = mrc_config(&args.mrc, rt.seed)?;
+    let mut flags = args.mrc.clone();
+    if let Some(e) = args.epochs {
+        flags.epochs = e;
+    }
+    let cfg = mrc_config(&flags, rt.seed)?;
     let (_ckpt, model) = load_model(&args.model, kind, rt.device)?;
     let modules = select_modules(&model, &args.mrc.modules)?;
     let (set, idx) = adv_source(

@@ -10,10 +10,18 @@ use rift::engine::CancelFlag;
 pub fn print_ood(r: &OodResult) {
     println!("{:<22} {:>8}   by severity", "corruption", "acc %");
     for c in &r.corruptions {
-        let sev: Vec<String> = c.by_severity.iter().map(|(s, a)| format!("{s}:{a:.2}")).collect();
+        let sev: Vec<String> = c
+            .by_severity
+            .iter()
+            .map(|(s, a)| format!("{s}:{a:.2}"))
+            .collect();
         println!("{:<22} {:>8.2}   {}", c.name, c.acc, sev.join(" "));
     }
-    println!("mean over {} corruptions: {:.2}%", r.corruptions.len(), r.mean_acc);
+    println!(
+        "mean over {} corruptions: {:.2}%",
+        r.corruptions.len(),
+        r.mean_acc
+    );
     if let Some(m) = r.mean_published18 {
         println!("published 18-corruption mean: {m:.2}%");
     }
@@ -28,7 +36,10 @@ pub fn print_ood(r: &OodResult) {
 pub fn ood(args: &OodArgs) -> Result<()> {
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.dataset)?;
-    if !matches!(kind, DatasetKind::Cifar10C | DatasetKind::Cifar100C | DatasetKind::TinyImageNetC) {
+    if !matches!(
+        kind,
+        DatasetKind::Cifar10C | DatasetKind::Cifar100C | DatasetKind::TinyImageNetC
+    ) {
         bail!("rift ood evaluates corrupted sets: --dataset cifar10-c, cifar100-c or tiny-imagenet-c, not {}", kind.name());
     }
     let severities = match &args.severities {
@@ -37,7 +48,15 @@ pub fn ood(args: &OodArgs) -> Result<()> {
     };
     let (_ckpt, model) = load_model(&args.model, kind, rt.device)?;
     let mut printer = Printer::new();
-    let r = evaluate_ood(&model, kind, &args.data_dir, &severities, args.batch_size, &CancelFlag::default(), &mut |e| printer.show(&e))?;
+    let r = evaluate_ood(
+        &model,
+        kind,
+        &args.data_dir,
+        &severities,
+        args.batch_size,
+        &CancelFlag::default(),
+        &mut |e| printer.show(&e),
+    )?;
     if r.corruptions.is_empty() {
         bail!("no corruption files found under {} (expected <corruption>.npy with labels.npy, or Tiny-ImageNet-C folders)", args.data_dir.display());
     }

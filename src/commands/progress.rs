@@ -14,7 +14,11 @@ pub struct Printer {
 impl Printer {
     pub fn new() -> Printer {
         use std::io::IsTerminal;
-        Printer { last: Instant::now(), progress_open: false, tty: std::io::stderr().is_terminal() }
+        Printer {
+            last: Instant::now(),
+            progress_open: false,
+            tty: std::io::stderr().is_terminal(),
+        }
     }
 
     fn line(&mut self, text: String) {

@@ -2,17 +2,24 @@ use super::progress::Printer;
 use super::{attack_config, runtime};
 use crate::cli::TrainAtArgs;
 use anyhow::{anyhow, bail, Context, Result};
-use rift::engine::checkpoint::{load_checkpoint, save_by_extension, save_format_for, save_safetensors, RawTensor};
+use rift::engine::checkpoint::{
+    load_checkpoint, save_by_extension, save_format_for, save_safetensors, RawTensor,
+};
 use rift::engine::data::{load_split, Augmenter, DatasetKind, Split};
 use rift::engine::models::{ArchSpec, Model};
-use rift::engine::rift::train_at::{default_milestones, optimizer, train_at as run_train, TrainAtConfig};
+use rift::engine::rift::train_at::{
+    default_milestones, optimizer, train_at as run_train, TrainAtConfig,
+};
 use rift::engine::tensors::{to_raw, to_tensor};
 use rift::engine::CancelFlag;
 use std::path::{Path, PathBuf};
 
 /// The optimizer/epoch sidecar saved next to the model: `<save>.train-state.safetensors`.
 pub fn state_path(save: &Path) -> PathBuf {
-    let mut name = save.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = save
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".train-state.safetensors");
     save.with_file_name(name)
 }
@@ -27,7 +34,13 @@ pub fn train_at(args: &TrainAtArgs) -> Result<()> {
     let train = load_split(kind, &args.data_dir, Split::Train)?;
     let test = load_split(kind, &args.data_dir, Split::Test)?;
     let classes = kind.num_classes().unwrap_or(train.num_classes) as i64;
-    let spec = ArchSpec::parse(&args.arch, args.width, classes, train.channels as i64, (train.height as i64, train.width as i64))?;
+    let spec = ArchSpec::parse(
+        &args.arch,
+        args.width,
+        classes,
+        train.channels as i64,
+        (train.height as i64, train.width as i64),
+    )?;
     let (mean, std) = kind.mean_std();
     let model = Model::new(spec, rt.device, &mean, &std, kind.name())?;
     let cfg = TrainAtConfig {
@@ -36,7 +49,11 @@ pub fn train_at(args: &TrainAtArgs) -> Result<()> {
         momentum: 0.9,
         weight_decay: 5e-4,
         batch_size: args.batch_size,
-        milestones: if args.milestones.is_empty() { default_milestones(args.epochs) } else { args.milestones.clone() },
+        milestones: if args.milestones.is_empty() {
+            default_milestones(args.epochs)
+        } else {
+            args.milestones.clone()
+        },
         attack,
         eval_limit: args.eval_limit,
         seed: rt.seed,
@@ -47,7 +64,13 @@ pub fn train_at(args: &TrainAtArgs) -> Result<()> {
         let ckpt = load_checkpoint(from)?;
         model.load_state(&ckpt.tensors, &from.display().to_string())?;
         let side = state_path(from);
-        let state = load_checkpoint(&side).with_context(|| format!("cannot continue from {}: its training state {} is missing or unreadable", from.display(), side.display()))?;
+        let state = load_checkpoint(&side).with_context(|| {
+            format!(
+                "cannot continue from {}: its training state {} is missing or unreadable",
+                from.display(),
+                side.display()
+            )
+        })?;
         let epoch: usize = state
             .metadata
             .iter()
@@ -68,21 +91,50 @@ pub fn train_at(args: &TrainAtArgs) -> Result<()> {
     let aug = Augmenter::for_dataset(kind, train.height);
     let save = args.save.clone();
     let arch = model.spec.name();
-    let mut on_epoch = |m: &Model, o: &rift::engine::rift::optim::Sgd, epoch: usize| -> Result<(), String> {
-        let state = m.state().map_err(|e| e.to_string())?;
-        save_by_extension(&save, &state).map_err(|e| e.to_string())?;
-        let mut momentum: Vec<(String, RawTensor)> = Vec::new();
-        for (n, b) in names.iter().zip(o.buffers()) {
-            if let Some(b) = b {
-                momentum.push((format!("momentum.{n}"), to_raw(b).map_err(|e| e.to_string())?));
+    let mut on_epoch =
+        |m: &Model, o: &rift::engine::rift::optim::Sgd, epoch: usize| -> Result<(), String> {
+            let state = m.state().map_err(|e| e.to_string())?;
+            save_by_extension(&save, &state).map_err(|e| e.to_string())?;
+            let mut momentum: Vec<(String, RawTensor)> = Vec::new();
+            for (n, b) in names.iter().zip(o.buffers()) {
+                if let Some(b) = b {
+                    momentum.push((
+                        format!("momentum.{n}"),
+                        to_raw(b).map_err(|e| e.to_string())?,
+                    ));
+                }
             }
-        }
-        let meta = vec![("epoch".to_string(), epoch.to_string()), ("arch".to_string(), arch.clone())];
-        save_safetensors(&state_path(&save), &momentum, &meta).map_err(|e| e.to_string())
-    };
+            let meta = vec![
+                ("epoch".to_string(), epoch.to_string()),
+                ("arch".to_string(), arch.clone()),
+            ];
+            save_safetensors(&state_path(&save), &momentum, &meta).map_err(|e| e.to_string())
+        };
     let mut printer = Printer::new();
-    eprintln!("adversarial training of {} on {} ({} images) for {} epochs on {}", model.spec.name(), kind.name(), train.n, cfg.epochs, rift::engine::device::device_name(rt.device));
-    run_train(&model, &mut opt, &train, &test, &aug, &cfg, start_epoch, &CancelFlag::default(), &mut |e| printer.show(&e), &mut on_epoch)?;
-    println!("wrote {} (and its training state {})", args.save.display(), state_path(&args.save).display());
+    eprintln!(
+        "adversarial training of {} on {} ({} images) for {} epochs on {}",
+        model.spec.name(),
+        kind.name(),
+        train.n,
+        cfg.epochs,
+        rift::engine::device::device_name(rt.device)
+    );
+    run_train(
+        &model,
+        &mut opt,
+        &train,
+        &test,
+        &aug,
+        &cfg,
+        start_epoch,
+        &CancelFlag::default(),
+        &mut |e| printer.show(&e),
+        &mut on_epoch,
+    )?;
+    println!(
+        "wrote {} (and its training state {})",
+        args.save.display(),
+        state_path(&args.save).display()
+    );
     Ok(())
 }

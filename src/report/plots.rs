@@ -195,7 +195,8 @@ fn padded_range(values: impl IntoIterator<Item = f64>, pad: f64, min_pad: f64) -
 }
 
 /// A legend entry drawn as a short line in `style`.
-fn line_swatch(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+fn line_swatch(style: impl Into<ShapeStyle>) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    let style: ShapeStyle = style.into();
     move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style)
 }
 
@@ -315,7 +316,7 @@ where
             DROP.mix(0.6).stroke_width(2),
         ))?
         .label("robust-accuracy drop (right axis)")
-        .legend(line_swatch(DROP.stroke_width(2).into()));
+        .legend(line_swatch(DROP.stroke_width(2)));
     chart.draw_secondary_series(drops.into_iter().map(|p| Circle::new(p, 4, DROP.filled())))?;
 
     chart
@@ -401,13 +402,13 @@ where
     chart
         .draw_series(LineSeries::new(raw, CLEAN.mix(0.25)))?
         .label("loss")
-        .legend(line_swatch(CLEAN.mix(0.25).into()));
+        .legend(line_swatch(CLEAN.mix(0.25)));
     let window = (losses.len() / 50).max(5) | 1;
     let smoothed = finite_points(&smooth(losses, window));
     chart
         .draw_series(LineSeries::new(smoothed, CLEAN.stroke_width(2)))?
         .label(format!("moving average ({window} it.)"))
-        .legend(line_swatch(CLEAN.stroke_width(2).into()));
+        .legend(line_swatch(CLEAN.stroke_width(2)));
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -476,7 +477,7 @@ where
                 CHOSEN.stroke_width(1),
             ))?
             .label(format!("kept epoch ({})", best.epoch))
-            .legend(line_swatch(CHOSEN.stroke_width(1).into()));
+            .legend(line_swatch(CHOSEN.stroke_width(1)));
     }
     chart
         .configure_series_labels()
@@ -580,14 +581,14 @@ where
             "AT clean (α = {:.1}): {:.2}%",
             base.alpha, base.clean_acc
         ))
-        .legend(line_swatch(CLEAN.mix(0.7).into()));
+        .legend(line_swatch(CLEAN.mix(0.7)));
     chart
         .draw_secondary_series(dashed(base.robust_acc, ROBUST))?
         .label(format!(
             "AT robust (α = {:.1}): {:.2}%",
             base.alpha, base.robust_acc
         ))
-        .legend(line_swatch(ROBUST.mix(0.7).into()));
+        .legend(line_swatch(ROBUST.mix(0.7)));
     chart
         .draw_secondary_series(DashedLineSeries::new(
             [(x_lo, robust_floor), (x_hi, robust_floor)],
@@ -596,17 +597,17 @@ where
             ROBUST.mix(0.5).stroke_width(1),
         ))?
         .label(format!("robust tolerance ({} points)", interp.tolerance))
-        .legend(line_swatch(ROBUST.mix(0.4).into()));
+        .legend(line_swatch(ROBUST.mix(0.4)));
 
     chart
         .draw_series(LineSeries::new(clean.clone(), CLEAN.stroke_width(2)))?
         .label("clean accuracy (left axis)")
-        .legend(line_swatch(CLEAN.stroke_width(2).into()));
+        .legend(line_swatch(CLEAN.stroke_width(2)));
     chart.draw_series(clean.into_iter().map(|p| Circle::new(p, 5, CLEAN.filled())))?;
     chart
         .draw_secondary_series(LineSeries::new(robust.clone(), ROBUST.stroke_width(2)))?
         .label("robust accuracy (right axis)")
-        .legend(line_swatch(ROBUST.stroke_width(2).into()));
+        .legend(line_swatch(ROBUST.stroke_width(2)));
     chart.draw_secondary_series(
         robust
             .into_iter()

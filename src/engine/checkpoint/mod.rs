@@ -212,6 +212,7 @@ fn write_atomically(
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{fname}.tmp-{}-{n}", std::process::id()));
     let result = (|| {
+        std::fs::create_dir_all(&dir).map_err(io("create the directory of"))?;
         let mut f = std::fs::File::create(&tmp).map_err(io("create a temporary file for"))?;
         write(&mut f)?;
         f.flush().map_err(io("write"))?;

@@ -195,7 +195,7 @@ impl PreActResNet {
                             .map(|leaf| block.resume(leaf, c)),
                     };
                 }
-                self.head(&out.unwrap_or_else(Tensor::new))
+                self.head(&out.unwrap_or_default())
             }
         }
     }

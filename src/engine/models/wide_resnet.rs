@@ -228,7 +228,7 @@ impl WideResNet {
                             .map(|leaf| block.resume(leaf, c)),
                     };
                 }
-                self.head(&out.unwrap_or_else(Tensor::new))
+                self.head(&out.unwrap_or_default())
             }
         }
     }

@@ -60,25 +60,48 @@ pub enum FinetuneError {
     #[error("cancelled")]
     Cancelled,
     #[error("`{name}` is not a module of {arch}; its modules are: {valid}")]
-    UnknownModule { name: String, arch: String, valid: String },
+    UnknownModule {
+        name: String,
+        arch: String,
+        valid: String,
+    },
     #[error("libtorch error during fine-tuning: {0}")]
     Torch(#[from] tch::TchError),
 }
 
 /// Clean accuracy (percent) of `model` (eval mode) on `indices` of `set` (None = all).
-pub fn clean_accuracy(model: &Model, set: &ImageSet, indices: Option<&[usize]>, limit: Option<usize>, batch: usize) -> Result<f64, tch::TchError> {
+pub fn clean_accuracy(
+    model: &Model,
+    set: &ImageSet,
+    indices: Option<&[usize]>,
+    limit: Option<usize>,
+    batch: usize,
+) -> Result<f64, tch::TchError> {
     tch::no_grad(|| {
         let mut correct = 0i64;
         let mut n = 0usize;
         let mut buf = Vec::new();
-        let shape = |k: usize| [k as i64, set.channels as i64, set.height as i64, set.width as i64];
+        let shape = |k: usize| {
+            [
+                k as i64,
+                set.channels as i64,
+                set.height as i64,
+                set.width as i64,
+            ]
+        };
         match indices {
             Some(idx) => {
                 for chunk in idx.chunks(batch.max(1)) {
                     gather_batch(set, chunk, &mut buf);
                     let labels: Vec<i64> = chunk.iter().map(|&i| set.labels[i]).collect();
-                    let (x, y) = images_to_tensor(&buf, &shape(chunk.len()), &labels, model.device())?;
-                    correct += model.forward(&x, false).f_argmax(-1, false)?.f_eq_tensor(&y)?.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+                    let (x, y) =
+                        images_to_tensor(&buf, &shape(chunk.len()), &labels, model.device())?;
+                    correct += model
+                        .forward(&x, false)
+                        .f_argmax(-1, false)?
+                        .f_eq_tensor(&y)?
+                        .f_sum(Kind::Int64)?
+                        .f_int64_value(&[])?;
                     n += chunk.len();
                 }
             }
@@ -88,7 +111,12 @@ pub fn clean_accuracy(model: &Model, set: &ImageSet, indices: Option<&[usize]>, 
                 while i < total {
                     let end = (i + batch.max(1)).min(total);
                     let (x, y) = range_batch(set, i, end, model.device())?;
-                    correct += model.forward(&x, false).f_argmax(-1, false)?.f_eq_tensor(&y)?.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+                    correct += model
+                        .forward(&x, false)
+                        .f_argmax(-1, false)?
+                        .f_eq_tensor(&y)?
+                        .f_sum(Kind::Int64)?
+                        .f_int64_value(&[])?;
                     n += end - i;
                     i = end;
                 }
@@ -99,9 +127,15 @@ pub fn clean_accuracy(model: &Model, set: &ImageSet, indices: Option<&[usize]>, 
 }
 
 /// A copy of every state tensor, to restore the best epoch.
-fn snapshot(model: &Model) -> Vec<(String, Tensor)> {
+type Snapshot = Vec<(String, Tensor)>;
+
+fn snapshot(model: &Model) -> Snapshot {
     let vars = model.var_store().variables();
-    model.keys().iter().map(|k| (k.clone(), tch::no_grad(|| vars[k].copy()))).collect()
+    model
+        .keys()
+        .iter()
+        .map(|k| (k.clone(), tch::no_grad(|| vars[k].copy())))
+        .collect()
 }
 
 fn restore(model: &Model, snap: &[(String, Tensor)]) -> Result<(), tch::TchError> {
@@ -116,6 +150,7 @@ fn restore(model: &Model, snap: &[(String, Tensor)]) -> Result<(), tch::TchError
 
 /// Fine-tunes `layers` of `model` in place; on return the model holds the selected epoch
 /// (or, after divergence, the best state before it).
+#[allow(clippy::too_many_arguments)]
 pub fn finetune(
     model: &Model,
     layers: &[String],
@@ -131,7 +166,11 @@ pub fn finetune(
     let mut params = Vec::new();
     for layer in layers {
         if !valid.contains(layer) {
-            return Err(FinetuneError::UnknownModule { name: layer.clone(), arch: model.spec.name(), valid: valid.join(", ") });
+            return Err(FinetuneError::UnknownModule {
+                name: layer.clone(),
+                arch: model.spec.name(),
+                valid: valid.join(", "),
+            });
         }
         params.extend(model.module_params(layer).into_iter().map(|(_, t)| t));
     }
@@ -184,11 +223,23 @@ fn run(
         SelectOn::Val => holdout_split(train.n),
         SelectOn::Test => ((0..train.n).collect(), Vec::new()),
     };
-    let mut opt = Sgd::new(params.iter().map(|p| p.shallow_clone()).collect(), cfg.lr, cfg.momentum, cfg.weight_decay);
+    let mut opt = Sgd::new(
+        params.iter().map(|p| p.shallow_clone()).collect(),
+        cfg.lr,
+        cfg.momentum,
+        cfg.weight_decay,
+    );
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
-    let shape = |k: usize| [k as i64, train.channels as i64, train.height as i64, train.width as i64];
+    let shape = |k: usize| {
+        [
+            k as i64,
+            train.channels as i64,
+            train.height as i64,
+            train.width as i64,
+        ]
+    };
     let (mut iter_losses, mut log) = (Vec::new(), Vec::new());
-    let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+    let mut best: Option<(f64, usize, Snapshot)> = None;
     let initial = snapshot(model);
     let mut diverged = None;
     let mut buf = Vec::new();
@@ -206,14 +257,17 @@ fn run(
             let labels: Vec<i64> = indices.iter().map(|&i| train.labels[i]).collect();
             let (x, y) = images_to_tensor(&buf, &shape(indices.len()), &labels, model.device())?;
             let logits = model.forward(&x, !cfg.freeze_bn_stats);
-            let loss = logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, 0.0)?;
+            let loss =
+                logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, 0.0)?;
             let l = loss.f_double_value(&[])?;
             if !l.is_finite() {
                 diverged = Some(format!(
                     "the training loss became {l} at epoch {epoch}, iteration {it} (lr {}); kept the best state before it",
                     opt.lr
                 ));
-                sink(Event::Warning { message: diverged.clone().unwrap_or_default() });
+                sink(Event::Warning {
+                    message: diverged.clone().unwrap_or_default(),
+                });
                 break 'epochs;
             }
             opt.zero_grad();
@@ -221,13 +275,42 @@ fn run(
             opt.step()?;
             iter_losses.push(l);
             loss_sum += l * indices.len() as f64;
-            correct += logits.f_argmax(-1, false)?.f_eq_tensor(&y)?.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+            correct += logits
+                .f_argmax(-1, false)?
+                .f_eq_tensor(&y)?
+                .f_sum(Kind::Int64)?
+                .f_int64_value(&[])?;
             seen += indices.len();
-            sink(Event::FinetuneIter { epoch, iter: it, loss: l, lr: opt.lr });
-            sink(Event::Progress { stage: "finetune".into(), done: epoch * batches.len() + it + 1, total: cfg.epochs * batches.len() });
+            sink(Event::FinetuneIter {
+                epoch,
+                iter: it,
+                loss: l,
+                lr: opt.lr,
+            });
+            sink(Event::Progress {
+                stage: "finetune".into(),
+                done: epoch * batches.len() + it + 1,
+                total: cfg.epochs * batches.len(),
+            });
         }
-        let val_acc = if val_idx.is_empty() { None } else { Some(clean_accuracy(model, train, Some(&val_idx), None, cfg.eval_batch_size)?) };
-        let test_acc = Some(clean_accuracy(model, test, None, cfg.test_limit, cfg.eval_batch_size)?);
+        let val_acc = if val_idx.is_empty() {
+            None
+        } else {
+            Some(clean_accuracy(
+                model,
+                train,
+                Some(&val_idx),
+                None,
+                cfg.eval_batch_size,
+            )?)
+        };
+        let test_acc = Some(clean_accuracy(
+            model,
+            test,
+            None,
+            cfg.test_limit,
+            cfg.eval_batch_size,
+        )?);
         let entry = FinetuneEpoch {
             epoch,
             lr: opt.lr,

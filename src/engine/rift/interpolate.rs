@@ -38,7 +38,10 @@ pub struct Endpoints {
 
 impl Endpoints {
     /// From the AT model's current state and a fine-tuned state with the same keys/shapes.
-    pub fn new(model: &Model, finetuned: &[(String, RawTensor)]) -> Result<Endpoints, InterpolateError> {
+    pub fn new(
+        model: &Model,
+        finetuned: &[(String, RawTensor)],
+    ) -> Result<Endpoints, InterpolateError> {
         let vars = model.var_store().variables();
         let mut at = Vec::new();
         let mut ft = Vec::new();
@@ -47,10 +50,20 @@ impl Endpoints {
             let f = finetuned
                 .iter()
                 .find(|(name, _)| name == k)
-                .ok_or_else(|| InterpolateError::Mismatch(format!("key `{k}` is missing from the fine-tuned weights")))?;
-            let f = to_tensor(&f.1)?.f_to_kind(a.kind())?.f_to_device(model.device())?;
+                .ok_or_else(|| {
+                    InterpolateError::Mismatch(format!(
+                        "key `{k}` is missing from the fine-tuned weights"
+                    ))
+                })?;
+            let f = to_tensor(&f.1)?
+                .f_to_kind(a.kind())?
+                .f_to_device(model.device())?;
             if f.size() != a.size() {
-                return Err(InterpolateError::Mismatch(format!("`{k}` has shape {:?} there but {:?} in the AT model", f.size(), a.size())));
+                return Err(InterpolateError::Mismatch(format!(
+                    "`{k}` has shape {:?} there but {:?} in the AT model",
+                    f.size(),
+                    a.size()
+                )));
             }
             at.push(tch::no_grad(|| a.copy()));
             ft.push(f);
@@ -62,7 +75,11 @@ impl Endpoints {
                 model.keys().len()
             )));
         }
-        Ok(Endpoints { keys: model.keys().to_vec(), at, ft })
+        Ok(Endpoints {
+            keys: model.keys().to_vec(),
+            at,
+            ft,
+        })
     }
 
     /// Loads θ(α) into the model.
@@ -79,7 +96,10 @@ impl Endpoints {
                 } else if alpha == 1.0 || !a.is_floating_point() {
                     v.f_copy_(f)?;
                 } else {
-                    v.f_copy_(&a.f_mul_scalar(1.0 - alpha)?.f_add(&f.f_mul_scalar(alpha)?)?)?;
+                    v.f_copy_(
+                        &a.f_mul_scalar(1.0 - alpha)?
+                            .f_add(&f.f_mul_scalar(alpha)?)?,
+                    )?;
                 }
             }
             Ok(())
@@ -98,7 +118,10 @@ pub fn choose_alpha(points: &[SweepPoint], tolerance: f64) -> f64 {
     let mut best = base;
     for p in points {
         let admissible = p.robust_acc >= base.robust_acc - tolerance - 1e-9;
-        if admissible && (p.clean_acc > best.clean_acc || (p.clean_acc == best.clean_acc && p.alpha < best.alpha)) {
+        if admissible
+            && (p.clean_acc > best.clean_acc
+                || (p.clean_acc == best.clean_acc && p.alpha < best.alpha))
+        {
             best = p;
         }
     }
@@ -107,17 +130,32 @@ pub fn choose_alpha(points: &[SweepPoint], tolerance: f64) -> f64 {
 
 /// `start:stop:step` (inclusive of stop, within rounding) or a comma list.
 pub fn parse_alphas(s: &str) -> Result<Vec<f64>, String> {
-    let bad = || format!("`{s}` is not an α grid: use start:stop:step (e.g. 0:1:0.1) or a list (0,0.5,0.8,1)");
+    let bad = || {
+        format!(
+            "`{s}` is not an α grid: use start:stop:step (e.g. 0:1:0.1) or a list (0,0.5,0.8,1)"
+        )
+    };
     let mut v: Vec<f64> = if s.contains(':') {
-        let parts: Vec<f64> = s.split(':').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
-        let [a, b, step] = parts[..] else { return Err(bad()) };
+        let parts: Vec<f64> = s
+            .split(':')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        let [a, b, step] = parts[..] else {
+            return Err(bad());
+        };
         if step <= 0.0 || b < a {
             return Err(bad());
         }
         let n = ((b - a) / step + 1e-9).floor() as usize;
-        (0..=n).map(|i| ((a + step * i as f64) * 1e9).round() / 1e9).collect()
+        (0..=n)
+            .map(|i| ((a + step * i as f64) * 1e9).round() / 1e9)
+            .collect()
     } else {
-        s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?
+        s.split(',')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?
     };
     if v.iter().any(|a| !(0.0..=1.0).contains(a)) {
         return Err(format!("every α must lie in [0, 1]: `{s}`"));
@@ -142,11 +180,31 @@ pub struct SweepConfig {
 }
 
 /// Evaluates one α (the attack reseeded so every α faces the same random starts).
-pub fn evaluate_alpha(model: &Model, ends: &Endpoints, alpha: f64, test: &ImageSet, cfg: &SweepConfig, cancel: &CancelFlag) -> Result<SweepPoint, InterpolateError> {
+pub fn evaluate_alpha(
+    model: &Model,
+    ends: &Endpoints,
+    alpha: f64,
+    test: &ImageSet,
+    cfg: &SweepConfig,
+    cancel: &CancelFlag,
+) -> Result<SweepPoint, InterpolateError> {
     ends.apply(model, alpha)?;
     tch::manual_seed(cfg.seed as i64);
-    let r = evaluate(model, test, Some(&cfg.attack), cfg.limit, cfg.batch_size, cancel, &mut |_, _| {})?;
-    Ok(SweepPoint { alpha, clean_acc: r.clean_acc, robust_acc: r.robust_acc.unwrap_or(0.0), n: r.n })
+    let r = evaluate(
+        model,
+        test,
+        Some(&cfg.attack),
+        cfg.limit,
+        cfg.batch_size,
+        cancel,
+        &mut |_, _| {},
+    )?;
+    Ok(SweepPoint {
+        alpha,
+        clean_acc: r.clean_acc,
+        robust_acc: r.robust_acc.unwrap_or(0.0),
+        n: r.n,
+    })
 }
 
 /// Midpoints between the current choice and its neighbours on the grid.
@@ -166,7 +224,14 @@ fn refinement(points: &[SweepPoint], chosen: f64) -> Vec<f64> {
 
 /// The sweep over the grid plus `refine` rounds of midpoints around the current choice.
 /// Leaves the model at the chosen α.
-pub fn sweep(model: &Model, ends: &Endpoints, test: &ImageSet, cfg: &SweepConfig, cancel: &CancelFlag, sink: Sink) -> Result<InterpolationResult, InterpolateError> {
+pub fn sweep(
+    model: &Model,
+    ends: &Endpoints,
+    test: &ImageSet,
+    cfg: &SweepConfig,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<InterpolationResult, InterpolateError> {
     let start = Instant::now();
     let mut points: Vec<SweepPoint> = Vec::new();
     let mut todo = cfg.alphas.clone();
@@ -177,7 +242,11 @@ pub fn sweep(model: &Model, ends: &Endpoints, test: &ImageSet, cfg: &SweepConfig
             let p = evaluate_alpha(model, ends, alpha, test, cfg, cancel)?;
             sink(Event::SweepPoint { point: p.clone() });
             points.push(p);
-            sink(Event::Progress { stage: "interpolate".into(), done: points.len(), total: total_hint.max(points.len()) });
+            sink(Event::Progress {
+                stage: "interpolate".into(),
+                done: points.len(),
+                total: total_hint.max(points.len()),
+            });
         }
         points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
         if round == cfg.refine {
@@ -191,7 +260,13 @@ pub fn sweep(model: &Model, ends: &Endpoints, test: &ImageSet, cfg: &SweepConfig
     }
     let chosen_alpha = choose_alpha(&points, cfg.tolerance);
     ends.apply(model, chosen_alpha)?;
-    Ok(InterpolationResult { points, chosen_alpha, tolerance: cfg.tolerance, refine_rounds: round, seconds: start.elapsed().as_secs_f64() })
+    Ok(InterpolationResult {
+        points,
+        chosen_alpha,
+        tolerance: cfg.tolerance,
+        refine_rounds: round,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }
 
 #[cfg(test)]
@@ -199,15 +274,28 @@ mod tests {
     use super::*;
 
     fn p(alpha: f64, clean: f64, robust: f64) -> SweepPoint {
-        SweepPoint { alpha, clean_acc: clean, robust_acc: robust, n: 100 }
+        SweepPoint {
+            alpha,
+            clean_acc: clean,
+            robust_acc: robust,
+            n: 100,
+        }
     }
 
     #[test]
     fn rule_takes_largest_gain_within_tolerance() {
-        let pts = vec![p(0.0, 80.0, 50.0), p(0.5, 82.0, 49.95), p(0.8, 83.0, 49.0), p(1.0, 84.0, 45.0)];
+        let pts = vec![
+            p(0.0, 80.0, 50.0),
+            p(0.5, 82.0, 49.95),
+            p(0.8, 83.0, 49.0),
+            p(1.0, 84.0, 45.0),
+        ];
         assert_eq!(choose_alpha(&pts, 0.1), 0.5);
         assert_eq!(choose_alpha(&pts, 1.0), 0.8);
-        assert_eq!(choose_alpha(&[p(0.0, 80.0, 50.0), p(1.0, 79.0, 51.0)], 0.1), 0.0);
+        assert_eq!(
+            choose_alpha(&[p(0.0, 80.0, 50.0), p(1.0, 79.0, 51.0)], 0.1),
+            0.0
+        );
     }
 
     #[test]

@@ -119,6 +119,7 @@ fn module_seed(seed: u64, depth: usize) -> u64 {
 }
 
 /// Scores one module; the model's weights are restored before returning (also on error).
+#[allow(clippy::too_many_arguments)]
 pub fn score_module(
     model: &Model,
     adv: &TensorSet,

@@ -4,7 +4,9 @@
 use super::events::{Event, Sink};
 use super::finetune::clean_accuracy;
 use super::results::{CorruptionAcc, OodResult};
-use crate::engine::data::{list_corruptions, load_corrupted, DataError, DatasetKind, PUBLISHED_18, STANDARD_15};
+use crate::engine::data::{
+    list_corruptions, load_corrupted, DataError, DatasetKind, PUBLISHED_18, STANDARD_15,
+};
 use crate::engine::models::Model;
 use crate::engine::CancelFlag;
 use std::collections::BTreeMap;
@@ -37,7 +39,10 @@ pub fn parse_severities(s: &str) -> Result<Vec<u8>, String> {
     for part in s.split(',') {
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (u8, u8) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                let (a, b): (u8, u8) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
                 if a > b {
                     return Err(bad());
                 }
@@ -59,9 +64,13 @@ pub fn corruptions_found(kind: DatasetKind, data_dir: &Path) -> Result<Vec<Strin
     match kind {
         DatasetKind::TinyImageNetC => {
             let dir = crate::engine::data::tiny_imagenet::find_c_dir(data_dir)?;
-            Ok(crate::engine::data::tiny_imagenet::list_corruptions_tin(&dir))
+            Ok(crate::engine::data::tiny_imagenet::list_corruptions_tin(
+                &dir,
+            ))
         }
-        _ => Ok(list_corruptions(&crate::engine::data::cifar_c::find_dir(kind, data_dir)?)),
+        _ => Ok(list_corruptions(&crate::engine::data::cifar_c::find_dir(
+            kind, data_dir,
+        )?)),
     }
 }
 
@@ -98,13 +107,31 @@ pub fn evaluate_ood(
             by_severity.insert(sev, acc);
         }
         let acc = total_correct / (per * severities.len()).max(1) as f64;
-        let result = CorruptionAcc { name: name.clone(), acc, by_severity, n: per * severities.len() };
-        sink(Event::Corruption { result: result.clone() });
-        sink(Event::Progress { stage: "ood".into(), done: i + 1, total: names.len() });
+        let result = CorruptionAcc {
+            name: name.clone(),
+            acc,
+            by_severity,
+            n: per * severities.len(),
+        };
+        sink(Event::Corruption {
+            result: result.clone(),
+        });
+        sink(Event::Progress {
+            stage: "ood".into(),
+            done: i + 1,
+            total: names.len(),
+        });
         corruptions.push(result);
     }
-    let accs: BTreeMap<String, f64> = corruptions.iter().map(|c| (c.name.clone(), c.acc)).collect();
-    let mean_acc = if corruptions.is_empty() { 0.0 } else { accs.values().sum::<f64>() / accs.len() as f64 };
+    let accs: BTreeMap<String, f64> = corruptions
+        .iter()
+        .map(|c| (c.name.clone(), c.acc))
+        .collect();
+    let mean_acc = if corruptions.is_empty() {
+        0.0
+    } else {
+        accs.values().sum::<f64>() / accs.len() as f64
+    };
     let mut missing: Vec<String> = PUBLISHED_18
         .iter()
         .chain(STANDARD_15.iter())

@@ -55,14 +55,21 @@ pub enum TrainError {
 /// The optimiser over every weight and bias of `model` (which this unfreezes), with the
 /// state-dict key of each parameter, in order (to save and restore momentum by name).
 pub fn optimizer(model: &Model, cfg: &TrainAtConfig) -> (Vec<String>, Sgd) {
-    let names: Vec<String> =
-        model.keys().iter().filter(|k| k.ends_with(".weight") || k.ends_with(".bias")).cloned().collect();
+    let names: Vec<String> = model
+        .keys()
+        .iter()
+        .filter(|k| k.ends_with(".weight") || k.ends_with(".bias"))
+        .cloned()
+        .collect();
     let params: Vec<Tensor> = names
         .iter()
         .filter_map(|k| model.var(k))
         .map(|p| p.set_requires_grad(true))
         .collect();
-    (names, Sgd::new(params, cfg.lr, cfg.momentum, cfg.weight_decay))
+    (
+        names,
+        Sgd::new(params, cfg.lr, cfg.momentum, cfg.weight_decay),
+    )
 }
 
 /// Trains epochs `start_epoch..cfg.epochs`; `on_epoch(model, opt, epoch)` runs after each.
@@ -79,11 +86,19 @@ pub fn train_at(
     sink: Sink,
     on_epoch: &mut dyn FnMut(&Model, &Sgd, usize) -> Result<(), String>,
 ) -> Result<(), TrainError> {
-    let shape = |k: usize| [k as i64, train.channels as i64, train.height as i64, train.width as i64];
+    let shape = |k: usize| {
+        [
+            k as i64,
+            train.channels as i64,
+            train.height as i64,
+            train.width as i64,
+        ]
+    };
     let mut buf = Vec::new();
     for epoch in start_epoch..cfg.epochs {
         // Seeded per epoch so a resumed run continues exactly as an uninterrupted one.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64 * 7919));
+        let mut rng =
+            rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64 * 7919));
         tch::manual_seed(cfg.seed.wrapping_add(epoch as u64) as i64);
         opt.lr = multistep_lr(cfg.lr, &cfg.milestones, 0.1, epoch);
         let batches = shuffled_batches(train.n, cfg.batch_size, &mut rng);
@@ -97,7 +112,8 @@ pub fn train_at(
             let (x, y) = images_to_tensor(&buf, &shape(batch.len()), &labels, model.device())?;
             let adv = pgd(model, &x, &y, &cfg.attack, cancel)?;
             let logits = model.forward(&adv, true);
-            let loss = logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, 0.0)?;
+            let loss =
+                logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, 0.0)?;
             let l = loss.f_double_value(&[])?;
             if !l.is_finite() {
                 return Err(TrainError::Diverged(l, epoch));
@@ -106,13 +122,29 @@ pub fn train_at(
             loss.f_backward()?;
             opt.step()?;
             loss_sum += l * batch.len() as f64;
-            correct += logits.f_argmax(-1, false)?.f_eq_tensor(&y)?.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+            correct += logits
+                .f_argmax(-1, false)?
+                .f_eq_tensor(&y)?
+                .f_sum(Kind::Int64)?
+                .f_int64_value(&[])?;
             seen += batch.len();
-            sink(Event::Progress { stage: "train_at".into(), done: it + 1, total: batches.len() });
+            sink(Event::Progress {
+                stage: "train_at".into(),
+                done: it + 1,
+                total: batches.len(),
+            });
         }
         let limit = cfg.eval_limit.min(test.n);
         let clean = clean_accuracy(model, test, None, Some(limit), 256)?;
-        let robust = evaluate(model, test, Some(&cfg.attack), Some(limit), 256, cancel, &mut |_, _| {})?;
+        let robust = evaluate(
+            model,
+            test,
+            Some(&cfg.attack),
+            Some(limit),
+            256,
+            cancel,
+            &mut |_, _| {},
+        )?;
         sink(Event::TrainEpoch {
             epoch,
             lr: opt.lr,
