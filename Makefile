@@ -22,11 +22,10 @@ test: build
 
 demo: build
 	$(RIFT) doctor
-	$(RIFT) inspect --checkpoint assets/demo/mnist_at_resnet18w8.safetensors
-	$(RIFT) eval --checkpoint assets/demo/mnist_at_resnet18w8.safetensors --dataset mnist --data-dir assets/demo --eps 0.1 --step 0.02 --steps 10 --output target/demo-eval.yaml
+	$(RIFT) demo --headless --session sessions/demo
 
 bench: build
-	cargo bench --bench engine
+	cargo bench --bench engine && cargo bench --bench pipeline
 
 clippy: bootstrap
 	cargo clippy --release --all-targets -- -D warnings

@@ -36,6 +36,14 @@ fn main() -> ExitCode {
         Command::Report(a) => rift::report::render_report(&a.session),
         Command::Demo(a) => commands::demo(a),
     };
+    if std::env::var_os("RIFT_PEAK_MEMORY").is_some() {
+        // For benchmarks: the process's peak resident memory, as the kernel counts it.
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+                eprintln!("peak memory: {}", line.trim_start_matches("VmHWM:").trim());
+            }
+        }
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

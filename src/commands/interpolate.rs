@@ -96,6 +96,7 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
         &ends,
         &test,
         &cfg,
+        &[],
         &CancelFlag::default(),
         &mut |e| printer.show(&e),
     )?;

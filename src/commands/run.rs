@@ -18,7 +18,7 @@ use rift::engine::rift::mrc::{finish, score_module, select_modules};
 use rift::engine::rift::ood::{
     corruptions_found, default_severities, evaluate_ood, parse_severities,
 };
-use rift::engine::rift::results::ModuleScore;
+use rift::engine::rift::results::{ModuleScore, SweepPoint};
 use rift::engine::CancelFlag;
 use rift::report::session::{
     now_rfc3339, ChosenWeights, Session, SessionModel, SessionSettings, Versions, EVENTS_FILE,
@@ -330,7 +330,20 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 sweep_cfg.refine
             ),
         });
-        session.interpolation = Some(sweep(&model, &ends, &test, &sweep_cfg, &cancel, &mut sink)?);
+        // The baseline ran with the same attack, seed and samples: it is the α = 0 point.
+        let known: Vec<SweepPoint> = session
+            .baseline
+            .iter()
+            .map(|b| SweepPoint {
+                alpha: 0.0,
+                clean_acc: b.clean_acc,
+                robust_acc: b.robust_acc.unwrap_or(0.0),
+                n: b.n,
+            })
+            .collect();
+        session.interpolation = Some(sweep(
+            &model, &ends, &test, &sweep_cfg, &known, &cancel, &mut sink,
+        )?);
         finish_stage(&mut session, "interpolate", t, &mut sink);
         save(&mut session)?;
     }

@@ -223,18 +223,30 @@ fn refinement(points: &[SweepPoint], chosen: f64) -> Vec<f64> {
 }
 
 /// The sweep over the grid plus `refine` rounds of midpoints around the current choice.
-/// Leaves the model at the chosen α.
+/// `known` holds points already measured with the same attack, seed and samples (e.g.
+/// the AT baseline as α = 0), which are not evaluated again. Leaves the model at the
+/// chosen α.
 pub fn sweep(
     model: &Model,
     ends: &Endpoints,
     test: &ImageSet,
     cfg: &SweepConfig,
+    known: &[SweepPoint],
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<InterpolationResult, InterpolateError> {
     let start = Instant::now();
     let mut points: Vec<SweepPoint> = Vec::new();
-    let mut todo = cfg.alphas.clone();
+    let mut todo = Vec::new();
+    for &alpha in &cfg.alphas {
+        match known.iter().find(|p| p.alpha == alpha) {
+            Some(p) => {
+                sink(Event::SweepPoint { point: p.clone() });
+                points.push(p.clone());
+            }
+            None => todo.push(alpha),
+        }
+    }
     let total_hint = cfg.alphas.len() + 2 * cfg.refine;
     let mut round = 0;
     loop {

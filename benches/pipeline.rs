@@ -1,0 +1,241 @@
+//! `cargo bench --bench pipeline`: the RiFT steps.
+//!
+//! 1. MRC fast path vs faithful path on ResNet18-width-16 with a CIFAR-shaped adversarial
+//!    set, same modules and settings, in one run: the ratio (target ≥ 1.5×) and whether
+//!    both give the same values.
+//! 2. Each stage of `rift run` (wall time and peak memory, from the binary's own
+//!    `RIFT_PEAK_MEMORY` report) on the bundled demo and on ResNet18 (width 16) with a
+//!    CIFAR-shaped fixture written in torchvision's layout.
+use rift::engine::checkpoint::load_checkpoint;
+use rift::engine::models::Model;
+use rift::engine::rift::adv_set::TensorSet;
+use rift::engine::rift::mrc::{compute, select_modules, MrcConfig};
+use rift::engine::CancelFlag;
+use std::process::Command;
+use std::time::Instant;
+
+fn python() -> String {
+    std::env::var("RIFT_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/rift/torch-2.11.0/bin/python3",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    })
+}
+
+const MAKE_FIXTURE: &str = r#"
+import sys, os, pickle, numpy as np, torch
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from reference_models import build, randomize_bn
+d = sys.argv[1]
+torch.manual_seed(0)
+net = build("resnet18", 10, 3, width=16)
+randomize_bn(net)
+torch.save(net.state_dict(), f"{d}/r18w16.pth")
+rng = np.random.default_rng(0)
+os.makedirs(f"{d}/cifar-10-batches-py", exist_ok=True)
+def batch(n):
+    return {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, n).tolist()), b"batch_label": b"x", b"filenames": [b"f"] * n}
+for i in range(1, 6):
+    pickle.dump(batch(400), open(f"{d}/cifar-10-batches-py/data_batch_{i}", "wb"), protocol=2)
+pickle.dump(batch(500), open(f"{d}/cifar-10-batches-py/test_batch", "wb"), protocol=2)
+"#;
+
+fn bench_mrc(dir: &std::path::Path) {
+    let ckpt = load_checkpoint(&dir.join("r18w16.pth")).expect("checkpoint");
+    let (mean, std) = (vec![0.4914, 0.4822, 0.4465], vec![0.2471, 0.2435, 0.2616]);
+    let model = Model::from_checkpoint(
+        &ckpt,
+        None,
+        None,
+        tch::Device::Cpu,
+        (&mean, &std, "cifar10"),
+    )
+    .expect("model");
+    tch::manual_seed(0);
+    let n = 256;
+    let adv = TensorSet {
+        x: tch::Tensor::rand([n, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu)),
+        y: tch::Tensor::randint(10, [n], (tch::Kind::Int64, tch::Device::Cpu)),
+        n: n as usize,
+    };
+    let modules = select_modules(&model, &[]).expect("modules");
+    let mut times = Vec::new();
+    let mut results = Vec::new();
+    for fast in [false, true] {
+        let cfg = MrcConfig {
+            epochs: 3,
+            fast,
+            ..MrcConfig::default()
+        };
+        let t = Instant::now();
+        let r = compute(
+            &model,
+            &adv,
+            "test",
+            &modules,
+            &cfg,
+            &CancelFlag::default(),
+            &mut |_| {},
+        )
+        .expect("mrc");
+        times.push(t.elapsed().as_secs_f64());
+        results.push(r);
+    }
+    let max_rel = results[0]
+        .modules
+        .iter()
+        .map(|a| {
+            let b = results[1]
+                .modules
+                .iter()
+                .find(|b| b.name == a.name)
+                .expect("same modules");
+            (a.mrc - b.mrc).abs() / a.mrc.abs().max(1e-3)
+        })
+        .fold(0.0, f64::max);
+    let ratio = times[0] / times[1];
+    println!(
+        "mrc (resnet18-w16, {} modules, {n} samples, 3 epochs): faithful {:.1}s, fast {:.1}s, speed-up {:.2}x (target >= 1.5) {}; max relative difference {:.1e} {}",
+        modules.len(), times[0], times[1], ratio, if ratio >= 1.5 { "OK" } else { "BELOW TARGET" },
+        max_rel, if max_rel < 1e-4 { "(same values)" } else { "(VALUES DIFFER)" }
+    );
+}
+
+fn run_stage(args: &[&str]) -> (f64, String) {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_rift"))
+        .args(args)
+        .env("RIFT_PEAK_MEMORY", "1")
+        .output()
+        .expect("rift");
+    let secs = t.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "rift {args:?} failed:\n{err}");
+    let peak = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak memory: "))
+        .unwrap_or("?")
+        .to_string();
+    (secs, peak)
+}
+
+fn bench_stages(
+    label: &str,
+    model: &str,
+    dataset: &str,
+    data_dir: &str,
+    attack: &[&str],
+    dir: &std::path::Path,
+) {
+    let p = |n: &str| dir.join(n).display().to_string();
+    let (mrc, ft, interp) = (
+        p(&format!("{label}-mrc.json")),
+        p(&format!("{label}-ft.safetensors")),
+        p(&format!("{label}-interp.json")),
+    );
+    let base = [
+        "--checkpoint",
+        model,
+        "--dataset",
+        dataset,
+        "--data-dir",
+        data_dir,
+        "--device",
+        "cpu",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter()
+            .chain(attack)
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let stages: Vec<(&str, Vec<String>)> = vec![
+        (
+            "eval (PGD-10)",
+            [vec!["eval".to_string()], with(&["--limit", "500"])].concat(),
+        ),
+        (
+            "mrc --fast",
+            [
+                vec!["mrc".to_string()],
+                with(&["--adv-limit", "256", "--fast", "--output", &mrc]),
+            ]
+            .concat(),
+        ),
+        (
+            "finetune (3 epochs)",
+            [
+                vec!["finetune".to_string()],
+                with(&[
+                    "--layer",
+                    "auto",
+                    "--mrc-result",
+                    &mrc,
+                    "--epochs",
+                    "3",
+                    "--save",
+                    &ft,
+                ]),
+            ]
+            .concat(),
+        ),
+        (
+            "interpolate (11 α)",
+            [
+                vec!["interpolate".to_string()],
+                with(&["--finetuned", &ft, "--limit", "500", "--output", &interp]),
+            ]
+            .concat(),
+        ),
+    ];
+    for (name, args) in stages {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (secs, peak) = run_stage(&refs);
+        println!("stage [{label}] {name:<22} {secs:>7.1} s   peak memory {peak}");
+    }
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(MAKE_FIXTURE)
+        .arg(dir.path())
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if want("mrc") {
+        bench_mrc(dir.path());
+    }
+    if want("stages") {
+        bench_stages(
+            "demo",
+            "assets/demo/mnist_at_resnet18w8.safetensors",
+            "mnist",
+            "assets/demo",
+            &["--eps", "0.2", "--step", "0.05"],
+            dir.path(),
+        );
+        let ck = dir.path().join("r18w16.pth").display().to_string();
+        let dd = dir.path().display().to_string();
+        bench_stages(
+            "resnet18-w16 cifar-shaped",
+            &ck,
+            "cifar10",
+            &dd,
+            &[],
+            dir.path(),
+        );
+    }
+}
