@@ -36,6 +36,8 @@ pub enum Command {
     Report(ReportArgs),
     /// The pipeline on the bundled MNIST demo.
     Demo(DemoArgs),
+    /// The interactive explorer: live MRC bars, fine-tuning, the α curve.
+    Tui(TuiArgs),
     /// Sweep α between AT and fine-tuned weights and choose α (SPEC.md §3).
     Interpolate(InterpolateArgs),
     /// Accuracy on corrupted test sets (CIFAR-10-C/100-C, Tiny-ImageNet-C).
@@ -417,7 +419,7 @@ pub struct ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Run without the interactive explorer (the only mode until the TUI lands).
+    /// Run without the interactive explorer: the pipeline printed, as `rift run` does.
     #[arg(long)]
     pub headless: bool,
     /// Where to write the session (default: sessions/demo).
@@ -425,4 +427,31 @@ pub struct DemoArgs {
     pub session: PathBuf,
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Explorer theme: default, light, high-contrast, colorblind, or a .yaml file.
+    #[arg(long)]
+    pub theme: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TuiArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub attack: AttackArgs,
+    #[command(flatten)]
+    pub mrc: MrcFlags,
+    #[command(flatten)]
+    pub ft: FinetuneFlags,
+    #[command(flatten)]
+    pub sweep: SweepFlags,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Where `s` saves the session (the same files as `rift run`).
+    #[arg(long, value_name = "DIR", default_value = "sessions/tui")]
+    pub session: PathBuf,
+    /// default, light, high-contrast, colorblind, or a theme .yaml file.
+    #[arg(long)]
+    pub theme: Option<String>,
 }

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run(a),
         Command::Report(a) => rift::report::render_report(&a.session),
         Command::Demo(a) => commands::demo(a),
+        Command::Tui(a) => commands::tui(a),
     };
     if std::env::var_os("RIFT_PEAK_MEMORY").is_some() {
         // For benchmarks: the process's peak resident memory, as the kernel counts it.

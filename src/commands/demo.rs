@@ -47,16 +47,14 @@ pub fn demo_run_args(session: &str, device: &str) -> Vec<String> {
 }
 
 pub fn demo(args: &DemoArgs) -> Result<()> {
-    if !args.headless {
-        bail!("the interactive explorer is not part of this build yet: run `rift demo --headless` (the same pipeline, printed to the terminal, written to {})", args.session.display());
-    }
     if !std::path::Path::new(DEMO_MODEL).exists() {
         bail!("the demo model {DEMO_MODEL} is missing: run rift demo from the repository root (where assets/ is)");
     }
     let argv = demo_run_args(&args.session.display().to_string(), &args.device);
     let cli = Cli::try_parse_from(&argv)?;
     match cli.command {
-        Command::Run(run) => super::run(&run),
+        Command::Run(run) if args.headless => super::run(&run),
+        Command::Run(run) => super::tui::explore(&run, args.theme.clone(), "rift demo --headless"),
         _ => bail!("internal: the demo command line did not parse as `rift run`"),
     }
 }

@@ -11,6 +11,7 @@ mod predict;
 mod progress;
 mod run;
 mod train_at;
+mod tui;
 
 pub use demo::demo;
 pub use doctor::doctor;
@@ -23,6 +24,7 @@ pub use ood::ood;
 pub use predict::predict;
 pub use run::run;
 pub use train_at::train_at;
+pub use tui::tui;
 
 use crate::cli::{AttackArgs, ModelArgs, RuntimeArgs};
 use anyhow::{bail, Result};

@@ -1,0 +1,44 @@
+//! The typed messages between the UI and the worker thread: small, `Clone`, plain numbers.
+use crate::engine::rift::events::Event;
+
+/// What the UI asks the worker to do. Jobs run one at a time, in the order sent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobCommand {
+    /// Baseline accuracy of the AT model, the adversarial set, then MRC module by module.
+    StartMrc,
+    /// Fine-tune `layers` at learning rate `lr` (the AT weights stay the sweep's α = 0).
+    StartFinetune { layers: Vec<String>, lr: f64 },
+    /// The α sweep between the AT and fine-tuned weights.
+    StartSweep,
+    /// Evaluate the midpoints between `around` and its neighbours on the current grid.
+    Refine { around: f64 },
+    /// Write the model at `alpha` (chosen.pth and chosen.safetensors in the session).
+    Accept { alpha: f64 },
+    /// Write session.yaml, report.md and the plots.
+    Save,
+    /// Stop the running job (also done directly through the handle's cancel flag).
+    Cancel,
+    /// End the worker thread.
+    Shutdown,
+}
+
+/// What the worker reports: the engine's own events plus the end of each job.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobEvent {
+    Engine(Event),
+    /// A job ended well; `stage` is "mrc", "finetune", "sweep", "refine", "accept" or "save".
+    Finished {
+        stage: String,
+    },
+    /// Chosen weights written for `alpha` at `path`.
+    Accepted {
+        alpha: f64,
+        path: String,
+    },
+    /// Session written to `dir`.
+    Saved {
+        dir: String,
+    },
+    Failed(String),
+    Cancelled,
+}

@@ -1,0 +1,160 @@
+//! Everything the explorer shows, as plain data: no terminal, no channels, no clocks.
+use crate::engine::rift::results::{FinetuneEpoch, ModuleScore, SweepPoint};
+
+/// Iteration losses kept for the fine-tuning chart (older ones are halved in resolution).
+pub const MAX_LOSSES: usize = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortOrder {
+    Depth,
+    Mrc,
+}
+
+/// The module MRC is ascending right now: its latest epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunningModule {
+    pub name: String,
+    pub epoch: usize,
+    pub loss: f64,
+    pub losses: Vec<f64>,
+}
+
+/// The job the worker is running.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobStatus {
+    pub stage: String,
+    pub detail: String,
+    pub done: usize,
+    pub total: usize,
+    /// Seconds since the app started, when the stage began (from `Tick`s).
+    pub started: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct State {
+    pub model_info: String,
+    pub device: String,
+    /// Clean and robust accuracy of the AT model, and n.
+    pub baseline: Option<(f64, f64, usize)>,
+    /// Adversarial set: n, loss, accuracy.
+    pub adv_set: Option<(usize, f64, f64)>,
+    pub modules: Vec<ModuleScore>,
+    pub mrc_total: usize,
+    pub mrc_running: Option<RunningModule>,
+    pub mrc_done: bool,
+    pub recommended: Option<String>,
+    /// Index into `ordered_modules()`.
+    pub cursor: usize,
+    pub sort: SortOrder,
+    /// Fine-tuning learning rate for the next `Enter`.
+    pub lr: f64,
+    pub ft_layers: Vec<String>,
+    pub ft_losses: Vec<f64>,
+    /// Iterations each stored loss stands for (grows as `ft_losses` is halved).
+    pub ft_stride: usize,
+    pub ft_epochs: Vec<FinetuneEpoch>,
+    pub ft_epoch: usize,
+    pub ft_total_epochs: usize,
+    pub ft_lr: f64,
+    pub ft_done: bool,
+    pub sweep: Vec<SweepPoint>,
+    pub alpha_cursor: Option<f64>,
+    /// The rule's α (SPEC.md §3) over the points so far.
+    pub best_alpha: Option<f64>,
+    pub accepted_alpha: Option<f64>,
+    pub tolerance: f64,
+    pub job: Option<JobStatus>,
+    pub busy: bool,
+    pub worker_gone: bool,
+    pub now: f64,
+    pub status: String,
+    pub error: Option<String>,
+    pub unsaved: bool,
+    pub confirm_quit: bool,
+    pub help: bool,
+    pub quit: bool,
+    pub theme: usize,
+    pub theme_names: Vec<String>,
+}
+
+impl State {
+    pub fn new(lr: f64, tolerance: f64, ft_epochs: usize, theme_names: Vec<String>) -> State {
+        State {
+            model_info: String::new(),
+            device: String::new(),
+            baseline: None,
+            adv_set: None,
+            modules: Vec::new(),
+            mrc_total: 0,
+            mrc_running: None,
+            mrc_done: false,
+            recommended: None,
+            cursor: 0,
+            sort: SortOrder::Depth,
+            lr,
+            ft_layers: Vec::new(),
+            ft_losses: Vec::new(),
+            ft_stride: 1,
+            ft_epochs: Vec::new(),
+            ft_epoch: 0,
+            ft_total_epochs: ft_epochs,
+            ft_lr: lr,
+            ft_done: false,
+            sweep: Vec::new(),
+            alpha_cursor: None,
+            best_alpha: None,
+            accepted_alpha: None,
+            tolerance,
+            job: None,
+            busy: false,
+            worker_gone: false,
+            now: 0.0,
+            status: String::new(),
+            error: None,
+            unsaved: false,
+            confirm_quit: false,
+            help: false,
+            quit: false,
+            theme: 0,
+            theme_names,
+        }
+    }
+
+    /// The scored modules in display order.
+    pub fn ordered_modules(&self) -> Vec<&ModuleScore> {
+        let mut v: Vec<&ModuleScore> = self.modules.iter().collect();
+        match self.sort {
+            SortOrder::Depth => v.sort_by_key(|m| m.depth),
+            SortOrder::Mrc => v.sort_by(|a, b| a.mrc.total_cmp(&b.mrc).then(a.depth.cmp(&b.depth))),
+        }
+        v
+    }
+
+    pub fn selected_module(&self) -> Option<&ModuleScore> {
+        self.ordered_modules().get(self.cursor).copied()
+    }
+
+    pub fn cursor_point(&self) -> Option<&SweepPoint> {
+        let a = self.alpha_cursor?;
+        self.sweep.iter().find(|p| p.alpha == a)
+    }
+
+    pub fn theme_name(&self) -> &str {
+        self.theme_names
+            .get(self.theme)
+            .map_or("default", String::as_str)
+    }
+
+    /// Fraction done and estimated seconds left of the running job.
+    pub fn progress(&self) -> Option<(f64, Option<f64>)> {
+        let j = self.job.as_ref()?;
+        if j.total == 0 {
+            return Some((0.0, None));
+        }
+        let frac = (j.done as f64 / j.total as f64).clamp(0.0, 1.0);
+        let elapsed = self.now - j.started;
+        let eta = (j.done > 0 && elapsed > 0.0)
+            .then(|| elapsed * (j.total - j.done.min(j.total)) as f64 / j.done as f64);
+        Some((frac, eta))
+    }
+}

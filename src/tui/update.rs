@@ -1,0 +1,384 @@
+//! `update(state, msg)`: every change of the explorer's state, as a pure function. What it
+//! asks of the outside world (start a job, cancel, quit) comes back as a `Cmd`.
+use super::state::{JobStatus, RunningModule, SortOrder, State, MAX_LOSSES};
+use crate::engine::rift::events::Event;
+use crate::engine::rift::interpolate::choose_alpha;
+use crate::jobs::{JobCommand, JobEvent};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Msg {
+    /// The app has started: compute the baseline and MRC.
+    Start,
+    Job(JobEvent),
+    /// The job channel closed: the worker has ended.
+    WorkerGone,
+    /// Seconds since the app started.
+    Tick(f64),
+    Up,
+    Down,
+    FineTune,
+    LrDown,
+    LrUp,
+    AlphaLeft,
+    AlphaRight,
+    Refine,
+    Accept,
+    Save,
+    Sort,
+    NextTheme,
+    Cancel,
+    Help,
+    /// Close the help or the quit question.
+    Dismiss,
+    Quit,
+    ConfirmQuit,
+    /// Ctrl-C: leave now, unsaved or not.
+    ForceQuit,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cmd {
+    Job(JobCommand),
+    Cancel,
+    Quit,
+}
+
+pub const LR_MIN: f64 = 1e-6;
+pub const LR_MAX: f64 = 1.0;
+
+pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
+    match msg {
+        Msg::Start => start_job(s, JobCommand::StartMrc, "baseline and MRC"),
+        Msg::Job(e) => job_event(s, e),
+        Msg::WorkerGone => {
+            s.worker_gone = true;
+            s.busy = false;
+            s.job = None;
+            s.error
+                .get_or_insert_with(|| "the worker has stopped".into());
+            None
+        }
+        Msg::Tick(now) => {
+            s.now = now;
+            None
+        }
+        Msg::Up => {
+            s.cursor = s.cursor.saturating_sub(1);
+            None
+        }
+        Msg::Down => {
+            if s.cursor + 1 < s.modules.len() {
+                s.cursor += 1;
+            }
+            None
+        }
+        Msg::FineTune => {
+            let Some(m) = s.selected_module() else {
+                s.status = "no module scored yet: wait for MRC".into();
+                return None;
+            };
+            let layers = vec![m.name.clone()];
+            let lr = s.lr;
+            let what = format!("fine-tuning {}", layers.join(", "));
+            start_job(s, JobCommand::StartFinetune { layers, lr }, &what)
+        }
+        Msg::LrDown | Msg::LrUp => {
+            let f = if msg == Msg::LrUp { 2.0 } else { 0.5 };
+            s.lr = (s.lr * f).clamp(LR_MIN, LR_MAX);
+            s.status = format!("fine-tuning lr {}", fmt_lr(s.lr));
+            None
+        }
+        Msg::AlphaLeft | Msg::AlphaRight => {
+            move_alpha(s, msg == Msg::AlphaRight);
+            None
+        }
+        Msg::Refine => match s.alpha_cursor {
+            Some(around) => start_job(s, JobCommand::Refine { around }, "refining α"),
+            None => {
+                s.status = "no α sweep yet".into();
+                None
+            }
+        },
+        Msg::Accept => match s.alpha_cursor {
+            Some(alpha) => start_job(s, JobCommand::Accept { alpha }, "writing the chosen model"),
+            None => {
+                s.status = "no α to accept yet: fine-tune and sweep first".into();
+                None
+            }
+        },
+        Msg::Save => start_job(s, JobCommand::Save, "saving the session"),
+        Msg::Sort => {
+            let name = s.selected_module().map(|m| m.name.clone());
+            s.sort = match s.sort {
+                SortOrder::Depth => SortOrder::Mrc,
+                SortOrder::Mrc => SortOrder::Depth,
+            };
+            if let Some(name) = name {
+                select_module(s, &name);
+            }
+            None
+        }
+        Msg::NextTheme => {
+            s.theme = (s.theme + 1) % s.theme_names.len().max(1);
+            s.status = format!("theme {}", s.theme_name());
+            None
+        }
+        Msg::Cancel => {
+            if s.busy {
+                s.status = "cancelling…".into();
+                Some(Cmd::Cancel)
+            } else {
+                s.status = "no job is running".into();
+                None
+            }
+        }
+        Msg::Help => {
+            s.help = !s.help;
+            None
+        }
+        Msg::Dismiss => {
+            s.help = false;
+            s.confirm_quit = false;
+            None
+        }
+        Msg::Quit => {
+            if s.unsaved && !s.confirm_quit {
+                s.confirm_quit = true;
+                None
+            } else {
+                s.quit = true;
+                Some(Cmd::Quit)
+            }
+        }
+        Msg::ConfirmQuit | Msg::ForceQuit => {
+            s.quit = true;
+            Some(Cmd::Quit)
+        }
+    }
+}
+
+pub fn fmt_lr(lr: f64) -> String {
+    format!("{lr:.2e}")
+}
+
+fn start_job(s: &mut State, cmd: JobCommand, what: &str) -> Option<Cmd> {
+    if s.worker_gone {
+        s.status = "the worker has stopped; restart rift".into();
+        return None;
+    }
+    if s.busy {
+        s.status = "a job is running: wait for it or press c to cancel".into();
+        return None;
+    }
+    s.busy = true;
+    s.error = None;
+    s.status = what.to_string();
+    Some(Cmd::Job(cmd))
+}
+
+fn select_module(s: &mut State, name: &str) {
+    if let Some(i) = s.ordered_modules().iter().position(|m| m.name == name) {
+        s.cursor = i;
+    }
+}
+
+fn move_alpha(s: &mut State, right: bool) {
+    if s.sweep.is_empty() {
+        return;
+    }
+    let i = s
+        .alpha_cursor
+        .and_then(|a| s.sweep.iter().position(|p| p.alpha == a))
+        .unwrap_or(0);
+    let j = if right {
+        (i + 1).min(s.sweep.len() - 1)
+    } else {
+        i.saturating_sub(1)
+    };
+    s.alpha_cursor = Some(s.sweep[j].alpha);
+}
+
+fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
+    match e {
+        JobEvent::Engine(ev) => {
+            engine_event(s, ev);
+            None
+        }
+        // Loading is not a job the UI started: the job queued behind it keeps running.
+        JobEvent::Finished { stage } if stage == "load" => None,
+        JobEvent::Finished { stage } => {
+            s.busy = false;
+            s.job = None;
+            match stage.as_str() {
+                "mrc" => {
+                    s.mrc_done = true;
+                    s.mrc_running = None;
+                    s.status = "MRC done: Enter fine-tunes the selected module".into();
+                    if let Some(r) = s.recommended.clone() {
+                        select_module(s, &r);
+                    }
+                }
+                "finetune" => {
+                    s.ft_done = true;
+                    return start_job(s, JobCommand::StartSweep, "α sweep");
+                }
+                "sweep" | "refine" => {
+                    s.status = "←/→ move the α cursor, a accepts, r refines".into();
+                    if stage == "sweep" || s.alpha_cursor.is_none() {
+                        s.alpha_cursor = s.best_alpha;
+                    }
+                }
+                "save" => {}
+                "accept" => {}
+                other => s.status = format!("{other} done"),
+            }
+            None
+        }
+        JobEvent::Accepted { alpha, path } => {
+            s.accepted_alpha = Some(alpha);
+            s.unsaved = true;
+            s.status = format!("α = {alpha} accepted: wrote {path}");
+            None
+        }
+        JobEvent::Saved { dir } => {
+            s.unsaved = false;
+            s.status = format!("session saved to {dir}");
+            None
+        }
+        JobEvent::Failed(msg) => {
+            s.busy = false;
+            s.job = None;
+            s.error = Some(msg);
+            None
+        }
+        JobEvent::Cancelled => {
+            s.busy = false;
+            s.job = None;
+            s.mrc_running = None;
+            s.status = "cancelled".into();
+            None
+        }
+    }
+}
+
+fn engine_event(s: &mut State, ev: Event) {
+    match ev {
+        Event::StageStarted { stage, detail } => {
+            if stage == "load" {
+                s.model_info = detail.clone();
+            }
+            if stage == "finetune" {
+                s.ft_losses.clear();
+                s.ft_stride = 1;
+                s.ft_epochs.clear();
+                s.ft_epoch = 0;
+                s.ft_done = false;
+                s.ft_layers = detail
+                    .split(" at lr ")
+                    .next()
+                    .map(|l| l.split(", ").map(String::from).collect())
+                    .unwrap_or_default();
+                s.sweep.clear();
+                s.alpha_cursor = None;
+                s.best_alpha = None;
+                s.accepted_alpha = None;
+            }
+            s.job = Some(JobStatus {
+                stage,
+                detail,
+                done: 0,
+                total: 0,
+                started: s.now,
+            });
+        }
+        Event::Progress { stage, done, total } => {
+            if stage == "mrc" {
+                s.mrc_total = total;
+            }
+            if let Some(j) = &mut s.job {
+                j.done = done;
+                j.total = total;
+            }
+        }
+        Event::Baseline {
+            clean_acc,
+            robust_acc,
+            n,
+        } => s.baseline = Some((clean_acc, robust_acc, n)),
+        Event::AdvSetReady { n, loss, acc } => s.adv_set = Some((n, loss, acc)),
+        Event::ModuleEpoch {
+            module,
+            epoch,
+            loss,
+            ..
+        } => {
+            let r = s.mrc_running.get_or_insert_with(|| RunningModule {
+                name: module.clone(),
+                epoch,
+                loss,
+                losses: Vec::new(),
+            });
+            if r.name != module {
+                r.name = module;
+                r.losses.clear();
+            }
+            r.epoch = epoch;
+            r.loss = loss;
+            r.losses.push(loss);
+        }
+        Event::ModuleScored { score } => {
+            let selected = s.selected_module().map(|m| m.name.clone());
+            s.mrc_running = None;
+            s.modules.retain(|m| m.name != score.name);
+            s.modules.push(score);
+            s.recommended = s
+                .modules
+                .iter()
+                .min_by(|a, b| a.mrc.total_cmp(&b.mrc).then(a.depth.cmp(&b.depth)))
+                .map(|m| m.name.clone());
+            s.unsaved = true;
+            if let Some(name) = selected {
+                select_module(s, &name);
+            }
+        }
+        Event::FinetuneIter {
+            epoch, loss, lr, ..
+        } => {
+            s.ft_epoch = epoch;
+            s.ft_lr = lr;
+            push_loss(s, loss);
+        }
+        Event::FinetuneEpoch { log } => {
+            s.ft_epochs.retain(|e| e.epoch != log.epoch);
+            s.ft_epochs.push(log);
+            s.unsaved = true;
+        }
+        Event::SweepPoint { point } => {
+            s.sweep.retain(|p| p.alpha != point.alpha);
+            s.sweep.push(point);
+            s.sweep.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
+            s.best_alpha = Some(choose_alpha(&s.sweep, s.tolerance));
+            s.unsaved = true;
+        }
+        Event::Warning { message } => s.status = format!("warning: {message}"),
+        Event::Failed { message } => s.error = Some(message),
+        Event::StageFinished { .. } | Event::Corruption { .. } | Event::TrainEpoch { .. } => {}
+    }
+}
+
+/// Keeps at most `MAX_LOSSES` points by averaging pairs when full.
+fn push_loss(s: &mut State, loss: f64) {
+    s.ft_losses.push(loss);
+    if s.ft_losses.len() > MAX_LOSSES {
+        s.ft_losses = s
+            .ft_losses
+            .chunks(2)
+            .map(|c| c.iter().sum::<f64>() / c.len() as f64)
+            .collect();
+        s.ft_stride *= 2;
+    }
+}
+
+#[cfg(test)]
+#[path = "update_tests.rs"]
+mod tests;

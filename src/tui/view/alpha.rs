@@ -1,0 +1,97 @@
+//! The α panel: clean and robust accuracy over α, the AT baselines as references, the
+//! cursor with its numbers, the rule's best α and the accepted α.
+use super::panel;
+use crate::tui::state::State;
+use crate::tui::theme::Theme;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
+use ratatui::Frame;
+
+pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
+    let block = panel(" α: clean / robust ", t);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if s.sweep.is_empty() {
+        let msg = if s.busy && s.ft_done {
+            "sweeping α…"
+        } else {
+            "the α sweep runs after fine-tuning"
+        };
+        frame.render_widget(Paragraph::new(Line::styled(msg, t.muted)), inner);
+        return;
+    }
+    let [head, chart_area] =
+        Layout::vertical([Constraint::Length(2), Constraint::Min(3)]).areas(inner);
+    let mut head_lines = Vec::new();
+    if let Some(p) = s.cursor_point() {
+        head_lines.push(Line::from(vec![
+            Span::styled(format!("α {:.3} ", p.alpha), t.cursor),
+            Span::styled(format!("clean {:.2}% ", p.clean_acc), t.clean),
+            Span::styled(format!("robust {:.2}%", p.robust_acc), t.robust),
+        ]));
+    }
+    let mut marks = Vec::new();
+    if let Some(b) = s.best_alpha {
+        marks.push(Span::styled(format!("rule α {b:.3} "), t.chosen));
+    }
+    if let Some(a) = s.accepted_alpha {
+        marks.push(Span::styled(format!("accepted α {a:.3}"), t.ok));
+    }
+    head_lines.push(Line::from(marks));
+    frame.render_widget(Paragraph::new(head_lines), head);
+
+    let clean: Vec<(f64, f64)> = s.sweep.iter().map(|p| (p.alpha, p.clean_acc)).collect();
+    let robust: Vec<(f64, f64)> = s.sweep.iter().map(|p| (p.alpha, p.robust_acc)).collect();
+    let all = clean.iter().chain(&robust).map(|p| p.1);
+    let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let pad = ((hi - lo) * 0.1).max(0.5);
+    let (lo, hi) = ((lo - pad).max(0.0), (hi + pad).min(100.0));
+    let base = s.sweep.iter().find(|p| p.alpha == 0.0);
+    let base_clean: Vec<(f64, f64)> =
+        base.map_or(vec![], |b| vec![(0.0, b.clean_acc), (1.0, b.clean_acc)]);
+    let base_robust: Vec<(f64, f64)> =
+        base.map_or(vec![], |b| vec![(0.0, b.robust_acc), (1.0, b.robust_acc)]);
+    let cursor: Vec<(f64, f64)> = s.alpha_cursor.map_or(vec![], |a| vec![(a, lo), (a, hi)]);
+    let best: Vec<(f64, f64)> = s
+        .best_alpha
+        .and_then(|a| s.sweep.iter().find(|p| p.alpha == a))
+        .map_or(vec![], |p| {
+            vec![(p.alpha, p.clean_acc), (p.alpha, p.robust_acc)]
+        });
+    let line = |data, style| {
+        Dataset::default()
+            .data(data)
+            .graph_type(GraphType::Line)
+            .marker(Marker::Braille)
+            .style(style)
+    };
+    let datasets = vec![
+        line(&base_clean, t.baseline),
+        line(&base_robust, t.baseline),
+        line(&cursor, t.cursor),
+        line(&clean, t.clean).name("clean"),
+        line(&robust, t.robust).name("robust"),
+        Dataset::default()
+            .data(&best)
+            .graph_type(GraphType::Scatter)
+            .marker(Marker::Block)
+            .style(t.chosen),
+    ];
+    let chart = Chart::new(datasets)
+        .style(t.base)
+        .x_axis(
+            Axis::default()
+                .bounds([0.0, 1.0])
+                .style(t.muted)
+                .labels(["0", "0.5", "1"]),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([lo, hi])
+                .style(t.muted)
+                .labels([format!("{lo:.0}"), format!("{hi:.0}")]),
+        );
+    frame.render_widget(chart, chart_area);
+}

@@ -1,0 +1,238 @@
+//! The worker on the bundled demo model with tiny settings: the order of its events, and
+//! that a cancel stops fine-tuning within one batch.
+use rift::engine::attack::PgdConfig;
+use rift::engine::checkpoint::load_checkpoint;
+use rift::engine::data::DatasetKind;
+use rift::engine::models::Model;
+use rift::engine::rift::events::Event;
+use rift::engine::rift::finetune::FinetuneConfig;
+use rift::engine::rift::interpolate::SweepConfig;
+use rift::engine::rift::mrc::MrcConfig;
+use rift::jobs::{JobCommand, JobEvent, JobSetup, Worker};
+use rift::report::session::SessionSettings;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
+
+fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
+    let attack = PgdConfig {
+        eps: 0.2,
+        step: 0.05,
+        steps: 2,
+        random_start: true,
+        restarts: 1,
+    };
+    let kind = DatasetKind::parse("mnist").unwrap();
+    JobSetup {
+        load: Box::new(move || {
+            let ckpt = load_checkpoint(std::path::Path::new(MODEL))?;
+            let (mean, std) = kind.mean_std();
+            let model = Model::from_checkpoint(
+                &ckpt,
+                Some("auto"),
+                None,
+                tch::Device::Cpu,
+                (&mean, &std, kind.name()),
+            )?;
+            Ok((ckpt, model))
+        }),
+        kind,
+        data_dir: "assets/demo".into(),
+        attack: attack.clone(),
+        eval_limit: Some(16),
+        batch_size: 8,
+        seed: 0,
+        modules: vec!["conv1".into(), "linear".into()],
+        adv_split: "test".into(),
+        adv_limit: Some(16),
+        mrc: MrcConfig {
+            epochs: 1,
+            batch_size: 8,
+            fast: true,
+            ..MrcConfig::default()
+        },
+        finetune: FinetuneConfig {
+            epochs: ft_epochs,
+            batch_size: 512,
+            test_limit: Some(16),
+            milestones: vec![1],
+            ..FinetuneConfig::default()
+        },
+        sweep: SweepConfig {
+            alphas: vec![0.0, 0.5, 1.0],
+            refine: 0,
+            tolerance: 0.1,
+            attack: attack.clone(),
+            limit: Some(16),
+            batch_size: 8,
+            seed: 0,
+        },
+        session_dir: session,
+        settings: SessionSettings {
+            checkpoint: MODEL.into(),
+            arch: "auto".into(),
+            dataset: "mnist".into(),
+            data_dir: "assets/demo".into(),
+            device: "cpu".into(),
+            seed: 0,
+            attack,
+            eval_limit: Some(16),
+            batch_size: 8,
+            mrc_variant: "code".into(),
+            mrc_epsilon: 0.1,
+            mrc_epochs: 1,
+            adv_split: "test".into(),
+            adv_limit: Some(16),
+            mrc_fast: true,
+            layer: "auto".into(),
+            lr: 0.01,
+            ft_epochs,
+            select_on: "val".into(),
+            freeze_bn_stats: false,
+            alphas: vec![0.0, 0.5, 1.0],
+            refine: 0,
+            tolerance: 0.1,
+            ood_dir: None,
+        },
+    }
+}
+
+/// Events until a job ends (Finished other than "load", Failed or Cancelled).
+fn until_end(rx: &mut UnboundedReceiver<JobEvent>, seen: &mut Vec<JobEvent>) -> JobEvent {
+    loop {
+        let e = rx.blocking_recv().expect("the worker ended early");
+        seen.push(e.clone());
+        match &e {
+            JobEvent::Finished { stage } if stage == "load" => {}
+            JobEvent::Finished { .. } | JobEvent::Failed(_) | JobEvent::Cancelled => return e,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("s");
+    let (mut handle, mut rx) = Worker::spawn(setup(session.clone(), 1)).unwrap();
+    let mut seen = Vec::new();
+    handle.send(JobCommand::StartMrc);
+    assert_eq!(
+        until_end(&mut rx, &mut seen),
+        JobEvent::Finished {
+            stage: "mrc".into()
+        }
+    );
+    let stages: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Engine(Event::StageStarted { stage, .. }) => Some(stage.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stages, ["load", "baseline", "adv_set", "mrc"]);
+    let scored: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Engine(Event::ModuleScored { score }) => Some(score.name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(scored, ["conv1", "linear"]);
+    let baseline = seen
+        .iter()
+        .position(|e| matches!(e, JobEvent::Engine(Event::Baseline { .. })))
+        .unwrap();
+    let first_score = seen
+        .iter()
+        .position(|e| matches!(e, JobEvent::Engine(Event::ModuleScored { .. })))
+        .unwrap();
+    assert!(baseline < first_score);
+
+    seen.clear();
+    handle.send(JobCommand::StartFinetune {
+        layers: vec!["linear".into()],
+        lr: 0.01,
+    });
+    assert_eq!(
+        until_end(&mut rx, &mut seen),
+        JobEvent::Finished {
+            stage: "finetune".into()
+        }
+    );
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, JobEvent::Engine(Event::FinetuneEpoch { .. }))));
+    seen.clear();
+    handle.send(JobCommand::StartSweep);
+    assert_eq!(
+        until_end(&mut rx, &mut seen),
+        JobEvent::Finished {
+            stage: "sweep".into()
+        }
+    );
+    let alphas: Vec<f64> = seen
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Engine(Event::SweepPoint { point }) => Some(point.alpha),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(alphas, [0.0, 0.5, 1.0]);
+    handle.send(JobCommand::Accept { alpha: 0.5 });
+    assert_eq!(
+        until_end(&mut rx, &mut seen),
+        JobEvent::Finished {
+            stage: "accept".into()
+        }
+    );
+    handle.send(JobCommand::Save);
+    assert_eq!(
+        until_end(&mut rx, &mut seen),
+        JobEvent::Finished {
+            stage: "save".into()
+        }
+    );
+    for f in [
+        "session.yaml",
+        "report.md",
+        "chosen.pth",
+        "chosen.safetensors",
+        "finetuned.safetensors",
+    ] {
+        assert!(session.join(f).exists(), "{f}");
+    }
+
+    // Cancel a long fine-tune after its first iteration: at most one more batch runs.
+    seen.clear();
+    handle.send(JobCommand::StartFinetune {
+        layers: vec!["linear".into()],
+        lr: 0.01,
+    });
+    loop {
+        let e = rx.blocking_recv().unwrap();
+        if matches!(e, JobEvent::Engine(Event::FinetuneIter { .. })) {
+            break;
+        }
+    }
+    handle.cancel();
+    let end = until_end(&mut rx, &mut seen);
+    assert_eq!(end, JobEvent::Cancelled);
+    let iters = seen
+        .iter()
+        .filter(|e| matches!(e, JobEvent::Engine(Event::FinetuneIter { .. })))
+        .count();
+    assert!(iters <= 1, "{iters} iterations after the cancel");
+    // The worker still serves commands after a cancel.
+    handle.send(JobCommand::Save);
+    assert_eq!(
+        until_end(&mut rx, &mut seen),
+        JobEvent::Finished {
+            stage: "save".into()
+        }
+    );
+    handle.shutdown();
+    std::thread::sleep(Duration::from_millis(10));
+}
