@@ -70,10 +70,11 @@ pub fn finetune_config(
         "test" => SelectOn::Test,
         other => bail!("unknown --select-on `{other}`; expected val or test"),
     };
-    let milestones = if flags.milestones.is_empty() {
-        vec![flags.epochs / 2]
-    } else {
-        flags.milestones.clone()
+    // Published: ×0.1 half-way (epoch 5 of 10); a 1-epoch run keeps the requested lr.
+    let milestones = match (flags.milestones.is_empty(), flags.epochs) {
+        (false, _) => flags.milestones.clone(),
+        (true, e) if e >= 2 => vec![e / 2],
+        _ => vec![],
     };
     Ok(FinetuneConfig {
         lr: flags.lr,

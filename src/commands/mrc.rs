@@ -107,7 +107,7 @@ pub fn build_adv_set(
         Ok(ok)
     })?;
     let n = idx.len();
-    sink(Event::Baseline {
+    sink(Event::AdvSetBaseline {
         clean_acc: 100.0 * clean as f64 / n as f64,
         robust_acc: 100.0 * robust as f64 / n as f64,
         n,

@@ -47,6 +47,9 @@ impl Printer {
             Event::Baseline { clean_acc, robust_acc, n } => {
                 self.line(format!("  baseline: clean {clean_acc:.2}%  robust {robust_acc:.2}%  (n = {n})"))
             }
+            Event::AdvSetBaseline { clean_acc, robust_acc, n } => self.line(format!(
+                "  samples of the adversarial set: clean {clean_acc:.2}%  robust {robust_acc:.2}%  (n = {n})"
+            )),
             Event::AdvSetReady { n, loss, acc } => {
                 self.line(format!("  adversarial set: {n} samples, loss {loss:.4}, accuracy {acc:.2}%"))
             }

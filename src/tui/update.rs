@@ -305,6 +305,8 @@ fn engine_event(s: &mut State, ev: Event) {
             robust_acc,
             n,
         } => s.baseline = Some((clean_acc, robust_acc, n)),
+        // The adversarial set's own sanity numbers are in the status line via AdvSetReady.
+        Event::AdvSetBaseline { .. } => {}
         Event::AdvSetReady { n, loss, acc } => s.adv_set = Some((n, loss, acc)),
         Event::ModuleEpoch {
             module,

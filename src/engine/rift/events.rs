@@ -24,6 +24,13 @@ pub enum Event {
         robust_acc: f64,
         n: usize,
     },
+    /// Clean and robust accuracy (percent) of the samples the adversarial set is made
+    /// from (the sanity check shown before MRC).
+    AdvSetBaseline {
+        clean_acc: f64,
+        robust_acc: f64,
+        n: usize,
+    },
     /// The fixed adversarial set of MRC is ready: its size, baseline loss and accuracy.
     AdvSetReady {
         n: usize,

@@ -212,11 +212,13 @@ fn refinement(points: &[SweepPoint], chosen: f64) -> Vec<f64> {
     let alphas: Vec<f64> = points.iter().map(|p| p.alpha).collect();
     let i = alphas.iter().position(|&a| a == chosen).unwrap_or(0);
     let mut out = Vec::new();
+    // Rounded to 1e-9 so grid values print as typed (0.65, not 0.6499999999999999).
+    let mid = |a: f64| ((a + chosen) / 2.0 * 1e9).round() / 1e9;
     if i > 0 {
-        out.push((alphas[i - 1] + chosen) / 2.0);
+        out.push(mid(alphas[i - 1]));
     }
     if i + 1 < alphas.len() {
-        out.push((alphas[i + 1] + chosen) / 2.0);
+        out.push(mid(alphas[i + 1]));
     }
     out.retain(|a| !alphas.iter().any(|b| (a - b).abs() < 1e-9));
     out
@@ -324,5 +326,7 @@ mod tests {
     fn refinement_is_around_the_choice() {
         let pts = vec![p(0.0, 80.0, 50.0), p(0.5, 82.0, 50.0), p(1.0, 79.0, 40.0)];
         assert_eq!(refinement(&pts, 0.5), vec![0.25, 0.75]);
+        let grid = vec![p(0.6, 80.0, 50.0), p(0.7, 82.0, 50.0)];
+        assert_eq!(refinement(&grid, 0.7), vec![0.65]);
     }
 }
