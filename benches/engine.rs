@@ -93,16 +93,21 @@ for p in model.parameters():
     p.requires_grad_(False)
 t = time.time()
 correct = 0
+clean = 0
 for i in range(0, n, 128):
+    # The same work as `rift eval`: clean accuracy, then PGD and robust accuracy.
+    with torch.no_grad():
+        clean += (model(x[i:i+128]).argmax(1) == y[i:i+128]).sum().item()
     adv = pgd(model, x[i:i+128], y[i:i+128], 8/255, 2/255, 10, random_start=False)
     with torch.no_grad():
         correct += (model(adv).argmax(1) == y[i:i+128]).sum().item()
-print(time.time() - t, correct)
+print(time.time() - t, correct, clean)
 "#;
 
 fn bench_pgd() {
     let dir = tempfile::tempdir().expect("tempdir");
     let n = 512usize;
+    tch::set_num_threads(tch::get_num_threads());
     let threads = tch::get_num_threads();
     let out = Command::new(python())
         .arg("-c")
@@ -123,6 +128,7 @@ fn bench_pgd() {
     let mut parts = text.split_whitespace();
     let py_secs: f64 = parts.next().unwrap().parse().unwrap();
     let py_correct: usize = parts.next().unwrap().parse().unwrap();
+    let py_clean: usize = parts.next().unwrap().parse().unwrap();
 
     let ckpt = load_checkpoint(&dir.path().join("r18w16.pth")).expect("checkpoint");
     let (mean, std) = (vec![0.4914, 0.4822, 0.4465], vec![0.2471, 0.2435, 0.2616]);
@@ -139,15 +145,8 @@ fn bench_pgd() {
         .expect("y")
         .to_i64()
         .expect("labels");
-    // N×H×W×C → N×C×H×W.
-    let mut pixels = vec![0u8; x.data.len()];
-    for i in 0..n {
-        for c in 0..3 {
-            for p in 0..1024 {
-                pixels[i * 3072 + c * 1024 + p] = x.data[i * 3072 + p * 3 + c];
-            }
-        }
-    }
+    // The fixture is saved channel-first (N×C×H×W uint8), the cache's own layout.
+    let pixels = x.data;
     let set = ImageSet {
         n,
         channels: 3,
@@ -174,9 +173,9 @@ fn bench_pgd() {
     .expect("eval");
     let ratio = py_secs / result.seconds;
     println!(
-        "pgd-10 eval (resnet18-w16, {n} imgs, {threads} threads): rift {:.2}s, pytorch {:.2}s, ratio {:.2} (target >= 0.90) {}; robust correct rift {} / pytorch {}",
+        "pgd-10 eval (resnet18-w16, {n} imgs, {threads} threads): rift {:.2}s, pytorch {:.2}s, ratio {:.2} (target >= 0.90) {}; clean correct rift {} / pytorch {}; robust correct rift {} / pytorch {}",
         result.seconds, py_secs, ratio, if ratio >= 0.9 { "OK" } else { "BELOW TARGET" },
-        result.robust_correct.unwrap_or(0), py_correct
+        result.clean_correct, py_clean, result.robust_correct.unwrap_or(0), py_correct
     );
 }
 

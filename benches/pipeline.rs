@@ -151,6 +151,10 @@ fn bench_stages(
             .map(|s| s.to_string())
             .collect()
     };
+    // Fine-tuning trains on clean data: it takes no attack flags.
+    let clean = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
     let stages: Vec<(&str, Vec<String>)> = vec![
         (
             "eval (PGD-10)",
@@ -168,7 +172,7 @@ fn bench_stages(
             "finetune (3 epochs)",
             [
                 vec!["finetune".to_string()],
-                with(&[
+                clean(&[
                     "--layer",
                     "auto",
                     "--mrc-result",
