@@ -61,11 +61,26 @@ impl EventLog {
     }
 }
 
-pub fn run(args: &RunArgs) -> Result<()> {
+/// Everything a pipeline run needs from its command line, checked before any work:
+/// shared by `rift run` and the explorer.
+pub struct Plan {
+    pub rt: super::Runtime,
+    pub kind: DatasetKind,
+    pub attack: rift::engine::attack::PgdConfig,
+    pub mrc: rift::engine::rift::mrc::MrcConfig,
+    pub finetune: rift::engine::rift::finetune::FinetuneConfig,
+    pub sweep: rift::engine::rift::interpolate::SweepConfig,
+    pub ood_kind: Option<DatasetKind>,
+    pub ood_dir: std::path::PathBuf,
+    pub severities: Vec<u8>,
+    pub settings: SessionSettings,
+}
+
+pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
     let Some(attack) = attack_config(&args.attack)? else {
-        bail!("rift run measures robustness: --attack none is not possible here");
+        bail!("{what} measures robustness: --attack none is not possible here");
     };
     let mrc_cfg = mrc_config(&args.mrc, rt.seed)?;
     let ft_cfg = finetune_config(&args.ft, args.data.batch_size, args.data.limit, rt.seed)?;
@@ -89,9 +104,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         (None, Some(k)) => default_severities(k),
         (None, None) => vec![],
     };
-    let dir = args.session.as_path();
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
     let settings = SessionSettings {
         checkpoint: args.model.checkpoint.display().to_string(),
         arch: args.model.arch.clone(),
@@ -118,6 +130,36 @@ pub fn run(args: &RunArgs) -> Result<()> {
         tolerance: sweep_cfg.tolerance,
         ood_dir: ood_kind.map(|_| ood_dir.display().to_string()),
     };
+    Ok(Plan {
+        rt,
+        kind,
+        attack,
+        mrc: mrc_cfg,
+        finetune: ft_cfg,
+        sweep: sweep_cfg,
+        ood_kind,
+        ood_dir,
+        severities,
+        settings,
+    })
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let Plan {
+        rt,
+        kind,
+        attack,
+        mrc: mrc_cfg,
+        finetune: ft_cfg,
+        sweep: sweep_cfg,
+        ood_kind,
+        ood_dir,
+        severities,
+        settings,
+    } = plan(args, "rift run")?;
+    let dir = args.session.as_path();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
     let (ckpt, model) = load_model(&args.model, kind, rt.device)?;
     let mut session = if Session::path(dir).exists() {
         let s = Session::load(dir)?;
