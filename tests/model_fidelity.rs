@@ -112,3 +112,55 @@ fn predict_matches_pytorch_for_every_architecture() {
     }
     assert_eq!(checked, 13);
 }
+
+const MAKE_SMALL: &str = r#"
+import sys, os, torch
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from reference_models import build, randomize_bn
+out = sys.argv[1]
+torch.manual_seed(1)
+for i, (arch, width) in enumerate([("resnet18", 8), ("resnet50", 4), ("preactresnet18", 8), ("wrn-16-2", None)]):
+    net = build(arch, 10, 3, width=width)
+    randomize_bn(net, seed=10 + i)
+    torch.save(net.state_dict(), os.path.join(out, arch + ".pth"))
+    print(arch)
+"#;
+
+/// MRC's fast path: for every module of every family (basic, bottleneck, pre-activation,
+/// wide blocks; stem and classifier), the cached prefix followed by the suffix gives the
+/// logits of the full forward pass.
+#[test]
+fn cached_prefix_and_suffix_equal_the_forward_pass() {
+    use rift::engine::checkpoint::load_checkpoint;
+    use rift::engine::models::Model;
+    let dir = tempfile::tempdir().unwrap();
+    let archs = run_python(MAKE_SMALL, &[path_str(dir.path())]);
+    let (mean, std) = (
+        vec![0.4914f32, 0.4822, 0.4465],
+        vec![0.2471f32, 0.2435, 0.2616],
+    );
+    for arch in archs.lines() {
+        let ckpt = load_checkpoint(&dir.path().join(format!("{arch}.pth"))).unwrap();
+        let model = Model::from_checkpoint(
+            &ckpt,
+            None,
+            None,
+            tch::Device::Cpu,
+            (&mean, &std, "cifar10"),
+        )
+        .unwrap();
+        tch::manual_seed(0);
+        let x = tch::Tensor::rand([3, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu));
+        let full = tch::no_grad(|| model.forward(&x, false));
+        for m in model.modules() {
+            let cache = model.prefix_cache(&x, &m.name).unwrap();
+            let fast = tch::no_grad(|| model.suffix_logits(&m.name, &cache));
+            let diff = (&fast - &full).abs().max().double_value(&[]);
+            assert!(
+                diff <= 1e-5,
+                "{arch} {}: |suffix - forward| = {diff}",
+                m.name
+            );
+        }
+    }
+}
