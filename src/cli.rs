@@ -379,6 +379,9 @@ pub struct TrainAtArgs {
     pub continue_from: Option<PathBuf>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    /// Write the per-epoch log (loss, train accuracy, test clean/robust accuracy) here.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -409,12 +412,18 @@ pub struct RunArgs {
     pub ood_dir: Option<PathBuf>,
     #[arg(long)]
     pub severities: Option<String>,
+    /// Also write the final session (all settings and results) as YAML or JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
     /// The session directory.
     pub session: PathBuf,
+    /// Also write the session (all settings and results) as YAML or JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -430,6 +439,9 @@ pub struct DemoArgs {
     /// Explorer theme: default, light, high-contrast, colorblind, or a .yaml file.
     #[arg(long)]
     pub theme: Option<String>,
+    /// With --headless: also write the final session as YAML or JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

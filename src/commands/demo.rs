@@ -50,7 +50,10 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     if !std::path::Path::new(DEMO_MODEL).exists() {
         bail!("the demo model {DEMO_MODEL} is missing: run rift demo from the repository root (where assets/ is)");
     }
-    let argv = demo_run_args(&args.session.display().to_string(), &args.device);
+    let mut argv = demo_run_args(&args.session.display().to_string(), &args.device);
+    if let Some(out) = &args.output {
+        argv.extend(["--output".to_string(), out.display().to_string()]);
+    }
     let cli = Cli::try_parse_from(&argv)?;
     match cli.command {
         Command::Run(run) if args.headless => super::run(&run),

@@ -462,6 +462,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     rift::report::render_report(dir)?;
     print_summary(&session, dir);
+    if let Some(path) = &args.output {
+        rift::report::write_structured(path, &session)?;
+    }
     Ok(())
 }
 

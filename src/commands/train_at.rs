@@ -7,6 +7,7 @@ use rift::engine::checkpoint::{
 };
 use rift::engine::data::{load_split, Augmenter, DatasetKind, Split};
 use rift::engine::models::{ArchSpec, Model};
+use rift::engine::rift::events::Event;
 use rift::engine::rift::train_at::{
     default_milestones, optimizer, train_at as run_train, TrainAtConfig,
 };
@@ -111,6 +112,7 @@ pub fn train_at(args: &TrainAtArgs) -> Result<()> {
             save_safetensors(&state_path(&save), &momentum, &meta).map_err(|e| e.to_string())
         };
     let mut printer = Printer::new();
+    let mut epochs_log: Vec<Event> = Vec::new();
     eprintln!(
         "adversarial training of {} on {} ({} images) for {} epochs on {}",
         model.spec.name(),
@@ -128,9 +130,32 @@ pub fn train_at(args: &TrainAtArgs) -> Result<()> {
         &cfg,
         start_epoch,
         &CancelFlag::default(),
-        &mut |e| printer.show(&e),
+        &mut |e| {
+            printer.show(&e);
+            if matches!(e, Event::TrainEpoch { .. }) {
+                epochs_log.push(e);
+            }
+        },
         &mut on_epoch,
     )?;
+    if let Some(path) = &args.output {
+        #[derive(serde::Serialize)]
+        struct TrainLog<'a> {
+            arch: String,
+            dataset: &'a str,
+            save: String,
+            start_epoch: usize,
+            epochs: &'a [Event],
+        }
+        let log = TrainLog {
+            arch: model.spec.name(),
+            dataset: kind.name(),
+            save: args.save.display().to_string(),
+            start_epoch,
+            epochs: &epochs_log,
+        };
+        rift::report::write_structured(path, &log)?;
+    }
     println!(
         "wrote {} (and its training state {})",
         args.save.display(),
