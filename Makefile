@@ -20,12 +20,14 @@ build: bootstrap
 test: build
 	cargo test --release
 
+# The explorer on a terminal; without one (CI, a pipe) the same pipeline, printed.
 demo: build
 	$(RIFT) doctor
-	$(RIFT) demo --headless --session sessions/demo
+	@if [ -t 1 ]; then $(RIFT) demo --session sessions/demo; \
+	else $(RIFT) demo --headless --session sessions/demo; fi
 
 bench: build
-	cargo bench --bench engine && cargo bench --bench pipeline
+	cargo bench --bench engine && cargo bench --bench pipeline && cargo bench --bench tui
 
 clippy: bootstrap
 	cargo clippy --release --all-targets -- -D warnings

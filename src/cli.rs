@@ -446,8 +446,21 @@ pub struct DemoArgs {
 
 #[derive(Args, Debug)]
 pub struct TuiArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
+    /// The AT checkpoint (.pth or .safetensors); not with --resume or --follow.
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["resume", "follow"], conflicts_with_all = ["resume", "follow"])]
+    pub checkpoint: Option<PathBuf>,
+    /// auto (infer from the checkpoint) or resnet18|resnet34|resnet50|preactresnet18|wrn-34-10|wrn-D-K.
+    #[arg(long, default_value = "auto")]
+    pub arch: String,
+    /// First-stage width of a ResNet (64 as published) or WRN widen factor, with --arch.
+    #[arg(long)]
+    pub width: Option<i64>,
+    /// Reopen a saved session (its session.yaml) without recomputing; its settings are used.
+    #[arg(long, value_name = "DIR", conflicts_with = "follow")]
+    pub resume: Option<PathBuf>,
+    /// Watch a headless `rift run --session DIR` live through its events.jsonl, read-only.
+    #[arg(long, value_name = "DIR")]
+    pub follow: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]

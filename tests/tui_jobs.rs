@@ -9,7 +9,7 @@ use rift::engine::rift::finetune::FinetuneConfig;
 use rift::engine::rift::interpolate::SweepConfig;
 use rift::engine::rift::mrc::MrcConfig;
 use rift::jobs::{JobCommand, JobEvent, JobSetup, Worker};
-use rift::report::session::SessionSettings;
+use rift::report::session::{Session, SessionSettings};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -96,6 +96,7 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             tolerance: 0.1,
             ood_dir: None,
         },
+        resume: None,
     }
 }
 
@@ -235,4 +236,42 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
     );
     handle.shutdown();
     std::thread::sleep(Duration::from_millis(10));
+
+    // `rift tui --resume`: a new worker on the saved session refines and accepts α
+    // without fine-tuning again, and computes no baseline.
+    let saved = Session::load(&session).unwrap();
+    let mut resumed = setup(session.clone(), 1);
+    resumed.resume = Some(saved);
+    let (mut handle, mut rx) = Worker::spawn(resumed).unwrap();
+    seen.clear();
+    handle.send(JobCommand::Refine { around: 0.5 });
+    assert_eq!(
+        until_end(&mut rx, &mut seen),
+        JobEvent::Finished {
+            stage: "refine".into()
+        }
+    );
+    handle.send(JobCommand::Accept { alpha: 0.75 });
+    assert_eq!(
+        until_end(&mut rx, &mut seen),
+        JobEvent::Finished {
+            stage: "accept".into()
+        }
+    );
+    handle.send(JobCommand::Save);
+    until_end(&mut rx, &mut seen);
+    assert!(!seen
+        .iter()
+        .any(|e| matches!(e, JobEvent::Engine(Event::Baseline { .. }))));
+    let again = Session::load(&session).unwrap();
+    assert_eq!(again.chosen.unwrap().alpha, 0.75);
+    let alphas: Vec<f64> = again
+        .interpolation
+        .unwrap()
+        .points
+        .iter()
+        .map(|p| p.alpha)
+        .collect();
+    assert_eq!(alphas, [0.0, 0.25, 0.5, 0.75, 1.0]);
+    handle.shutdown();
 }

@@ -91,8 +91,8 @@ fn running() -> State {
     s
 }
 
-/// Everything done: MRC, fine-tuning, the sweep, an accepted α.
-fn finished() -> State {
+/// MRC finished; fine-tuning the recommended module, half way.
+fn finetuning() -> State {
     let mut s = running();
     for (n, d, m) in [
         ("layer2.0.conv1", 3, 0.25),
@@ -120,7 +120,7 @@ fn finished() -> State {
             detail: "layer1.0.conv1 at lr 0.01 for 4 epochs".into(),
         },
     );
-    for i in 0..200 {
+    for i in 0..100 {
         let loss = 1.0 / (1.0 + i as f64 / 20.0) + 0.05 * ((i * 7 % 5) as f64);
         ev(
             &mut s,
@@ -132,7 +132,67 @@ fn finished() -> State {
             },
         );
     }
-    for e in 0..4 {
+    for e in 0..2 {
+        let log = FinetuneEpoch {
+            epoch: e,
+            lr: 0.01,
+            train_loss: 0.5,
+            train_acc: 80.0 + e as f64,
+            val_acc: Some(81.0 + e as f64),
+            test_acc: None,
+        };
+        ev(&mut s, Event::FinetuneEpoch { log });
+    }
+    ev(
+        &mut s,
+        Event::Progress {
+            stage: "finetune".into(),
+            done: 100,
+            total: 200,
+        },
+    );
+    update(&mut s, Msg::Tick(60.0));
+    s
+}
+
+const SWEEP: [(f64, f64, f64); 5] = [
+    (0.0, 97.5, 81.25),
+    (0.25, 97.9, 81.2),
+    (0.5, 98.2, 81.0),
+    (0.75, 98.3, 79.5),
+    (1.0, 98.4, 77.0),
+];
+
+fn sweep_point(s: &mut State, (a, c, r): (f64, f64, f64)) {
+    ev(
+        s,
+        Event::SweepPoint {
+            point: SweepPoint {
+                alpha: a,
+                clean_acc: c,
+                robust_acc: r,
+                n: 400,
+            },
+        },
+    );
+}
+
+/// Fine-tuning done; the α sweep has two of its five points.
+fn sweeping() -> State {
+    let mut s = finetuning();
+    for i in 100..200 {
+        let loss = 1.0 / (1.0 + i as f64 / 20.0) + 0.05 * ((i * 7 % 5) as f64);
+        ev(
+            &mut s,
+            Event::FinetuneIter {
+                epoch: i / 50,
+                iter: i,
+                loss,
+                lr: 0.01,
+            },
+        );
+    }
+    for e in 2..4 {
         let log = FinetuneEpoch {
             epoch: e,
             lr: 0.01,
@@ -149,24 +209,32 @@ fn finished() -> State {
             stage: "finetune".into(),
         }),
     );
-    for (a, c, r) in [
-        (0.0, 97.5, 81.25),
-        (0.25, 97.9, 81.2),
-        (0.5, 98.2, 81.0),
-        (0.75, 98.3, 79.5),
-        (1.0, 98.4, 77.0),
-    ] {
-        ev(
-            &mut s,
-            Event::SweepPoint {
-                point: SweepPoint {
-                    alpha: a,
-                    clean_acc: c,
-                    robust_acc: r,
-                    n: 400,
-                },
-            },
-        );
+    ev(
+        &mut s,
+        Event::StageStarted {
+            stage: "interpolate".into(),
+            detail: "5 α values, 0 refinement rounds".into(),
+        },
+    );
+    for p in &SWEEP[..2] {
+        sweep_point(&mut s, *p);
+    }
+    ev(
+        &mut s,
+        Event::Progress {
+            stage: "interpolate".into(),
+            done: 2,
+            total: 5,
+        },
+    );
+    s
+}
+
+/// Everything done: MRC, fine-tuning, the sweep, an accepted α.
+fn finished() -> State {
+    let mut s = sweeping();
+    for p in &SWEEP[2..] {
+        sweep_point(&mut s, *p);
     }
     update(
         &mut s,
@@ -191,6 +259,26 @@ fn finished() -> State {
     s
 }
 
+/// A followed headless run (`--follow`): read-only keys.
+fn following() -> State {
+    let mut s = empty();
+    s.read_only = Some("sessions/run".into());
+    ev(
+        &mut s,
+        Event::StageStarted {
+            stage: "mrc".into(),
+            detail: "6 modules".into(),
+        },
+    );
+    ev(
+        &mut s,
+        Event::ModuleScored {
+            score: score("conv1", 0, 0.42),
+        },
+    );
+    s
+}
+
 fn render(s: &State, theme: &Theme, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| view::draw(f, s, theme)).unwrap();
@@ -203,6 +291,8 @@ fn frames() {
     for (name, s) in [
         ("empty", empty()),
         ("running", running()),
+        ("finetuning", finetuning()),
+        ("sweeping", sweeping()),
         ("finished", finished()),
     ] {
         for (w, h) in [(80, 24), (160, 48)] {
@@ -210,6 +300,125 @@ fn frames() {
             insta::assert_snapshot!(format!("{name}_{w}x{h}"), t.backend());
         }
     }
+    let t = render(&finished(), &theme, 200, 60);
+    insta::assert_snapshot!("finished_200x60", t.backend());
+    let t = render(&following(), &theme, 80, 24);
+    insta::assert_snapshot!("following_80x24", t.backend());
+}
+
+/// The frame's colours as letters, one per distinct (fg, bg) pair, with a legend naming
+/// the theme fields each colour comes from: a snapshot of where every colour goes.
+fn colour_map(t: &Terminal<TestBackend>, theme: &Theme) -> String {
+    let buf = t.backend().buffer();
+    let mut pairs: Vec<(Color, Color)> = Vec::new();
+    let mut rows = Vec::new();
+    for y in 0..buf.area.height {
+        let mut row = String::new();
+        for x in 0..buf.area.width {
+            let c = &buf[(x, y)];
+            let i = match pairs.iter().position(|p| *p == (c.fg, c.bg)) {
+                Some(i) => i,
+                None => {
+                    pairs.push((c.fg, c.bg));
+                    pairs.len() - 1
+                }
+            };
+            row.push(char::from(b'a' + (i % 26) as u8));
+        }
+        rows.push(row);
+    }
+    let roles = |c: Color| -> String {
+        let named = [
+            ("base", theme.base),
+            ("text", theme.text),
+            ("muted", theme.muted),
+            ("border", theme.border),
+            ("title", theme.title),
+            ("selected", theme.selected),
+            ("recommended", theme.recommended),
+            ("bar", theme.bar),
+            ("bar_running", theme.bar_running),
+            ("clean", theme.clean),
+            ("robust", theme.robust),
+            ("baseline", theme.baseline),
+            ("chosen", theme.chosen),
+            ("cursor", theme.cursor),
+            ("error", theme.error),
+            ("ok", theme.ok),
+            ("status", theme.status),
+            ("gauge", theme.gauge),
+            ("key", theme.key),
+        ];
+        let v: Vec<&str> = named
+            .iter()
+            .filter(|(_, st)| st.fg == Some(c) || st.bg == Some(c))
+            .map(|(n, _)| *n)
+            .collect();
+        format!("{c:?} ({})", v.join("/"))
+    };
+    for (i, (fg, bg)) in pairs.iter().enumerate() {
+        rows.push(format!(
+            "{} = fg {} on bg {}",
+            char::from(b'a' + (i % 26) as u8),
+            roles(*fg),
+            roles(*bg)
+        ));
+    }
+    rows.join("\n")
+}
+
+#[test]
+fn colour_maps_for_two_themes() {
+    for name in ["default", "colorblind"] {
+        let theme = Theme::load(name).unwrap();
+        for (state, s) in [("running", running()), ("finished", finished())] {
+            let t = render(&s, &theme, 80, 24);
+            insta::assert_snapshot!(
+                format!("colours_{state}_{name}_80x24"),
+                colour_map(&t, &theme)
+            );
+        }
+    }
+}
+
+/// Mouse clicks land where the bars and the α chart are drawn.
+#[test]
+fn clicks_hit_bars_and_alpha_points() {
+    let s = finished();
+    let area = ratatui::layout::Rect::new(0, 0, 120, 40);
+    let a = view::areas(area);
+    // The first bar is on the panel's first inner row; each row down is the next module.
+    assert_eq!(
+        view::hit(area, &s, a.bars.x + 3, a.bars.y + 1),
+        Some(Msg::SelectModule(0))
+    );
+    assert_eq!(
+        view::hit(area, &s, a.bars.x + 3, a.bars.y + 3),
+        Some(Msg::SelectModule(2))
+    );
+    assert_eq!(
+        view::hit(area, &s, a.bars.x + 3, a.bars.bottom() - 1),
+        None,
+        "the border"
+    );
+    // The α chart: its left end is α 0, its right end α 1.
+    let row = a.alpha.y + a.alpha.height / 2;
+    let left = view::hit(area, &s, a.alpha.x + 6, row);
+    let right = view::hit(area, &s, a.alpha.right() - 2, row);
+    let mut t = s.clone();
+    for (msg, want) in [(left, 0.0), (right, 1.0)] {
+        let msg = msg.expect("a click on the chart selects an α");
+        update(&mut t, msg);
+        assert_eq!(t.alpha_cursor, Some(want));
+    }
+    // Nothing else takes clicks; neither do overlays.
+    assert_eq!(
+        view::hit(area, &s, a.finetune.x + 2, a.finetune.y + 2),
+        None
+    );
+    let mut h = s.clone();
+    update(&mut h, Msg::Help);
+    assert_eq!(view::hit(area, &h, a.bars.x + 3, a.bars.y + 1), None);
 }
 
 #[test]

@@ -57,7 +57,9 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     let cli = Cli::try_parse_from(&argv)?;
     match cli.command {
         Command::Run(run) if args.headless => super::run(&run),
-        Command::Run(run) => super::tui::explore(&run, args.theme.clone(), "rift demo --headless"),
+        Command::Run(run) => {
+            super::tui::explore(&run, args.theme.clone(), "rift demo --headless", None)
+        }
         _ => bail!("internal: the demo command line did not parse as `rift run`"),
     }
 }

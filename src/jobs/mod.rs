@@ -1,7 +1,9 @@
 //! Background jobs of the explorer: libtorch runs on one named thread that owns the model
 //! and the data; the UI talks to it only through `JobCommand`s and `JobEvent`s.
+pub mod follow;
 pub mod handle;
 pub mod messages;
+mod session;
 pub mod worker;
 
 pub use handle::JobHandle;

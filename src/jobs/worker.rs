@@ -4,6 +4,8 @@
 //! which a plain thread can send on.
 use super::handle::JobHandle;
 use super::messages::{JobCommand, JobEvent};
+pub use super::session::refine_alphas;
+use super::session::{new_session, reload_finetuned};
 use crate::engine::attack::PgdConfig;
 use crate::engine::checkpoint::{save_pth, save_safetensors, Checkpoint, RawTensor};
 use crate::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
@@ -18,9 +20,7 @@ use crate::engine::rift::interpolate::{
 use crate::engine::rift::mrc::{finish, score_module, select_modules, MrcConfig};
 use crate::engine::rift::results::SweepPoint;
 use crate::engine::CancelFlag;
-use crate::report::session::{
-    now_rfc3339, ChosenWeights, Session, SessionModel, SessionSettings, Versions,
-};
+use crate::report::session::{now_rfc3339, ChosenWeights, Session, SessionSettings};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
@@ -50,6 +50,9 @@ pub struct JobSetup {
     pub sweep: SweepConfig,
     pub session_dir: PathBuf,
     pub settings: SessionSettings,
+    /// `rift tui --resume`: the saved session to continue (its fine-tuned weights are
+    /// reloaded so α can be refined and accepted without fine-tuning again).
+    pub resume: Option<Session>,
 }
 
 pub struct Worker {
@@ -97,7 +100,22 @@ impl Worker {
             test.height as i64,
             test.width as i64,
         ])?;
-        let session = new_session(&setup, &model);
+        let (session, finetuned, ends) = match setup.resume.take() {
+            Some(mut session) => {
+                session.settings.device = setup.settings.device.clone();
+                let (ft, ends) = match reload_finetuned(&session, &setup.session_dir, &model) {
+                    Ok(Some((ft, ends))) => (Some(ft), Some(ends)),
+                    Ok(None) => (None, None),
+                    Err(e) => {
+                        let message = format!("{e:#}; fine-tune again to sweep or accept α");
+                        let _ = tx.send(JobEvent::Engine(Event::Warning { message }));
+                        (None, None)
+                    }
+                };
+                (session, ft, ends)
+            }
+            None => (new_session(&setup, &model), None, None),
+        };
         let _ = tx.send(JobEvent::Engine(Event::StageStarted {
             stage: "load".into(),
             detail: format!(
@@ -118,8 +136,8 @@ impl Worker {
             test,
             train: None,
             session,
-            finetuned: None,
-            ends: None,
+            finetuned,
+            ends,
             tx,
         })
     }
@@ -356,8 +374,8 @@ impl Worker {
                 cfg.epochs
             ),
         });
-        // A new fine-tune replaces the old endpoints: start from the AT weights.
-        self.ends = None;
+        // Start from the AT weights; the old endpoints stay until this run succeeds, so a
+        // cancelled fine-tune leaves the previous one usable.
         self.restore_at()?;
         let aug = Augmenter::for_dataset(self.setup.kind, train.height);
         let r = finetune(
@@ -513,66 +531,5 @@ impl Worker {
             dir: dir.display().to_string(),
         });
         Ok(())
-    }
-}
-
-/// The midpoints between `around` and its neighbours in `alphas` (sorted), not already there.
-pub fn refine_alphas(alphas: &[f64], around: f64) -> Vec<f64> {
-    let Some(i) = alphas.iter().position(|a| (a - around).abs() < 1e-9) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    if i > 0 {
-        out.push((alphas[i - 1] + around) / 2.0);
-    }
-    if i + 1 < alphas.len() {
-        out.push((alphas[i + 1] + around) / 2.0);
-    }
-    out.retain(|a| !alphas.iter().any(|b| (a - b).abs() < 1e-6));
-    out
-}
-
-fn new_session(setup: &JobSetup, model: &Model) -> Session {
-    Session {
-        name: setup
-            .session_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        versions: Versions {
-            rift: env!("CARGO_PKG_VERSION").into(),
-            torch: crate::engine::TORCH_VERSION.into(),
-        },
-        created: now_rfc3339(),
-        updated: now_rfc3339(),
-        settings: setup.settings.clone(),
-        model: SessionModel {
-            arch: model.spec.name(),
-            num_classes: model.spec.num_classes,
-            in_channels: model.spec.in_channels,
-            params: model.num_params(),
-            modules: model.modules().len(),
-        },
-        baseline: None,
-        mrc: None,
-        finetune: None,
-        finetuned_weights: None,
-        interpolation: None,
-        chosen: None,
-        ood_at: None,
-        ood_chosen: None,
-        stage_seconds: Vec::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::refine_alphas;
-
-    #[test]
-    fn refinement_midpoints() {
-        assert_eq!(refine_alphas(&[0.0, 0.5, 1.0], 0.5), vec![0.25, 0.75]);
-        assert_eq!(refine_alphas(&[0.0, 0.5, 1.0], 0.0), vec![0.25]);
-        assert!(refine_alphas(&[0.0, 1.0], 0.3).is_empty());
     }
 }

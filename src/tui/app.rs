@@ -1,18 +1,28 @@
 //! The app loop: a current-thread tokio runtime `select!`s over a 100 ms tick, the
-//! terminal's events and the worker's events; pending job events are drained before each
-//! draw, and the screen is redrawn only when something changed. The terminal is restored
-//! on quit, on error and (through ratatui's hook) on panic.
+//! terminal's events, the job events and the signals that end a terminal program; pending
+//! job events are drained before each draw, and the screen is redrawn only when something
+//! changed. The terminal (raw mode, alternate screen, mouse capture) is restored on quit,
+//! on error, on SIGINT/SIGTERM/SIGHUP and, through the panic hook, on panic.
 use super::keys::to_msg;
+use super::restore::restore;
 use super::state::State;
 use super::theme::{theme_set, Theme};
 use super::update::{update, Cmd, Msg};
 use super::view;
 use crate::jobs::{JobEvent, JobHandle};
+use crate::report::session::Session;
 use anyhow::Result;
 use futures::StreamExt;
-use ratatui::crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use ratatui::crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, KeyEventKind,
+    MouseButton, MouseEventKind,
+};
+use ratatui::crossterm::execute;
+use ratatui::layout::Rect;
 use ratatui::DefaultTerminal;
+use std::io::Write;
 use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// What the explorer starts with.
@@ -21,36 +31,89 @@ pub struct AppOptions {
     pub lr: f64,
     pub tolerance: f64,
     pub ft_epochs: usize,
+    /// `--resume`: the saved session every panel starts from (MRC runs only if it has none).
+    pub resume: Option<Session>,
+    /// `--follow`: what is being watched; the explorer then starts nothing itself.
+    pub follow: Option<String>,
+}
+
+/// Where the explorer's events come from: its own worker, or a followed run (no worker).
+pub type Source = (Option<JobHandle>, UnboundedReceiver<JobEvent>);
+
+/// The explorer's first state, before any event.
+pub fn initial_state(opts: &AppOptions, themes: &[Theme]) -> State {
+    let names = themes.iter().map(|t| t.name.clone()).collect();
+    let mut state = State::new(opts.lr, opts.tolerance, opts.ft_epochs, names);
+    if let Some(session) = &opts.resume {
+        restore(&mut state, session);
+    }
+    if let Some(what) = &opts.follow {
+        state.read_only = Some(what.clone());
+        state.status = format!("following {what} (read-only)");
+    }
+    state
 }
 
 /// Runs the explorer until the user quits; the worker is shut down on the way out.
-pub fn run(mut handle: JobHandle, rx: UnboundedReceiver<JobEvent>, opts: AppOptions) -> Result<()> {
+pub fn run(source: Source, opts: AppOptions) -> Result<()> {
+    let (mut handle, rx) = source;
     let (themes, warning) = theme_set(opts.theme.as_deref());
-    let names = themes.iter().map(|t| t.name.clone()).collect();
-    let mut state = State::new(opts.lr, opts.tolerance, opts.ft_epochs, names);
+    let mut state = initial_state(&opts, &themes);
     if let Some(w) = warning {
         state.error = Some(w);
     }
+    let start_mrc = opts.follow.is_none() && opts.resume.as_ref().is_none_or(|s| s.mrc.is_none());
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()?;
     let mut terminal = ratatui::init();
-    let result = rt.block_on(event_loop(&mut terminal, &mut state, &themes, &handle, rx));
+    // ratatui's hook restores raw mode and the screen; mouse capture is ours to undo.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        hook(info);
+    }));
+    let _ = execute!(std::io::stdout(), EnableMouseCapture);
+    let mut io = Io {
+        handle: handle.as_ref(),
+        trace: Trace::from_env(),
+    };
+    let result = rt.block_on(event_loop(
+        &mut terminal,
+        &mut state,
+        &themes,
+        &mut io,
+        rx,
+        start_mrc,
+    ));
+    let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
-    handle.shutdown();
+    if let Some(h) = &mut handle {
+        h.shutdown();
+    }
     result
 }
 
+/// The outside world of the loop: the worker (absent when following) and the trace.
+struct Io<'a> {
+    handle: Option<&'a JobHandle>,
+    trace: Trace,
+}
+
 /// Applies a message and carries out its command; true when the screen must change.
-fn apply(state: &mut State, msg: Msg, handle: &JobHandle) -> bool {
+fn apply(state: &mut State, msg: Msg, io: &Io) -> bool {
     let before = state.clone();
     match update(state, msg) {
         Some(Cmd::Job(c)) => {
-            if !handle.send(c) {
+            if !io.handle.is_some_and(|h| h.send(c)) {
                 update(state, Msg::WorkerGone);
             }
         }
-        Some(Cmd::Cancel) => handle.cancel(),
+        Some(Cmd::Cancel) => {
+            if let Some(h) = io.handle {
+                h.cancel();
+            }
+        }
         Some(Cmd::Quit) | None => {}
     }
     *state != before
@@ -60,20 +123,28 @@ async fn event_loop(
     terminal: &mut DefaultTerminal,
     state: &mut State,
     themes: &[Theme],
-    handle: &JobHandle,
+    io: &mut Io<'_>,
     mut rx: UnboundedReceiver<JobEvent>,
+    start_mrc: bool,
 ) -> Result<()> {
     let start = Instant::now();
-    let mut keys = EventStream::new();
+    let mut term_events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let mut rx_open = true;
-    apply(state, Msg::Start, handle);
+    if start_mrc {
+        apply(state, Msg::Start, io);
+    }
     let mut dirty = true;
     loop {
         if dirty {
             let theme = themes.get(state.theme).unwrap_or(&themes[0]);
+            let t = Instant::now();
             terminal.draw(|f| view::draw(f, state, theme))?;
+            io.trace.draw(start, t);
             dirty = false;
         }
         if state.quit {
@@ -82,14 +153,25 @@ async fn event_loop(
         tokio::select! {
             _ = tick.tick() => {
                 // The clock matters only for the ETA of a running job.
-                let busy = state.busy;
                 state.now = start.elapsed().as_secs_f64();
-                dirty |= busy;
+                dirty |= state.busy;
             }
-            ev = keys.next() => match ev {
+            // A signal from outside (kill, a closed terminal): leave cleanly, now.
+            _ = sigint.recv() => dirty |= apply(state, Msg::ForceQuit, io),
+            _ = sigterm.recv() => dirty |= apply(state, Msg::ForceQuit, io),
+            _ = sighup.recv() => dirty |= apply(state, Msg::ForceQuit, io),
+            ev = term_events.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
+                    io.trace.key(start);
                     if let Some(msg) = to_msg(k, state) {
-                        dirty |= apply(state, msg, handle);
+                        dirty |= apply(state, msg, io);
+                    }
+                }
+                Some(Ok(TermEvent::Mouse(m))) if m.kind == MouseEventKind::Down(MouseButton::Left) => {
+                    let size = terminal.size()?;
+                    let area = Rect::new(0, 0, size.width, size.height);
+                    if let Some(msg) = view::hit(area, state, m.column, m.row) {
+                        dirty |= apply(state, msg, io);
                     }
                 }
                 Some(Ok(TermEvent::Resize(..))) => dirty = true,
@@ -99,16 +181,47 @@ async fn event_loop(
             },
             ev = rx.recv(), if rx_open => match ev {
                 Some(e) => {
-                    dirty |= apply(state, Msg::Job(e), handle);
+                    dirty |= apply(state, Msg::Job(e), io);
                     while let Ok(e) = rx.try_recv() {
-                        dirty |= apply(state, Msg::Job(e), handle);
+                        dirty |= apply(state, Msg::Job(e), io);
                     }
                 }
                 None => {
                     rx_open = false;
-                    dirty |= apply(state, Msg::WorkerGone, handle);
+                    // A followed run's file reader never ends on its own; a worker does.
+                    if io.handle.is_some() {
+                        dirty |= apply(state, Msg::WorkerGone, io);
+                    }
                 }
             },
+        }
+    }
+}
+
+/// `RIFT_TUI_TRACE=FILE`: one line per key press (`key MICROS`) and per redraw
+/// (`draw MICROS RENDER_MICROS`), microseconds since start, for the latency benchmark.
+struct Trace(Option<std::io::BufWriter<std::fs::File>>);
+
+impl Trace {
+    fn from_env() -> Trace {
+        let file = std::env::var_os("RIFT_TUI_TRACE").and_then(|p| std::fs::File::create(p).ok());
+        Trace(file.map(std::io::BufWriter::new))
+    }
+    fn key(&mut self, start: Instant) {
+        if let Some(w) = &mut self.0 {
+            let _ = writeln!(w, "key {}", start.elapsed().as_micros());
+            let _ = w.flush();
+        }
+    }
+    fn draw(&mut self, start: Instant, began: Instant) {
+        if let Some(w) = &mut self.0 {
+            let _ = writeln!(
+                w,
+                "draw {} {}",
+                start.elapsed().as_micros(),
+                began.elapsed().as_micros()
+            );
+            let _ = w.flush();
         }
     }
 }

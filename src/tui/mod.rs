@@ -2,6 +2,7 @@
 //! styles, one `view` per panel, and the `app` loop that ties them to the job worker.
 pub mod app;
 pub mod keys;
+pub mod restore;
 pub mod state;
 pub mod theme;
 pub mod update;

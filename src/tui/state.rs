@@ -75,6 +75,9 @@ pub struct State {
     pub quit: bool,
     pub theme: usize,
     pub theme_names: Vec<String>,
+    /// Set when watching another process's run (`rift tui --follow`): what is followed.
+    /// Nothing can be started, cancelled or saved from here.
+    pub read_only: Option<String>,
 }
 
 impl State {
@@ -117,6 +120,7 @@ impl State {
             quit: false,
             theme: 0,
             theme_names,
+            read_only: None,
         }
     }
 

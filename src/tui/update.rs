@@ -16,6 +16,10 @@ pub enum Msg {
     Tick(f64),
     Up,
     Down,
+    /// A click on a module's bar: its index in display order.
+    SelectModule(usize),
+    /// A click on the α chart: the sweep point nearest to this α.
+    SelectAlpha(f64),
     FineTune,
     LrDown,
     LrUp,
@@ -72,6 +76,20 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
             }
             None
         }
+        Msg::SelectModule(i) => {
+            if i < s.modules.len() {
+                s.cursor = i;
+            }
+            None
+        }
+        Msg::SelectAlpha(a) => {
+            s.alpha_cursor = s
+                .sweep
+                .iter()
+                .min_by(|p, q| (p.alpha - a).abs().total_cmp(&(q.alpha - a).abs()))
+                .map(|p| p.alpha);
+            None
+        }
         Msg::FineTune => {
             let Some(m) = s.selected_module() else {
                 s.status = "no module scored yet: wait for MRC".into();
@@ -124,7 +142,10 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
             None
         }
         Msg::Cancel => {
-            if s.busy {
+            if let Some(what) = &s.read_only {
+                s.status = format!("read-only: following {what}; cancel it where it runs");
+                None
+            } else if s.busy {
                 s.status = "cancelling…".into();
                 Some(Cmd::Cancel)
             } else {
@@ -142,7 +163,7 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
             None
         }
         Msg::Quit => {
-            if s.unsaved && !s.confirm_quit {
+            if s.unsaved && s.read_only.is_none() && !s.confirm_quit {
                 s.confirm_quit = true;
                 None
             } else {
@@ -162,6 +183,10 @@ pub fn fmt_lr(lr: f64) -> String {
 }
 
 fn start_job(s: &mut State, cmd: JobCommand, what: &str) -> Option<Cmd> {
+    if let Some(source) = &s.read_only {
+        s.status = format!("read-only: following {source} (open it with --resume to act on it)");
+        return None;
+    }
     if s.worker_gone {
         s.status = "the worker has stopped; restart rift".into();
         return None;
@@ -176,7 +201,7 @@ fn start_job(s: &mut State, cmd: JobCommand, what: &str) -> Option<Cmd> {
     Some(Cmd::Job(cmd))
 }
 
-fn select_module(s: &mut State, name: &str) {
+pub(super) fn select_module(s: &mut State, name: &str) {
     if let Some(i) = s.ordered_modules().iter().position(|m| m.name == name) {
         s.cursor = i;
     }
@@ -205,7 +230,12 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
             None
         }
         // Loading is not a job the UI started: the job queued behind it keeps running.
-        JobEvent::Finished { stage } if stage == "load" => None,
+        JobEvent::Finished { stage } if stage == "load" => {
+            if !s.busy {
+                s.job = None;
+            }
+            None
+        }
         JobEvent::Finished { stage } => {
             s.busy = false;
             s.job = None;
@@ -220,10 +250,18 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
                 }
                 "finetune" => {
                     s.ft_done = true;
+                    if s.read_only.is_some() {
+                        s.status = "fine-tuning done".into();
+                        return None;
+                    }
                     return start_job(s, JobCommand::StartSweep, "α sweep");
                 }
                 "sweep" | "refine" => {
-                    s.status = "←/→ move the α cursor, a accepts, r refines".into();
+                    s.status = if s.read_only.is_some() {
+                        "the run's α sweep is done".into()
+                    } else {
+                        "←/→ move the α cursor, a accepts, r refines".into()
+                    };
                     if stage == "sweep" || s.alpha_cursor.is_none() {
                         s.alpha_cursor = s.best_alpha;
                     }
@@ -264,6 +302,10 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
 fn engine_event(s: &mut State, ev: Event) {
     match ev {
         Event::StageStarted { stage, detail } => {
+            // A followed run starts its stages itself.
+            if s.read_only.is_some() && stage != "load" {
+                s.busy = true;
+            }
             if stage == "load" {
                 s.model_info = detail.clone();
             }
@@ -278,6 +320,15 @@ fn engine_event(s: &mut State, ev: Event) {
                     .next()
                     .map(|l| l.split(", ").map(String::from).collect())
                     .unwrap_or_default();
+                // "LAYERS at lr LR for N epochs": a followed run's epoch count comes from here.
+                if let Some(n) = detail
+                    .rsplit(" for ")
+                    .next()
+                    .and_then(|t| t.strip_suffix(" epochs"))
+                    .and_then(|n| n.parse().ok())
+                {
+                    s.ft_total_epochs = n;
+                }
                 s.sweep.clear();
                 s.alpha_cursor = None;
                 s.best_alpha = None;
@@ -369,7 +420,7 @@ fn engine_event(s: &mut State, ev: Event) {
 }
 
 /// Keeps at most `MAX_LOSSES` points by averaging pairs when full.
-fn push_loss(s: &mut State, loss: f64) {
+pub(super) fn push_loss(s: &mut State, loss: f64) {
     s.ft_losses.push(loss);
     if s.ft_losses.len() > MAX_LOSSES {
         s.ft_losses = s

@@ -442,3 +442,80 @@ fn every_key_maps() {
     update(&mut s, Msg::Help);
     assert_eq!(to_msg(key(KeyCode::Char('x')), &s), Some(Msg::Dismiss));
 }
+
+#[test]
+fn clicks_select_modules_and_the_nearest_alpha() {
+    let mut s = after_sweep();
+    update(&mut s, Msg::SelectModule(2));
+    assert_eq!(s.cursor, 2);
+    update(&mut s, Msg::SelectModule(99));
+    assert_eq!(s.cursor, 2, "a click past the last bar changes nothing");
+    update(&mut s, Msg::SelectAlpha(0.97));
+    assert_eq!(s.alpha_cursor, Some(1.0));
+    update(&mut s, Msg::SelectAlpha(0.3));
+    assert_eq!(s.alpha_cursor, Some(0.5));
+    let mut empty = state();
+    update(&mut empty, Msg::SelectAlpha(0.3));
+    assert_eq!(empty.alpha_cursor, None);
+}
+
+#[test]
+fn a_followed_run_is_read_only() {
+    let mut s = state();
+    s.read_only = Some("sessions/x".into());
+    engine(
+        &mut s,
+        Event::StageStarted {
+            stage: "mrc".into(),
+            detail: "3 modules".into(),
+        },
+    );
+    assert!(s.busy, "a followed stage shows as running");
+    engine(
+        &mut s,
+        Event::ModuleScored {
+            score: score("conv1", 0, 0.2),
+        },
+    );
+    for msg in [Msg::FineTune, Msg::Save, Msg::Start] {
+        assert_eq!(update(&mut s, msg), None);
+        assert!(s.status.contains("read-only"), "{}", s.status);
+    }
+    s.sweep = vec![point(0.0, 80.0, 50.0)];
+    s.alpha_cursor = Some(0.0);
+    for msg in [Msg::Accept, Msg::Refine] {
+        assert_eq!(update(&mut s, msg), None);
+        assert!(s.status.contains("read-only"), "{}", s.status);
+    }
+    assert_eq!(update(&mut s, Msg::Cancel), None);
+    // The end of fine-tuning in the followed run starts nothing here.
+    assert_eq!(finished(&mut s, "finetune"), None);
+    // Nothing of this process is unsaved: q leaves at once.
+    assert_eq!(update(&mut s, Msg::Quit), Some(Cmd::Quit));
+}
+
+#[test]
+fn loading_alone_leaves_no_job_behind() {
+    let mut s = state();
+    engine(
+        &mut s,
+        Event::StageStarted {
+            stage: "load".into(),
+            detail: "resnet18".into(),
+        },
+    );
+    finished(&mut s, "load");
+    assert_eq!(s.job, None);
+    // While MRC is queued, the load finishing does not end it.
+    let mut s = state();
+    update(&mut s, Msg::Start);
+    engine(
+        &mut s,
+        Event::StageStarted {
+            stage: "load".into(),
+            detail: "resnet18".into(),
+        },
+    );
+    finished(&mut s, "load");
+    assert!(s.busy);
+}

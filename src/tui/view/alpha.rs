@@ -9,6 +9,46 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
 use ratatui::Frame;
 
+fn split(inner: Rect) -> [Rect; 2] {
+    Layout::vertical([Constraint::Length(2), Constraint::Min(3)]).areas(inner)
+}
+
+/// Accuracy range of the chart: every point, padded, within [0, 100].
+fn y_bounds(s: &State) -> (f64, f64) {
+    let all = s.sweep.iter().flat_map(|p| [p.clean_acc, p.robust_acc]);
+    let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let pad = ((hi - lo) * 0.1).max(0.5);
+    ((lo - pad).max(0.0), (hi + pad).min(100.0))
+}
+
+/// The y-axis labels; their width decides where the plotting area starts.
+fn y_labels(s: &State) -> [String; 2] {
+    let (lo, hi) = y_bounds(s);
+    [format!("{lo:.0}"), format!("{hi:.0}")]
+}
+
+/// The α under screen column `col` of the panel, when the chart is shown (the caller
+/// snaps it to the nearest sweep point).
+pub fn alpha_at(area: Rect, s: &State, col: u16) -> Option<f64> {
+    if s.sweep.is_empty() {
+        return None;
+    }
+    let [_, chart] = split(area.inner(ratatui::layout::Margin::new(1, 1)));
+    // Labels, then the axis line, then the plot up to the right edge.
+    let label_w = y_labels(s)
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0) as u16;
+    let x0 = chart.x + label_w + 1;
+    let x1 = chart.right().saturating_sub(1);
+    if col < chart.x || col >= chart.right() || x1 <= x0 {
+        return None;
+    }
+    let frac = (f64::from(col.clamp(x0, x1) - x0)) / f64::from(x1 - x0);
+    Some(frac)
+}
+
 pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
     let block = panel(" α: clean / robust ", t);
     let inner = block.inner(area);
@@ -22,8 +62,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
         frame.render_widget(Paragraph::new(Line::styled(msg, t.muted)), inner);
         return;
     }
-    let [head, chart_area] =
-        Layout::vertical([Constraint::Length(2), Constraint::Min(3)]).areas(inner);
+    let [head, chart_area] = split(inner);
     let mut head_lines = Vec::new();
     if let Some(p) = s.cursor_point() {
         head_lines.push(Line::from(vec![
@@ -37,17 +76,20 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
         marks.push(Span::styled(format!("rule α {b:.3} "), t.chosen));
     }
     if let Some(a) = s.accepted_alpha {
-        marks.push(Span::styled(format!("accepted α {a:.3}"), t.ok));
+        marks.push(Span::styled(format!("accepted α {a:.3} "), t.ok));
+    }
+    if let Some(b) = s.sweep.iter().find(|p| p.alpha == 0.0) {
+        marks.push(Span::styled(
+            format!("AT {:.1}/{:.1}", b.clean_acc, b.robust_acc),
+            t.baseline,
+        ));
     }
     head_lines.push(Line::from(marks));
     frame.render_widget(Paragraph::new(head_lines), head);
 
     let clean: Vec<(f64, f64)> = s.sweep.iter().map(|p| (p.alpha, p.clean_acc)).collect();
     let robust: Vec<(f64, f64)> = s.sweep.iter().map(|p| (p.alpha, p.robust_acc)).collect();
-    let all = clean.iter().chain(&robust).map(|p| p.1);
-    let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    let pad = ((hi - lo) * 0.1).max(0.5);
-    let (lo, hi) = ((lo - pad).max(0.0), (hi + pad).min(100.0));
+    let (lo, hi) = y_bounds(s);
     let base = s.sweep.iter().find(|p| p.alpha == 0.0);
     let base_clean: Vec<(f64, f64)> =
         base.map_or(vec![], |b| vec![(0.0, b.clean_acc), (1.0, b.clean_acc)]);
@@ -67,19 +109,30 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
             .marker(Marker::Braille)
             .style(style)
     };
+    let points = |data, style| {
+        Dataset::default()
+            .data(data)
+            .graph_type(GraphType::Scatter)
+            .marker(Marker::Dot)
+            .style(style)
+    };
     let datasets = vec![
         line(&base_clean, t.baseline),
         line(&base_robust, t.baseline),
         line(&cursor, t.cursor),
         line(&clean, t.clean).name("clean"),
         line(&robust, t.robust).name("robust"),
+        points(&clean, t.clean),
+        points(&robust, t.robust),
         Dataset::default()
             .data(&best)
             .graph_type(GraphType::Scatter)
             .marker(Marker::Block)
             .style(t.chosen),
     ];
+    // The head line names the two colours; a legend box would cover the curves.
     let chart = Chart::new(datasets)
+        .hidden_legend_constraints((Constraint::Length(0), Constraint::Length(0)))
         .style(t.base)
         .x_axis(
             Axis::default()
@@ -91,7 +144,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
             Axis::default()
                 .bounds([lo, hi])
                 .style(t.muted)
-                .labels([format!("{lo:.0}"), format!("{hi:.0}")]),
+                .labels(y_labels(s)),
         );
     frame.render_widget(chart, chart_area);
 }

@@ -24,7 +24,11 @@ pub fn smooth(v: &[f64], window: usize) -> Vec<f64> {
 }
 
 pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
-    let title = format!(" Fine-tuning · next lr {} ", fmt_lr(s.lr));
+    let title = if s.read_only.is_some() {
+        " Fine-tuning ".to_string()
+    } else {
+        format!(" Fine-tuning · next lr {} ", fmt_lr(s.lr))
+    };
     let block = panel(&title, t);
     let inner = block.inner(area);
     frame.render_widget(block, area);

@@ -37,11 +37,10 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
     let max = rows.iter().map(|m| m.mrc.abs()).fold(1e-12, f64::max);
     let name_w = (w / 3).clamp(6, 18);
     let num_w = 8;
-    let bar_w = w.saturating_sub(name_w + num_w + 3);
-    let height = inner.height as usize;
-    let reserve = usize::from(s.mrc_running.is_some());
-    let visible = height.saturating_sub(reserve).max(1);
-    let first = s.cursor.saturating_sub(visible.saturating_sub(1));
+    // The robust-accuracy drop gets its own column where there is room (else: details).
+    let drop_w = if w >= 56 { 8 } else { 0 };
+    let bar_w = w.saturating_sub(name_w + num_w + drop_w + 3);
+    let (first, visible) = window(inner.height, s);
     for (i, m) in rows.iter().enumerate().skip(first).take(visible) {
         let rec = s.recommended.as_deref() == Some(m.name.as_str());
         let filled = ((m.mrc.abs() / max) * bar_w as f64).round() as usize;
@@ -57,8 +56,24 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
             Span::styled(" ".repeat(bar_w - filled.min(bar_w)), t.text),
             Span::styled(format!(" {:>num_w$.4}", m.mrc), t.text),
         ]);
+        if drop_w > 0 {
+            line.push_span(Span::styled(
+                // The change of robust accuracy: a drop shows as negative.
+                format!(
+                    " {:>w$}",
+                    format!("{:+.2}", -m.robust_acc_drop),
+                    w = drop_w - 1
+                ),
+                t.muted,
+            ));
+        }
         if i == s.cursor {
-            line = line.patch_style(t.selected);
+            // Every span carries the theme's background, so the highlight goes on each.
+            if let Some(bg) = t.selected.bg {
+                for span in &mut line.spans {
+                    span.style = span.style.bg(bg);
+                }
+            }
         }
         lines.push(line);
     }
@@ -75,24 +90,32 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
+/// The rows of bars shown: the first index and how many, keeping the cursor in view and
+/// a row for the running module.
+fn window(height: u16, s: &State) -> (usize, usize) {
+    let reserve = usize::from(s.mrc_running.is_some());
+    let visible = (height as usize).saturating_sub(reserve).max(1);
+    (s.cursor.saturating_sub(visible - 1), visible)
+}
+
+/// The module (index in display order) whose bar is on screen row `row` of the panel.
+pub fn row_at(area: Rect, s: &State, row: u16) -> Option<usize> {
+    let inner = area.inner(ratatui::layout::Margin::new(1, 1));
+    if row < inner.y || row >= inner.bottom() {
+        return None;
+    }
+    let (first, visible) = window(inner.height, s);
+    let i = first + (row - inner.y) as usize;
+    (i < first + visible && i < s.modules.len()).then_some(i)
+}
+
 pub fn render_details(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
     let block = panel(" Module ", t);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let mut lines = Vec::new();
     match s.selected_module() {
-        None => {
-            if let Some((c, r, n)) = s.baseline {
-                lines.push(Line::styled(
-                    format!("AT model: clean {c:.2}% robust {r:.2}% (n={n})"),
-                    t.text,
-                ));
-            }
-            if !s.model_info.is_empty() {
-                lines.push(Line::styled(s.model_info.clone(), t.muted));
-            }
-            lines.push(Line::styled("modules appear as MRC scores them", t.muted));
-        }
+        None => lines.push(Line::styled("modules appear as MRC scores them", t.muted)),
         Some(m) => {
             let rec = s.recommended.as_deref() == Some(m.name.as_str());
             lines.push(Line::styled(
@@ -106,13 +129,14 @@ pub fn render_details(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
                 ));
             }
             let total = s.mrc_total.max(s.modules.len());
-            lines.push(Line::styled(
-                format!("depth {} of {}  {}", m.depth + 1, total, m.kind),
-                t.text,
-            ));
+            lines.push(Line::from(vec![
+                Span::styled(format!("depth {}/{} ", m.depth + 1, total), t.text),
+                Span::styled(depth_gauge(m.depth, total), t.bar),
+                Span::styled(format!(" {}", depth_band(m.depth, total)), t.muted),
+            ]));
             let shape: Vec<String> = m.shape.iter().map(|d| d.to_string()).collect();
             lines.push(Line::styled(
-                format!("shape {}  params {}", shape.join("×"), m.params),
+                format!("{}  {}  {} params", m.kind, shape.join("×"), m.params),
                 t.text,
             ));
             lines.push(Line::styled(
@@ -126,8 +150,48 @@ pub fn render_details(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
             ));
         }
     }
+    // The model and its baselines, below the module where there is room.
+    lines.push(Line::raw(""));
+    if let Some((c, r, n)) = s.baseline {
+        lines.push(Line::styled(
+            format!("AT model: clean {c:.2}% robust {r:.2}% (n={n})"),
+            t.text,
+        ));
+    }
+    if let Some((n, loss, acc)) = s.adv_set {
+        lines.push(Line::styled(
+            format!("adversarial set: {n} samples, loss {loss:.4}, acc {acc:.2}%"),
+            t.muted,
+        ));
+    }
+    if !s.model_info.is_empty() {
+        lines.push(Line::styled(s.model_info.clone(), t.muted));
+    }
     frame.render_widget(
         Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }),
         inner,
     );
+}
+
+/// Where a module sits in the network, as a 10-cell gauge (the published advice favours
+/// middle layers).
+pub fn depth_gauge(depth: usize, total: usize) -> String {
+    let cells = 10usize;
+    let pos = if total <= 1 {
+        0
+    } else {
+        depth * (cells - 1) / (total - 1)
+    };
+    (0..cells)
+        .map(|i| if i == pos { '●' } else { '·' })
+        .collect()
+}
+
+pub fn depth_band(depth: usize, total: usize) -> &'static str {
+    let third = (depth * 3) / total.max(1);
+    match third {
+        0 => "early",
+        1 => "middle",
+        _ => "late",
+    }
 }

@@ -28,11 +28,20 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
     } else {
         spans.push(Span::styled(s.status.clone(), t.status));
     }
-    if s.unsaved {
+    if s.unsaved && s.read_only.is_none() {
         spans.push(Span::styled("  [unsaved]", t.status));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)).style(t.status), top);
-    let hints: &[(&str, &str)] = &[
+    let read_only: &[(&str, &str)] = &[
+        ("j/k", "module"),
+        ("o", "sort"),
+        ("h/l", "α"),
+        ("t", "theme"),
+        ("?", "help"),
+        ("q", "quit"),
+        ("", "· read-only"),
+    ];
+    let full: &[(&str, &str)] = &[
         ("j/k", "module"),
         ("⏎", "fine-tune"),
         ("[/]", "lr"),
@@ -43,6 +52,11 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
         ("?", "help"),
         ("q", "quit"),
     ];
+    let hints = if s.read_only.is_some() {
+        read_only
+    } else {
+        full
+    };
     let mut k = Vec::new();
     for (key, what) in hints {
         k.push(Span::styled(*key, t.key));

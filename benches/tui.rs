@@ -1,0 +1,288 @@
+//! `cargo bench --bench tui`: the explorer's speed targets (issue 4).
+//!
+//! 1. Render: a full 200×60 frame of a finished WideResNet-sized session (33 modules,
+//!    1000 loss points, 21 α points), drawn through the real crossterm backend into memory
+//!    (diffing and escape codes included, the terminal's own I/O excluded); the cursor
+//!    moves every frame so each draw has changes. Target: p99 < 5 ms.
+//! 2. Key-to-redraw latency while MRC keeps both cores busy: the real binary (`rift demo`)
+//!    in tmux with `RIFT_TUI_TRACE`, keys sent 150 ms apart; latency = key read → the
+//!    redraw that follows, from the app's own trace. Target: p99 < 50 ms.
+//! 3. Idle CPU: `rift tui --resume sessions/example-demo` (no job runs), CPU time of the
+//!    whole process over 10 s from /proc. Target: < 2 %.
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
+use rift::engine::rift::events::Event;
+use rift::engine::rift::results::{FinetuneEpoch, ModuleScore, SweepPoint};
+use rift::jobs::JobEvent;
+use rift::tui::theme::Theme;
+use rift::tui::{update, view, Msg, State};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn big_state() -> State {
+    let mut s = State::new(0.01, 0.1, 10, vec!["default".into()]);
+    let ev = |s: &mut State, e: Event| {
+        update(s, Msg::Job(JobEvent::Engine(e)));
+    };
+    update(&mut s, Msg::Start);
+    for d in 0..33 {
+        let mrc = 0.05 + ((d * 37) % 11) as f64 * 0.7;
+        let score = ModuleScore {
+            name: format!("block{}.layer.{}.conv{}", d / 10 + 1, d % 10 / 2, d % 2 + 1),
+            depth: d,
+            kind: "Conv2d 3x3 stride 1".into(),
+            shape: vec![640, 640, 3, 3],
+            params: 3_686_400,
+            mrc,
+            robust_acc_drop: mrc * 3.0,
+            epoch_losses: (0..10).map(|e| 1.0 + e as f64 * 0.1).collect(),
+            epoch_accs: (0..10).map(|e| 50.0 - e as f64).collect(),
+            recommended: false,
+        };
+        ev(&mut s, Event::ModuleScored { score });
+    }
+    update(
+        &mut s,
+        Msg::Job(JobEvent::Finished {
+            stage: "mrc".into(),
+        }),
+    );
+    update(&mut s, Msg::FineTune);
+    ev(
+        &mut s,
+        Event::StageStarted {
+            stage: "finetune".into(),
+            detail: "block2.layer.2.conv1 at lr 0.01 for 10 epochs".into(),
+        },
+    );
+    for i in 0..3910 {
+        let loss = 1.0 / (1.0 + i as f64 / 300.0) + 0.05 * ((i * 7 % 5) as f64);
+        ev(
+            &mut s,
+            Event::FinetuneIter {
+                epoch: i / 391,
+                iter: i % 391,
+                loss,
+                lr: 0.01,
+            },
+        );
+    }
+    for e in 0..10 {
+        let log = FinetuneEpoch {
+            epoch: e,
+            lr: 0.01,
+            train_loss: 0.5,
+            train_acc: 80.0 + e as f64,
+            val_acc: Some(81.0 + e as f64),
+            test_acc: Some(80.5 + e as f64),
+        };
+        ev(&mut s, Event::FinetuneEpoch { log });
+    }
+    update(
+        &mut s,
+        Msg::Job(JobEvent::Finished {
+            stage: "finetune".into(),
+        }),
+    );
+    for i in 0..=20 {
+        let a = i as f64 / 20.0;
+        let point = SweepPoint {
+            alpha: a,
+            clean_acc: 84.0 + 4.0 * a,
+            robust_acc: 56.0 - 6.0 * a * a,
+            n: 10_000,
+        };
+        ev(&mut s, Event::SweepPoint { point });
+    }
+    update(
+        &mut s,
+        Msg::Job(JobEvent::Finished {
+            stage: "sweep".into(),
+        }),
+    );
+    s
+}
+
+fn render_bench() {
+    let theme = Theme::load("default").expect("default theme");
+    let mut s = big_state();
+    let area = Rect::new(0, 0, 200, 60);
+    let backend = CrosstermBackend::new(std::io::sink());
+    let mut term = Terminal::with_options(
+        backend,
+        TerminalOptions {
+            viewport: Viewport::Fixed(area),
+        },
+    )
+    .expect("terminal");
+    let mut times = Vec::new();
+    for i in 0..2000 {
+        update(&mut s, if i % 40 < 20 { Msg::Down } else { Msg::Up });
+        update(
+            &mut s,
+            if i % 10 < 5 {
+                Msg::AlphaRight
+            } else {
+                Msg::AlphaLeft
+            },
+        );
+        let t = Instant::now();
+        term.draw(|f| view::draw(f, &s, &theme)).expect("draw");
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let p50 = quantile(&mut times, 0.5);
+    let p99 = quantile(&mut times, 0.99);
+    println!(
+        "render 200x60 (2000 frames): p50 {p50:.3} ms  p99 {p99:.3} ms  (target p99 < 5 ms: {})",
+        if p99 < 5.0 { "met" } else { "MISSED" }
+    );
+}
+
+fn tmux(socket: &str, args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .args(["-L", socket, "-f", "/dev/null"])
+        .args(args)
+        .env_remove("TMUX")
+        .output()
+        .expect("tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(socket: &str, text: &str, secs: u64) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if tmux(socket, &["capture-pane", "-p"]).contains(text) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+fn latency_bench(bin: &Path, dir: &Path) {
+    let socket = format!("rift-bench-{}", std::process::id());
+    let trace = dir.join("trace.txt");
+    let cmd = format!(
+        "RIFT_TUI_TRACE={} {} demo --device cpu --session {}; sleep 30",
+        trace.display(),
+        bin.display(),
+        dir.join("s").display()
+    );
+    tmux(
+        &socket,
+        &["new-session", "-d", "-x", "200", "-y", "60", &cmd],
+    );
+    if !wait_for(&socket, "epoch", 300) {
+        println!("latency: MRC did not start; skipped");
+        tmux(&socket, &["kill-server"]);
+        return;
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    for i in 0..60 {
+        tmux(&socket, &["send-keys", if i % 2 == 0 { "j" } else { "k" }]);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let busy = tmux(&socket, &["capture-pane", "-p"]).contains("epoch");
+    tmux(&socket, &["kill-server"]);
+    let text = std::fs::read_to_string(&trace).unwrap_or_default();
+    let mut pending: Option<f64> = None;
+    let mut lat = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let t = f.get(1).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1e3;
+        match f.first() {
+            Some(&"key") => pending = pending.or(Some(t)),
+            Some(&"draw") => {
+                if let Some(k) = pending.take() {
+                    lat.push(t - k);
+                }
+            }
+            _ => {}
+        }
+    }
+    if lat.is_empty() {
+        println!("latency: no key reached the app; skipped");
+        return;
+    }
+    let n = lat.len();
+    let p50 = quantile(&mut lat, 0.5);
+    let p99 = quantile(&mut lat, 0.99);
+    let max = lat[n - 1];
+    println!(
+        "key-to-redraw during MRC ({n} keys, MRC still running at the end: {busy}, load {}): p50 {p50:.1} ms  p99 {p99:.1} ms  max {max:.1} ms  (target p99 < 50 ms: {})",
+        load.split_whitespace().next().unwrap_or("?"),
+        if p99 < 50.0 { "met" } else { "MISSED" }
+    );
+}
+
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): utime is 14th, stime 15th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn idle_bench(bin: &Path) {
+    let socket = format!("rift-idle-{}", std::process::id());
+    let cmd = format!(
+        "{} tui --resume sessions/example-demo; sleep 30",
+        bin.display()
+    );
+    tmux(
+        &socket,
+        &["new-session", "-d", "-x", "200", "-y", "60", &cmd],
+    );
+    if !wait_for(&socket, "resumed session", 60) {
+        println!("idle: the explorer did not open; skipped");
+        tmux(&socket, &["kill-server"]);
+        return;
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let out = Command::new("pgrep")
+        .args(["-f", "tui --resume sessions/example-demo"])
+        .output()
+        .expect("pgrep");
+    let pids = String::from_utf8_lossy(&out.stdout).into_owned();
+    let Some(pid) = pids.split_whitespace().find(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "rift")
+    }) else {
+        println!("idle: no rift process found; skipped");
+        tmux(&socket, &["kill-server"]);
+        return;
+    };
+    let hz = 100.0; // USER_HZ on Linux
+    let t0 = cpu_ticks(pid).unwrap_or(0);
+    let secs = 10.0;
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let t1 = cpu_ticks(pid).unwrap_or(0);
+    tmux(&socket, &["kill-server"]);
+    let pct = (t1 - t0) as f64 / hz / secs * 100.0;
+    println!(
+        "idle CPU of the explorer (no job, {secs} s): {pct:.2} %  (target < 2 %: {})",
+        if pct < 2.0 { "met" } else { "MISSED" }
+    );
+}
+
+fn main() {
+    render_bench();
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/rift");
+    if !bin.exists() {
+        println!("target/release/rift is missing (run `cargo build --release`): skipping the live benchmarks");
+        return;
+    }
+    if Command::new("tmux").arg("-V").output().is_err() {
+        println!("tmux is missing: skipping the live benchmarks");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    idle_bench(&bin);
+    latency_bench(&bin, dir.path());
+}

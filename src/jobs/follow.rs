@@ -1,0 +1,127 @@
+//! `rift tui --follow`: the events of a headless `rift run`, read from its `events.jsonl`
+//! as it grows. A plain thread polls the file (no inotify dependency; 5 polls a second is
+//! plenty for a progress display) and turns each complete line into the same `JobEvent`s
+//! the explorer's own worker sends, so every panel works unchanged, read-only.
+use super::messages::JobEvent;
+use crate::engine::rift::events::Event;
+use crate::report::session::EVENTS_FILE;
+use anyhow::{bail, Context, Result};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+const POLL: Duration = Duration::from_millis(200);
+
+/// Starts following `dir/events.jsonl` (the file may not exist yet: the run may not have
+/// started). The thread ends when the receiver is dropped.
+pub fn follow(dir: &Path) -> Result<UnboundedReceiver<JobEvent>> {
+    if !dir.is_dir() {
+        bail!(
+            "cannot follow {}: it is not a directory (expected a session directory that `rift run --session {}` writes)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let path = dir.join(EVENTS_FILE);
+    let (tx, rx) = unbounded_channel();
+    std::thread::Builder::new()
+        .name("rift-follow".into())
+        .spawn(move || tail(&path, &tx))
+        .context("cannot start the thread that follows the events file")?;
+    Ok(rx)
+}
+
+fn tail(path: &Path, tx: &UnboundedSender<JobEvent>) {
+    let mut offset = 0u64;
+    let mut pending = String::new();
+    let mut announced = false;
+    while !tx.is_closed() {
+        match read_from(path, offset) {
+            Ok(chunk) => {
+                offset += chunk.len() as u64;
+                pending.push_str(&String::from_utf8_lossy(&chunk));
+                // Only complete lines: the writer may be half way through one.
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    for e in events_of_line(line.trim()) {
+                        if tx.send(e).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !announced {
+                    announced = true;
+                    let message = format!("waiting for {} to appear", path.display());
+                    let _ = tx.send(JobEvent::Engine(Event::Warning { message }));
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(JobEvent::Failed(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+                return;
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    // A shorter file was replaced (a new run): start again from its beginning.
+    let offset = if len < offset { 0 } else { offset };
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// The explorer's events for one line of `events.jsonl`: the engine event, and for the end
+/// of a stage also the `Finished` the explorer's own worker would send.
+pub fn events_of_line(line: &str) -> Vec<JobEvent> {
+    if line.is_empty() {
+        return Vec::new();
+    }
+    let Ok(e) = serde_json::from_str::<Event>(line) else {
+        let message = format!(
+            "skipped an events.jsonl line rift does not know: {}",
+            crate::tui::view::fit(line, 60)
+        );
+        return vec![JobEvent::Engine(Event::Warning { message })];
+    };
+    let finished = match &e {
+        Event::StageFinished { stage, .. } => Some(match stage.as_str() {
+            "interpolate" => "sweep".to_string(),
+            s => s.to_string(),
+        }),
+        _ => None,
+    };
+    let mut out = vec![JobEvent::Engine(e)];
+    out.extend(finished.map(|stage| JobEvent::Finished { stage }));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_ends_become_finished_jobs() {
+        let v = events_of_line(r#"{"event":"stage_finished","stage":"interpolate","seconds":1.5}"#);
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            v[1],
+            JobEvent::Finished {
+                stage: "sweep".into()
+            }
+        );
+        assert!(events_of_line("").is_empty());
+        let bad = events_of_line("{not json");
+        assert!(matches!(&bad[0], JobEvent::Engine(Event::Warning { .. })));
+    }
+}

@@ -1,0 +1,88 @@
+//! `rift tui --resume`: every panel rebuilt from a saved `session.yaml`, without
+//! recomputing anything. Pure, like `update`.
+use super::state::State;
+use super::update::{push_loss, select_module};
+use crate::engine::rift::interpolate::choose_alpha;
+use crate::report::session::Session;
+
+pub fn restore(s: &mut State, session: &Session) {
+    let m = &session.model;
+    s.model_info = format!(
+        "{} ({} parameters, {} modules) on {}",
+        m.arch, m.params, m.modules, session.settings.device
+    );
+    s.device = session.settings.device.clone();
+    s.tolerance = session.settings.tolerance;
+    if let Some(b) = &session.baseline {
+        s.baseline = Some((b.clean_acc, b.robust_acc.unwrap_or(0.0), b.n));
+    }
+    if let Some(r) = &session.mrc {
+        s.adv_set = Some((r.adv_n, r.baseline_loss, r.baseline_acc));
+        s.modules = r.modules.clone();
+        s.mrc_total = r.modules.len();
+        s.mrc_done = true;
+        s.recommended = (!r.recommended.is_empty()).then(|| r.recommended.clone());
+        if let Some(name) = s.recommended.clone() {
+            select_module(s, &name);
+        }
+    }
+    if let Some(f) = &session.finetune {
+        s.ft_layers = f.layers.clone();
+        s.ft_losses.clear();
+        s.ft_stride = 1;
+        for &l in &f.iter_losses {
+            push_loss(s, l);
+        }
+        s.ft_epochs = f.epochs_log.clone();
+        s.ft_total_epochs = f.epochs;
+        s.ft_epoch = f.epochs_log.len().saturating_sub(1);
+        s.ft_lr = f.epochs_log.last().map_or(f.lr, |e| e.lr);
+        s.lr = f.lr;
+        s.ft_done = true;
+    }
+    if let Some(i) = &session.interpolation {
+        s.sweep = i.points.clone();
+        s.tolerance = i.tolerance;
+        s.best_alpha = (!s.sweep.is_empty()).then(|| choose_alpha(&s.sweep, i.tolerance));
+    }
+    s.accepted_alpha = session.chosen.as_ref().map(|c| c.alpha);
+    s.alpha_cursor = s.accepted_alpha.or(s.best_alpha);
+    s.unsaved = false;
+    s.status = format!(
+        "resumed session {} (saved {})",
+        session.name, session.updated
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed example session: every panel comes back without a job.
+    #[test]
+    fn the_example_session_restores_every_panel() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sessions/example-demo");
+        let session = Session::load(&dir).expect("example session");
+        let mut s = State::new(1.0, 0.0, 0, vec!["default".into()]);
+        restore(&mut s, &session);
+        let mrc = session.mrc.as_ref().expect("mrc");
+        assert_eq!(s.modules.len(), mrc.modules.len());
+        assert!(s.mrc_done);
+        assert_eq!(s.recommended.as_deref(), Some(mrc.recommended.as_str()));
+        assert_eq!(
+            s.selected_module().map(|m| m.name.as_str()),
+            Some(mrc.recommended.as_str())
+        );
+        let ft = session.finetune.as_ref().expect("finetune");
+        assert_eq!(s.ft_layers, ft.layers);
+        assert_eq!(s.ft_epochs, ft.epochs_log);
+        assert!(s.ft_done && !s.ft_losses.is_empty());
+        let interp = session.interpolation.as_ref().expect("interpolation");
+        assert_eq!(s.sweep, interp.points);
+        assert_eq!(s.accepted_alpha, session.chosen.as_ref().map(|c| c.alpha));
+        assert_eq!(s.alpha_cursor, s.accepted_alpha);
+        assert!(s.best_alpha.is_some());
+        assert!(s.baseline.is_some() && s.adv_set.is_some());
+        assert!(!s.busy && !s.unsaved && s.job.is_none());
+    }
+}
