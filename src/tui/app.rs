@@ -162,10 +162,9 @@ async fn event_loop(
             _ = sighup.recv() => dirty |= apply(state, Msg::ForceQuit, io),
             ev = term_events.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
-                    io.trace.key(start);
-                    if let Some(msg) = to_msg(k, state) {
-                        dirty |= apply(state, msg, io);
-                    }
+                    let changed = to_msg(k, state).is_some_and(|msg| apply(state, msg, io));
+                    io.trace.key(start, changed);
+                    dirty |= changed;
                 }
                 Some(Ok(TermEvent::Mouse(m))) if m.kind == MouseEventKind::Down(MouseButton::Left) => {
                     let size = terminal.size()?;
@@ -198,8 +197,10 @@ async fn event_loop(
     }
 }
 
-/// `RIFT_TUI_TRACE=FILE`: one line per key press (`key MICROS`) and per redraw
-/// (`draw MICROS RENDER_MICROS`), microseconds since start, for the latency benchmark.
+/// `RIFT_TUI_TRACE=FILE`: one line per key press (`key MICROS CHANGED`, 1 when the key
+/// changed the screen) and per redraw
+/// (`draw MICROS RENDER_MICROS`), microseconds since start, each with the wall clock in
+/// Unix microseconds last (to match keys sent from outside), for the latency benchmark.
 struct Trace(Option<std::io::BufWriter<std::fs::File>>);
 
 impl Trace {
@@ -207,9 +208,15 @@ impl Trace {
         let file = std::env::var_os("RIFT_TUI_TRACE").and_then(|p| std::fs::File::create(p).ok());
         Trace(file.map(std::io::BufWriter::new))
     }
-    fn key(&mut self, start: Instant) {
+    fn key(&mut self, start: Instant, changed: bool) {
         if let Some(w) = &mut self.0 {
-            let _ = writeln!(w, "key {}", start.elapsed().as_micros());
+            let _ = writeln!(
+                w,
+                "key {} {} {}",
+                start.elapsed().as_micros(),
+                u8::from(changed),
+                unix_micros()
+            );
             let _ = w.flush();
         }
     }
@@ -217,11 +224,18 @@ impl Trace {
         if let Some(w) = &mut self.0 {
             let _ = writeln!(
                 w,
-                "draw {} {}",
+                "draw {} {} {}",
                 start.elapsed().as_micros(),
-                began.elapsed().as_micros()
+                began.elapsed().as_micros(),
+                unix_micros()
             );
             let _ = w.flush();
         }
     }
+}
+
+fn unix_micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
 }
