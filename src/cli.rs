@@ -476,6 +476,15 @@ pub struct TuiArgs {
     /// Where `s` saves the session (the same files as `rift run`).
     #[arg(long, value_name = "DIR", default_value = "sessions/tui")]
     pub session: PathBuf,
+    /// Corrupted test set evaluated after `a` accepts an α: cifar10-c, cifar100-c or
+    /// tiny-imagenet-c (default: the dataset's own, when found).
+    #[arg(long)]
+    pub ood_dataset: Option<String>,
+    /// Where the corrupted set lives (default: --data-dir).
+    #[arg(long, value_name = "DIR")]
+    pub ood_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub severities: Option<String>,
     /// default, light, high-contrast, colorblind, or a theme .yaml file.
     #[arg(long)]
     pub theme: Option<String>,

@@ -97,6 +97,7 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             ood_dir: None,
         },
         resume: None,
+        ood: None,
     }
 }
 

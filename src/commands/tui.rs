@@ -5,7 +5,8 @@ use super::load_model;
 use crate::cli::{Cli, Command, ModelArgs, RunArgs, TuiArgs};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use rift::jobs::{follow::follow, JobSetup, Worker};
+use rift::engine::rift::ood::corruptions_found;
+use rift::jobs::{follow::follow, JobSetup, OodSetup, Worker};
 use rift::report::session::{Session, SessionSettings};
 use rift::tui::app::{run as run_app, AppOptions};
 use std::io::IsTerminal;
@@ -34,9 +35,9 @@ pub fn tui(args: &TuiArgs) -> Result<()> {
         sweep: args.sweep.clone(),
         runtime: args.runtime.clone(),
         session: args.session.clone(),
-        ood_dataset: None,
-        ood_dir: None,
-        severities: None,
+        ood_dataset: args.ood_dataset.clone(),
+        ood_dir: args.ood_dir.clone(),
+        severities: args.severities.clone(),
         output: None,
     };
     explore(&run, args.theme.clone(), "rift run", None)
@@ -65,11 +66,20 @@ pub fn explore(
         mrc,
         finetune,
         sweep,
-        mut settings,
-        ..
+        settings,
+        ood_kind,
+        ood_dir,
+        severities,
     } = super::run::plan(args, "the explorer")?;
-    // The explorer does not evaluate OOD; `rift run --ood-dataset` does.
-    settings.ood_dir = None;
+    // OOD runs after an accepted α when the corrupted set is there (as in `rift run`).
+    let ood = ood_kind.and_then(|kind| {
+        let found = corruptions_found(kind, &ood_dir).is_ok_and(|n| !n.is_empty());
+        found.then(|| OodSetup {
+            kind,
+            dir: ood_dir.clone(),
+            severities: severities.clone(),
+        })
+    });
     let opts = AppOptions {
         theme,
         lr: finetune.lr,
@@ -77,6 +87,7 @@ pub fn explore(
         ft_epochs: finetune.epochs,
         resume: resume.clone(),
         follow: None,
+        ood: ood.is_some(),
     };
     let model_args = args.model.clone();
     let device = rt.device;
@@ -97,6 +108,7 @@ pub fn explore(
         session_dir: args.session.clone(),
         settings,
         resume,
+        ood,
     })?;
     run_app((Some(handle), rx), opts)
 }
@@ -129,6 +141,7 @@ fn follow_run(dir: &Path, theme: Option<String>) -> Result<()> {
         ft_epochs: 0,
         resume: None,
         follow: Some(dir.display().to_string()),
+        ood: false,
     };
     run_app((None, rx), opts)
 }
@@ -170,6 +183,9 @@ pub fn run_argv(s: &SessionSettings, dir: &Path) -> Vec<String> {
     flag("refine", s.refine.to_string());
     flag("tolerance", s.tolerance.to_string());
     flag("session", dir.display().to_string());
+    if let Some(d) = &s.ood_dir {
+        flag("ood-dir", d.clone());
+    }
     if !s.attack.random_start {
         v.push("--no-random-start".into());
     }

@@ -16,6 +16,8 @@ pub enum JobCommand {
     Accept { alpha: f64 },
     /// Write session.yaml, report.md and the plots.
     Save,
+    /// Corruption accuracy of the AT model (once) and of the model at `alpha`.
+    StartOod { alpha: f64 },
     /// Stop the running job (also done directly through the handle's cancel flag).
     Cancel,
     /// End the worker thread.
@@ -26,7 +28,7 @@ pub enum JobCommand {
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobEvent {
     Engine(Event),
-    /// A job ended well; `stage` is "mrc", "finetune", "sweep", "refine", "accept" or "save".
+    /// A job ended well; `stage` is "mrc", "finetune", "sweep", "refine", "accept", "ood" or "save".
     Finished {
         stage: String,
     },

@@ -8,4 +8,4 @@ pub mod worker;
 
 pub use handle::JobHandle;
 pub use messages::{JobCommand, JobEvent};
-pub use worker::{JobSetup, Worker};
+pub use worker::{JobSetup, OodSetup, Worker};

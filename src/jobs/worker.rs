@@ -18,6 +18,7 @@ use crate::engine::rift::interpolate::{
     choose_alpha, evaluate_alpha, sweep, Endpoints, SweepConfig,
 };
 use crate::engine::rift::mrc::{finish, score_module, select_modules, MrcConfig};
+use crate::engine::rift::ood::evaluate_ood;
 use crate::engine::rift::results::SweepPoint;
 use crate::engine::CancelFlag;
 use crate::report::session::{now_rfc3339, ChosenWeights, Session, SessionSettings};
@@ -53,6 +54,16 @@ pub struct JobSetup {
     /// `rift tui --resume`: the saved session to continue (its fine-tuned weights are
     /// reloaded so α can be refined and accepted without fine-tuning again).
     pub resume: Option<Session>,
+    /// The corrupted test set evaluated by `JobCommand::StartOod`, when there is one.
+    pub ood: Option<OodSetup>,
+}
+
+/// Where the OOD job reads its corrupted set.
+#[derive(Clone, Debug)]
+pub struct OodSetup {
+    pub kind: DatasetKind,
+    pub dir: PathBuf,
+    pub severities: Vec<u8>,
 }
 
 pub struct Worker {
@@ -182,6 +193,7 @@ impl Worker {
             JobCommand::Refine { around } => self.refine(*around, cancel).map(|_| "refine".into()),
             JobCommand::Accept { alpha } => self.accept(*alpha).map(|_| "accept".into()),
             JobCommand::Save => self.save().map(|_| "save".into()),
+            JobCommand::StartOod { alpha } => self.ood(*alpha, cancel).map(|_| "ood".into()),
             JobCommand::Cancel | JobCommand::Shutdown => Ok("idle".into()),
         }
     }
@@ -511,6 +523,47 @@ impl Worker {
             alpha,
             path: dir.join("chosen.pth").display().to_string(),
         });
+        Ok(())
+    }
+
+    /// Corruption accuracy of the AT model (once) and of the model at `alpha`.
+    fn ood(&mut self, alpha: f64, cancel: &CancelFlag) -> Result<()> {
+        let Some(ood) = self.setup.ood.clone() else {
+            bail!("no corrupted test set: start the explorer with --ood-dataset/--ood-dir");
+        };
+        let tx = self.tx.clone();
+        let mut sink = |e: Event| Self::emit(&tx, e);
+        let mut jobs = vec![("chosen", alpha)];
+        if self.session.ood_at.is_none() {
+            jobs.insert(0, ("at", 0.0));
+        }
+        for (which, a) in jobs {
+            let t = Instant::now();
+            sink(Event::StageStarted {
+                stage: "ood".into(),
+                detail: format!("{which} model (α = {a}) on {}", ood.kind.name()),
+            });
+            match (&self.ends, which) {
+                (Some(ends), _) => ends.apply(&self.model, a)?,
+                (None, "at") => self.restore_at()?,
+                (None, _) => bail!("nothing to evaluate: fine-tune a module and sweep α first"),
+            }
+            let r = evaluate_ood(
+                &self.model,
+                ood.kind,
+                &ood.dir,
+                &ood.severities,
+                self.setup.batch_size,
+                cancel,
+                &mut sink,
+            )?;
+            if which == "at" {
+                self.session.ood_at = Some(r);
+            } else {
+                self.session.ood_chosen = Some(r);
+            }
+            self.finish_stage(&format!("ood_{which}"), t);
+        }
         Ok(())
     }
 

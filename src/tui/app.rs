@@ -35,6 +35,8 @@ pub struct AppOptions {
     pub resume: Option<Session>,
     /// `--follow`: what is being watched; the explorer then starts nothing itself.
     pub follow: Option<String>,
+    /// A corrupted test set is there: accepting an α evaluates OOD accuracy.
+    pub ood: bool,
 }
 
 /// Where the explorer's events come from: its own worker, or a followed run (no worker).
@@ -44,6 +46,7 @@ pub type Source = (Option<JobHandle>, UnboundedReceiver<JobEvent>);
 pub fn initial_state(opts: &AppOptions, themes: &[Theme]) -> State {
     let names = themes.iter().map(|t| t.name.clone()).collect();
     let mut state = State::new(opts.lr, opts.tolerance, opts.ft_epochs, names);
+    state.ood_enabled = opts.ood;
     if let Some(session) = &opts.resume {
         restore(&mut state, session);
     }

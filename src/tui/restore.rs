@@ -46,6 +46,14 @@ pub fn restore(s: &mut State, session: &Session) {
         s.best_alpha = (!s.sweep.is_empty()).then(|| choose_alpha(&s.sweep, i.tolerance));
     }
     s.accepted_alpha = session.chosen.as_ref().map(|c| c.alpha);
+    s.ood_at = session
+        .ood_at
+        .as_ref()
+        .map_or(Vec::new(), |r| r.corruptions.clone());
+    s.ood_chosen = session
+        .ood_chosen
+        .as_ref()
+        .map_or(Vec::new(), |r| r.corruptions.clone());
     s.alpha_cursor = s.accepted_alpha.or(s.best_alpha);
     s.unsaved = false;
     s.status = format!(

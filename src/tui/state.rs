@@ -1,5 +1,5 @@
 //! Everything the explorer shows, as plain data: no terminal, no channels, no clocks.
-use crate::engine::rift::results::{FinetuneEpoch, ModuleScore, SweepPoint};
+use crate::engine::rift::results::{CorruptionAcc, FinetuneEpoch, ModuleScore, SweepPoint};
 
 /// Iteration losses kept for the fine-tuning chart (older ones are halved in resolution).
 pub const MAX_LOSSES: usize = 1000;
@@ -78,6 +78,13 @@ pub struct State {
     /// Set when watching another process's run (`rift tui --follow`): what is followed.
     /// Nothing can be started, cancelled or saved from here.
     pub read_only: Option<String>,
+    /// A corrupted test set is configured: accepting an α evaluates OOD accuracy.
+    pub ood_enabled: bool,
+    /// Per-corruption accuracy of the AT model and of the accepted model, as they come.
+    pub ood_at: Vec<CorruptionAcc>,
+    pub ood_chosen: Vec<CorruptionAcc>,
+    /// Which of the two the running OOD stage fills (true: the accepted model).
+    pub ood_filling_chosen: bool,
 }
 
 impl State {
@@ -121,6 +128,10 @@ impl State {
             theme: 0,
             theme_names,
             read_only: None,
+            ood_enabled: false,
+            ood_at: Vec::new(),
+            ood_chosen: Vec::new(),
+            ood_filling_chosen: false,
         }
     }
 
@@ -141,6 +152,14 @@ impl State {
     pub fn cursor_point(&self) -> Option<&SweepPoint> {
         let a = self.alpha_cursor?;
         self.sweep.iter().find(|p| p.alpha == a)
+    }
+
+    /// Mean corruption accuracy of the AT and the accepted model (over what is known).
+    pub fn ood_means(&self) -> (Option<f64>, Option<f64>) {
+        let mean = |v: &[CorruptionAcc]| {
+            (!v.is_empty()).then(|| v.iter().map(|c| c.acc).sum::<f64>() / v.len() as f64)
+        };
+        (mean(&self.ood_at), mean(&self.ood_chosen))
     }
 
     pub fn theme_name(&self) -> &str {

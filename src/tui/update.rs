@@ -267,12 +267,21 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
                     }
                 }
                 "save" => {}
-                "accept" => {}
+                "accept" => {
+                    if let (true, Some(alpha)) = (s.ood_enabled, s.accepted_alpha) {
+                        let what = format!("OOD accuracy of α = {alpha}");
+                        return start_job(s, JobCommand::StartOod { alpha }, &what);
+                    }
+                }
+                "ood" => s.status = "OOD done: s saves the session".into(),
                 other => s.status = format!("{other} done"),
             }
             None
         }
         JobEvent::Accepted { alpha, path } => {
+            if s.accepted_alpha != Some(alpha) {
+                s.ood_chosen.clear();
+            }
             s.accepted_alpha = Some(alpha);
             s.unsaved = true;
             s.status = format!("α = {alpha} accepted: wrote {path}");
@@ -308,6 +317,15 @@ fn engine_event(s: &mut State, ev: Event) {
             }
             if stage == "load" {
                 s.model_info = detail.clone();
+            }
+            if stage == "ood" {
+                // "at model (α = 0) on …" or "chosen model (α = A) on …".
+                s.ood_filling_chosen = detail.starts_with("chosen");
+                if s.ood_filling_chosen {
+                    s.ood_chosen.clear();
+                } else {
+                    s.ood_at.clear();
+                }
             }
             if stage == "finetune" {
                 s.ft_losses.clear();
@@ -415,7 +433,17 @@ fn engine_event(s: &mut State, ev: Event) {
         }
         Event::Warning { message } => s.status = format!("warning: {message}"),
         Event::Failed { message } => s.error = Some(message),
-        Event::StageFinished { .. } | Event::Corruption { .. } | Event::TrainEpoch { .. } => {}
+        Event::Corruption { result } => {
+            let v = if s.ood_filling_chosen {
+                &mut s.ood_chosen
+            } else {
+                &mut s.ood_at
+            };
+            v.retain(|c| c.name != result.name);
+            v.push(result);
+            s.unsaved = true;
+        }
+        Event::StageFinished { .. } | Event::TrainEpoch { .. } => {}
     }
 }
 

@@ -519,3 +519,55 @@ fn loading_alone_leaves_no_job_behind() {
     finished(&mut s, "load");
     assert!(s.busy);
 }
+
+#[test]
+fn accepting_with_a_corrupted_set_evaluates_ood() {
+    use crate::engine::rift::results::CorruptionAcc;
+    let corruption = |name: &str, acc: f64| CorruptionAcc {
+        name: name.into(),
+        acc,
+        by_severity: Default::default(),
+        n: 100,
+    };
+    let mut s = after_sweep();
+    s.ood_enabled = true;
+    update(&mut s, Msg::Accept);
+    update(
+        &mut s,
+        Msg::Job(JobEvent::Accepted {
+            alpha: 0.5,
+            path: "x".into(),
+        }),
+    );
+    assert_eq!(
+        finished(&mut s, "accept"),
+        Some(Cmd::Job(JobCommand::StartOod { alpha: 0.5 }))
+    );
+    for (detail, accs) in [
+        ("at model (α = 0) on cifar10-c", [60.0, 70.0]),
+        ("chosen model (α = 0.5) on cifar10-c", [64.0, 72.0]),
+    ] {
+        engine(
+            &mut s,
+            Event::StageStarted {
+                stage: "ood".into(),
+                detail: detail.into(),
+            },
+        );
+        for (name, acc) in ["fog", "snow"].iter().zip(accs) {
+            engine(
+                &mut s,
+                Event::Corruption {
+                    result: corruption(name, acc),
+                },
+            );
+        }
+    }
+    finished(&mut s, "ood");
+    assert_eq!(s.ood_means(), (Some(65.0), Some(68.0)));
+    assert!(!s.busy);
+    // Without a corrupted set, accepting starts nothing more.
+    let mut s = after_sweep();
+    update(&mut s, Msg::Accept);
+    assert_eq!(finished(&mut s, "accept"), None);
+}

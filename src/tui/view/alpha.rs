@@ -9,8 +9,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
 use ratatui::Frame;
 
-fn split(inner: Rect) -> [Rect; 2] {
-    Layout::vertical([Constraint::Length(2), Constraint::Min(3)]).areas(inner)
+/// The head lines (cursor, marks, OOD when known) above the chart.
+fn split(inner: Rect, s: &State) -> [Rect; 2] {
+    let no_ood = s.ood_at.is_empty() && s.ood_chosen.is_empty();
+    let head = if no_ood { 2 } else { 3 };
+    Layout::vertical([Constraint::Length(head), Constraint::Min(3)]).areas(inner)
 }
 
 /// Accuracy range of the chart: every point, padded, within [0, 100].
@@ -33,7 +36,7 @@ pub fn alpha_at(area: Rect, s: &State, col: u16) -> Option<f64> {
     if s.sweep.is_empty() {
         return None;
     }
-    let [_, chart] = split(area.inner(ratatui::layout::Margin::new(1, 1)));
+    let [_, chart] = split(area.inner(ratatui::layout::Margin::new(1, 1)), s);
     // Labels, then the axis line, then the plot up to the right edge.
     let label_w = y_labels(s)
         .iter()
@@ -62,7 +65,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
         frame.render_widget(Paragraph::new(Line::styled(msg, t.muted)), inner);
         return;
     }
-    let [head, chart_area] = split(inner);
+    let [head, chart_area] = split(inner, s);
     let mut head_lines = Vec::new();
     if let Some(p) = s.cursor_point() {
         head_lines.push(Line::from(vec![
@@ -85,6 +88,20 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
         ));
     }
     head_lines.push(Line::from(marks));
+    let (at, chosen) = s.ood_means();
+    if at.is_some() || chosen.is_some() {
+        let pct = |v: Option<f64>| v.map_or("…".to_string(), |x| format!("{x:.2}%"));
+        head_lines.push(Line::styled(
+            format!(
+                "OOD mean: AT {} ({}) · accepted {} ({})",
+                pct(at),
+                s.ood_at.len(),
+                pct(chosen),
+                s.ood_chosen.len()
+            ),
+            t.text,
+        ));
+    }
     frame.render_widget(Paragraph::new(head_lines), head);
 
     let clean: Vec<(f64, f64)> = s.sweep.iter().map(|p| (p.alpha, p.clean_acc)).collect();
