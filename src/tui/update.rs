@@ -365,6 +365,8 @@ fn engine_event(s: &mut State, ev: Event) {
         Event::Warning { message } => s.status = format!("warning: {message}"),
         Event::Failed { message } => s.error = Some(message),
         Event::StageFinished { .. } | Event::Corruption { .. } | Event::TrainEpoch { .. } => {}
+        // Screening estimates are not shown in the explorer yet.
+        Event::ModuleEstimated { .. } | Event::ScreenFinished { .. } => {}
     }
 }
 
