@@ -20,6 +20,7 @@ pub fn tui(args: &TuiArgs) -> Result<()> {
         ood_dataset: None,
         ood_dir: None,
         severities: None,
+        screen: None,
         output: None,
     };
     explore(&run, args.theme.clone(), "rift run")
