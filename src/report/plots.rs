@@ -54,17 +54,20 @@ fn ensure_font() -> Result<()> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Figure {
     Mrc,
+    /// First-order estimate against exact MRC (only when screening ran).
+    Screen,
     Finetune,
     Alpha,
 }
 
 impl Figure {
-    pub const ALL: [Figure; 3] = [Figure::Mrc, Figure::Finetune, Figure::Alpha];
+    pub const ALL: [Figure; 4] = [Figure::Mrc, Figure::Screen, Figure::Finetune, Figure::Alpha];
 
-    /// File stem: `mrc`, `finetune`, `alpha`.
+    /// File stem: `mrc`, `mrc_screen`, `finetune`, `alpha`.
     pub fn stem(self) -> &'static str {
         match self {
             Figure::Mrc => "mrc",
+            Figure::Screen => "mrc_screen",
             Figure::Finetune => "finetune",
             Figure::Alpha => "alpha",
         }
@@ -73,6 +76,7 @@ impl Figure {
     pub fn size(self) -> (u32, u32) {
         match self {
             Figure::Mrc => MRC_SIZE,
+            Figure::Screen => super::plots_screen::SCREEN_SIZE,
             Figure::Finetune => FINETUNE_SIZE,
             Figure::Alpha => ALPHA_SIZE,
         }
@@ -82,6 +86,10 @@ impl Figure {
     pub fn available(self, session: &Session) -> bool {
         match self {
             Figure::Mrc => session.mrc.as_ref().is_some_and(|m| !m.modules.is_empty()),
+            Figure::Screen => session
+                .mrc
+                .as_ref()
+                .is_some_and(|m| !super::plots_screen::screen_pairs(m).is_empty()),
             Figure::Finetune => session.finetune.is_some(),
             Figure::Alpha => session
                 .interpolation
@@ -110,6 +118,9 @@ impl Figure {
         };
         match self {
             Figure::Mrc => draw_mrc(session.mrc.as_ref().ok_or_else(missing)?, area),
+            Figure::Screen => {
+                super::plots_screen::draw_screen(session.mrc.as_ref().ok_or_else(missing)?, area)
+            }
             Figure::Finetune => draw_finetune(session.finetune.as_ref().ok_or_else(missing)?, area),
             Figure::Alpha => draw_alpha(session.interpolation.as_ref().ok_or_else(missing)?, area),
         }
