@@ -3,6 +3,7 @@
 pub mod markdown;
 mod markdown_screen;
 pub mod plots;
+mod plots_alpha;
 mod plots_screen;
 pub mod session;
 
