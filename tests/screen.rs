@@ -117,6 +117,29 @@ fn estimates_match_an_independent_pytorch_computation() {
         .collect();
     assert!(sorted.windows(2).all(|w| w[0] <= w[1]), "by estimate");
 
+    // Estimates never choose a module to fine-tune.
+    let ft = rift(&[
+        "finetune",
+        "--checkpoint",
+        DEMO_MODEL,
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        "assets/demo",
+        "--layer",
+        "auto",
+        "--mrc-result",
+        path_str(&out),
+        "--save",
+        path_str(&dir.path().join("ft.safetensors")),
+    ]);
+    assert!(!ft.status.success());
+    assert!(
+        stderr_of(&ft).contains("only first-order screening estimates"),
+        "{}",
+        stderr_of(&ft)
+    );
+
     let reference: HashMap<String, Vec<f64>> =
         serde_json::from_str(&run_python(PY_SCREEN, &[DEMO_MODEL, path_str(&adv)])).unwrap();
     assert_eq!(reference.len(), 21);
