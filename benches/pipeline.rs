@@ -3,13 +3,22 @@
 //! 1. MRC fast path vs faithful path on ResNet18-width-16 with a CIFAR-shaped adversarial
 //!    set, same modules and settings, in one run: the ratio (target ≥ 1.5×) and whether
 //!    both give the same values.
-//! 2. Each stage of `rift run` (wall time and peak memory, from the binary's own
+//! 2. First-order screening (not in the paper) of every module of ResNet18-width-16 on 256
+//!    adversarial samples against exact MRC of every module (published settings: 10
+//!    epochs, faithful and fast path), side by side: the ratio (target ≥ 50×). Then the time
+//!    to a recommendation with screening + exact MRC of the 3 lowest estimates against
+//!    exact-all, and whether both recommend the same module, on each model of this bench
+//!    (ResNet18-w16 with random weights, the trained demo ResNet18-w8 on MNIST).
+//! 3. Each stage of `rift run` (wall time and peak memory, from the binary's own
 //!    `RIFT_PEAK_MEMORY` report) on the bundled demo and on ResNet18 (width 16) with a
 //!    CIFAR-shaped fixture written in torchvision's layout.
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::models::Model;
+use rift::engine::rift::adv_set::loss_and_acc;
 use rift::engine::rift::adv_set::TensorSet;
 use rift::engine::rift::mrc::{compute, select_modules, MrcConfig};
+use rift::engine::rift::results::MrcResult;
+use rift::engine::rift::screen::{estimate, screen_then_exact, ExactLowest, ScreenConfig};
 use rift::engine::CancelFlag;
 use std::process::Command;
 use std::time::Instant;
@@ -99,6 +108,208 @@ fn bench_mrc(dir: &std::path::Path) {
         "mrc (resnet18-w16, {} modules, {n} samples, 3 epochs): faithful {:.1}s, fast {:.1}s, speed-up {:.2}x (target >= 1.5) {}; max relative difference {:.1e} {}",
         modules.len(), times[0], times[1], ratio, if ratio >= 1.5 { "OK" } else { "BELOW TARGET" },
         max_rel, if max_rel < 1e-4 { "(same values)" } else { "(VALUES DIFFER)" }
+    );
+}
+
+fn cifar_model(dir: &std::path::Path) -> Model {
+    let ckpt = load_checkpoint(&dir.join("r18w16.pth")).expect("checkpoint");
+    let (mean, std) = (vec![0.4914, 0.4822, 0.4465], vec![0.2471, 0.2435, 0.2616]);
+    Model::from_checkpoint(
+        &ckpt,
+        None,
+        None,
+        tch::Device::Cpu,
+        (&mean, &std, "cifar10"),
+    )
+    .expect("model")
+}
+
+fn random_adv_set(n: i64) -> TensorSet {
+    tch::manual_seed(0);
+    TensorSet {
+        x: tch::Tensor::rand([n, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu)),
+        y: tch::Tensor::randint(10, [n], (tch::Kind::Int64, tch::Device::Cpu)),
+        n: n as usize,
+    }
+}
+
+/// The demo model and a PGD set of the first 256 demo test digits (ε 0.1, as tests/mrc.rs).
+fn demo_model_and_set() -> (Model, TensorSet) {
+    use rift::engine::attack::PgdConfig;
+    use rift::engine::data::{load_split, DatasetKind, Split};
+    let ckpt = load_checkpoint(std::path::Path::new(
+        "assets/demo/mnist_at_resnet18w8.safetensors",
+    ))
+    .expect("demo checkpoint");
+    let model = Model::from_checkpoint(
+        &ckpt,
+        None,
+        None,
+        tch::Device::Cpu,
+        (&[0.1307], &[0.3081], "mnist"),
+    )
+    .expect("demo model");
+    let test = load_split(
+        DatasetKind::Mnist,
+        std::path::Path::new("assets/demo"),
+        Split::Test,
+    )
+    .expect("demo data");
+    let idx: Vec<usize> = (0..256).collect();
+    let pgd = PgdConfig {
+        eps: 0.1,
+        step: 0.02,
+        steps: 10,
+        random_start: false,
+        restarts: 1,
+    };
+    let adv = rift::engine::rift::adv_set::generate(
+        &model,
+        &test,
+        &idx,
+        &pgd,
+        128,
+        &CancelFlag::default(),
+        &mut |_| {},
+    )
+    .expect("adversarial set");
+    (model, adv)
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t = Instant::now();
+    let v = f();
+    (v, t.elapsed().as_secs_f64())
+}
+
+/// Screening vs exact MRC of all modules (faithful and fast), then time to a recommendation.
+fn bench_screen(dir: &std::path::Path) {
+    let cancel = CancelFlag::default();
+    let model = cifar_model(dir);
+    let adv = random_adv_set(256);
+    let modules = select_modules(&model, &[]).expect("modules");
+    let cfg = MrcConfig::default();
+    let (base, _) = loss_and_acc(adv.n, cfg.batch_size, model.device(), &adv.y, &mut |i| {
+        Ok(model.forward(&adv.x.f_index_select(0, i)?, false))
+    })
+    .expect("baseline");
+    let screen = ScreenConfig {
+        epsilon: cfg.epsilon,
+        batch_size: cfg.batch_size,
+        one_step: false,
+    };
+    // Median of 5: one pass takes seconds, so one-off costs (the first backward's
+    // allocations) and a neighbour's load would otherwise dominate.
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            timed(|| {
+                estimate(&model, &adv, &modules, base, &screen, &cancel, &mut |_| {})
+                    .expect("screen")
+            })
+            .1
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    let t_screen = runs[2];
+    println!(
+        "screening passes (s): {}",
+        runs.iter()
+            .map(|t| format!("{t:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let run_exact = |fast: bool| {
+        let cfg = MrcConfig {
+            fast,
+            ..MrcConfig::default()
+        };
+        timed(|| compute(&model, &adv, "test", &modules, &cfg, &cancel, &mut |_| {}).expect("mrc"))
+    };
+    let (faithful, t_faithful) = run_exact(false);
+    let (_, t_fast) = run_exact(true);
+    let ok = |r: f64| if r >= 50.0 { "OK" } else { "BELOW TARGET" };
+    println!(
+        "screen (resnet18-w16, {} modules, 256 samples): screening {:.2}s; exact all (10 epochs) faithful {:.1}s = {:.0}x ({}), --fast {:.1}s = {:.0}x ({}) (target >= 50x)",
+        modules.len(), t_screen, t_faithful, t_faithful / t_screen, ok(t_faithful / t_screen),
+        t_fast, t_fast / t_screen, ok(t_fast / t_screen)
+    );
+    time_to_recommendation("resnet18-w16 random", &model, &adv, (&faithful, t_faithful));
+
+    let (demo, demo_adv) = demo_model_and_set();
+    let demo_modules = select_modules(&demo, &[]).expect("modules");
+    let (exact_demo, t_demo) = timed(|| {
+        compute(
+            &demo,
+            &demo_adv,
+            "test",
+            &demo_modules,
+            &cfg,
+            &cancel,
+            &mut |_| {},
+        )
+        .expect("mrc")
+    });
+    time_to_recommendation(
+        "demo resnet18-w8 mnist",
+        &demo,
+        &demo_adv,
+        (&exact_demo, t_demo),
+    );
+}
+
+/// `--screen --exact-lowest 3` against an exact-all result of the same model and set.
+fn time_to_recommendation(label: &str, model: &Model, adv: &TensorSet, exact: (&MrcResult, f64)) {
+    let modules = select_modules(model, &[]).expect("modules");
+    let cfg = MrcConfig::default();
+    let screen = ScreenConfig {
+        epsilon: cfg.epsilon,
+        batch_size: cfg.batch_size,
+        one_step: false,
+    };
+    let (r, t) = timed(|| {
+        screen_then_exact(
+            model,
+            adv,
+            "test",
+            &modules,
+            &cfg,
+            &screen,
+            ExactLowest::Count(3),
+            &CancelFlag::default(),
+            &mut |_| {},
+        )
+        .expect("screen + exact")
+    });
+    // ρ of the estimates against the exact-all values, for orientation.
+    let est: Vec<f64> = exact
+        .0
+        .modules
+        .iter()
+        .map(|m| {
+            r.modules
+                .iter()
+                .find(|x| x.name == m.name)
+                .and_then(|x| x.estimate)
+                .or_else(|| {
+                    r.estimated_only
+                        .iter()
+                        .find(|x| x.name == m.name)
+                        .map(|x| x.estimate)
+                })
+                .unwrap_or(f64::NAN)
+        })
+        .collect();
+    let mrc: Vec<f64> = exact.0.modules.iter().map(|m| m.mrc).collect();
+    let rho = rift::engine::rift::screen::spearman(&est, &mrc);
+    println!(
+        "time to recommendation [{label}]: --screen --exact-lowest 3 {:.1}s -> {} ; exact all {:.1}s -> {} ; {:.1}x faster; same module: {}; Spearman rho (estimate vs exact, all modules) {}",
+        t,
+        r.recommended,
+        exact.1,
+        exact.0.recommended,
+        exact.1 / t,
+        if r.recommended == exact.0.recommended { "yes" } else { "NO" },
+        rho.map_or("undefined".to_string(), |x| format!("{x:.3}"))
     );
 }
 
@@ -221,6 +432,9 @@ fn main() {
     );
     if want("mrc") {
         bench_mrc(dir.path());
+    }
+    if want("screen") {
+        bench_screen(dir.path());
     }
     if want("stages") {
         bench_stages(

@@ -45,6 +45,8 @@ fn big_state() -> State {
             epoch_losses: (0..10).map(|e| 1.0 + e as f64 * 0.1).collect(),
             epoch_accs: (0..10).map(|e| 50.0 - e as f64).collect(),
             recommended: false,
+            estimate: None,
+            estimate_step: None,
         };
         ev(&mut s, Event::ModuleScored { score });
     }
@@ -223,7 +225,10 @@ fn latency_bench(bin: &Path, dir: &Path) {
         return;
     }
     let load = load.split_whitespace().next().unwrap_or("?").to_string();
-    for (what, lat) in [("in the app", &mut inside), ("from send-keys", &mut outside)] {
+    for (what, lat) in [
+        ("in the app", &mut inside),
+        ("from send-keys", &mut outside),
+    ] {
         let n = lat.len();
         let p50 = quantile(lat, 0.5);
         let p99 = quantile(lat, 0.99);

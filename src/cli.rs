@@ -241,6 +241,23 @@ pub struct MrcArgs {
     /// Same as --mrc-epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// First-order screening (this project's addition, not in the paper): estimate every
+    /// module as ε·‖w‖·‖∇w L_adv‖ from one forward and backward pass over the adversarial
+    /// set. Alone it computes no exact MRC and recommends nothing; add --exact-lowest.
+    #[arg(long)]
+    pub screen: bool,
+    /// With --screen: also the loss rise after one step of size ε‖w‖ along the normalised
+    /// gradient (`estimate_step`; one extra forward pass per module).
+    #[arg(long)]
+    pub one_step: bool,
+    /// With --screen: exact MRC (as published; --fast honoured) of the K lowest-estimate
+    /// modules, lowest first, or of all of them (then Spearman ρ against the estimates).
+    #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::screen::ExactLowest::parse)]
+    pub exact_lowest: Option<rift::engine::rift::screen::ExactLowest>,
+    /// Write the adversarial set MRC measures on (`x`: float32 N×C×H×W in [0, 1], `y`:
+    /// int64 labels) as .safetensors or .pth, by extension.
+    #[arg(long, value_name = "FILE")]
+    pub save_adv_set: Option<PathBuf>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     #[arg(long, value_name = "FILE")]
@@ -412,6 +429,10 @@ pub struct RunArgs {
     pub ood_dir: Option<PathBuf>,
     #[arg(long)]
     pub severities: Option<String>,
+    /// First-order screening of every module (not in the paper), then exact MRC only for
+    /// the K lowest-estimate modules (or all); the module choice uses exact values only.
+    #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::screen::ExactLowest::parse)]
+    pub screen: Option<rift::engine::rift::screen::ExactLowest>,
     /// Also write the final session (all settings and results) as YAML or JSON here.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -51,6 +51,8 @@ fn session() -> Session {
                 epoch_losses: (0..10).map(|e| 2.1 + mrc * e as f64 / 9.0).collect(),
                 epoch_accs: (0..10).map(|e| 26.07 - e as f64 * 0.2).collect(),
                 recommended: name == "block1.layer.2.conv2",
+                estimate: None,
+                estimate_step: None,
             }
         })
         .collect();
@@ -157,6 +159,7 @@ fn session() -> Session {
             adv_split: "train".into(),
             adv_limit: Some(10_000),
             mrc_fast: true,
+            mrc_screen: None,
             layer: "auto".into(),
             lr: 0.001,
             ft_epochs: 10,
@@ -196,6 +199,8 @@ fn session() -> Session {
             modules,
             recommended: "block1.layer.2.conv2".into(),
             seconds: 3300.0,
+            estimated_only: Vec::new(),
+            screen: None,
         }),
         finetune: Some(FinetuneResult {
             layers: vec!["block1.layer.2.conv2".into()],

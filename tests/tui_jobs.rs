@@ -86,6 +86,7 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             adv_split: "test".into(),
             adv_limit: Some(16),
             mrc_fast: true,
+            mrc_screen: None,
             layer: "auto".into(),
             lr: 0.01,
             ft_epochs,

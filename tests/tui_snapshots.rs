@@ -21,6 +21,8 @@ fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
         epoch_losses: vec![0.61, 0.72, 0.70],
         epoch_accs: vec![70.0, 66.0, 67.0],
         recommended: false,
+        estimate: None,
+        estimate_step: None,
     }
 }
 

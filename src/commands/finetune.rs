@@ -25,6 +25,12 @@ pub fn resolve_layers(
         let Some(r) = mrc else {
             bail!("--layer {spec} needs a saved MRC result: pass --mrc-result FILE (from `rift mrc --output FILE`)");
         };
+        if r.modules.is_empty() && !r.estimated_only.is_empty() {
+            bail!(
+                "--layer {spec}: the MRC result{} holds only first-order screening estimates (not in the paper), and estimates never choose a module: rerun `rift mrc --screen` with --exact-lowest K",
+                mrc_path.map_or(String::new(), |p| format!(" {}", p.display()))
+            );
+        }
         if k == 0 || k > r.modules.len() {
             bail!(
                 "--layer {spec}: the MRC result{} has {} modules",

@@ -10,6 +10,7 @@ mod ood;
 mod predict;
 mod progress;
 mod run;
+mod run_mrc;
 mod train_at;
 mod tui;
 

@@ -4,12 +4,15 @@ use crate::cli::{MrcArgs, MrcFlags};
 use anyhow::{bail, Result};
 use rift::engine::attack::{clean_correct, PgdConfig};
 use rift::engine::batches::images_to_tensor;
+use rift::engine::checkpoint::{save_by_extension, save_format_for};
 use rift::engine::data::{gather_batch, load_split, DatasetKind, ImageSet, Split};
 use rift::engine::models::Model;
 use rift::engine::rift::adv_set::{generate, holdout_split, TensorSet};
 use rift::engine::rift::events::{Event, Sink};
 use rift::engine::rift::mrc::{compute, select_modules, MrcConfig, Variant};
-use rift::engine::rift::results::MrcResult;
+use rift::engine::rift::results::{MrcResult, ScreenSummary};
+use rift::engine::rift::screen::{screen_then_exact, ExactLowest, ScreenConfig};
+use rift::engine::tensors::to_raw;
 use rift::engine::CancelFlag;
 use std::path::Path;
 
@@ -118,6 +121,10 @@ pub fn build_adv_set(
 pub fn print_mrc_table(r: &MrcResult) {
     println!("MRC ({} variant, ε {}, {} epochs) on {} adversarial samples from the {} split; baseline loss {:.4}, accuracy {:.2}%",
         r.variant, r.epsilon, r.epochs, r.adv_n, r.adv_split, r.baseline_loss, r.baseline_acc);
+    if let Some(s) = &r.screen {
+        print_screened_table(r, s);
+        return;
+    }
     println!(
         "{:>4} {:<28} {:>10} {:>10} {:>10}",
         "rank", "module", "MRC", "acc drop", "params"
@@ -139,7 +146,127 @@ pub fn print_mrc_table(r: &MrcResult) {
     }
 }
 
+/// Exact modules first (ranked by MRC), then the estimated-only ones by estimate; every
+/// row says whether its values are exact or estimated.
+fn print_screened_table(r: &MrcResult, s: &ScreenSummary) {
+    let step = r.modules.iter().any(|m| m.estimate_step.is_some())
+        || r.estimated_only.iter().any(|m| m.estimate_step.is_some());
+    println!(
+        "screening: {} in {:.2} s; `estimate` is a {}: ε·‖w‖·‖∇w L_adv‖{}",
+        s.method,
+        s.seconds,
+        s.label,
+        if step {
+            "; `step` is the loss rise after one step of size ε‖w‖ along the normalised gradient"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "exact MRC for {} of {} modules (exact_lowest: {})",
+        r.modules.len(),
+        r.modules.len() + r.estimated_only.len(),
+        s.exact_lowest
+    );
+    let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "{:>4} {:<28} {:>10} {:>10} {:>10} {}{:>10}  value",
+        "rank",
+        "module",
+        "MRC",
+        "acc drop",
+        "estimate",
+        if step {
+            format!("{:>10} ", "step")
+        } else {
+            String::new()
+        },
+        "params",
+    );
+    for (i, m) in r.modules.iter().enumerate() {
+        println!(
+            "{:>4} {:<28} {:>10.4} {:>10.2} {:>10} {}{:>10}  exact{}",
+            i + 1,
+            m.name,
+            m.mrc,
+            m.robust_acc_drop,
+            opt(m.estimate),
+            if step {
+                format!("{:>10} ", opt(m.estimate_step))
+            } else {
+                String::new()
+            },
+            m.params,
+            if m.recommended {
+                "  <- non-robust-critical (recommended)"
+            } else {
+                ""
+            }
+        );
+    }
+    for m in &r.estimated_only {
+        println!(
+            "{:>4} {:<28} {:>10} {:>10} {:>10.4} {}{:>10}  estimate only",
+            "-",
+            m.name,
+            "—",
+            "—",
+            m.estimate,
+            if step {
+                format!("{:>10} ", opt(m.estimate_step))
+            } else {
+                String::new()
+            },
+            m.params
+        );
+    }
+    if r.modules.is_empty() {
+        println!("no exact MRC was computed, so nothing is recommended: add --exact-lowest K to measure the K lowest-estimate modules exactly");
+    }
+    if let Some(rho) = s.spearman_vs_exact {
+        println!(
+            "rank agreement over {} modules: Spearman ρ {:.3} (estimate vs exact){}; lowest module {}",
+            r.modules.len(),
+            rho,
+            s.spearman_step_vs_exact
+                .map_or(String::new(), |x| format!(", {x:.3} (step vs exact)")),
+            match s.lowest_matches {
+                Some(true) => "matched",
+                Some(false) => "did not match",
+                None => "unknown",
+            }
+        );
+    }
+}
+
+/// Refuses screening flags that make no sense together, before any work.
+fn check_screen_flags(args: &MrcArgs) -> Result<()> {
+    if !args.screen {
+        if let Some(k) = args.exact_lowest {
+            bail!("--exact-lowest {} chooses which modules get exact MRC after first-order screening, so it needs --screen; plain `rift mrc` already computes exact MRC of every module", k.text());
+        }
+        if args.one_step {
+            bail!(
+                "--one-step adds a second estimate to first-order screening, so it needs --screen"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn save_adv_set(path: &Path, adv: &TensorSet) -> Result<()> {
+    let x = to_raw(&adv.x.f_to_kind(tch::Kind::Float)?)?;
+    let y = to_raw(&adv.y)?;
+    save_by_extension(path, &[("x".into(), x), ("y".into(), y)])?;
+    eprintln!("wrote the adversarial set to {}", path.display());
+    Ok(())
+}
+
 pub fn mrc(args: &MrcArgs) -> Result<()> {
+    check_screen_flags(args)?;
+    if let Some(p) = &args.save_adv_set {
+        save_format_for(p)?;
+    }
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
     let attack = attack_config(&args.attack)?.unwrap_or(PgdConfig {
@@ -172,23 +299,45 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         &cancel,
         &mut sink,
     )?;
-    sink(Event::StageStarted {
-        stage: "mrc".into(),
-        detail: format!(
-            "{} modules{}",
-            modules.len(),
-            if cfg.fast { " (fast path)" } else { "" }
-        ),
-    });
-    let result = compute(
-        &model,
-        &adv,
-        &args.mrc.adv_split,
-        &modules,
-        &cfg,
-        &cancel,
-        &mut sink,
-    )?;
+    if let Some(p) = &args.save_adv_set {
+        save_adv_set(p, &adv)?;
+    }
+    let result = if args.screen {
+        let screen = ScreenConfig {
+            epsilon: cfg.epsilon,
+            batch_size: cfg.batch_size,
+            one_step: args.one_step,
+        };
+        screen_then_exact(
+            &model,
+            &adv,
+            &args.mrc.adv_split,
+            &modules,
+            &cfg,
+            &screen,
+            args.exact_lowest.unwrap_or(ExactLowest::None),
+            &cancel,
+            &mut sink,
+        )?
+    } else {
+        sink(Event::StageStarted {
+            stage: "mrc".into(),
+            detail: format!(
+                "{} modules{}",
+                modules.len(),
+                if cfg.fast { " (fast path)" } else { "" }
+            ),
+        });
+        compute(
+            &model,
+            &adv,
+            &args.mrc.adv_split,
+            &modules,
+            &cfg,
+            &cancel,
+            &mut sink,
+        )?
+    };
     print_mrc_table(&result);
     if let Some(path) = &args.output {
         rift::report::write_structured(path, &result)?;

@@ -1,6 +1,7 @@
 //! Headless progress: engine events as short lines on stderr (results go to stdout and
 //! `--output`). Progress counters redraw one line at most every half second.
 use rift::engine::rift::events::Event;
+use rift::engine::rift::screen::ESTIMATE_LABEL;
 use std::io::Write;
 use std::time::Instant;
 
@@ -55,8 +56,20 @@ impl Printer {
             }
             Event::ModuleEpoch { .. } | Event::FinetuneIter { .. } => {}
             Event::ModuleScored { score } => self.line(format!(
-                "  {:<28} MRC {:>9.4}  robust-acc drop {:>6.2}",
-                score.name, score.mrc, score.robust_acc_drop
+                "  {:<28} MRC {:>9.4}  robust-acc drop {:>6.2}{}",
+                score.name,
+                score.mrc,
+                score.robust_acc_drop,
+                score
+                    .estimate
+                    .map_or(String::new(), |e| format!("  (estimate was {e:.4})"))
+            )),
+            Event::ModuleEstimated { module, estimate, estimate_step, .. } => self.line(format!(
+                "  {module:<28} estimate {estimate:>9.4}{}",
+                estimate_step.map_or(String::new(), |s| format!("  one-step {s:>9.4}"))
+            )),
+            Event::ScreenFinished { method, modules, seconds } => self.line(format!(
+                "  screened {modules} modules ({method}, {ESTIMATE_LABEL}) in {seconds:.2} s"
             )),
             Event::FinetuneEpoch { log } => self.line(format!(
                 "  epoch {:>2}  lr {:.5}  loss {:.4}  train {:.2}%{}{}",

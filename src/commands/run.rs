@@ -3,8 +3,9 @@
 //! where it stopped; every event is appended to `events.jsonl` as it happens.
 use super::finetune::{finetune_config, resolve_layers, run_stage as finetune_stage};
 use super::interpolate::sweep_config;
-use super::mrc::{adv_source, build_adv_set, mrc_config};
+use super::mrc::mrc_config;
 use super::progress::Printer;
+use super::run_mrc::{mrc_stage, PARTIAL_MRC};
 use super::{attack_config, load_model, runtime};
 use crate::cli::RunArgs;
 use anyhow::{bail, Context, Result};
@@ -14,11 +15,10 @@ use rift::engine::device::device_name;
 use rift::engine::eval::evaluate;
 use rift::engine::rift::events::Event;
 use rift::engine::rift::interpolate::{sweep, Endpoints};
-use rift::engine::rift::mrc::{finish, score_module, select_modules};
 use rift::engine::rift::ood::{
     corruptions_found, default_severities, evaluate_ood, parse_severities,
 };
-use rift::engine::rift::results::{ModuleScore, SweepPoint};
+use rift::engine::rift::results::SweepPoint;
 use rift::engine::CancelFlag;
 use rift::report::session::{
     now_rfc3339, ChosenWeights, Session, SessionModel, SessionSettings, Versions, EVENTS_FILE,
@@ -27,7 +27,6 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-const PARTIAL_MRC: &str = "mrc_partial.yaml";
 const FINETUNED: &str = "finetuned.safetensors";
 
 /// The corrupted counterpart of a clean dataset, if it has one.
@@ -120,6 +119,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         adv_split: args.mrc.adv_split.clone(),
         adv_limit: args.mrc.adv_limit,
         mrc_fast: mrc_cfg.fast,
+        mrc_screen: args.screen.map(|e| e.text()),
         layer: args.ft.layer.clone(),
         lr: ft_cfg.lr,
         ft_epochs: ft_cfg.epochs,
@@ -263,83 +263,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     // 2. MRC, module by module (partial results survive a kill).
     if session.mrc.is_none() {
         let t = Instant::now();
-        let modules = select_modules(&model, &args.mrc.modules)?;
-        let partial_path = dir.join(PARTIAL_MRC);
-        let mut done: Vec<ModuleScore> = match std::fs::read_to_string(&partial_path) {
-            Ok(text) => serde_yaml::from_str(&text).unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        let (set, idx) = adv_source(
-            kind,
-            &args.data.data_dir,
-            &args.mrc.adv_split,
-            args.mrc.adv_limit,
-        )?;
-        tch::manual_seed(rt.seed as i64);
-        let adv = build_adv_set(
-            &model,
-            &set,
-            &idx,
-            &attack,
-            args.data.batch_size,
-            &cancel,
-            &mut sink,
-        )?;
-        sink(Event::StageStarted {
-            stage: "mrc".into(),
-            detail: format!("{} modules, {} already scored", modules.len(), done.len()),
-        });
-        let (base_loss, base_acc) = rift::engine::rift::adv_set::loss_and_acc(
-            adv.n,
-            mrc_cfg.batch_size,
-            model.device(),
-            &adv.y,
-            &mut |i| Ok(model.forward(&adv.x.f_index_select(0, i)?, false)),
-        )?;
-        sink(Event::AdvSetReady {
-            n: adv.n,
-            loss: base_loss,
-            acc: base_acc,
-        });
-        for s in &done {
-            sink(Event::ModuleScored { score: s.clone() });
-        }
-        for (depth, info) in &modules {
-            if done.iter().any(|s| s.name == info.name) {
-                continue;
-            }
-            let s = score_module(
-                &model,
-                &adv,
-                *depth,
-                info,
-                (base_loss, base_acc),
-                &mrc_cfg,
-                &cancel,
-                &mut sink,
-            )?;
-            sink(Event::ModuleScored { score: s.clone() });
-            done.push(s);
-            sink(Event::Progress {
-                stage: "mrc".into(),
-                done: done.len(),
-                total: modules.len(),
-            });
-            rift::report::atomic_write(&partial_path, serde_yaml::to_string(&done)?.as_bytes())?;
-        }
-        let secs = t.elapsed().as_secs_f64();
-        session.mrc = Some(finish(
-            done,
-            &mrc_cfg,
-            &args.mrc.adv_split,
-            adv.n,
-            base_loss,
-            base_acc,
-            secs,
-        ));
+        session.mrc = Some(mrc_stage(
+            &model, args, kind, &attack, &mrc_cfg, rt.seed, dir, &cancel, &mut sink,
+        )?);
         finish_stage(&mut session, "mrc", t, &mut sink);
         save(&mut session)?;
-        let _ = std::fs::remove_file(&partial_path);
+        let _ = std::fs::remove_file(dir.join(PARTIAL_MRC));
     }
 
     // 3. Fine-tune the chosen module(s); the AT weights are restored afterwards.

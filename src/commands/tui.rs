@@ -38,6 +38,7 @@ pub fn tui(args: &TuiArgs) -> Result<()> {
         ood_dataset: args.ood_dataset.clone(),
         ood_dir: args.ood_dir.clone(),
         severities: args.severities.clone(),
+        screen: None,
         output: None,
     };
     explore(&run, args.theme.clone(), "rift run", None)

@@ -84,7 +84,7 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|")
 }
 
-fn figure(md: &mut String, session: &Session, fig: Figure, alt: &str) {
+pub(super) fn figure(md: &mut String, session: &Session, fig: Figure, alt: &str) {
     if fig.available(session) {
         let _ = writeln!(md, "![{alt}]({}.png)\n", fig.stem());
         let _ = writeln!(md, "(vector version: [{0}.svg]({0}.svg))\n", fig.stem());
@@ -181,6 +181,7 @@ fn mrc_section(md: &mut String, s: &Session) {
     };
     mrc_body(md, m);
     figure(md, s, Figure::Mrc, "MRC per module");
+    super::markdown_screen::screen_section(md, s);
 }
 
 fn mrc_body(md: &mut String, m: &MrcResult) {
@@ -200,7 +201,14 @@ fn mrc_body(md: &mut String, m: &MrcResult) {
         pct(m.baseline_acc),
         m.seconds
     );
-    let _ = writeln!(md, "**Recommended (lowest MRC): `{}`**\n", m.recommended);
+    if m.modules.is_empty() {
+        let _ = writeln!(
+            md,
+            "No module has an exact MRC, so nothing is recommended.\n"
+        );
+    } else {
+        let _ = writeln!(md, "**Recommended (lowest MRC): `{}`**\n", m.recommended);
+    }
     let _ = writeln!(
         md,
         "| depth | module | kind | params | MRC | robust-acc. drop (points) | |\n|---:|---|---|---:|---:|---:|---|"

@@ -46,6 +46,8 @@ pub fn mrc_only() -> Session {
                 epoch_losses: vec![1.4 + mrc; 3],
                 epoch_accs: vec![50.0; 3],
                 recommended: name == "layer2.1.conv2",
+                estimate: None,
+                estimate_step: None,
             }
         })
         .collect();
@@ -74,6 +76,7 @@ pub fn mrc_only() -> Session {
             adv_split: "test".into(),
             adv_limit: None,
             mrc_fast: true,
+            mrc_screen: None,
             layer: "auto".into(),
             lr: 0.001,
             ft_epochs: 10,
@@ -113,6 +116,8 @@ pub fn mrc_only() -> Session {
             recommended: "layer2.1.conv2".into(),
             modules,
             seconds: 812.0,
+            estimated_only: Vec::new(),
+            screen: None,
         }),
         finetune: None,
         finetuned_weights: None,
@@ -158,6 +163,23 @@ fn ood(mean_shift: f64) -> OodResult {
 
 pub fn full() -> Session {
     let mut s = mrc_only();
+    // Screened, then exact MRC of every module: estimates close to, not equal to, exact.
+    if let Some(m) = s.mrc.as_mut() {
+        for x in &mut m.modules {
+            x.estimate = Some(x.mrc * 1.3 + 0.002 * ((x.depth * 5 % 7) as f64));
+        }
+        let est: Vec<f64> = m.modules.iter().filter_map(|x| x.estimate).collect();
+        let exact: Vec<f64> = m.modules.iter().map(|x| x.mrc).collect();
+        m.screen = Some(ScreenSummary {
+            method: "first_order".into(),
+            label: crate::engine::rift::screen::ESTIMATE_LABEL.into(),
+            seconds: 3.5,
+            exact_lowest: "all".into(),
+            spearman_vs_exact: crate::engine::rift::screen::spearman(&est, &exact),
+            spearman_step_vs_exact: None,
+            lowest_matches: Some(true),
+        });
+    }
     let iters = 10 * 352;
     s.finetune = Some(FinetuneResult {
         layers: vec!["layer2.1.conv2".into()],

@@ -1,4 +1,5 @@
 use super::*;
+use crate::engine::rift::results::ModuleEstimate;
 
 #[test]
 fn number_formats() {
@@ -31,6 +32,12 @@ fn full_session_report() {
         "**Recommended (lowest MRC): `layer2.1.conv2`**",
         "| 9 | `layer2.1.conv2` | Conv2d | 147456 | 0.03120 | 0.66 | **recommended** |",
         "![MRC per module](mrc.png)",
+        "### First-order screening (not in the paper)",
+        "first-order estimate (not in the paper)",
+        "over the 21 modules that have both",
+        "the lowest estimate is the lowest exact MRC",
+        "| 1 | `layer2.1.conv2` | 0.04656 | 0.03120 | exact |",
+        "![First-order estimate vs exact MRC](mrc_screen.png)",
         "lr ×0.1 at epoch 5",
         "| 4 | 0.001 | 0.8400 | 74.40 | 80.56 | — | **kept** |",
         "![Fine-tuning loss and accuracy](finetune.png)",
@@ -73,4 +80,39 @@ fn mrc_only_report_says_not_run() {
     }
     assert!(md.contains("Not chosen yet."));
     assert!(!md.contains("finetune.png") && !md.contains("alpha.png"));
+    assert!(!md.contains("screening") && !md.contains("mrc_screen.png"));
+}
+
+#[test]
+fn screened_report_marks_estimates() {
+    let mut s = fixtures::full();
+    let m = s.mrc.as_mut().unwrap();
+    // Exact MRC for the lowest 2 only: the rest are estimates, ρ over 2 modules.
+    let rest: Vec<_> = m.modules.split_off(2);
+    m.estimated_only = rest
+        .into_iter()
+        .map(|x| ModuleEstimate {
+            name: x.name,
+            depth: x.depth,
+            kind: x.kind,
+            shape: x.shape,
+            params: x.params,
+            estimate: x.estimate.unwrap(),
+            estimate_step: Some(0.5),
+        })
+        .collect();
+    if let Some(sc) = m.screen.as_mut() {
+        sc.exact_lowest = "2".into();
+        sc.spearman_vs_exact = None;
+        sc.lowest_matches = None;
+    }
+    let md = render_markdown(&s);
+    for needle in [
+        "computed for 2 of 21 modules",
+        "| estimate rank | module | estimate | one-step | exact MRC | value |",
+        "estimate only |",
+        "over the 2 modules that have both: **1.000**.",
+    ] {
+        assert!(md.contains(needle), "report lacks {needle:?}:\n{md}");
+    }
 }

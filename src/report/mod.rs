@@ -1,7 +1,10 @@
 //! What rift writes for people and programs: structured outputs (YAML or JSON by
 //! extension) and sessions, all written atomically.
 pub mod markdown;
+mod markdown_screen;
 pub mod plots;
+mod plots_alpha;
+mod plots_screen;
 pub mod session;
 
 use anyhow::{bail, Context, Result};
@@ -50,8 +53,8 @@ pub fn write_structured<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     atomic_write(path, text.as_bytes())
 }
 
-/// Writes `report.md` and the figures (`mrc`, `finetune`, `alpha` as PNG and SVG, for the
-/// stages that have run) into the session directory `dir`.
+/// Writes `report.md` and the figures (`mrc`, `mrc_screen`, `finetune`, `alpha` as PNG and
+/// SVG, for the stages that have run) into the session directory `dir`.
 pub fn render_report(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         bail!(

@@ -5,10 +5,9 @@
 //! Text is drawn with the DejaVu Sans embedded in the binary (assets/fonts, Bitstream Vera
 //! licence), registered as the only font: rendering never depends on fonts installed on
 //! the machine.
+pub use super::plots_alpha::{baseline_point, draw_alpha};
 use super::session::Session;
-use crate::engine::rift::results::{
-    FinetuneEpoch, FinetuneResult, InterpolationResult, MrcResult, SweepPoint,
-};
+use crate::engine::rift::results::{FinetuneEpoch, FinetuneResult, MrcResult};
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -16,17 +15,17 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 const BAR: RGBColor = RGBColor(76, 114, 176);
 const HIGHLIGHT: RGBColor = RGBColor(221, 132, 82);
 const DROP: RGBColor = RGBColor(196, 78, 82);
-const CLEAN: RGBColor = RGBColor(76, 114, 176);
-const ROBUST: RGBColor = RGBColor(196, 78, 82);
+pub(super) const CLEAN: RGBColor = RGBColor(76, 114, 176);
+pub(super) const ROBUST: RGBColor = RGBColor(196, 78, 82);
 const VAL: RGBColor = RGBColor(85, 168, 104);
 const TEST: RGBColor = RGBColor(129, 114, 179);
-const CHOSEN: RGBColor = RGBColor(60, 60, 60);
+pub(super) const CHOSEN: RGBColor = RGBColor(60, 60, 60);
 
 /// Pixel size of the PNGs and the SVG canvas.
 pub const MRC_SIZE: (u32, u32) = (1400, 760);
@@ -54,17 +53,20 @@ fn ensure_font() -> Result<()> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Figure {
     Mrc,
+    /// First-order estimate against exact MRC (only when screening ran).
+    Screen,
     Finetune,
     Alpha,
 }
 
 impl Figure {
-    pub const ALL: [Figure; 3] = [Figure::Mrc, Figure::Finetune, Figure::Alpha];
+    pub const ALL: [Figure; 4] = [Figure::Mrc, Figure::Screen, Figure::Finetune, Figure::Alpha];
 
-    /// File stem: `mrc`, `finetune`, `alpha`.
+    /// File stem: `mrc`, `mrc_screen`, `finetune`, `alpha`.
     pub fn stem(self) -> &'static str {
         match self {
             Figure::Mrc => "mrc",
+            Figure::Screen => "mrc_screen",
             Figure::Finetune => "finetune",
             Figure::Alpha => "alpha",
         }
@@ -73,6 +75,7 @@ impl Figure {
     pub fn size(self) -> (u32, u32) {
         match self {
             Figure::Mrc => MRC_SIZE,
+            Figure::Screen => super::plots_screen::SCREEN_SIZE,
             Figure::Finetune => FINETUNE_SIZE,
             Figure::Alpha => ALPHA_SIZE,
         }
@@ -82,6 +85,10 @@ impl Figure {
     pub fn available(self, session: &Session) -> bool {
         match self {
             Figure::Mrc => session.mrc.as_ref().is_some_and(|m| !m.modules.is_empty()),
+            Figure::Screen => session
+                .mrc
+                .as_ref()
+                .is_some_and(|m| !super::plots_screen::screen_pairs(m).is_empty()),
             Figure::Finetune => session.finetune.is_some(),
             Figure::Alpha => session
                 .interpolation
@@ -110,6 +117,9 @@ impl Figure {
         };
         match self {
             Figure::Mrc => draw_mrc(session.mrc.as_ref().ok_or_else(missing)?, area),
+            Figure::Screen => {
+                super::plots_screen::draw_screen(session.mrc.as_ref().ok_or_else(missing)?, area)
+            }
             Figure::Finetune => draw_finetune(session.finetune.as_ref().ok_or_else(missing)?, area),
             Figure::Alpha => draw_alpha(session.interpolation.as_ref().ok_or_else(missing)?, area),
         }
@@ -180,7 +190,11 @@ pub fn render_all(session: &Session, dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// `lo..hi` around the finite values, padded by `pad` of the span (at least `min_pad`).
-fn padded_range(values: impl IntoIterator<Item = f64>, pad: f64, min_pad: f64) -> (f64, f64) {
+pub(super) fn padded_range(
+    values: impl IntoIterator<Item = f64>,
+    pad: f64,
+    min_pad: f64,
+) -> (f64, f64) {
     let (lo, hi) = values
         .into_iter()
         .filter(|v| v.is_finite())
@@ -195,7 +209,9 @@ fn padded_range(values: impl IntoIterator<Item = f64>, pad: f64, min_pad: f64) -
 }
 
 /// A legend entry drawn as a short line in `style`.
-fn line_swatch(style: impl Into<ShapeStyle>) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+pub(super) fn line_swatch(
+    style: impl Into<ShapeStyle>,
+) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
     let style: ShapeStyle = style.into();
     move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style)
 }
@@ -499,151 +515,6 @@ fn finite_points(values: &[f64]) -> Vec<(f64, f64)> {
         .filter(|(_, v)| v.is_finite())
         .map(|(i, v)| (i as f64, *v))
         .collect()
-}
-
-/// The α = 0 point (the AT model), or the smallest α when 0 was not evaluated.
-pub fn baseline_point(points: &[SweepPoint]) -> Option<&SweepPoint> {
-    points
-        .iter()
-        .find(|p| p.alpha.abs() < 1e-9)
-        .or_else(|| points.iter().min_by(|a, b| a.alpha.total_cmp(&b.alpha)))
-}
-
-/// Draws clean (left axis) and robust (right axis) accuracy over α, each with its AT
-/// baseline dashed, the robust tolerance dotted, and the chosen α as a vertical line.
-pub fn draw_alpha<DB: DrawingBackend>(
-    interp: &InterpolationResult,
-    area: &DrawingArea<DB, Shift>,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    let mut points: Vec<&SweepPoint> = interp.points.iter().collect();
-    points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
-    let base = baseline_point(&interp.points)
-        .ok_or_else(|| anyhow!("the interpolation result has no points"))?;
-    let (x_lo, x_hi) = padded_range(points.iter().map(|p| p.alpha).chain([0.0, 1.0]), 0.03, 0.01);
-    // Headroom above the data keeps the legend and the α label off the curves.
-    let (c_lo, c_hi) = padded_range(points.iter().map(|p| p.clean_acc), 0.15, 0.3);
-    let c_hi = c_hi + (c_hi - c_lo) * 0.45;
-    let robust_floor = base.robust_acc - interp.tolerance;
-    let (r_lo, r_hi) = padded_range(
-        points.iter().map(|p| p.robust_acc).chain([robust_floor]),
-        0.15,
-        0.3,
-    );
-    let r_hi = r_hi + (r_hi - r_lo) * 0.45;
-
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!(
-                "Interpolation θ(α) = (1 − α)·θ_AT + α·θ_FT — chosen α = {:.2}",
-                interp.chosen_alpha
-            ),
-            (FONT, 22),
-        )
-        .margin(16)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .right_y_label_area_size(70)
-        .build_cartesian_2d(x_lo..x_hi, c_lo..c_hi)?
-        .set_secondary_coord(x_lo..x_hi, r_lo..r_hi);
-    chart
-        .configure_mesh()
-        .x_desc("α")
-        .y_desc("clean accuracy (%)")
-        .x_label_formatter(&|v| format!("{v:.1}"))
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .axis_desc_style((FONT, 16))
-        .label_style((FONT, 14))
-        .draw()?;
-    chart
-        .configure_secondary_axes()
-        .y_desc("robust accuracy (%)")
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .axis_desc_style((FONT, 16))
-        .label_style((FONT, 14))
-        .draw()?;
-
-    let clean: Vec<(f64, f64)> = points.iter().map(|p| (p.alpha, p.clean_acc)).collect();
-    let robust: Vec<(f64, f64)> = points.iter().map(|p| (p.alpha, p.robust_acc)).collect();
-    let dashed = |y: f64, color: RGBColor| {
-        DashedLineSeries::new(
-            [(x_lo, y), (x_hi, y)],
-            10,
-            6,
-            color.mix(0.7).stroke_width(1),
-        )
-    };
-    chart
-        .draw_series(dashed(base.clean_acc, CLEAN))?
-        .label(format!(
-            "AT clean (α = {:.1}): {:.2}%",
-            base.alpha, base.clean_acc
-        ))
-        .legend(line_swatch(CLEAN.mix(0.7)));
-    chart
-        .draw_secondary_series(dashed(base.robust_acc, ROBUST))?
-        .label(format!(
-            "AT robust (α = {:.1}): {:.2}%",
-            base.alpha, base.robust_acc
-        ))
-        .legend(line_swatch(ROBUST.mix(0.7)));
-    chart
-        .draw_secondary_series(DashedLineSeries::new(
-            [(x_lo, robust_floor), (x_hi, robust_floor)],
-            2,
-            5,
-            ROBUST.mix(0.5).stroke_width(1),
-        ))?
-        .label(format!("robust tolerance ({} points)", interp.tolerance))
-        .legend(line_swatch(ROBUST.mix(0.4)));
-
-    chart
-        .draw_series(LineSeries::new(clean.clone(), CLEAN.stroke_width(2)))?
-        .label("clean accuracy (left axis)")
-        .legend(line_swatch(CLEAN.stroke_width(2)));
-    chart.draw_series(clean.into_iter().map(|p| Circle::new(p, 5, CLEAN.filled())))?;
-    chart
-        .draw_secondary_series(LineSeries::new(robust.clone(), ROBUST.stroke_width(2)))?
-        .label("robust accuracy (right axis)")
-        .legend(line_swatch(ROBUST.stroke_width(2)));
-    chart.draw_secondary_series(
-        robust
-            .into_iter()
-            .map(|p| TriangleMarker::new(p, 6, ROBUST.filled())),
-    )?;
-
-    let a = interp.chosen_alpha;
-    chart.draw_series(std::iter::once(PathElement::new(
-        vec![(a, c_lo), (a, c_hi)],
-        CHOSEN.stroke_width(2),
-    )))?;
-    let label_style = TextStyle::from((FONT, 16)).color(&CHOSEN);
-    let (label_x, anchor) = if a > (x_lo + x_hi) / 2.0 {
-        (a - (x_hi - x_lo) * 0.01, HPos::Right)
-    } else {
-        (a + (x_hi - x_lo) * 0.01, HPos::Left)
-    };
-    let label_style = label_style.pos(Pos::new(anchor, VPos::Top));
-    chart.draw_series(std::iter::once(Text::new(
-        format!("chosen α = {a:.2}"),
-        (label_x, c_hi - (c_hi - c_lo) * 0.02),
-        label_style,
-    )))?;
-
-    chart
-        .configure_series_labels()
-        .position(if a >= 0.4 {
-            SeriesLabelPosition::UpperLeft
-        } else {
-            SeriesLabelPosition::UpperRight
-        })
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font((FONT, 14))
-        .draw()?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -52,6 +52,24 @@ fn svg_figures_carry_their_labels() {
 }
 
 #[test]
+fn screen_figure_shows_rho_and_labels_estimates() {
+    let s = fixtures::full();
+    assert!(Figure::Screen.available(&s));
+    assert!(!Figure::Screen.available(&fixtures::mrc_only()));
+    let svg = render_svg(Figure::Screen, &s).unwrap();
+    for label in [
+        "Spearman ρ = ",
+        "(21 modules)",
+        "not in the paper",
+        "exact MRC",
+        "layer2.1.conv2",
+        "recommended (lowest exact MRC)",
+    ] {
+        assert!(svg.contains(label), "screen SVG lacks {label:?}");
+    }
+}
+
+#[test]
 fn png_figures_decode() {
     let s = fixtures::full();
     for fig in Figure::ALL {

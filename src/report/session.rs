@@ -37,6 +37,11 @@ pub struct SessionSettings {
     pub adv_split: String,
     pub adv_limit: Option<usize>,
     pub mrc_fast: bool,
+    /// `--screen K`: first-order screening (not in the paper), then exact MRC for the K
+    /// lowest-estimate modules ("3") or every module ("all"); absent: exact for all, as
+    /// published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mrc_screen: Option<String>,
     /// Fine-tuning: "auto" (lowest MRC) or module names.
     pub layer: String,
     pub lr: f64,

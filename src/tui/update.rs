@@ -444,6 +444,8 @@ fn engine_event(s: &mut State, ev: Event) {
             s.unsaved = true;
         }
         Event::StageFinished { .. } | Event::TrainEpoch { .. } => {}
+        // Screening estimates are not shown in the explorer yet.
+        Event::ModuleEstimated { .. } | Event::ScreenFinished { .. } => {}
     }
 }
 

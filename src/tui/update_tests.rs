@@ -20,6 +20,8 @@ pub fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
         epoch_losses: vec![0.5, 0.7],
         epoch_accs: vec![80.0, 78.0],
         recommended: false,
+        estimate: None,
+        estimate_step: None,
     }
 }
 

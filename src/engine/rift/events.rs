@@ -47,6 +47,20 @@ pub enum Event {
     ModuleScored {
         score: ModuleScore,
     },
+    /// First-order screening estimate of one module (not in the paper; see SPEC.md §1).
+    ModuleEstimated {
+        module: String,
+        depth: usize,
+        estimate: f64,
+        estimate_step: Option<f64>,
+    },
+    /// Every selected module has its estimate; exact MRC (if asked) follows in order of
+    /// increasing estimate.
+    ScreenFinished {
+        method: String,
+        modules: usize,
+        seconds: f64,
+    },
     /// One fine-tuning iteration.
     FinetuneIter {
         epoch: usize,

@@ -8,4 +8,5 @@ pub mod mrc;
 pub mod ood;
 pub mod optim;
 pub mod results;
+pub mod screen;
 pub mod train_at;

@@ -255,6 +255,8 @@ fn ascend(
         epoch_losses: losses,
         epoch_accs: accs,
         recommended: false,
+        estimate: None,
+        estimate_step: None,
     })
 }
 
@@ -363,6 +365,8 @@ pub fn finish(
         recommended: scores.first().map(|s| s.name.clone()).unwrap_or_default(),
         modules: scores,
         seconds,
+        estimated_only: Vec::new(),
+        screen: None,
     }
 }
 

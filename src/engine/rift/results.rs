@@ -21,8 +21,60 @@ pub struct ModuleScore {
     pub epoch_accs: Vec<f64>,
     #[serde(default)]
     pub recommended: bool,
+    /// First-order screening estimate `ε·‖w‖·‖∇w L_adv‖` (not in the paper), when the
+    /// module was screened before its exact MRC was computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<f64>,
+    /// Loss rise after one step of size ε‖w‖ along the normalised gradient (`--one-step`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate_step: Option<f64>,
 }
 
+/// A module that was only screened: its first-order estimate, no exact MRC.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModuleEstimate {
+    pub name: String,
+    pub depth: usize,
+    pub kind: String,
+    pub shape: Vec<i64>,
+    pub params: i64,
+    /// `ε·‖w‖_F·‖∇w L_adv‖_F`: the linearised loss rise at the best point of the ε-ball.
+    pub estimate: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate_step: Option<f64>,
+}
+
+/// How first-order screening ran and how well it agreed with exact MRC.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ScreenSummary {
+    /// "first_order", or "first_order+one_step" with `--one-step`.
+    pub method: String,
+    /// Always "first-order estimate (not in the paper)": estimates are this project's addition.
+    pub label: String,
+    /// Seconds of the screening pass alone (gradients, and the one-step losses).
+    pub seconds: f64,
+    /// How many of the lowest-estimate modules got exact MRC: a number, "all" or "none".
+    pub exact_lowest: String,
+    /// Spearman rank correlation of estimate and exact MRC, when every screened module
+    /// has both (`--exact-lowest all`); ties get average ranks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spearman_vs_exact: Option<f64>,
+    /// The same for the one-step estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spearman_step_vs_exact: Option<f64>,
+    /// Whether the lowest-estimate module is the lowest-MRC module (when every module is exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowest_matches: Option<bool>,
+}
+
+/// The MRC step's result.
+///
+/// Screening (this project's addition) changes the data as little as possible, so that
+/// every existing reader stays correct and old session files still load: `modules` still
+/// holds exact MRC values only (each now also carries its `estimate` when screened), so the
+/// recommendation — always `modules[0]` — can only come from exact values. Modules that were
+/// screened but not measured exactly sit apart in `estimated_only`, and `screen` says how the
+/// screening ran. Without screening both new fields are empty and are not written.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct MrcResult {
     /// "code" (max over 10 epochs, the published code) or "paper" (Algorithm 1).
@@ -38,10 +90,16 @@ pub struct MrcResult {
     /// Mean cross-entropy and accuracy (percent) of the unperturbed model on the set.
     pub baseline_loss: f64,
     pub baseline_acc: f64,
-    /// Sorted by MRC, ascending; the first is the recommendation.
+    /// Exact MRC only, sorted ascending; the first is the recommendation.
     pub modules: Vec<ModuleScore>,
+    /// The lowest exact module; empty when no module was measured exactly.
     pub recommended: String,
     pub seconds: f64,
+    /// Screened modules without an exact MRC, by ascending estimate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub estimated_only: Vec<ModuleEstimate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<ScreenSummary>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -1,0 +1,153 @@
+//! The MRC stage of `rift run`: exact MRC of every module (as published), or with
+//! `--screen K` first-order screening (not in the paper) of every module, then exact MRC of
+//! the K lowest-estimate modules, lowest first. Each exact score is saved as it finishes,
+//! so a killed run continues where it stopped; screening is cheap and simply runs again.
+use super::mrc::{adv_source, build_adv_set};
+use crate::cli::RunArgs;
+use anyhow::Result;
+use rift::engine::attack::PgdConfig;
+use rift::engine::data::DatasetKind;
+use rift::engine::models::Model;
+use rift::engine::rift::adv_set::loss_and_acc;
+use rift::engine::rift::events::{Event, Sink};
+use rift::engine::rift::mrc::{finish, score_module, select_modules, MrcConfig};
+use rift::engine::rift::results::{ModuleScore, MrcResult};
+use rift::engine::rift::screen::{assemble, attach, estimate, exact_order, ScreenConfig};
+use rift::engine::CancelFlag;
+use std::path::Path;
+use std::time::Instant;
+
+/// Exact scores finished so far, in the session directory until the stage completes.
+pub const PARTIAL_MRC: &str = "mrc_partial.yaml";
+
+#[allow(clippy::too_many_arguments)]
+pub fn mrc_stage(
+    model: &Model,
+    args: &RunArgs,
+    kind: DatasetKind,
+    attack: &PgdConfig,
+    cfg: &MrcConfig,
+    seed: u64,
+    dir: &Path,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<MrcResult> {
+    let t = Instant::now();
+    let modules = select_modules(model, &args.mrc.modules)?;
+    let partial_path = dir.join(PARTIAL_MRC);
+    let mut done: Vec<ModuleScore> = match std::fs::read_to_string(&partial_path) {
+        Ok(text) => serde_yaml::from_str(&text).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let (set, idx) = adv_source(
+        kind,
+        &args.data.data_dir,
+        &args.mrc.adv_split,
+        args.mrc.adv_limit,
+    )?;
+    tch::manual_seed(seed as i64);
+    let adv = build_adv_set(
+        model,
+        &set,
+        &idx,
+        attack,
+        args.data.batch_size,
+        cancel,
+        sink,
+    )?;
+    let (base_loss, base_acc) =
+        loss_and_acc(adv.n, cfg.batch_size, model.device(), &adv.y, &mut |i| {
+            Ok(model.forward(&adv.x.f_index_select(0, i)?, false))
+        })?;
+    sink(Event::AdvSetReady {
+        n: adv.n,
+        loss: base_loss,
+        acc: base_acc,
+    });
+    let screened = match args.screen {
+        Some(_) => {
+            sink(Event::StageStarted {
+                stage: "screen".into(),
+                detail: format!(
+                    "{} modules, {}",
+                    modules.len(),
+                    rift::engine::rift::screen::ESTIMATE_LABEL
+                ),
+            });
+            let screen = ScreenConfig {
+                epsilon: cfg.epsilon,
+                batch_size: cfg.batch_size,
+                one_step: false,
+            };
+            Some(estimate(
+                model, &adv, &modules, base_loss, &screen, cancel, sink,
+            )?)
+        }
+        None => None,
+    };
+    let order = match (&screened, args.screen) {
+        (Some(s), Some(exact)) => exact_order(s, &modules, exact),
+        _ => modules.clone(),
+    };
+    sink(Event::StageStarted {
+        stage: "mrc".into(),
+        detail: format!(
+            "{} of {} modules exactly{}, {} already scored",
+            order.len(),
+            modules.len(),
+            if screened.is_some() {
+                " (lowest estimate first)"
+            } else {
+                ""
+            },
+            done.len()
+        ),
+    });
+    for s in &mut done {
+        if let Some(sc) = &screened {
+            attach(s, sc);
+        }
+        sink(Event::ModuleScored { score: s.clone() });
+    }
+    for (depth, info) in &order {
+        if done.iter().any(|s| s.name == info.name) {
+            continue;
+        }
+        let mut s = score_module(
+            model,
+            &adv,
+            *depth,
+            info,
+            (base_loss, base_acc),
+            cfg,
+            cancel,
+            sink,
+        )?;
+        if let Some(sc) = &screened {
+            attach(&mut s, sc);
+        }
+        sink(Event::ModuleScored { score: s.clone() });
+        done.push(s);
+        sink(Event::Progress {
+            stage: "mrc".into(),
+            done: done.len(),
+            total: order.len(),
+        });
+        rift::report::atomic_write(&partial_path, serde_yaml::to_string(&done)?.as_bytes())?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let split = &args.mrc.adv_split;
+    Ok(match (&screened, args.screen) {
+        (Some(sc), Some(exact)) => assemble(
+            done,
+            sc,
+            exact,
+            cfg,
+            split,
+            adv.n,
+            (base_loss, base_acc),
+            secs,
+        ),
+        _ => finish(done, cfg, split, adv.n, base_loss, base_acc, secs),
+    })
+}
