@@ -497,6 +497,10 @@ pub struct TuiArgs {
     /// Where `s` saves the session (the same files as `rift run`).
     #[arg(long, value_name = "DIR", default_value = "sessions/tui")]
     pub session: PathBuf,
+    /// Exact MRC for the K lowest first-order estimates only (default: all; the explorer
+    /// always screens first to order the exact work and preview the bars).
+    #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::screen::ExactLowest::parse)]
+    pub screen: Option<rift::engine::rift::screen::ExactLowest>,
     /// Corrupted test set evaluated after `a` accepts an α: cifar10-c, cifar100-c or
     /// tiny-imagenet-c (default: the dataset's own, when found).
     #[arg(long)]

@@ -8,6 +8,7 @@ use rift::engine::rift::events::Event;
 use rift::engine::rift::finetune::FinetuneConfig;
 use rift::engine::rift::interpolate::SweepConfig;
 use rift::engine::rift::mrc::MrcConfig;
+use rift::engine::rift::screen::ExactLowest;
 use rift::jobs::{JobCommand, JobEvent, JobSetup, Worker};
 use rift::report::session::{Session, SessionSettings};
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             fast: true,
             ..MrcConfig::default()
         },
+        exact_lowest: ExactLowest::All,
+        one_step: false,
         finetune: FinetuneConfig {
             epochs: ft_epochs,
             batch_size: 512,
@@ -135,7 +138,29 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
             _ => None,
         })
         .collect();
-    assert_eq!(stages, ["load", "baseline", "adv_set", "mrc"]);
+    assert_eq!(stages, ["load", "baseline", "adv_set", "screen", "mrc"]);
+    // Every estimate comes before any exact value; exact work goes lowest estimate first.
+    let mut estimates: Vec<(f64, String)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Engine(Event::ModuleEstimated {
+                module, estimate, ..
+            }) => Some((*estimate, module.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(estimates.len(), 2);
+    let last_estimate = seen
+        .iter()
+        .rposition(|e| matches!(e, JobEvent::Engine(Event::ModuleEstimated { .. })))
+        .unwrap();
+    let first_exact = seen
+        .iter()
+        .position(|e| matches!(e, JobEvent::Engine(Event::ModuleScored { .. })))
+        .unwrap();
+    assert!(last_estimate < first_exact);
+    estimates.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let by_estimate: Vec<String> = estimates.into_iter().map(|(_, m)| m).collect();
     let scored: Vec<String> = seen
         .iter()
         .filter_map(|e| match e {
@@ -143,7 +168,7 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
             _ => None,
         })
         .collect();
-    assert_eq!(scored, ["conv1", "linear"]);
+    assert_eq!(scored, by_estimate);
     let baseline = seen
         .iter()
         .position(|e| matches!(e, JobEvent::Engine(Event::Baseline { .. })))

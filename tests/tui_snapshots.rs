@@ -93,6 +93,52 @@ fn running() -> State {
     s
 }
 
+/// Screening done (a first-order estimate for every module, not in the paper), exact MRC
+/// of the two lowest estimates done: estimate bars drawn apart from exact ones.
+fn screening() -> State {
+    let mut s = empty();
+    update(&mut s, Msg::Start);
+    for (n, d, e) in [
+        ("conv1", 0, 0.03),
+        ("layer1.0.conv1", 1, 0.02),
+        ("layer1.0.conv2", 2, 0.05),
+        ("layer2.0.conv1", 3, 0.09),
+        ("layer3.0.conv1", 4, 0.12),
+        ("fc", 5, 0.07),
+    ] {
+        ev(
+            &mut s,
+            Event::ModuleEstimated {
+                module: n.into(),
+                depth: d,
+                estimate: e,
+                estimate_step: None,
+                kind: "conv".into(),
+                shape: vec![16, 8, 3, 3],
+                params: 1152,
+            },
+        );
+    }
+    ev(
+        &mut s,
+        Event::StageStarted {
+            stage: "mrc".into(),
+            detail: "exact MRC of 6 modules, lowest estimate first".into(),
+        },
+    );
+    for (n, d, m) in [("layer1.0.conv1", 1, 0.08), ("conv1", 0, 0.42)] {
+        ev(
+            &mut s,
+            Event::ModuleScored {
+                score: score(n, d, m),
+            },
+        );
+    }
+    update(&mut s, Msg::Down);
+    update(&mut s, Msg::Down);
+    s
+}
+
 /// MRC finished; fine-tuning the recommended module, half way.
 fn finetuning() -> State {
     let mut s = running();
@@ -293,6 +339,7 @@ fn frames() {
     for (name, s) in [
         ("empty", empty()),
         ("running", running()),
+        ("screening", screening()),
         ("finetuning", finetuning()),
         ("sweeping", sweeping()),
         ("finished", finished()),

@@ -6,6 +6,7 @@ use crate::cli::{Cli, Command, ModelArgs, RunArgs, TuiArgs};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use rift::engine::rift::ood::corruptions_found;
+use rift::engine::rift::screen::ExactLowest;
 use rift::jobs::{follow::follow, JobSetup, OodSetup, Worker};
 use rift::report::session::{Session, SessionSettings};
 use rift::tui::app::{run as run_app, AppOptions};
@@ -38,7 +39,7 @@ pub fn tui(args: &TuiArgs) -> Result<()> {
         ood_dataset: args.ood_dataset.clone(),
         ood_dir: args.ood_dir.clone(),
         severities: args.severities.clone(),
-        screen: None,
+        screen: args.screen,
         output: None,
     };
     explore(&run, args.theme.clone(), "rift run", None)
@@ -67,7 +68,7 @@ pub fn explore(
         mrc,
         finetune,
         sweep,
-        settings,
+        mut settings,
         ood_kind,
         ood_dir,
         severities,
@@ -90,6 +91,10 @@ pub fn explore(
         follow: None,
         ood: ood.is_some(),
     };
+    // The explorer always screens first (the estimates preview the bars and order the
+    // exact work); exact MRC then covers every module unless --screen K.
+    let exact_lowest = args.screen.unwrap_or(ExactLowest::All);
+    settings.mrc_screen = Some(exact_lowest.text());
     let model_args = args.model.clone();
     let device = rt.device;
     let (handle, rx) = Worker::spawn(JobSetup {
@@ -104,6 +109,8 @@ pub fn explore(
         adv_split: args.mrc.adv_split.clone(),
         adv_limit: args.mrc.adv_limit,
         mrc,
+        exact_lowest,
+        one_step: false,
         finetune,
         sweep,
         session_dir: args.session.clone(),
@@ -184,6 +191,9 @@ pub fn run_argv(s: &SessionSettings, dir: &Path) -> Vec<String> {
     flag("refine", s.refine.to_string());
     flag("tolerance", s.tolerance.to_string());
     flag("session", dir.display().to_string());
+    if let Some(k) = &s.mrc_screen {
+        flag("screen", k.clone());
+    }
     if let Some(d) = &s.ood_dir {
         flag("ood-dir", d.clone());
     }

@@ -3,6 +3,7 @@
 pub mod follow;
 pub mod handle;
 pub mod messages;
+mod mrc_job;
 mod session;
 pub mod worker;
 

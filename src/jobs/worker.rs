@@ -9,17 +9,16 @@ use super::session::{new_session, reload_finetuned};
 use crate::engine::attack::PgdConfig;
 use crate::engine::checkpoint::{save_pth, save_safetensors, Checkpoint, RawTensor};
 use crate::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
-use crate::engine::eval::evaluate;
 use crate::engine::models::Model;
-use crate::engine::rift::adv_set::{generate, holdout_split, loss_and_acc, TensorSet};
 use crate::engine::rift::events::Event;
 use crate::engine::rift::finetune::{finetune, FinetuneConfig};
 use crate::engine::rift::interpolate::{
     choose_alpha, evaluate_alpha, sweep, Endpoints, SweepConfig,
 };
-use crate::engine::rift::mrc::{finish, score_module, select_modules, MrcConfig};
+use crate::engine::rift::mrc::MrcConfig;
 use crate::engine::rift::ood::evaluate_ood;
 use crate::engine::rift::results::SweepPoint;
+use crate::engine::rift::screen::ExactLowest;
 use crate::engine::CancelFlag;
 use crate::report::session::{now_rfc3339, ChosenWeights, Session, SessionSettings};
 use anyhow::{bail, Context, Result};
@@ -47,6 +46,10 @@ pub struct JobSetup {
     pub adv_split: String,
     pub adv_limit: Option<usize>,
     pub mrc: MrcConfig,
+    /// The explorer screens every module first (first-order estimates, not in the paper)
+    /// and then computes exact MRC for this many, lowest estimate first (default: all).
+    pub exact_lowest: ExactLowest,
+    pub one_step: bool,
     pub finetune: FinetuneConfig,
     pub sweep: SweepConfig,
     pub session_dir: PathBuf,
@@ -67,15 +70,17 @@ pub struct OodSetup {
 }
 
 pub struct Worker {
-    setup: JobSetup,
+    pub(super) setup: JobSetup,
     ckpt: Checkpoint,
-    model: Model,
-    test: ImageSet,
-    train: Option<ImageSet>,
-    session: Session,
+    pub(super) model: Model,
+    pub(super) test: ImageSet,
+    pub(super) train: Option<ImageSet>,
+    pub(super) session: Session,
     finetuned: Option<Vec<(String, RawTensor)>>,
     ends: Option<Endpoints>,
-    tx: UnboundedSender<JobEvent>,
+    pub(super) tx: UnboundedSender<JobEvent>,
+    /// MRC as far as it got, so that MRC paused for another job continues.
+    pub(super) mrc_progress: Option<super::mrc_job::MrcProgress>,
 }
 
 impl Worker {
@@ -150,6 +155,7 @@ impl Worker {
             finetuned,
             ends,
             tx,
+            mrc_progress: None,
         })
     }
 
@@ -179,7 +185,7 @@ impl Worker {
         }
     }
 
-    fn emit(tx: &UnboundedSender<JobEvent>, e: Event) {
+    pub(super) fn emit(tx: &UnboundedSender<JobEvent>, e: Event) {
         let _ = tx.send(JobEvent::Engine(e));
     }
 
@@ -208,7 +214,7 @@ impl Worker {
         Ok(())
     }
 
-    fn finish_stage(&mut self, stage: &str, t: Instant) {
+    pub(super) fn finish_stage(&mut self, stage: &str, t: Instant) {
         let secs = t.elapsed().as_secs_f64();
         self.session.stage_seconds.retain(|(s, _)| s != stage);
         self.session.stage_seconds.push((stage.to_string(), secs));
@@ -219,141 +225,6 @@ impl Worker {
                 seconds: secs,
             },
         );
-    }
-
-    /// Baseline (once), the adversarial set, then MRC module by module (as `rift run`).
-    fn mrc(&mut self, cancel: &CancelFlag) -> Result<()> {
-        let tx = self.tx.clone();
-        let mut sink = |e: Event| Self::emit(&tx, e);
-        let s = &self.setup;
-        if self.session.baseline.is_none() {
-            let t = Instant::now();
-            sink(Event::StageStarted {
-                stage: "baseline".into(),
-                detail: format!(
-                    "{} on {} test images",
-                    self.model.spec.name(),
-                    s.eval_limit.map_or(self.test.n, |l| l.min(self.test.n))
-                ),
-            });
-            tch::manual_seed(s.seed as i64);
-            let r = evaluate(
-                &self.model,
-                &self.test,
-                Some(&s.attack),
-                s.eval_limit,
-                s.batch_size,
-                cancel,
-                &mut |d, n| {
-                    sink(Event::Progress {
-                        stage: "baseline".into(),
-                        done: d,
-                        total: n,
-                    })
-                },
-            )?;
-            sink(Event::Baseline {
-                clean_acc: r.clean_acc,
-                robust_acc: r.robust_acc.unwrap_or(0.0),
-                n: r.n,
-            });
-            self.session.baseline = Some(r);
-            self.finish_stage("baseline", t);
-        }
-        let t = Instant::now();
-        let s = &self.setup;
-        let modules = select_modules(&self.model, &s.modules)?;
-        let adv = self.adv_set(cancel, &mut sink)?;
-        sink(Event::StageStarted {
-            stage: "mrc".into(),
-            detail: format!("{} modules", modules.len()),
-        });
-        let model = &self.model;
-        let (base_loss, base_acc) =
-            loss_and_acc(adv.n, s.mrc.batch_size, model.device(), &adv.y, &mut |i| {
-                Ok(model.forward(&adv.x.f_index_select(0, i)?, false))
-            })?;
-        sink(Event::AdvSetReady {
-            n: adv.n,
-            loss: base_loss,
-            acc: base_acc,
-        });
-        let mut done = Vec::new();
-        for (depth, info) in &modules {
-            let score = score_module(
-                model,
-                &adv,
-                *depth,
-                info,
-                (base_loss, base_acc),
-                &s.mrc,
-                cancel,
-                &mut sink,
-            )?;
-            sink(Event::ModuleScored {
-                score: score.clone(),
-            });
-            done.push(score);
-            sink(Event::Progress {
-                stage: "mrc".into(),
-                done: done.len(),
-                total: modules.len(),
-            });
-        }
-        let secs = t.elapsed().as_secs_f64();
-        self.session.mrc = Some(finish(
-            done,
-            &s.mrc,
-            &s.adv_split,
-            adv.n,
-            base_loss,
-            base_acc,
-            secs,
-        ));
-        self.finish_stage("mrc", t);
-        Ok(())
-    }
-
-    /// The fixed adversarial set of MRC, from the split `rift run --adv-split` names.
-    fn adv_set(&self, cancel: &CancelFlag, sink: &mut dyn FnMut(Event)) -> Result<TensorSet> {
-        let s = &self.setup;
-        let train;
-        let (set, mut idx): (&ImageSet, Vec<usize>) = match s.adv_split.as_str() {
-            "test" => (&self.test, (0..self.test.n).collect()),
-            "train" | "holdout" => {
-                train = match &self.train {
-                    Some(t) => t.clone(),
-                    None => load_split(s.kind, &s.data_dir, Split::Train)?,
-                };
-                let idx = if s.adv_split == "train" {
-                    (0..train.n).collect()
-                } else {
-                    holdout_split(train.n).1
-                };
-                (&train, idx)
-            }
-            other => bail!("unknown adversarial split `{other}`; expected test, train or holdout"),
-        };
-        if let Some(l) = s.adv_limit {
-            idx.truncate(l);
-        }
-        if idx.is_empty() {
-            bail!("the adversarial set would be empty");
-        }
-        sink(Event::StageStarted {
-            stage: "adv_set".into(),
-            detail: format!("PGD-{} on {} samples", s.attack.steps, idx.len()),
-        });
-        tch::manual_seed(s.seed as i64);
-        Ok(generate(
-            &self.model,
-            set,
-            &idx,
-            &s.attack,
-            s.batch_size,
-            cancel,
-            sink,
-        )?)
     }
 
     fn finetune(&mut self, layers: &[String], lr: f64, cancel: &CancelFlag) -> Result<()> {

@@ -3,6 +3,7 @@
 use super::state::State;
 use super::update::{push_loss, select_module};
 use crate::engine::rift::interpolate::choose_alpha;
+use crate::engine::rift::results::ModuleEstimate;
 use crate::report::session::Session;
 
 pub fn restore(s: &mut State, session: &Session) {
@@ -19,7 +20,22 @@ pub fn restore(s: &mut State, session: &Session) {
     if let Some(r) = &session.mrc {
         s.adv_set = Some((r.adv_n, r.baseline_loss, r.baseline_acc));
         s.modules = r.modules.clone();
-        s.mrc_total = r.modules.len();
+        // Screened sessions: the estimates of exact modules and of estimate-only ones.
+        s.estimates = r.estimated_only.clone();
+        for m in &r.modules {
+            if let Some(estimate) = m.estimate {
+                s.estimates.push(ModuleEstimate {
+                    name: m.name.clone(),
+                    depth: m.depth,
+                    kind: m.kind.clone(),
+                    shape: m.shape.clone(),
+                    params: m.params,
+                    estimate,
+                    estimate_step: m.estimate_step,
+                });
+            }
+        }
+        s.mrc_total = r.modules.len() + r.estimated_only.len();
         s.mrc_done = true;
         s.recommended = (!r.recommended.is_empty()).then(|| r.recommended.clone());
         if let Some(name) = s.recommended.clone() {

@@ -1,5 +1,8 @@
 //! Everything the explorer shows, as plain data: no terminal, no channels, no clocks.
-use crate::engine::rift::results::{CorruptionAcc, FinetuneEpoch, ModuleScore, SweepPoint};
+use crate::engine::rift::results::{
+    CorruptionAcc, FinetuneEpoch, ModuleEstimate, ModuleScore, SweepPoint,
+};
+use crate::jobs::JobCommand;
 
 /// Iteration losses kept for the fine-tuning chart (older ones are halved in resolution).
 pub const MAX_LOSSES: usize = 1000;
@@ -38,12 +41,16 @@ pub struct State {
     pub baseline: Option<(f64, f64, usize)>,
     /// Adversarial set: n, loss, accuracy.
     pub adv_set: Option<(usize, f64, f64)>,
+    /// Exact MRC scores (SPEC.md §1), as they finish.
     pub modules: Vec<ModuleScore>,
+    /// First-order estimates (not in the paper) of every module, from screening: shown
+    /// until the module's exact value replaces them, never used for the recommendation.
+    pub estimates: Vec<ModuleEstimate>,
     pub mrc_total: usize,
     pub mrc_running: Option<RunningModule>,
     pub mrc_done: bool,
     pub recommended: Option<String>,
-    /// Index into `ordered_modules()`.
+    /// Index into `rows()`.
     pub cursor: usize,
     pub sort: SortOrder,
     /// Fine-tuning learning rate for the next `Enter`.
@@ -85,6 +92,36 @@ pub struct State {
     pub ood_chosen: Vec<CorruptionAcc>,
     /// Which of the two the running OOD stage fills (true: the accepted model).
     pub ood_filling_chosen: bool,
+    /// A user job (fine-tuning a module already exact, accept, save…) interrupted MRC: it
+    /// runs first, then MRC continues with the modules left.
+    pub pending: Option<(JobCommand, String)>,
+    pub mrc_paused: bool,
+}
+
+/// One line of the MRC panel: a module with its exact score, its estimate, or both.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Row<'a> {
+    pub name: &'a str,
+    pub depth: usize,
+    pub exact: Option<&'a ModuleScore>,
+    pub estimate: Option<&'a ModuleEstimate>,
+}
+
+impl Row<'_> {
+    /// Kind, weight shape and parameter count, from whichever value the row has.
+    pub fn info(&self) -> (&str, &[i64], i64) {
+        match (self.exact, self.estimate) {
+            (Some(m), _) => (&m.kind, &m.shape, m.params),
+            (None, Some(e)) => (&e.kind, &e.shape, e.params),
+            (None, None) => ("", &[], 0),
+        }
+    }
+
+    pub fn estimate_value(&self) -> Option<f64> {
+        self.estimate
+            .map(|e| e.estimate)
+            .or(self.exact.and_then(|m| m.estimate))
+    }
 }
 
 impl State {
@@ -95,6 +132,7 @@ impl State {
             baseline: None,
             adv_set: None,
             modules: Vec::new(),
+            estimates: Vec::new(),
             mrc_total: 0,
             mrc_running: None,
             mrc_done: false,
@@ -132,21 +170,58 @@ impl State {
             ood_at: Vec::new(),
             ood_chosen: Vec::new(),
             ood_filling_chosen: false,
+            pending: None,
+            mrc_paused: false,
         }
     }
 
-    /// The scored modules in display order.
-    pub fn ordered_modules(&self) -> Vec<&ModuleScore> {
-        let mut v: Vec<&ModuleScore> = self.modules.iter().collect();
+    /// Every module known (exact or estimated) in display order: by depth, or by value —
+    /// exact modules by MRC first, then estimate-only ones by estimate (the two scales
+    /// differ, so they are never interleaved).
+    pub fn rows(&self) -> Vec<Row<'_>> {
+        let mut v: Vec<Row> = self
+            .modules
+            .iter()
+            .map(|m| Row {
+                name: &m.name,
+                depth: m.depth,
+                exact: Some(m),
+                estimate: self.estimates.iter().find(|e| e.name == m.name),
+            })
+            .collect();
+        for e in &self.estimates {
+            if !self.modules.iter().any(|m| m.name == e.name) {
+                v.push(Row {
+                    name: &e.name,
+                    depth: e.depth,
+                    exact: None,
+                    estimate: Some(e),
+                });
+            }
+        }
         match self.sort {
-            SortOrder::Depth => v.sort_by_key(|m| m.depth),
-            SortOrder::Mrc => v.sort_by(|a, b| a.mrc.total_cmp(&b.mrc).then(a.depth.cmp(&b.depth))),
+            SortOrder::Depth => v.sort_by_key(|r| r.depth),
+            SortOrder::Mrc => v.sort_by(|a, b| {
+                let key = |r: &Row| match r.exact {
+                    Some(m) => (0, m.mrc),
+                    None => (1, r.estimate_value().unwrap_or(f64::MAX)),
+                };
+                let (ka, kb) = (key(a), key(b));
+                ka.0.cmp(&kb.0)
+                    .then(ka.1.total_cmp(&kb.1))
+                    .then(a.depth.cmp(&b.depth))
+            }),
         }
         v
     }
 
+    pub fn selected_row(&self) -> Option<Row<'_>> {
+        self.rows().get(self.cursor).copied()
+    }
+
+    /// The selected module's exact score, if it has one.
     pub fn selected_module(&self) -> Option<&ModuleScore> {
-        self.ordered_modules().get(self.cursor).copied()
+        self.selected_row().and_then(|r| r.exact)
     }
 
     pub fn cursor_point(&self) -> Option<&SweepPoint> {

@@ -3,6 +3,7 @@
 use super::state::{JobStatus, RunningModule, SortOrder, State, MAX_LOSSES};
 use crate::engine::rift::events::Event;
 use crate::engine::rift::interpolate::choose_alpha;
+use crate::engine::rift::results::ModuleEstimate;
 use crate::jobs::{JobCommand, JobEvent};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -71,13 +72,13 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
             None
         }
         Msg::Down => {
-            if s.cursor + 1 < s.modules.len() {
+            if s.cursor + 1 < s.rows().len() {
                 s.cursor += 1;
             }
             None
         }
         Msg::SelectModule(i) => {
-            if i < s.modules.len() {
+            if i < s.rows().len() {
                 s.cursor = i;
             }
             None
@@ -91,11 +92,18 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
             None
         }
         Msg::FineTune => {
-            let Some(m) = s.selected_module() else {
+            let Some(row) = s.selected_row() else {
                 s.status = "no module scored yet: wait for MRC".into();
                 return None;
             };
-            let layers = vec![m.name.clone()];
+            if row.exact.is_none() {
+                s.status = format!(
+                    "{} has only a first-order estimate: wait for its exact MRC",
+                    row.name
+                );
+                return None;
+            }
+            let layers = vec![row.name.to_string()];
             let lr = s.lr;
             let what = format!("fine-tuning {}", layers.join(", "));
             start_job(s, JobCommand::StartFinetune { layers, lr }, &what)
@@ -126,7 +134,7 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
         },
         Msg::Save => start_job(s, JobCommand::Save, "saving the session"),
         Msg::Sort => {
-            let name = s.selected_module().map(|m| m.name.clone());
+            let name = s.selected_row().map(|r| r.name.to_string());
             s.sort = match s.sort {
                 SortOrder::Depth => SortOrder::Mrc,
                 SortOrder::Mrc => SortOrder::Depth,
@@ -192,6 +200,13 @@ fn start_job(s: &mut State, cmd: JobCommand, what: &str) -> Option<Cmd> {
         return None;
     }
     if s.busy {
+        // Exact MRC of the remaining modules can wait: pause it, run this, continue.
+        let exact_mrc = s.job.as_ref().is_some_and(|j| j.stage == "mrc");
+        if exact_mrc && s.pending.is_none() && cmd != JobCommand::StartMrc {
+            s.pending = Some((cmd, what.to_string()));
+            s.status = format!("pausing MRC for {what}; it continues afterwards");
+            return Some(Cmd::Cancel);
+        }
         s.status = "a job is running: wait for it or press c to cancel".into();
         return None;
     }
@@ -202,7 +217,7 @@ fn start_job(s: &mut State, cmd: JobCommand, what: &str) -> Option<Cmd> {
 }
 
 pub(super) fn select_module(s: &mut State, name: &str) {
-    if let Some(i) = s.ordered_modules().iter().position(|m| m.name == name) {
+    if let Some(i) = s.rows().iter().position(|r| r.name == name) {
         s.cursor = i;
     }
 }
@@ -237,46 +252,8 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
             None
         }
         JobEvent::Finished { stage } => {
-            s.busy = false;
-            s.job = None;
-            match stage.as_str() {
-                "mrc" => {
-                    s.mrc_done = true;
-                    s.mrc_running = None;
-                    s.status = "MRC done: Enter fine-tunes the selected module".into();
-                    if let Some(r) = s.recommended.clone() {
-                        select_module(s, &r);
-                    }
-                }
-                "finetune" => {
-                    s.ft_done = true;
-                    if s.read_only.is_some() {
-                        s.status = "fine-tuning done".into();
-                        return None;
-                    }
-                    return start_job(s, JobCommand::StartSweep, "α sweep");
-                }
-                "sweep" | "refine" => {
-                    s.status = if s.read_only.is_some() {
-                        "the run's α sweep is done".into()
-                    } else {
-                        "←/→ move the α cursor, a accepts, r refines".into()
-                    };
-                    if stage == "sweep" || s.alpha_cursor.is_none() {
-                        s.alpha_cursor = s.best_alpha;
-                    }
-                }
-                "save" => {}
-                "accept" => {
-                    if let (true, Some(alpha)) = (s.ood_enabled, s.accepted_alpha) {
-                        let what = format!("OOD accuracy of α = {alpha}");
-                        return start_job(s, JobCommand::StartOod { alpha }, &what);
-                    }
-                }
-                "ood" => s.status = "OOD done: s saves the session".into(),
-                other => s.status = format!("{other} done"),
-            }
-            None
+            let next = stage_finished(s, &stage);
+            next.or_else(|| after_job(s))
         }
         JobEvent::Accepted { alpha, path } => {
             if s.accepted_alpha != Some(alpha) {
@@ -296,6 +273,7 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
             s.busy = false;
             s.job = None;
             s.error = Some(msg);
+            s.pending = None;
             None
         }
         JobEvent::Cancelled => {
@@ -303,9 +281,72 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
             s.job = None;
             s.mrc_running = None;
             s.status = "cancelled".into();
-            None
+            // Cancelled to make way for a user job: MRC continues after it.
+            if s.pending.is_some() {
+                s.mrc_paused = true;
+            }
+            after_job(s)
         }
     }
+}
+
+/// The state after a job ended well; the job that follows by itself, if any.
+fn stage_finished(s: &mut State, stage: &str) -> Option<Cmd> {
+    s.busy = false;
+    s.job = None;
+    match stage {
+        "mrc" => {
+            s.mrc_done = true;
+            s.mrc_running = None;
+            s.status = "MRC done: Enter fine-tunes the selected module".into();
+            if let Some(r) = s.recommended.clone() {
+                select_module(s, &r);
+            }
+        }
+        "finetune" => {
+            s.ft_done = true;
+            if s.read_only.is_some() {
+                s.status = "fine-tuning done".into();
+                return None;
+            }
+            return start_job(s, JobCommand::StartSweep, "α sweep");
+        }
+        "sweep" | "refine" => {
+            s.status = if s.read_only.is_some() {
+                "the run's α sweep is done".into()
+            } else {
+                "←/→ move the α cursor, a accepts, r refines".into()
+            };
+            if stage == "sweep" || s.alpha_cursor.is_none() {
+                s.alpha_cursor = s.best_alpha;
+            }
+        }
+        "save" => {}
+        "accept" => {
+            if let (true, Some(alpha)) = (s.ood_enabled, s.accepted_alpha) {
+                let what = format!("OOD accuracy of α = {alpha}");
+                return start_job(s, JobCommand::StartOod { alpha }, &what);
+            }
+        }
+        "ood" => s.status = "OOD done: s saves the session".into(),
+        other => s.status = format!("{other} done"),
+    }
+    None
+}
+
+/// After a job: the one that interrupted MRC, else MRC again where it paused.
+fn after_job(s: &mut State) -> Option<Cmd> {
+    if s.busy || s.read_only.is_some() {
+        return None;
+    }
+    if let Some((cmd, what)) = s.pending.take() {
+        return start_job(s, cmd, &what);
+    }
+    if s.mrc_paused && !s.mrc_done {
+        s.mrc_paused = false;
+        return start_job(s, JobCommand::StartMrc, "MRC continues");
+    }
+    None
 }
 
 fn engine_event(s: &mut State, ev: Event) {
@@ -398,7 +439,7 @@ fn engine_event(s: &mut State, ev: Event) {
             r.losses.push(loss);
         }
         Event::ModuleScored { score } => {
-            let selected = s.selected_module().map(|m| m.name.clone());
+            let selected = s.selected_row().map(|r| r.name.to_string());
             s.mrc_running = None;
             s.modules.retain(|m| m.name != score.name);
             s.modules.push(score);
@@ -444,8 +485,35 @@ fn engine_event(s: &mut State, ev: Event) {
             s.unsaved = true;
         }
         Event::StageFinished { .. } | Event::TrainEpoch { .. } => {}
-        // Screening estimates are not shown in the explorer yet.
-        Event::ModuleEstimated { .. } | Event::ScreenFinished { .. } => {}
+        Event::ModuleEstimated {
+            module,
+            depth,
+            estimate,
+            estimate_step,
+            kind,
+            shape,
+            params,
+        } => {
+            let selected = s.selected_row().map(|r| r.name.to_string());
+            s.estimates.retain(|e| e.name != module);
+            s.estimates.push(ModuleEstimate {
+                name: module,
+                depth,
+                kind,
+                shape,
+                params,
+                estimate,
+                estimate_step,
+            });
+            if let Some(name) = selected {
+                select_module(s, &name);
+            }
+        }
+        Event::ScreenFinished { modules, .. } => {
+            s.status = format!(
+                "{modules} first-order estimates (not in the paper); exact MRC follows, lowest estimate first"
+            );
+        }
     }
 }
 

@@ -573,3 +573,140 @@ fn accepting_with_a_corrupted_set_evaluates_ood() {
     update(&mut s, Msg::Accept);
     assert_eq!(finished(&mut s, "accept"), None);
 }
+
+fn estimated(s: &mut State, name: &str, depth: usize, estimate: f64) {
+    engine(
+        s,
+        Event::ModuleEstimated {
+            module: name.into(),
+            depth,
+            estimate,
+            estimate_step: None,
+            kind: "conv".into(),
+            shape: vec![8, 8, 3, 3],
+            params: 576,
+        },
+    );
+}
+
+/// Issue 6 in the explorer: estimates for every module first, then exact values replace
+/// them one by one (lowest estimate first); only exact modules can be fine-tuned, and
+/// doing so during MRC pauses it and lets it continue afterwards.
+#[test]
+fn estimates_first_then_exact_replacements() {
+    let mut s = state();
+    update(&mut s, Msg::Start);
+    for (n, d, e) in [
+        ("conv1", 0, 0.3),
+        ("layer1.0.conv1", 1, 0.1),
+        ("fc", 2, 0.2),
+    ] {
+        estimated(&mut s, n, d, e);
+    }
+    engine(
+        &mut s,
+        Event::ScreenFinished {
+            method: "first_order".into(),
+            modules: 3,
+            seconds: 0.1,
+        },
+    );
+    assert!(s.status.contains("not in the paper"), "{}", s.status);
+    let rows = s.rows();
+    assert_eq!(rows.len(), 3);
+    assert!(rows
+        .iter()
+        .all(|r| r.exact.is_none() && r.estimate.is_some()));
+    // Estimates never recommend.
+    assert_eq!(s.recommended, None);
+    assert_eq!(update(&mut s, Msg::FineTune), None);
+    assert!(
+        s.status.contains("only a first-order estimate"),
+        "{}",
+        s.status
+    );
+
+    engine(
+        &mut s,
+        Event::StageStarted {
+            stage: "mrc".into(),
+            detail: "exact MRC of 3 modules".into(),
+        },
+    );
+    // The lowest estimate is made exact first and replaces its estimate bar.
+    let mut first = score("layer1.0.conv1", 1, 0.4);
+    first.estimate = Some(0.1);
+    engine(&mut s, Event::ModuleScored { score: first });
+    let rows = s.rows();
+    assert_eq!(
+        rows.len(),
+        3,
+        "an exact value replaces the estimate, not adds a row"
+    );
+    assert!(rows[1].exact.is_some() && rows[1].estimate.is_some());
+    assert!(rows[0].exact.is_none() && rows[2].exact.is_none());
+    assert_eq!(s.recommended.as_deref(), Some("layer1.0.conv1"));
+    // By MRC: exact modules first, then estimate-only ones by estimate.
+    update(&mut s, Msg::Sort);
+    let names: Vec<&str> = s.rows().iter().map(|r| r.name).collect();
+    assert_eq!(names, ["layer1.0.conv1", "fc", "conv1"]);
+
+    // Enter on the exact module while MRC runs: MRC is paused (cancelled) for it ...
+    update(&mut s, Msg::SelectModule(0));
+    assert_eq!(update(&mut s, Msg::FineTune), Some(Cmd::Cancel));
+    assert_eq!(
+        update(&mut s, Msg::Job(JobEvent::Cancelled)),
+        Some(Cmd::Job(JobCommand::StartFinetune {
+            layers: vec!["layer1.0.conv1".into()],
+            lr: 0.01
+        }))
+    );
+    assert!(s.mrc_paused);
+    // ... the sweep follows the fine-tune, and then MRC continues.
+    assert_eq!(
+        finished(&mut s, "finetune"),
+        Some(Cmd::Job(JobCommand::StartSweep))
+    );
+    assert_eq!(
+        finished(&mut s, "sweep"),
+        Some(Cmd::Job(JobCommand::StartMrc))
+    );
+    assert!(!s.mrc_paused && s.busy);
+    for (n, d, m) in [("fc", 2, 0.9), ("conv1", 0, 0.7)] {
+        engine(
+            &mut s,
+            Event::ModuleScored {
+                score: score(n, d, m),
+            },
+        );
+    }
+    assert_eq!(finished(&mut s, "mrc"), None);
+    assert!(s.mrc_done && s.rows().iter().all(|r| r.exact.is_some()));
+}
+
+#[test]
+fn a_plain_cancel_of_mrc_does_not_restart_it() {
+    let mut s = state();
+    update(&mut s, Msg::Start);
+    engine(
+        &mut s,
+        Event::StageStarted {
+            stage: "mrc".into(),
+            detail: "exact".into(),
+        },
+    );
+    assert_eq!(update(&mut s, Msg::Cancel), Some(Cmd::Cancel));
+    assert_eq!(update(&mut s, Msg::Job(JobEvent::Cancelled)), None);
+    assert!(!s.mrc_paused && !s.busy);
+    // Jobs other than exact MRC are not interrupted: a save waits.
+    update(&mut s, Msg::Start);
+    engine(
+        &mut s,
+        Event::StageStarted {
+            stage: "adv_set".into(),
+            detail: "PGD".into(),
+        },
+    );
+    assert_eq!(update(&mut s, Msg::Save), None);
+    assert!(s.status.contains("a job is running"));
+}

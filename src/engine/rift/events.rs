@@ -53,6 +53,13 @@ pub enum Event {
         depth: usize,
         estimate: f64,
         estimate_step: Option<f64>,
+        /// What the module is, for the explorer's details (absent in older event logs).
+        #[serde(default)]
+        kind: String,
+        #[serde(default)]
+        shape: Vec<i64>,
+        #[serde(default)]
+        params: i64,
     },
     /// Every selected module has its estimate; exact MRC (if asked) follows in order of
     /// increasing estimate.

@@ -169,6 +169,9 @@ pub fn estimate(
             depth: e.depth,
             estimate: e.estimate,
             estimate_step: e.estimate_step,
+            kind: e.kind.clone(),
+            shape: e.shape.clone(),
+            params: e.params,
         });
         if cfg.one_step {
             sink(Event::Progress {

@@ -1,0 +1,215 @@
+//! The explorer's MRC job: the AT model's baseline (once), the adversarial set, the
+//! first-order screening of every module (estimates, not in the paper: they order the
+//! exact work and preview the bars), then exact MRC (SPEC.md §1) module by module, lowest
+//! estimate first. Progress is kept between jobs, so MRC paused for a user's job (a
+//! fine-tune of a module already exact, a save…) continues where it stopped; each module's
+//! exact value does not depend on the order (its shuffles are seeded per module).
+use super::worker::Worker;
+use crate::engine::data::{load_split, ImageSet, Split};
+use crate::engine::eval::evaluate;
+use crate::engine::models::ModuleInfo;
+use crate::engine::rift::adv_set::{generate, holdout_split, loss_and_acc, TensorSet};
+use crate::engine::rift::events::Event;
+use crate::engine::rift::mrc::{score_module, select_modules};
+use crate::engine::rift::results::ModuleScore;
+use crate::engine::rift::screen::{
+    assemble, attach, estimate, exact_order, ScreenConfig, Screened, ESTIMATE_LABEL,
+};
+use crate::engine::CancelFlag;
+use anyhow::{bail, Result};
+use std::time::Instant;
+
+/// How far MRC got: the fixed set, its baseline, the estimates and the exact scores.
+pub struct MrcProgress {
+    adv: TensorSet,
+    base: (f64, f64),
+    screened: Screened,
+    /// Modules that get exact MRC, lowest estimate first.
+    order: Vec<(usize, ModuleInfo)>,
+    done: Vec<ModuleScore>,
+    /// Seconds spent so far (over all the job's runs).
+    seconds: f64,
+}
+
+impl Worker {
+    pub(super) fn mrc(&mut self, cancel: &CancelFlag) -> Result<()> {
+        let tx = self.tx.clone();
+        let mut sink = |e: Event| Self::emit(&tx, e);
+        let s = &self.setup;
+        if self.session.baseline.is_none() {
+            let t = Instant::now();
+            sink(Event::StageStarted {
+                stage: "baseline".into(),
+                detail: format!(
+                    "{} on {} test images",
+                    self.model.spec.name(),
+                    s.eval_limit.map_or(self.test.n, |l| l.min(self.test.n))
+                ),
+            });
+            tch::manual_seed(s.seed as i64);
+            let r = evaluate(
+                &self.model,
+                &self.test,
+                Some(&s.attack),
+                s.eval_limit,
+                s.batch_size,
+                cancel,
+                &mut |d, n| {
+                    sink(Event::Progress {
+                        stage: "baseline".into(),
+                        done: d,
+                        total: n,
+                    })
+                },
+            )?;
+            sink(Event::Baseline {
+                clean_acc: r.clean_acc,
+                robust_acc: r.robust_acc.unwrap_or(0.0),
+                n: r.n,
+            });
+            self.session.baseline = Some(r);
+            self.finish_stage("baseline", t);
+        }
+        let t = Instant::now();
+        if self.mrc_progress.is_none() {
+            self.mrc_progress = Some(self.screen(cancel, &mut sink)?);
+        }
+        let Some(p) = &mut self.mrc_progress else {
+            bail!("internal: MRC progress missing");
+        };
+        let s = &self.setup;
+        let left: Vec<(usize, ModuleInfo)> = p
+            .order
+            .iter()
+            .filter(|(_, m)| !p.done.iter().any(|d| d.name == m.name))
+            .cloned()
+            .collect();
+        sink(Event::StageStarted {
+            stage: "mrc".into(),
+            detail: format!(
+                "exact MRC of {} modules, lowest estimate first{}",
+                left.len(),
+                if s.mrc.fast { " (fast path)" } else { "" }
+            ),
+        });
+        let total = p.order.len();
+        let run = Instant::now();
+        let result = (|| -> Result<()> {
+            for (depth, info) in &left {
+                let mut score = score_module(
+                    &self.model,
+                    &p.adv,
+                    *depth,
+                    info,
+                    p.base,
+                    &s.mrc,
+                    cancel,
+                    &mut sink,
+                )?;
+                attach(&mut score, &p.screened);
+                sink(Event::ModuleScored {
+                    score: score.clone(),
+                });
+                p.done.push(score);
+                sink(Event::Progress {
+                    stage: "mrc".into(),
+                    done: p.done.len(),
+                    total,
+                });
+            }
+            Ok(())
+        })();
+        p.seconds += run.elapsed().as_secs_f64();
+        result?;
+        self.session.mrc = Some(assemble(
+            p.done.clone(),
+            &p.screened,
+            s.exact_lowest,
+            &s.mrc,
+            &s.adv_split,
+            p.adv.n,
+            p.base,
+            p.seconds,
+        ));
+        self.finish_stage("mrc", t);
+        Ok(())
+    }
+
+    /// The adversarial set, its baseline and the estimate of every module.
+    fn screen(&self, cancel: &CancelFlag, sink: &mut dyn FnMut(Event)) -> Result<MrcProgress> {
+        let t = Instant::now();
+        let s = &self.setup;
+        let modules = select_modules(&self.model, &s.modules)?;
+        let adv = self.adv_set(cancel, sink)?;
+        let model = &self.model;
+        let base = loss_and_acc(adv.n, s.mrc.batch_size, model.device(), &adv.y, &mut |i| {
+            Ok(model.forward(&adv.x.f_index_select(0, i)?, false))
+        })?;
+        sink(Event::AdvSetReady {
+            n: adv.n,
+            loss: base.0,
+            acc: base.1,
+        });
+        sink(Event::StageStarted {
+            stage: "screen".into(),
+            detail: format!("{} modules, {ESTIMATE_LABEL}", modules.len()),
+        });
+        let cfg = ScreenConfig {
+            epsilon: s.mrc.epsilon,
+            batch_size: s.mrc.batch_size,
+            one_step: s.one_step,
+        };
+        let screened = estimate(model, &adv, &modules, base.0, &cfg, cancel, sink)?;
+        let order = exact_order(&screened, &modules, s.exact_lowest);
+        Ok(MrcProgress {
+            adv,
+            base,
+            screened,
+            order,
+            done: Vec::new(),
+            seconds: t.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The fixed adversarial set of MRC, from the split `rift run --adv-split` names.
+    fn adv_set(&self, cancel: &CancelFlag, sink: &mut dyn FnMut(Event)) -> Result<TensorSet> {
+        let s = &self.setup;
+        let train;
+        let (set, mut idx): (&ImageSet, Vec<usize>) = match s.adv_split.as_str() {
+            "test" => (&self.test, (0..self.test.n).collect()),
+            "train" | "holdout" => {
+                train = match &self.train {
+                    Some(t) => t.clone(),
+                    None => load_split(s.kind, &s.data_dir, Split::Train)?,
+                };
+                let idx = if s.adv_split == "train" {
+                    (0..train.n).collect()
+                } else {
+                    holdout_split(train.n).1
+                };
+                (&train, idx)
+            }
+            other => bail!("unknown adversarial split `{other}`; expected test, train or holdout"),
+        };
+        if let Some(l) = s.adv_limit {
+            idx.truncate(l);
+        }
+        if idx.is_empty() {
+            bail!("the adversarial set would be empty");
+        }
+        sink(Event::StageStarted {
+            stage: "adv_set".into(),
+            detail: format!("PGD-{} on {} samples", s.attack.steps, idx.len()),
+        });
+        tch::manual_seed(s.seed as i64);
+        Ok(generate(
+            &self.model,
+            set,
+            &idx,
+            &s.attack,
+            s.batch_size,
+            cancel,
+            sink,
+        )?)
+    }
+}
