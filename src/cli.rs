@@ -28,6 +28,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Module robust criticality of every module (SPEC.md §1).
     Mrc(MrcArgs),
+    /// Combine the shards of `rift mrc --shard I/N --session DIR` into DIR/mrc.yaml.
+    Merge(MergeArgs),
     /// Fine-tune only the chosen module(s) (SPEC.md §2).
     Finetune(FinetuneArgs),
     /// The whole pipeline into a session: MRC → fine-tune → interpolate → OOD → report.
@@ -258,8 +260,24 @@ pub struct MrcArgs {
     /// int64 labels) as .safetensors or .pth, by extension.
     #[arg(long, value_name = "FILE")]
     pub save_adv_set: Option<PathBuf>,
+    /// Score only shard I of N of the modules (module k goes to shard k mod N, I from 0)
+    /// into DIR/mrc_shards/ of --session; `rift merge DIR` combines the shards.
+    #[arg(long, value_name = "I/N", value_parser = rift::engine::rift::shard::Shard::parse, requires = "session", conflicts_with = "screen")]
+    pub shard: Option<rift::engine::rift::shard::Shard>,
+    /// The session directory a --shard writes into.
+    #[arg(long, value_name = "DIR")]
+    pub session: Option<PathBuf>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The session directory whose mrc_shards/ the shards wrote.
+    pub session: PathBuf,
+    /// Also write the merged MRC result as YAML or JSON here.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval(a),
         Command::Predict(a) => commands::predict(a),
         Command::Mrc(a) => commands::mrc(a),
+        Command::Merge(a) => commands::merge(a),
         Command::Finetune(a) => commands::finetune(a),
         Command::Interpolate(a) => commands::interpolate(a),
         Command::Ood(a) => commands::ood(a),

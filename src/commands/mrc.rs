@@ -12,6 +12,7 @@ use rift::engine::rift::events::{Event, Sink};
 use rift::engine::rift::mrc::{compute, select_modules, MrcConfig, Variant};
 use rift::engine::rift::results::{MrcResult, ScreenSummary};
 use rift::engine::rift::screen::{screen_then_exact, ExactLowest, ScreenConfig};
+use rift::engine::rift::shard::ShardResult;
 use rift::engine::tensors::to_raw;
 use rift::engine::CancelFlag;
 use std::path::Path;
@@ -279,7 +280,11 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
     }
     let cfg = mrc_config(&flags, rt.seed)?;
     let (_ckpt, model) = load_model(&args.model, kind, rt.device)?;
-    let modules = select_modules(&model, &args.mrc.modules)?;
+    let all_modules = select_modules(&model, &args.mrc.modules)?;
+    let modules = match args.shard {
+        Some(shard) => shard.select(&all_modules),
+        None => all_modules.clone(),
+    };
     let (set, idx) = adv_source(
         kind,
         &args.data.data_dir,
@@ -290,6 +295,9 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
     let cancel = CancelFlag::default();
     let mut printer = Printer::new();
     let mut sink = |e: Event| printer.show(&e);
+    // Seeded right before the attack, as `rift run` does, so that every shard and a
+    // following `rift run` build the very same adversarial set.
+    tch::manual_seed(rt.seed as i64);
     let adv = build_adv_set(
         &model,
         &set,
@@ -339,6 +347,23 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         )?
     };
     print_mrc_table(&result);
+    if let (Some(shard), Some(dir)) = (args.shard, &args.session) {
+        let path = shard.path(dir);
+        let out = ShardResult {
+            shard,
+            all_modules: all_modules.iter().map(|(_, m)| m.name.clone()).collect(),
+            result: result.clone(),
+        };
+        rift::report::write_structured(&path, &out)?;
+        eprintln!(
+            "wrote shard {} of {} ({} modules) to {}; `rift merge {}` combines the shards",
+            shard.index,
+            shard.count,
+            modules.len(),
+            path.display(),
+            dir.display()
+        );
+    }
     if let Some(path) = &args.output {
         rift::report::write_structured(path, &result)?;
         eprintln!("wrote {}", path.display());

@@ -9,4 +9,5 @@ pub mod ood;
 pub mod optim;
 pub mod results;
 pub mod screen;
+pub mod shard;
 pub mod train_at;
