@@ -228,6 +228,10 @@ pub struct MrcFlags {
     /// Ascent learning rate (published: 1).
     #[arg(long, default_value_t = 1.0)]
     pub mrc_lr: f64,
+    /// With --fast: the most memory (MiB) one module's cached activations may take; larger
+    /// caches fall back to recomputing that module's prefix (same values, slower).
+    #[arg(long, value_name = "MiB")]
+    pub cache_budget: Option<f64>,
 }
 
 #[derive(Args, Debug)]

@@ -197,3 +197,66 @@ fn mrc_matches_an_independent_pytorch_implementation() {
         "{err}"
     );
 }
+
+/// `--cache-budget`: a module whose cached activations would exceed the budget recomputes
+/// its prefix instead, with the same values; small caches stay cached.
+#[test]
+fn the_cache_budget_falls_back_to_recomputation_with_the_same_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = [
+        "--modules",
+        "conv1,layer1.0.conv2",
+        "--mrc-epochs",
+        "2",
+        "--fast",
+    ];
+    let free = mrc_json(dir.path(), "free", &common);
+    let out = dir.path().join("budget.json");
+    let mut args = vec![
+        "mrc",
+        "--checkpoint",
+        DEMO_MODEL,
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        "assets/demo",
+        "--eps",
+        "0.1",
+        "--step",
+        "0.02",
+        "--no-random-start",
+        "--adv-limit",
+        "256",
+        "--device",
+        "cpu",
+        "--cache-budget",
+        "2",
+        "--output",
+        path_str(&out),
+    ];
+    args.extend_from_slice(&common);
+    let res = rift(&args);
+    assert!(res.status.success(), "{}", stderr_of(&res));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&res.stdout),
+        stderr_of(&res)
+    );
+    // conv1's cache is the 28×28 input (0.8 MiB for 256 samples): it fits; layer1.0.conv2's
+    // (8 channels, 6+ MiB) does not.
+    assert!(
+        printed.contains("layer1.0.conv2: its cached activations"),
+        "{printed}"
+    );
+    assert!(!printed.contains("conv1: its cached"), "{printed}");
+    let budget: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(scores(&budget), scores(&free));
+    let bad = rift(&["mrc", "--checkpoint", DEMO_MODEL, "--cache-budget=-1"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr_of(&bad).contains("--cache-budget"),
+        "{}",
+        stderr_of(&bad)
+    );
+}

@@ -21,6 +21,11 @@ pub fn mrc_config(flags: &MrcFlags, seed: u64) -> Result<MrcConfig> {
     if !(flags.epsilon > 0.0 && flags.epsilon.is_finite()) {
         bail!("--epsilon must be a positive number, got {}", flags.epsilon);
     }
+    if let Some(b) = flags.cache_budget {
+        if !(b >= 0.0 && b.is_finite()) {
+            bail!("--cache-budget is in MiB and must be a number ≥ 0, got {b}");
+        }
+    }
     Ok(MrcConfig {
         epsilon: flags.epsilon,
         epochs: flags.epochs,
@@ -29,6 +34,7 @@ pub fn mrc_config(flags: &MrcFlags, seed: u64) -> Result<MrcConfig> {
         variant: Variant::parse(&flags.variant).map_err(anyhow::Error::msg)?,
         fast: flags.fast,
         seed,
+        cache_budget_mib: flags.cache_budget,
     })
 }
 

@@ -52,6 +52,10 @@ pub struct MrcConfig {
     pub variant: Variant,
     pub fast: bool,
     pub seed: u64,
+    /// With `fast`: the most memory (MiB) one module's cached prefix activations may take;
+    /// a module whose cache would need more recomputes its prefix each batch instead (the
+    /// same values, more work). None: no limit.
+    pub cache_budget_mib: Option<f64>,
 }
 
 impl Default for MrcConfig {
@@ -64,6 +68,7 @@ impl Default for MrcConfig {
             variant: Variant::Code,
             fast: false,
             seed: 0,
+            cache_budget_mib: None,
         }
     }
 }
@@ -164,7 +169,7 @@ fn ascend(
 ) -> Result<ModuleScore, MrcError> {
     let device = model.device();
     let module = info.name.as_str();
-    let cache = if cfg.fast {
+    let cache = if cfg.fast && cache_fits(model, adv, module, cfg, sink)? {
         Some(cached_prefix(model, adv, module, cfg.batch_size)?)
     } else {
         None
@@ -261,6 +266,35 @@ fn ascend(
 }
 
 /// The module's prefix cache over the whole set, computed in batches.
+/// Whether `module`'s prefix cache fits the budget, measured on one sample (the cache grows
+/// linearly with the set); when it does not, says so once.
+fn cache_fits(
+    model: &Model,
+    adv: &TensorSet,
+    module: &str,
+    cfg: &MrcConfig,
+    sink: Sink,
+) -> Result<bool, MrcError> {
+    let Some(budget) = cfg.cache_budget_mib else {
+        return Ok(true);
+    };
+    let one = model.prefix_cache(&adv.x.f_narrow(0, 0, 1)?, module)?;
+    let per_sample: usize = one
+        .iter()
+        .map(|t| t.numel() * t.kind().elt_size_in_bytes())
+        .sum();
+    let need = (per_sample * adv.n) as f64 / (1024.0 * 1024.0);
+    if need <= budget {
+        return Ok(true);
+    }
+    sink(Event::Warning {
+        message: format!(
+            "{module}: its cached activations would take {need:.1} MiB (budget {budget} MiB); recomputing its prefix each batch instead (same values, slower)"
+        ),
+    });
+    Ok(false)
+}
+
 fn cached_prefix(
     model: &Model,
     adv: &TensorSet,

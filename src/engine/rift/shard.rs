@@ -169,6 +169,7 @@ pub fn merge(mut shards: Vec<ShardResult>) -> Result<MrcResult, MergeError> {
         variant: Variant::parse(&r0.variant).unwrap_or(Variant::Code),
         fast: r0.fast,
         seed: 0,
+        cache_budget_mib: None,
     };
     // The slowest shard bounds the wall time; the sum is the compute spent.
     let seconds = shards.iter().map(|s| s.result.seconds).sum();
