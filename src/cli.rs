@@ -268,6 +268,15 @@ pub struct MrcArgs {
     /// into DIR/mrc_shards/ of --session; `rift merge DIR` combines the shards.
     #[arg(long, value_name = "I/N", value_parser = rift::engine::rift::shard::Shard::parse, requires = "session", conflicts_with = "screen")]
     pub shard: Option<rift::engine::rift::shard::Shard>,
+    /// Spread the modules over several devices of this machine, one model copy and thread
+    /// each (e.g. cuda:0,cuda:1; `cpu,cpu` works too); results equal a single-device run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        conflicts_with = "screen"
+    )]
+    pub devices: Vec<String>,
     /// The session directory a --shard writes into.
     #[arg(long, value_name = "DIR")]
     pub session: Option<PathBuf>,

@@ -208,3 +208,24 @@ fn slurm_scripts_submit_and_run_the_shards() {
     let merged = load(&dir.join("mrc.yaml"));
     assert_eq!(merged.modules.len(), 2);
 }
+
+/// `--devices`: modules spread over several device threads (two CPU "devices" here; the
+/// same code drives several GPUs) give the single-device values.
+#[test]
+fn devices_split_the_modules_with_identical_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = vec!["mrc"];
+        args.extend_from_slice(MRC);
+        args.extend(["--modules", "conv1,layer1.0.conv1,layer2.0.conv1,linear"]);
+        args.extend_from_slice(extra);
+        args.extend(["--output", path_str(&out)]);
+        rift_ok(&args);
+        load(&out)
+    };
+    let one = run("one.yaml", &[]);
+    let two = run("two.yaml", &["--devices", "cpu,cpu"]);
+    assert_eq!(one.modules, two.modules);
+    assert_eq!(one.recommended, two.recommended);
+}

@@ -10,6 +10,7 @@ use rift::engine::models::Model;
 use rift::engine::rift::adv_set::{generate, holdout_split, TensorSet};
 use rift::engine::rift::events::{Event, Sink};
 use rift::engine::rift::mrc::{compute, select_modules, MrcConfig, Variant};
+use rift::engine::rift::multi_device::compute_on_devices;
 use rift::engine::rift::results::{MrcResult, ScreenSummary};
 use rift::engine::rift::screen::{screen_then_exact, ExactLowest, ScreenConfig};
 use rift::engine::rift::shard::ShardResult;
@@ -330,6 +331,33 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
             &cfg,
             &screen,
             args.exact_lowest.unwrap_or(ExactLowest::None),
+            &cancel,
+            &mut sink,
+        )?
+    } else if args.devices.len() > 1 {
+        let devices = args
+            .devices
+            .iter()
+            .map(|d| rift::engine::device::choose(d).map(|(dev, _)| dev))
+            .collect::<Result<Vec<_>, _>>()?;
+        sink(Event::StageStarted {
+            stage: "mrc".into(),
+            detail: format!(
+                "{} modules on {} devices{}",
+                modules.len(),
+                devices.len(),
+                if cfg.fast { " (fast path)" } else { "" }
+            ),
+        });
+        let load = |device| load_model(&args.model, kind, device).map(|(_, m)| m);
+        compute_on_devices(
+            &load,
+            &model,
+            &adv,
+            &args.mrc.adv_split,
+            &modules,
+            &cfg,
+            &devices,
             &cancel,
             &mut sink,
         )?

@@ -5,6 +5,7 @@ pub mod events;
 pub mod finetune;
 pub mod interpolate;
 pub mod mrc;
+pub mod multi_device;
 pub mod ood;
 pub mod optim;
 pub mod results;
