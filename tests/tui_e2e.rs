@@ -264,3 +264,45 @@ fn following_a_headless_run_and_a_signal_from_outside() {
     assert_eq!(t.wait_exit(30), 0);
     t.assert_restored();
 }
+
+/// Without a terminal the explorer says what to use instead; bad sessions name the file.
+#[test]
+fn without_a_terminal_or_with_bad_sessions_it_says_why() {
+    use common::{rift, stderr_of};
+    let out = rift(&["demo"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("rift demo --headless"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = rift(&[
+        "tui",
+        "--checkpoint",
+        "assets/demo/mnist_at_resnet18w8.safetensors",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        "assets/demo",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("`rift run`"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = rift(&["tui"]);
+    assert!(!out.status.success());
+    // Checked before the terminal: a session that is not there is named.
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope");
+    for flag in ["--resume", "--follow"] {
+        let out = rift(&["tui", flag, path_str(&missing)]);
+        assert!(!out.status.success());
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("nope") && !err.contains("panicked"),
+            "{flag}: {err}"
+        );
+    }
+}

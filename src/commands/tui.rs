@@ -123,8 +123,8 @@ pub fn explore(
 
 /// `--resume DIR`: the session's own settings, as the `rift run` line that made them.
 fn resume(dir: &Path, theme: Option<String>) -> Result<()> {
-    need_terminal("rift report --session DIR")?;
     let session = Session::load(dir)?;
+    need_terminal("rift report --session DIR")?;
     let argv = run_argv(&session.settings, dir);
     let cli = Cli::try_parse_from(&argv).with_context(|| {
         format!(
@@ -140,8 +140,8 @@ fn resume(dir: &Path, theme: Option<String>) -> Result<()> {
 
 /// `--follow DIR`: the explorer on another process's events, read-only.
 fn follow_run(dir: &Path, theme: Option<String>) -> Result<()> {
-    need_terminal("tail -f DIR/events.jsonl")?;
     let rx = follow(dir)?;
+    need_terminal("tail -f DIR/events.jsonl")?;
     let opts = AppOptions {
         theme,
         lr: 0.0,
