@@ -27,7 +27,8 @@ demo: build
 	else $(RIFT) demo --headless --session sessions/demo; fi
 
 bench: build
-	cargo bench --bench engine && cargo bench --bench pipeline && cargo bench --bench tui
+	cargo bench --bench engine && cargo bench --bench pipeline && cargo bench --bench tui && \
+		cargo bench --bench versus
 
 clippy: bootstrap
 	cargo clippy --release --all-targets -- -D warnings
