@@ -139,10 +139,18 @@ pub fn wilson(k: usize, n: usize, z: f64) -> [f64; 2] {
     let denom = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denom;
     let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
-    [
-        (100.0 * (centre - half)).max(0.0),
-        (100.0 * (centre + half)).min(100.0),
-    ]
+    // Exact at the ends (rounding would leave 1e-16 there).
+    let lo = if k == 0.0 {
+        0.0
+    } else {
+        100.0 * (centre - half)
+    };
+    let hi = if k == n {
+        100.0
+    } else {
+        100.0 * (centre + half)
+    };
+    [lo.max(0.0), hi.min(100.0)]
 }
 
 /// What is known about one α: correct counts and sample counts.
