@@ -350,12 +350,32 @@ pub struct InterpolateArgs {
     #[command(flatten)]
     pub sweep: SweepFlags,
     #[command(flatten)]
+    pub search: SearchFlags,
+    #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// Write the chosen model (.pth or .safetensors, by extension).
     #[arg(long, value_name = "FILE")]
     pub save_chosen: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// α selection by search (issue 5; not in the paper): subset screen, full-set finalists.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SearchFlags {
+    /// Choose α by search instead of the full grid: screen every α of --alphas on a subset,
+    /// evaluate on the full set only α = 0 and the α the rule could still choose, then
+    /// apply the same rule to full-set numbers.
+    #[arg(long)]
+    pub search: bool,
+    /// Screen size: a number of samples or a fraction of the evaluated set (default: a
+    /// tenth, at least 200, at most what leaves the budget room for α = 0 and one finalist).
+    #[arg(long, value_name = "N|FRACTION", requires = "search")]
+    pub search_subset: Option<String>,
+    /// Most attack work the search may spend, as a fraction of the full grid's (default
+    /// 1/3); with --search.
+    #[arg(long, value_name = "FRACTION", requires = "search", value_parser = parse_fraction)]
+    pub search_budget: Option<f64>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -446,6 +466,8 @@ pub struct RunArgs {
     pub ft: FinetuneFlags,
     #[command(flatten)]
     pub sweep: SweepFlags,
+    #[command(flatten)]
+    pub search: SearchFlags,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// The session directory (created, or continued where it stopped).

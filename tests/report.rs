@@ -168,6 +168,7 @@ fn session() -> Session {
             alphas: (0..=10).map(|i| i as f64 / 10.0).collect(),
             refine: 1,
             tolerance: 0.1,
+            search: None,
             ood_dir: Some("data/Tiny-ImageNet-C".into()),
         },
         model: SessionModel {
@@ -227,6 +228,7 @@ fn session() -> Session {
             tolerance: 0.1,
             refine_rounds: 1,
             seconds: 2400.0,
+            search: None,
         }),
         chosen: Some(ChosenWeights {
             alpha: 0.9,

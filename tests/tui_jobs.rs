@@ -98,6 +98,7 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             alphas: vec![0.0, 0.5, 1.0],
             refine: 0,
             tolerance: 0.1,
+            search: None,
             ood_dir: None,
         },
         resume: None,

@@ -1,12 +1,13 @@
 use super::progress::Printer;
 use super::{attack_config, load_model, runtime};
-use crate::cli::{InterpolateArgs, SweepFlags};
+use crate::cli::{InterpolateArgs, SearchFlags, SweepFlags};
 use anyhow::{bail, Result};
 use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::{load_checkpoint, save_by_extension, save_format_for};
 use rift::engine::data::{load_split, DatasetKind, Split};
+use rift::engine::rift::alpha_search::{search, SearchConfig, SubsetSize};
 use rift::engine::rift::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig};
-use rift::engine::rift::results::InterpolationResult;
+use rift::engine::rift::results::{InterpolationResult, SearchPoint};
 use rift::engine::CancelFlag;
 
 pub fn sweep_config(
@@ -33,7 +34,101 @@ pub fn sweep_config(
     })
 }
 
+/// `--search` and its settings, checked before any work; None without `--search`.
+pub fn search_config(flags: &SearchFlags) -> Result<Option<SearchConfig>> {
+    if !flags.search {
+        return Ok(None);
+    }
+    let mut cfg = SearchConfig::default();
+    if let Some(s) = &flags.search_subset {
+        cfg.subset = SubsetSize::parse(s).map_err(|e| anyhow::anyhow!("--search-subset: {e}"))?;
+    }
+    if let Some(b) = flags.search_budget {
+        if !(b > 0.0 && b <= 1.0) {
+            bail!(
+                "--search-budget is the most attack work the search may spend as a fraction of \
+                 the full grid's, so it must lie in (0, 1], got {b}; without a budget the full \
+                 grid (no --search) is the better choice"
+            );
+        }
+        cfg.budget = b;
+    }
+    Ok(Some(cfg))
+}
+
+fn ci(p: &SearchPoint) -> String {
+    format!(
+        "{:>6.2} [{:>6.2}, {:>6.2}] {:>5}   {:>6.2} [{:>6.2}, {:>6.2}] {:>5}",
+        p.clean_acc,
+        p.clean_ci[0],
+        p.clean_ci[1],
+        p.clean_n,
+        p.robust_acc,
+        p.robust_ci[0],
+        p.robust_ci[1],
+        p.robust_n
+    )
+}
+
+/// The search's own lines: which α were evaluated on the full set and which were screened
+/// only, with 95 % CIs and sample counts, and the attack work against the grid's.
+fn print_search(r: &InterpolationResult) {
+    let Some(s) = &r.search else {
+        return;
+    };
+    println!(
+        "α search: clean accuracy of every α on all {} samples; robust accuracy screened on {} of them; {} α completed on the full set",
+        s.full_n,
+        s.subset_n,
+        s.full.len()
+    );
+    println!(
+        "{:>8}  {:<7}  {:<30}  {:<30}",
+        "alpha", "robust", "clean % [95% CI] n", "robust % [95% CI] n"
+    );
+    let mut rows: Vec<(&SearchPoint, &str)> = s.full.iter().map(|p| (p, "full")).collect();
+    rows.extend(
+        s.screened
+            .iter()
+            .filter(|p| s.screened_only.contains(&p.alpha))
+            .map(|p| (p, "subset")),
+    );
+    rows.sort_by(|a, b| a.0.alpha.total_cmp(&b.0.alpha));
+    for (p, place) in rows {
+        let mark = if p.alpha == r.chosen_alpha {
+            "  <- chosen"
+        } else if s.finalists.contains(&p.alpha) {
+            "  finalist"
+        } else {
+            ""
+        };
+        println!("{:>8.4}  {place:<7}  {}{mark}", p.alpha, ci(p));
+    }
+    println!(
+        "finalists: {:?}; screened only (subset robust accuracy, never decides): {:?}{}",
+        s.finalists,
+        s.screened_only,
+        if s.budget_exhausted {
+            "; the work budget stopped the search before it settled the choice"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "attack work: {} samples attacked vs {} for the full grid (ratio {:.3}, budget {:.3}); {} clean-only evaluations",
+        s.attacked_samples, s.grid_attacked_samples, s.work_ratio, s.budget, s.clean_only_samples
+    );
+}
+
 pub fn print_sweep(r: &InterpolationResult) {
+    if r.search.is_some() {
+        print_search(r);
+        println!(
+            "chosen α = {} (largest clean gain with robust accuracy at most {} points below α = 0, on full-set numbers only)",
+            r.chosen_alpha, r.tolerance
+        );
+        return;
+    }
     let base = r.points.iter().find(|p| p.alpha == 0.0);
     println!(
         "{:>8} {:>8} {:>8} {:>8} {:>8}",
@@ -76,6 +171,7 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
         args.data.batch_size,
         rt.seed,
     )?;
+    let search_cfg = search_config(&args.search)?;
     if let Some(p) = &args.save_chosen {
         save_format_for(p)?;
     }
@@ -91,15 +187,15 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
         test.width as i64,
     ])?;
     let mut printer = Printer::new();
-    let result = sweep(
-        &model,
-        &ends,
-        &test,
-        &cfg,
-        &[],
-        &CancelFlag::default(),
-        &mut |e| printer.show(&e),
-    )?;
+    let cancel = CancelFlag::default();
+    let result = match &search_cfg {
+        Some(sc) => search(&model, &ends, &test, &cfg, sc, &[], &cancel, &mut |e| {
+            printer.show(&e)
+        })?,
+        None => sweep(&model, &ends, &test, &cfg, &[], &cancel, &mut |e| {
+            printer.show(&e)
+        })?,
+    };
     print_sweep(&result);
     if let Some(p) = &args.save_chosen {
         save_by_extension(p, &model.state()?)?;

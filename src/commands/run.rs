@@ -2,7 +2,7 @@
 //! stage (and each MRC module) the state is written atomically, so a killed run continues
 //! where it stopped; every event is appended to `events.jsonl` as it happens.
 use super::finetune::{finetune_config, resolve_layers, run_stage as finetune_stage};
-use super::interpolate::sweep_config;
+use super::interpolate::{search_config, sweep_config};
 use super::mrc::mrc_config;
 use super::progress::Printer;
 use super::run_mrc::{mrc_stage, PARTIAL_MRC};
@@ -128,6 +128,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         alphas: sweep_cfg.alphas.clone(),
         refine: sweep_cfg.refine,
         tolerance: sweep_cfg.tolerance,
+        search: search_config(&args.search)?.map(|c| c.text()),
         ood_dir: ood_kind.map(|_| ood_dir.display().to_string()),
     };
     Ok(Plan {
@@ -312,9 +313,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 n: b.n,
             })
             .collect();
-        session.interpolation = Some(sweep(
-            &model, &ends, &test, &sweep_cfg, &known, &cancel, &mut sink,
-        )?);
+        session.interpolation = Some(match search_config(&args.search)? {
+            Some(sc) => rift::engine::rift::alpha_search::search(
+                &model, &ends, &test, &sweep_cfg, &sc, &known, &cancel, &mut sink,
+            )?,
+            None => sweep(&model, &ends, &test, &sweep_cfg, &known, &cancel, &mut sink)?,
+        });
         finish_stage(&mut session, "interpolate", t, &mut sink);
         save(&mut session)?;
     }
@@ -428,6 +432,18 @@ fn print_summary(s: &Session, dir: &Path) {
             println!(
                 "chosen α = {}: clean {:.2}%  robust {:.2}%",
                 i.chosen_alpha, p.clean_acc, p.robust_acc
+            );
+        }
+        if let Some(sr) = &i.search {
+            println!(
+                "α search: {} α screened on {} samples, full set for {:?}, screened only {:?}; attack work {} of the grid's {} samples (ratio {:.3})",
+                sr.screened.len(),
+                sr.subset_n,
+                sr.full.iter().map(|p| p.alpha).collect::<Vec<_>>(),
+                sr.screened_only,
+                sr.attacked_samples,
+                sr.grid_attacked_samples,
+                sr.work_ratio
             );
         }
     }

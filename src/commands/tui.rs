@@ -34,6 +34,7 @@ pub fn tui(args: &TuiArgs) -> Result<()> {
         mrc: args.mrc.clone(),
         ft: args.ft.clone(),
         sweep: args.sweep.clone(),
+        search: Default::default(),
         runtime: args.runtime.clone(),
         session: args.session.clone(),
         ood_dataset: args.ood_dataset.clone(),

@@ -300,6 +300,7 @@ fn alpha_section(md: &mut String, s: &Session) {
         return;
     };
     alpha_body(md, i);
+    super::markdown_search::search_section(md, i);
     figure(md, s, Figure::Alpha, "Clean and robust accuracy over α");
 }
 
@@ -373,7 +374,7 @@ fn alpha_body(md: &mut String, i: &InterpolationResult) {
 }
 
 /// α with as few decimals as it needs (at least one, at most four).
-fn alpha_text(a: f64) -> String {
+pub(super) fn alpha_text(a: f64) -> String {
     for d in 1..=4usize {
         let s = format!("{a:.d$}");
         if (s.parse::<f64>().unwrap_or(f64::NAN) - a).abs() < 1e-9 {

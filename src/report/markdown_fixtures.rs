@@ -85,6 +85,7 @@ pub fn mrc_only() -> Session {
             alphas: (0..=10).map(|i| i as f64 / 10.0).collect(),
             refine: 0,
             tolerance: 0.1,
+            search: None,
             ood_dir: Some("data/CIFAR-10-C".into()),
         },
         model: SessionModel {
@@ -231,6 +232,7 @@ pub fn full() -> Session {
         tolerance: 0.1,
         refine_rounds: 0,
         seconds: 400.0,
+        search: None,
     });
     s.chosen = Some(ChosenWeights {
         alpha: 0.6,

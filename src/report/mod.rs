@@ -2,6 +2,7 @@
 //! extension) and sessions, all written atomically.
 pub mod markdown;
 mod markdown_screen;
+mod markdown_search;
 pub mod plots;
 mod plots_alpha;
 mod plots_screen;

@@ -29,11 +29,33 @@ where
         .ok_or_else(|| anyhow!("the interpolation result has no points"))?;
     let (x_lo, x_hi) = padded_range(points.iter().map(|p| p.alpha).chain([0.0, 1.0]), 0.03, 0.01);
     // Headroom above the data keeps the legend and the α label off the curves.
-    let (c_lo, c_hi) = padded_range(points.iter().map(|p| p.clean_acc), 0.15, 0.3);
+    let screened_clean = interp.search.as_ref().map_or(vec![], |s| {
+        s.screened.iter().map(|p| p.clean_acc).collect::<Vec<_>>()
+    });
+    let (c_lo, c_hi) = padded_range(
+        points
+            .iter()
+            .map(|p| p.clean_acc)
+            .chain(screened_clean.iter().copied()),
+        0.15,
+        0.3,
+    );
     let c_hi = c_hi + (c_hi - c_lo) * 0.45;
     let robust_floor = base.robust_acc - interp.tolerance;
+    // With --search, screened-only α: clean on the full set, robust on the subset only.
+    let screened: Vec<(f64, f64, f64)> = interp.search.as_ref().map_or(vec![], |s| {
+        s.screened
+            .iter()
+            .filter(|p| s.screened_only.contains(&p.alpha))
+            .map(|p| (p.alpha, p.clean_acc, p.robust_acc))
+            .collect()
+    });
     let (r_lo, r_hi) = padded_range(
-        points.iter().map(|p| p.robust_acc).chain([robust_floor]),
+        points
+            .iter()
+            .map(|p| p.robust_acc)
+            .chain(screened.iter().map(|p| p.2))
+            .chain([robust_floor]),
         0.15,
         0.3,
     );
@@ -118,6 +140,22 @@ where
             .into_iter()
             .map(|p| TriangleMarker::new(p, 6, ROBUST.filled())),
     )?;
+    if !screened.is_empty() {
+        // Hollow markers, not joined: these α never decided anything.
+        chart.draw_series(
+            screened
+                .iter()
+                .map(|p| Circle::new((p.0, p.1), 5, CLEAN.stroke_width(2))),
+        )?;
+        chart
+            .draw_secondary_series(
+                screened
+                    .iter()
+                    .map(|p| TriangleMarker::new((p.0, p.2), 6, ROBUST.stroke_width(2))),
+            )?
+            .label("screened only (hollow; robust on the subset)")
+            .legend(line_swatch(ROBUST.mix(0.5)));
+    }
 
     let a = interp.chosen_alpha;
     chart.draw_series(std::iter::once(PathElement::new(

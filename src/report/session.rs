@@ -52,6 +52,9 @@ pub struct SessionSettings {
     pub alphas: Vec<f64>,
     pub refine: usize,
     pub tolerance: f64,
+    /// `--search`: α chosen by search (subset size and work budget), not the full grid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
     /// Corrupted set directory for OOD, if any.
     pub ood_dir: Option<String>,
 }

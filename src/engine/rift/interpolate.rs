@@ -208,7 +208,7 @@ pub fn evaluate_alpha(
 }
 
 /// Midpoints between the current choice and its neighbours on the grid.
-fn refinement(points: &[SweepPoint], chosen: f64) -> Vec<f64> {
+pub(crate) fn refinement(points: &[SweepPoint], chosen: f64) -> Vec<f64> {
     let alphas: Vec<f64> = points.iter().map(|p| p.alpha).collect();
     let i = alphas.iter().position(|&a| a == chosen).unwrap_or(0);
     let mut out = Vec::new();
@@ -280,6 +280,7 @@ pub fn sweep(
         tolerance: cfg.tolerance,
         refine_rounds: round,
         seconds: start.elapsed().as_secs_f64(),
+        search: None,
     })
 }
 

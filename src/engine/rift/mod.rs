@@ -1,6 +1,7 @@
 //! The RiFT method (SPEC.md §1–§3): module robust criticality, fine-tuning of one module,
 //! interpolation, OOD evaluation, and adversarial training to make AT models.
 pub mod adv_set;
+pub mod alpha_search;
 pub mod events;
 pub mod finetune;
 pub mod interpolate;

@@ -154,6 +154,57 @@ pub struct InterpolationResult {
     pub tolerance: f64,
     pub refine_rounds: usize,
     pub seconds: f64,
+    /// Set when α was chosen by search (`--search`) rather than the full grid; `points`
+    /// then holds the full-set points only, the ones the rule decided on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<AlphaSearch>,
+}
+
+/// One α's accuracies with their 95 % Wilson intervals (percent). Clean accuracy needs no
+/// attack, so the search always measures it on the full set (`clean_n`); robust accuracy is
+/// on `robust_n` samples: the subset for screened-only α, the full set otherwise.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SearchPoint {
+    pub alpha: f64,
+    pub clean_acc: f64,
+    pub clean_ci: [f64; 2],
+    pub clean_n: usize,
+    pub robust_acc: f64,
+    pub robust_ci: [f64; 2],
+    pub robust_n: usize,
+}
+
+/// How α search (this project's addition) ran. Subset numbers live in `screened` only, so
+/// nothing reads a subset accuracy as a full-set one; the rule saw `full` alone.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AlphaSearch {
+    pub method: String,
+    /// Of the intervals (0.95).
+    pub confidence: f64,
+    /// Samples of the screen and of the full evaluated set.
+    pub subset_n: usize,
+    pub full_n: usize,
+    /// Most attack work allowed, as a fraction of the grid's.
+    pub budget: f64,
+    /// Every screened α (robust on the subset, clean on the full set), by α.
+    pub screened: Vec<SearchPoint>,
+    /// Every α evaluated on the full set (α = 0 always), by α: the points the rule decided on.
+    pub full: Vec<SearchPoint>,
+    /// The α completed on the full set because the rule could still choose them (α = 0 and
+    /// known points are full-set without being finalists).
+    pub finalists: Vec<f64>,
+    /// Screened α never evaluated on the full set.
+    pub screened_only: Vec<f64>,
+    /// Samples evaluated clean only (forward passes, no attack): every α on the full set.
+    pub clean_only_samples: usize,
+    /// Whether the budget stopped the search before it settled the rule's choice.
+    pub budget_exhausted: bool,
+    /// Samples PGD-attacked by the search, and by the full grid on the same samples
+    /// (each restart attacks again on both sides, so the ratio is the same with restarts).
+    pub attacked_samples: usize,
+    pub grid_attacked_samples: usize,
+    /// attacked_samples / grid_attacked_samples.
+    pub work_ratio: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

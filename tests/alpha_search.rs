@@ -1,0 +1,211 @@
+//! α selection by search (`--search`, issue 5) on the bundled demo (a real MNIST AT model):
+//! it picks the α of the full 11-point grid (within 0.05) for at most a third of the grid's
+//! attack work, decides on full-set numbers only and keeps screened-only α apart; bad
+//! search flags fail with one clear paragraph. A fine-tuned model is made by `rift finetune`
+//! (2 epochs on 2000 demo digits), the sweep uses 1000 test digits and PGD-2.
+mod common;
+
+use common::{path_str, rift, rift_ok, run_python, stderr_of};
+use serde_json::Value;
+use std::path::Path;
+
+const DEMO_MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
+
+/// Uncompressed MNIST IDX files of `n_train` / `n_test` demo digits drawn at random (the
+/// demo files are sorted by class).
+const PY_TINY_MNIST: &str = r#"
+import sys, os, gzip, struct, numpy as np
+out, n_train, n_test = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.makedirs(out, exist_ok=True)
+rng = np.random.default_rng(0)
+for split, n in (("train", n_train), ("t10k", n_test)):
+    img = gzip.open(f"assets/demo/{split}-images-idx3-ubyte.gz").read()
+    lab = gzip.open(f"assets/demo/{split}-labels-idx1-ubyte.gz").read()
+    total, h, w = struct.unpack(">III", img[4:16])
+    pick = np.sort(rng.permutation(total)[:n])
+    x = np.frombuffer(img[16:], np.uint8).reshape(total, h * w)[pick]
+    y = np.frombuffer(lab[8:], np.uint8)[pick]
+    with open(os.path.join(out, f"{split}-images-idx3-ubyte"), "wb") as f:
+        f.write(struct.pack(">IIII", 2051, n, h, w) + x.tobytes())
+    with open(os.path.join(out, f"{split}-labels-idx1-ubyte"), "wb") as f:
+        f.write(struct.pack(">II", 2049, n) + y.tobytes())
+"#;
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).expect("result file")).expect("JSON")
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn interpolate_args<'a>(ft: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "interpolate",
+        "--checkpoint",
+        DEMO_MODEL,
+        "--finetuned",
+        ft,
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        data,
+        "--limit",
+        "1000",
+        "--eps",
+        "0.1",
+        "--step",
+        "0.05",
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+        "--output",
+        out,
+    ]
+}
+
+#[test]
+fn search_picks_the_grid_alpha_for_a_third_of_the_attack_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path();
+    let data = t.join("mnist");
+    run_python(PY_TINY_MNIST, &[path_str(&data), "2000", "1000"]);
+    let ft = t.join("ft.safetensors");
+    rift_ok(&[
+        "finetune",
+        "--checkpoint",
+        DEMO_MODEL,
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        path_str(&data),
+        "--layer",
+        "layer2.1.conv2",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.01",
+        "--limit",
+        "200",
+        "--save",
+        path_str(&ft),
+        "--device",
+        "cpu",
+    ]);
+    let (grid_json, search_json) = (t.join("grid.json"), t.join("search.json"));
+    rift_ok(&interpolate_args(
+        path_str(&ft),
+        path_str(&data),
+        path_str(&grid_json),
+    ));
+    let mut args = interpolate_args(path_str(&ft), path_str(&data), path_str(&search_json));
+    args.push("--search");
+    let stdout = rift_ok(&args);
+    let grid = read_json(&grid_json);
+    let search = read_json(&search_json);
+
+    // The grid's result is as before: no search record.
+    assert!(grid.get("search").is_none(), "{grid}");
+    assert_eq!(grid["points"].as_array().unwrap().len(), 11);
+
+    // Same choice within 0.05, at most a third of the grid's attack work.
+    let (a_grid, a_search) = (f(&grid["chosen_alpha"]), f(&search["chosen_alpha"]));
+    assert!(
+        (a_grid - a_search).abs() <= 0.05 + 1e-9,
+        "grid chose {a_grid}, search {a_search}\n{stdout}"
+    );
+    let s = &search["search"];
+    let (work, grid_work) = (f(&s["attacked_samples"]), f(&s["grid_attacked_samples"]));
+    assert_eq!(grid_work, 11.0 * 1000.0);
+    assert!(work * 3.0 <= grid_work, "{work} of {grid_work}\n{stdout}");
+    assert!((f(&s["work_ratio"]) - work / grid_work).abs() < 1e-9);
+    assert!(
+        stdout.contains("attack work:") && stdout.contains("<- chosen"),
+        "{stdout}"
+    );
+
+    // The rule saw full-set points only: α = 0 and the chosen α among them, every one on
+    // all 1000 samples with its interval around it; screened-only α are apart.
+    let full_n = 1000.0;
+    let points = search["points"].as_array().unwrap();
+    let alphas: Vec<f64> = points.iter().map(|p| f(&p["alpha"])).collect();
+    assert!(
+        alphas.contains(&0.0) && alphas.contains(&a_search),
+        "{alphas:?}"
+    );
+    assert!(points.iter().all(|p| f(&p["n"]) == full_n));
+    for p in s["full"].as_array().unwrap() {
+        assert_eq!((f(&p["clean_n"]), f(&p["robust_n"])), (full_n, full_n));
+        for (acc, ci) in [("clean_acc", "clean_ci"), ("robust_acc", "robust_ci")] {
+            let (lo, hi) = (f(&p[ci][0]), f(&p[ci][1]));
+            assert!(lo <= f(&p[acc]) && f(&p[acc]) <= hi && hi - lo < 5.0, "{p}");
+        }
+    }
+    let only: Vec<f64> = s["screened_only"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(f)
+        .collect();
+    assert!(!only.is_empty() && !only.contains(&0.0) && !only.contains(&a_search));
+    let subset_n = f(&s["subset_n"]);
+    assert!(subset_n >= 100.0 && subset_n < full_n, "{subset_n}");
+    for p in s["screened"].as_array().unwrap() {
+        assert_eq!(
+            (f(&p["clean_n"]), f(&p["robust_n"])),
+            (full_n, subset_n),
+            "{p}"
+        );
+    }
+    for a in &only {
+        assert!(
+            !alphas.contains(a),
+            "screened-only α {a} among the deciding points"
+        );
+    }
+    // Clean accuracy needs no attack: the search has it on the full set for every α, and
+    // it equals the grid's (same samples, no randomness).
+    for g in grid["points"].as_array().unwrap() {
+        let a = f(&g["alpha"]);
+        let sp = s["screened"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(s["full"].as_array().unwrap())
+            .find(|p| f(&p["alpha"]) == a)
+            .unwrap_or_else(|| panic!("α {a} not in the search"));
+        assert!(
+            (f(&sp["clean_acc"]) - f(&g["clean_acc"])).abs() < 1e-9,
+            "α {a}"
+        );
+    }
+}
+
+#[test]
+fn bad_search_flags_fail_clearly() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--search", "--search-subset", "0"],
+            "is not a subset size",
+        ),
+        (
+            &["--search", "--search-subset", "1.5"],
+            "is not a subset size",
+        ),
+        (&["--search", "--search-budget", "1.5"], "--search-budget"),
+        (&["--search-subset", "0.1"], "--search"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = interpolate_args("missing-ft.safetensors", "missing-data", "x.json");
+        args.extend_from_slice(extra);
+        let out = rift(&args);
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{extra:?} should fail");
+        assert!(!err.contains("panicked"), "{extra:?} panicked:\n{err}");
+        assert!(
+            err.contains(needle),
+            "{extra:?}: stderr lacks `{needle}`:\n{err}"
+        );
+    }
+}
