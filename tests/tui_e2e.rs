@@ -258,8 +258,14 @@ fn following_a_headless_run_and_a_signal_from_outside() {
         .args(["-f", &format!("tui --follow {}", path_str(&session))])
         .output()
         .unwrap();
-    let pid = String::from_utf8_lossy(&pid.stdout);
-    let pid = pid.split_whitespace().next().expect("the follower's pid");
+    let pids = String::from_utf8_lossy(&pid.stdout);
+    // The pane's shell and tmux carry the same words; the explorer is the `rift` process.
+    let pid = pids
+        .split_whitespace()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "rift")
+        })
+        .expect("the follower's pid");
     Command::new("kill").args(["-INT", pid]).status().unwrap();
     assert_eq!(t.wait_exit(30), 0);
     t.assert_restored();

@@ -358,6 +358,10 @@ fn engine_event(s: &mut State, ev: Event) {
             }
             if stage == "load" {
                 s.model_info = detail.clone();
+                // "ARCH (… parameters, … modules) on DEVICE"
+                if let Some((_, device)) = detail.rsplit_once(" on ") {
+                    s.device = device.to_string();
+                }
             }
             if stage == "ood" {
                 // "at model (α = 0) on …" or "chosen model (α = A) on …".

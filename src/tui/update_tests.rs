@@ -710,3 +710,16 @@ fn a_plain_cancel_of_mrc_does_not_restart_it() {
     assert_eq!(update(&mut s, Msg::Save), None);
     assert!(s.status.contains("a job is running"));
 }
+
+#[test]
+fn the_device_comes_from_the_load_event() {
+    let mut s = state();
+    engine(
+        &mut s,
+        Event::StageStarted {
+            stage: "load".into(),
+            detail: "resnet18-w8 (176258 parameters, 21 modules) on cuda:0".into(),
+        },
+    );
+    assert_eq!(s.device, "cuda:0");
+}

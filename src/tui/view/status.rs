@@ -1,4 +1,4 @@
-//! The status bar: device and model, the running job with a progress bar and ETA, errors,
+//! The status bar: the device, the running job with a progress bar and ETA, errors,
 //! and the active keys.
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
@@ -10,6 +10,9 @@ use ratatui::Frame;
 pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
     let [top, keys] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
     let mut spans = Vec::new();
+    if !s.device.is_empty() {
+        spans.push(Span::styled(format!("{} │ ", s.device), t.key));
+    }
     if let Some(err) = &s.error {
         spans.push(Span::styled(format!("error: {err}"), t.error));
     } else if let Some(j) = &s.job {
