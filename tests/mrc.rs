@@ -63,8 +63,9 @@ for name, m in net.named_modules():
 print(json.dumps(result))
 "#;
 
-fn mrc_json(dir: &std::path::Path, name: &str, extra: &[&str]) -> serde_json::Value {
-    let out = dir.join(format!("{name}.json"));
+/// The `rift mrc` command line every test here shares (demo model, 256 samples, no random
+/// start), writing to `out`, with `extra` flags.
+fn mrc_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "mrc",
         "--checkpoint",
@@ -83,10 +84,15 @@ fn mrc_json(dir: &std::path::Path, name: &str, extra: &[&str]) -> serde_json::Va
         "--device",
         "cpu",
         "--output",
-        path_str(&out),
+        out,
     ];
     args.extend_from_slice(extra);
-    rift_ok(&args);
+    args
+}
+
+fn mrc_json(dir: &std::path::Path, name: &str, extra: &[&str]) -> serde_json::Value {
+    let out = dir.join(format!("{name}.json"));
+    rift_ok(&mrc_args(path_str(&out), extra));
     serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
 }
 
@@ -212,29 +218,9 @@ fn the_cache_budget_falls_back_to_recomputation_with_the_same_values() {
     ];
     let free = mrc_json(dir.path(), "free", &common);
     let out = dir.path().join("budget.json");
-    let mut args = vec![
-        "mrc",
-        "--checkpoint",
-        DEMO_MODEL,
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        "assets/demo",
-        "--eps",
-        "0.1",
-        "--step",
-        "0.02",
-        "--no-random-start",
-        "--adv-limit",
-        "256",
-        "--device",
-        "cpu",
-        "--cache-budget",
-        "2",
-        "--output",
-        path_str(&out),
-    ];
-    args.extend_from_slice(&common);
+    let mut extra = vec!["--cache-budget", "2"];
+    extra.extend_from_slice(&common);
+    let args = mrc_args(path_str(&out), &extra);
     let res = rift(&args);
     assert!(res.status.success(), "{}", stderr_of(&res));
     let printed = format!(
