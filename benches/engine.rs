@@ -165,6 +165,7 @@ fn bench_pgd() {
         &model,
         &set,
         Some(&cfg),
+        rift::engine::attack::Noise::Global,
         None,
         128,
         &CancelFlag::default(),

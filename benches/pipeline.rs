@@ -168,6 +168,7 @@ fn demo_model_and_set() -> (Model, TensorSet) {
         &test,
         &idx,
         &pgd,
+        rift::engine::attack::Noise::Global,
         128,
         &CancelFlag::default(),
         &mut |_| {},

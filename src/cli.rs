@@ -72,6 +72,15 @@ pub struct RuntimeArgs {
     /// Intra-op CPU threads (default: libtorch's choice, or RIFT_THREADS).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// fp32 (the default: the published numbers) or bf16: convolutions and linear layers in
+    /// bfloat16, the rest fp32, like PyTorch's autocast. Faster where the hardware has bf16
+    /// units (recent GPUs, AVX-512-BF16/AMX CPUs); accuracies move by a few tenths of a point.
+    #[arg(long, default_value = "fp32")]
+    pub precision: String,
+    /// Lay images, activations and convolution weights out channels-last (NHWC): often
+    /// faster, same values up to float summation order.
+    #[arg(long)]
+    pub channels_last: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -389,6 +398,11 @@ pub struct SweepFlags {
     /// Points of robust accuracy the chosen α may lose against the AT model.
     #[arg(long, default_value_t = 0.1)]
     pub tolerance: f64,
+    /// Spread the α points over several devices of this machine, one model copy and thread
+    /// each (e.g. cuda:0,cuda:1; `cpu,cpu` works too); results equal a single-device run.
+    /// Not with --search, which decides one α at a time.
+    #[arg(long = "devices", value_delimiter = ',', value_name = "LIST")]
+    pub devices: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -105,6 +105,16 @@ fn search_picks_the_grid_alpha_for_a_third_of_the_attack_work() {
     let grid = read_json(&grid_json);
     let search = read_json(&search_json);
 
+    // The grid over two devices (two CPU threads here) equals the single-device grid to
+    // the last digit: random starts are keyed by sample, not by thread.
+    let multi_json = t.join("multi.json");
+    let mut multi = interpolate_args(path_str(&ft), path_str(&data), path_str(&multi_json));
+    multi.extend(["--devices", "cpu,cpu"]);
+    rift_ok(&multi);
+    let multi = read_json(&multi_json);
+    assert_eq!(multi["points"], grid["points"]);
+    assert_eq!(multi["chosen_alpha"], grid["chosen_alpha"]);
+
     // The grid's result is as before: no search record.
     assert!(grid.get("search").is_none(), "{grid}");
     assert_eq!(grid["points"].as_array().unwrap().len(), 11);
@@ -164,6 +174,25 @@ fn search_picks_the_grid_alpha_for_a_third_of_the_attack_work() {
             "screened-only α {a} among the deciding points"
         );
     }
+    // Every screened α against α = 0 on the same samples, with a verdict; the chosen one
+    // complete (a point interval), rejected ones with intervals wholly below -tolerance
+    // at the decision level (so at 95 % too).
+    let paired = s["paired"].as_array().unwrap();
+    assert_eq!(paired.len(), 10, "{s}");
+    for p in paired {
+        let (d, lo, hi) = (f(&p["diff"]), f(&p["ci"][0]), f(&p["ci"][1]));
+        assert!(lo <= d && d <= hi, "{p}");
+        let verdict = p["verdict"].as_str().unwrap();
+        if f(&p["alpha"]) == a_search {
+            assert_eq!(
+                (verdict, f(&p["samples"]), lo, hi),
+                ("chosen", full_n, d, d)
+            );
+        } else if verdict.starts_with("rejected") {
+            assert!(hi < -0.1, "{p}");
+        }
+    }
+    assert_eq!(f(&s["decision_confidence"]), 0.99);
     // Clean accuracy needs no attack: the search has it on the full set for every α, and
     // it equals the grid's (same samples, no randomness).
     for g in grid["points"].as_array().unwrap() {
@@ -184,7 +213,7 @@ fn search_picks_the_grid_alpha_for_a_third_of_the_attack_work() {
 
 #[test]
 fn bad_search_flags_fail_clearly() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--search", "--search-subset", "0"],
             "is not a subset size",
@@ -195,6 +224,7 @@ fn bad_search_flags_fail_clearly() {
         ),
         (&["--search", "--search-budget", "1.5"], "--search-budget"),
         (&["--search-subset", "0.1"], "--search"),
+        (&["--search", "--devices", "cpu,cpu"], "--devices"),
     ];
     for (extra, needle) in cases {
         let mut args = interpolate_args("missing-ft.safetensors", "missing-data", "x.json");

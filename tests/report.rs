@@ -146,6 +146,8 @@ fn session() -> Session {
             dataset: "tiny-imagenet".into(),
             data_dir: "data/tiny-imagenet-200".into(),
             device: "cuda:0".into(),
+            precision: None,
+            channels_last: false,
             seed: 7,
             attack: PgdConfig {
                 restarts: 3,

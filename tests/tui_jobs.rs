@@ -79,6 +79,8 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             dataset: "mnist".into(),
             data_dir: "assets/demo".into(),
             device: "cpu".into(),
+            precision: None,
+            channels_last: false,
             seed: 0,
             attack,
             eval_limit: Some(16),

@@ -6,7 +6,7 @@ use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
 use rift::engine::eval::evaluate;
-use rift::engine::models::Model;
+use rift::engine::models::{Compute, Model, Precision};
 use rift::engine::rift::adv_set::{generate, loss_and_acc, TensorSet};
 use rift::engine::rift::finetune::{finetune, FinetuneConfig, SelectOn};
 use rift::engine::rift::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig};
@@ -31,6 +31,21 @@ pub struct Settings {
     /// "cpu" or "cuda".
     pub device: String,
     pub threads: i32,
+    /// rift's side only (the eager side is always fp32 NCHW): "fp32" or "bf16".
+    #[serde(default)]
+    pub precision: String,
+    #[serde(default)]
+    pub channels_last: bool,
+}
+
+impl Settings {
+    /// How rift's side computes.
+    pub fn compute(&self) -> Compute {
+        Compute {
+            precision: Precision::parse(&self.precision).unwrap_or_default(),
+            channels_last: self.channels_last,
+        }
+    }
 }
 
 /// PGD-10 as SPEC.md §0 but from the clean input: both sides then compute the same
@@ -62,8 +77,10 @@ fn sync(device: tch::Device) {
 fn load_model(s: &Settings, device: tch::Device) -> Model {
     let ckpt = load_checkpoint(&s.dir.join("at.pth")).expect("AT checkpoint of the fixture");
     let (mean, std) = DatasetKind::Cifar10.mean_std();
-    Model::from_checkpoint(&ckpt, None, None, device, (&mean, &std, "cifar10"))
-        .expect("the fixture's checkpoint builds a model")
+    let mut model = Model::from_checkpoint(&ckpt, None, None, device, (&mean, &std, "cifar10"))
+        .expect("the fixture's checkpoint builds a model");
+    model.set_compute(s.compute()).expect("compute settings");
+    model
 }
 
 fn adv_set(model: &Model, test: &ImageSet, n: usize) -> TensorSet {
@@ -73,6 +90,7 @@ fn adv_set(model: &Model, test: &ImageSet, n: usize) -> TensorSet {
         test,
         &idx,
         &pgd(),
+        rift::engine::attack::Noise::Global,
         128,
         &CancelFlag::default(),
         &mut |_| {},
@@ -226,6 +244,7 @@ pub fn run(stage: &str, s: &Settings) {
                 &model,
                 &test,
                 Some(&pgd()),
+                rift::engine::attack::Noise::Global,
                 Some(s.n),
                 128,
                 &CancelFlag::default(),

@@ -1,7 +1,7 @@
 use super::{attack_config, load_model, model_summary, runtime, ModelSummary};
 use crate::cli::EvalArgs;
 use anyhow::Result;
-use rift::engine::attack::PgdConfig;
+use rift::engine::attack::{Noise, PgdConfig};
 use rift::engine::data::{load_split, DatasetKind, Split};
 use rift::engine::device::device_name;
 use rift::engine::eval::{evaluate, EvalResult};
@@ -25,6 +25,8 @@ struct EvalOutput {
     attack: AttackRecord,
     model: ModelSummary,
     device: String,
+    /// Precision and layout (`fp32` unless `--precision`/`--channels-last`).
+    compute: String,
     seed: u64,
     threads: i32,
     rift_version: &'static str,
@@ -35,7 +37,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
     let attack = attack_config(&args.attack)?;
-    let (ckpt, model) = load_model(&args.model, kind, rt.device)?;
+    let (ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
     let set = load_split(kind, &args.data.data_dir, Split::Test)?;
     model
         .check_input(&[1, set.channels as i64, set.height as i64, set.width as i64])
@@ -57,18 +59,23 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     }
     let n = args.data.limit.map_or(set.n, |l| l.min(set.n));
     eprintln!(
-        "evaluating {} on {} {} test images on {} ({})",
+        "evaluating {} on {} {} test images on {} ({}), {}",
         model.spec.name(),
         n,
         kind.name(),
         device_name(rt.device),
-        rt.device_reason
+        rt.device_reason,
+        rt.compute.text()
     );
     let mut last = std::time::Instant::now();
     let result = evaluate(
         &model,
         &set,
         attack.as_ref(),
+        Noise::Keyed {
+            seed: rt.seed,
+            first: 0,
+        },
         args.data.limit,
         args.data.batch_size,
         &CancelFlag::default(),
@@ -112,6 +119,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             },
             model: model_summary(&ckpt, &model),
             device: device_name(rt.device),
+            compute: rt.compute.text(),
             seed: rt.seed,
             threads: rt.threads,
             rift_version: env!("CARGO_PKG_VERSION"),

@@ -135,7 +135,7 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     let layers = resolve_layers(&args.ft.layer, mrc.as_ref(), args.ft.mrc_result.as_deref())?;
     // Fail on a bad --save before hours of work.
     rift::engine::checkpoint::save_format_for(&args.save)?;
-    let (_ckpt, model) = load_model(&args.model, kind, rt.device)?;
+    let (_ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
     let train = load_split(kind, &args.data.data_dir, Split::Train)?;
     let test = load_split(kind, &args.data.data_dir, Split::Test)?;
     model.check_input(&[

@@ -8,6 +8,7 @@ use rift::engine::data::{load_split, DatasetKind, Split};
 use rift::engine::rift::alpha_search::{search, SearchConfig, SubsetSize};
 use rift::engine::rift::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig};
 use rift::engine::rift::results::{InterpolationResult, SearchPoint};
+use rift::engine::rift::sweep_devices::sweep_on_devices;
 use rift::engine::CancelFlag;
 
 pub fn sweep_config(
@@ -104,6 +105,12 @@ fn print_search(r: &InterpolationResult) {
         };
         println!("{:>8.4}  {place:<7}  {}{mark}", p.alpha, ci(p));
     }
+    for p in &s.paired {
+        println!(
+            "  α {:<6} vs α = 0 on {:>6} samples: robust {:+.2} points [95% CI {:+.2}, {:+.2}]  {}",
+            p.alpha, p.samples, p.diff, p.ci[0], p.ci[1], p.verdict
+        );
+    }
     println!(
         "finalists: {:?}; screened only (subset robust accuracy, never decides): {:?}{}",
         s.finalists,
@@ -158,6 +165,22 @@ pub fn print_sweep(r: &InterpolationResult) {
     );
 }
 
+/// The devices of `--devices` when there are several (None: the usual single device).
+pub fn sweep_devices(flags: &SweepFlags, search: bool) -> Result<Option<Vec<tch::Device>>> {
+    if flags.devices.len() < 2 {
+        return Ok(None);
+    }
+    if search {
+        bail!("--devices spreads the grid's α points over devices; --search decides one α at a time, so use one or the other");
+    }
+    let devices = flags
+        .devices
+        .iter()
+        .map(|d| rift::engine::device::choose(d).map(|(dev, _)| dev))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(devices))
+}
+
 pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
@@ -172,10 +195,11 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
         rt.seed,
     )?;
     let search_cfg = search_config(&args.search)?;
+    let devices = sweep_devices(&args.sweep, search_cfg.is_some())?;
     if let Some(p) = &args.save_chosen {
         save_format_for(p)?;
     }
-    let (_ckpt, model) = load_model(&args.model, kind, rt.device)?;
+    let (_ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
     let ft = load_checkpoint(&args.finetuned)?;
     let ends = Endpoints::new(&model, &ft.tensors)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.finetuned.display()))?;
@@ -188,11 +212,26 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
     ])?;
     let mut printer = Printer::new();
     let cancel = CancelFlag::default();
-    let result = match &search_cfg {
-        Some(sc) => search(&model, &ends, &test, &cfg, sc, &[], &cancel, &mut |e| {
+    let result = match (&search_cfg, devices) {
+        (Some(sc), _) => search(&model, &ends, &test, &cfg, sc, &[], &cancel, &mut |e| {
             printer.show(&e)
         })?,
-        None => sweep(&model, &ends, &test, &cfg, &[], &cancel, &mut |e| {
+        (None, Some(devices)) => {
+            let load = |device| load_model(&args.model, kind, device, rt.compute).map(|(_, m)| m);
+            sweep_on_devices(
+                &load,
+                &ft.tensors,
+                &model,
+                &ends,
+                &test,
+                &cfg,
+                &[],
+                &devices,
+                &cancel,
+                &mut |e| printer.show(&e),
+            )?
+        }
+        (None, None) => sweep(&model, &ends, &test, &cfg, &[], &cancel, &mut |e| {
             printer.show(&e)
         })?,
     };

@@ -35,13 +35,15 @@ use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::{load_checkpoint, Checkpoint};
 use rift::engine::data::DatasetKind;
 use rift::engine::device;
-use rift::engine::models::Model;
+use rift::engine::models::{Compute, Model, Precision};
 use serde::Serialize;
 use tch::Device;
 
 /// Device, threads and seed, applied once per command.
 pub struct Runtime {
     pub device: Device,
+    /// `--precision`, `--channels-last`.
+    pub compute: Compute,
     pub device_reason: String,
     pub threads: i32,
     pub seed: u64,
@@ -51,8 +53,14 @@ pub fn runtime(args: &RuntimeArgs) -> Result<Runtime> {
     let (device, device_reason) = device::choose(&args.device)?;
     let threads = device::configure_threads(args.threads);
     tch::manual_seed(args.seed as i64);
+    let compute = Compute {
+        precision: Precision::parse(&args.precision)
+            .map_err(|e| anyhow::anyhow!("--precision: {e}"))?,
+        channels_last: args.channels_last,
+    };
     Ok(Runtime {
         device,
+        compute,
         device_reason,
         threads,
         seed: args.seed,
@@ -65,6 +73,7 @@ pub fn load_model(
     args: &ModelArgs,
     dataset: DatasetKind,
     device: Device,
+    compute: Compute,
 ) -> Result<(Checkpoint, Model)> {
     let ckpt = load_checkpoint(&args.checkpoint)?;
     let (mean, std) = dataset.mean_std();
@@ -76,6 +85,8 @@ pub fn load_model(
         device,
         (&mean, &std, dataset.name()),
     )?;
+    let mut model = model;
+    model.set_compute(compute)?;
     Ok((ckpt, model))
 }
 

@@ -2,7 +2,7 @@ use super::progress::Printer;
 use super::{attack_config, load_model, runtime};
 use crate::cli::{MrcArgs, MrcFlags};
 use anyhow::{bail, Result};
-use rift::engine::attack::{clean_correct, PgdConfig};
+use rift::engine::attack::{clean_correct, Noise, PgdConfig};
 use rift::engine::batches::images_to_tensor;
 use rift::engine::checkpoint::{save_by_extension, save_format_for};
 use rift::engine::data::{gather_batch, load_split, DatasetKind, ImageSet, Split};
@@ -75,11 +75,13 @@ pub fn adv_source(
 }
 
 /// Clean accuracy of the source samples and their adversarial set; emits `Baseline`.
+#[allow(clippy::too_many_arguments)]
 pub fn build_adv_set(
     model: &Model,
     set: &ImageSet,
     idx: &[usize],
     attack: &PgdConfig,
+    seed: u64,
     batch_size: usize,
     cancel: &CancelFlag,
     sink: Sink,
@@ -88,7 +90,16 @@ pub fn build_adv_set(
         stage: "adv_set".into(),
         detail: format!("PGD-{} on {} samples", attack.steps, idx.len()),
     });
-    let adv = generate(model, set, idx, attack, batch_size, cancel, sink)?;
+    let adv = generate(
+        model,
+        set,
+        idx,
+        attack,
+        Noise::Keyed { seed, first: 0 },
+        batch_size,
+        cancel,
+        sink,
+    )?;
     let mut clean = 0i64;
     let mut buf = Vec::new();
     for chunk in idx.chunks(batch_size.max(1)) {
@@ -286,7 +297,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         flags.epochs = e;
     }
     let cfg = mrc_config(&flags, rt.seed)?;
-    let (_ckpt, model) = load_model(&args.model, kind, rt.device)?;
+    let (_ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
     let all_modules = select_modules(&model, &args.mrc.modules)?;
     let modules = match args.shard {
         Some(shard) => shard.select(&all_modules),
@@ -310,6 +321,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         &set,
         &idx,
         &attack,
+        rt.seed,
         args.data.batch_size,
         &cancel,
         &mut sink,
@@ -349,7 +361,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
                 if cfg.fast { " (fast path)" } else { "" }
             ),
         });
-        let load = |device| load_model(&args.model, kind, device).map(|(_, m)| m);
+        let load = |device| load_model(&args.model, kind, device, rt.compute).map(|(_, m)| m);
         compute_on_devices(
             &load,
             &model,

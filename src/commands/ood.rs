@@ -46,7 +46,7 @@ pub fn ood(args: &OodArgs) -> Result<()> {
         Some(s) => parse_severities(s).map_err(anyhow::Error::msg)?,
         None => default_severities(kind),
     };
-    let (_ckpt, model) = load_model(&args.model, kind, rt.device)?;
+    let (_ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
     let mut printer = Printer::new();
     let r = evaluate_ood(
         &model,

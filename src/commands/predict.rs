@@ -29,7 +29,7 @@ fn read_input(path: &std::path::Path) -> Result<Tensor> {
 pub fn predict(args: &PredictArgs) -> Result<()> {
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.dataset)?;
-    let (_ckpt, model) = load_model(&args.model, kind, rt.device)?;
+    let (_ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
     let x = read_input(&args.input)?;
     model.check_input(&x.size()).with_context(|| {
         format!(

@@ -2,7 +2,7 @@
 //! stage (and each MRC module) the state is written atomically, so a killed run continues
 //! where it stopped; every event is appended to `events.jsonl` as it happens.
 use super::finetune::{finetune_config, resolve_layers, run_stage as finetune_stage};
-use super::interpolate::{search_config, sweep_config};
+use super::interpolate::{search_config, sweep_config, sweep_devices};
 use super::mrc::mrc_config;
 use super::progress::Printer;
 use super::run_mrc::{mrc_stage, PARTIAL_MRC};
@@ -13,6 +13,7 @@ use rift::engine::checkpoint::{load_checkpoint, save_pth, save_safetensors};
 use rift::engine::data::{load_split, DatasetKind, Split};
 use rift::engine::device::device_name;
 use rift::engine::eval::evaluate;
+use rift::engine::models::Precision;
 use rift::engine::rift::events::Event;
 use rift::engine::rift::interpolate::{sweep, Endpoints};
 use rift::engine::rift::ood::{
@@ -77,6 +78,8 @@ pub struct Plan {
 
 pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     let rt = runtime(&args.runtime)?;
+    // Refuse --devices with --search now, not after MRC and fine-tuning.
+    sweep_devices(&args.sweep, args.search.search)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
     let Some(attack) = attack_config(&args.attack)? else {
         bail!("{what} measures robustness: --attack none is not possible here");
@@ -109,6 +112,9 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         dataset: kind.name().to_string(),
         data_dir: args.data.data_dir.display().to_string(),
         device: device_name(rt.device),
+        precision: (rt.compute.precision != Precision::Fp32)
+            .then(|| rt.compute.precision.name().to_string()),
+        channels_last: rt.compute.channels_last,
         seed: rt.seed,
         attack: attack.clone(),
         eval_limit: args.data.limit,
@@ -161,7 +167,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let dir = args.session.as_path();
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
-    let (ckpt, model) = load_model(&args.model, kind, rt.device)?;
+    let (ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
     let mut session = if Session::path(dir).exists() {
         let s = Session::load(dir)?;
         let (mut a, mut b) = (s.settings.clone(), settings.clone());
@@ -235,11 +241,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 args.data.limit.map_or(test.n, |l| l.min(test.n))
             ),
         });
-        tch::manual_seed(rt.seed as i64);
         let r = evaluate(
             &model,
             &test,
             Some(&attack),
+            rift::engine::attack::Noise::Keyed {
+                seed: rt.seed,
+                first: 0,
+            },
             args.data.limit,
             args.data.batch_size,
             &cancel,
@@ -313,11 +322,29 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 n: b.n,
             })
             .collect();
-        session.interpolation = Some(match search_config(&args.search)? {
-            Some(sc) => rift::engine::rift::alpha_search::search(
+        let search_cfg = search_config(&args.search)?;
+        let devices = sweep_devices(&args.sweep, search_cfg.is_some())?;
+        session.interpolation = Some(match (search_cfg, devices) {
+            (Some(sc), _) => rift::engine::rift::alpha_search::search(
                 &model, &ends, &test, &sweep_cfg, &sc, &known, &cancel, &mut sink,
             )?,
-            None => sweep(&model, &ends, &test, &sweep_cfg, &known, &cancel, &mut sink)?,
+            (None, Some(devices)) => {
+                let load =
+                    |device| load_model(&args.model, kind, device, rt.compute).map(|(_, m)| m);
+                rift::engine::rift::sweep_devices::sweep_on_devices(
+                    &load,
+                    &ft.tensors,
+                    &model,
+                    &ends,
+                    &test,
+                    &sweep_cfg,
+                    &known,
+                    &devices,
+                    &cancel,
+                    &mut sink,
+                )?
+            }
+            (None, None) => sweep(&model, &ends, &test, &sweep_cfg, &known, &cancel, &mut sink)?,
         });
         finish_stage(&mut session, "interpolate", t, &mut sink);
         save(&mut session)?;

@@ -51,6 +51,7 @@ pub fn mrc_stage(
         &set,
         &idx,
         attack,
+        seed,
         args.data.batch_size,
         cancel,
         sink,

@@ -43,7 +43,8 @@ pub fn train_at(args: &TrainAtArgs) -> Result<()> {
         (train.height as i64, train.width as i64),
     )?;
     let (mean, std) = kind.mean_std();
-    let model = Model::new(spec, rt.device, &mean, &std, kind.name())?;
+    let mut model = Model::new(spec, rt.device, &mean, &std, kind.name())?;
+    model.set_compute(rt.compute)?;
     let cfg = TrainAtConfig {
         epochs: args.epochs,
         lr: args.lr,

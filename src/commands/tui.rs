@@ -97,9 +97,9 @@ pub fn explore(
     let exact_lowest = args.screen.unwrap_or(ExactLowest::All);
     settings.mrc_screen = Some(exact_lowest.text());
     let model_args = args.model.clone();
-    let device = rt.device;
+    let (device, compute) = (rt.device, rt.compute);
     let (handle, rx) = Worker::spawn(JobSetup {
-        load: Box::new(move || load_model(&model_args, kind, device)),
+        load: Box::new(move || load_model(&model_args, kind, device, compute)),
         kind,
         data_dir: args.data.data_dir.clone(),
         attack,
@@ -197,6 +197,12 @@ pub fn run_argv(s: &SessionSettings, dir: &Path) -> Vec<String> {
     }
     if let Some(d) = &s.ood_dir {
         flag("ood-dir", d.clone());
+    }
+    if let Some(p) = &s.precision {
+        flag("precision", p.clone());
+    }
+    if s.channels_last {
+        v.push("--channels-last".into());
     }
     if !s.attack.random_start {
         v.push("--no-random-start".into());

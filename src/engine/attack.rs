@@ -3,8 +3,69 @@
 //! every step, model in eval mode; restarts keep the per-sample worst case.
 use super::models::Model;
 use super::CancelFlag;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tch::{Kind, Tensor};
+
+/// Where a random start's noise comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Noise {
+    /// libtorch's global generator (seeded with `tch::manual_seed`): adversarial training.
+    Global,
+    /// One stream per sample, keyed by (seed, the sample's index in its set, restart): a
+    /// sample gets the same start whatever its batch, thread or device, so evaluations can
+    /// be split over chunks and devices and still equal a single run — and two models
+    /// evaluated on the same samples face the same starts (the pairing α search relies on).
+    Keyed { seed: u64, first: usize },
+}
+
+impl Noise {
+    /// The same keying for the batch that starts `offset` samples later.
+    pub fn at(self, offset: usize) -> Noise {
+        match self {
+            Noise::Global => Noise::Global,
+            Noise::Keyed { seed, first } => Noise::Keyed {
+                seed,
+                first: first + offset,
+            },
+        }
+    }
+
+    fn restart(self, r: usize) -> Noise {
+        match self {
+            Noise::Keyed { seed, first } if r > 0 => Noise::Keyed {
+                seed: seed ^ (r as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
+                first,
+            },
+            other => other,
+        }
+    }
+
+    /// Uniform noise in [−eps, eps] shaped like `x` (a batch), on its device.
+    fn sample(self, x: &Tensor, eps: f64) -> Result<Tensor, tch::TchError> {
+        match self {
+            Noise::Global => x.f_rand_like()?.f_mul_scalar(2.0 * eps)?.f_sub_scalar(eps),
+            Noise::Keyed { seed, first } => {
+                let n = x.size().first().copied().unwrap_or(0).max(0) as usize;
+                let per = x.numel().checked_div(n).unwrap_or(0);
+                let eps = eps as f32;
+                let mut v = Vec::with_capacity(n * per);
+                for s in 0..n {
+                    let key = seed
+                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        .wrapping_add((first + s) as u64);
+                    let mut rng = ChaCha8Rng::seed_from_u64(key);
+                    v.extend((0..per).map(|_| rng.gen_range(-eps..=eps)));
+                }
+                Tensor::f_from_slice(&v)?
+                    .f_view(x.size().as_slice())?
+                    .f_to_kind(x.kind())?
+                    .f_to_device(x.device())
+            }
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct PgdConfig {
@@ -48,15 +109,12 @@ pub fn pgd(
     x: &Tensor,
     y: &Tensor,
     cfg: &PgdConfig,
+    noise: Noise,
     cancel: &CancelFlag,
 ) -> Result<Tensor, AttackError> {
     let x0 = x.f_detach()?;
     let mut adv = if cfg.random_start {
-        let noise = x0
-            .f_rand_like()?
-            .f_mul_scalar(2.0 * cfg.eps)?
-            .f_sub_scalar(cfg.eps)?;
-        (&x0 + noise).f_clamp(0.0, 1.0)?
+        (&x0 + noise.sample(&x0, cfg.eps)?).f_clamp(0.0, 1.0)?
     } else {
         x0.shallow_clone()
     };
@@ -91,12 +149,13 @@ pub fn robust_correct(
     x: &Tensor,
     y: &Tensor,
     cfg: &PgdConfig,
+    noise: Noise,
     cancel: &CancelFlag,
 ) -> Result<(Tensor, Tensor), AttackError> {
     let mut robust = Tensor::f_ones(y.size(), (Kind::Bool, y.device()))?;
     let mut worst = x.shallow_clone();
     for r in 0..cfg.restarts.max(1) {
-        let adv = pgd(model, x, y, cfg, cancel)?;
+        let adv = pgd(model, x, y, cfg, noise.restart(r), cancel)?;
         let ok = clean_correct(model, &adv, y)?;
         if r == 0 {
             worst = adv;
@@ -113,6 +172,22 @@ pub fn robust_correct(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_noise_depends_on_the_sample_not_the_batch() {
+        let x = Tensor::zeros([6, 2, 3, 3], (Kind::Float, tch::Device::Cpu));
+        let key = Noise::Keyed { seed: 5, first: 0 };
+        let all = key.sample(&x, 0.1).unwrap();
+        let tail = key.at(4).sample(&x.narrow(0, 4, 2), 0.1).unwrap();
+        assert!(all.narrow(0, 4, 2).equal(&tail));
+        assert!(all.abs().max().double_value(&[]) <= 0.1 + 1e-7);
+        assert!(all.abs().mean(Kind::Float).double_value(&[]) > 0.02);
+        // Other seeds, samples and restarts: other noise.
+        let other = Noise::Keyed { seed: 6, first: 0 }.sample(&x, 0.1).unwrap();
+        assert!(!other.equal(&all));
+        assert!(!all.narrow(0, 0, 1).equal(&all.narrow(0, 1, 1)));
+        assert!(!key.restart(1).sample(&x, 0.1).unwrap().equal(&all));
+    }
 
     #[test]
     fn defaults_are_published_values() {

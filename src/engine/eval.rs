@@ -1,5 +1,5 @@
 //! Clean and PGD-robust accuracy over (the first `limit` samples of) a test set.
-use super::attack::{clean_correct, robust_correct, AttackError, PgdConfig};
+use super::attack::{clean_correct, robust_correct, AttackError, Noise, PgdConfig};
 use super::batches::range_batch;
 use super::data::ImageSet;
 use super::models::Model;
@@ -20,10 +20,13 @@ pub struct EvalResult {
 }
 
 /// Evaluates `model` on `set[..limit]` in batches; `progress(done, total)` after each batch.
+/// `noise` keys the attack's random starts (sample i of the set gets `noise.at(i)`).
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &Model,
     set: &ImageSet,
     attack: Option<&PgdConfig>,
+    noise: Noise,
     limit: Option<usize>,
     batch_size: usize,
     cancel: &CancelFlag,
@@ -44,7 +47,7 @@ pub fn evaluate(
             .f_sum(tch::Kind::Int64)?
             .int64_value(&[]) as usize;
         if let Some(cfg) = attack {
-            let (ok, _) = robust_correct(model, &x, &y, cfg, cancel)?;
+            let (ok, _) = robust_correct(model, &x, &y, cfg, noise.at(i), cancel)?;
             robust += ok.f_sum(tch::Kind::Int64)?.int64_value(&[]) as usize;
         }
         i = end;

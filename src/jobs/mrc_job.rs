@@ -51,6 +51,10 @@ impl Worker {
                 &self.model,
                 &self.test,
                 Some(&s.attack),
+                crate::engine::attack::Noise::Keyed {
+                    seed: s.seed,
+                    first: 0,
+                },
                 s.eval_limit,
                 s.batch_size,
                 cancel,
@@ -207,6 +211,10 @@ impl Worker {
             set,
             &idx,
             &s.attack,
+            crate::engine::attack::Noise::Keyed {
+                seed: s.seed,
+                first: 0,
+            },
             s.batch_size,
             cancel,
             sink,

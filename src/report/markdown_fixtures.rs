@@ -66,6 +66,8 @@ pub fn mrc_only() -> Session {
             dataset: "cifar10".into(),
             data_dir: "data".into(),
             device: "cuda:0".into(),
+            precision: None,
+            channels_last: false,
             seed: 0,
             attack: PgdConfig::default(),
             eval_limit: None,

@@ -25,6 +25,12 @@ pub struct SessionSettings {
     pub dataset: String,
     pub data_dir: String,
     pub device: String,
+    /// `--precision bf16` (absent: fp32, the published setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+    /// `--channels-last`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub channels_last: bool,
     pub seed: u64,
     pub attack: PgdConfig,
     /// Test samples used for evaluation (None = all).

@@ -1,16 +1,21 @@
 //! The few layers the supported networks use, registered on an `nn::Path` so that variable
 //! names are PyTorch's state-dict keys. Unlike tch's own BatchNorm, ours carries
 //! `num_batches_tracked` (an int64 counter PyTorch saves and strict loading requires).
+use super::compute::{maybe_bf16, Bf16Switch};
 use tch::{nn, nn::Init, Kind, Tensor};
 
-/// Collects state-dict keys in PyTorch's registration order, so saved files list keys in
-/// the order `model.state_dict()` would.
+/// What layers are built with: the state-dict keys, collected in PyTorch's registration
+/// order (so saved files list keys in the order `model.state_dict()` would), and the model's
+/// bf16 switch, which every Conv2d and Linear shares.
 #[derive(Default)]
-pub struct KeyOrder(pub Vec<String>);
+pub struct KeyOrder {
+    pub names: Vec<String>,
+    pub bf16: Bf16Switch,
+}
 
 impl KeyOrder {
     fn push(&mut self, p: &nn::Path, name: &str) {
-        self.0.push(p.path(name));
+        self.names.push(p.path(name));
     }
 }
 
@@ -28,6 +33,7 @@ pub struct Conv2d {
     pub weight: Tensor,
     stride: i64,
     padding: i64,
+    bf16: Bf16Switch,
 }
 
 impl Conv2d {
@@ -56,18 +62,15 @@ impl Conv2d {
             weight,
             stride,
             padding,
+            bf16: keys.bf16.clone(),
         }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.conv2d(
-            &self.weight,
-            None::<&Tensor>,
-            [self.stride, self.stride],
-            [self.padding, self.padding],
-            [1, 1],
-            1,
-        )
+        let (s, p) = (self.stride, self.padding);
+        maybe_bf16(&self.bf16, x, &[&self.weight], |x, w| {
+            x.conv2d(&w[0], None::<&Tensor>, [s, s], [p, p], [1, 1], 1)
+        })
     }
 
     pub fn info(&self) -> ModuleInfo {
@@ -151,6 +154,7 @@ pub struct Linear {
     pub name: String,
     pub weight: Tensor,
     pub bias: Tensor,
+    bf16: Bf16Switch,
 }
 
 impl Linear {
@@ -178,11 +182,14 @@ impl Linear {
             name: strip_dot(&p.path("")),
             weight,
             bias,
+            bf16: keys.bf16.clone(),
         }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.weight, Some(&self.bias))
+        maybe_bf16(&self.bf16, x, &[&self.weight, &self.bias], |x, w| {
+            x.linear(&w[0], Some(&w[1]))
+        })
     }
 
     pub fn info(&self) -> ModuleInfo {

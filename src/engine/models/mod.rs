@@ -1,16 +1,19 @@
 //! The supported networks (tch over `nn::Path`, keys identical to PyTorch's), their
 //! detection from checkpoints, and loading with a strict key/shape diff.
 mod arch;
+pub mod compute;
 mod layers;
 mod preact_resnet;
 mod resnet;
 mod wide_resnet;
 
 pub use arch::{ArchSpec, Family, KNOWN_ARCHS};
+pub use compute::{Compute, Precision};
 pub use layers::ModuleInfo;
 
 use super::checkpoint::{Checkpoint, RawTensor};
 use super::tensors::{kind_of, to_raw, to_tensor};
+use compute::{to_channels_last, to_contiguous, Bf16Switch};
 use layers::KeyOrder;
 use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
@@ -59,6 +62,9 @@ pub struct Model {
     keys: Vec<String>,
     mean: Tensor,
     std: Tensor,
+    compute: Compute,
+    /// Shared with every Conv2d and Linear of `net`.
+    bf16: Bf16Switch,
 }
 
 impl Model {
@@ -96,8 +102,8 @@ impl Model {
                         .f_to_device(device)?,
                     false,
                 );
-                keys.0.push("mu".into());
-                keys.0.push("sigma".into());
+                keys.names.push("mu".into());
+                keys.names.push("sigma".into());
                 (mu, sigma, Normalization::Checkpoint)
             }
             (None, Some((m, s, name))) => {
@@ -134,9 +140,11 @@ impl Model {
             normalization,
             vs,
             net,
-            keys: keys.0,
+            keys: keys.names,
             mean,
             std,
+            compute: Compute::default(),
+            bf16: keys.bf16,
         })
     }
 
@@ -342,7 +350,7 @@ impl Model {
     /// Logits for pixels in [0, 1]. `train` selects BatchNorm's mode (batch statistics and
     /// running-stat updates) — attacks and evaluation use `false`.
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = (x - &self.mean) / &self.std;
+        let x = self.normalize(x);
         match &self.net {
             Net::ResNet(n) => n.forward(&x, train),
             Net::PreAct(n) => n.forward(&x, train),
@@ -350,11 +358,50 @@ impl Model {
         }
     }
 
+    /// The network's input: normalised pixels, NHWC with channels-last.
+    fn normalize(&self, x: &Tensor) -> Tensor {
+        let x = (x - &self.mean) / &self.std;
+        if self.compute.channels_last {
+            to_channels_last(&x)
+        } else {
+            x
+        }
+    }
+
+    /// How this model computes (fp32 NCHW unless changed).
+    pub fn compute(&self) -> Compute {
+        self.compute
+    }
+
+    /// Switches precision and layout (see `compute`). Convolution weights are re-laid out
+    /// in place (same values, same variables, so optimisers and interpolation are
+    /// unaffected); saved state is always written contiguous.
+    pub fn set_compute(&mut self, compute: Compute) -> Result<(), ModelError> {
+        self.bf16.set(compute.precision == Precision::Bf16);
+        if compute.channels_last != self.compute.channels_last {
+            tch::no_grad(|| -> Result<(), tch::TchError> {
+                for (_, mut v) in self.vs.variables() {
+                    if v.dim() == 4 {
+                        let relaid = if compute.channels_last {
+                            to_channels_last(&v)
+                        } else {
+                            to_contiguous(&v)
+                        };
+                        v.f_set_data(&relaid)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        self.compute = compute;
+        Ok(())
+    }
+
     /// The cache MRC's fast path keeps for `module`: everything the logits depend on that
     /// a perturbation of `module` cannot change (eval mode, no gradients).
     pub fn prefix_cache(&self, x: &Tensor, module: &str) -> Result<Vec<Tensor>, ModelError> {
         let cache = tch::no_grad(|| {
-            let xn = (x - &self.mean) / &self.std;
+            let xn = self.normalize(x);
             match &self.net {
                 Net::ResNet(n) => n.prefix(&xn, module),
                 Net::PreAct(n) => n.prefix(&xn, module),

@@ -1,7 +1,7 @@
 //! The fixed adversarial set MRC measures on (SPEC.md §1 step 1), the held-out split of
 //! the training data, and mean loss/accuracy over a set of tensors.
 use super::events::{Event, Sink};
-use crate::engine::attack::{robust_correct, AttackError, PgdConfig};
+use crate::engine::attack::{robust_correct, AttackError, Noise, PgdConfig};
 use crate::engine::batches::images_to_tensor;
 use crate::engine::data::{gather_batch, ImageSet};
 use crate::engine::models::Model;
@@ -44,12 +44,15 @@ impl TensorSet {
     }
 }
 
-/// PGD examples of `indices` of `set` against `model` (per-sample worst case over restarts).
+/// PGD examples of `indices` of `set` against `model` (per-sample worst case over restarts);
+/// the k-th of `indices` gets the random start `noise.at(k)`.
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     model: &Model,
     set: &ImageSet,
     indices: &[usize],
     cfg: &PgdConfig,
+    noise: Noise,
     batch_size: usize,
     cancel: &CancelFlag,
     sink: Sink,
@@ -70,7 +73,7 @@ pub fn generate(
         gather_batch(set, chunk, &mut buf);
         let labels: Vec<i64> = chunk.iter().map(|&i| set.labels[i]).collect();
         let (x, y) = images_to_tensor(&buf, &shape(chunk.len()), &labels, model.device())?;
-        let (_, adv) = robust_correct(model, &x, &y, cfg, cancel)?;
+        let (_, adv) = robust_correct(model, &x, &y, cfg, noise.at(b * batch_size.max(1)), cancel)?;
         xs.push(adv);
         ys.push(y);
         sink(Event::Progress {

@@ -4,106 +4,35 @@
 //! 1. Clean accuracy needs no attack: every α gets it on the full evaluated set (forward
 //!    passes only, reported apart from the attack work).
 //! 2. Robust accuracy of every α is screened on a deterministic random subset.
-//! 3. α = 0 (the AT model) is always completed to the full set: the rule's tolerance is
-//!    relative to it, so it must not carry subset noise.
+//! 3. α = 0 (the AT model) is completed to the full set (unless `rift run` already measured
+//!    it): the rule's tolerance is relative to it, so it must not carry subset noise.
 //! 4. The rule takes the largest clean accuracy among admissible α, and clean accuracies are
-//!    already exact. So candidates are completed (robust accuracy on the remaining samples
-//!    only — subset counts are reused, no sample is attacked twice for one α) in order of
-//!    decreasing clean accuracy; the first that is admissible on the full set is the rule's
-//!    choice, and the search stops. A candidate is skipped only when even the top of its
-//!    subset's 95 % Wilson interval for robust accuracy is below the tolerance. The work
-//!    budget (default 1/3 of the grid's) caps completions; hitting it is recorded.
-//! 5. Optional refinement screens midpoints around the choice and completes them likewise.
-//! 6. The rule is applied to full-set numbers only; screened-only α never decide.
+//!    already exact. So candidates are taken in order of decreasing clean accuracy. Each one
+//!    is compared with α = 0 on the same samples (paired: the same attack seeds, so most
+//!    samples agree and the difference is known far better than either accuracy), and
+//!    completed chunk by chunk of the remaining samples. It is rejected as soon as the 99 %
+//!    interval of its full-set robust difference to α = 0 lies wholly below −tolerance;
+//!    it is accepted only once it is complete and admissible on the full set — then it is
+//!    the rule's choice and the search stops. The work budget (default 1/3 of the grid's)
+//!    caps the attacks; hitting it is recorded.
+//! 5. Optional refinement screens midpoints around the choice and treats them likewise.
+//! 6. The rule is applied to full-set numbers only: rejections are statistical, the choice
+//!    is exact.
+use super::alpha_stats::Paired;
+pub use super::alpha_stats::{fpc_interval, wilson, SubsetSize, MIN_SUBSET, Z95, Z99};
 use super::events::{Event, Sink};
 use super::interpolate::{choose_alpha, refinement, Endpoints, InterpolateError, SweepConfig};
-use super::results::{AlphaSearch, InterpolationResult, SearchPoint, SweepPoint};
+use super::results::{AlphaSearch, InterpolationResult, PairedDrop, SearchPoint, SweepPoint};
+use crate::engine::attack::{clean_correct, robust_correct, AttackError, Noise};
+use crate::engine::batches::range_batch;
 use crate::engine::data::ImageSet;
-use crate::engine::eval::evaluate;
 use crate::engine::models::Model;
 use crate::engine::CancelFlag;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
-
-/// Two-sided 95 % normal quantile, for the Wilson intervals.
-pub const Z95: f64 = 1.959_963_984_540_054;
-/// A fractional subset never goes below this many samples (nor above the set).
-pub const MIN_SUBSET: usize = 200;
-
-/// How many samples the screen uses.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum SubsetSize {
-    /// The default: a tenth of the evaluated samples (at least `MIN_SUBSET`), but never so
-    /// many that α = 0 and one finalist no longer fit the work budget.
-    Auto,
-    /// This fraction of the evaluated samples, at least `MIN_SUBSET`.
-    Fraction(f64),
-    Count(usize),
-}
-
-impl SubsetSize {
-    /// `N` (a sample count ≥ 1) or a fraction in (0, 1) such as `0.1` or `1/10`.
-    pub fn parse(s: &str) -> Result<SubsetSize, String> {
-        let bad = || {
-            format!(
-                "`{s}` is not a subset size: give a number of samples (e.g. 500) or a fraction \
-                 of the evaluated test set between 0 and 1 (e.g. 0.1 or 1/10)"
-            )
-        };
-        let t = s.trim();
-        if let Ok(n) = t.parse::<usize>() {
-            return if n >= 1 {
-                Ok(SubsetSize::Count(n))
-            } else {
-                Err(bad())
-            };
-        }
-        let f = match t.split_once('/') {
-            Some((a, b)) => {
-                let (a, b) = (a.trim().parse::<f64>(), b.trim().parse::<f64>());
-                match (a, b) {
-                    (Ok(a), Ok(b)) if b != 0.0 => a / b,
-                    _ => return Err(bad()),
-                }
-            }
-            None => t.parse::<f64>().map_err(|_| bad())?,
-        };
-        if f > 0.0 && f < 1.0 {
-            Ok(SubsetSize::Fraction(f))
-        } else {
-            Err(bad())
-        }
-    }
-
-    /// The subset size for `n` evaluated samples, `k` α to screen, `m` completions that
-    /// must fit (α = 0 unless known, and one finalist) and the work budget (a fraction).
-    pub fn resolve(self, n: usize, k: usize, m: usize, budget: f64) -> usize {
-        match self {
-            SubsetSize::Auto => {
-                let want = SubsetSize::Fraction(0.1).resolve(n, k, m, budget);
-                // k·S + m·(n − S) ≤ budget·k·n, solved for S.
-                let cap = (budget * k as f64 - m as f64) * n as f64 / (k as f64 - m as f64);
-                if k > m && cap >= 1.0 {
-                    want.min(cap.floor() as usize)
-                } else {
-                    want
-                }
-            }
-            SubsetSize::Fraction(f) => ((f * n as f64).round() as usize).max(MIN_SUBSET).min(n),
-            SubsetSize::Count(c) => c.min(n),
-        }
-    }
-
-    pub fn text(self) -> String {
-        match self {
-            SubsetSize::Auto => "auto".into(),
-            SubsetSize::Fraction(f) => format!("{f}"),
-            SubsetSize::Count(c) => format!("{c}"),
-        }
-    }
-}
+use tch::Kind;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchConfig {
@@ -128,46 +57,20 @@ impl SearchConfig {
     }
 }
 
-/// Wilson score interval of `k` successes in `n`, in percent.
-pub fn wilson(k: usize, n: usize, z: f64) -> [f64; 2] {
-    if n == 0 {
-        return [0.0, 100.0];
-    }
-    let (k, n) = (k as f64, n as f64);
-    let p = k / n;
-    let z2 = z * z;
-    let denom = 1.0 + z2 / n;
-    let centre = (p + z2 / (2.0 * n)) / denom;
-    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
-    // Exact at the ends (rounding would leave 1e-16 there).
-    let lo = if k == 0.0 {
-        0.0
-    } else {
-        100.0 * (centre - half)
-    };
-    let hi = if k == n {
-        100.0
-    } else {
-        100.0 * (centre + half)
-    };
-    [lo.max(0.0), hi.min(100.0)]
-}
-
-/// What is known about one α: correct counts and sample counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// What is known about one α: clean counts on the full set, robust correctness per sample
+/// on the subset and on each completed chunk of the rest (or only counts, for a point
+/// measured elsewhere).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Measured {
     pub alpha: f64,
     /// Clean correct of `clean_n` (always the full set).
     pub clean: usize,
     pub clean_n: usize,
-    /// Robust correct of `robust_n`: the subset's, or the full set's once completed.
-    pub robust: usize,
-    pub robust_n: usize,
-    /// Robust accuracy is on the full set.
-    pub full: bool,
-    /// The subset's robust counts, kept after completion (zero for known points).
-    pub sub_robust: usize,
-    pub sub_n: usize,
+    /// Robust correctness on the subset, then on chunks 0, 1, ... of the rest.
+    pub sub: Vec<bool>,
+    pub chunks: Vec<Vec<bool>>,
+    /// (robust correct, n) of a full-set point measured elsewhere (no per-sample data).
+    pub known: Option<(usize, usize)>,
 }
 
 fn pct(k: usize, n: usize) -> f64 {
@@ -178,34 +81,66 @@ fn pct(k: usize, n: usize) -> f64 {
     }
 }
 
+fn count(v: &[bool]) -> usize {
+    v.iter().filter(|&&b| b).count()
+}
+
 impl Measured {
+    /// Robust correct and samples so far.
+    pub fn robust(&self) -> (usize, usize) {
+        match self.known {
+            Some(k) => k,
+            None => (
+                count(&self.sub) + self.chunks.iter().map(|c| count(c)).sum::<usize>(),
+                self.sub.len() + self.chunks.iter().map(Vec::len).sum::<usize>(),
+            ),
+        }
+    }
+
+    /// Robust accuracy is on the full set.
+    pub fn full(&self) -> bool {
+        self.robust().1 == self.clean_n
+    }
+
+    /// Per-sample robust correctness over the subset and the first `chunks` chunks.
+    fn mask(&self, chunks: usize) -> Vec<bool> {
+        let mut v = self.sub.clone();
+        for c in self.chunks.iter().take(chunks) {
+            v.extend_from_slice(c);
+        }
+        v
+    }
+
     pub fn point(&self) -> SearchPoint {
+        let (k, m) = self.robust();
         SearchPoint {
             alpha: self.alpha,
             clean_acc: pct(self.clean, self.clean_n),
             clean_ci: wilson(self.clean, self.clean_n, Z95),
             clean_n: self.clean_n,
-            robust_acc: pct(self.robust, self.robust_n),
-            robust_ci: wilson(self.robust, self.robust_n, Z95),
-            robust_n: self.robust_n,
+            robust_acc: pct(k, m),
+            robust_ci: wilson(k, m, Z95),
+            robust_n: m,
         }
     }
 
     /// As screened: clean on the full set, robust on the subset.
     pub fn screened_point(&self) -> SearchPoint {
+        let k = count(&self.sub);
         SearchPoint {
-            robust_acc: pct(self.sub_robust, self.sub_n),
-            robust_ci: wilson(self.sub_robust, self.sub_n, Z95),
-            robust_n: self.sub_n,
+            robust_acc: pct(k, self.sub.len()),
+            robust_ci: wilson(k, self.sub.len(), Z95),
+            robust_n: self.sub.len(),
             ..self.point()
         }
     }
 
     fn sweep_point(&self) -> SweepPoint {
+        let (k, m) = self.robust();
         SweepPoint {
             alpha: self.alpha,
             clean_acc: pct(self.clean, self.clean_n),
-            robust_acc: pct(self.robust, self.robust_n),
+            robust_acc: pct(k, m),
             n: self.clean_n,
         }
     }
@@ -217,31 +152,32 @@ impl Measured {
             alpha: p.alpha,
             clean: k(p.clean_acc),
             clean_n: p.n,
-            robust: k(p.robust_acc),
-            robust_n: p.n,
-            full: true,
-            sub_robust: 0,
-            sub_n: 0,
+            known: Some((k(p.robust_acc), p.n)),
+            ..Measured::default()
         }
     }
 }
 
-/// Whether the rule could still choose a screened α over the current full-set choice
-/// `best` (α, clean %): its exact clean accuracy beats it (ties go to the smaller α), and
-/// the top of its robust interval is within `tolerance` of the full-set α = 0.
-pub fn could_be_chosen(
-    screened: &SearchPoint,
-    base_robust: f64,
-    best: (f64, f64),
-    tolerance: f64,
-) -> bool {
-    let (best_alpha, best_clean) = best;
-    let beats = screened.clean_acc > best_clean
-        || (screened.clean_acc == best_clean && screened.alpha < best_alpha);
-    beats && screened.robust_ci[1] >= base_robust - tolerance - 1e-9
+/// The interval (points, at quantile `z`) of α's full-set robust accuracy minus α = 0's,
+/// from what both have measured: paired on their common samples when α = 0 has per-sample
+/// data, else α's own finite-population interval against α = 0's exact count.
+pub fn drop_interval(cand: &Measured, base: &Measured, z: f64) -> (f64, [f64; 2], usize) {
+    let n = cand.clean_n;
+    match base.known {
+        None => {
+            let p = Paired::of(&cand.mask(cand.chunks.len()), &base.mask(cand.chunks.len()));
+            (p.diff(), p.interval(n, z), p.m)
+        }
+        Some((bk, bn)) => {
+            let (k, m) = cand.robust();
+            let b = pct(bk, bn);
+            let [lo, hi] = fpc_interval(k, m, n, z);
+            (pct(k, m) - b, [lo - b, hi - b], m)
+        }
+    }
 }
 
-/// Screened α in the order to complete them: the rule's order — larger clean accuracy
+/// Screened α in the order to examine them: the rule's order — larger clean accuracy
 /// first, smaller α on ties — so the first admissible one is the rule's choice.
 pub fn finalist_order(screened: &[SearchPoint]) -> Vec<SearchPoint> {
     let mut v = screened.to_vec();
@@ -261,57 +197,40 @@ pub fn decide(measured: &[Measured], tolerance: f64) -> f64 {
 fn full_points(measured: &[Measured]) -> Vec<SweepPoint> {
     let mut v: Vec<SweepPoint> = measured
         .iter()
-        .filter(|m| m.full)
+        .filter(|m| m.full())
         .map(Measured::sweep_point)
         .collect();
     v.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
     v
 }
 
-/// The evaluated samples (the first n) split into a random subset and the rest.
+/// The evaluated samples (the first n) split into a random subset and the rest, the rest
+/// in random order and cut into chunks that candidates complete one at a time.
 struct Split {
     all: ImageSet,
     sub: ImageSet,
-    rest: ImageSet,
+    chunks: Vec<ImageSet>,
 }
 
-fn split(test: &ImageSet, n: usize, s: usize, seed: u64) -> Split {
+fn split(test: &ImageSet, n: usize, s: usize, chunk: usize, seed: u64) -> Split {
     let mut idx: Vec<usize> = (0..n).collect();
     // Random, not a prefix: test files are often sorted by class.
     idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5EA2_C4A1));
     let (a, b) = idx.split_at(s);
-    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    let mut a = a.to_vec();
     a.sort_unstable();
-    b.sort_unstable();
     Split {
         all: test.subset(&(0..n).collect::<Vec<_>>()),
         sub: test.subset(&a),
-        rest: test.subset(&b),
+        chunks: b
+            .chunks(chunk.max(1))
+            .map(|c| {
+                let mut c = c.to_vec();
+                c.sort_unstable();
+                test.subset(&c)
+            })
+            .collect(),
     }
-}
-
-/// (clean correct, robust correct, n) of θ(α) on `set`; no attack when `robust` is false.
-fn measure(
-    ctx: &Ctx,
-    alpha: f64,
-    set: &ImageSet,
-    robust: bool,
-) -> Result<(usize, usize, usize), InterpolateError> {
-    if set.n == 0 {
-        return Ok((0, 0, 0));
-    }
-    ctx.ends.apply(ctx.model, alpha)?;
-    tch::manual_seed(ctx.cfg.seed as i64);
-    let r = evaluate(
-        ctx.model,
-        set,
-        robust.then_some(&ctx.cfg.attack),
-        None,
-        ctx.cfg.batch_size,
-        ctx.cancel,
-        &mut |_, _| {},
-    )?;
-    Ok((r.clean_correct, r.robust_correct.unwrap_or(0), r.n))
 }
 
 struct Ctx<'a> {
@@ -321,21 +240,68 @@ struct Ctx<'a> {
     cancel: &'a CancelFlag,
 }
 
+/// Clean correct count and per-sample robust correctness of θ(α) on `set` (empty without
+/// `robust`). Random starts are keyed by the sample's place in `set`, so two α on the same
+/// set face the same starts: that is what makes their comparison paired.
+fn measure(
+    ctx: &Ctx,
+    alpha: f64,
+    set: &ImageSet,
+    robust: bool,
+) -> Result<(usize, Vec<bool>), InterpolateError> {
+    ctx.ends.apply(ctx.model, alpha)?;
+    let noise = Noise::Keyed {
+        seed: ctx.cfg.seed,
+        first: 0,
+    };
+    let (mut clean, mut mask) = (0usize, Vec::new());
+    let bs = ctx.cfg.batch_size.max(1);
+    let mut i = 0;
+    while i < set.n {
+        if ctx.cancel.is_cancelled() {
+            return Err(AttackError::Cancelled.into());
+        }
+        let end = (i + bs).min(set.n);
+        let (x, y) = range_batch(set, i, end, ctx.model.device())?;
+        if robust {
+            let (ok, _) =
+                robust_correct(ctx.model, &x, &y, &ctx.cfg.attack, noise.at(i), ctx.cancel)?;
+            let ok =
+                Vec::<u8>::try_from(ok.f_to_kind(Kind::Uint8)?.f_to_device(tch::Device::Cpu)?)?;
+            mask.extend(ok.iter().map(|&b| b != 0));
+        } else {
+            clean += clean_correct(ctx.model, &x, &y)?
+                .f_sum(Kind::Int64)?
+                .int64_value(&[]) as usize;
+        }
+        i = end;
+    }
+    Ok((clean, mask))
+}
+
 /// The search's running state: what was measured where, and the work spent.
 struct State {
     split: Split,
+    n: usize,
     measured: Vec<Measured>,
     attacked: usize,
     clean_only: usize,
     budget_work: f64,
     budget_exhausted: bool,
+    /// α completed on the full set as candidates.
     finalists: Vec<f64>,
+    /// α rejected by their paired interval before completion.
+    rejected: Vec<f64>,
     done: usize,
     total: usize,
 }
 
 impl State {
-    fn get(&mut self, alpha: f64) -> Option<&mut Measured> {
+    fn get(&self, alpha: f64) -> Option<&Measured> {
+        self.measured.iter().find(|m| m.alpha == alpha)
+    }
+
+    fn get_mut(&mut self, alpha: f64) -> Option<&mut Measured> {
         self.measured.iter_mut().find(|m| m.alpha == alpha)
     }
 
@@ -350,74 +316,126 @@ impl State {
 
     /// Clean accuracy on the full set, robust accuracy on the subset.
     fn screen(&mut self, ctx: &Ctx, alpha: f64, sink: Sink) -> Result<(), InterpolateError> {
-        let (clean, _, clean_n) = measure(ctx, alpha, &self.split.all, false)?;
-        let (_, robust, robust_n) = measure(ctx, alpha, &self.split.sub, true)?;
-        self.clean_only += clean_n;
-        self.attacked += robust_n;
+        let (clean, _) = measure(ctx, alpha, &self.split.all, false)?;
+        let (_, sub) = measure(ctx, alpha, &self.split.sub, true)?;
+        self.clean_only += self.split.all.n;
+        self.attacked += sub.len();
         self.measured.push(Measured {
             alpha,
             clean,
-            clean_n,
-            robust,
-            robust_n,
-            full: robust_n == clean_n,
-            sub_robust: robust,
-            sub_n: robust_n,
+            clean_n: self.n,
+            sub,
+            ..Measured::default()
         });
         self.progress(sink);
         Ok(())
     }
 
-    /// Robust accuracy of a screened α on the remaining samples, added to the subset's.
-    fn complete(&mut self, ctx: &Ctx, alpha: f64, sink: Sink) -> Result<(), InterpolateError> {
-        let (_, robust, n) = measure(ctx, alpha, &self.split.rest, true)?;
-        self.attacked += n;
-        if let Some(m) = self.get(alpha) {
-            m.robust += robust;
-            m.robust_n += n;
-            m.full = true;
-            let point = m.sweep_point();
-            sink(Event::SweepPoint { point });
+    /// Attacks θ(α) on its next chunk of the rest; false when the budget forbids it.
+    fn extend(&mut self, ctx: &Ctx, alpha: f64, sink: Sink) -> Result<bool, InterpolateError> {
+        let Some(next) = self.get(alpha).map(|m| m.chunks.len()) else {
+            return Ok(false);
+        };
+        let Some(chunk) = self.split.chunks.get(next) else {
+            return Ok(false);
+        };
+        if alpha != 0.0 && (self.attacked + chunk.n) as f64 > self.budget_work + 1e-9 {
+            self.budget_exhausted = true;
+            return Ok(false);
+        }
+        let (_, mask) = measure(ctx, alpha, chunk, true)?;
+        self.attacked += mask.len();
+        if let Some(m) = self.get_mut(alpha) {
+            m.chunks.push(mask);
+            if m.full() {
+                let point = m.sweep_point();
+                sink(Event::SweepPoint { point });
+            }
         }
         self.progress(sink);
-        Ok(())
+        Ok(true)
     }
 
-    /// Completes screened α of `among` in the rule's order until one is admissible on the
-    /// full set (it is then the rule's choice) or the budget is spent.
+    /// Examines screened α of `among` in the rule's order (see the module comment) until
+    /// one is complete and admissible — the rule's choice — or the budget is spent.
     fn finals(&mut self, ctx: &Ctx, among: &[f64], sink: Sink) -> Result<(), InterpolateError> {
         let tol = ctx.cfg.tolerance;
         let screened: Vec<SearchPoint> = self
             .measured
             .iter()
-            .filter(|m| !m.full && among.contains(&m.alpha))
+            .filter(|m| !m.full() && among.contains(&m.alpha))
             .map(Measured::point)
             .collect();
         for cand in finalist_order(&screened) {
             let full = full_points(&self.measured);
-            let Some(base) = full.iter().find(|p| p.alpha == 0.0) else {
+            if !full.iter().any(|p| p.alpha == 0.0) {
                 return Ok(());
-            };
+            }
             let chosen = choose_alpha(&full, tol);
             let best = full
                 .iter()
                 .find(|p| p.alpha == chosen)
                 .map_or((0.0, 0.0), |p| (p.alpha, p.clean_acc));
-            if !could_be_chosen(&cand, base.robust_acc, best, tol) {
+            let beats =
+                cand.clean_acc > best.1 || (cand.clean_acc == best.1 && cand.alpha < best.0);
+            if !beats {
                 continue;
             }
-            if (self.attacked + self.split.rest.n) as f64 > self.budget_work + 1e-9 {
-                self.budget_exhausted = true;
-                break;
-            }
-            self.finalists.push(cand.alpha);
-            self.complete(ctx, cand.alpha, sink)?;
-            if decide(&self.measured, tol) == cand.alpha {
-                // Every α left has lower clean accuracy (or equal and larger α).
-                break;
+            while let (Some(c), Some(base)) = (self.get(cand.alpha), self.get(0.0)) {
+                if c.full() {
+                    self.finalists.push(cand.alpha);
+                    if decide(&self.measured, tol) == cand.alpha {
+                        // Every α left has lower clean accuracy (or equal and larger α).
+                        return Ok(());
+                    }
+                    break;
+                }
+                let (_, [_, hi], _) = drop_interval(c, base, Z99);
+                if hi < -tol - 1e-9 {
+                    self.rejected.push(cand.alpha);
+                    break;
+                }
+                if !self.extend(ctx, cand.alpha, sink)? {
+                    return Ok(());
+                }
             }
         }
         Ok(())
+    }
+
+    /// Every screened α against α = 0 on the samples both have, with the verdict.
+    fn paired(&self, chosen: f64) -> Vec<PairedDrop> {
+        let Some(base) = self.get(0.0) else {
+            return Vec::new();
+        };
+        let mut v: Vec<PairedDrop> = self
+            .measured
+            .iter()
+            .filter(|m| m.alpha != 0.0 && m.known.is_none())
+            .map(|m| {
+                let (diff, ci, samples) = drop_interval(m, base, Z95);
+                let verdict = if m.alpha == chosen {
+                    "chosen"
+                } else if self.rejected.contains(&m.alpha) {
+                    "rejected: robust drop beyond the tolerance (99 % interval)"
+                } else if m.full() {
+                    "complete: robust drop beyond the tolerance"
+                } else if self.budget_exhausted {
+                    "not examined: work budget spent"
+                } else {
+                    "not examined: the choice has higher clean accuracy"
+                };
+                PairedDrop {
+                    alpha: m.alpha,
+                    samples,
+                    diff,
+                    ci,
+                    verdict: verdict.into(),
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
+        v
     }
 }
 
@@ -454,20 +472,25 @@ pub fn search(
         .copied()
         .filter(|a| !known.iter().any(|p| p.alpha == *a))
         .collect();
-    let must = 1 + usize::from(todo.contains(&0.0));
+    // α = 0 when it is to be measured, one finalist, and half a completion of room to
+    // reject others part-way.
+    let must = usize::from(todo.contains(&0.0)) as f64 + 1.5;
     let s = search.subset.resolve(n, todo.len(), must, search.budget);
+    // Chunks of the rest: small enough to reject early, large enough to batch well.
+    let chunk = cfg.batch_size.max((n - s).div_ceil(8)).max(1);
     let grid_work = todo.len() * n;
     let mut st = State {
-        split: split(test, n, s, cfg.seed),
+        split: split(test, n, s, chunk, cfg.seed),
+        n,
         measured: known.iter().map(|p| Measured::from_known(p)).collect(),
         attacked: 0,
         clean_only: 0,
         budget_work: search.budget * grid_work as f64,
         budget_exhausted: false,
         finalists: Vec::new(),
+        rejected: Vec::new(),
         done: 0,
-        // The screen, α = 0, and a finalist or two per round.
-        total: todo.len() + 2 + 3 * cfg.refine,
+        total: todo.len() + 2 * (n - s).div_ceil(chunk) + 3 * cfg.refine,
     };
     for p in &known {
         sink(Event::SweepPoint {
@@ -477,12 +500,12 @@ pub fn search(
     for &alpha in &todo {
         st.screen(&ctx, alpha, sink)?;
     }
-    if st.get(0.0).is_some_and(|m| !m.full) {
-        st.complete(&ctx, 0.0, sink)?;
+    while st.get(0.0).is_some_and(|m| !m.full()) {
+        st.extend(&ctx, 0.0, sink)?;
     }
     st.finals(&ctx, &todo, sink)?;
     let mut round = 0;
-    while round < cfg.refine {
+    while round < cfg.refine && !st.budget_exhausted {
         let mut all: Vec<SweepPoint> = st.measured.iter().map(Measured::sweep_point).collect();
         all.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
         let mids = refinement(&all, decide(&st.measured, cfg.tolerance));
@@ -502,22 +525,23 @@ pub fn search(
     measured.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
     let full: Vec<SearchPoint> = measured
         .iter()
-        .filter(|m| m.full)
+        .filter(|m| m.full())
         .map(Measured::point)
         .collect();
     // As screened (subset robust numbers), also for α completed later.
     let screened: Vec<SearchPoint> = measured
         .iter()
-        .filter(|m| m.sub_n > 0)
+        .filter(|m| !m.sub.is_empty())
         .map(Measured::screened_point)
         .collect();
     let screened_only: Vec<f64> = measured
         .iter()
-        .filter(|m| !m.full)
+        .filter(|m| !m.full())
         .map(|m| m.alpha)
         .collect();
     let mut finalists = st.finalists.clone();
     finalists.sort_by(f64::total_cmp);
+    let paired = st.paired(chosen_alpha);
     Ok(InterpolationResult {
         points,
         chosen_alpha,
@@ -525,8 +549,9 @@ pub fn search(
         refine_rounds: round,
         seconds: start.elapsed().as_secs_f64(),
         search: Some(AlphaSearch {
-            method: "robust accuracy screened on a subset, finalists completed on the full set (not in the paper)".into(),
+            method: "robust accuracy screened on a subset; candidates compared with α = 0 on the same samples, rejected by a paired interval or completed on the full set (not in the paper)".into(),
             confidence: 0.95,
+            decision_confidence: 0.99,
             subset_n: s,
             full_n: n,
             budget: search.budget,
@@ -534,6 +559,7 @@ pub fn search(
             full,
             finalists,
             screened_only,
+            paired,
             clean_only_samples: st.clean_only,
             budget_exhausted: st.budget_exhausted,
             attacked_samples: st.attacked,

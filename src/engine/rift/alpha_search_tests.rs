@@ -1,32 +1,35 @@
 //! Unit tests of α search: intervals, subset sizes, finalists, full-set-only choice.
 use super::*;
 
-/// A screened α: clean on 1000 samples, robust on `n`.
+/// A screened α: clean on 1000 samples, robust on `n` (the subset).
 fn sp(alpha: f64, clean: f64, robust: f64, n: usize) -> SearchPoint {
-    let k = |a: f64, n: usize| (a * n as f64 / 100.0).round() as usize;
+    let k = (robust * n as f64 / 100.0).round() as usize;
     Measured {
         alpha,
-        clean: k(clean, 1000),
+        clean: (clean * 10.0).round() as usize,
         clean_n: 1000,
-        robust: k(robust, n),
-        robust_n: n,
-        full: false,
-        sub_robust: k(robust, n),
-        sub_n: n,
+        sub: (0..n).map(|i| i < k).collect(),
+        ..Measured::default()
     }
     .point()
 }
 
+/// `robust` correct of `robust_n` measured: the first 100 as the subset, the rest as
+/// chunks of 100.
 fn m(alpha: f64, clean: usize, robust: usize, robust_n: usize) -> Measured {
+    let mask: Vec<bool> = (0..robust_n).map(|i| i < robust).collect();
+    let sub = mask[..robust_n.min(100)].to_vec();
+    let chunks = mask[robust_n.min(100)..]
+        .chunks(100)
+        .map(<[bool]>::to_vec)
+        .collect();
     Measured {
         alpha,
         clean,
         clean_n: 1000,
-        robust,
-        robust_n,
-        full: robust_n == 1000,
-        sub_robust: robust.min(robust_n),
-        sub_n: robust_n.min(100),
+        sub,
+        chunks,
+        known: None,
     }
 }
 
@@ -60,45 +63,91 @@ fn subset_sizes_parse_and_resolve() {
     }
     let third = 1.0 / 3.0;
     assert_eq!(
-        SubsetSize::Fraction(0.1).resolve(10_000, 11, 2, third),
+        SubsetSize::Fraction(0.1).resolve(10_000, 11, 2.5, third),
         1000
     );
     assert_eq!(
-        SubsetSize::Fraction(0.1).resolve(1000, 11, 2, third),
+        SubsetSize::Fraction(0.05).resolve(1000, 11, 2.5, third),
         MIN_SUBSET
     );
-    assert_eq!(SubsetSize::Fraction(0.1).resolve(50, 11, 2, third), 50);
-    assert_eq!(SubsetSize::Count(300).resolve(100, 11, 2, third), 100);
-    // Auto: a tenth, unless α = 0 and one finalist would no longer fit the budget.
-    assert_eq!(SubsetSize::Auto.resolve(10_000, 11, 2, third), 1000);
-    let s = SubsetSize::Auto.resolve(1000, 11, 2, third);
-    assert_eq!(s, 185);
-    assert!((11 * s + 2 * (1000 - s)) as f64 <= third * 11_000.0);
-    // α = 0 already known (rift run): only the finalist must fit.
-    assert_eq!(SubsetSize::Auto.resolve(1000, 10, 1, third), 200);
+    assert_eq!(SubsetSize::Fraction(0.1).resolve(50, 11, 2.5, third), 50);
+    assert_eq!(SubsetSize::Count(300).resolve(100, 11, 2.5, third), 100);
+    // Auto: a tenth, unless α = 0, one finalist and half a completion would no longer fit.
+    assert_eq!(SubsetSize::Auto.resolve(10_000, 11, 2.5, third), 1000);
+    assert_eq!(SubsetSize::Auto.resolve(1000, 11, 2.5, third), 100);
+    let s = SubsetSize::Auto.resolve(1000, 11, 3.2, third);
+    assert!(s < 100, "{s}");
+    assert!(11.0 * s as f64 + 3.2 * (1000 - s) as f64 <= third * 11_000.0);
 }
 
 #[test]
-fn finalists_are_those_the_rule_could_still_choose() {
-    let best = (0.0, 90.0);
-    // Robust clearly below the tolerance, even at the top of its interval: out.
-    assert!(!could_be_chosen(&sp(0.9, 99.0, 30.0, 200), 50.0, best, 0.1));
-    // Robust a little lower, within the subset's uncertainty: still possible.
-    assert!(could_be_chosen(&sp(0.5, 93.0, 47.0, 200), 50.0, best, 0.1));
-    // Exact clean accuracy not above the current choice: out (a tie only for smaller α).
-    assert!(!could_be_chosen(&sp(0.3, 89.0, 52.0, 200), 50.0, best, 0.1));
-    assert!(!could_be_chosen(
-        &sp(0.7, 93.0, 52.0, 200),
-        50.0,
-        (0.6, 93.0),
-        0.1
-    ));
-    assert!(could_be_chosen(
-        &sp(0.5, 93.0, 52.0, 200),
-        50.0,
-        (0.6, 93.0),
-        0.1
-    ));
+fn paired_intervals_are_tight_exact_when_complete_and_never_certain_too_early() {
+    // 1000 samples; 200 seen; α loses 12 samples α = 0 keeps and gains 2.
+    let base: Vec<bool> = (0..200).map(|i| i % 2 == 0).collect();
+    let mut alpha = base.clone();
+    for i in 0..12 {
+        alpha[2 * i] = false;
+    }
+    alpha[1] = true;
+    alpha[3] = true;
+    let p = Paired::of(&alpha, &base);
+    assert_eq!((p.gained, p.lost, p.m), (2, 12, 200));
+    assert!((p.diff() + 5.0).abs() < 1e-12);
+    let [lo, hi] = p.interval(1000, Z95);
+    assert!(lo < -5.0 && hi > -5.0 && hi < -1.0, "{lo} {hi}");
+    // Two independent Wilson intervals would overlap widely (50 % vs 45 % of 200).
+    let (a, b) = (wilson(90, 200, Z95), wilson(100, 200, Z95));
+    assert!(a[1] > b[0]);
+    // More of the set seen: narrower; all of it: exact.
+    let wide = p.interval(100_000, Z95);
+    assert!(hi - lo < wide[1] - wide[0]);
+    assert_eq!(p.interval(200, Z95), [-5.0, -5.0]);
+    // No discordant pair yet is not certainty.
+    let same = Paired::of(&base[..50], &base[..50]);
+    let [lo, hi] = same.interval(1000, Z99);
+    assert!(lo < -1.0 && hi > 1.0, "{lo} {hi}");
+    // Finite-population interval of one accuracy: exact when complete, within [0, 100].
+    assert_eq!(fpc_interval(450, 1000, 1000, Z95), [45.0, 45.0]);
+    let [lo, hi] = fpc_interval(200, 200, 1000, Z95);
+    assert!(hi == 100.0 && lo < 100.0 && lo > 95.0, "{lo} {hi}");
+}
+
+#[test]
+fn drop_interval_pairs_with_measured_base_and_falls_back_for_known_counts() {
+    // α = 0 robust on half of the first 300 samples; α on the same ones minus 30 of them:
+    // -10 points on 300.
+    let base = m(0.0, 900, 150, 1000);
+    let mut cand = m(0.5, 950, 0, 300);
+    let b = base.mask(2);
+    cand.sub = b[..100].to_vec();
+    cand.chunks = vec![b[100..200].to_vec(), b[200..300].to_vec()];
+    for v in cand.sub.iter_mut().take(30) {
+        *v = false;
+    }
+    let (diff, [lo, hi], samples) = drop_interval(&cand, &base, Z99);
+    assert_eq!(samples, 300);
+    assert!(
+        (diff + 10.0).abs() < 1e-9 && hi < -5.0 && lo < diff,
+        "{diff} {lo} {hi}"
+    );
+    // α = 0 known only as a count (rift run's baseline; 50 % as on these 300 samples):
+    // unpaired, so much wider.
+    let known = Measured::from_known(&SweepPoint {
+        alpha: 0.0,
+        clean_acc: 90.0,
+        robust_acc: 50.0,
+        n: 1000,
+    });
+    let (d2, [lo2, hi2], _) = drop_interval(&cand, &known, Z99);
+    assert!((d2 + 10.0).abs() < 1e-9, "{d2}");
+    assert!(
+        hi2 - lo2 > hi - lo && lo2 < d2 && d2 < hi2,
+        "{d2} {lo2} {hi2}"
+    );
+}
+
+#[test]
+fn finalists_follow_the_rules_order() {
     // The rule's order: larger clean first, smaller α on ties.
     let order: Vec<f64> = finalist_order(&[
         sp(0.2, 91.0, 50.0, 200),
@@ -146,11 +195,15 @@ fn split_is_deterministic_and_disjoint() {
         num_classes: 10,
         class_names: vec![],
     };
-    let a = split(&set, 40, 10, 7);
-    let b = split(&set, 40, 10, 7);
+    let a = split(&set, 40, 10, 8, 7);
+    let b = split(&set, 40, 10, 8, 7);
     assert_eq!(a.sub.pixels, b.sub.pixels);
-    assert_eq!((a.sub.n, a.rest.n, a.all.n), (10, 30, 40));
-    let mut all: Vec<u8> = a.sub.pixels.iter().chain(&a.rest.pixels).copied().collect();
+    let sizes: Vec<usize> = a.chunks.iter().map(|c| c.n).collect();
+    assert_eq!((a.sub.n, a.all.n, sizes), (10, 40, vec![8, 8, 8, 6]));
+    let mut all: Vec<u8> = a.sub.pixels.clone();
+    for c in &a.chunks {
+        all.extend(&c.pixels);
+    }
     all.sort_unstable();
     assert_eq!(all, (0..40).collect::<Vec<u8>>());
     assert_ne!(

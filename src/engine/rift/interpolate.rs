@@ -7,7 +7,7 @@
 //! whose robust accuracy is at most `tolerance` points below α = 0.
 use super::events::{Event, Sink};
 use super::results::{InterpolationResult, SweepPoint};
-use crate::engine::attack::{AttackError, PgdConfig};
+use crate::engine::attack::{AttackError, Noise, PgdConfig};
 use crate::engine::checkpoint::RawTensor;
 use crate::engine::data::ImageSet;
 use crate::engine::eval::evaluate;
@@ -179,7 +179,7 @@ pub struct SweepConfig {
     pub seed: u64,
 }
 
-/// Evaluates one α (the attack reseeded so every α faces the same random starts).
+/// Evaluates one α (random starts keyed by sample, so every α faces the same ones).
 pub fn evaluate_alpha(
     model: &Model,
     ends: &Endpoints,
@@ -189,11 +189,14 @@ pub fn evaluate_alpha(
     cancel: &CancelFlag,
 ) -> Result<SweepPoint, InterpolateError> {
     ends.apply(model, alpha)?;
-    tch::manual_seed(cfg.seed as i64);
     let r = evaluate(
         model,
         test,
         Some(&cfg.attack),
+        Noise::Keyed {
+            seed: cfg.seed,
+            first: 0,
+        },
         cfg.limit,
         cfg.batch_size,
         cancel,

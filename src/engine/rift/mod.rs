@@ -2,6 +2,7 @@
 //! interpolation, OOD evaluation, and adversarial training to make AT models.
 pub mod adv_set;
 pub mod alpha_search;
+pub mod alpha_stats;
 pub mod events;
 pub mod finetune;
 pub mod interpolate;
@@ -12,4 +13,5 @@ pub mod optim;
 pub mod results;
 pub mod screen;
 pub mod shard;
+pub mod sweep_devices;
 pub mod train_at;

@@ -174,6 +174,19 @@ pub struct SearchPoint {
     pub robust_n: usize,
 }
 
+/// One α against α = 0 on the same samples and attack seeds (α search): robust accuracy of
+/// α minus that of α = 0 over `samples` of them, in points, and the 95 % interval of that
+/// difference over the whole evaluated set (finite-population corrected; a point interval
+/// once complete).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PairedDrop {
+    pub alpha: f64,
+    pub samples: usize,
+    pub diff: f64,
+    pub ci: [f64; 2],
+    pub verdict: String,
+}
+
 /// How α search (this project's addition) ran. Subset numbers live in `screened` only, so
 /// nothing reads a subset accuracy as a full-set one; the rule saw `full` alone.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -195,6 +208,12 @@ pub struct AlphaSearch {
     pub finalists: Vec<f64>,
     /// Screened α never evaluated on the full set.
     pub screened_only: Vec<f64>,
+    /// Every screened α against α = 0 on the same samples, with the verdict.
+    #[serde(default)]
+    pub paired: Vec<PairedDrop>,
+    /// Of the intervals that reject a candidate (0.99: each α is looked at several times).
+    #[serde(default)]
+    pub decision_confidence: f64,
     /// Samples evaluated clean only (forward passes, no attack): every α on the full set.
     pub clean_only_samples: usize,
     /// Whether the budget stopped the search before it settled the rule's choice.

@@ -110,7 +110,14 @@ pub fn train_at(
             augmenter.augment_batch(train, batch, &mut rng, &mut buf);
             let labels: Vec<i64> = batch.iter().map(|&i| train.labels[i]).collect();
             let (x, y) = images_to_tensor(&buf, &shape(batch.len()), &labels, model.device())?;
-            let adv = pgd(model, &x, &y, &cfg.attack, cancel)?;
+            let adv = pgd(
+                model,
+                &x,
+                &y,
+                &cfg.attack,
+                crate::engine::attack::Noise::Global,
+                cancel,
+            )?;
             let logits = model.forward(&adv, true);
             let loss =
                 logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, 0.0)?;
@@ -140,6 +147,10 @@ pub fn train_at(
             model,
             test,
             Some(&cfg.attack),
+            crate::engine::attack::Noise::Keyed {
+                seed: cfg.seed,
+                first: 0,
+            },
             Some(limit),
             256,
             cancel,

@@ -1,0 +1,200 @@
+//! How a model computes (issue 5): numeric precision of its convolutions and linear layers,
+//! and the memory format of its activations. The default — fp32, contiguous (NCHW) — gives
+//! the published numbers; the others trade exactness for speed and are recorded wherever a
+//! result is saved.
+//!
+//! bf16 works like PyTorch's autocast for these networks: each Conv2d and Linear casts its
+//! input and weight to bfloat16, runs, and casts the output back to fp32, so BatchNorm,
+//! ReLU, the residual sums, the loss and every weight (the optimizer's master copy) stay
+//! fp32 and gradients reach fp32 weights through the casts. tch only wraps libtorch's CUDA
+//! fp16 autocast switch, so rift casts per layer itself: the same arithmetic on CPU and GPU.
+//!
+//! Channels-last (NHWC) is a layout, not a different computation: libtorch infers it from
+//! strides, so inputs and convolution weights are given NHWC strides (a permuted copy seen
+//! through the inverse permutation; tch has no memory-format call) and every op after them
+//! keeps the layout. Results differ from NCHW only by summation order inside kernels.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tch::{Kind, Tensor};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// fp32 everywhere (the default and the published setting).
+    #[default]
+    Fp32,
+    /// Convolutions and linear layers in bfloat16, everything else fp32.
+    Bf16,
+}
+
+impl Precision {
+    pub fn parse(s: &str) -> Result<Precision, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "fp32" | "float32" => Ok(Precision::Fp32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            _ => Err(format!(
+                "unknown precision `{s}`; expected fp32 (the default) or bf16"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+/// Precision and layout, set once per model with `Model::set_compute`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Compute {
+    pub precision: Precision,
+    pub channels_last: bool,
+}
+
+impl Compute {
+    /// As recorded in outputs: `fp32`, `bf16`, `fp32, channels-last`, ...
+    pub fn text(&self) -> String {
+        if self.channels_last {
+            format!("{}, channels-last", self.precision.name())
+        } else {
+            self.precision.name().to_string()
+        }
+    }
+
+    /// Whether this is the default (exact, published) setting.
+    pub fn is_default(&self) -> bool {
+        *self == Compute::default()
+    }
+}
+
+/// The bf16 switch every Conv2d and Linear of one model shares (one model may be driven
+/// from another thread than the one that built it, hence atomic).
+#[derive(Clone, Debug, Default)]
+pub struct Bf16Switch(Arc<AtomicBool>);
+
+impl Bf16Switch {
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
+    }
+
+    pub fn on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// `f(x', w')` with x and w cast to bf16 when `switch` is on (output back to fp32), else
+/// `f(x, w)` untouched.
+pub(crate) fn maybe_bf16(
+    switch: &Bf16Switch,
+    x: &Tensor,
+    weights: &[&Tensor],
+    f: impl Fn(&Tensor, &[Tensor]) -> Tensor,
+) -> Tensor {
+    if switch.on() && x.kind() == Kind::Float {
+        let ws: Vec<Tensor> = weights.iter().map(|w| w.to_kind(Kind::BFloat16)).collect();
+        f(&x.to_kind(Kind::BFloat16), &ws).to_kind(Kind::Float)
+    } else {
+        let ws: Vec<Tensor> = weights.iter().map(|w| w.shallow_clone()).collect();
+        f(x, &ws)
+    }
+}
+
+/// The same values with NHWC strides (4-D tensors; others are returned as they are).
+pub fn to_channels_last(t: &Tensor) -> Tensor {
+    if t.dim() != 4 || is_channels_last(t) {
+        return t.shallow_clone();
+    }
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// The same values with the default (NCHW) strides.
+pub fn to_contiguous(t: &Tensor) -> Tensor {
+    t.contiguous()
+}
+
+/// Whether a 4-D tensor is laid out NHWC (channel stride 1, width stride C).
+pub fn is_channels_last(t: &Tensor) -> bool {
+    let (s, z) = (t.stride(), t.size());
+    t.dim() == 4 && z[1] > 1 && s[1] == 1 && s[3] == z[1] && !t.is_contiguous()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_names_round_trip() {
+        for p in [Precision::Fp32, Precision::Bf16] {
+            assert_eq!(Precision::parse(p.name()), Ok(p));
+        }
+        assert!(Precision::parse("fp16").unwrap_err().contains("fp32"));
+        let c = Compute {
+            precision: Precision::Bf16,
+            channels_last: true,
+        };
+        assert_eq!(c.text(), "bf16, channels-last");
+        assert!(Compute::default().is_default() && !c.is_default());
+    }
+
+    #[test]
+    fn channels_last_keeps_values_and_changes_strides() {
+        let t = Tensor::randn([2, 3, 4, 5], (Kind::Float, tch::Device::Cpu));
+        let c = to_channels_last(&t);
+        assert!(is_channels_last(&c) && !is_channels_last(&t));
+        assert_eq!(c.stride(), vec![60, 1, 15, 3]);
+        assert!(c.equal(&t));
+        let back = to_contiguous(&c);
+        assert!(back.is_contiguous() && back.equal(&t));
+    }
+
+    fn model() -> crate::engine::models::Model {
+        use crate::engine::models::{ArchSpec, Model};
+        tch::manual_seed(1);
+        let spec = ArchSpec::parse("resnet18", Some(4), 10, 3, (32, 32)).unwrap();
+        Model::new(spec, tch::Device::Cpu, &[0.5; 3], &[0.25; 3], "test").unwrap()
+    }
+
+    #[test]
+    fn channels_last_model_gives_the_same_logits_and_saves_contiguous() {
+        let mut m = model();
+        let x = Tensor::rand([3, 3, 32, 32], (Kind::Float, tch::Device::Cpu));
+        let before = tch::no_grad(|| m.forward(&x, false));
+        let state = m.state().unwrap();
+        m.set_compute(Compute {
+            precision: Precision::Fp32,
+            channels_last: true,
+        })
+        .unwrap();
+        assert!(is_channels_last(&m.var("layer1.0.conv1.weight").unwrap()));
+        let after = tch::no_grad(|| m.forward(&x, false));
+        let diff = (&after - &before).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "max |Δ logit| {diff}");
+        // Saved state is byte-identical (written contiguous, same values).
+        assert_eq!(m.state().unwrap(), state);
+        m.set_compute(Compute::default()).unwrap();
+        assert!(m.var("layer1.0.conv1.weight").unwrap().is_contiguous());
+    }
+
+    #[test]
+    fn bf16_runs_layers_in_bf16_and_keeps_fp32_weights_trainable() {
+        let mut m = model();
+        let x = Tensor::rand([4, 3, 32, 32], (Kind::Float, tch::Device::Cpu));
+        let fp32 = tch::no_grad(|| m.forward(&x, false));
+        m.set_compute(Compute {
+            precision: Precision::Bf16,
+            channels_last: false,
+        })
+        .unwrap();
+        let w = m.var("layer2.0.conv2.weight").unwrap();
+        let _ = w.set_requires_grad(true);
+        let out = m.forward(&x, false);
+        assert_eq!(out.kind(), Kind::Float);
+        // bf16 keeps 8 mantissa bits: close to fp32, but not equal.
+        let rel = ((&out - &fp32).abs().max() / fp32.abs().max()).double_value(&[]);
+        assert!(rel > 0.0 && rel < 0.05, "relative difference {rel}");
+        let g = Tensor::run_backward(&[out.sum(Kind::Float)], &[&w], false, false);
+        assert_eq!((g[0].kind(), w.kind()), (Kind::Float, Kind::Float));
+        assert!(g[0].abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    }
+}
