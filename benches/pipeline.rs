@@ -14,7 +14,6 @@
 //!    CIFAR-shaped fixture written in torchvision's layout.
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::models::Model;
-use rift::engine::rift::adv_set::loss_and_acc;
 use rift::engine::rift::adv_set::TensorSet;
 use rift::engine::rift::mrc::{compute, select_modules, MrcConfig};
 use rift::engine::rift::results::MrcResult;
@@ -190,10 +189,7 @@ fn bench_screen(dir: &std::path::Path) {
     let adv = random_adv_set(256);
     let modules = select_modules(&model, &[]).expect("modules");
     let cfg = MrcConfig::default();
-    let (base, _) = loss_and_acc(adv.n, cfg.batch_size, model.device(), &adv.y, &mut |i| {
-        Ok(model.forward(&adv.x.f_index_select(0, i)?, false))
-    })
-    .expect("baseline");
+    let (base, _) = adv.baseline(&model, cfg.batch_size).expect("baseline");
     let screen = ScreenConfig {
         epsilon: cfg.epsilon,
         batch_size: cfg.batch_size,

@@ -7,7 +7,7 @@ use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
 use rift::engine::eval::evaluate;
 use rift::engine::models::{Compute, Model, Precision};
-use rift::engine::rift::adv_set::{generate, loss_and_acc, TensorSet};
+use rift::engine::rift::adv_set::{generate, TensorSet};
 use rift::engine::rift::finetune::{finetune, FinetuneConfig, SelectOn};
 use rift::engine::rift::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig};
 use rift::engine::rift::mrc::{compute, select_modules, MrcConfig};
@@ -99,10 +99,8 @@ fn adv_set(model: &Model, test: &ImageSet, n: usize) -> TensorSet {
 }
 
 fn adv_loss_acc(model: &Model, adv: &TensorSet) -> (f64, f64) {
-    loss_and_acc(adv.n, 512, model.device(), &adv.y, &mut |i| {
-        Ok(model.forward(&adv.x.f_index_select(0, i)?, false))
-    })
-    .expect("loss on the adversarial set")
+    adv.baseline(model, 512)
+        .expect("loss on the adversarial set")
 }
 
 fn mrc_values(model: &Model, adv: &TensorSet, epochs: usize) -> Map<String, Value> {

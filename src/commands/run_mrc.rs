@@ -8,7 +8,6 @@ use anyhow::Result;
 use rift::engine::attack::PgdConfig;
 use rift::engine::data::DatasetKind;
 use rift::engine::models::Model;
-use rift::engine::rift::adv_set::loss_and_acc;
 use rift::engine::rift::events::{Event, Sink};
 use rift::engine::rift::mrc::{finish, score_module, select_modules, MrcConfig};
 use rift::engine::rift::results::{ModuleScore, MrcResult};
@@ -56,10 +55,7 @@ pub fn mrc_stage(
         cancel,
         sink,
     )?;
-    let (base_loss, base_acc) =
-        loss_and_acc(adv.n, cfg.batch_size, model.device(), &adv.y, &mut |i| {
-            Ok(model.forward(&adv.x.f_index_select(0, i)?, false))
-        })?;
+    let (base_loss, base_acc) = adv.baseline(model, cfg.batch_size)?;
     sink(Event::AdvSetReady {
         n: adv.n,
         loss: base_loss,

@@ -8,7 +8,7 @@ use super::worker::Worker;
 use crate::engine::data::{load_split, ImageSet, Split};
 use crate::engine::eval::evaluate;
 use crate::engine::models::ModuleInfo;
-use crate::engine::rift::adv_set::{generate, holdout_split, loss_and_acc, TensorSet};
+use crate::engine::rift::adv_set::{generate, holdout_split, TensorSet};
 use crate::engine::rift::events::Event;
 use crate::engine::rift::mrc::{score_module, select_modules};
 use crate::engine::rift::results::ModuleScore;
@@ -146,9 +146,7 @@ impl Worker {
         let modules = select_modules(&self.model, &s.modules)?;
         let adv = self.adv_set(cancel, sink)?;
         let model = &self.model;
-        let base = loss_and_acc(adv.n, s.mrc.batch_size, model.device(), &adv.y, &mut |i| {
-            Ok(model.forward(&adv.x.f_index_select(0, i)?, false))
-        })?;
+        let base = adv.baseline(model, s.mrc.batch_size)?;
         sink(Event::AdvSetReady {
             n: adv.n,
             loss: base.0,

@@ -94,6 +94,16 @@ pub fn generate(
     })
 }
 
+impl TensorSet {
+    /// Mean cross-entropy and accuracy (percent) of `model` (eval mode) on the whole set:
+    /// the baseline MRC and screening measure against.
+    pub fn baseline(&self, model: &Model, batch_size: usize) -> Result<(f64, f64), tch::TchError> {
+        loss_and_acc(self.n, batch_size, model.device(), &self.y, &mut |idx| {
+            Ok(model.forward(&self.x.f_index_select(0, idx)?, false))
+        })
+    }
+}
+
 /// Mean cross-entropy and accuracy (percent) of `logits_of(batch indices)` over a set, in
 /// batches, without gradients.
 pub fn loss_and_acc(

@@ -9,7 +9,7 @@
 //! The fast path caches, once per module, everything upstream of the module (which is
 //! frozen, with eval-mode BatchNorm, so it never changes) and runs only the suffix: the
 //! same numbers for far less work.
-use super::adv_set::{loss_and_acc, TensorSet};
+use super::adv_set::TensorSet;
 use super::events::{Event, Sink};
 use super::results::{ModuleScore, MrcResult};
 use crate::engine::models::{Model, ModuleInfo};
@@ -386,10 +386,7 @@ pub fn compute(
     sink: Sink,
 ) -> Result<MrcResult, MrcError> {
     let start = Instant::now();
-    let (base_loss, base_acc) =
-        loss_and_acc(adv.n, cfg.batch_size, model.device(), &adv.y, &mut |idx| {
-            Ok(model.forward(&adv.x.f_index_select(0, idx)?, false))
-        })?;
+    let (base_loss, base_acc) = adv.baseline(model, cfg.batch_size)?;
     sink(Event::AdvSetReady {
         n: adv.n,
         loss: base_loss,

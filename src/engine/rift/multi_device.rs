@@ -4,7 +4,7 @@
 //! own thread. The adversarial set and its baseline are computed once and copied to each
 //! device; each module's ascent is seeded by the module, so a module's value does not
 //! depend on which device or thread ran it.
-use super::adv_set::{loss_and_acc, TensorSet};
+use super::adv_set::TensorSet;
 use super::events::{Event, Sink};
 use super::mrc::{finish, score_module, MrcConfig, MrcError};
 use super::results::{ModuleScore, MrcResult};
@@ -32,9 +32,7 @@ pub fn compute_on_devices(
     sink: Sink,
 ) -> anyhow::Result<MrcResult> {
     let start = Instant::now();
-    let baseline = loss_and_acc(adv.n, cfg.batch_size, model.device(), &adv.y, &mut |idx| {
-        Ok(model.forward(&adv.x.f_index_select(0, idx)?, false))
-    })?;
+    let baseline = adv.baseline(model, cfg.batch_size)?;
     sink(Event::AdvSetReady {
         n: adv.n,
         loss: baseline.0,

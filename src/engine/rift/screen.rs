@@ -288,10 +288,7 @@ pub fn screen_then_exact(
     sink: Sink,
 ) -> Result<MrcResult, MrcError> {
     let start = Instant::now();
-    let (base_loss, base_acc) =
-        loss_and_acc(adv.n, cfg.batch_size, model.device(), &adv.y, &mut |idx| {
-            Ok(model.forward(&adv.x.f_index_select(0, idx)?, false))
-        })?;
+    let (base_loss, base_acc) = adv.baseline(model, cfg.batch_size)?;
     sink(Event::AdvSetReady {
         n: adv.n,
         loss: base_loss,
