@@ -6,6 +6,7 @@ use cli::{Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    rift::engine::device::tune_allocator();
     // A panic is a bug in rift, never the user's fault: say so in one paragraph instead of
     // a backtrace. (Bad input is reported through errors, below.)
     std::panic::set_hook(Box::new(|info| {

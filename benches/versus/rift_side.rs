@@ -199,6 +199,8 @@ fn sweep_points(model: &Model, ends: &Endpoints, test: &ImageSet, n: usize) -> M
 
 /// Runs `stage` and prints its JSON line.
 pub fn run(stage: &str, s: &Settings) {
+    // What the binary's main does first.
+    rift::engine::device::tune_allocator();
     if s.threads > 0 {
         tch::set_num_threads(s.threads);
     }

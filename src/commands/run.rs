@@ -12,7 +12,6 @@ use anyhow::{bail, Context, Result};
 use rift::engine::checkpoint::{load_checkpoint, save_pth, save_safetensors};
 use rift::engine::data::{load_split, DatasetKind, Split};
 use rift::engine::device::device_name;
-use rift::engine::eval::evaluate;
 use rift::engine::models::Precision;
 use rift::engine::rift::events::Event;
 use rift::engine::rift::interpolate::{sweep, Endpoints};
@@ -21,9 +20,7 @@ use rift::engine::rift::ood::{
 };
 use rift::engine::rift::results::SweepPoint;
 use rift::engine::CancelFlag;
-use rift::report::session::{
-    now_rfc3339, ChosenWeights, Session, SessionModel, SessionSettings, Versions, EVENTS_FILE,
-};
+use rift::report::session::{now_rfc3339, ChosenWeights, Session, SessionSettings, EVENTS_FILE};
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -179,35 +176,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         eprintln!("continuing the session in {}", dir.display());
         s
     } else {
-        Session {
-            name: dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            versions: Versions {
-                rift: env!("CARGO_PKG_VERSION").into(),
-                torch: rift::engine::TORCH_VERSION.into(),
-            },
-            created: now_rfc3339(),
-            updated: now_rfc3339(),
-            settings: settings.clone(),
-            model: SessionModel {
-                arch: model.spec.name(),
-                num_classes: model.spec.num_classes,
-                in_channels: model.spec.in_channels,
-                params: model.num_params(),
-                modules: model.modules().len(),
-            },
-            baseline: None,
-            mrc: None,
-            finetune: None,
-            finetuned_weights: None,
-            interpolation: None,
-            chosen: None,
-            ood_at: None,
-            ood_chosen: None,
-            stage_seconds: Vec::new(),
-        }
+        Session::new(dir, settings.clone(), &model)
     };
     session.settings.device = device_name(rt.device);
     let save = |s: &mut Session| -> Result<()> {
@@ -233,38 +202,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
     // 1. Baseline clean and robust accuracy of the AT model.
     if session.baseline.is_none() {
         let t = Instant::now();
-        sink(Event::StageStarted {
-            stage: "baseline".into(),
-            detail: format!(
-                "{} on {} test images",
-                model.spec.name(),
-                args.data.limit.map_or(test.n, |l| l.min(test.n))
-            ),
-        });
-        let r = evaluate(
+        let r = rift::engine::rift::baseline::baseline(
             &model,
             &test,
-            Some(&attack),
-            rift::engine::attack::Noise::Keyed {
-                seed: rt.seed,
-                first: 0,
-            },
+            &attack,
+            rt.seed,
             args.data.limit,
             args.data.batch_size,
             &cancel,
-            &mut |d, n| {
-                sink(Event::Progress {
-                    stage: "baseline".into(),
-                    done: d,
-                    total: n,
-                })
-            },
+            &mut sink,
         )?;
-        sink(Event::Baseline {
-            clean_acc: r.clean_acc,
-            robust_acc: r.robust_acc.unwrap_or(0.0),
-            n: r.n,
-        });
         session.baseline = Some(r);
         finish_stage(&mut session, "baseline", t, &mut sink);
         save(&mut session)?;

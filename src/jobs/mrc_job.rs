@@ -6,7 +6,6 @@
 //! exact value does not depend on the order (its shuffles are seeded per module).
 use super::worker::Worker;
 use crate::engine::data::{load_split, ImageSet, Split};
-use crate::engine::eval::evaluate;
 use crate::engine::models::ModuleInfo;
 use crate::engine::rift::adv_set::{generate, holdout_split, TensorSet};
 use crate::engine::rift::events::Event;
@@ -38,39 +37,16 @@ impl Worker {
         let s = &self.setup;
         if self.session.baseline.is_none() {
             let t = Instant::now();
-            sink(Event::StageStarted {
-                stage: "baseline".into(),
-                detail: format!(
-                    "{} on {} test images",
-                    self.model.spec.name(),
-                    s.eval_limit.map_or(self.test.n, |l| l.min(self.test.n))
-                ),
-            });
-            tch::manual_seed(s.seed as i64);
-            let r = evaluate(
+            let r = crate::engine::rift::baseline::baseline(
                 &self.model,
                 &self.test,
-                Some(&s.attack),
-                crate::engine::attack::Noise::Keyed {
-                    seed: s.seed,
-                    first: 0,
-                },
+                &s.attack,
+                s.seed,
                 s.eval_limit,
                 s.batch_size,
                 cancel,
-                &mut |d, n| {
-                    sink(Event::Progress {
-                        stage: "baseline".into(),
-                        done: d,
-                        total: n,
-                    })
-                },
+                &mut sink,
             )?;
-            sink(Event::Baseline {
-                clean_acc: r.clean_acc,
-                robust_acc: r.robust_acc.unwrap_or(0.0),
-                n: r.n,
-            });
             self.session.baseline = Some(r);
             self.finish_stage("baseline", t);
         }

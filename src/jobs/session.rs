@@ -4,7 +4,7 @@ use super::worker::JobSetup;
 use crate::engine::checkpoint::RawTensor;
 use crate::engine::models::Model;
 use crate::engine::rift::interpolate::Endpoints;
-use crate::report::session::{now_rfc3339, Session, SessionModel, Versions};
+use crate::report::session::Session;
 use anyhow::{Context, Result};
 
 /// The midpoints between `around` and its neighbours in `alphas` (sorted), not already there.
@@ -52,36 +52,7 @@ pub(super) fn reload_finetuned(
 }
 
 pub(super) fn new_session(setup: &JobSetup, model: &Model) -> Session {
-    Session {
-        name: setup
-            .session_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        versions: Versions {
-            rift: env!("CARGO_PKG_VERSION").into(),
-            torch: crate::engine::TORCH_VERSION.into(),
-        },
-        created: now_rfc3339(),
-        updated: now_rfc3339(),
-        settings: setup.settings.clone(),
-        model: SessionModel {
-            arch: model.spec.name(),
-            num_classes: model.spec.num_classes,
-            in_channels: model.spec.in_channels,
-            params: model.num_params(),
-            modules: model.modules().len(),
-        },
-        baseline: None,
-        mrc: None,
-        finetune: None,
-        finetuned_weights: None,
-        interpolation: None,
-        chosen: None,
-        ood_at: None,
-        ood_chosen: None,
-        stage_seconds: Vec::new(),
-    }
+    Session::new(&setup.session_dir, setup.settings.clone(), model)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! complete state and `rift run` can continue from it.
 use crate::engine::attack::PgdConfig;
 use crate::engine::eval::EvalResult;
+use crate::engine::models::Model;
 use crate::engine::rift::results::{FinetuneResult, InterpolationResult, MrcResult, OodResult};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -109,6 +110,40 @@ pub struct Session {
 }
 
 impl Session {
+    /// A fresh session in `dir` (named after it) for `model` run with `settings`: no
+    /// results yet. `rift run` and the explorer both start here.
+    pub fn new(dir: &Path, settings: SessionSettings, model: &Model) -> Session {
+        Session {
+            name: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            versions: Versions {
+                rift: env!("CARGO_PKG_VERSION").into(),
+                torch: crate::engine::TORCH_VERSION.into(),
+            },
+            created: now_rfc3339(),
+            updated: now_rfc3339(),
+            settings,
+            model: SessionModel {
+                arch: model.spec.name(),
+                num_classes: model.spec.num_classes,
+                in_channels: model.spec.in_channels,
+                params: model.num_params(),
+                modules: model.modules().len(),
+            },
+            baseline: None,
+            mrc: None,
+            finetune: None,
+            finetuned_weights: None,
+            interpolation: None,
+            chosen: None,
+            ood_at: None,
+            ood_chosen: None,
+            stage_seconds: Vec::new(),
+        }
+    }
+
     pub fn path(dir: &Path) -> PathBuf {
         dir.join(SESSION_FILE)
     }

@@ -3,6 +3,7 @@
 pub mod adv_set;
 pub mod alpha_search;
 pub mod alpha_stats;
+pub mod baseline;
 pub mod events;
 pub mod finetune;
 pub mod interpolate;
