@@ -378,7 +378,8 @@ pub struct SearchFlags {
     #[arg(long)]
     pub search: bool,
     /// Screen size: a number of samples or a fraction of the evaluated set (default: a
-    /// tenth, at least 200, at most what leaves the budget room for α = 0 and one finalist).
+    /// tenth, at least 100, at most what leaves the budget room for α = 0 and two more
+    /// completions).
     #[arg(long, value_name = "N|FRACTION", requires = "search")]
     pub search_subset: Option<String>,
     /// Most attack work the search may spend, as a fraction of the full grid's (default

@@ -10,7 +10,7 @@ use tch::{Kind, Tensor};
 
 /// Where a random start's noise comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Noise {
+pub enum Noise<'a> {
     /// libtorch's global generator (seeded with `tch::manual_seed`): adversarial training.
     Global,
     /// One stream per sample, keyed by (seed, the sample's index in its set, restart): a
@@ -18,52 +18,71 @@ pub enum Noise {
     /// be split over chunks and devices and still equal a single run — and two models
     /// evaluated on the same samples face the same starts (the pairing α search relies on).
     Keyed { seed: u64, first: usize },
+    /// The same keying for samples taken out of a set: `keys[k]` is the index, in the
+    /// whole set, of the batch's k-th sample (α search's subsets and chunks draw exactly
+    /// the starts the full grid draws for those samples).
+    Listed { seed: u64, keys: &'a [usize] },
 }
 
-impl Noise {
+impl<'a> Noise<'a> {
     /// The same keying for the batch that starts `offset` samples later.
-    pub fn at(self, offset: usize) -> Noise {
+    pub fn at(self, offset: usize) -> Noise<'a> {
         match self {
             Noise::Global => Noise::Global,
             Noise::Keyed { seed, first } => Noise::Keyed {
                 seed,
                 first: first + offset,
             },
+            Noise::Listed { seed, keys } => Noise::Listed {
+                seed,
+                keys: &keys[offset.min(keys.len())..],
+            },
         }
     }
 
-    fn restart(self, r: usize) -> Noise {
+    fn restart(self, r: usize) -> Noise<'a> {
+        let salt = |seed: u64| seed ^ (r as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
         match self {
             Noise::Keyed { seed, first } if r > 0 => Noise::Keyed {
-                seed: seed ^ (r as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
+                seed: salt(seed),
                 first,
+            },
+            Noise::Listed { seed, keys } if r > 0 => Noise::Listed {
+                seed: salt(seed),
+                keys,
             },
             other => other,
         }
     }
 
+    /// The seed and whole-set index of a batch's s-th sample.
+    fn key(&self, s: usize) -> u64 {
+        let (seed, index) = match *self {
+            Noise::Global => (0, s),
+            Noise::Keyed { seed, first } => (seed, first + s),
+            Noise::Listed { seed, keys } => (seed, keys.get(s).copied().unwrap_or(usize::MAX)),
+        };
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(index as u64)
+    }
+
     /// Uniform noise in [−eps, eps] shaped like `x` (a batch), on its device.
     fn sample(self, x: &Tensor, eps: f64) -> Result<Tensor, tch::TchError> {
-        match self {
-            Noise::Global => x.f_rand_like()?.f_mul_scalar(2.0 * eps)?.f_sub_scalar(eps),
-            Noise::Keyed { seed, first } => {
-                let n = x.size().first().copied().unwrap_or(0).max(0) as usize;
-                let per = x.numel().checked_div(n).unwrap_or(0);
-                let eps = eps as f32;
-                let mut v = Vec::with_capacity(n * per);
-                for s in 0..n {
-                    let key = seed
-                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                        .wrapping_add((first + s) as u64);
-                    let mut rng = ChaCha8Rng::seed_from_u64(key);
-                    v.extend((0..per).map(|_| rng.gen_range(-eps..=eps)));
-                }
-                Tensor::f_from_slice(&v)?
-                    .f_view(x.size().as_slice())?
-                    .f_to_kind(x.kind())?
-                    .f_to_device(x.device())
-            }
+        if self == Noise::Global {
+            return x.f_rand_like()?.f_mul_scalar(2.0 * eps)?.f_sub_scalar(eps);
         }
+        let n = x.size().first().copied().unwrap_or(0).max(0) as usize;
+        let per = x.numel().checked_div(n).unwrap_or(0);
+        let eps = eps as f32;
+        let mut v = Vec::with_capacity(n * per);
+        for s in 0..n {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.key(s));
+            v.extend((0..per).map(|_| rng.gen_range(-eps..=eps)));
+        }
+        Tensor::f_from_slice(&v)?
+            .f_view(x.size().as_slice())?
+            .f_to_kind(x.kind())?
+            .f_to_device(x.device())
     }
 }
 
@@ -187,6 +206,16 @@ mod tests {
         assert!(!other.equal(&all));
         assert!(!all.narrow(0, 0, 1).equal(&all.narrow(0, 1, 1)));
         assert!(!key.restart(1).sample(&x, 0.1).unwrap().equal(&all));
+        // Listed keys draw what the whole set draws for those samples.
+        let keys = [4usize, 1];
+        let listed = Noise::Listed {
+            seed: 5,
+            keys: &keys,
+        }
+        .sample(&x.narrow(0, 0, 2), 0.1)
+        .unwrap();
+        assert!(listed.narrow(0, 0, 1).equal(&all.narrow(0, 4, 1)));
+        assert!(listed.narrow(0, 1, 1).equal(&all.narrow(0, 1, 1)));
     }
 
     #[test]

@@ -205,11 +205,17 @@ fn full_points(measured: &[Measured]) -> Vec<SweepPoint> {
 }
 
 /// The evaluated samples (the first n) split into a random subset and the rest, the rest
-/// in random order and cut into chunks that candidates complete one at a time.
+/// in random order and cut into chunks that candidates complete one at a time. Each part
+/// keeps the samples' indices in the set, which key their random starts.
 struct Split {
     all: ImageSet,
-    sub: ImageSet,
-    chunks: Vec<ImageSet>,
+    sub: Part,
+    chunks: Vec<Part>,
+}
+
+struct Part {
+    set: ImageSet,
+    idx: Vec<usize>,
 }
 
 fn split(test: &ImageSet, n: usize, s: usize, chunk: usize, seed: u64) -> Split {
@@ -217,19 +223,18 @@ fn split(test: &ImageSet, n: usize, s: usize, chunk: usize, seed: u64) -> Split 
     // Random, not a prefix: test files are often sorted by class.
     idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5EA2_C4A1));
     let (a, b) = idx.split_at(s);
-    let mut a = a.to_vec();
-    a.sort_unstable();
+    let part = |ix: &[usize]| {
+        let mut ix = ix.to_vec();
+        ix.sort_unstable();
+        Part {
+            set: test.subset(&ix),
+            idx: ix,
+        }
+    };
     Split {
         all: test.subset(&(0..n).collect::<Vec<_>>()),
-        sub: test.subset(&a),
-        chunks: b
-            .chunks(chunk.max(1))
-            .map(|c| {
-                let mut c = c.to_vec();
-                c.sort_unstable();
-                test.subset(&c)
-            })
-            .collect(),
+        sub: part(a),
+        chunks: b.chunks(chunk.max(1)).map(part).collect(),
     }
 }
 
@@ -241,18 +246,20 @@ struct Ctx<'a> {
 }
 
 /// Clean correct count and per-sample robust correctness of θ(α) on `set` (empty without
-/// `robust`). Random starts are keyed by the sample's place in `set`, so two α on the same
-/// set face the same starts: that is what makes their comparison paired.
+/// `robust`). Random starts are keyed by the samples' indices in the evaluated set
+/// (`keys`), so every α faces the same starts on a sample — the pairing — and the very
+/// starts the full grid uses there.
 fn measure(
     ctx: &Ctx,
     alpha: f64,
     set: &ImageSet,
+    keys: &[usize],
     robust: bool,
 ) -> Result<(usize, Vec<bool>), InterpolateError> {
     ctx.ends.apply(ctx.model, alpha)?;
-    let noise = Noise::Keyed {
+    let noise = Noise::Listed {
         seed: ctx.cfg.seed,
-        first: 0,
+        keys,
     };
     let (mut clean, mut mask) = (0usize, Vec::new());
     let bs = ctx.cfg.batch_size.max(1);
@@ -316,8 +323,8 @@ impl State {
 
     /// Clean accuracy on the full set, robust accuracy on the subset.
     fn screen(&mut self, ctx: &Ctx, alpha: f64, sink: Sink) -> Result<(), InterpolateError> {
-        let (clean, _) = measure(ctx, alpha, &self.split.all, false)?;
-        let (_, sub) = measure(ctx, alpha, &self.split.sub, true)?;
+        let (clean, _) = measure(ctx, alpha, &self.split.all, &[], false)?;
+        let (_, sub) = measure(ctx, alpha, &self.split.sub.set, &self.split.sub.idx, true)?;
         self.clean_only += self.split.all.n;
         self.attacked += sub.len();
         self.measured.push(Measured {
@@ -339,11 +346,11 @@ impl State {
         let Some(chunk) = self.split.chunks.get(next) else {
             return Ok(false);
         };
-        if alpha != 0.0 && (self.attacked + chunk.n) as f64 > self.budget_work + 1e-9 {
+        if alpha != 0.0 && (self.attacked + chunk.set.n) as f64 > self.budget_work + 1e-9 {
             self.budget_exhausted = true;
             return Ok(false);
         }
-        let (_, mask) = measure(ctx, alpha, chunk, true)?;
+        let (_, mask) = measure(ctx, alpha, &chunk.set, &chunk.idx, true)?;
         self.attacked += mask.len();
         if let Some(m) = self.get_mut(alpha) {
             m.chunks.push(mask);
@@ -472,9 +479,10 @@ pub fn search(
         .copied()
         .filter(|a| !known.iter().any(|p| p.alpha == *a))
         .collect();
-    // α = 0 when it is to be measured, one finalist, and half a completion of room to
-    // reject others part-way.
-    let must = usize::from(todo.contains(&0.0)) as f64 + 1.5;
+    // α = 0 when it is to be measured, and two completions: the choice, and room to
+    // reject others part-way. (At a tight tolerance a rejection can need most of the set;
+    // the screen itself rarely decides, so it is kept small rather than the budget.)
+    let must = usize::from(todo.contains(&0.0)) as f64 + 2.0;
     let s = search.subset.resolve(n, todo.len(), must, search.budget);
     // Chunks of the rest: small enough to reject early, large enough to batch well.
     let chunk = cfg.batch_size.max((n - s).div_ceil(8)).max(1);

@@ -17,8 +17,8 @@ pub const MIN_SUBSET: usize = 100;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SubsetSize {
     /// The default: a tenth of the evaluated samples (at least `MIN_SUBSET`), but never so
-    /// many that α = 0, one finalist and some room for rejecting others no longer fit the
-    /// work budget.
+    /// many that α = 0 and two more completions (the choice, and room for rejecting others)
+    /// no longer fit the work budget.
     Auto,
     /// This fraction of the evaluated samples, at least `MIN_SUBSET`.
     Fraction(f64),
