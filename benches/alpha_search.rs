@@ -3,6 +3,9 @@
 //! side through the `rift` binary on the bundled demo (the MNIST AT ResNet18-w8, fine-tuned
 //! here on `layer2.1.conv2` for 2 epochs), PGD-10 on `RIFT_BENCH_N` test digits (default
 //! 2000). Prints wall time, attack work and chosen α of both, and whether they agree.
+mod common;
+
+use common::python;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -25,15 +28,6 @@ for split, n in (("train", n_train), ("t10k", n_test)):
     open(os.path.join(out, f"{split}-images-idx3-ubyte"), "wb").write(struct.pack(">IIII", 2051, n, h, w) + x.tobytes())
     open(os.path.join(out, f"{split}-labels-idx1-ubyte"), "wb").write(struct.pack(">II", 2049, n) + y.tobytes())
 "#;
-
-fn python() -> String {
-    std::env::var("RIFT_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/rift/torch-2.11.0/bin/python3",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    })
-}
 
 fn rift(args: &[&str]) -> f64 {
     let t = Instant::now();

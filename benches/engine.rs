@@ -7,6 +7,9 @@
 //! 2. PGD-10 evaluation of a ResNet18-width-16 on a CIFAR-shaped fixture: rift's
 //!    `evaluate` vs the same loop in PyTorch eager (same weights, data, batch size,
 //!    threads). Target: rift within 10% of PyTorch (ratio ≥ 0.9).
+mod common;
+
+use common::python;
 use rand::SeedableRng;
 use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::load_checkpoint;
@@ -16,15 +19,6 @@ use rift::engine::models::Model;
 use rift::engine::CancelFlag;
 use std::process::Command;
 use std::time::Instant;
-
-fn python() -> String {
-    std::env::var("RIFT_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/rift/torch-2.11.0/bin/python3",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    })
-}
 
 fn synthetic_set(n: usize) -> ImageSet {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

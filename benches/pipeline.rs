@@ -12,6 +12,9 @@
 //! 3. Each stage of `rift run` (wall time and peak memory, from the binary's own
 //!    `RIFT_PEAK_MEMORY` report) on the bundled demo and on ResNet18 (width 16) with a
 //!    CIFAR-shaped fixture written in torchvision's layout.
+mod common;
+
+use common::python;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::models::Model;
 use rift::engine::rift::adv_set::TensorSet;
@@ -21,15 +24,6 @@ use rift::engine::rift::screen::{estimate, screen_then_exact, ExactLowest, Scree
 use rift::engine::CancelFlag;
 use std::process::Command;
 use std::time::Instant;
-
-fn python() -> String {
-    std::env::var("RIFT_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/rift/torch-2.11.0/bin/python3",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    })
-}
 
 const MAKE_FIXTURE: &str = r#"
 import sys, os, pickle, numpy as np, torch

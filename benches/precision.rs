@@ -8,6 +8,9 @@
 //! the attack loop only: rift's `seconds` (after loading) and the same span in Python. Each
 //! configuration runs `RIFT_BENCH_REPS` times (default 2), alternating sides, and the best
 //! time counts (the machine is shared; the minimum is the least disturbed run).
+mod common;
+
+use common::{env_usize, python};
 use serde_json::Value;
 use std::process::Command;
 
@@ -44,22 +47,6 @@ for i in range(0, n, 256):  # rift eval's default batch
         robust += (model(adv).argmax(1) == yb).sum().item()
 print(json.dumps({"seconds": time.perf_counter() - t, "clean_acc": 100 * clean / n, "robust_acc": 100 * robust / n}))
 "#;
-
-fn python() -> String {
-    std::env::var("RIFT_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/rift/torch-2.11.0/bin/python3",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    })
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn eager(n: usize, threads: i32) -> Value {
     let out = Command::new(python())

@@ -18,11 +18,15 @@
 //! evaluation and one fine-tuning epoch again with rift's `--channels-last` (and the epoch
 //! with `--precision bf16` too) against the same fp32 eager baseline (rows `eval/cl`, ...).
 //! Arguments filter rows by name: `cargo bench --bench versus -- eval mrc`. Stages under
-//! 30 s (both sides) run three times, alternating sides; each side's best run counts. When CUDA is available the same table is also produced for ResNet18 and
-//! WRN-34-10 on the GPU (untested: no GPU was lent when this was written).
+//! 30 s (both sides) run three times, alternating sides; each side's best run counts.
+//! When CUDA is available the same table is also produced for ResNet18 and WRN-34-10 on
+//! the GPU (untested: no GPU was lent when this was written).
 //!
 //! Agreement (random choices differ between the two sides, so each check has a tolerance;
 //! the reasons are in `agree`, the numbers in the constants below and BENCHMARKS.md).
+mod common;
+
+use common::{env_usize, python};
 #[path = "versus/rift_side.rs"]
 mod rift_side;
 
@@ -51,15 +55,6 @@ const ALPHA_STEP: f64 = 0.1;
 /// Stages shorter than this (both sides together, seconds) run `SHORT_REPS` times.
 const SHORT_SECONDS: f64 = 30.0;
 const SHORT_REPS: usize = 3;
-
-fn python() -> String {
-    std::env::var("RIFT_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/rift/torch-2.11.0/bin/python3",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    })
-}
 
 fn parse_json(out: std::process::Output, who: &str) -> Value {
     assert!(
@@ -337,13 +332,6 @@ fn bench_model(label: &str, s: &Settings, rows: &mut Vec<Value>) {
             "agreed": ok, "compared": detail,
         }));
     }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

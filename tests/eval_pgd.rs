@@ -7,6 +7,16 @@ use common::{path_str, rift_ok, run_python};
 use std::path::Path;
 
 const DEMO_MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
+/// `rift eval` on the demo model and its MNIST digits.
+const DEMO_EVAL: [&str; 7] = [
+    "eval",
+    "--checkpoint",
+    DEMO_MODEL,
+    "--dataset",
+    "mnist",
+    "--data-dir",
+    "assets/demo",
+];
 
 const PY_REFERENCE: &str = r#"
 import sys, os, gzip, struct, numpy as np, torch
@@ -37,14 +47,8 @@ print(clean, robust)
 
 fn eval_json(dir: &Path, name: &str, extra: &[&str]) -> serde_json::Value {
     let out = dir.join(format!("{name}.json"));
-    let mut args = vec![
-        "eval",
-        "--checkpoint",
-        DEMO_MODEL,
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        "assets/demo",
+    let mut args = DEMO_EVAL.to_vec();
+    args.extend([
         "--eps",
         "0.1",
         "--step",
@@ -57,7 +61,7 @@ fn eval_json(dir: &Path, name: &str, extra: &[&str]) -> serde_json::Value {
         "cpu",
         "--output",
         path_str(&out),
-    ];
+    ]);
     args.extend_from_slice(extra);
     rift_ok(&args);
     serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
@@ -105,14 +109,8 @@ fn pgd_matches_pytorch_on_a_trained_model() {
 
     // YAML output and clean-only evaluation.
     let yaml = dir.path().join("clean.yaml");
-    rift_ok(&[
-        "eval",
-        "--checkpoint",
-        DEMO_MODEL,
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        "assets/demo",
+    let mut clean_only = DEMO_EVAL.to_vec();
+    clean_only.extend([
         "--attack",
         "none",
         "--device",
@@ -120,6 +118,7 @@ fn pgd_matches_pytorch_on_a_trained_model() {
         "--output",
         path_str(&yaml),
     ]);
+    rift_ok(&clean_only);
     let y: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(&yaml).unwrap()).unwrap();
     assert_eq!(y["n"].as_u64(), Some(1000));
@@ -161,17 +160,9 @@ fn bf16_and_channels_last_stay_close_to_fp32() {
         };
         assert_eq!(v["compute"], want);
     }
-    let bad = common::rift(&[
-        "eval",
-        "--checkpoint",
-        DEMO_MODEL,
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        "assets/demo",
-        "--precision",
-        "fp8",
-    ]);
+    let mut bad = DEMO_EVAL.to_vec();
+    bad.extend(["--precision", "fp8"]);
+    let bad = common::rift(&bad);
     let err = common::stderr_of(&bad);
     assert!(!bad.status.success() && err.contains("--precision") && err.contains("bf16"));
     assert!(!err.contains("panicked"), "{err}");

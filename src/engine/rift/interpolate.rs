@@ -227,6 +227,26 @@ pub(crate) fn refinement(points: &[SweepPoint], chosen: f64) -> Vec<f64> {
     out
 }
 
+/// The grid's points already measured (`known`; emitted as they are) and the α still to
+/// evaluate.
+pub(crate) fn known_and_todo(
+    cfg: &SweepConfig,
+    known: &[SweepPoint],
+    sink: Sink,
+) -> (Vec<SweepPoint>, Vec<f64>) {
+    let (mut points, mut todo) = (Vec::new(), Vec::new());
+    for &alpha in &cfg.alphas {
+        match known.iter().find(|p| p.alpha == alpha) {
+            Some(p) => {
+                sink(Event::SweepPoint { point: p.clone() });
+                points.push(p.clone());
+            }
+            None => todo.push(alpha),
+        }
+    }
+    (points, todo)
+}
+
 /// The sweep over the grid plus `refine` rounds of midpoints around the current choice.
 /// `known` holds points already measured with the same attack, seed and samples (e.g.
 /// the AT baseline as α = 0), which are not evaluated again. Leaves the model at the
@@ -241,17 +261,7 @@ pub fn sweep(
     sink: Sink,
 ) -> Result<InterpolationResult, InterpolateError> {
     let start = Instant::now();
-    let mut points: Vec<SweepPoint> = Vec::new();
-    let mut todo = Vec::new();
-    for &alpha in &cfg.alphas {
-        match known.iter().find(|p| p.alpha == alpha) {
-            Some(p) => {
-                sink(Event::SweepPoint { point: p.clone() });
-                points.push(p.clone());
-            }
-            None => todo.push(alpha),
-        }
-    }
+    let (mut points, mut todo) = known_and_todo(cfg, known, sink);
     let total_hint = cfg.alphas.len() + 2 * cfg.refine;
     let mut round = 0;
     loop {

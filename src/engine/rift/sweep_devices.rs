@@ -6,7 +6,8 @@
 //! evaluated it: the result equals `interpolate::sweep` on one device.
 use super::events::{Event, Sink};
 use super::interpolate::{
-    choose_alpha, evaluate_alpha, refinement, Endpoints, InterpolateError, SweepConfig,
+    choose_alpha, evaluate_alpha, known_and_todo, refinement, Endpoints, InterpolateError,
+    SweepConfig,
 };
 use super::multi_device::LoadOn;
 use super::results::{InterpolationResult, SweepPoint};
@@ -37,17 +38,7 @@ pub fn sweep_on_devices(
     sink: Sink,
 ) -> anyhow::Result<InterpolationResult> {
     let start = Instant::now();
-    let mut points: Vec<SweepPoint> = Vec::new();
-    let mut todo = Vec::new();
-    for &alpha in &cfg.alphas {
-        match known.iter().find(|p| p.alpha == alpha) {
-            Some(p) => {
-                sink(Event::SweepPoint { point: p.clone() });
-                points.push(p.clone());
-            }
-            None => todo.push(alpha),
-        }
-    }
+    let (mut points, mut todo) = known_and_todo(cfg, known, sink);
     let total_hint = cfg.alphas.len() + 2 * cfg.refine;
     // The user's cancel, or the first failure, stops every device within a batch.
     let stop = CancelFlag::default();
