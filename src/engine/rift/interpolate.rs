@@ -227,13 +227,16 @@ pub(crate) fn refinement(points: &[SweepPoint], chosen: f64) -> Vec<f64> {
     out
 }
 
-/// The grid's points already measured (`known`; emitted as they are) and the α still to
-/// evaluate.
-pub(crate) fn known_and_todo(
+/// The rounds of a sweep, whoever evaluates them: the grid (less the points already in
+/// `known`, emitted as they are), then up to `cfg.refine` rounds of midpoints around the
+/// current choice. `evaluate(alphas, emit)` measures one round's α and hands each point to
+/// `emit`, in any order. Returns the points sorted by α and the refinement rounds run.
+pub(crate) fn sweep_rounds<E>(
     cfg: &SweepConfig,
     known: &[SweepPoint],
     sink: Sink,
-) -> (Vec<SweepPoint>, Vec<f64>) {
+    mut evaluate: impl FnMut(&[f64], &mut dyn FnMut(SweepPoint)) -> Result<(), E>,
+) -> Result<(Vec<SweepPoint>, usize), E> {
     let (mut points, mut todo) = (Vec::new(), Vec::new());
     for &alpha in &cfg.alphas {
         match known.iter().find(|p| p.alpha == alpha) {
@@ -244,7 +247,29 @@ pub(crate) fn known_and_todo(
             None => todo.push(alpha),
         }
     }
-    (points, todo)
+    let total_hint = cfg.alphas.len() + 2 * cfg.refine;
+    let mut round = 0;
+    loop {
+        evaluate(&todo, &mut |p| {
+            sink(Event::SweepPoint { point: p.clone() });
+            points.push(p);
+            sink(Event::Progress {
+                stage: "interpolate".into(),
+                done: points.len(),
+                total: total_hint.max(points.len()),
+            });
+        })?;
+        points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
+        if round == cfg.refine {
+            break;
+        }
+        todo = refinement(&points, choose_alpha(&points, cfg.tolerance));
+        if todo.is_empty() {
+            break;
+        }
+        round += 1;
+    }
+    Ok((points, round))
 }
 
 /// The sweep over the grid plus `refine` rounds of midpoints around the current choice.
@@ -261,30 +286,12 @@ pub fn sweep(
     sink: Sink,
 ) -> Result<InterpolationResult, InterpolateError> {
     let start = Instant::now();
-    let (mut points, mut todo) = known_and_todo(cfg, known, sink);
-    let total_hint = cfg.alphas.len() + 2 * cfg.refine;
-    let mut round = 0;
-    loop {
-        for &alpha in &todo {
-            let p = evaluate_alpha(model, ends, alpha, test, cfg, cancel)?;
-            sink(Event::SweepPoint { point: p.clone() });
-            points.push(p);
-            sink(Event::Progress {
-                stage: "interpolate".into(),
-                done: points.len(),
-                total: total_hint.max(points.len()),
-            });
+    let (points, round) = sweep_rounds(cfg, known, sink, |alphas, emit| {
+        for &alpha in alphas {
+            emit(evaluate_alpha(model, ends, alpha, test, cfg, cancel)?);
         }
-        points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
-        if round == cfg.refine {
-            break;
-        }
-        todo = refinement(&points, choose_alpha(&points, cfg.tolerance));
-        if todo.is_empty() {
-            break;
-        }
-        round += 1;
-    }
+        Ok::<(), InterpolateError>(())
+    })?;
     let chosen_alpha = choose_alpha(&points, cfg.tolerance);
     ends.apply(model, chosen_alpha)?;
     Ok(InterpolationResult {

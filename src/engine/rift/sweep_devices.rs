@@ -4,10 +4,9 @@
 //! grid, then each refinement round). Random starts are keyed by sample
 //! (`attack::Noise::Keyed`), so a point's numbers do not depend on which device or thread
 //! evaluated it: the result equals `interpolate::sweep` on one device.
-use super::events::{Event, Sink};
+use super::events::Sink;
 use super::interpolate::{
-    choose_alpha, evaluate_alpha, known_and_todo, refinement, Endpoints, InterpolateError,
-    SweepConfig,
+    choose_alpha, evaluate_alpha, sweep_rounds, Endpoints, InterpolateError, SweepConfig,
 };
 use super::multi_device::LoadOn;
 use super::results::{InterpolationResult, SweepPoint};
@@ -38,11 +37,9 @@ pub fn sweep_on_devices(
     sink: Sink,
 ) -> anyhow::Result<InterpolationResult> {
     let start = Instant::now();
-    let (mut points, mut todo) = known_and_todo(cfg, known, sink);
-    let total_hint = cfg.alphas.len() + 2 * cfg.refine;
     // The user's cancel, or the first failure, stops every device within a batch.
     let stop = CancelFlag::default();
-    let round = std::thread::scope(|scope| -> anyhow::Result<usize> {
+    let result = std::thread::scope(|scope| {
         let (res_tx, res_rx) = mpsc::channel::<PointResult>();
         let mut jobs = Vec::new();
         for &device in devices {
@@ -54,8 +51,7 @@ pub fn sweep_on_devices(
             });
         }
         drop(res_tx);
-        let mut round = 0;
-        loop {
+        let r = sweep_rounds(cfg, known, sink, |todo, emit| -> anyhow::Result<()> {
             for (i, &alpha) in todo.iter().enumerate() {
                 // A closed channel means that worker failed; its error is already queued.
                 let _ = jobs[i % jobs.len()].send(alpha);
@@ -67,14 +63,8 @@ pub fn sweep_on_devices(
                 }
                 match res_rx.recv_timeout(Duration::from_millis(100)) {
                     Ok(Ok(p)) => {
-                        sink(Event::SweepPoint { point: p.clone() });
-                        points.push(p);
+                        emit(p);
                         got += 1;
-                        sink(Event::Progress {
-                            stage: "interpolate".into(),
-                            done: points.len(),
-                            total: total_hint.max(points.len()),
-                        });
                     }
                     Ok(Err(e)) => {
                         stop.cancel();
@@ -86,21 +76,13 @@ pub fn sweep_on_devices(
                     }
                 }
             }
-            points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
-            if round == cfg.refine {
-                break;
-            }
-            todo = refinement(&points, choose_alpha(&points, cfg.tolerance));
-            if todo.is_empty() {
-                break;
-            }
-            round += 1;
-        }
+            Ok(())
+        });
         // Closing the job channels ends the workers, which the scope then joins.
         drop(jobs);
-        Ok(round)
+        r
     });
-    let round = round.map_err(|e| {
+    let (points, round) = result.map_err(|e| {
         if cancel.is_cancelled() {
             anyhow::Error::from(InterpolateError::Attack(AttackError::Cancelled))
         } else {
