@@ -12,7 +12,7 @@
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
-use rift::engine::rift::events::Event;
+use rift::engine::rift::events::{Event, Stage, StageAbout};
 use rift::engine::rift::results::{FinetuneEpoch, ModuleScore, SweepPoint};
 use rift::jobs::JobEvent;
 use rift::tui::theme::Theme;
@@ -50,19 +50,18 @@ fn big_state() -> State {
         };
         ev(&mut s, Event::ModuleScored { score });
     }
-    update(
-        &mut s,
-        Msg::Job(JobEvent::Finished {
-            stage: "mrc".into(),
-        }),
-    );
+    update(&mut s, Msg::Job(JobEvent::Finished { stage: Stage::Mrc }));
     update(&mut s, Msg::FineTune);
     ev(
         &mut s,
-        Event::StageStarted {
-            stage: "finetune".into(),
-            detail: "block2.layer.2.conv1 at lr 0.01 for 10 epochs".into(),
-        },
+        Event::started(
+            Stage::Finetune,
+            StageAbout::Finetune {
+                layers: vec!["block2.layer.2.conv1".into()],
+                lr: 0.01,
+                epochs: 10,
+            },
+        ),
     );
     for i in 0..3910 {
         let loss = 1.0 / (1.0 + i as f64 / 300.0) + 0.05 * ((i * 7 % 5) as f64);
@@ -90,7 +89,7 @@ fn big_state() -> State {
     update(
         &mut s,
         Msg::Job(JobEvent::Finished {
-            stage: "finetune".into(),
+            stage: Stage::Finetune,
         }),
     );
     for i in 0..=20 {
@@ -106,7 +105,7 @@ fn big_state() -> State {
     update(
         &mut s,
         Msg::Job(JobEvent::Finished {
-            stage: "sweep".into(),
+            stage: Stage::Interpolate,
         }),
     );
     s

@@ -4,12 +4,13 @@ use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
 use rift::engine::models::Model;
-use rift::engine::rift::events::Event;
+use rift::engine::rift::events::{Event, Stage};
 use rift::engine::rift::finetune::FinetuneConfig;
 use rift::engine::rift::interpolate::SweepConfig;
 use rift::engine::rift::mrc::MrcConfig;
+use rift::engine::rift::pipeline::PipelineSetup;
 use rift::engine::rift::screen::ExactLowest;
-use rift::jobs::{JobCommand, JobEvent, JobSetup, Worker};
+use rift::jobs::{JobCommand, JobEvent, JobSetup, MrcSetup, Worker};
 use rift::report::session::{Session, SessionSettings};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,40 +40,45 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             )?;
             Ok((ckpt, model))
         }),
-        kind,
-        data_dir: "assets/demo".into(),
-        attack: attack.clone(),
-        eval_limit: Some(16),
-        batch_size: 8,
-        seed: 0,
-        modules: vec!["conv1".into(), "linear".into()],
-        adv_split: "test".into(),
-        adv_limit: Some(16),
-        mrc: MrcConfig {
-            epochs: 1,
-            batch_size: 8,
-            fast: true,
-            ..MrcConfig::default()
-        },
-        exact_lowest: ExactLowest::All,
-        one_step: false,
-        finetune: FinetuneConfig {
-            epochs: ft_epochs,
-            batch_size: 512,
-            test_limit: Some(16),
-            milestones: vec![1],
-            ..FinetuneConfig::default()
-        },
-        sweep: SweepConfig {
-            alphas: vec![0.0, 0.5, 1.0],
-            refine: 0,
-            tolerance: 0.1,
+        pipeline: PipelineSetup {
+            kind,
+            data_dir: "assets/demo".into(),
             attack: attack.clone(),
-            limit: Some(16),
+            eval_limit: Some(16),
             batch_size: 8,
             seed: 0,
+            finetune: FinetuneConfig {
+                epochs: ft_epochs,
+                batch_size: 512,
+                test_limit: Some(16),
+                milestones: vec![1],
+                ..FinetuneConfig::default()
+            },
+            sweep: SweepConfig {
+                alphas: vec![0.0, 0.5, 1.0],
+                refine: 0,
+                tolerance: 0.1,
+                attack: attack.clone(),
+                limit: Some(16),
+                batch_size: 8,
+                seed: 0,
+            },
+            ood: None,
+            session_dir: session,
         },
-        session_dir: session,
+        mrc: MrcSetup {
+            modules: vec!["conv1".into(), "linear".into()],
+            adv_split: "test".into(),
+            adv_limit: Some(16),
+            mrc: MrcConfig {
+                epochs: 1,
+                batch_size: 8,
+                fast: true,
+                ..MrcConfig::default()
+            },
+            exact_lowest: ExactLowest::All,
+            one_step: false,
+        },
         settings: SessionSettings {
             checkpoint: MODEL.into(),
             arch: "auto".into(),
@@ -104,7 +110,6 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             ood_dir: None,
         },
         resume: None,
-        ood: None,
     }
 }
 
@@ -114,7 +119,7 @@ fn until_end(rx: &mut UnboundedReceiver<JobEvent>, seen: &mut Vec<JobEvent>) -> 
         let e = rx.blocking_recv().expect("the worker ended early");
         seen.push(e.clone());
         match &e {
-            JobEvent::Finished { stage } if stage == "load" => {}
+            JobEvent::Finished { stage: Stage::Load } => {}
             JobEvent::Finished { .. } | JobEvent::Failed(_) | JobEvent::Cancelled => return e,
             _ => {}
         }
@@ -130,18 +135,25 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
     handle.send(JobCommand::StartMrc);
     assert_eq!(
         until_end(&mut rx, &mut seen),
-        JobEvent::Finished {
-            stage: "mrc".into()
-        }
+        JobEvent::Finished { stage: Stage::Mrc }
     );
-    let stages: Vec<String> = seen
+    let stages: Vec<Stage> = seen
         .iter()
         .filter_map(|e| match e {
-            JobEvent::Engine(Event::StageStarted { stage, .. }) => Some(stage.clone()),
+            JobEvent::Engine(Event::StageStarted { stage, .. }) => Some(*stage),
             _ => None,
         })
         .collect();
-    assert_eq!(stages, ["load", "baseline", "adv_set", "screen", "mrc"]);
+    assert_eq!(
+        stages,
+        [
+            Stage::Load,
+            Stage::Baseline,
+            Stage::AdvSet,
+            Stage::Screen,
+            Stage::Mrc
+        ]
+    );
     // Every estimate comes before any exact value; exact work goes lowest estimate first.
     let mut estimates: Vec<(f64, String)> = seen
         .iter()
@@ -190,7 +202,7 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
     assert_eq!(
         until_end(&mut rx, &mut seen),
         JobEvent::Finished {
-            stage: "finetune".into()
+            stage: Stage::Finetune
         }
     );
     assert!(seen
@@ -201,7 +213,7 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
     assert_eq!(
         until_end(&mut rx, &mut seen),
         JobEvent::Finished {
-            stage: "sweep".into()
+            stage: Stage::Interpolate
         }
     );
     let alphas: Vec<f64> = seen
@@ -216,15 +228,13 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
     assert_eq!(
         until_end(&mut rx, &mut seen),
         JobEvent::Finished {
-            stage: "accept".into()
+            stage: Stage::Accept
         }
     );
     handle.send(JobCommand::Save);
     assert_eq!(
         until_end(&mut rx, &mut seen),
-        JobEvent::Finished {
-            stage: "save".into()
-        }
+        JobEvent::Finished { stage: Stage::Save }
     );
     for f in [
         "session.yaml",
@@ -260,9 +270,7 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
     handle.send(JobCommand::Save);
     assert_eq!(
         until_end(&mut rx, &mut seen),
-        JobEvent::Finished {
-            stage: "save".into()
-        }
+        JobEvent::Finished { stage: Stage::Save }
     );
     handle.shutdown();
     std::thread::sleep(Duration::from_millis(10));
@@ -278,14 +286,14 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
     assert_eq!(
         until_end(&mut rx, &mut seen),
         JobEvent::Finished {
-            stage: "refine".into()
+            stage: Stage::Refine
         }
     );
     handle.send(JobCommand::Accept { alpha: 0.75 });
     assert_eq!(
         until_end(&mut rx, &mut seen),
         JobEvent::Finished {
-            stage: "accept".into()
+            stage: Stage::Accept
         }
     );
     handle.send(JobCommand::Save);

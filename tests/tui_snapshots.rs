@@ -3,7 +3,7 @@
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 use ratatui::Terminal;
-use rift::engine::rift::events::Event;
+use rift::engine::rift::events::{Event, Stage, StageAbout};
 use rift::engine::rift::results::{FinetuneEpoch, ModuleScore, SweepPoint};
 use rift::jobs::JobEvent;
 use rift::tui::theme::Theme;
@@ -40,10 +40,15 @@ fn running() -> State {
     update(&mut s, Msg::Start);
     ev(
         &mut s,
-        Event::StageStarted {
-            stage: "load".into(),
-            detail: "resnet18-w8 (176258 parameters, 21 modules) on cpu".into(),
-        },
+        Event::started(
+            Stage::Load,
+            StageAbout::Model {
+                arch: "resnet18-w8".into(),
+                params: 176258,
+                modules: 21,
+                device: "cpu".into(),
+            },
+        ),
     );
     ev(
         &mut s,
@@ -53,13 +58,7 @@ fn running() -> State {
             n: 400,
         },
     );
-    ev(
-        &mut s,
-        Event::StageStarted {
-            stage: "mrc".into(),
-            detail: "6 modules".into(),
-        },
-    );
+    ev(&mut s, Event::started_text(Stage::Mrc, "6 modules"));
     for (n, d, m) in [
         ("conv1", 0, 0.42),
         ("layer1.0.conv1", 1, 0.08),
@@ -75,7 +74,7 @@ fn running() -> State {
     ev(
         &mut s,
         Event::Progress {
-            stage: "mrc".into(),
+            stage: Stage::Mrc,
             done: 3,
             total: 6,
         },
@@ -121,10 +120,7 @@ fn screening() -> State {
     }
     ev(
         &mut s,
-        Event::StageStarted {
-            stage: "mrc".into(),
-            detail: "exact MRC of 6 modules, lowest estimate first".into(),
-        },
+        Event::started_text(Stage::Mrc, "exact MRC of 6 modules, lowest estimate first"),
     );
     for (n, d, m) in [("layer1.0.conv1", 1, 0.08), ("conv1", 0, 0.42)] {
         ev(
@@ -154,19 +150,18 @@ fn finetuning() -> State {
             },
         );
     }
-    update(
-        &mut s,
-        Msg::Job(JobEvent::Finished {
-            stage: "mrc".into(),
-        }),
-    );
+    update(&mut s, Msg::Job(JobEvent::Finished { stage: Stage::Mrc }));
     update(&mut s, Msg::FineTune);
     ev(
         &mut s,
-        Event::StageStarted {
-            stage: "finetune".into(),
-            detail: "layer1.0.conv1 at lr 0.01 for 4 epochs".into(),
-        },
+        Event::started(
+            Stage::Finetune,
+            StageAbout::Finetune {
+                layers: vec!["layer1.0.conv1".into()],
+                lr: 0.01,
+                epochs: 4,
+            },
+        ),
     );
     for i in 0..100 {
         let loss = 1.0 / (1.0 + i as f64 / 20.0) + 0.05 * ((i * 7 % 5) as f64);
@@ -194,7 +189,7 @@ fn finetuning() -> State {
     ev(
         &mut s,
         Event::Progress {
-            stage: "finetune".into(),
+            stage: Stage::Finetune,
             done: 100,
             total: 200,
         },
@@ -254,15 +249,12 @@ fn sweeping() -> State {
     update(
         &mut s,
         Msg::Job(JobEvent::Finished {
-            stage: "finetune".into(),
+            stage: Stage::Finetune,
         }),
     );
     ev(
         &mut s,
-        Event::StageStarted {
-            stage: "interpolate".into(),
-            detail: "5 α values, 0 refinement rounds".into(),
-        },
+        Event::started_text(Stage::Interpolate, "5 α values, 0 refinement rounds"),
     );
     for p in &SWEEP[..2] {
         sweep_point(&mut s, *p);
@@ -270,7 +262,7 @@ fn sweeping() -> State {
     ev(
         &mut s,
         Event::Progress {
-            stage: "interpolate".into(),
+            stage: Stage::Interpolate,
             done: 2,
             total: 5,
         },
@@ -287,7 +279,7 @@ fn finished() -> State {
     update(
         &mut s,
         Msg::Job(JobEvent::Finished {
-            stage: "sweep".into(),
+            stage: Stage::Interpolate,
         }),
     );
     update(&mut s, Msg::AlphaRight);
@@ -301,7 +293,7 @@ fn finished() -> State {
     update(
         &mut s,
         Msg::Job(JobEvent::Finished {
-            stage: "accept".into(),
+            stage: Stage::Accept,
         }),
     );
     s
@@ -311,13 +303,7 @@ fn finished() -> State {
 fn following() -> State {
     let mut s = empty();
     s.read_only = Some("sessions/run".into());
-    ev(
-        &mut s,
-        Event::StageStarted {
-            stage: "mrc".into(),
-            detail: "6 modules".into(),
-        },
-    );
+    ev(&mut s, Event::started_text(Stage::Mrc, "6 modules"));
     ev(
         &mut s,
         Event::ModuleScored {

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use rift::engine::checkpoint::save_by_extension;
 use rift::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
 use rift::engine::models::Model;
-use rift::engine::rift::events::{Event, Sink};
+use rift::engine::rift::events::{Event, Sink, Stage, StageAbout};
 use rift::engine::rift::finetune::{finetune as run_finetune, FinetuneConfig, SelectOn};
 use rift::engine::rift::results::{FinetuneResult, MrcResult};
 use rift::engine::CancelFlag;
@@ -107,15 +107,14 @@ pub fn run_stage(
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<FinetuneResult> {
-    sink(Event::StageStarted {
-        stage: "finetune".into(),
-        detail: format!(
-            "{} at lr {} for {} epochs",
-            layers.join(", "),
-            cfg.lr,
-            cfg.epochs
-        ),
-    });
+    sink(Event::started(
+        Stage::Finetune,
+        StageAbout::Finetune {
+            layers: layers.to_vec(),
+            lr: cfg.lr,
+            epochs: cfg.epochs,
+        },
+    ));
     let aug = Augmenter::for_dataset(kind, train.height);
     let r = run_finetune(model, layers, train, test, &aug, cfg, cancel, sink)?;
     if let Some(msg) = &r.diverged {

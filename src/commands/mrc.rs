@@ -8,10 +8,11 @@ use rift::engine::checkpoint::{save_by_extension, save_format_for};
 use rift::engine::data::{gather_batch, load_split, DatasetKind, ImageSet, Split};
 use rift::engine::models::Model;
 use rift::engine::rift::adv_set::{generate, holdout_split, TensorSet};
-use rift::engine::rift::events::{Event, Sink};
-use rift::engine::rift::mrc::{compute, select_modules, MrcConfig, Variant};
+use rift::engine::rift::events::{Event, Sink, Stage};
+use rift::engine::rift::mrc::{select_modules, MrcConfig, Variant};
 use rift::engine::rift::multi_device::compute_on_devices;
 use rift::engine::rift::results::{MrcResult, ScreenSummary};
+use rift::engine::rift::scoring::compute;
 use rift::engine::rift::screen::{screen_then_exact, ExactLowest, ScreenConfig};
 use rift::engine::rift::shard::ShardResult;
 use rift::engine::tensors::to_raw;
@@ -86,10 +87,10 @@ pub fn build_adv_set(
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<TensorSet> {
-    sink(Event::StageStarted {
-        stage: "adv_set".into(),
-        detail: format!("PGD-{} on {} samples", attack.steps, idx.len()),
-    });
+    sink(Event::started_text(
+        Stage::AdvSet,
+        format!("PGD-{} on {} samples", attack.steps, idx.len()),
+    ));
     let adv = generate(
         model,
         set,
@@ -352,15 +353,15 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
             .iter()
             .map(|d| rift::engine::device::choose(d).map(|(dev, _)| dev))
             .collect::<Result<Vec<_>, _>>()?;
-        sink(Event::StageStarted {
-            stage: "mrc".into(),
-            detail: format!(
+        sink(Event::started_text(
+            Stage::Mrc,
+            format!(
                 "{} modules on {} devices{}",
                 modules.len(),
                 devices.len(),
                 if cfg.fast { " (fast path)" } else { "" }
             ),
-        });
+        ));
         let load = |device| load_model(&args.model, kind, device, rt.compute).map(|(_, m)| m);
         compute_on_devices(
             &load,
@@ -374,14 +375,14 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
             &mut sink,
         )?
     } else {
-        sink(Event::StageStarted {
-            stage: "mrc".into(),
-            detail: format!(
+        sink(Event::started_text(
+            Stage::Mrc,
+            format!(
                 "{} modules{}",
                 modules.len(),
                 if cfg.fast { " (fast path)" } else { "" }
             ),
-        });
+        ));
         compute(
             &model,
             &adv,

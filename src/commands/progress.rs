@@ -44,7 +44,7 @@ impl Printer {
                     self.last = Instant::now();
                 }
             }
-            Event::StageStarted { stage, detail } => self.line(format!("== {stage}: {detail}")),
+            Event::StageStarted { stage, detail, .. } => self.line(format!("== {stage}: {detail}")),
             Event::Baseline { clean_acc, robust_acc, n } => {
                 self.line(format!("  baseline: clean {clean_acc:.2}%  robust {robust_acc:.2}%  (n = {n})"))
             }
@@ -91,6 +91,8 @@ impl Printer {
             Event::Warning { message } => self.line(format!("  warning: {message}")),
             Event::StageFinished { stage, seconds } => self.line(format!("  {stage} done in {seconds:.1} s")),
             Event::Failed { message } => self.line(format!("  failed: {message}")),
+            // The log's header is for followers, not people.
+            Event::LogFormat { .. } => {}
         }
     }
 }

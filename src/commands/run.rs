@@ -1,7 +1,7 @@
 //! `rift run`: the whole pipeline into a session directory, stage by stage. After each
 //! stage (and each MRC module) the state is written atomically, so a killed run continues
 //! where it stopped; every event is appended to `events.jsonl` as it happens.
-use super::finetune::{finetune_config, resolve_layers, run_stage as finetune_stage};
+use super::finetune::{finetune_config, resolve_layers};
 use super::interpolate::{search_config, sweep_config, sweep_devices};
 use super::mrc::mrc_config;
 use super::progress::Printer;
@@ -9,23 +9,18 @@ use super::run_mrc::{mrc_stage, PARTIAL_MRC};
 use super::{attack_config, load_model, runtime};
 use crate::cli::RunArgs;
 use anyhow::{bail, Context, Result};
-use rift::engine::checkpoint::{load_checkpoint, save_pth, save_safetensors};
-use rift::engine::data::{load_split, DatasetKind, Split};
+use rift::engine::data::DatasetKind;
 use rift::engine::device::device_name;
 use rift::engine::models::Precision;
-use rift::engine::rift::events::Event;
-use rift::engine::rift::interpolate::{sweep, Endpoints};
-use rift::engine::rift::ood::{
-    corruptions_found, default_severities, evaluate_ood, parse_severities,
-};
-use rift::engine::rift::results::SweepPoint;
+use rift::engine::rift::alpha_search::SearchConfig;
+use rift::engine::rift::events::{Event, OodModel, Stage, EVENTS_FORMAT};
+use rift::engine::rift::ood::{default_severities, parse_severities};
+use rift::engine::rift::pipeline::{OodSetup, Pipeline, PipelineSetup, SweepHow};
 use rift::engine::CancelFlag;
-use rift::report::session::{now_rfc3339, ChosenWeights, Session, SessionSettings, EVENTS_FILE};
+use rift::report::session::{now_rfc3339, Session, SessionSettings, EVENTS_FILE};
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
-
-const FINETUNED: &str = "finetuned.safetensors";
 
 /// The corrupted counterpart of a clean dataset, if it has one.
 fn corrupted_kind(kind: DatasetKind) -> Option<DatasetKind> {
@@ -59,24 +54,22 @@ impl EventLog {
 }
 
 /// Everything a pipeline run needs from its command line, checked before any work:
-/// shared by `rift run` and the explorer.
+/// shared by `rift run` and the explorer. Flags become the engine's configs here only.
 pub struct Plan {
     pub rt: super::Runtime,
-    pub kind: DatasetKind,
-    pub attack: rift::engine::attack::PgdConfig,
+    pub setup: PipelineSetup,
     pub mrc: rift::engine::rift::mrc::MrcConfig,
-    pub finetune: rift::engine::rift::finetune::FinetuneConfig,
-    pub sweep: rift::engine::rift::interpolate::SweepConfig,
-    pub ood_kind: Option<DatasetKind>,
-    pub ood_dir: std::path::PathBuf,
-    pub severities: Vec<u8>,
+    pub search: Option<SearchConfig>,
+    /// `--devices` for the α sweep.
+    pub devices: Option<Vec<tch::Device>>,
     pub settings: SessionSettings,
 }
 
 pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     let rt = runtime(&args.runtime)?;
     // Refuse --devices with --search now, not after MRC and fine-tuning.
-    sweep_devices(&args.sweep, args.search.search)?;
+    let search = search_config(&args.search)?;
+    let devices = sweep_devices(&args.sweep, search.is_some())?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
     let Some(attack) = attack_config(&args.attack)? else {
         bail!("{what} measures robustness: --attack none is not possible here");
@@ -131,19 +124,31 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         alphas: sweep_cfg.alphas.clone(),
         refine: sweep_cfg.refine,
         tolerance: sweep_cfg.tolerance,
-        search: search_config(&args.search)?.map(|c| c.text()),
+        search: search.as_ref().map(|c| c.text()),
         ood_dir: ood_kind.map(|_| ood_dir.display().to_string()),
+    };
+    let setup = PipelineSetup {
+        kind,
+        data_dir: args.data.data_dir.clone(),
+        attack,
+        eval_limit: args.data.limit,
+        batch_size: args.data.batch_size,
+        seed: rt.seed,
+        finetune: ft_cfg,
+        sweep: sweep_cfg,
+        ood: ood_kind.map(|kind| OodSetup {
+            kind,
+            dir: ood_dir,
+            severities,
+        }),
+        session_dir: args.session.clone(),
     };
     Ok(Plan {
         rt,
-        kind,
-        attack,
+        setup,
         mrc: mrc_cfg,
-        finetune: ft_cfg,
-        sweep: sweep_cfg,
-        ood_kind,
-        ood_dir,
-        severities,
+        search,
+        devices,
         settings,
     })
 }
@@ -151,20 +156,16 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
 pub fn run(args: &RunArgs) -> Result<()> {
     let Plan {
         rt,
-        kind,
-        attack,
+        setup,
         mrc: mrc_cfg,
-        finetune: ft_cfg,
-        sweep: sweep_cfg,
-        ood_kind,
-        ood_dir,
-        severities,
+        search,
+        devices,
         settings,
     } = plan(args, "rift run")?;
     let dir = args.session.as_path();
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
-    let (ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
+    let (ckpt, model) = load_model(&args.model, setup.kind, rt.device, rt.compute)?;
     let mut session = if Session::path(dir).exists() {
         let s = Session::load(dir)?;
         let (mut a, mut b) = (s.settings.clone(), settings.clone());
@@ -179,210 +180,109 @@ pub fn run(args: &RunArgs) -> Result<()> {
         Session::new(dir, settings.clone(), &model)
     };
     session.settings.device = device_name(rt.device);
-    let save = |s: &mut Session| -> Result<()> {
-        s.updated = now_rfc3339();
-        s.save(dir)
+    let mut p = Pipeline::new(setup, ckpt, model, session)?;
+    let save = |p: &mut Pipeline| -> Result<()> {
+        p.session.updated = now_rfc3339();
+        p.session.save(dir)
     };
-    save(&mut session)?;
+    save(&mut p)?;
     let mut log = EventLog::open(dir)?;
     let mut printer = Printer::new();
     let mut sink = |e: Event| {
         printer.show(&e);
         log.write(&e);
     };
+    sink(Event::LogFormat {
+        version: EVENTS_FORMAT,
+    });
     let cancel = CancelFlag::default();
-    let test = load_split(kind, &args.data.data_dir, Split::Test)?;
-    model.check_input(&[
-        1,
-        test.channels as i64,
-        test.height as i64,
-        test.width as i64,
-    ])?;
 
     // 1. Baseline clean and robust accuracy of the AT model.
-    if session.baseline.is_none() {
-        let t = Instant::now();
-        let r = rift::engine::rift::baseline::baseline(
-            &model,
-            &test,
-            &attack,
-            rt.seed,
-            args.data.limit,
-            args.data.batch_size,
-            &cancel,
-            &mut sink,
-        )?;
-        session.baseline = Some(r);
-        finish_stage(&mut session, "baseline", t, &mut sink);
-        save(&mut session)?;
+    if p.session.baseline.is_none() {
+        p.baseline(&cancel, &mut sink)?;
+        save(&mut p)?;
     }
 
     // 2. MRC, module by module (partial results survive a kill).
-    if session.mrc.is_none() {
+    if p.session.mrc.is_none() {
         let t = Instant::now();
-        session.mrc = Some(mrc_stage(
-            &model, args, kind, &attack, &mrc_cfg, rt.seed, dir, &cancel, &mut sink,
+        let kind = p.setup.kind;
+        let attack = p.setup.attack.clone();
+        p.session.mrc = Some(mrc_stage(
+            &p.model, args, kind, &attack, &mrc_cfg, rt.seed, dir, &cancel, &mut sink,
         )?);
-        finish_stage(&mut session, "mrc", t, &mut sink);
-        save(&mut session)?;
+        p.finish_stage(Stage::Mrc, t, &mut sink);
+        save(&mut p)?;
         let _ = std::fs::remove_file(dir.join(PARTIAL_MRC));
     }
 
     // 3. Fine-tune the chosen module(s); the AT weights are restored afterwards.
-    let layers = resolve_layers(&args.ft.layer, session.mrc.as_ref(), None)?;
-    let ft_path = dir.join(FINETUNED);
-    if session.finetune.is_none() || !ft_path.exists() {
-        let t = Instant::now();
-        let train = load_split(kind, &args.data.data_dir, Split::Train)?;
-        let r = finetune_stage(
-            &model, &layers, kind, &train, &test, &ft_cfg, &cancel, &mut sink,
-        )?;
-        save_safetensors(&ft_path, &model.state()?, &[("alpha".into(), "1".into())])?;
-        model.load_state(&ckpt.tensors, &ckpt.path.display().to_string())?;
-        session.finetune = Some(r);
-        session.finetuned_weights = Some(FINETUNED.into());
-        finish_stage(&mut session, "finetune", t, &mut sink);
-        save(&mut session)?;
+    let layers = resolve_layers(&args.ft.layer, p.session.mrc.as_ref(), None)?;
+    let reloaded = p.session.finetune.is_some() && p.reload_finetuned().unwrap_or(false);
+    if !reloaded {
+        let cfg = p.setup.finetune.clone();
+        p.finetune(&layers, &cfg, &cancel, &mut sink)?;
+        p.save_finetuned()?;
+        save(&mut p)?;
     }
 
     // 4. Interpolation and the chosen model.
-    let ft = load_checkpoint(&ft_path)?;
-    let ends = Endpoints::new(&model, &ft.tensors)?;
-    if session.interpolation.is_none() {
-        let t = Instant::now();
-        sink(Event::StageStarted {
-            stage: "interpolate".into(),
-            detail: format!(
-                "{} α values, {} refinement rounds",
-                sweep_cfg.alphas.len(),
-                sweep_cfg.refine
-            ),
-        });
-        // The baseline ran with the same attack, seed and samples: it is the α = 0 point.
-        let known: Vec<SweepPoint> = session
-            .baseline
-            .iter()
-            .map(|b| SweepPoint {
-                alpha: 0.0,
-                clean_acc: b.clean_acc,
-                robust_acc: b.robust_acc.unwrap_or(0.0),
-                n: b.n,
-            })
-            .collect();
-        let search_cfg = search_config(&args.search)?;
-        let devices = sweep_devices(&args.sweep, search_cfg.is_some())?;
-        session.interpolation = Some(match (search_cfg, devices) {
-            (Some(sc), _) => rift::engine::rift::alpha_search::search(
-                &model, &ends, &test, &sweep_cfg, &sc, &known, &cancel, &mut sink,
-            )?,
-            (None, Some(devices)) => {
-                let load =
-                    |device| load_model(&args.model, kind, device, rt.compute).map(|(_, m)| m);
-                rift::engine::rift::sweep_devices::sweep_on_devices(
-                    &load,
-                    &ft.tensors,
-                    &model,
-                    &ends,
-                    &test,
-                    &sweep_cfg,
-                    &known,
-                    &devices,
-                    &cancel,
-                    &mut sink,
-                )?
-            }
-            (None, None) => sweep(&model, &ends, &test, &sweep_cfg, &known, &cancel, &mut sink)?,
-        });
-        finish_stage(&mut session, "interpolate", t, &mut sink);
-        save(&mut session)?;
+    if p.session.interpolation.is_none() {
+        let kind = p.setup.kind;
+        let load = |device| load_model(&args.model, kind, device, rt.compute).map(|(_, m)| m);
+        let how = match (&search, &devices) {
+            (Some(sc), _) => SweepHow::Search(sc),
+            (None, Some(devices)) => SweepHow::Devices {
+                devices,
+                load: &load,
+            },
+            (None, None) => SweepHow::Grid,
+        };
+        p.sweep(how, &cancel, &mut sink)?;
+        save(&mut p)?;
     }
-    let alpha = session
+    let alpha = p
+        .session
         .interpolation
         .as_ref()
         .map_or(0.0, |r| r.chosen_alpha);
-    let chosen = ChosenWeights {
-        alpha,
-        pth: "chosen.pth".into(),
-        safetensors: "chosen.safetensors".into(),
-    };
-    if session.chosen.as_ref() != Some(&chosen)
-        || !dir.join(&chosen.pth).exists()
-        || !dir.join(&chosen.safetensors).exists()
-    {
-        ends.apply(&model, alpha)?;
-        let state = model.state()?;
-        save_pth(&dir.join(&chosen.pth), &state)?;
-        save_safetensors(
-            &dir.join(&chosen.safetensors),
-            &state,
-            &[("alpha".into(), alpha.to_string())],
-        )?;
-        session.chosen = Some(chosen);
-        save(&mut session)?;
+    let written = p.session.chosen.as_ref().is_some_and(|c| {
+        c.alpha == alpha && dir.join(&c.pth).exists() && dir.join(&c.safetensors).exists()
+    });
+    if !written {
+        p.write_chosen(alpha)?;
+        save(&mut p)?;
     }
 
     // 5. OOD of the AT and chosen models, when the corrupted set is there.
-    if let Some(okind) = ood_kind {
-        match corruptions_found(okind, &ood_dir) {
-            Ok(names) if !names.is_empty() => {
-                for (which, a) in [("at", 0.0), ("chosen", alpha)] {
-                    let slot = if which == "at" {
-                        &session.ood_at
-                    } else {
-                        &session.ood_chosen
-                    };
-                    if slot.is_some() {
-                        continue;
-                    }
-                    let t = Instant::now();
-                    sink(Event::StageStarted {
-                        stage: "ood".into(),
-                        detail: format!("{} model (α = {a}) on {} corruptions", which, names.len()),
-                    });
-                    ends.apply(&model, a)?;
-                    let r = evaluate_ood(
-                        &model,
-                        okind,
-                        &ood_dir,
-                        &severities,
-                        args.data.batch_size,
-                        &cancel,
-                        &mut sink,
-                    )?;
-                    if which == "at" {
-                        session.ood_at = Some(r);
-                    } else {
-                        session.ood_chosen = Some(r);
-                    }
-                    finish_stage(&mut session, &format!("ood_{which}"), t, &mut sink);
-                    save(&mut session)?;
-                }
-            }
-            _ => sink(Event::Warning {
+    if let Some(ood) = p.setup.ood.clone() {
+        if p.ood_corruptions().is_empty() {
+            sink(Event::Warning {
                 message: format!(
                     "no {} files under {}; OOD skipped",
-                    okind.name(),
-                    ood_dir.display()
+                    ood.kind.name(),
+                    ood.dir.display()
                 ),
-            }),
+            });
+        } else {
+            for (which, a) in [(OodModel::At, 0.0), (OodModel::Chosen, alpha)] {
+                let done = match which {
+                    OodModel::At => p.session.ood_at.is_some(),
+                    OodModel::Chosen => p.session.ood_chosen.is_some(),
+                };
+                if !done {
+                    p.ood(which, a, &cancel, &mut sink)?;
+                    save(&mut p)?;
+                }
+            }
         }
     }
     rift::report::render_report(dir)?;
-    print_summary(&session, dir);
+    print_summary(&p.session, dir);
     if let Some(path) = &args.output {
-        rift::report::write_structured(path, &session)?;
+        rift::report::write_structured(path, &p.session)?;
     }
     Ok(())
-}
-
-fn finish_stage(session: &mut Session, stage: &str, t: Instant, sink: &mut dyn FnMut(Event)) {
-    let secs = t.elapsed().as_secs_f64();
-    session.stage_seconds.retain(|(s, _)| s != stage);
-    session.stage_seconds.push((stage.to_string(), secs));
-    sink(Event::StageFinished {
-        stage: stage.to_string(),
-        seconds: secs,
-    });
 }
 
 fn print_summary(s: &Session, dir: &Path) {

@@ -8,9 +8,10 @@ use anyhow::Result;
 use rift::engine::attack::PgdConfig;
 use rift::engine::data::DatasetKind;
 use rift::engine::models::Model;
-use rift::engine::rift::events::{Event, Sink};
-use rift::engine::rift::mrc::{finish, score_module, select_modules, MrcConfig};
+use rift::engine::rift::events::{Event, Sink, Stage};
+use rift::engine::rift::mrc::{finish, select_modules, MrcConfig};
 use rift::engine::rift::results::{ModuleScore, MrcResult};
+use rift::engine::rift::scoring::Scorer;
 use rift::engine::rift::screen::{assemble, attach, estimate, exact_order, ScreenConfig};
 use rift::engine::CancelFlag;
 use std::path::Path;
@@ -63,14 +64,14 @@ pub fn mrc_stage(
     });
     let screened = match args.screen {
         Some(_) => {
-            sink(Event::StageStarted {
-                stage: "screen".into(),
-                detail: format!(
+            sink(Event::started_text(
+                Stage::Screen,
+                format!(
                     "{} modules, {}",
                     modules.len(),
                     rift::engine::rift::screen::ESTIMATE_LABEL
                 ),
-            });
+            ));
             let screen = ScreenConfig {
                 epsilon: cfg.epsilon,
                 batch_size: cfg.batch_size,
@@ -86,9 +87,9 @@ pub fn mrc_stage(
         (Some(s), Some(exact)) => exact_order(s, &modules, exact),
         _ => modules.clone(),
     };
-    sink(Event::StageStarted {
-        stage: "mrc".into(),
-        detail: format!(
+    sink(Event::started_text(
+        Stage::Mrc,
+        format!(
             "{} of {} modules exactly{}, {} already scored",
             order.len(),
             modules.len(),
@@ -99,39 +100,23 @@ pub fn mrc_stage(
             },
             done.len()
         ),
-    });
+    ));
     for s in &mut done {
         if let Some(sc) = &screened {
             attach(s, sc);
         }
         sink(Event::ModuleScored { score: s.clone() });
     }
-    for (depth, info) in &order {
-        if done.iter().any(|s| s.name == info.name) {
-            continue;
-        }
-        let mut s = score_module(
-            model,
-            &adv,
-            *depth,
-            info,
-            (base_loss, base_acc),
-            cfg,
-            cancel,
-            sink,
-        )?;
-        if let Some(sc) = &screened {
-            attach(&mut s, sc);
-        }
-        sink(Event::ModuleScored { score: s.clone() });
-        done.push(s);
-        sink(Event::Progress {
-            stage: "mrc".into(),
-            done: done.len(),
-            total: order.len(),
-        });
-        rift::report::atomic_write(&partial_path, serde_yaml::to_string(&done)?.as_bytes())?;
-    }
+    let scorer = Scorer {
+        model,
+        adv: &adv,
+        baseline: (base_loss, base_acc),
+        cfg,
+        screened: screened.as_ref(),
+    };
+    scorer.score_all(&order, &mut done, cancel, sink, |done| -> Result<()> {
+        rift::report::atomic_write(&partial_path, serde_yaml::to_string(done)?.as_bytes())
+    })?;
     let secs = t.elapsed().as_secs_f64();
     let split = &args.mrc.adv_split;
     Ok(match (&screened, args.screen) {

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use rift::engine::rift::ood::corruptions_found;
 use rift::engine::rift::screen::ExactLowest;
-use rift::jobs::{follow::follow, JobSetup, OodSetup, Worker};
+use rift::jobs::{follow::follow, JobSetup, MrcSetup, Worker};
 use rift::report::session::{Session, SessionSettings};
 use rift::tui::app::{run as run_app, AppOptions};
 use std::io::IsTerminal;
@@ -64,33 +64,24 @@ pub fn explore(
     need_terminal(headless)?;
     let super::run::Plan {
         rt,
-        kind,
-        attack,
+        mut setup,
         mrc,
-        finetune,
-        sweep,
         mut settings,
-        ood_kind,
-        ood_dir,
-        severities,
+        ..
     } = super::run::plan(args, "the explorer")?;
     // OOD runs after an accepted α when the corrupted set is there (as in `rift run`).
-    let ood = ood_kind.and_then(|kind| {
-        let found = corruptions_found(kind, &ood_dir).is_ok_and(|n| !n.is_empty());
-        found.then(|| OodSetup {
-            kind,
-            dir: ood_dir.clone(),
-            severities: severities.clone(),
-        })
-    });
+    setup.ood = setup
+        .ood
+        .take()
+        .filter(|o| corruptions_found(o.kind, &o.dir).is_ok_and(|n| !n.is_empty()));
     let opts = AppOptions {
         theme,
-        lr: finetune.lr,
-        tolerance: sweep.tolerance,
-        ft_epochs: finetune.epochs,
+        lr: setup.finetune.lr,
+        tolerance: setup.sweep.tolerance,
+        ft_epochs: setup.finetune.epochs,
         resume: resume.clone(),
         follow: None,
-        ood: ood.is_some(),
+        ood: setup.ood.is_some(),
     };
     // The explorer always screens first (the estimates preview the bars and order the
     // exact work); exact MRC then covers every module unless --screen K.
@@ -98,26 +89,20 @@ pub fn explore(
     settings.mrc_screen = Some(exact_lowest.text());
     let model_args = args.model.clone();
     let (device, compute) = (rt.device, rt.compute);
+    let kind = setup.kind;
     let (handle, rx) = Worker::spawn(JobSetup {
         load: Box::new(move || load_model(&model_args, kind, device, compute)),
-        kind,
-        data_dir: args.data.data_dir.clone(),
-        attack,
-        eval_limit: args.data.limit,
-        batch_size: args.data.batch_size,
-        seed: rt.seed,
-        modules: args.mrc.modules.clone(),
-        adv_split: args.mrc.adv_split.clone(),
-        adv_limit: args.mrc.adv_limit,
-        mrc,
-        exact_lowest,
-        one_step: false,
-        finetune,
-        sweep,
-        session_dir: args.session.clone(),
+        pipeline: setup,
+        mrc: MrcSetup {
+            modules: args.mrc.modules.clone(),
+            adv_split: args.mrc.adv_split.clone(),
+            adv_limit: args.mrc.adv_limit,
+            mrc,
+            exact_lowest,
+            one_step: false,
+        },
         settings,
         resume,
-        ood,
     })?;
     run_app((Some(handle), rx), opts)
 }

@@ -6,8 +6,10 @@ pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod files;
 pub mod models;
 pub mod rift;
+pub mod session;
 pub mod tensors;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,7 +3,7 @@
 //! plenty for a progress display) and turns each complete line into the same `JobEvent`s
 //! the explorer's own worker sends, so every panel works unchanged, read-only.
 use super::messages::JobEvent;
-use crate::engine::rift::events::Event;
+use crate::engine::rift::events::{Event, EVENTS_FORMAT};
 use crate::report::session::EVENTS_FILE;
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Seek, SeekFrom};
@@ -88,17 +88,20 @@ pub fn events_of_line(line: &str) -> Vec<JobEvent> {
         return Vec::new();
     }
     let Ok(e) = serde_json::from_str::<Event>(line) else {
-        let message = format!(
-            "skipped an events.jsonl line rift does not know: {}",
-            crate::tui::view::fit(line, 60)
-        );
+        let shown: String = line.chars().take(60).collect();
+        let message = format!("skipped an events.jsonl line rift does not know: {shown}");
         return vec![JobEvent::Engine(Event::Warning { message })];
     };
+    if let Event::LogFormat { version } = e {
+        if version > EVENTS_FORMAT {
+            return vec![JobEvent::Failed(format!(
+                "this events.jsonl was written by a newer rift (log format {version}; this rift reads up to {EVENTS_FORMAT}): follow it with that rift"
+            ))];
+        }
+        return Vec::new();
+    }
     let finished = match &e {
-        Event::StageFinished { stage, .. } => Some(match stage.as_str() {
-            "interpolate" => "sweep".to_string(),
-            s => s.to_string(),
-        }),
+        Event::StageFinished { stage, .. } => Some(*stage),
         _ => None,
     };
     let mut out = vec![JobEvent::Engine(e)];
@@ -109,6 +112,7 @@ pub fn events_of_line(line: &str) -> Vec<JobEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::rift::events::Stage;
 
     #[test]
     fn stage_ends_become_finished_jobs() {
@@ -117,11 +121,57 @@ mod tests {
         assert_eq!(
             v[1],
             JobEvent::Finished {
-                stage: "sweep".into()
+                stage: Stage::Interpolate
             }
         );
         assert!(events_of_line("").is_empty());
         let bad = events_of_line("{not json");
         assert!(matches!(&bad[0], JobEvent::Engine(Event::Warning { .. })));
+    }
+
+    #[test]
+    fn log_format_header() {
+        assert!(events_of_line(r#"{"event":"log_format","version":2}"#).is_empty());
+        let newer = format!(
+            r#"{{"event":"log_format","version":{}}}"#,
+            EVENTS_FORMAT + 1
+        );
+        match &events_of_line(&newer)[..] {
+            [JobEvent::Failed(msg)] => assert!(msg.contains("newer rift"), "{msg}"),
+            other => panic!("expected one failure, got {other:?}"),
+        }
+    }
+
+    /// A version-1 line (before typed stages) still reads: same names, no `about`.
+    #[test]
+    fn version_one_lines_read() {
+        let v = events_of_line(
+            r#"{"event":"stage_started","stage":"finetune","detail":"conv1 at lr 0.01 for 2 epochs"}"#,
+        );
+        match &v[..] {
+            [JobEvent::Engine(Event::StageStarted { stage, about, .. })] => {
+                assert_eq!(*stage, Stage::Finetune);
+                assert!(about.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What version 2 writes, an older follower (version 1: `stage` and `detail` strings,
+    /// unknown fields ignored) reads: the names and the detail are unchanged.
+    #[test]
+    fn newer_lines_keep_older_fields() {
+        let e = Event::started(
+            Stage::Finetune,
+            crate::engine::rift::events::StageAbout::Finetune {
+                layers: vec!["layer2.1.conv1".into()],
+                lr: 0.01,
+                epochs: 2,
+            },
+        );
+        let v: serde_json::Value = serde_json::to_value(&e).expect("json");
+        assert_eq!(v["event"], "stage_started");
+        assert_eq!(v["stage"], "finetune");
+        assert_eq!(v["detail"], "layer2.1.conv1 at lr 0.01 for 2 epochs");
     }
 }

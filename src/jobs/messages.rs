@@ -1,5 +1,5 @@
 //! The typed messages between the UI and the worker thread: small, `Clone`, plain numbers.
-use crate::engine::rift::events::Event;
+use crate::engine::rift::events::{Event, Stage};
 
 /// What the UI asks the worker to do. Jobs run one at a time, in the order sent.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,9 +28,11 @@ pub enum JobCommand {
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobEvent {
     Engine(Event),
-    /// A job ended well; `stage` is "mrc", "finetune", "sweep", "refine", "accept", "ood" or "save".
+    /// A job ended well: `Mrc`, `Finetune`, `Interpolate` (the sweep), `Refine`, `Accept`,
+    /// `Ood` or `Save`; `Load` once the model is ready. A followed run also finishes its
+    /// other stages (`Baseline`, `OodAt`, …).
     Finished {
-        stage: String,
+        stage: Stage,
     },
     /// Chosen weights written for `alpha` at `path`.
     Accepted {

@@ -4,9 +4,8 @@ pub mod follow;
 pub mod handle;
 pub mod messages;
 mod mrc_job;
-mod session;
 pub mod worker;
 
 pub use handle::JobHandle;
 pub use messages::{JobCommand, JobEvent};
-pub use worker::{JobSetup, OodSetup, Worker};
+pub use worker::{JobSetup, MrcSetup, OodSetup, Worker};

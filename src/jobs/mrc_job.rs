@@ -8,11 +8,12 @@ use super::worker::Worker;
 use crate::engine::data::{load_split, ImageSet, Split};
 use crate::engine::models::ModuleInfo;
 use crate::engine::rift::adv_set::{generate, holdout_split, TensorSet};
-use crate::engine::rift::events::Event;
-use crate::engine::rift::mrc::{score_module, select_modules};
+use crate::engine::rift::events::{Event, Stage};
+use crate::engine::rift::mrc::select_modules;
 use crate::engine::rift::results::ModuleScore;
+use crate::engine::rift::scoring::Scorer;
 use crate::engine::rift::screen::{
-    assemble, attach, estimate, exact_order, ScreenConfig, Screened, ESTIMATE_LABEL,
+    assemble, estimate, exact_order, ScreenConfig, Screened, ESTIMATE_LABEL,
 };
 use crate::engine::CancelFlag;
 use anyhow::{bail, Result};
@@ -34,21 +35,8 @@ impl Worker {
     pub(super) fn mrc(&mut self, cancel: &CancelFlag) -> Result<()> {
         let tx = self.tx.clone();
         let mut sink = |e: Event| Self::emit(&tx, e);
-        let s = &self.setup;
-        if self.session.baseline.is_none() {
-            let t = Instant::now();
-            let r = crate::engine::rift::baseline::baseline(
-                &self.model,
-                &self.test,
-                &s.attack,
-                s.seed,
-                s.eval_limit,
-                s.batch_size,
-                cancel,
-                &mut sink,
-            )?;
-            self.session.baseline = Some(r);
-            self.finish_stage("baseline", t);
+        if self.p.session.baseline.is_none() {
+            self.p.baseline(cancel, &mut sink)?;
         }
         let t = Instant::now();
         if self.mrc_progress.is_none() {
@@ -57,51 +45,35 @@ impl Worker {
         let Some(p) = &mut self.mrc_progress else {
             bail!("internal: MRC progress missing");
         };
-        let s = &self.setup;
+        let s = &self.mrc_setup;
         let left: Vec<(usize, ModuleInfo)> = p
             .order
             .iter()
             .filter(|(_, m)| !p.done.iter().any(|d| d.name == m.name))
             .cloned()
             .collect();
-        sink(Event::StageStarted {
-            stage: "mrc".into(),
-            detail: format!(
+        sink(Event::started_text(
+            Stage::Mrc,
+            format!(
                 "exact MRC of {} modules, lowest estimate first{}",
                 left.len(),
                 if s.mrc.fast { " (fast path)" } else { "" }
             ),
-        });
-        let total = p.order.len();
+        ));
         let run = Instant::now();
-        let result = (|| -> Result<()> {
-            for (depth, info) in &left {
-                let mut score = score_module(
-                    &self.model,
-                    &p.adv,
-                    *depth,
-                    info,
-                    p.base,
-                    &s.mrc,
-                    cancel,
-                    &mut sink,
-                )?;
-                attach(&mut score, &p.screened);
-                sink(Event::ModuleScored {
-                    score: score.clone(),
-                });
-                p.done.push(score);
-                sink(Event::Progress {
-                    stage: "mrc".into(),
-                    done: p.done.len(),
-                    total,
-                });
-            }
-            Ok(())
-        })();
+        let scorer = Scorer {
+            model: &self.p.model,
+            adv: &p.adv,
+            baseline: p.base,
+            cfg: &s.mrc,
+            screened: Some(&p.screened),
+        };
+        let result = scorer.score_all(&p.order, &mut p.done, cancel, &mut sink, |_| {
+            Ok::<(), anyhow::Error>(())
+        });
         p.seconds += run.elapsed().as_secs_f64();
         result?;
-        self.session.mrc = Some(assemble(
+        self.p.session.mrc = Some(assemble(
             p.done.clone(),
             &p.screened,
             s.exact_lowest,
@@ -111,27 +83,27 @@ impl Worker {
             p.base,
             p.seconds,
         ));
-        self.finish_stage("mrc", t);
+        self.p.finish_stage(Stage::Mrc, t, &mut sink);
         Ok(())
     }
 
     /// The adversarial set, its baseline and the estimate of every module.
     fn screen(&self, cancel: &CancelFlag, sink: &mut dyn FnMut(Event)) -> Result<MrcProgress> {
         let t = Instant::now();
-        let s = &self.setup;
-        let modules = select_modules(&self.model, &s.modules)?;
+        let s = &self.mrc_setup;
+        let modules = select_modules(&self.p.model, &s.modules)?;
         let adv = self.adv_set(cancel, sink)?;
-        let model = &self.model;
+        let model = &self.p.model;
         let base = adv.baseline(model, s.mrc.batch_size)?;
         sink(Event::AdvSetReady {
             n: adv.n,
             loss: base.0,
             acc: base.1,
         });
-        sink(Event::StageStarted {
-            stage: "screen".into(),
-            detail: format!("{} modules, {ESTIMATE_LABEL}", modules.len()),
-        });
+        sink(Event::started_text(
+            Stage::Screen,
+            format!("{} modules, {ESTIMATE_LABEL}", modules.len()),
+        ));
         let cfg = ScreenConfig {
             epsilon: s.mrc.epsilon,
             batch_size: s.mrc.batch_size,
@@ -151,14 +123,14 @@ impl Worker {
 
     /// The fixed adversarial set of MRC, from the split `rift run --adv-split` names.
     fn adv_set(&self, cancel: &CancelFlag, sink: &mut dyn FnMut(Event)) -> Result<TensorSet> {
-        let s = &self.setup;
+        let (s, ps) = (&self.mrc_setup, &self.p.setup);
         let train;
         let (set, mut idx): (&ImageSet, Vec<usize>) = match s.adv_split.as_str() {
-            "test" => (&self.test, (0..self.test.n).collect()),
+            "test" => (&self.p.test, (0..self.p.test.n).collect()),
             "train" | "holdout" => {
-                train = match &self.train {
+                train = match self.p.train() {
                     Some(t) => t.clone(),
-                    None => load_split(s.kind, &s.data_dir, Split::Train)?,
+                    None => load_split(ps.kind, &ps.data_dir, Split::Train)?,
                 };
                 let idx = if s.adv_split == "train" {
                     (0..train.n).collect()
@@ -175,21 +147,21 @@ impl Worker {
         if idx.is_empty() {
             bail!("the adversarial set would be empty");
         }
-        sink(Event::StageStarted {
-            stage: "adv_set".into(),
-            detail: format!("PGD-{} on {} samples", s.attack.steps, idx.len()),
-        });
-        tch::manual_seed(s.seed as i64);
+        sink(Event::started_text(
+            Stage::AdvSet,
+            format!("PGD-{} on {} samples", ps.attack.steps, idx.len()),
+        ));
+        tch::manual_seed(ps.seed as i64);
         Ok(generate(
-            &self.model,
+            &self.p.model,
             set,
             &idx,
-            &s.attack,
+            &ps.attack,
             crate::engine::attack::Noise::Keyed {
-                seed: s.seed,
+                seed: ps.seed,
                 first: 0,
             },
-            s.batch_size,
+            ps.batch_size,
             cancel,
             sink,
         )?)

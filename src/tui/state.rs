@@ -1,4 +1,5 @@
 //! Everything the explorer shows, as plain data: no terminal, no channels, no clocks.
+use crate::engine::rift::events::Stage;
 use crate::engine::rift::results::{
     CorruptionAcc, FinetuneEpoch, ModuleEstimate, ModuleScore, SweepPoint,
 };
@@ -25,7 +26,7 @@ pub struct RunningModule {
 /// The job the worker is running.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobStatus {
-    pub stage: String,
+    pub stage: Stage,
     pub detail: String,
     pub done: usize,
     pub total: usize,

@@ -1,7 +1,7 @@
 //! `update(state, msg)`: every change of the explorer's state, as a pure function. What it
 //! asks of the outside world (start a job, cancel, quit) comes back as a `Cmd`.
 use super::state::{JobStatus, RunningModule, SortOrder, State, MAX_LOSSES};
-use crate::engine::rift::events::Event;
+use crate::engine::rift::events::{Event, OodModel, Stage, StageAbout};
 use crate::engine::rift::interpolate::choose_alpha;
 use crate::engine::rift::results::ModuleEstimate;
 use crate::jobs::{JobCommand, JobEvent};
@@ -201,7 +201,7 @@ fn start_job(s: &mut State, cmd: JobCommand, what: &str) -> Option<Cmd> {
     }
     if s.busy {
         // Exact MRC of the remaining modules can wait: pause it, run this, continue.
-        let exact_mrc = s.job.as_ref().is_some_and(|j| j.stage == "mrc");
+        let exact_mrc = s.job.as_ref().is_some_and(|j| j.stage == Stage::Mrc);
         if exact_mrc && s.pending.is_none() && cmd != JobCommand::StartMrc {
             s.pending = Some((cmd, what.to_string()));
             s.status = format!("pausing MRC for {what}; it continues afterwards");
@@ -245,14 +245,14 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
             None
         }
         // Loading is not a job the UI started: the job queued behind it keeps running.
-        JobEvent::Finished { stage } if stage == "load" => {
+        JobEvent::Finished { stage: Stage::Load } => {
             if !s.busy {
                 s.job = None;
             }
             None
         }
         JobEvent::Finished { stage } => {
-            let next = stage_finished(s, &stage);
+            let next = stage_finished(s, stage);
             next.or_else(|| after_job(s))
         }
         JobEvent::Accepted { alpha, path } => {
@@ -291,11 +291,11 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
 }
 
 /// The state after a job ended well; the job that follows by itself, if any.
-fn stage_finished(s: &mut State, stage: &str) -> Option<Cmd> {
+fn stage_finished(s: &mut State, stage: Stage) -> Option<Cmd> {
     s.busy = false;
     s.job = None;
     match stage {
-        "mrc" => {
+        Stage::Mrc => {
             s.mrc_done = true;
             s.mrc_running = None;
             s.status = "MRC done: Enter fine-tunes the selected module".into();
@@ -303,7 +303,7 @@ fn stage_finished(s: &mut State, stage: &str) -> Option<Cmd> {
                 select_module(s, &r);
             }
         }
-        "finetune" => {
+        Stage::Finetune => {
             s.ft_done = true;
             if s.read_only.is_some() {
                 s.status = "fine-tuning done".into();
@@ -311,24 +311,24 @@ fn stage_finished(s: &mut State, stage: &str) -> Option<Cmd> {
             }
             return start_job(s, JobCommand::StartSweep, "α sweep");
         }
-        "sweep" | "refine" => {
+        Stage::Interpolate | Stage::Refine => {
             s.status = if s.read_only.is_some() {
                 "the run's α sweep is done".into()
             } else {
                 "←/→ move the α cursor, a accepts, r refines".into()
             };
-            if stage == "sweep" || s.alpha_cursor.is_none() {
+            if stage == Stage::Interpolate || s.alpha_cursor.is_none() {
                 s.alpha_cursor = s.best_alpha;
             }
         }
-        "save" => {}
-        "accept" => {
+        Stage::Save => {}
+        Stage::Accept => {
             if let (true, Some(alpha)) = (s.ood_enabled, s.accepted_alpha) {
                 let what = format!("OOD accuracy of α = {alpha}");
                 return start_job(s, JobCommand::StartOod { alpha }, &what);
             }
         }
-        "ood" => s.status = "OOD done: s saves the session".into(),
+        Stage::Ood => s.status = "OOD done: s saves the session".into(),
         other => s.status = format!("{other} done"),
     }
     None
@@ -351,46 +351,47 @@ fn after_job(s: &mut State) -> Option<Cmd> {
 
 fn engine_event(s: &mut State, ev: Event) {
     match ev {
-        Event::StageStarted { stage, detail } => {
+        Event::StageStarted {
+            stage,
+            detail,
+            about,
+        } => {
             // A followed run starts its stages itself.
-            if s.read_only.is_some() && stage != "load" {
+            if s.read_only.is_some() && stage != Stage::Load {
                 s.busy = true;
             }
-            if stage == "load" {
+            if stage == Stage::Load {
                 s.model_info = detail.clone();
-                // "ARCH (… parameters, … modules) on DEVICE"
-                if let Some((_, device)) = detail.rsplit_once(" on ") {
-                    s.device = device.to_string();
+                if let Some(StageAbout::Model { device, .. }) = &about {
+                    s.device = device.clone();
                 }
             }
-            if stage == "ood" {
-                // "at model (α = 0) on …" or "chosen model (α = A) on …".
-                s.ood_filling_chosen = detail.starts_with("chosen");
+            if stage == Stage::Ood {
+                s.ood_filling_chosen = matches!(
+                    about,
+                    Some(StageAbout::Ood {
+                        model: OodModel::Chosen,
+                        ..
+                    })
+                );
                 if s.ood_filling_chosen {
                     s.ood_chosen.clear();
                 } else {
                     s.ood_at.clear();
                 }
             }
-            if stage == "finetune" {
+            if stage == Stage::Finetune {
                 s.ft_losses.clear();
                 s.ft_stride = 1;
                 s.ft_epochs.clear();
                 s.ft_epoch = 0;
                 s.ft_done = false;
-                s.ft_layers = detail
-                    .split(" at lr ")
-                    .next()
-                    .map(|l| l.split(", ").map(String::from).collect())
-                    .unwrap_or_default();
-                // "LAYERS at lr LR for N epochs": a followed run's epoch count comes from here.
-                if let Some(n) = detail
-                    .rsplit(" for ")
-                    .next()
-                    .and_then(|t| t.strip_suffix(" epochs"))
-                    .and_then(|n| n.parse().ok())
-                {
-                    s.ft_total_epochs = n;
+                s.ft_layers.clear();
+                // A followed run's layers and epoch count come from here (a log written
+                // before typed events has none: the panel then shows what epochs arrive).
+                if let Some(StageAbout::Finetune { layers, epochs, .. }) = &about {
+                    s.ft_layers = layers.clone();
+                    s.ft_total_epochs = *epochs;
                 }
                 s.sweep.clear();
                 s.alpha_cursor = None;
@@ -406,7 +407,7 @@ fn engine_event(s: &mut State, ev: Event) {
             });
         }
         Event::Progress { stage, done, total } => {
-            if stage == "mrc" {
+            if stage == Stage::Mrc {
                 s.mrc_total = total;
             }
             if let Some(j) = &mut s.job {
@@ -488,7 +489,7 @@ fn engine_event(s: &mut State, ev: Event) {
             v.push(result);
             s.unsaved = true;
         }
-        Event::StageFinished { .. } | Event::TrainEpoch { .. } => {}
+        Event::StageFinished { .. } | Event::TrainEpoch { .. } | Event::LogFormat { .. } => {}
         Event::ModuleEstimated {
             module,
             depth,

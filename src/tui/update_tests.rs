@@ -38,13 +38,8 @@ fn engine(s: &mut State, e: Event) -> Option<Cmd> {
     update(s, Msg::Job(JobEvent::Engine(e)))
 }
 
-fn finished(s: &mut State, stage: &str) -> Option<Cmd> {
-    update(
-        s,
-        Msg::Job(JobEvent::Finished {
-            stage: stage.into(),
-        }),
-    )
+fn finished(s: &mut State, stage: Stage) -> Option<Cmd> {
+    update(s, Msg::Job(JobEvent::Finished { stage }))
 }
 
 /// Baseline and three modules scored; MRC finished.
@@ -63,7 +58,7 @@ fn after_mrc() -> State {
             },
         );
     }
-    finished(&mut s, "mrc");
+    finished(&mut s, Stage::Mrc);
     s
 }
 
@@ -77,7 +72,7 @@ fn start_asks_for_mrc_once() {
     assert!(s.busy);
     assert_eq!(update(&mut s, Msg::Start), None, "a second job waits");
     // Loading finishing does not end the queued job.
-    finished(&mut s, "load");
+    finished(&mut s, Stage::Load);
     assert!(s.busy);
 }
 
@@ -114,7 +109,7 @@ fn mrc_events_fill_bars_and_cursor_lands_on_recommended() {
     engine(
         &mut s,
         Event::Progress {
-            stage: "mrc".into(),
+            stage: Stage::Mrc,
             done: 0,
             total: 3,
         },
@@ -136,7 +131,7 @@ fn mrc_events_fill_bars_and_cursor_lands_on_recommended() {
     assert_eq!(s.adv_set, Some((10, 1.0, 40.0)));
     assert_eq!(s.mrc_total, 3);
     assert_eq!(s.recommended.as_deref(), Some("layer1.0.conv1"));
-    assert_eq!(finished(&mut s, "mrc"), None);
+    assert_eq!(finished(&mut s, Stage::Mrc), None);
     assert!(!s.busy && s.mrc_done && s.unsaved);
     assert_eq!(
         s.selected_module().map(|m| m.name.as_str()),
@@ -183,10 +178,14 @@ fn enter_fine_tunes_then_the_sweep_follows() {
     );
     engine(
         &mut s,
-        Event::StageStarted {
-            stage: "finetune".into(),
-            detail: "layer1.0.conv1 at lr 0.005 for 6 epochs".into(),
-        },
+        Event::started(
+            Stage::Finetune,
+            StageAbout::Finetune {
+                layers: vec!["layer1.0.conv1".into()],
+                lr: 0.005,
+                epochs: 6,
+            },
+        ),
     );
     assert_eq!(s.ft_layers, vec!["layer1.0.conv1".to_string()]);
     engine(
@@ -209,7 +208,7 @@ fn enter_fine_tunes_then_the_sweep_follows() {
     engine(&mut s, Event::FinetuneEpoch { log });
     assert_eq!((s.ft_losses.len(), s.ft_epochs.len()), (1, 1));
     assert_eq!(
-        finished(&mut s, "finetune"),
+        finished(&mut s, Stage::Finetune),
         Some(Cmd::Job(JobCommand::StartSweep))
     );
     assert!(s.busy && s.ft_done);
@@ -249,7 +248,7 @@ fn losses_stay_bounded() {
 fn after_sweep() -> State {
     let mut s = after_mrc();
     update(&mut s, Msg::FineTune);
-    finished(&mut s, "finetune");
+    finished(&mut s, Stage::Finetune);
     for p in [
         point(0.0, 80.0, 50.0),
         point(0.5, 82.0, 49.95),
@@ -257,7 +256,7 @@ fn after_sweep() -> State {
     ] {
         engine(&mut s, Event::SweepPoint { point: p });
     }
-    finished(&mut s, "sweep");
+    finished(&mut s, Stage::Interpolate);
     s
 }
 
@@ -284,7 +283,7 @@ fn sweep_points_alpha_cursor_refine_accept() {
             point: point(0.25, 81.0, 50.0),
         },
     );
-    finished(&mut s, "refine");
+    finished(&mut s, Stage::Refine);
     assert_eq!(s.sweep.len(), 4);
     assert_eq!(s.alpha_cursor, Some(0.5), "refining keeps the cursor");
     assert_eq!(
@@ -298,7 +297,7 @@ fn sweep_points_alpha_cursor_refine_accept() {
             path: "x/chosen.pth".into(),
         }),
     );
-    finished(&mut s, "accept");
+    finished(&mut s, Stage::Accept);
     assert_eq!(s.accepted_alpha, Some(0.5));
 }
 
@@ -325,7 +324,7 @@ fn save_clears_unsaved_and_quit_asks_first() {
             dir: "sessions/x".into(),
         }),
     );
-    finished(&mut s, "save");
+    finished(&mut s, Stage::Save);
     assert!(!s.unsaved);
     assert_eq!(update(&mut s, Msg::Quit), Some(Cmd::Quit));
     assert!(s.quit);
@@ -379,17 +378,11 @@ fn theme_help_tick_and_progress() {
     update(&mut s, Msg::Help);
     assert!(!s.help);
     update(&mut s, Msg::Tick(10.0));
-    engine(
-        &mut s,
-        Event::StageStarted {
-            stage: "baseline".into(),
-            detail: String::new(),
-        },
-    );
+    engine(&mut s, Event::started_text(Stage::Baseline, String::new()));
     engine(
         &mut s,
         Event::Progress {
-            stage: "baseline".into(),
+            stage: Stage::Baseline,
             done: 1,
             total: 4,
         },
@@ -465,13 +458,7 @@ fn clicks_select_modules_and_the_nearest_alpha() {
 fn a_followed_run_is_read_only() {
     let mut s = state();
     s.read_only = Some("sessions/x".into());
-    engine(
-        &mut s,
-        Event::StageStarted {
-            stage: "mrc".into(),
-            detail: "3 modules".into(),
-        },
-    );
+    engine(&mut s, Event::started_text(Stage::Mrc, "3 modules"));
     assert!(s.busy, "a followed stage shows as running");
     engine(
         &mut s,
@@ -491,7 +478,7 @@ fn a_followed_run_is_read_only() {
     }
     assert_eq!(update(&mut s, Msg::Cancel), None);
     // The end of fine-tuning in the followed run starts nothing here.
-    assert_eq!(finished(&mut s, "finetune"), None);
+    assert_eq!(finished(&mut s, Stage::Finetune), None);
     // Nothing of this process is unsaved: q leaves at once.
     assert_eq!(update(&mut s, Msg::Quit), Some(Cmd::Quit));
 }
@@ -499,26 +486,14 @@ fn a_followed_run_is_read_only() {
 #[test]
 fn loading_alone_leaves_no_job_behind() {
     let mut s = state();
-    engine(
-        &mut s,
-        Event::StageStarted {
-            stage: "load".into(),
-            detail: "resnet18".into(),
-        },
-    );
-    finished(&mut s, "load");
+    engine(&mut s, Event::started_text(Stage::Load, "resnet18"));
+    finished(&mut s, Stage::Load);
     assert_eq!(s.job, None);
     // While MRC is queued, the load finishing does not end it.
     let mut s = state();
     update(&mut s, Msg::Start);
-    engine(
-        &mut s,
-        Event::StageStarted {
-            stage: "load".into(),
-            detail: "resnet18".into(),
-        },
-    );
-    finished(&mut s, "load");
+    engine(&mut s, Event::started_text(Stage::Load, "resnet18"));
+    finished(&mut s, Stage::Load);
     assert!(s.busy);
 }
 
@@ -542,19 +517,23 @@ fn accepting_with_a_corrupted_set_evaluates_ood() {
         }),
     );
     assert_eq!(
-        finished(&mut s, "accept"),
+        finished(&mut s, Stage::Accept),
         Some(Cmd::Job(JobCommand::StartOod { alpha: 0.5 }))
     );
-    for (detail, accs) in [
-        ("at model (α = 0) on cifar10-c", [60.0, 70.0]),
-        ("chosen model (α = 0.5) on cifar10-c", [64.0, 72.0]),
+    for ((model, alpha), accs) in [
+        ((OodModel::At, 0.0), [60.0, 70.0]),
+        ((OodModel::Chosen, 0.5), [64.0, 72.0]),
     ] {
         engine(
             &mut s,
-            Event::StageStarted {
-                stage: "ood".into(),
-                detail: detail.into(),
-            },
+            Event::started(
+                Stage::Ood,
+                StageAbout::Ood {
+                    model,
+                    alpha,
+                    corruptions: 2,
+                },
+            ),
         );
         for (name, acc) in ["fog", "snow"].iter().zip(accs) {
             engine(
@@ -565,13 +544,13 @@ fn accepting_with_a_corrupted_set_evaluates_ood() {
             );
         }
     }
-    finished(&mut s, "ood");
+    finished(&mut s, Stage::Ood);
     assert_eq!(s.ood_means(), (Some(65.0), Some(68.0)));
     assert!(!s.busy);
     // Without a corrupted set, accepting starts nothing more.
     let mut s = after_sweep();
     update(&mut s, Msg::Accept);
-    assert_eq!(finished(&mut s, "accept"), None);
+    assert_eq!(finished(&mut s, Stage::Accept), None);
 }
 
 fn estimated(s: &mut State, name: &str, depth: usize, estimate: f64) {
@@ -628,10 +607,7 @@ fn estimates_first_then_exact_replacements() {
 
     engine(
         &mut s,
-        Event::StageStarted {
-            stage: "mrc".into(),
-            detail: "exact MRC of 3 modules".into(),
-        },
+        Event::started_text(Stage::Mrc, "exact MRC of 3 modules"),
     );
     // The lowest estimate is made exact first and replaces its estimate bar.
     let mut first = score("layer1.0.conv1", 1, 0.4);
@@ -664,11 +640,11 @@ fn estimates_first_then_exact_replacements() {
     assert!(s.mrc_paused);
     // ... the sweep follows the fine-tune, and then MRC continues.
     assert_eq!(
-        finished(&mut s, "finetune"),
+        finished(&mut s, Stage::Finetune),
         Some(Cmd::Job(JobCommand::StartSweep))
     );
     assert_eq!(
-        finished(&mut s, "sweep"),
+        finished(&mut s, Stage::Interpolate),
         Some(Cmd::Job(JobCommand::StartMrc))
     );
     assert!(!s.mrc_paused && s.busy);
@@ -680,7 +656,7 @@ fn estimates_first_then_exact_replacements() {
             },
         );
     }
-    assert_eq!(finished(&mut s, "mrc"), None);
+    assert_eq!(finished(&mut s, Stage::Mrc), None);
     assert!(s.mrc_done && s.rows().iter().all(|r| r.exact.is_some()));
 }
 
@@ -688,25 +664,13 @@ fn estimates_first_then_exact_replacements() {
 fn a_plain_cancel_of_mrc_does_not_restart_it() {
     let mut s = state();
     update(&mut s, Msg::Start);
-    engine(
-        &mut s,
-        Event::StageStarted {
-            stage: "mrc".into(),
-            detail: "exact".into(),
-        },
-    );
+    engine(&mut s, Event::started_text(Stage::Mrc, "exact"));
     assert_eq!(update(&mut s, Msg::Cancel), Some(Cmd::Cancel));
     assert_eq!(update(&mut s, Msg::Job(JobEvent::Cancelled)), None);
     assert!(!s.mrc_paused && !s.busy);
     // Jobs other than exact MRC are not interrupted: a save waits.
     update(&mut s, Msg::Start);
-    engine(
-        &mut s,
-        Event::StageStarted {
-            stage: "adv_set".into(),
-            detail: "PGD".into(),
-        },
-    );
+    engine(&mut s, Event::started_text(Stage::AdvSet, "PGD"));
     assert_eq!(update(&mut s, Msg::Save), None);
     assert!(s.status.contains("a job is running"));
 }
@@ -716,10 +680,15 @@ fn the_device_comes_from_the_load_event() {
     let mut s = state();
     engine(
         &mut s,
-        Event::StageStarted {
-            stage: "load".into(),
-            detail: "resnet18-w8 (176258 parameters, 21 modules) on cuda:0".into(),
-        },
+        Event::started(
+            Stage::Load,
+            StageAbout::Model {
+                arch: "resnet18-w8".into(),
+                params: 176258,
+                modules: 21,
+                device: "cuda:0".into(),
+            },
+        ),
     );
     assert_eq!(s.device, "cuda:0");
 }

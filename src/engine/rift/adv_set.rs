@@ -1,6 +1,6 @@
 //! The fixed adversarial set MRC measures on (SPEC.md §1 step 1), the held-out split of
 //! the training data, and mean loss/accuracy over a set of tensors.
-use super::events::{Event, Sink};
+use super::events::{Event, Sink, Stage};
 use crate::engine::attack::{robust_correct, AttackError, Noise, PgdConfig};
 use crate::engine::batches::images_to_tensor;
 use crate::engine::data::{gather_batch, ImageSet};
@@ -77,7 +77,7 @@ pub fn generate(
         xs.push(adv);
         ys.push(y);
         sink(Event::Progress {
-            stage: "adv_set".into(),
+            stage: Stage::AdvSet,
             done: b + 1,
             total: batches.len(),
         });

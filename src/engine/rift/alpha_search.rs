@@ -20,7 +20,7 @@
 //!    is exact.
 use super::alpha_stats::Paired;
 pub use super::alpha_stats::{fpc_interval, wilson, SubsetSize, MIN_SUBSET, Z95, Z99};
-use super::events::{Event, Sink};
+use super::events::{Event, Sink, Stage};
 use super::interpolate::{choose_alpha, refinement, Endpoints, InterpolateError, SweepConfig};
 use super::results::{AlphaSearch, InterpolationResult, PairedDrop, SearchPoint, SweepPoint};
 use crate::engine::attack::{clean_correct, robust_correct, AttackError, Noise};
@@ -315,7 +315,7 @@ impl State {
     fn progress(&mut self, sink: Sink) {
         self.done += 1;
         sink(Event::Progress {
-            stage: "interpolate".into(),
+            stage: Stage::Interpolate,
             done: self.done,
             total: self.total.max(self.done),
         });

@@ -1,6 +1,6 @@
 //! The first stage of a session (`rift run` and the explorer): clean and robust accuracy of
 //! the AT model on the test split, with the events the panels and logs show.
-use super::events::{Event, Sink};
+use super::events::{Event, Sink, Stage};
 use crate::engine::attack::{AttackError, Noise, PgdConfig};
 use crate::engine::data::ImageSet;
 use crate::engine::eval::{evaluate, EvalResult};
@@ -21,14 +21,14 @@ pub fn baseline(
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<EvalResult, AttackError> {
-    sink(Event::StageStarted {
-        stage: "baseline".into(),
-        detail: format!(
+    sink(Event::started_text(
+        Stage::Baseline,
+        format!(
             "{} on {} test images",
             model.spec.name(),
             limit.map_or(test.n, |l| l.min(test.n))
         ),
-    });
+    ));
     let r = evaluate(
         model,
         test,
@@ -39,7 +39,7 @@ pub fn baseline(
         cancel,
         &mut |done, total| {
             sink(Event::Progress {
-                stage: "baseline".into(),
+                stage: Stage::Baseline,
                 done,
                 total,
             })

@@ -3,18 +3,176 @@
 //! consumes the same values.
 use super::results::{CorruptionAcc, FinetuneEpoch, ModuleScore, SweepPoint};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The format of `events.jsonl` this rift writes and reads. Version 2 (this one) added the
+/// `log_format` header, typed `Stage` names and `about`; version-1 logs (no header) read
+/// as before. A follower meeting a larger number says the log is newer than itself.
+pub const EVENTS_FORMAT: u32 = 2;
+
+/// A stage of the pipeline (or a job of the explorer). Serialised as the snake_case names
+/// rift has always written, so older followers still read newer logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The checkpoint and test split are loaded (the explorer's first event).
+    Load,
+    /// Clean and robust accuracy of the AT model.
+    Baseline,
+    /// The fixed adversarial set of MRC.
+    AdvSet,
+    /// First-order screening (all modules) and its per-module step.
+    Screen,
+    ScreenStep,
+    /// Exact module robust criticality.
+    Mrc,
+    Finetune,
+    /// The α sweep (the explorer's "sweep" job).
+    Interpolate,
+    /// Midpoints around one α (the explorer's `r`).
+    Refine,
+    /// Writing the model at the accepted α.
+    Accept,
+    /// Writing the session, report and plots.
+    Save,
+    /// Corruption accuracy; a run finishes it as `ood_at` / `ood_chosen`.
+    Ood,
+    OodAt,
+    OodChosen,
+    TrainAt,
+}
+
+impl Stage {
+    /// The name written to logs and `session.yaml`'s `stage_seconds`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Load => "load",
+            Stage::Baseline => "baseline",
+            Stage::AdvSet => "adv_set",
+            Stage::Screen => "screen",
+            Stage::ScreenStep => "screen_step",
+            Stage::Mrc => "mrc",
+            Stage::Finetune => "finetune",
+            Stage::Interpolate => "interpolate",
+            Stage::Refine => "refine",
+            Stage::Accept => "accept",
+            Stage::Save => "save",
+            Stage::Ood => "ood",
+            Stage::OodAt => "ood_at",
+            Stage::OodChosen => "ood_chosen",
+            Stage::TrainAt => "train_at",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which model an OOD stage evaluates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OodModel {
+    /// The adversarially trained model (α = 0).
+    At,
+    /// The model at the chosen (or accepted) α.
+    Chosen,
+}
+
+impl OodModel {
+    /// The stage a run records this evaluation's time under.
+    pub fn stage(self) -> Stage {
+        match self {
+            OodModel::At => Stage::OodAt,
+            OodModel::Chosen => Stage::OodChosen,
+        }
+    }
+}
+
+/// What a stage works on, as typed values; consumers read these, never `detail`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StageAbout {
+    /// The loaded model and where it runs.
+    Model {
+        arch: String,
+        params: i64,
+        modules: usize,
+        device: String,
+    },
+    /// Fine-tuning of `layers` at `lr` for `epochs`.
+    Finetune {
+        layers: Vec<String>,
+        lr: f64,
+        epochs: usize,
+    },
+    /// The α sweep: grid size and refinement rounds.
+    Sweep { alphas: usize, refine: usize },
+    /// OOD accuracy of one model over `corruptions` corruption types.
+    Ood {
+        model: OodModel,
+        alpha: f64,
+        corruptions: usize,
+    },
+}
+
+impl fmt::Display for StageAbout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StageAbout::Model {
+                arch,
+                params,
+                modules,
+                device,
+            } => write!(
+                f,
+                "{arch} ({params} parameters, {modules} modules) on {device}"
+            ),
+            StageAbout::Finetune { layers, lr, epochs } => {
+                write!(f, "{} at lr {lr} for {epochs} epochs", layers.join(", "))
+            }
+            StageAbout::Sweep { alphas, refine } => {
+                write!(f, "{alphas} α values, {refine} refinement rounds")
+            }
+            StageAbout::Ood {
+                model,
+                alpha,
+                corruptions,
+            } => {
+                let which = match model {
+                    OodModel::At => "at",
+                    OodModel::Chosen => "chosen",
+                };
+                write!(
+                    f,
+                    "{which} model (α = {alpha}) on {corruptions} corruptions"
+                )
+            }
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// A stage starts ("baseline", "adv_set", "mrc", "finetune", "interpolate", "ood", "train_at").
+    /// The first line of every run's `events.jsonl`: the log's format (`EVENTS_FORMAT`).
+    LogFormat {
+        version: u32,
+    },
+    /// A stage starts. `detail` is text for people (made from `about` where there is one);
+    /// programs read `stage` and `about`.
     StageStarted {
-        stage: String,
+        stage: Stage,
+        #[serde(default)]
         detail: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        about: Option<StageAbout>,
     },
     /// Batches (or other units) done within the current stage.
     Progress {
-        stage: String,
+        stage: Stage,
         done: usize,
         total: usize,
     },
@@ -97,12 +255,32 @@ pub enum Event {
         message: String,
     },
     StageFinished {
-        stage: String,
+        stage: Stage,
         seconds: f64,
     },
     Failed {
         message: String,
     },
+}
+
+impl Event {
+    /// A stage start whose text is made from its typed `about`.
+    pub fn started(stage: Stage, about: StageAbout) -> Event {
+        Event::StageStarted {
+            stage,
+            detail: about.to_string(),
+            about: Some(about),
+        }
+    }
+
+    /// A stage start with only a text detail (nothing a program needs to read).
+    pub fn started_text(stage: Stage, detail: impl Into<String>) -> Event {
+        Event::StageStarted {
+            stage,
+            detail: detail.into(),
+            about: None,
+        }
+    }
 }
 
 /// Where events go: a closure, so the CLI can print, a session can log, the TUI can send.

@@ -4,7 +4,7 @@
 //! and the epoch with the best selection accuracy kept — on a held-out validation part
 //! of the training split by default, on the test split to reproduce the published code.
 use super::adv_set::holdout_split;
-use super::events::{Event, Sink};
+use super::events::{Event, Sink, Stage};
 use super::optim::{multistep_lr, Sgd};
 use super::results::{FinetuneEpoch, FinetuneResult};
 use crate::engine::batches::{images_to_tensor, range_batch};
@@ -288,7 +288,7 @@ fn run(
                 lr: opt.lr,
             });
             sink(Event::Progress {
-                stage: "finetune".into(),
+                stage: Stage::Finetune,
                 done: epoch * batches.len() + it + 1,
                 total: cfg.epochs * batches.len(),
             });

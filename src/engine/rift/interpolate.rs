@@ -5,7 +5,7 @@
 //! copy the endpoints exactly. Each α is evaluated for clean and robust accuracy with the
 //! same attack seed, and α is chosen by the paper's rule: the largest clean-accuracy gain
 //! whose robust accuracy is at most `tolerance` points below α = 0.
-use super::events::{Event, Sink};
+use super::events::{Event, Sink, Stage};
 use super::results::{InterpolationResult, SweepPoint};
 use crate::engine::attack::{AttackError, Noise, PgdConfig};
 use crate::engine::checkpoint::RawTensor;
@@ -254,7 +254,7 @@ pub(crate) fn sweep_rounds<E>(
             sink(Event::SweepPoint { point: p.clone() });
             points.push(p);
             sink(Event::Progress {
-                stage: "interpolate".into(),
+                stage: Stage::Interpolate,
                 done: points.len(),
                 total: total_hint.max(points.len()),
             });

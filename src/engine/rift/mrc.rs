@@ -16,7 +16,6 @@ use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::CancelFlag;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use std::time::Instant;
 use tch::{Kind, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,54 +372,6 @@ fn cached_prefix(
         .iter()
         .map(|p| Tensor::f_cat(p, 0))
         .collect::<Result<Vec<_>, _>>()?)
-}
-
-/// MRC of every selected module, sorted ascending, the lowest marked as recommended.
-pub fn compute(
-    model: &Model,
-    adv: &TensorSet,
-    adv_split: &str,
-    modules: &[(usize, ModuleInfo)],
-    cfg: &MrcConfig,
-    cancel: &CancelFlag,
-    sink: Sink,
-) -> Result<MrcResult, MrcError> {
-    let start = Instant::now();
-    let (base_loss, base_acc) = adv.baseline(model, cfg.batch_size)?;
-    sink(Event::AdvSetReady {
-        n: adv.n,
-        loss: base_loss,
-        acc: base_acc,
-    });
-    let mut scores = Vec::new();
-    for (i, (depth, info)) in modules.iter().enumerate() {
-        let s = score_module(
-            model,
-            adv,
-            *depth,
-            info,
-            (base_loss, base_acc),
-            cfg,
-            cancel,
-            sink,
-        )?;
-        sink(Event::ModuleScored { score: s.clone() });
-        sink(Event::Progress {
-            stage: "mrc".into(),
-            done: i + 1,
-            total: modules.len(),
-        });
-        scores.push(s);
-    }
-    Ok(finish(
-        scores,
-        cfg,
-        adv_split,
-        adv.n,
-        base_loss,
-        base_acc,
-        start.elapsed().as_secs_f64(),
-    ))
 }
 
 /// Sorts scores by MRC (ties by depth) and marks the lowest as recommended.

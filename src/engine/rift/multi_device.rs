@@ -5,9 +5,10 @@
 //! device; each module's ascent is seeded by the module, so a module's value does not
 //! depend on which device or thread ran it.
 use super::adv_set::TensorSet;
-use super::events::{Event, Sink};
-use super::mrc::{finish, score_module, MrcConfig, MrcError};
+use super::events::{Event, Sink, Stage};
+use super::mrc::{finish, MrcConfig, MrcError};
 use super::results::{ModuleScore, MrcResult};
+use super::scoring::Scorer;
 use super::shard::Shard;
 use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::CancelFlag;
@@ -18,7 +19,7 @@ use tch::Device;
 /// A model of the same checkpoint on `device` (each thread loads its own).
 pub type LoadOn<'a> = dyn Fn(Device) -> anyhow::Result<Model> + Sync + 'a;
 
-/// Exact MRC of `modules`, spread over `devices`; the same result as `mrc::compute`.
+/// Exact MRC of `modules`, spread over `devices`; the same result as `scoring::compute`.
 #[allow(clippy::too_many_arguments)]
 pub fn compute_on_devices(
     load: &LoadOn,
@@ -79,11 +80,15 @@ pub fn compute_on_devices(
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
             let scored = matches!(e, Event::ModuleScored { .. });
+            // Each device counts its own share; the total over devices is counted here.
+            if matches!(e, Event::Progress { .. }) {
+                continue;
+            }
             sink(e);
             if scored {
                 done += 1;
                 sink(Event::Progress {
-                    stage: "mrc".into(),
+                    stage: Stage::Mrc,
                     done,
                     total,
                 });
@@ -144,11 +149,16 @@ fn score_part(
     let mut send = |e: Event| {
         let _ = tx.send(e);
     };
+    let scorer = Scorer {
+        model: &model,
+        adv: &set,
+        baseline,
+        cfg,
+        screened: None,
+    };
     let mut scores = Vec::new();
-    for (depth, info) in part {
-        let s = score_module(&model, &set, *depth, info, baseline, cfg, stop, &mut send)?;
-        send(Event::ModuleScored { score: s.clone() });
-        scores.push(s);
-    }
+    scorer.score_all(part, &mut scores, stop, &mut send, |_| {
+        Ok::<(), MrcError>(())
+    })?;
     Ok(scores)
 }

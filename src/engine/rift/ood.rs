@@ -1,7 +1,7 @@
 //! Out-of-distribution accuracy on the corrupted test sets (SPEC.md §3): per corruption and
 //! severity, all selected severities pooled, the mean over the corruptions found, and the
 //! published 18-corruption and standard-15 means when all their files are present.
-use super::events::{Event, Sink};
+use super::events::{Event, Sink, Stage};
 use super::finetune::clean_accuracy;
 use super::results::{CorruptionAcc, OodResult};
 use crate::engine::data::{
@@ -117,7 +117,7 @@ pub fn evaluate_ood(
             result: result.clone(),
         });
         sink(Event::Progress {
-            stage: "ood".into(),
+            stage: Stage::Ood,
             done: i + 1,
             total: names.len(),
         });

@@ -249,3 +249,32 @@ pub struct OodResult {
     pub missing: Vec<String>,
     pub seconds: f64,
 }
+
+/// The screening pass's output: one estimate per module, in the order given.
+#[derive(Clone, Debug)]
+pub struct Screened {
+    pub estimates: Vec<ModuleEstimate>,
+    pub method: String,
+    pub seconds: f64,
+}
+
+impl Screened {
+    /// Modules by increasing estimate (ties by depth): the order exact work goes in.
+    pub fn by_estimate(&self) -> Vec<&ModuleEstimate> {
+        let mut v: Vec<&ModuleEstimate> = self.estimates.iter().collect();
+        v.sort_by(|a, b| {
+            a.estimate
+                .total_cmp(&b.estimate)
+                .then(a.depth.cmp(&b.depth))
+        });
+        v
+    }
+}
+
+/// Copies a module's estimates onto its exact score.
+pub fn attach(score: &mut ModuleScore, screened: &Screened) {
+    if let Some(e) = screened.estimates.iter().find(|e| e.name == score.name) {
+        score.estimate = Some(e.estimate);
+        score.estimate_step = e.estimate_step;
+    }
+}

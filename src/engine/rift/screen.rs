@@ -7,9 +7,11 @@
 //! gradient for every module at once. The estimates rank modules and order the exact work;
 //! the recommendation and every reported MRC value stay exact.
 use super::adv_set::{loss_and_acc, TensorSet};
-use super::events::{Event, Sink};
-use super::mrc::{finish, score_module, MrcConfig, MrcError};
+use super::events::{Event, Sink, Stage};
+use super::mrc::{finish, MrcConfig, MrcError};
+pub use super::results::{attach, Screened};
 use super::results::{ModuleEstimate, ModuleScore, MrcResult, ScreenSummary};
+use super::scoring::Scorer;
 use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::CancelFlag;
 use std::time::Instant;
@@ -77,27 +79,6 @@ impl ExactLowest {
             ExactLowest::Count(k) => k.to_string(),
             ExactLowest::All => "all".into(),
         }
-    }
-}
-
-/// The screening pass's output: one estimate per module, in the order given.
-#[derive(Clone, Debug)]
-pub struct Screened {
-    pub estimates: Vec<ModuleEstimate>,
-    pub method: String,
-    pub seconds: f64,
-}
-
-impl Screened {
-    /// Modules by increasing estimate (ties by depth): the order exact work goes in.
-    pub fn by_estimate(&self) -> Vec<&ModuleEstimate> {
-        let mut v: Vec<&ModuleEstimate> = self.estimates.iter().collect();
-        v.sort_by(|a, b| {
-            a.estimate
-                .total_cmp(&b.estimate)
-                .then(a.depth.cmp(&b.depth))
-        });
-        v
     }
 }
 
@@ -175,7 +156,7 @@ pub fn estimate(
         });
         if cfg.one_step {
             sink(Event::Progress {
-                stage: "screen_step".into(),
+                stage: Stage::ScreenStep,
                 done: k + 1,
                 total: modules.len(),
             });
@@ -234,7 +215,7 @@ fn gradients(
         }
         i += len as usize;
         sink(Event::Progress {
-            stage: "screen".into(),
+            stage: Stage::Screen,
             done: i.div_ceil(batch),
             total,
         });
@@ -294,43 +275,37 @@ pub fn screen_then_exact(
         loss: base_loss,
         acc: base_acc,
     });
-    sink(Event::StageStarted {
-        stage: "screen".into(),
-        detail: format!("{} modules, {ESTIMATE_LABEL}", modules.len()),
-    });
+    sink(Event::started_text(
+        Stage::Screen,
+        format!("{} modules, {ESTIMATE_LABEL}", modules.len()),
+    ));
     let screened = estimate(model, adv, modules, base_loss, screen, cancel, sink)?;
     let order = exact_order(&screened, modules, exact);
     if !order.is_empty() {
-        sink(Event::StageStarted {
-            stage: "mrc".into(),
-            detail: format!(
+        sink(Event::started_text(
+            Stage::Mrc,
+            format!(
                 "exact MRC of the {} lowest-estimate modules{}",
                 order.len(),
                 if cfg.fast { " (fast path)" } else { "" }
             ),
-        });
+        ));
     }
+    let scorer = Scorer {
+        model,
+        adv,
+        baseline: (base_loss, base_acc),
+        cfg,
+        screened: Some(&screened),
+    };
     let mut scores = Vec::new();
-    for (depth, info) in &order {
-        let mut s = score_module(
-            model,
-            adv,
-            *depth,
-            info,
-            (base_loss, base_acc),
-            cfg,
-            cancel,
-            sink,
-        )?;
-        attach(&mut s, &screened);
-        sink(Event::ModuleScored { score: s.clone() });
-        scores.push(s);
-        sink(Event::Progress {
-            stage: "mrc".into(),
-            done: scores.len(),
-            total: order.len(),
-        });
-    }
+    scorer.score_all(
+        &order,
+        &mut scores,
+        cancel,
+        sink,
+        |_| Ok::<(), MrcError>(()),
+    )?;
     let baseline = (base_loss, base_acc);
     Ok(assemble(
         scores,
@@ -357,14 +332,6 @@ pub fn exact_order(
         .take(k)
         .filter_map(|e| modules.iter().find(|(_, m)| m.name == e.name).cloned())
         .collect()
-}
-
-/// Copies a module's estimates onto its exact score.
-pub fn attach(score: &mut ModuleScore, screened: &Screened) {
-    if let Some(e) = screened.estimates.iter().find(|e| e.name == score.name) {
-        score.estimate = Some(e.estimate);
-        score.estimate_step = e.estimate_step;
-    }
 }
 
 /// The result of screening plus exact MRC of some modules: exact scores sorted and the

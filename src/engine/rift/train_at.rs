@@ -3,7 +3,7 @@
 //! milestones (100 and 105 of 110 epochs). Adversarial examples are generated with the
 //! model in eval mode (BatchNorm statistics untouched by the attack), then the update runs
 //! in train mode. The caller saves after each epoch as it likes (`on_epoch`).
-use super::events::{Event, Sink};
+use super::events::{Event, Sink, Stage};
 use super::finetune::clean_accuracy;
 use super::optim::{multistep_lr, Sgd};
 use crate::engine::attack::{pgd, AttackError, PgdConfig};
@@ -136,7 +136,7 @@ pub fn train_at(
                 .f_int64_value(&[])?;
             seen += batch.len();
             sink(Event::Progress {
-                stage: "train_at".into(),
+                stage: Stage::TrainAt,
                 done: it + 1,
                 total: batches.len(),
             });

@@ -163,7 +163,7 @@ impl Session {
     /// Atomic: temporary file + rename.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let text = serde_yaml::to_string(self)?;
-        super::atomic_write(&Self::path(dir), text.as_bytes())
+        super::files::atomic_write(&Self::path(dir), text.as_bytes())
     }
 }
 

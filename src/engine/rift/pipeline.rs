@@ -1,0 +1,448 @@
+//! The RiFT stages after the model is loaded, written once: the AT baseline, fine-tuning
+//! of chosen modules, the α sweep (grid, search or several devices), refinement, the
+//! chosen model's weights and OOD accuracy. `rift run` drives them in order (skipping what
+//! its session already holds); the explorer's worker drives one per job. Both pass the
+//! same cancel flag and event sink, and read the results from `Pipeline::session`.
+//! (MRC still has its two drivers, `commands/run_mrc.rs` and `jobs/mrc_job.rs`.)
+use super::alpha_search::SearchConfig;
+use super::events::{Event, OodModel, Sink, Stage, StageAbout};
+use super::finetune::{finetune, FinetuneConfig};
+use super::interpolate::{choose_alpha, evaluate_alpha, refinement, sweep, Endpoints, SweepConfig};
+use super::multi_device::LoadOn;
+use super::ood::{corruptions_found, evaluate_ood};
+use super::results::SweepPoint;
+use crate::engine::attack::PgdConfig;
+use crate::engine::checkpoint::{
+    load_checkpoint, save_pth, save_safetensors, Checkpoint, RawTensor,
+};
+use crate::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
+use crate::engine::models::Model;
+use crate::engine::session::{ChosenWeights, Session};
+use crate::engine::CancelFlag;
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::Device;
+
+/// A model's full state, as checkpoints and `Model::state` hold it.
+pub type StateDict = Vec<(String, RawTensor)>;
+
+/// The fine-tuned weights' file in a session directory.
+pub const FINETUNED_FILE: &str = "finetuned.safetensors";
+
+/// Where OOD accuracy reads its corrupted set.
+#[derive(Clone, Debug)]
+pub struct OodSetup {
+    pub kind: DatasetKind,
+    pub dir: PathBuf,
+    pub severities: Vec<u8>,
+}
+
+/// Everything the stages need besides the model: built once from flags (`rift run` and the
+/// explorer build it the same way).
+#[derive(Clone, Debug)]
+pub struct PipelineSetup {
+    pub kind: DatasetKind,
+    pub data_dir: PathBuf,
+    pub attack: PgdConfig,
+    pub eval_limit: Option<usize>,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub finetune: FinetuneConfig,
+    pub sweep: SweepConfig,
+    pub ood: Option<OodSetup>,
+    pub session_dir: PathBuf,
+}
+
+/// How the α sweep evaluates its points.
+pub enum SweepHow<'a> {
+    /// Every grid point (and refinement) on the full set, on the model's device.
+    Grid,
+    /// Robust accuracy screened on a subset, finalists completed (`--search`).
+    Search(&'a SearchConfig),
+    /// The grid spread over several devices, each with a model `load` builds there.
+    Devices {
+        devices: &'a [Device],
+        load: &'a LoadOn<'a>,
+    },
+}
+
+/// The model, its data and the session being built.
+pub struct Pipeline {
+    pub setup: PipelineSetup,
+    /// The AT weights, restored after every stage that changes the model.
+    ckpt: Checkpoint,
+    pub model: Model,
+    pub test: ImageSet,
+    train: Option<ImageSet>,
+    pub session: Session,
+    finetuned: Option<StateDict>,
+    ends: Option<Endpoints>,
+}
+
+impl Pipeline {
+    /// Loads the test split and checks it fits the model before any stage runs.
+    pub fn new(
+        setup: PipelineSetup,
+        ckpt: Checkpoint,
+        model: Model,
+        session: Session,
+    ) -> Result<Pipeline> {
+        let test = load_split(setup.kind, &setup.data_dir, Split::Test)?;
+        model.check_input(&[
+            1,
+            test.channels as i64,
+            test.height as i64,
+            test.width as i64,
+        ])?;
+        Ok(Pipeline {
+            setup,
+            ckpt,
+            model,
+            test,
+            train: None,
+            session,
+            finetuned: None,
+            ends: None,
+        })
+    }
+
+    /// The interpolation endpoints once a module is fine-tuned (or reloaded).
+    pub fn endpoints(&self) -> Option<&Endpoints> {
+        self.ends.as_ref()
+    }
+
+    /// The training split, once a stage has loaded it.
+    pub fn train(&self) -> Option<&ImageSet> {
+        self.train.as_ref()
+    }
+
+    /// The model back at the AT weights.
+    pub fn restore_at(&self) -> Result<()> {
+        match &self.ends {
+            Some(ends) => ends.apply(&self.model, 0.0)?,
+            None => self
+                .model
+                .load_state(&self.ckpt.tensors, &self.ckpt.path.display().to_string())?,
+        }
+        Ok(())
+    }
+
+    /// Records a finished stage's wall time in the session and tells the sink.
+    pub fn finish_stage(&mut self, stage: Stage, t: Instant, sink: Sink) {
+        let secs = t.elapsed().as_secs_f64();
+        let name = stage.name();
+        self.session.stage_seconds.retain(|(s, _)| s != name);
+        self.session.stage_seconds.push((name.to_string(), secs));
+        sink(Event::StageFinished {
+            stage,
+            seconds: secs,
+        });
+    }
+
+    /// Clean and robust accuracy of the AT model (the sweep's α = 0 point).
+    pub fn baseline(&mut self, cancel: &CancelFlag, sink: Sink) -> Result<()> {
+        let t = Instant::now();
+        let s = &self.setup;
+        let r = super::baseline::baseline(
+            &self.model,
+            &self.test,
+            &s.attack,
+            s.seed,
+            s.eval_limit,
+            s.batch_size,
+            cancel,
+            sink,
+        )?;
+        self.session.baseline = Some(r);
+        self.finish_stage(Stage::Baseline, t, sink);
+        Ok(())
+    }
+
+    /// Fine-tunes `layers` from the AT weights with `cfg`; on success the endpoints are the
+    /// AT and fine-tuned weights, the model is back at AT, and the previous sweep and
+    /// choice are dropped. A failed or cancelled run keeps the previous endpoints.
+    pub fn finetune(
+        &mut self,
+        layers: &[String],
+        cfg: &FinetuneConfig,
+        cancel: &CancelFlag,
+        sink: Sink,
+    ) -> Result<()> {
+        if layers.is_empty() {
+            bail!("no module to fine-tune: run MRC first or select a module");
+        }
+        let t = Instant::now();
+        if self.train.is_none() {
+            self.train = Some(load_split(
+                self.setup.kind,
+                &self.setup.data_dir,
+                Split::Train,
+            )?);
+        }
+        let Some(train) = &self.train else {
+            bail!("the training split is not loaded");
+        };
+        sink(Event::started(
+            Stage::Finetune,
+            StageAbout::Finetune {
+                layers: layers.to_vec(),
+                lr: cfg.lr,
+                epochs: cfg.epochs,
+            },
+        ));
+        self.restore_at()?;
+        let aug = Augmenter::for_dataset(self.setup.kind, train.height);
+        let r = finetune(
+            &self.model,
+            layers,
+            train,
+            &self.test,
+            &aug,
+            cfg,
+            cancel,
+            sink,
+        );
+        let state = r.as_ref().ok().map(|_| self.model.state()).transpose();
+        self.restore_at()?;
+        let (r, state) = (r?, state?);
+        if let Some(msg) = &r.diverged {
+            sink(Event::Warning {
+                message: msg.clone(),
+            });
+        }
+        if let Some(state) = state {
+            self.ends = Some(Endpoints::new(&self.model, &state)?);
+            self.finetuned = Some(state);
+        }
+        self.session.finetune = Some(r);
+        self.session.interpolation = None;
+        self.session.chosen = None;
+        self.session.ood_chosen = None;
+        self.finish_stage(Stage::Finetune, t, sink);
+        Ok(())
+    }
+
+    /// Writes the fine-tuned weights into the session directory (named in the session).
+    pub fn save_finetuned(&mut self) -> Result<()> {
+        let Some(state) = &self.finetuned else {
+            return Ok(());
+        };
+        let dir = &self.setup.session_dir;
+        save_safetensors(
+            &dir.join(FINETUNED_FILE),
+            state,
+            &[("alpha".into(), "1".into())],
+        )?;
+        self.session.finetuned_weights = Some(FINETUNED_FILE.into());
+        Ok(())
+    }
+
+    /// Reloads the fine-tuned weights the session names (a resumed session) as endpoints.
+    /// Ok(false): the session has none.
+    pub fn reload_finetuned(&mut self) -> Result<bool> {
+        let Some(file) = &self.session.finetuned_weights else {
+            return Ok(false);
+        };
+        let path = self.setup.session_dir.join(file);
+        let ckpt = load_checkpoint(&path).with_context(|| {
+            format!(
+                "cannot reload the session's fine-tuned weights {}",
+                path.display()
+            )
+        })?;
+        let ends = Endpoints::new(&self.model, &ckpt.tensors).with_context(|| {
+            format!(
+                "the fine-tuned weights {} do not match the model",
+                path.display()
+            )
+        })?;
+        self.ends = Some(ends);
+        self.finetuned = Some(ckpt.tensors);
+        Ok(true)
+    }
+
+    /// Points already measured with the sweep's attack, seed and samples: the baseline is
+    /// the α = 0 point, so no sweep evaluates it again.
+    pub fn known_points(&self) -> Vec<SweepPoint> {
+        self.session
+            .baseline
+            .iter()
+            .map(|b| SweepPoint {
+                alpha: 0.0,
+                clean_acc: b.clean_acc,
+                robust_acc: b.robust_acc.unwrap_or(0.0),
+                n: b.n,
+            })
+            .collect()
+    }
+
+    /// The α sweep between the endpoints; leaves the model at the AT weights.
+    pub fn sweep(&mut self, how: SweepHow, cancel: &CancelFlag, sink: Sink) -> Result<()> {
+        let Some(ends) = &self.ends else {
+            bail!("nothing to interpolate: fine-tune a module first");
+        };
+        let t = Instant::now();
+        let cfg = &self.setup.sweep;
+        sink(Event::started(
+            Stage::Interpolate,
+            StageAbout::Sweep {
+                alphas: cfg.alphas.len(),
+                refine: cfg.refine,
+            },
+        ));
+        let known = self.known_points();
+        let (model, test) = (&self.model, &self.test);
+        let r = match how {
+            SweepHow::Grid => sweep(model, ends, test, cfg, &known, cancel, sink)?,
+            SweepHow::Search(sc) => {
+                super::alpha_search::search(model, ends, test, cfg, sc, &known, cancel, sink)?
+            }
+            SweepHow::Devices { devices, load } => {
+                let Some(ft) = &self.finetuned else {
+                    bail!("the fine-tuned weights are not loaded");
+                };
+                super::sweep_devices::sweep_on_devices(
+                    load, ft, model, ends, test, cfg, &known, devices, cancel, sink,
+                )?
+            }
+        };
+        self.session.interpolation = Some(r);
+        self.restore_at()?;
+        self.finish_stage(Stage::Interpolate, t, sink);
+        Ok(())
+    }
+
+    /// Adds the midpoints between `around` and its grid neighbours to the sweep (the same
+    /// rounded midpoints as a sweep's refinement rounds) and chooses α again.
+    pub fn refine(&mut self, around: f64, cancel: &CancelFlag, sink: Sink) -> Result<()> {
+        let (Some(ends), Some(interp)) = (&self.ends, &self.session.interpolation) else {
+            bail!("nothing to refine: run the α sweep first");
+        };
+        if !interp.points.iter().any(|p| p.alpha == around) {
+            bail!("α = {around} is not a point of the sweep; refine around a measured α");
+        }
+        let new = refinement(&interp.points, around);
+        if new.is_empty() {
+            bail!("the grid around α = {around} is already as fine as rift refines it");
+        }
+        let mut points = interp.points.clone();
+        let total = new.len();
+        for (i, &alpha) in new.iter().enumerate() {
+            let p = evaluate_alpha(
+                &self.model,
+                ends,
+                alpha,
+                &self.test,
+                &self.setup.sweep,
+                cancel,
+            )?;
+            sink(Event::SweepPoint { point: p.clone() });
+            sink(Event::Progress {
+                stage: Stage::Refine,
+                done: i + 1,
+                total,
+            });
+            points.push(p);
+        }
+        self.restore_at()?;
+        points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
+        if let Some(interp) = &mut self.session.interpolation {
+            interp.chosen_alpha = choose_alpha(&points, interp.tolerance);
+            interp.points = points;
+            interp.refine_rounds += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes the model at `alpha` (`chosen.pth` and `chosen.safetensors`) and records it
+    /// as the session's chosen model; the model goes back to the AT weights.
+    pub fn write_chosen(&mut self, alpha: f64) -> Result<ChosenWeights> {
+        let Some(ends) = &self.ends else {
+            bail!("nothing to accept: fine-tune a module and sweep α first");
+        };
+        let dir = &self.setup.session_dir;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
+        ends.apply(&self.model, alpha)?;
+        let state = self.model.state();
+        self.restore_at()?;
+        let state = state?;
+        let chosen = ChosenWeights {
+            alpha,
+            pth: "chosen.pth".into(),
+            safetensors: "chosen.safetensors".into(),
+        };
+        save_pth(&dir.join(&chosen.pth), &state)?;
+        save_safetensors(
+            &dir.join(&chosen.safetensors),
+            &state,
+            &[("alpha".into(), alpha.to_string())],
+        )?;
+        if let Some(interp) = &mut self.session.interpolation {
+            interp.chosen_alpha = alpha;
+        }
+        if self.session.chosen.as_ref().map(|c| c.alpha) != Some(alpha) {
+            self.session.ood_chosen = None;
+        }
+        self.session.chosen = Some(chosen.clone());
+        Ok(chosen)
+    }
+
+    /// The corruption types present for the configured OOD set (empty: none configured
+    /// or none on disk).
+    pub fn ood_corruptions(&self) -> Vec<String> {
+        match &self.setup.ood {
+            Some(ood) => corruptions_found(ood.kind, &ood.dir).unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Corruption accuracy of the AT model or of the model at `alpha`; leaves the model
+    /// at the AT weights.
+    pub fn ood(
+        &mut self,
+        which: OodModel,
+        alpha: f64,
+        cancel: &CancelFlag,
+        sink: Sink,
+    ) -> Result<()> {
+        let Some(ood) = self.setup.ood.clone() else {
+            bail!("no corrupted test set: give --ood-dataset/--ood-dir");
+        };
+        let t = Instant::now();
+        let corruptions = corruptions_found(ood.kind, &ood.dir)?.len();
+        sink(Event::started(
+            Stage::Ood,
+            StageAbout::Ood {
+                model: which,
+                alpha,
+                corruptions,
+            },
+        ));
+        match (&self.ends, which) {
+            (Some(ends), _) => ends.apply(&self.model, alpha)?,
+            (None, OodModel::At) => self.restore_at()?,
+            (None, OodModel::Chosen) => {
+                bail!("nothing to evaluate: fine-tune a module and sweep α first")
+            }
+        }
+        let r = evaluate_ood(
+            &self.model,
+            ood.kind,
+            &ood.dir,
+            &ood.severities,
+            self.setup.batch_size,
+            cancel,
+            sink,
+        );
+        self.restore_at()?;
+        let r = r?;
+        match which {
+            OodModel::At => self.session.ood_at = Some(r),
+            OodModel::Chosen => self.session.ood_chosen = Some(r),
+        }
+        self.finish_stage(which.stage(), t, sink);
+        Ok(())
+    }
+}

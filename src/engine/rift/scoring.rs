@@ -1,0 +1,108 @@
+//! The per-module exact MRC loop, written once for every driver: `rift mrc` (plain and
+//! screened), `rift run` (with partial results on disk), the explorer's MRC job (paused
+//! and continued between jobs) and each device of `--devices`.
+use super::adv_set::TensorSet;
+use super::events::{Event, Sink, Stage};
+use super::mrc::{finish, score_module, MrcConfig, MrcError};
+use super::results::{attach, ModuleScore, MrcResult, Screened};
+use crate::engine::models::{Model, ModuleInfo};
+use crate::engine::CancelFlag;
+use std::time::Instant;
+
+/// What every module's exact MRC is measured against.
+pub struct Scorer<'a> {
+    pub model: &'a Model,
+    /// The fixed adversarial set.
+    pub adv: &'a TensorSet,
+    /// The set's loss and accuracy at the AT weights.
+    pub baseline: (f64, f64),
+    pub cfg: &'a MrcConfig,
+    /// Screening estimates, attached to each exact score when there are some.
+    pub screened: Option<&'a Screened>,
+}
+
+impl Scorer<'_> {
+    /// Exact MRC of each module of `order` not already in `done`, in order. Each score gets
+    /// its estimate, is emitted (`ModuleScored`, then `Progress` of `done` over `order`),
+    /// appended to `done` and handed to `after_each` (to persist partial results) before
+    /// the next module starts. A module's value does not depend on the order (its shuffles
+    /// are seeded per module), so a run continued from `done` equals an uninterrupted one.
+    pub fn score_all<E: From<MrcError>>(
+        &self,
+        order: &[(usize, ModuleInfo)],
+        done: &mut Vec<ModuleScore>,
+        cancel: &CancelFlag,
+        sink: Sink,
+        mut after_each: impl FnMut(&[ModuleScore]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for (depth, info) in order {
+            if done.iter().any(|s| s.name == info.name) {
+                continue;
+            }
+            let mut score = score_module(
+                self.model,
+                self.adv,
+                *depth,
+                info,
+                self.baseline,
+                self.cfg,
+                cancel,
+                sink,
+            )?;
+            if let Some(screened) = self.screened {
+                attach(&mut score, screened);
+            }
+            sink(Event::ModuleScored {
+                score: score.clone(),
+            });
+            done.push(score);
+            sink(Event::Progress {
+                stage: Stage::Mrc,
+                done: done.len(),
+                total: order.len(),
+            });
+            after_each(done)?;
+        }
+        Ok(())
+    }
+}
+
+/// Exact MRC of every selected module (SPEC.md §1), sorted ascending, the lowest marked
+/// as recommended.
+pub fn compute(
+    model: &Model,
+    adv: &TensorSet,
+    adv_split: &str,
+    modules: &[(usize, ModuleInfo)],
+    cfg: &MrcConfig,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<MrcResult, MrcError> {
+    let start = Instant::now();
+    let baseline = adv.baseline(model, cfg.batch_size)?;
+    sink(Event::AdvSetReady {
+        n: adv.n,
+        loss: baseline.0,
+        acc: baseline.1,
+    });
+    let scorer = Scorer {
+        model,
+        adv,
+        baseline,
+        cfg,
+        screened: None,
+    };
+    let mut scores = Vec::new();
+    scorer.score_all(modules, &mut scores, cancel, sink, |_| {
+        Ok::<(), MrcError>(())
+    })?;
+    Ok(finish(
+        scores,
+        cfg,
+        adv_split,
+        adv.n,
+        baseline.0,
+        baseline.1,
+        start.elapsed().as_secs_f64(),
+    ))
+}
