@@ -4,23 +4,43 @@
 //! estimate first. Progress is kept between jobs, so MRC paused for a user's job (a
 //! fine-tune of a module already exact, a save…) continues where it stopped; each module's
 //! exact value does not depend on the order (its shuffles are seeded per module).
-use super::worker::Worker;
 use crate::engine::data::{load_split, ImageSet, Split};
 use crate::engine::models::ModuleInfo;
 use crate::engine::rift::adv_set::{generate, holdout_split, TensorSet};
-use crate::engine::rift::events::{Event, Stage};
-use crate::engine::rift::mrc::select_modules;
+use crate::engine::rift::events::{Event, Sink, Stage};
+use crate::engine::rift::mrc::{select_modules, MrcConfig};
+use crate::engine::rift::pipeline::Pipeline;
 use crate::engine::rift::results::ModuleScore;
 use crate::engine::rift::scoring::Scorer;
 use crate::engine::rift::screen::{
-    assemble, estimate, exact_order, ScreenConfig, Screened, ESTIMATE_LABEL,
+    assemble, estimate, exact_order, ExactLowest, ScreenConfig, Screened, ESTIMATE_LABEL,
 };
 use crate::engine::CancelFlag;
 use anyhow::{bail, Result};
 use std::time::Instant;
 
+/// How the explorer's MRC job runs (the other stages read the pipeline's setup).
+#[derive(Clone, Debug)]
+pub struct MrcSetup {
+    /// Modules to score (empty: all).
+    pub modules: Vec<String>,
+    pub adv_split: String,
+    pub adv_limit: Option<usize>,
+    pub mrc: MrcConfig,
+    /// The explorer screens every module first (first-order estimates, not in the paper)
+    /// and then computes exact MRC for this many, lowest estimate first (default: all).
+    pub exact_lowest: ExactLowest,
+    pub one_step: bool,
+}
+
+/// The MRC job and how far it got.
+pub struct MrcJob {
+    setup: MrcSetup,
+    progress: Option<MrcProgress>,
+}
+
 /// How far MRC got: the fixed set, its baseline, the estimates and the exact scores.
-pub struct MrcProgress {
+struct MrcProgress {
     adv: TensorSet,
     base: (f64, f64),
     screened: Screened,
@@ -31,21 +51,27 @@ pub struct MrcProgress {
     seconds: f64,
 }
 
-impl Worker {
-    pub(super) fn mrc(&mut self, cancel: &CancelFlag) -> Result<()> {
-        let tx = self.tx.clone();
-        let mut sink = |e: Event| Self::emit(&tx, e);
-        if self.p.session.baseline.is_none() {
-            self.p.baseline(cancel, &mut sink)?;
+impl MrcJob {
+    pub fn new(setup: MrcSetup) -> MrcJob {
+        MrcJob {
+            setup,
+            progress: None,
+        }
+    }
+
+    /// Runs (or continues) MRC on the pipeline's model; the result goes to its session.
+    pub fn run(&mut self, pipe: &mut Pipeline, cancel: &CancelFlag, sink: Sink) -> Result<()> {
+        if pipe.session.baseline.is_none() {
+            pipe.baseline(cancel, sink)?;
         }
         let t = Instant::now();
-        if self.mrc_progress.is_none() {
-            self.mrc_progress = Some(self.screen(cancel, &mut sink)?);
+        if self.progress.is_none() {
+            self.progress = Some(self.screen(pipe, cancel, sink)?);
         }
-        let Some(p) = &mut self.mrc_progress else {
+        let Some(p) = &mut self.progress else {
             bail!("internal: MRC progress missing");
         };
-        let s = &self.mrc_setup;
+        let s = &self.setup;
         let left: Vec<(usize, ModuleInfo)> = p
             .order
             .iter()
@@ -62,18 +88,18 @@ impl Worker {
         ));
         let run = Instant::now();
         let scorer = Scorer {
-            model: &self.p.model,
+            model: &pipe.model,
             adv: &p.adv,
             baseline: p.base,
             cfg: &s.mrc,
             screened: Some(&p.screened),
         };
-        let result = scorer.score_all(&p.order, &mut p.done, cancel, &mut sink, |_| {
+        let result = scorer.score_all(&p.order, &mut p.done, cancel, sink, |_| {
             Ok::<(), anyhow::Error>(())
         });
         p.seconds += run.elapsed().as_secs_f64();
         result?;
-        self.p.session.mrc = Some(assemble(
+        pipe.session.mrc = Some(assemble(
             p.done.clone(),
             &p.screened,
             s.exact_lowest,
@@ -83,17 +109,17 @@ impl Worker {
             p.base,
             p.seconds,
         ));
-        self.p.finish_stage(Stage::Mrc, t, &mut sink);
+        pipe.finish_stage(Stage::Mrc, t, sink);
         Ok(())
     }
 
     /// The adversarial set, its baseline and the estimate of every module.
-    fn screen(&self, cancel: &CancelFlag, sink: &mut dyn FnMut(Event)) -> Result<MrcProgress> {
+    fn screen(&self, pipe: &Pipeline, cancel: &CancelFlag, sink: Sink) -> Result<MrcProgress> {
         let t = Instant::now();
-        let s = &self.mrc_setup;
-        let modules = select_modules(&self.p.model, &s.modules)?;
-        let adv = self.adv_set(cancel, sink)?;
-        let model = &self.p.model;
+        let s = &self.setup;
+        let modules = select_modules(&pipe.model, &s.modules)?;
+        let adv = self.adv_set(pipe, cancel, sink)?;
+        let model = &pipe.model;
         let base = adv.baseline(model, s.mrc.batch_size)?;
         sink(Event::AdvSetReady {
             n: adv.n,
@@ -122,13 +148,13 @@ impl Worker {
     }
 
     /// The fixed adversarial set of MRC, from the split `rift run --adv-split` names.
-    fn adv_set(&self, cancel: &CancelFlag, sink: &mut dyn FnMut(Event)) -> Result<TensorSet> {
-        let (s, ps) = (&self.mrc_setup, &self.p.setup);
+    fn adv_set(&self, pipe: &Pipeline, cancel: &CancelFlag, sink: Sink) -> Result<TensorSet> {
+        let (s, ps) = (&self.setup, &pipe.setup);
         let train;
         let (set, mut idx): (&ImageSet, Vec<usize>) = match s.adv_split.as_str() {
-            "test" => (&self.p.test, (0..self.p.test.n).collect()),
+            "test" => (&pipe.test, (0..pipe.test.n).collect()),
             "train" | "holdout" => {
-                train = match self.p.train() {
+                train = match pipe.train() {
                     Some(t) => t.clone(),
                     None => load_split(ps.kind, &ps.data_dir, Split::Train)?,
                 };
@@ -153,7 +179,7 @@ impl Worker {
         ));
         tch::manual_seed(ps.seed as i64);
         Ok(generate(
-            &self.p.model,
+            &pipe.model,
             set,
             &idx,
             &ps.attack,

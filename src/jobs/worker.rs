@@ -4,12 +4,12 @@
 //! tokio unbounded channel, which a plain thread can send on.
 use super::handle::JobHandle;
 use super::messages::{JobCommand, JobEvent};
+use super::mrc_job::MrcJob;
+pub use super::mrc_job::MrcSetup;
 use crate::engine::checkpoint::Checkpoint;
 use crate::engine::models::Model;
 use crate::engine::rift::events::{Event, OodModel, Stage, StageAbout};
-use crate::engine::rift::mrc::MrcConfig;
 use crate::engine::rift::pipeline::{Pipeline, PipelineSetup, SweepHow};
-use crate::engine::rift::screen::ExactLowest;
 use crate::engine::session::{Session, SessionSettings};
 use crate::engine::CancelFlag;
 use anyhow::{bail, Context, Result};
@@ -21,20 +21,6 @@ pub use crate::engine::rift::pipeline::OodSetup;
 
 /// Builds the checkpoint and model on the worker thread (libtorch state stays there).
 pub type ModelLoader = Box<dyn FnOnce() -> Result<(Checkpoint, Model)> + Send>;
-
-/// How the explorer's MRC job runs (the rest of the stages read `PipelineSetup`).
-#[derive(Clone, Debug)]
-pub struct MrcSetup {
-    /// Modules to score (empty: all).
-    pub modules: Vec<String>,
-    pub adv_split: String,
-    pub adv_limit: Option<usize>,
-    pub mrc: MrcConfig,
-    /// The explorer screens every module first (first-order estimates, not in the paper)
-    /// and then computes exact MRC for this many, lowest estimate first (default: all).
-    pub exact_lowest: ExactLowest,
-    pub one_step: bool,
-}
 
 /// Everything a worker needs; the command layer builds the configs from flags exactly as
 /// `rift run` does.
@@ -49,11 +35,10 @@ pub struct JobSetup {
 }
 
 pub struct Worker {
-    pub(super) p: Pipeline,
-    pub(super) mrc_setup: MrcSetup,
-    pub(super) tx: UnboundedSender<JobEvent>,
+    p: Pipeline,
     /// MRC as far as it got, so that MRC paused for another job continues.
-    pub(super) mrc_progress: Option<super::mrc_job::MrcProgress>,
+    mrc: MrcJob,
+    tx: UnboundedSender<JobEvent>,
 }
 
 impl Worker {
@@ -116,9 +101,8 @@ impl Worker {
         let _ = tx.send(JobEvent::Finished { stage: Stage::Load });
         Ok(Worker {
             p,
-            mrc_setup: mrc,
+            mrc: MrcJob::new(mrc),
             tx,
-            mrc_progress: None,
         })
     }
 
@@ -148,7 +132,7 @@ impl Worker {
         }
     }
 
-    pub(super) fn emit(tx: &UnboundedSender<JobEvent>, e: Event) {
+    fn emit(tx: &UnboundedSender<JobEvent>, e: Event) {
         let _ = tx.send(JobEvent::Engine(e));
     }
 
@@ -158,7 +142,7 @@ impl Worker {
         let p = &mut self.p;
         match cmd {
             JobCommand::StartMrc => {
-                self.mrc(cancel)?;
+                self.mrc.run(p, cancel, &mut sink)?;
                 Ok(Stage::Mrc)
             }
             JobCommand::StartFinetune { layers, lr } => {

@@ -1,5 +1,6 @@
 //! `report.md`: what a session did and found, for a person. Every stage has a section;
 //! a stage that has not run says so. Figures are linked relative to the session directory.
+use super::markdown_text::{alpha_text, delta, figure, pct, sig4};
 use super::plots::{baseline_point, Figure};
 use super::session::Session;
 use crate::engine::attack::PgdConfig;
@@ -31,40 +32,6 @@ pub fn render_markdown(session: &Session) -> String {
     md
 }
 
-/// Percent with two decimals.
-pub fn pct(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.2}")
-    } else {
-        format!("{v}")
-    }
-}
-
-/// Signed difference in points, two decimals.
-pub fn delta(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:+.2}")
-    } else {
-        format!("{v}")
-    }
-}
-
-/// Four significant digits; scientific notation for very small or large magnitudes.
-pub fn sig4(v: f64) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    if v == 0.0 {
-        return "0".to_string();
-    }
-    let magnitude = v.abs().log10().floor() as i32;
-    if !(-3..5).contains(&magnitude) {
-        return format!("{v:.3e}");
-    }
-    let decimals = (3 - magnitude).max(0) as usize;
-    format!("{v:.decimals$}")
-}
-
 /// A value in [0, 1] pixel units, as `k/255` when it is one.
 fn over_255(v: f64) -> String {
     let k = v * 255.0;
@@ -82,13 +49,6 @@ fn opt_pct(v: Option<f64>) -> String {
 /// A table cell: pipes would end the cell.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|")
-}
-
-pub(super) fn figure(md: &mut String, session: &Session, fig: Figure, alt: &str) {
-    if fig.available(session) {
-        let _ = writeln!(md, "![{alt}]({}.png)\n", fig.stem());
-        let _ = writeln!(md, "(vector version: [{0}.svg]({0}.svg))\n", fig.stem());
-    }
 }
 
 fn attack_text(a: &PgdConfig) -> String {
@@ -371,17 +331,6 @@ fn alpha_body(md: &mut String, i: &InterpolationResult) {
             let _ = writeln!(md, "**Chosen α = {}**.\n", alpha_text(i.chosen_alpha));
         }
     }
-}
-
-/// α with as few decimals as it needs (at least one, at most four).
-pub(super) fn alpha_text(a: f64) -> String {
-    for d in 1..=4usize {
-        let s = format!("{a:.d$}");
-        if (s.parse::<f64>().unwrap_or(f64::NAN) - a).abs() < 1e-9 {
-            return s;
-        }
-    }
-    format!("{a:.4}")
 }
 
 fn ood_section(md: &mut String, s: &Session) {

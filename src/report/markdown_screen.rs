@@ -1,6 +1,6 @@
 //! The screening part of report.md: how the first-order estimates (not in the paper) were
 //! made, how they rank against exact MRC, and which values are exact.
-use super::markdown::{figure, sig4};
+use super::markdown_text::{figure, sig4};
 use super::plots::Figure;
 use super::plots_screen::{pairs_spearman, screen_pairs};
 use super::session::Session;

@@ -1,7 +1,7 @@
 //! The α-search part of report.md (`--search`, not in the paper): which α were screened on
 //! a subset and which were evaluated on the full set, with 95 % intervals, and the attack
 //! work against the full grid's.
-use super::markdown::{alpha_text, pct};
+use super::markdown_text::{alpha_text, pct};
 use crate::engine::rift::results::{InterpolationResult, SearchPoint};
 use std::fmt::Write;
 

@@ -3,6 +3,8 @@
 pub mod markdown;
 mod markdown_screen;
 mod markdown_search;
+mod markdown_text;
+mod plot_style;
 pub mod plots;
 mod plots_alpha;
 mod plots_screen;

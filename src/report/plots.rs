@@ -5,6 +5,9 @@
 //! Text is drawn with the DejaVu Sans embedded in the binary (assets/fonts, Bitstream Vera
 //! licence), registered as the only font: rendering never depends on fonts installed on
 //! the machine.
+use super::plot_style::{
+    line_swatch, padded_range, BAR, CHOSEN, CLEAN, DROP, FONT, HIGHLIGHT, TEST, VAL,
+};
 pub use super::plots_alpha::{baseline_point, draw_alpha};
 use super::session::Session;
 use crate::engine::rift::results::{FinetuneEpoch, FinetuneResult, MrcResult};
@@ -15,17 +18,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-pub(super) const FONT: &str = "sans-serif";
 static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-
-const BAR: RGBColor = RGBColor(76, 114, 176);
-const HIGHLIGHT: RGBColor = RGBColor(221, 132, 82);
-const DROP: RGBColor = RGBColor(196, 78, 82);
-pub(super) const CLEAN: RGBColor = RGBColor(76, 114, 176);
-pub(super) const ROBUST: RGBColor = RGBColor(196, 78, 82);
-const VAL: RGBColor = RGBColor(85, 168, 104);
-const TEST: RGBColor = RGBColor(129, 114, 179);
-pub(super) const CHOSEN: RGBColor = RGBColor(60, 60, 60);
 
 /// Pixel size of the PNGs and the SVG canvas.
 pub const MRC_SIZE: (u32, u32) = (1400, 760);
@@ -187,33 +180,6 @@ pub fn render_all(session: &Session, dir: &Path) -> Result<Vec<PathBuf>> {
         written.push(svg_path);
     }
     Ok(written)
-}
-
-/// `lo..hi` around the finite values, padded by `pad` of the span (at least `min_pad`).
-pub(super) fn padded_range(
-    values: impl IntoIterator<Item = f64>,
-    pad: f64,
-    min_pad: f64,
-) -> (f64, f64) {
-    let (lo, hi) = values
-        .into_iter()
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if !lo.is_finite() {
-        return (0.0, 1.0);
-    }
-    let margin = ((hi - lo) * pad).max(min_pad);
-    (lo - margin, hi + margin)
-}
-
-/// A legend entry drawn as a short line in `style`.
-pub(super) fn line_swatch(
-    style: impl Into<ShapeStyle>,
-) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
-    let style: ShapeStyle = style.into();
-    move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style)
 }
 
 /// A bar axis: from 0 (or below, for negative values) to 12% above the largest value.

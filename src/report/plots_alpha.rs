@@ -1,5 +1,5 @@
 //! The α figure: clean and robust accuracy over the interpolation weight.
-use super::plots::{line_swatch, padded_range, CHOSEN, CLEAN, FONT, ROBUST};
+use super::plot_style::{line_swatch, padded_range, CHOSEN, CLEAN, FONT, ROBUST};
 use crate::engine::rift::results::{InterpolationResult, SweepPoint};
 use anyhow::{anyhow, Result};
 use plotters::coord::Shift;

@@ -1,17 +1,13 @@
 //! The screening figure: first-order estimate (not in the paper) against exact MRC for the
 //! modules that have both, with Spearman's ρ, so a reader sees how far the cheap ranking
 //! can be trusted on this model.
+use super::plot_style::{FONT, HIGHLIGHT, LABEL, POINT};
 use crate::engine::rift::results::MrcResult;
 use crate::engine::rift::screen::spearman;
 use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-
-const FONT: &str = "sans-serif";
-const POINT: RGBColor = RGBColor(76, 114, 176);
-const HIGHLIGHT: RGBColor = RGBColor(221, 132, 82);
-const LABEL: RGBColor = RGBColor(70, 70, 70);
 
 pub const SCREEN_SIZE: (u32, u32) = (1100, 800);
 
