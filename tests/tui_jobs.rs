@@ -1,5 +1,8 @@
 //! The worker on the bundled demo model with tiny settings: the order of its events, and
 //! that a cancel stops fine-tuning within one batch.
+mod common;
+
+use common::DEMO_MODEL as MODEL;
 use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
@@ -14,8 +17,6 @@ use rift::report::session::{Session, SessionSettings};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
-
-const MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
 
 fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
     let attack = PgdConfig {
