@@ -188,3 +188,41 @@ fn hostile_and_broken_inputs_fail_cleanly() {
     );
     assert!(!Path::new(&out).exists());
 }
+
+/// An OOD dataset that does not fit the model is refused before the first stage (it used
+/// to panic inside libtorch after MRC, fine-tuning and the whole α sweep): the error names
+/// the OOD dataset and the model's expectation, and no stage has started.
+#[test]
+fn an_ood_dataset_that_does_not_fit_is_refused_before_any_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    for (ood, needles) in [
+        ("tiny-imagenet-c", ["OOD", "tiny-imagenet-c", "3×64×64"]),
+        ("cifar10-c", ["OOD", "cifar10-c", "3×32×32"]),
+    ] {
+        let session = dir.path().join(ood);
+        let out = rift(&[
+            "run",
+            "--checkpoint",
+            common::DEMO_MODEL,
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            "assets/demo",
+            "--ood-dataset",
+            ood,
+            "--device",
+            "cpu",
+            "--session",
+            path_str(&session),
+        ]);
+        let err = assert_failed(&out, EXIT_ERROR, &needles);
+        assert!(err.contains("input channel"), "{err}");
+        let events = std::fs::read_to_string(session.join("events.jsonl")).unwrap_or_default();
+        assert!(
+            !events.contains("baseline"),
+            "a stage ran before the check:\n{events}"
+        );
+        let yaml = std::fs::read_to_string(session.join("session.yaml")).unwrap_or_default();
+        assert!(!yaml.contains("clean_acc"), "a stage ran:\n{yaml}");
+    }
+}

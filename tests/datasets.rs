@@ -195,6 +195,15 @@ fn tiny_imagenet_c() {
     let set =
         load_corrupted(DatasetKind::TinyImageNetC, &d.join("tinc"), "fog", &[1, 4]).expect("tin-c");
     assert_close_all_jpeg(&set, d, "tinc_fog_14");
+    // Severity folders of unequal size (fog 1: two images per class, fog 2: one): each
+    // severity's block is its own size, as the OOD evaluation slices it.
+    let tinc = d.join("tinc");
+    let mixed = load_corrupted(DatasetKind::TinyImageNetC, &tinc, "fog", &[1, 2]).unwrap();
+    assert_eq!(mixed.n, 9);
+    let sizes = severity_sizes(DatasetKind::TinyImageNetC, &tinc, "fog", &[1, 2], &mixed).unwrap();
+    assert_eq!(sizes, [6, 3]);
+    let sizes = severity_sizes(DatasetKind::TinyImageNetC, &tinc, "fog", &[2, 4], &set);
+    assert!(err_text(sizes).contains("were loaded"));
     let e = err_text(load_corruption_tin(
         &d.join("tinc/Tiny-ImageNet-C"),
         "snow",

@@ -1178,3 +1178,34 @@ fn train_at_saves_its_state_and_continues() {
     );
     assert!(!t.join("next.safetensors").exists());
 }
+
+/// A `mrc_partial.yaml` that does not parse is not silently dropped: `rift run` warns,
+/// names where it kept the file (`mrc_partial.yaml.corrupt-1`, content unchanged) and
+/// scores every module.
+#[test]
+fn a_corrupt_partial_mrc_file_is_kept_aside_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path();
+    let data = tiny_mnist(t, 128, 96);
+    let s = t.join("s");
+    std::fs::create_dir_all(&s).unwrap();
+    let garbage = "- name: conv1\n  mrc: [0.1,\n";
+    std::fs::write(s.join("mrc_partial.yaml"), garbage).unwrap();
+    let out = rift(&run_args(path_str(&s), path_str(&data), &[]));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains("warning") && printed.contains("mrc_partial.yaml.corrupt-1"),
+        "{printed}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.join("mrc_partial.yaml.corrupt-1")).unwrap(),
+        garbage
+    );
+    let session = Session::load(&s).unwrap();
+    assert_eq!(session.mrc.expect("mrc").modules.len(), 5);
+}

@@ -1,7 +1,9 @@
 //! `rift run`: the whole pipeline into a session directory, stage by stage. After each
 //! stage (and each MRC module) the state is written atomically, so a killed run continues
 //! where it stopped; every event is appended to `events.jsonl` as it happens.
-use super::finetune::{finetune_config, resolve_layers, run_stage as finetune_stage};
+use super::finetune::{
+    check_layer_flag, finetune_config, resolve_layers, run_stage as finetune_stage,
+};
 use super::interpolate::{search_config, sweep_config, sweep_devices};
 use super::mrc::mrc_config;
 use super::progress::Printer;
@@ -13,12 +15,14 @@ use rift::engine::checkpoint::{load_checkpoint, save_pth, save_safetensors};
 use rift::engine::data::{load_split, DatasetKind, Split};
 use rift::engine::device::device_name;
 use rift::engine::models::Precision;
+use rift::engine::rift::adv_set::adv_split_for;
 use rift::engine::rift::events::Event;
 use rift::engine::rift::interpolate::{sweep, Endpoints};
 use rift::engine::rift::ood::{
     corruptions_found, default_severities, evaluate_ood, parse_severities,
 };
 use rift::engine::rift::results::SweepPoint;
+use rift::engine::rift::validate::{datasets_fit, PipelineData};
 use rift::engine::CancelFlag;
 use rift::report::session::{now_rfc3339, ChosenWeights, Session, SessionSettings, EVENTS_FILE};
 use std::io::Write;
@@ -26,16 +30,6 @@ use std::path::Path;
 use std::time::Instant;
 
 const FINETUNED: &str = "finetuned.safetensors";
-
-/// The corrupted counterpart of a clean dataset, if it has one.
-fn corrupted_kind(kind: DatasetKind) -> Option<DatasetKind> {
-    match kind {
-        DatasetKind::Cifar10 => Some(DatasetKind::Cifar10C),
-        DatasetKind::Cifar100 => Some(DatasetKind::Cifar100C),
-        DatasetKind::TinyImageNet => Some(DatasetKind::TinyImageNetC),
-        _ => None,
-    }
-}
 
 /// Appends events to `events.jsonl`, one JSON object a line, flushed as it goes.
 struct EventLog(std::fs::File);
@@ -83,6 +77,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     };
     let mrc_cfg = mrc_config(&args.mrc, rt.seed)?;
     let ft_cfg = finetune_config(&args.ft, args.data.batch_size, args.data.limit, rt.seed)?;
+    check_layer_flag(&args.ft.layer)?;
     let sweep_cfg = sweep_config(
         &args.sweep,
         attack.clone(),
@@ -92,7 +87,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     )?;
     let ood_kind = match &args.ood_dataset {
         Some(name) => Some(DatasetKind::parse(name)?),
-        None => corrupted_kind(kind),
+        None => kind.corrupted(),
     };
     let ood_dir = args
         .ood_dir
@@ -119,7 +114,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         mrc_variant: mrc_cfg.variant.name().to_string(),
         mrc_epsilon: mrc_cfg.epsilon,
         mrc_epochs: mrc_cfg.epochs,
-        adv_split: args.mrc.adv_split.clone(),
+        adv_split: adv_split_for(kind, &args.mrc.adv_split).to_string(),
         adv_limit: args.mrc.adv_limit,
         mrc_fast: mrc_cfg.fast,
         mrc_screen: args.screen.map(|e| e.text()),
@@ -192,12 +187,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     let cancel = CancelFlag::default();
     let test = load_split(kind, &args.data.data_dir, Split::Test)?;
-    model.check_input(&[
-        1,
-        test.channels as i64,
-        test.height as i64,
-        test.width as i64,
-    ])?;
+    // Every dataset the stages will read (test, training, OOD) against the model, now.
+    datasets_fit(
+        &model,
+        &PipelineData {
+            kind,
+            test: &test,
+            ood: ood_kind,
+        },
+    )?;
 
     // 1. Baseline clean and robust accuracy of the AT model.
     if session.baseline.is_none() {

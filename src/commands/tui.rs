@@ -107,7 +107,7 @@ pub fn explore(
         batch_size: args.data.batch_size,
         seed: rt.seed,
         modules: args.mrc.modules.clone(),
-        adv_split: args.mrc.adv_split.clone(),
+        adv_split: settings.adv_split.clone(),
         adv_limit: args.mrc.adv_limit,
         mrc,
         exact_lowest,

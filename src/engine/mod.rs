@@ -7,6 +7,7 @@ pub mod data;
 pub mod device;
 pub mod eval;
 pub mod models;
+pub mod panics;
 pub mod rift;
 pub mod tensors;
 

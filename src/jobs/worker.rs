@@ -19,6 +19,7 @@ use crate::engine::rift::mrc::MrcConfig;
 use crate::engine::rift::ood::evaluate_ood;
 use crate::engine::rift::results::SweepPoint;
 use crate::engine::rift::screen::ExactLowest;
+use crate::engine::rift::validate::{datasets_fit, PipelineData};
 use crate::engine::CancelFlag;
 use crate::report::session::{now_rfc3339, ChosenWeights, Session, SessionSettings};
 use anyhow::{bail, Context, Result};
@@ -110,12 +111,16 @@ impl Worker {
         let load = std::mem::replace(&mut setup.load, Box::new(|| bail!("already loaded")));
         let (ckpt, model) = load()?;
         let test = load_split(setup.kind, &setup.data_dir, Split::Test)?;
-        model.check_input(&[
-            1,
-            test.channels as i64,
-            test.height as i64,
-            test.width as i64,
-        ])?;
+        // Every dataset the stages will read (test, training, OOD) against the model, now.
+        let ood = setup.ood.as_ref().map(|o| o.kind);
+        datasets_fit(
+            &model,
+            &PipelineData {
+                kind: setup.kind,
+                test: &test,
+                ood,
+            },
+        )?;
         let (session, finetuned, ends) = match setup.resume.take() {
             Some(mut session) => {
                 session.settings.device = setup.settings.device.clone();

@@ -249,3 +249,16 @@ pub struct OodResult {
     pub missing: Vec<String>,
     pub seconds: f64,
 }
+
+/// Order of criticality scores (MRC values, screening estimates), least critical first.
+/// NaN — a diverged ascent or estimate — sorts after every number, +∞ included, whatever
+/// its sign bit (`f64::total_cmp` alone puts a negative NaN, the usual result of 0/0 or
+/// ∞−∞, before every number, where it would be recommended).
+pub fn criticality_cmp(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        (false, false) => a.total_cmp(&b),
+    }
+}

@@ -9,7 +9,7 @@
 use super::adv_set::{loss_and_acc, TensorSet};
 use super::events::{Event, Sink};
 use super::mrc::{finish, score_module, MrcConfig, MrcError};
-use super::results::{ModuleEstimate, ModuleScore, MrcResult, ScreenSummary};
+use super::results::{criticality_cmp, ModuleEstimate, ModuleScore, MrcResult, ScreenSummary};
 use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::CancelFlag;
 use std::time::Instant;
@@ -92,11 +92,7 @@ impl Screened {
     /// Modules by increasing estimate (ties by depth): the order exact work goes in.
     pub fn by_estimate(&self) -> Vec<&ModuleEstimate> {
         let mut v: Vec<&ModuleEstimate> = self.estimates.iter().collect();
-        v.sort_by(|a, b| {
-            a.estimate
-                .total_cmp(&b.estimate)
-                .then(a.depth.cmp(&b.depth))
-        });
+        v.sort_by(|a, b| criticality_cmp(a.estimate, b.estimate).then(a.depth.cmp(&b.depth)));
         v
     }
 }
@@ -432,7 +428,7 @@ pub fn assemble(
 /// Ranks from 1, ties sharing the average of the ranks they span.
 pub fn average_ranks(v: &[f64]) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    idx.sort_by(|&a, &b| criticality_cmp(v[a], v[b]));
     let mut ranks = vec![0.0; v.len()];
     let mut i = 0;
     while i < idx.len() {
