@@ -17,7 +17,10 @@ bootstrap:
 build: bootstrap
 	cargo build --release
 
+# The one command CI runs: formatting and lints (warnings are errors) before the suite.
 test: build
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
 	cargo test --release
 
 # The explorer on a terminal; without one (CI, a pipe) the same pipeline, printed.

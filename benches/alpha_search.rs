@@ -2,10 +2,10 @@
 //! `--search` (issue 5: same α within 0.05 for at most a third of the attack work), side by
 //! side through the `rift` binary on the bundled demo (the MNIST AT ResNet18-w8, fine-tuned
 //! here on `layer2.1.conv2` for 2 epochs), PGD-10 on `RIFT_BENCH_N` test digits (default
-//! 2000). Prints wall time, attack work and chosen α of both, and whether they agree.
+//! 1000, all the demo holds). Prints wall time, attack work and chosen α of both, and whether they agree.
 mod common;
 
-use common::python;
+use common::{python, Scorecard};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -13,20 +13,13 @@ use std::time::Instant;
 
 const DEMO: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
 
+/// The shared tiny-MNIST writer (`tests/py/mnist_idx.py`): its IDX headers count exactly
+/// the digits written, and it refuses more digits than the demo split holds.
 const TINY_MNIST: &str = r#"
-import sys, os, gzip, struct, numpy as np
-out, n_train, n_test = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-os.makedirs(out, exist_ok=True)
-rng = np.random.default_rng(0)
-for split, n in (("train", n_train), ("t10k", n_test)):
-    img = gzip.open(f"assets/demo/{split}-images-idx3-ubyte.gz").read()
-    lab = gzip.open(f"assets/demo/{split}-labels-idx1-ubyte.gz").read()
-    total, h, w = struct.unpack(">III", img[4:16])
-    pick = np.sort(rng.permutation(total)[:n])
-    x = np.frombuffer(img[16:], np.uint8).reshape(total, h * w)[pick]
-    y = np.frombuffer(lab[8:], np.uint8)[pick]
-    open(os.path.join(out, f"{split}-images-idx3-ubyte"), "wb").write(struct.pack(">IIII", 2051, n, h, w) + x.tobytes())
-    open(os.path.join(out, f"{split}-labels-idx1-ubyte"), "wb").write(struct.pack(">II", 2049, n) + y.tobytes())
+import sys, os
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from mnist_idx import write_tiny_mnist
+write_tiny_mnist(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
 "#;
 
 fn rift(args: &[&str]) -> f64 {
@@ -47,11 +40,10 @@ fn json(p: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).expect("result")).expect("json")
 }
 
-fn main() {
-    let n: usize = std::env::var("RIFT_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+fn main() -> std::process::ExitCode {
+    let mut card = Scorecard::new("alpha_search");
+    // The demo's test split holds 1000 digits; more is refused by the fixture writer.
+    let n = common::env_usize("RIFT_BENCH_N", 1000);
     let dir = tempfile::tempdir().expect("tempdir");
     let t = dir.path();
     let data = t.join("mnist");
@@ -60,7 +52,10 @@ fn main() {
         .args(["-c", TINY_MNIST, &s(&data), "2000", &n.to_string()])
         .status()
         .expect("python");
-    assert!(st.success());
+    assert!(
+        st.success(),
+        "writing the tiny MNIST copy failed (RIFT_BENCH_N ≤ 1000)"
+    );
     let ft = t.join("ft.safetensors");
     let (d, f) = (s(&data), s(&ft));
     rift(&[
@@ -121,6 +116,7 @@ fn main() {
     let sa = r["chosen_alpha"].as_f64().unwrap_or(f64::NAN);
     let grid_work = sr["grid_attacked_samples"].as_u64().unwrap_or(0);
     let work = sr["attacked_samples"].as_u64().unwrap_or(0);
+    let work_ratio = sr["work_ratio"].as_f64().unwrap_or(f64::NAN);
     println!("α selection on the demo: {n} test digits, PGD-10 (ε 0.2, step 0.05), grid 0:1:0.1");
     println!(
         "{:<8} {:>9} {:>14} {:>9}",
@@ -129,14 +125,16 @@ fn main() {
     println!("{:<8} {:>9.1} {:>14} {:>9}", "grid", g_secs, grid_work, ga);
     println!("{:<8} {:>9.1} {:>14} {:>9}", "search", s_secs, work, sa);
     println!(
-        "work ratio {:.3} (target ≤ 0.333), wall ratio {:.3}; subset {} samples; full set for {}; agree (|Δα| ≤ 0.05): {}",
-        sr["work_ratio"].as_f64().unwrap_or(f64::NAN),
+        "work ratio {:.3} (target ≤ 0.333: {}), wall ratio {:.3}; subset {} samples; full set for {}; agree (|Δα| ≤ 0.05): {}",
+        work_ratio,
+        card.target("work ratio ≤ 0.333", work_ratio <= 0.333),
         s_secs / g_secs,
         sr["subset_n"],
         sr["full"]
             .as_array()
             .map(|v| v.iter().map(|p| p["alpha"].to_string()).collect::<Vec<_>>().join(","))
             .unwrap_or_default(),
-        (ga - sa).abs() <= 0.05 + 1e-9
+        card.target("same α within 0.05", (ga - sa).abs() <= 0.05 + 1e-9)
     );
+    card.finish()
 }

@@ -9,7 +9,7 @@
 //!    threads). Target: rift within 10% of PyTorch (ratio ≥ 0.9).
 mod common;
 
-use common::python;
+use common::{python, Scorecard};
 use rand::SeedableRng;
 use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::load_checkpoint;
@@ -35,7 +35,7 @@ fn synthetic_set(n: usize) -> ImageSet {
     }
 }
 
-fn bench_loader() {
+fn bench_loader(card: &mut Scorecard) {
     let set = synthetic_set(50_000);
     let aug = Augmenter { pad: 4, flip: true };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
@@ -59,11 +59,7 @@ fn bench_loader() {
     let rate = images as f64 / start.elapsed().as_secs_f64();
     println!(
         "loader: {rate:>10.0} augmented 32x32 images/s (target >= 20000) {}",
-        if rate >= 20_000.0 {
-            "OK"
-        } else {
-            "BELOW TARGET"
-        }
+        card.target("loader >= 20000 images/s", rate >= 20_000.0)
     );
 }
 
@@ -98,7 +94,7 @@ for i in range(0, n, 128):
 print(time.time() - t, correct, clean)
 "#;
 
-fn bench_pgd() {
+fn bench_pgd(card: &mut Scorecard) {
     let dir = tempfile::tempdir().expect("tempdir");
     let n = 512usize;
     tch::set_num_threads(tch::get_num_threads());
@@ -169,12 +165,13 @@ fn bench_pgd() {
     let ratio = py_secs / result.seconds;
     println!(
         "pgd-10 eval (resnet18-w16, {n} imgs, {threads} threads): rift {:.2}s, pytorch {:.2}s, ratio {:.2} (target >= 0.90) {}; clean correct rift {} / pytorch {}; robust correct rift {} / pytorch {}",
-        result.seconds, py_secs, ratio, if ratio >= 0.9 { "OK" } else { "BELOW TARGET" },
+        result.seconds, py_secs, ratio, card.target("pgd-10 eval ratio >= 0.90", ratio >= 0.9),
         result.clean_correct, py_clean, result.robust_correct.unwrap_or(0), py_correct
     );
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    let mut card = Scorecard::new("engine");
     // `cargo bench` passes --bench; a filter argument selects one benchmark.
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -182,9 +179,10 @@ fn main() {
         .collect();
     let want = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     if want("loader") {
-        bench_loader();
+        bench_loader(&mut card);
     }
     if want("pgd") {
-        bench_pgd();
+        bench_pgd(&mut card);
     }
+    card.finish()
 }

@@ -14,7 +14,7 @@
 //!    CIFAR-shaped fixture written in torchvision's layout.
 mod common;
 
-use common::python;
+use common::{python, Scorecard};
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::models::Model;
 use rift::engine::rift::adv_set::TensorSet;
@@ -44,7 +44,7 @@ for i in range(1, 6):
 pickle.dump(batch(500), open(f"{d}/cifar-10-batches-py/test_batch", "wb"), protocol=2)
 "#;
 
-fn bench_mrc(dir: &std::path::Path) {
+fn bench_mrc(dir: &std::path::Path, card: &mut Scorecard) {
     let ckpt = load_checkpoint(&dir.join("r18w16.pth")).expect("checkpoint");
     let (mean, std) = (vec![0.4914, 0.4822, 0.4465], vec![0.2471, 0.2435, 0.2616]);
     let model = Model::from_checkpoint(
@@ -99,9 +99,9 @@ fn bench_mrc(dir: &std::path::Path) {
         .fold(0.0, f64::max);
     let ratio = times[0] / times[1];
     println!(
-        "mrc (resnet18-w16, {} modules, {n} samples, 3 epochs): faithful {:.1}s, fast {:.1}s, speed-up {:.2}x (target >= 1.5) {}; max relative difference {:.1e} {}",
-        modules.len(), times[0], times[1], ratio, if ratio >= 1.5 { "OK" } else { "BELOW TARGET" },
-        max_rel, if max_rel < 1e-4 { "(same values)" } else { "(VALUES DIFFER)" }
+        "mrc (resnet18-w16, {} modules, {n} samples, 3 epochs): faithful {:.1}s, fast {:.1}s, speed-up {:.2}x (target >= 1.5) {}; max relative difference {:.1e} (same values: {})",
+        modules.len(), times[0], times[1], ratio, card.target("mrc --fast speed-up >= 1.5x", ratio >= 1.5),
+        max_rel, card.target("mrc --fast gives the same values (rel. < 1e-4)", max_rel < 1e-4)
     );
 }
 
@@ -178,7 +178,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 }
 
 /// Screening vs exact MRC of all modules (faithful and fast), then time to a recommendation.
-fn bench_screen(dir: &std::path::Path) {
+fn bench_screen(dir: &std::path::Path, card: &mut Scorecard) {
     let cancel = CancelFlag::default();
     let model = cifar_model(dir);
     let adv = random_adv_set(256);
@@ -219,11 +219,18 @@ fn bench_screen(dir: &std::path::Path) {
     };
     let (faithful, t_faithful) = run_exact(false);
     let (_, t_fast) = run_exact(true);
-    let ok = |r: f64| if r >= 50.0 { "OK" } else { "BELOW TARGET" };
+    let faithful_ok = card.target(
+        "screening >= 50x faster than exact",
+        t_faithful / t_screen >= 50.0,
+    );
+    let fast_ok = card.target(
+        "screening >= 50x faster than exact --fast",
+        t_fast / t_screen >= 50.0,
+    );
     println!(
         "screen (resnet18-w16, {} modules, 256 samples): screening {:.2}s; exact all (10 epochs) faithful {:.1}s = {:.0}x ({}), --fast {:.1}s = {:.0}x ({}) (target >= 50x)",
-        modules.len(), t_screen, t_faithful, t_faithful / t_screen, ok(t_faithful / t_screen),
-        t_fast, t_fast / t_screen, ok(t_fast / t_screen)
+        modules.len(), t_screen, t_faithful, t_faithful / t_screen, faithful_ok,
+        t_fast, t_fast / t_screen, fast_ok
     );
     time_to_recommendation("resnet18-w16 random", &model, &adv, (&faithful, t_faithful));
 
@@ -404,7 +411,8 @@ fn bench_stages(
     }
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    let mut card = Scorecard::new("pipeline");
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -423,10 +431,10 @@ fn main() {
         String::from_utf8_lossy(&out.stderr)
     );
     if want("mrc") {
-        bench_mrc(dir.path());
+        bench_mrc(dir.path(), &mut card);
     }
     if want("screen") {
-        bench_screen(dir.path());
+        bench_screen(dir.path(), &mut card);
     }
     if want("stages") {
         bench_stages(
@@ -448,4 +456,5 @@ fn main() {
             dir.path(),
         );
     }
+    card.finish()
 }

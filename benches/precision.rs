@@ -10,7 +10,7 @@
 //! time counts (the machine is shared; the minimum is the least disturbed run).
 mod common;
 
-use common::{env_usize, python};
+use common::{env_usize, python, Scorecard};
 use serde_json::Value;
 use std::process::Command;
 
@@ -19,21 +19,16 @@ const DEMO: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
 const MAX_POINTS: f64 = 0.3;
 
 const EAGER: &str = r#"
-import sys, os, gzip, struct, time, json, numpy as np, torch
+import sys, os, time, json, numpy as np, torch
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
 from reference_models import build, Normalized, pgd
+from mnist_idx import idx
 from safetensors.torch import load_file
 n, threads = int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
 net = build("resnet18", 10, 1, width=8, input_size=28)
 net.load_state_dict(load_file(sys.argv[1]), strict=True)
 model = Normalized(net, [0.1307], [0.3081]).eval()
-def idx(name):
-    b = gzip.open(name).read()
-    magic, count = struct.unpack(">II", b[:8])
-    if magic == 2051:
-        return np.frombuffer(b[16:], np.uint8).reshape(count, 1, 28, 28)
-    return np.frombuffer(b[8:], np.uint8).astype(np.int64)
 x = torch.tensor(idx("assets/demo/t10k-images-idx3-ubyte.gz")[:n]).float() / 255
 y = torch.tensor(idx("assets/demo/t10k-labels-idx1-ubyte.gz")[:n])
 t = time.perf_counter()
@@ -105,7 +100,8 @@ fn f(v: &Value, k: &str) -> f64 {
     v[k].as_f64().unwrap_or(f64::NAN)
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    let mut card = Scorecard::new("precision");
     let n = env_usize("RIFT_BENCH_N", 1000);
     let reps = env_usize("RIFT_BENCH_REPS", 2).max(1);
     let threads = tch::get_num_threads();
@@ -157,7 +153,8 @@ fn main() {
             "{label:<26} {rs:>8.2} {:>10.2}× {rc:>8.2} {rr:>9.2} {:>16}  {}",
             es / rs,
             format!("{dc:+.2}/{dr:+.2}"),
-            if ok { "yes" } else { "NO" }
+            card.target(&format!("{label} within {MAX_POINTS} points of eager"), ok)
         );
     }
+    card.finish()
 }

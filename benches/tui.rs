@@ -9,6 +9,9 @@
 //!    redraw that follows, from the app's own trace (keys that change nothing are left out). Target: p99 < 50 ms.
 //! 3. Idle CPU: `rift tui --resume sessions/example-demo` (no job runs), CPU time of the
 //!    whole process over 10 s from /proc. Target: < 2 %.
+mod common;
+
+use common::Scorecard;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
@@ -111,7 +114,7 @@ fn big_state() -> State {
     s
 }
 
-fn render_bench() {
+fn render_bench(card: &mut Scorecard) {
     let theme = Theme::load("default").expect("default theme");
     let mut s = big_state();
     let area = Rect::new(0, 0, 200, 60);
@@ -142,7 +145,7 @@ fn render_bench() {
     let p99 = quantile(&mut times, 0.99);
     println!(
         "render 200x60 (2000 frames): p50 {p50:.3} ms  p99 {p99:.3} ms  (target p99 < 5 ms: {})",
-        if p99 < 5.0 { "met" } else { "MISSED" }
+        card.target("render p99 < 5 ms", p99 < 5.0)
     );
 }
 
@@ -167,7 +170,7 @@ fn wait_for(socket: &str, text: &str, secs: u64) -> bool {
     false
 }
 
-fn latency_bench(bin: &Path, dir: &Path) {
+fn latency_bench(bin: &Path, dir: &Path, card: &mut Scorecard) {
     let socket = format!("rift-bench-{}", std::process::id());
     let trace = dir.join("trace.txt");
     let cmd = format!(
@@ -182,7 +185,7 @@ fn latency_bench(bin: &Path, dir: &Path) {
     );
     // A few bars first, so that j/k move the cursor.
     if !wait_for(&socket, "MRC 3/21", 300) {
-        println!("latency: MRC did not start; skipped");
+        card.unmeasured("key-to-redraw p99 < 50 ms", "MRC did not start in the demo");
         tmux(&socket, &["kill-server"]);
         return;
     }
@@ -220,7 +223,10 @@ fn latency_bench(bin: &Path, dir: &Path) {
         }
     }
     if inside.is_empty() || outside.is_empty() {
-        println!("latency: no key reached the app; skipped");
+        card.unmeasured(
+            "key-to-redraw p99 < 50 ms",
+            "no key reached the app (no RIFT_TUI_TRACE lines)",
+        );
         return;
     }
     let load = load.split_whitespace().next().unwrap_or("?").to_string();
@@ -234,7 +240,7 @@ fn latency_bench(bin: &Path, dir: &Path) {
         let max = lat[n - 1];
         println!(
             "key-to-redraw {what} during MRC ({n} keys, MRC running to the end: {busy}, load {load}): p50 {p50:.1} ms  p99 {p99:.1} ms  max {max:.1} ms  (target p99 < 50 ms: {})",
-            if p99 < 50.0 { "met" } else { "MISSED" }
+            card.target(&format!("key-to-redraw {what} p99 < 50 ms"), p99 < 50.0)
         );
     }
 }
@@ -253,7 +259,8 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-fn idle_bench(bin: &Path) {
+fn idle_bench(bin: &Path, card: &mut Scorecard) {
+    let name = "idle CPU < 2 %";
     let socket = format!("rift-idle-{}", std::process::id());
     let cmd = format!(
         "{} tui --resume sessions/example-demo; sleep 30",
@@ -264,7 +271,7 @@ fn idle_bench(bin: &Path) {
         &["new-session", "-d", "-x", "200", "-y", "60", &cmd],
     );
     if !wait_for(&socket, "resumed session", 60) {
-        println!("idle: the explorer did not open; skipped");
+        card.unmeasured(name, "the explorer did not open");
         tmux(&socket, &["kill-server"]);
         return;
     }
@@ -277,35 +284,53 @@ fn idle_bench(bin: &Path) {
     let Some(pid) = pids.split_whitespace().find(|p| {
         std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "rift")
     }) else {
-        println!("idle: no rift process found; skipped");
+        card.unmeasured(name, "no rift process found");
         tmux(&socket, &["kill-server"]);
         return;
     };
     let hz = 100.0; // USER_HZ on Linux
-    let t0 = cpu_ticks(pid).unwrap_or(0);
+    let t0 = cpu_ticks(pid);
     let secs = 10.0;
     std::thread::sleep(Duration::from_secs_f64(secs));
-    let t1 = cpu_ticks(pid).unwrap_or(0);
+    let t1 = cpu_ticks(pid);
     tmux(&socket, &["kill-server"]);
+    // Unreadable /proc is no measurement (it used to read as 0 %, "met").
+    let (Some(t0), Some(t1)) = (t0, t1) else {
+        card.unmeasured(name, &format!("/proc/{pid}/stat is unreadable"));
+        return;
+    };
     let pct = (t1 - t0) as f64 / hz / secs * 100.0;
     println!(
         "idle CPU of the explorer (no job, {secs} s): {pct:.2} %  (target < 2 %: {})",
-        if pct < 2.0 { "met" } else { "MISSED" }
+        card.target(name, pct < 2.0)
     );
 }
 
-fn main() {
-    render_bench();
+fn main() -> std::process::ExitCode {
+    let mut card = Scorecard::new("tui");
+    render_bench(&mut card);
+    let live = ["idle CPU < 2 %", "key-to-redraw p99 < 50 ms"];
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/rift");
     if !bin.exists() {
-        println!("target/release/rift is missing (run `cargo build --release`): skipping the live benchmarks");
-        return;
+        for name in live {
+            card.unmeasured(
+                name,
+                "target/release/rift is missing (run `cargo build --release`)",
+            );
+        }
+        return card.finish();
     }
     if Command::new("tmux").arg("-V").output().is_err() {
-        println!("tmux is missing: skipping the live benchmarks");
-        return;
+        for name in live {
+            card.unmeasured(
+                name,
+                "tmux is missing (the live benchmarks drive the explorer in it)",
+            );
+        }
+        return card.finish();
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    idle_bench(&bin);
-    latency_bench(&bin, dir.path());
+    idle_bench(&bin, &mut card);
+    latency_bench(&bin, dir.path(), &mut card);
+    card.finish()
 }

@@ -26,7 +26,7 @@
 //! the reasons are in `agree`, the numbers in the constants below and BENCHMARKS.md).
 mod common;
 
-use common::{env_usize, python};
+use common::{env_usize, python, Scorecard};
 #[path = "versus/rift_side.rs"]
 mod rift_side;
 
@@ -334,7 +334,7 @@ fn bench_model(label: &str, s: &Settings, rows: &mut Vec<Value>) {
     }
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("child") {
         let s: Settings = serde_json::from_str(
@@ -342,7 +342,7 @@ fn main() {
         )
         .expect("settings json");
         rift_side::run(args.get(2).map_or("", String::as_str), &s);
-        return;
+        return std::process::ExitCode::SUCCESS;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let threads = tch::get_num_threads();
@@ -399,4 +399,13 @@ fn main() {
     )
     .expect("write target/bench.json");
     println!("\nwrote target/bench.json (ratio = eager s / rift s; > 1 means rift is faster)");
+    // Agreement is this bench's target: every row's numbers within its tolerance.
+    let mut card = Scorecard::new("versus");
+    for row in &rows {
+        card.target(
+            &format!("{} {} agreed", row["model"], row["stage"]),
+            row["agreed"] == json!(true),
+        );
+    }
+    card.finish()
 }

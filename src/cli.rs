@@ -213,9 +213,10 @@ pub struct MrcFlags {
     /// Ascent epochs per module (`rift mrc` also takes it as --epochs).
     #[arg(id = "mrc_epochs", long = "mrc-epochs", default_value_t = 10)]
     pub epochs: usize,
-    /// Split the adversarial set comes from: test (published code), train, or holdout
-    /// (a held-out 10% of the training split, so module choice never looks at test data).
-    #[arg(long, default_value = "test")]
+    /// Split the adversarial set comes from: auto (as the published code: train for
+    /// Tiny-ImageNet, test for every other dataset), test, train, or holdout (a held-out
+    /// 10% of the training split, so module choice never looks at test data).
+    #[arg(long, default_value = rift::engine::rift::adv_set::ADV_SPLIT_AS_PUBLISHED)]
     pub adv_split: String,
     /// Use only the first N samples of that split.
     #[arg(long)]

@@ -10,17 +10,10 @@ fn main() -> ExitCode {
     // A panic is a bug in rift, never the user's fault: say so in one paragraph instead of
     // a backtrace. (Bad input is reported through errors, below.)
     std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("unknown cause");
-        let loc = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        eprintln!("rift: internal error{loc}: {msg}\nThis is a bug in rift; please report it with the command line you ran.");
+        // Silent for the panics rift contains (see engine::panics), a bug report otherwise.
+        if let Some(report) = rift::engine::panics::bug_report(info) {
+            eprintln!("{report}");
+        }
     }));
     let cli = Cli::parse();
     let result = match &cli.command {

@@ -5,31 +5,11 @@
 //! (2 epochs on 2000 demo digits), the sweep uses 1000 test digits and PGD-2.
 mod common;
 
-use common::{path_str, rift, rift_ok, run_python, stderr_of};
+use common::{
+    assert_failed, path_str, rift, rift_ok, tiny_mnist, DEMO_MODEL, EXIT_ERROR, EXIT_USAGE,
+};
 use serde_json::Value;
 use std::path::Path;
-
-const DEMO_MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
-
-/// Uncompressed MNIST IDX files of `n_train` / `n_test` demo digits drawn at random (the
-/// demo files are sorted by class).
-const PY_TINY_MNIST: &str = r#"
-import sys, os, gzip, struct, numpy as np
-out, n_train, n_test = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-os.makedirs(out, exist_ok=True)
-rng = np.random.default_rng(0)
-for split, n in (("train", n_train), ("t10k", n_test)):
-    img = gzip.open(f"assets/demo/{split}-images-idx3-ubyte.gz").read()
-    lab = gzip.open(f"assets/demo/{split}-labels-idx1-ubyte.gz").read()
-    total, h, w = struct.unpack(">III", img[4:16])
-    pick = np.sort(rng.permutation(total)[:n])
-    x = np.frombuffer(img[16:], np.uint8).reshape(total, h * w)[pick]
-    y = np.frombuffer(lab[8:], np.uint8)[pick]
-    with open(os.path.join(out, f"{split}-images-idx3-ubyte"), "wb") as f:
-        f.write(struct.pack(">IIII", 2051, n, h, w) + x.tobytes())
-    with open(os.path.join(out, f"{split}-labels-idx1-ubyte"), "wb") as f:
-        f.write(struct.pack(">II", 2049, n) + y.tobytes())
-"#;
 
 fn read_json(p: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).expect("result file")).expect("JSON")
@@ -69,8 +49,7 @@ fn interpolate_args<'a>(ft: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str
 fn search_picks_the_grid_alpha_for_a_third_of_the_attack_work() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path();
-    let data = t.join("mnist");
-    run_python(PY_TINY_MNIST, &[path_str(&data), "2000", "1000"]);
+    let data = tiny_mnist(t, 2000, 1000);
     let ft = t.join("ft.safetensors");
     rift_ok(&[
         "finetune",
@@ -213,29 +192,33 @@ fn search_picks_the_grid_alpha_for_a_third_of_the_attack_work() {
 
 #[test]
 fn bad_search_flags_fail_clearly() {
-    let cases: [(&[&str], &str); 5] = [
+    // (flags, text stderr must hold, exit status: 2 where clap refuses the line)
+    let cases: [(&[&str], &str, i32); 5] = [
         (
             &["--search", "--search-subset", "0"],
             "is not a subset size",
+            EXIT_ERROR,
         ),
         (
             &["--search", "--search-subset", "1.5"],
             "is not a subset size",
+            EXIT_ERROR,
         ),
-        (&["--search", "--search-budget", "1.5"], "--search-budget"),
-        (&["--search-subset", "0.1"], "--search"),
-        (&["--search", "--devices", "cpu,cpu"], "--devices"),
+        (
+            &["--search", "--search-budget", "1.5"],
+            "--search-budget",
+            EXIT_ERROR,
+        ),
+        (&["--search-subset", "0.1"], "--search", EXIT_USAGE),
+        (
+            &["--search", "--devices", "cpu,cpu"],
+            "--devices",
+            EXIT_ERROR,
+        ),
     ];
-    for (extra, needle) in cases {
+    for (extra, needle, code) in cases {
         let mut args = interpolate_args("missing-ft.safetensors", "missing-data", "x.json");
         args.extend_from_slice(extra);
-        let out = rift(&args);
-        let err = stderr_of(&out);
-        assert!(!out.status.success(), "{extra:?} should fail");
-        assert!(!err.contains("panicked"), "{extra:?} panicked:\n{err}");
-        assert!(
-            err.contains(needle),
-            "{extra:?}: stderr lacks `{needle}`:\n{err}"
-        );
+        assert_failed(&rift(&args), code, &[needle]);
     }
 }

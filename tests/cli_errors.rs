@@ -2,27 +2,18 @@
 //! what was expected, a non-zero exit, and never a panic.
 mod common;
 
-use common::{path_str, rift, run_python, stderr_of};
+use common::{assert_failed, path_str, rift, run_python, EXIT_ERROR, EXIT_USAGE};
 use std::path::Path;
 
 fn assert_clean_failure(args: &[&str], must_mention: &[&str]) -> String {
-    let out = rift(args);
-    let err = stderr_of(&out);
-    assert!(
-        !out.status.success(),
-        "rift {args:?} should fail, stderr: {err}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("internal error"),
-        "rift {args:?} panicked: {err}"
-    );
-    for m in must_mention {
-        assert!(
-            err.contains(m),
-            "rift {args:?}: stderr should mention `{m}`:\n{err}"
-        );
-    }
-    err
+    eprintln!("checking that rift {args:?} fails cleanly");
+    assert_failed(&rift(args), EXIT_ERROR, must_mention)
+}
+
+/// A command line clap rejects: usage status 2, no panic, the flag named.
+fn assert_usage_error(args: &[&str], must_mention: &[&str]) -> String {
+    eprintln!("checking that rift {args:?} is refused as usage");
+    assert_failed(&rift(args), EXIT_USAGE, must_mention)
 }
 
 const MAKE_BAD_FILES: &str = r#"
@@ -132,7 +123,7 @@ fn hostile_and_broken_inputs_fail_cleanly() {
         ],
         &["imagenet-22k"],
     );
-    assert_clean_failure(
+    assert_usage_error(
         &["eval", "--checkpoint", &p("good.pth"), "--eps", "eight"],
         &["eight"],
     );
@@ -140,7 +131,7 @@ fn hostile_and_broken_inputs_fail_cleanly() {
         &["eval", "--checkpoint", &p("good.pth"), "--device", "tpu"],
         &["tpu"],
     );
-    assert_clean_failure(
+    assert_usage_error(
         &["eval", "--checkpoint", &p("good.pth"), "--frobnicate"],
         &["frobnicate"],
     );
@@ -196,4 +187,42 @@ fn hostile_and_broken_inputs_fail_cleanly() {
         &["none.npy"],
     );
     assert!(!Path::new(&out).exists());
+}
+
+/// An OOD dataset that does not fit the model is refused before the first stage (it used
+/// to panic inside libtorch after MRC, fine-tuning and the whole α sweep): the error names
+/// the OOD dataset and the model's expectation, and no stage has started.
+#[test]
+fn an_ood_dataset_that_does_not_fit_is_refused_before_any_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    for (ood, needles) in [
+        ("tiny-imagenet-c", ["OOD", "tiny-imagenet-c", "3×64×64"]),
+        ("cifar10-c", ["OOD", "cifar10-c", "3×32×32"]),
+    ] {
+        let session = dir.path().join(ood);
+        let out = rift(&[
+            "run",
+            "--checkpoint",
+            common::DEMO_MODEL,
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            "assets/demo",
+            "--ood-dataset",
+            ood,
+            "--device",
+            "cpu",
+            "--session",
+            path_str(&session),
+        ]);
+        let err = assert_failed(&out, EXIT_ERROR, &needles);
+        assert!(err.contains("input channel"), "{err}");
+        let events = std::fs::read_to_string(session.join("events.jsonl")).unwrap_or_default();
+        assert!(
+            !events.contains("baseline"),
+            "a stage ran before the check:\n{events}"
+        );
+        let yaml = std::fs::read_to_string(session.join("session.yaml")).unwrap_or_default();
+        assert!(!yaml.contains("clean_acc"), "a stage ran:\n{yaml}");
+    }
 }

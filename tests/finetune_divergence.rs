@@ -2,10 +2,8 @@
 //! and keeps the best state so far (here: the AT weights, as no epoch finished).
 mod common;
 
-use common::{path_str, rift, stderr_of};
+use common::{path_str, rift, stderr_of, DEMO_MODEL};
 use rift::engine::checkpoint::load_checkpoint;
-
-const DEMO_MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
 
 #[test]
 fn divergence_stops_and_keeps_the_best_state() {

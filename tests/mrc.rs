@@ -4,15 +4,16 @@
 //! stops at the ε-ball; bad module names list the valid ones.
 mod common;
 
-use common::{path_str, rift, rift_ok, run_python, stderr_of};
+use common::{
+    assert_failed, path_str, rift, rift_ok, run_python, stderr_of, DEMO_MODEL, EXIT_ERROR,
+};
 use std::collections::HashMap;
 
-const DEMO_MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
-
 const PY_MRC: &str = r#"
-import sys, os, gzip, struct, json, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+import sys, os, json, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
 from reference_models import build, Normalized, pgd
+from mnist_idx import idx
 from safetensors.torch import load_file
 torch.set_num_threads(2)
 net = build("resnet18", 10, 1, width=8, input_size=28)
@@ -20,12 +21,6 @@ net.load_state_dict(load_file(sys.argv[1]), strict=True)
 model = Normalized(net, [0.1307], [0.3081]).eval()
 for p in model.parameters():
     p.requires_grad_(False)
-def idx(name):
-    b = gzip.open(name).read()
-    magic, n = struct.unpack(">II", b[:8])
-    if magic == 2051:
-        return np.frombuffer(b[16:], np.uint8).reshape(n, 1, 28, 28)
-    return np.frombuffer(b[8:], np.uint8).astype(np.int64)
 N = 256
 x = torch.tensor(idx("assets/demo/t10k-images-idx3-ubyte.gz")[:N]).float() / 255
 y = torch.tensor(idx("assets/demo/t10k-labels-idx1-ubyte.gz")[:N])
@@ -196,12 +191,7 @@ fn mrc_matches_an_independent_pytorch_implementation() {
         "--device",
         "cpu",
     ]);
-    assert!(!out.status.success());
-    let err = stderr_of(&out);
-    assert!(
-        err.contains("layer9.conv") && err.contains("layer2.1.conv2"),
-        "{err}"
-    );
+    assert_failed(&out, EXIT_ERROR, &["layer9.conv", "layer2.1.conv2"]);
 }
 
 /// `--cache-budget`: a module whose cached activations would exceed the budget recomputes
@@ -239,10 +229,5 @@ fn the_cache_budget_falls_back_to_recomputation_with_the_same_values() {
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(scores(&budget), scores(&free));
     let bad = rift(&["mrc", "--checkpoint", DEMO_MODEL, "--cache-budget=-1"]);
-    assert!(!bad.status.success());
-    assert!(
-        stderr_of(&bad).contains("--cache-budget"),
-        "{}",
-        stderr_of(&bad)
-    );
+    assert_failed(&bad, EXIT_ERROR, &["--cache-budget"]);
 }

@@ -8,38 +8,15 @@
 //! whole file stays fast on two CPU cores.
 mod common;
 
-use common::{path_str, rift, rift_bin, rift_ok, run_python, stderr_of};
+use common::{
+    assert_failed, path_str, rift, rift_bin, rift_ok, run_python, stderr_of, tiny_mnist,
+    DEMO_MODEL, EXIT_ERROR,
+};
 use rift::report::session::Session;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const DEMO_MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
-
-/// Writes uncompressed MNIST IDX files with `n_train` / `n_test` demo digits drawn at
-/// random (the demo files are sorted by class, so a prefix would be one or two digits).
-const PY_TINY_MNIST: &str = r#"
-import sys, os, gzip, struct, numpy as np
-out, n_train, n_test = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-os.makedirs(out, exist_ok=True)
-rng = np.random.default_rng(0)
-def read(name):
-    return gzip.open(os.path.join("assets/demo", name)).read()
-for split, n in (("train", n_train), ("t10k", n_test)):
-    img = read(f"{split}-images-idx3-ubyte.gz")
-    lab = read(f"{split}-labels-idx1-ubyte.gz")
-    magic, total, h, w = struct.unpack(">IIII", img[:16])
-    assert magic == 2051 and total >= n
-    pick = np.sort(rng.permutation(total)[:n])
-    x = np.frombuffer(img[16:], np.uint8).reshape(total, h * w)[pick]
-    y = np.frombuffer(lab[8:], np.uint8)[pick]
-    assert len(set(y.tolist())) == 10
-    with open(os.path.join(out, f"{split}-images-idx3-ubyte"), "wb") as f:
-        f.write(struct.pack(">IIII", 2051, n, h, w) + x.tobytes())
-    with open(os.path.join(out, f"{split}-labels-idx1-ubyte"), "wb") as f:
-        f.write(struct.pack(">II", 2049, n) + y.tobytes())
-"#;
 
 /// Which keys of two .safetensors checkpoints differ (bit for bit), as JSON.
 const PY_DIFF: &str = r#"
@@ -59,17 +36,12 @@ print(json.dumps({"only_a": sorted(set(a) - set(b)), "only_b": sorted(set(b) - s
 /// blended model's clean accuracy on them and how many have a top-2 logit margin below
 /// 1e-3. Prints a JSON list, one result per case.
 const PY_BLEND: &str = r#"
-import sys, os, json, struct, numpy as np, torch
+import sys, os, json, torch
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
 from reference_models import build, Normalized
+from mnist_idx import idx
 from safetensors.torch import load_file
 torch.set_num_threads(2)
-def idx(name):
-    b = open(name, "rb").read()
-    magic, count = struct.unpack(">II", b[:8])
-    if magic == 2051:
-        return np.frombuffer(b[16:], np.uint8).reshape(count, 1, 28, 28)
-    return np.frombuffer(b[8:], np.uint8).astype(np.int64)
 results = []
 for case in sys.argv[1:]:
     c = json.loads(case)
@@ -194,15 +166,6 @@ print(json.dumps(result))
 
 // ---------------------------------------------------------------------------------------
 
-fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
-    let out = dir.join("tiny");
-    run_python(
-        PY_TINY_MNIST,
-        &[path_str(&out), &n_train.to_string(), &n_test.to_string()],
-    );
-    out
-}
-
 fn read_json(p: &Path) -> Value {
     serde_json::from_str(
         &std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display())),
@@ -236,22 +199,11 @@ fn is_bn_stat(k: &str) -> bool {
         || k.ends_with(".num_batches_tracked")
 }
 
-/// A failure: non-zero exit, no panic, and every `needles` in stderr.
+/// A failure: exit status 1, no panic, and every `needles` in stderr (`what` names the case
+/// in the test output).
 fn assert_clean_failure(out: &Output, what: &str, needles: &[&str]) {
-    let err = stderr_of(out);
-    assert!(!out.status.success(), "{what} should fail; stderr:\n{err}");
-    assert!(
-        !err.contains("panicked")
-            && !err.contains("internal error")
-            && !err.contains("RUST_BACKTRACE"),
-        "{what} panicked:\n{err}"
-    );
-    for n in needles {
-        assert!(
-            err.contains(n),
-            "{what}: stderr does not mention `{n}`:\n{err}"
-        );
-    }
+    eprintln!("checking that {what} fails cleanly");
+    assert_failed(out, EXIT_ERROR, needles);
 }
 
 /// `rift finetune` of the demo model on `data`, 1 epoch; returns the ft.json result.
@@ -1225,4 +1177,35 @@ fn train_at_saves_its_state_and_continues() {
         &["lone.safetensors.train-state.safetensors"],
     );
     assert!(!t.join("next.safetensors").exists());
+}
+
+/// A `mrc_partial.yaml` that does not parse is not silently dropped: `rift run` warns,
+/// names where it kept the file (`mrc_partial.yaml.corrupt-1`, content unchanged) and
+/// scores every module.
+#[test]
+fn a_corrupt_partial_mrc_file_is_kept_aside_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path();
+    let data = tiny_mnist(t, 128, 96);
+    let s = t.join("s");
+    std::fs::create_dir_all(&s).unwrap();
+    let garbage = "- name: conv1\n  mrc: [0.1,\n";
+    std::fs::write(s.join("mrc_partial.yaml"), garbage).unwrap();
+    let out = rift(&run_args(path_str(&s), path_str(&data), &[]));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains("warning") && printed.contains("mrc_partial.yaml.corrupt-1"),
+        "{printed}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.join("mrc_partial.yaml.corrupt-1")).unwrap(),
+        garbage
+    );
+    let session = Session::load(&s).unwrap();
+    assert_eq!(session.mrc.expect("mrc").modules.len(), 5);
 }

@@ -3,14 +3,14 @@
 //! any module again; incomplete or mixed shards are refused.
 mod common;
 
-use common::{path_str, rift, rift_bin, rift_ok, stderr_of};
+use common::{assert_failed, path_str, rift, rift_bin, rift_ok, stderr_of, DEMO_MODEL, EXIT_ERROR};
 use rift::engine::rift::results::MrcResult;
 use std::path::Path;
 use std::process::Command;
 
 const MRC: &[&str] = &[
     "--checkpoint",
-    "assets/demo/mnist_at_resnet18w8.safetensors",
+    DEMO_MODEL,
     "--dataset",
     "mnist",
     "--data-dir",
@@ -112,11 +112,11 @@ fn shards_in_parallel_and_bad_merges() {
 
     // A shard of another job (other epochs) is refused, naming what differs.
     assert!(spawn("1/2", &["--epochs", "1"]).wait().unwrap().success());
-    let out = rift(&["merge", path_str(&dir)]);
-    assert!(!out.status.success());
-    let err = stderr_of(&out);
-    assert!(err.contains("disagree on"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+    assert_failed(
+        &rift(&["merge", path_str(&dir)]),
+        EXIT_ERROR,
+        &["disagree on"],
+    );
 
     // A missing shard is named.
     std::fs::remove_file(dir.join("mrc_shards/shard-1-of-2.yaml")).unwrap();

@@ -222,7 +222,7 @@ fn following_a_headless_run_and_a_signal_from_outside() {
     rift_ok(&[
         "run",
         "--checkpoint",
-        "assets/demo/mnist_at_resnet18w8.safetensors",
+        common::DEMO_MODEL,
         "--dataset",
         "mnist",
         "--data-dir",
@@ -274,41 +274,24 @@ fn following_a_headless_run_and_a_signal_from_outside() {
 /// Without a terminal the explorer says what to use instead; bad sessions name the file.
 #[test]
 fn without_a_terminal_or_with_bad_sessions_it_says_why() {
-    use common::{rift, stderr_of};
-    let out = rift(&["demo"]);
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains("rift demo --headless"),
-        "{}",
-        stderr_of(&out)
-    );
+    use common::{assert_failed, rift, EXIT_ERROR, EXIT_USAGE};
+    assert_failed(&rift(&["demo"]), EXIT_ERROR, &["rift demo --headless"]);
     let out = rift(&[
         "tui",
         "--checkpoint",
-        "assets/demo/mnist_at_resnet18w8.safetensors",
+        common::DEMO_MODEL,
         "--dataset",
         "mnist",
         "--data-dir",
         "assets/demo",
     ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains("`rift run`"),
-        "{}",
-        stderr_of(&out)
-    );
-    let out = rift(&["tui"]);
-    assert!(!out.status.success());
+    assert_failed(&out, EXIT_ERROR, &["`rift run`"]);
+    assert_failed(&rift(&["tui"]), EXIT_USAGE, &["--checkpoint"]);
     // Checked before the terminal: a session that is not there is named.
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("nope");
     for flag in ["--resume", "--follow"] {
         let out = rift(&["tui", flag, path_str(&missing)]);
-        assert!(!out.status.success());
-        let err = stderr_of(&out);
-        assert!(
-            err.contains("nope") && !err.contains("panicked"),
-            "{flag}: {err}"
-        );
+        assert_failed(&out, EXIT_ERROR, &["nope"]);
     }
 }

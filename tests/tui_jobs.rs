@@ -1,5 +1,8 @@
 //! The worker on the bundled demo model with tiny settings: the order of its events, and
 //! that a cancel stops fine-tuning within one batch.
+mod common;
+
+use common::DEMO_MODEL as MODEL;
 use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
@@ -10,13 +13,11 @@ use rift::engine::rift::interpolate::SweepConfig;
 use rift::engine::rift::mrc::MrcConfig;
 use rift::engine::rift::pipeline::PipelineSetup;
 use rift::engine::rift::screen::ExactLowest;
-use rift::jobs::{JobCommand, JobEvent, JobSetup, MrcSetup, Worker};
+use rift::jobs::{JobCommand, JobEvent, JobSetup, MrcSetup, OodSetup, Worker};
 use rift::report::session::{Session, SessionSettings};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
-
-const MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
 
 fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
     let attack = PgdConfig {
@@ -312,4 +313,33 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
         .collect();
     assert_eq!(alphas, [0.0, 0.25, 0.5, 0.75, 1.0]);
     handle.shutdown();
+}
+
+/// The worker checks every configured dataset against the model when it starts: an OOD
+/// set of another geometry fails the job at once, before any stage, naming the dataset.
+#[test]
+fn an_ood_set_that_does_not_fit_fails_the_job_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = setup(dir.path().join("s"), 1);
+    bad.pipeline.ood = Some(OodSetup {
+        kind: DatasetKind::TinyImageNetC,
+        dir: dir.path().join("no-tin-c"),
+        severities: vec![1],
+    });
+    let (_handle, mut rx) = Worker::spawn(bad).unwrap();
+    let mut seen = Vec::new();
+    match until_end(&mut rx, &mut seen) {
+        JobEvent::Failed(message) => assert!(
+            message.contains("OOD") && message.contains("tiny-imagenet-c"),
+            "{message}"
+        ),
+        other => panic!("expected the job to fail at start, got {other:?}"),
+    }
+    assert!(
+        !seen.iter().any(|e| matches!(
+            e,
+            JobEvent::Engine(Event::StageStarted { stage, .. }) if *stage != Stage::Load
+        )),
+        "a stage started: {seen:?}"
+    );
 }

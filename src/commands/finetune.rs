@@ -6,7 +6,9 @@ use rift::engine::checkpoint::save_by_extension;
 use rift::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
 use rift::engine::models::Model;
 use rift::engine::rift::events::{Event, Sink, Stage, StageAbout};
-use rift::engine::rift::finetune::{finetune as run_finetune, FinetuneConfig, SelectOn};
+use rift::engine::rift::finetune::{
+    check_distinct_layers, finetune as run_finetune, FinetuneConfig, SelectOn,
+};
 use rift::engine::rift::results::{FinetuneResult, MrcResult};
 use rift::engine::CancelFlag;
 use std::path::Path;
@@ -40,6 +42,21 @@ pub fn resolve_layers(
         }
         return Ok(r.modules.iter().take(k).map(|m| m.name.clone()).collect());
     }
+    explicit_layers(spec)
+}
+
+/// Checks `--layer` now when it names modules itself (`auto` and `lowest:K` wait for MRC),
+/// so that a pipeline refuses a bad list before its first stage.
+pub fn check_layer_flag(spec: &str) -> Result<()> {
+    if spec == "auto" || spec.starts_with("lowest:") {
+        return Ok(());
+    }
+    explicit_layers(spec).map(drop)
+}
+
+/// The modules an explicit `--layer a,b` names (not `auto` / `lowest:K`, which need MRC),
+/// checked before any stage runs: not empty, none named twice.
+pub fn explicit_layers(spec: &str) -> Result<Vec<String>> {
     let layers: Vec<String> = spec
         .split(',')
         .map(|s| s.trim().to_string())
@@ -48,6 +65,7 @@ pub fn resolve_layers(
     if layers.is_empty() {
         bail!("--layer is empty; name a module such as layer2.1.conv2");
     }
+    check_distinct_layers(&layers)?;
     Ok(layers)
 }
 

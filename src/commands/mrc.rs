@@ -7,7 +7,7 @@ use rift::engine::batches::images_to_tensor;
 use rift::engine::checkpoint::{save_by_extension, save_format_for};
 use rift::engine::data::{gather_batch, load_split, DatasetKind, ImageSet, Split};
 use rift::engine::models::Model;
-use rift::engine::rift::adv_set::{generate, holdout_split, TensorSet};
+use rift::engine::rift::adv_set::{adv_split_for, generate, holdout_split, TensorSet};
 use rift::engine::rift::events::{Event, Sink, Stage};
 use rift::engine::rift::mrc::{select_modules, MrcConfig, Variant};
 use rift::engine::rift::multi_device::compute_on_devices;
@@ -289,10 +289,13 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
     }
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
-    let attack = attack_config(&args.attack)?.unwrap_or(PgdConfig {
-        steps: 0,
-        ..PgdConfig::default()
-    });
+    let adv_split = adv_split_for(kind, &args.mrc.adv_split);
+    // `--limit` counts evaluation samples; the adversarial set MRC scores on is sized by
+    // --adv-limit, so the flag would be silently ignored here: refuse it.
+    if let Some(l) = args.data.limit {
+        bail!("rift mrc does not take --limit {l}: MRC scores modules on the adversarial set, whose size is --adv-limit N (the first N samples of --adv-split)");
+    }
+    let attack = attack_config(&args.attack)?.unwrap_or_else(PgdConfig::clean);
     let mut flags = args.mrc.clone();
     if let Some(e) = args.epochs {
         flags.epochs = e;
@@ -304,12 +307,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         Some(shard) => shard.select(&all_modules),
         None => all_modules.clone(),
     };
-    let (set, idx) = adv_source(
-        kind,
-        &args.data.data_dir,
-        &args.mrc.adv_split,
-        args.mrc.adv_limit,
-    )?;
+    let (set, idx) = adv_source(kind, &args.data.data_dir, adv_split, args.mrc.adv_limit)?;
     model.check_input(&[1, set.channels as i64, set.height as i64, set.width as i64])?;
     let cancel = CancelFlag::default();
     let mut printer = Printer::new();
@@ -339,7 +337,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         screen_then_exact(
             &model,
             &adv,
-            &args.mrc.adv_split,
+            adv_split,
             &modules,
             &cfg,
             &screen,
@@ -364,15 +362,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         ));
         let load = |device| load_model(&args.model, kind, device, rt.compute).map(|(_, m)| m);
         compute_on_devices(
-            &load,
-            &model,
-            &adv,
-            &args.mrc.adv_split,
-            &modules,
-            &cfg,
-            &devices,
-            &cancel,
-            &mut sink,
+            &load, &model, &adv, adv_split, &modules, &cfg, &devices, &cancel, &mut sink,
         )?
     } else {
         sink(Event::started_text(
@@ -383,15 +373,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
                 if cfg.fast { " (fast path)" } else { "" }
             ),
         ));
-        compute(
-            &model,
-            &adv,
-            &args.mrc.adv_split,
-            &modules,
-            &cfg,
-            &cancel,
-            &mut sink,
-        )?
+        compute(&model, &adv, adv_split, &modules, &cfg, &cancel, &mut sink)?
     };
     print_mrc_table(&result);
     if let (Some(shard), Some(dir)) = (args.shard, &args.session) {

@@ -1,7 +1,7 @@
 //! `rift run`: the whole pipeline into a session directory, stage by stage. After each
 //! stage (and each MRC module) the state is written atomically, so a killed run continues
 //! where it stopped; every event is appended to `events.jsonl` as it happens.
-use super::finetune::{finetune_config, resolve_layers};
+use super::finetune::{check_layer_flag, finetune_config, resolve_layers};
 use super::interpolate::{search_config, sweep_config, sweep_devices};
 use super::mrc::mrc_config;
 use super::progress::Printer;
@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use rift::engine::data::DatasetKind;
 use rift::engine::device::device_name;
 use rift::engine::models::Precision;
+use rift::engine::rift::adv_set::adv_split_for;
 use rift::engine::rift::alpha_search::SearchConfig;
 use rift::engine::rift::events::{Event, OodModel, Stage, EVENTS_FORMAT};
 use rift::engine::rift::ood::{default_severities, parse_severities};
@@ -21,16 +22,6 @@ use rift::report::session::{now_rfc3339, Session, SessionSettings, EVENTS_FILE};
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
-
-/// The corrupted counterpart of a clean dataset, if it has one.
-fn corrupted_kind(kind: DatasetKind) -> Option<DatasetKind> {
-    match kind {
-        DatasetKind::Cifar10 => Some(DatasetKind::Cifar10C),
-        DatasetKind::Cifar100 => Some(DatasetKind::Cifar100C),
-        DatasetKind::TinyImageNet => Some(DatasetKind::TinyImageNetC),
-        _ => None,
-    }
-}
 
 /// Appends events to `events.jsonl`, one JSON object a line, flushed as it goes.
 struct EventLog(std::fs::File);
@@ -76,6 +67,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     };
     let mrc_cfg = mrc_config(&args.mrc, rt.seed)?;
     let ft_cfg = finetune_config(&args.ft, args.data.batch_size, args.data.limit, rt.seed)?;
+    check_layer_flag(&args.ft.layer)?;
     let sweep_cfg = sweep_config(
         &args.sweep,
         attack.clone(),
@@ -85,7 +77,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     )?;
     let ood_kind = match &args.ood_dataset {
         Some(name) => Some(DatasetKind::parse(name)?),
-        None => corrupted_kind(kind),
+        None => kind.corrupted(),
     };
     let ood_dir = args
         .ood_dir
@@ -112,7 +104,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         mrc_variant: mrc_cfg.variant.name().to_string(),
         mrc_epsilon: mrc_cfg.epsilon,
         mrc_epochs: mrc_cfg.epochs,
-        adv_split: args.mrc.adv_split.clone(),
+        adv_split: adv_split_for(kind, &args.mrc.adv_split).to_string(),
         adv_limit: args.mrc.adv_limit,
         mrc_fast: mrc_cfg.fast,
         mrc_screen: args.screen.map(|e| e.text()),

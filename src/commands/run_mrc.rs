@@ -8,8 +8,10 @@ use anyhow::Result;
 use rift::engine::attack::PgdConfig;
 use rift::engine::data::DatasetKind;
 use rift::engine::models::Model;
+use rift::engine::rift::adv_set::adv_split_for;
 use rift::engine::rift::events::{Event, Sink, Stage};
 use rift::engine::rift::mrc::{finish, select_modules, MrcConfig};
+use rift::engine::rift::partial::load_partial_scores;
 use rift::engine::rift::results::{ModuleScore, MrcResult};
 use rift::engine::rift::scoring::Scorer;
 use rift::engine::rift::screen::{assemble, attach, estimate, exact_order, ScreenConfig};
@@ -35,14 +37,11 @@ pub fn mrc_stage(
     let t = Instant::now();
     let modules = select_modules(model, &args.mrc.modules)?;
     let partial_path = dir.join(PARTIAL_MRC);
-    let mut done: Vec<ModuleScore> = match std::fs::read_to_string(&partial_path) {
-        Ok(text) => serde_yaml::from_str(&text).unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
+    let mut done: Vec<ModuleScore> = load_partial_scores(&partial_path, sink)?;
     let (set, idx) = adv_source(
         kind,
         &args.data.data_dir,
-        &args.mrc.adv_split,
+        adv_split_for(kind, &args.mrc.adv_split),
         args.mrc.adv_limit,
     )?;
     tch::manual_seed(seed as i64);
@@ -118,7 +117,7 @@ pub fn mrc_stage(
         rift::report::atomic_write(&partial_path, serde_yaml::to_string(done)?.as_bytes())
     })?;
     let secs = t.elapsed().as_secs_f64();
-    let split = &args.mrc.adv_split;
+    let split = adv_split_for(kind, &args.mrc.adv_split);
     Ok(match (&screened, args.screen) {
         (Some(sc), Some(exact)) => assemble(
             done,

@@ -95,7 +95,8 @@ pub fn explore(
         pipeline: setup,
         mrc: MrcSetup {
             modules: args.mrc.modules.clone(),
-            adv_split: args.mrc.adv_split.clone(),
+            // Resolved per dataset as published (`--adv-split auto`), as `rift run` records it.
+            adv_split: settings.adv_split.clone(),
             adv_limit: args.mrc.adv_limit,
             mrc,
             exact_lowest,

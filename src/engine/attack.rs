@@ -107,6 +107,19 @@ impl Default for PgdConfig {
     }
 }
 
+impl PgdConfig {
+    /// No attack (`--attack none`): zero steps and no random start, so an "adversarial"
+    /// set built with it holds the clean inputs themselves, not noisy copies.
+    pub fn clean() -> Self {
+        PgdConfig {
+            steps: 0,
+            random_start: false,
+            restarts: 1,
+            ..PgdConfig::default()
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AttackError {
     #[error("cancelled")]

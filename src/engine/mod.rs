@@ -8,6 +8,7 @@ pub mod device;
 pub mod eval;
 pub mod files;
 pub mod models;
+pub mod panics;
 pub mod rift;
 pub mod session;
 pub mod tensors;

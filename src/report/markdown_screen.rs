@@ -4,7 +4,7 @@ use super::markdown_text::{figure, sig4};
 use super::plots::Figure;
 use super::plots_screen::{pairs_spearman, screen_pairs};
 use super::session::Session;
-use crate::engine::rift::results::MrcResult;
+use crate::engine::rift::results::{criticality_cmp, MrcResult};
 use std::fmt::Write;
 
 /// Writes the screening subsection when the session's MRC step screened modules.
@@ -73,7 +73,7 @@ fn table(md: &mut String, m: &MrcResult) {
                 .map(|x| (x.name.as_str(), x.depth, x.estimate, x.estimate_step, None)),
         )
         .collect();
-    rows.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.1.cmp(&b.1)));
+    rows.sort_by(|a, b| criticality_cmp(a.2, b.2).then(a.1.cmp(&b.1)));
     let _ = writeln!(
         md,
         "| estimate rank | module | estimate |{} exact MRC | value |\n|---:|---|---:|{}---:|---|",

@@ -1,7 +1,7 @@
 //! Everything the explorer shows, as plain data: no terminal, no channels, no clocks.
 use crate::engine::rift::events::Stage;
 use crate::engine::rift::results::{
-    CorruptionAcc, FinetuneEpoch, ModuleEstimate, ModuleScore, SweepPoint,
+    criticality_cmp, CorruptionAcc, FinetuneEpoch, ModuleEstimate, ModuleScore, SweepPoint,
 };
 use crate::jobs::JobCommand;
 
@@ -209,7 +209,7 @@ impl State {
                 };
                 let (ka, kb) = (key(a), key(b));
                 ka.0.cmp(&kb.0)
-                    .then(ka.1.total_cmp(&kb.1))
+                    .then(criticality_cmp(ka.1, kb.1))
                     .then(a.depth.cmp(&b.depth))
             }),
         }

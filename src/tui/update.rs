@@ -3,7 +3,7 @@
 use super::state::{JobStatus, RunningModule, SortOrder, State, MAX_LOSSES};
 use crate::engine::rift::events::{Event, OodModel, Stage, StageAbout};
 use crate::engine::rift::interpolate::choose_alpha;
-use crate::engine::rift::results::ModuleEstimate;
+use crate::engine::rift::results::{criticality_cmp, ModuleEstimate};
 use crate::jobs::{JobCommand, JobEvent};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -451,7 +451,8 @@ fn engine_event(s: &mut State, ev: Event) {
             s.recommended = s
                 .modules
                 .iter()
-                .min_by(|a, b| a.mrc.total_cmp(&b.mrc).then(a.depth.cmp(&b.depth)))
+                .filter(|m| !m.mrc.is_nan())
+                .min_by(|a, b| criticality_cmp(a.mrc, b.mrc).then(a.depth.cmp(&b.depth)))
                 .map(|m| m.name.clone());
             s.unsaved = true;
             if let Some(name) = selected {

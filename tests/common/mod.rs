@@ -5,6 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The bundled adversarially trained MNIST model (ResNet18, width 8) the tests run on.
+pub const DEMO_MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
+
+/// Exit status of a run that failed with an error (bad input, a missing file).
+pub const EXIT_ERROR: i32 = 1;
+/// Exit status of a command line clap rejects (unknown flag, bad value for a typed flag).
+pub const EXIT_USAGE: i32 = 2;
+
+/// What `main.rs`'s panic hook prints instead of Rust's "panicked at" message.
+pub const PANIC_HOOK_TEXT: &str = "This is a bug in rift";
+
 /// The venv python made by `.ci/bootstrap` (override with `RIFT_PYTHON`).
 pub fn python() -> PathBuf {
     if let Ok(p) = std::env::var("RIFT_PYTHON") {
@@ -70,4 +81,40 @@ pub fn stderr_of(out: &Output) -> String {
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// Checks that a run failed the way bad input must fail: exit status `code` (a panic
+/// exits 101, a signal has none), neither the panic hook's paragraph nor Rust's own panic
+/// message in stderr, and every `needles` in stderr. Returns stderr.
+pub fn assert_failed(out: &Output, code: i32, needles: &[&str]) -> String {
+    let err = stderr_of(out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit status {code}, got {}; stderr:\n{err}",
+        out.status
+    );
+    assert!(
+        !err.contains(PANIC_HOOK_TEXT)
+            && !err.contains("internal error")
+            && !err.contains("panicked"),
+        "rift panicked instead of failing cleanly:\n{err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "stderr does not mention `{n}`:\n{err}");
+    }
+    err
+}
+
+/// Writes uncompressed MNIST IDX files of `n_train` / `n_test` demo digits drawn at random
+/// (`tests/py/mnist_idx.py`) into `dir/tiny` and returns that folder.
+pub fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
+    let out = dir.join("tiny");
+    run_python(
+        "import sys, os\nsys.path.insert(0, os.path.join(os.getcwd(), 'tests', 'py'))\n\
+         from mnist_idx import write_tiny_mnist\n\
+         write_tiny_mnist(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))\n",
+        &[path_str(&out), &n_train.to_string(), &n_test.to_string()],
+    );
+    out
 }

@@ -28,8 +28,8 @@ pub struct Rgb {
 /// not at the right image edge).
 pub fn decode_jpeg(bytes: &[u8]) -> Result<Rgb, String> {
     // A decoder bug must not take the process down on a hostile file: contain it.
-    std::panic::catch_unwind(|| decode_jpeg_inner(bytes))
-        .unwrap_or_else(|_| Err("JPEG: the decoder panicked on this file".to_string()))
+    crate::engine::panics::contain(|| decode_jpeg_inner(bytes))
+        .unwrap_or_else(|why| Err(format!("JPEG: the decoder failed on this file ({why})")))
 }
 
 fn decode_jpeg_inner(bytes: &[u8]) -> Result<Rgb, String> {

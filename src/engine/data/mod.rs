@@ -199,6 +199,16 @@ impl DatasetKind {
         }
     }
 
+    /// The corrupted test set of a clean dataset (its default OOD set), if it has one.
+    pub fn corrupted(self) -> Option<DatasetKind> {
+        match self {
+            DatasetKind::Cifar10 => Some(DatasetKind::Cifar10C),
+            DatasetKind::Cifar100 => Some(DatasetKind::Cifar100C),
+            DatasetKind::TinyImageNet => Some(DatasetKind::TinyImageNetC),
+            _ => None,
+        }
+    }
+
     /// Image geometry `(channels, height, width)` when fixed by the dataset.
     pub fn image_shape(self) -> Option<(usize, usize, usize)> {
         match self {
@@ -298,6 +308,34 @@ pub fn load_split(kind: DatasetKind, data_dir: &Path, split: Split) -> Result<Im
     };
     set.validate()?;
     Ok(set)
+}
+
+/// How many images of `set` (one corruption loaded by [`load_corrupted`] at `severities`)
+/// belong to each severity, in order. CIFAR-C files hold equal blocks (10,000 each);
+/// Tiny-ImageNet-C severity folders are counted, as they may differ. Errs when the sizes
+/// do not add up to the set (the files changed between the two reads).
+pub fn severity_sizes(
+    kind: DatasetKind,
+    data_dir: &Path,
+    corruption: &str,
+    severities: &[u8],
+    set: &ImageSet,
+) -> Result<Vec<usize>, DataError> {
+    let sizes = match kind {
+        DatasetKind::TinyImageNetC => {
+            let dir = tiny_imagenet::find_c_dir(data_dir)?;
+            tiny_imagenet::severity_sizes_tin(&dir, corruption, severities)?
+        }
+        _ => vec![set.n / severities.len().max(1); severities.len()],
+    };
+    if sizes.iter().sum::<usize>() != set.n {
+        return Err(DataError::Invalid(format!(
+            "{corruption}: the severities {severities:?} hold {sizes:?} images, {} in all, but {} were loaded",
+            sizes.iter().sum::<usize>(),
+            set.n
+        )));
+    }
+    Ok(sizes)
 }
 
 /// Load one corruption of a -C dataset at the given severities (1..=5, in the given order).

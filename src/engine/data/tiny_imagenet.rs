@@ -272,3 +272,24 @@ pub fn load_corruption_tin(
     }
     build_set(files, wnids)
 }
+
+/// How many images each of `severities` holds for `corruption` under the Tiny-ImageNet-C
+/// folder `dir`, in the order `load_corruption_tin` reads them (severity folders may hold
+/// different numbers of images).
+pub fn severity_sizes_tin(
+    dir: &Path,
+    corruption: &str,
+    severities: &[u8],
+) -> Result<Vec<usize>, DataError> {
+    super::check_plain_name("corruption", corruption)?;
+    let mut sizes = Vec::with_capacity(severities.len());
+    for &s in severities {
+        let sdir = dir.join(corruption).join(s.to_string());
+        let mut n = 0;
+        for class in super::sorted_subdirs(&sdir)? {
+            n += class_files(&class)?.len();
+        }
+        sizes.push(n);
+    }
+    Ok(sizes)
+}

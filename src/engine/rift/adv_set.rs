@@ -3,7 +3,7 @@
 use super::events::{Event, Sink, Stage};
 use crate::engine::attack::{robust_correct, AttackError, Noise, PgdConfig};
 use crate::engine::batches::images_to_tensor;
-use crate::engine::data::{gather_batch, ImageSet};
+use crate::engine::data::{gather_batch, DatasetKind, ImageSet};
 use crate::engine::models::Model;
 use crate::engine::CancelFlag;
 use rand::seq::SliceRandom;
@@ -15,6 +15,20 @@ use tch::{Kind, Tensor};
 pub const HOLDOUT_FRACTION: f64 = 0.1;
 /// The split is fixed (not tied to `--seed`), so every run and stage sees the same one.
 const HOLDOUT_SEED: u64 = 0x5249_4654;
+
+/// `--adv-split` value that picks the split per dataset as the published code does.
+pub const ADV_SPLIT_AS_PUBLISHED: &str = "auto";
+
+/// The split the adversarial set comes from: `flag` unless it is `auto`, then as published
+/// per dataset — Tiny-ImageNet's training split (its reference code attacks
+/// `TinyImageNet("train")`), every other dataset's test split (CIFAR: `train=False`).
+pub fn adv_split_for(kind: DatasetKind, flag: &str) -> &str {
+    match (flag, kind) {
+        (ADV_SPLIT_AS_PUBLISHED, DatasetKind::TinyImageNet) => "train",
+        (ADV_SPLIT_AS_PUBLISHED, _) => "test",
+        (other, _) => other,
+    }
+}
 
 /// (train indices, held-out indices) of a training split of `n` samples.
 pub fn holdout_split(n: usize) -> (Vec<usize>, Vec<usize>) {
@@ -134,4 +148,20 @@ pub fn loss_and_acc(
         let n = n.max(1) as f64;
         Ok((loss_sum / n, 100.0 * correct as f64 / n))
     })
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    /// The published code attacks Tiny-ImageNet's training split and CIFAR's test split.
+    #[test]
+    fn auto_picks_the_published_split_per_dataset() {
+        assert_eq!(adv_split_for(DatasetKind::TinyImageNet, "auto"), "train");
+        assert_eq!(adv_split_for(DatasetKind::Cifar10, "auto"), "test");
+        assert_eq!(adv_split_for(DatasetKind::Cifar100, "auto"), "test");
+        assert_eq!(adv_split_for(DatasetKind::Mnist, "auto"), "test");
+        assert_eq!(adv_split_for(DatasetKind::TinyImageNet, "test"), "test");
+        assert_eq!(adv_split_for(DatasetKind::Cifar10, "holdout"), "holdout");
+    }
 }

@@ -65,8 +65,20 @@ pub enum FinetuneError {
         arch: String,
         valid: String,
     },
+    #[error("--layer names `{0}` more than once; each module is trained once (a repeat would train the same weights twice per step: double learning rate and weight decay)")]
+    RepeatedModule(String),
     #[error("libtorch error during fine-tuning: {0}")]
     Torch(#[from] tch::TchError),
+}
+
+/// Refuses a module named twice in the modules to fine-tune.
+pub fn check_distinct_layers(layers: &[String]) -> Result<(), FinetuneError> {
+    for (i, layer) in layers.iter().enumerate() {
+        if layers[..i].contains(layer) {
+            return Err(FinetuneError::RepeatedModule(layer.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// Clean accuracy (percent) of `model` (eval mode) on `indices` of `set` (None = all).
@@ -162,6 +174,7 @@ pub fn finetune(
     sink: Sink,
 ) -> Result<FinetuneResult, FinetuneError> {
     let start = Instant::now();
+    check_distinct_layers(layers)?;
     let valid: Vec<String> = model.modules().into_iter().map(|m| m.name).collect();
     let mut params = Vec::new();
     for layer in layers {

@@ -11,7 +11,7 @@
 //! same numbers for far less work.
 use super::adv_set::TensorSet;
 use super::events::{Event, Sink};
-use super::results::{ModuleScore, MrcResult};
+use super::results::{criticality_cmp, ModuleScore, MrcResult};
 use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::CancelFlag;
 use rand::seq::SliceRandom;
@@ -254,10 +254,7 @@ fn ascend(
         }
     }
     let pick = match cfg.variant {
-        Variant::Code => losses
-            .iter()
-            .enumerate()
-            .fold(0, |best, (i, &l)| if l > losses[best] { i } else { best }),
+        Variant::Code => worst_epoch(&losses),
         Variant::Paper => losses.len().saturating_sub(1),
     };
     let (loss, acc) = (
@@ -278,6 +275,19 @@ fn ascend(
         estimate: None,
         estimate_step: None,
     })
+}
+
+/// The epoch of the highest loss (the first of equals). A NaN epoch loss is picked: the
+/// ascent diverged, and its NaN score must surface (sorted as most critical) rather than
+/// be skipped by the comparison, which a NaN never wins.
+fn worst_epoch(losses: &[f64]) -> usize {
+    if let Some(i) = losses.iter().position(|l| l.is_nan()) {
+        return i;
+    }
+    losses
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, &l)| if l > losses[best] { i } else { best })
 }
 
 /// Loss and accuracy (percent) over the whole set, visited in `order`; with `keep_first`
@@ -384,9 +394,10 @@ pub fn finish(
     baseline_acc: f64,
     seconds: f64,
 ) -> MrcResult {
-    scores.sort_by(|a, b| a.mrc.total_cmp(&b.mrc).then(a.depth.cmp(&b.depth)));
+    scores.sort_by(|a, b| criticality_cmp(a.mrc, b.mrc).then(a.depth.cmp(&b.depth)));
+    // A NaN score (a diverged ascent) sorts last and is never recommended.
     for (i, s) in scores.iter_mut().enumerate() {
-        s.recommended = i == 0;
+        s.recommended = i == 0 && !s.mrc.is_nan();
     }
     MrcResult {
         variant: cfg.variant.name().into(),
@@ -399,7 +410,11 @@ pub fn finish(
         fast: cfg.fast,
         baseline_loss,
         baseline_acc,
-        recommended: scores.first().map(|s| s.name.clone()).unwrap_or_default(),
+        recommended: scores
+            .first()
+            .filter(|s| !s.mrc.is_nan())
+            .map(|s| s.name.clone())
+            .unwrap_or_default(),
         modules: scores,
         seconds,
         estimated_only: Vec::new(),
@@ -409,3 +424,59 @@ pub fn finish(
 
 /// Kind of the set's labels (int64), for callers building sets by hand.
 pub const LABEL_KIND: Kind = Kind::Int64;
+
+#[cfg(test)]
+mod nan_tests {
+    use super::*;
+
+    fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
+        ModuleScore {
+            name: name.into(),
+            depth,
+            kind: "Conv2d".into(),
+            shape: vec![8, 8, 3, 3],
+            params: 576,
+            mrc,
+            robust_acc_drop: 0.0,
+            epoch_losses: vec![mrc],
+            epoch_accs: vec![0.0],
+            recommended: false,
+            estimate: None,
+            estimate_step: None,
+        }
+    }
+
+    /// A diverged module (NaN MRC, of either sign bit) sorts as the most critical and is
+    /// never recommended; with every score NaN nothing is.
+    #[test]
+    fn a_nan_score_is_never_recommended() {
+        let negative_nan = f64::NAN.copysign(-1.0);
+        assert!(negative_nan.is_sign_negative() && negative_nan.is_nan());
+        let scores = vec![
+            score("a", 0, negative_nan),
+            score("b", 1, 0.3),
+            score("c", 2, f64::NAN),
+            score("d", 3, f64::INFINITY),
+            score("e", 4, -0.1),
+        ];
+        let r = finish(scores, &MrcConfig::default(), "test", 8, 1.0, 50.0, 0.0);
+        let order: Vec<&str> = r.modules.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(&order[..3], ["e", "b", "d"]);
+        assert_eq!(r.recommended, "e");
+        assert!(r.modules[0].recommended);
+        assert!(r.modules.iter().skip(1).all(|m| !m.recommended));
+
+        let all_nan = vec![score("a", 0, f64::NAN), score("b", 1, negative_nan)];
+        let r = finish(all_nan, &MrcConfig::default(), "test", 8, 1.0, 50.0, 0.0);
+        assert_eq!(r.recommended, "");
+        assert!(r.modules.iter().all(|m| !m.recommended));
+    }
+
+    #[test]
+    fn a_nan_epoch_loss_is_the_worst_epoch() {
+        assert_eq!(worst_epoch(&[0.5, 0.9, 0.7]), 1);
+        assert_eq!(worst_epoch(&[0.5, f64::NAN, 0.7]), 1);
+        assert_eq!(worst_epoch(&[f64::NAN, 0.9]), 0);
+        assert_eq!(worst_epoch(&[]), 0);
+    }
+}

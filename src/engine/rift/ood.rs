@@ -5,9 +5,10 @@ use super::events::{Event, Sink, Stage};
 use super::finetune::clean_accuracy;
 use super::results::{CorruptionAcc, OodResult};
 use crate::engine::data::{
-    list_corruptions, load_corrupted, DataError, DatasetKind, PUBLISHED_18, STANDARD_15,
+    list_corruptions, load_corrupted, severity_sizes, DataError, DatasetKind, PUBLISHED_18,
+    STANDARD_15,
 };
-use crate::engine::models::Model;
+use crate::engine::models::{Model, ModelError};
 use crate::engine::CancelFlag;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +20,12 @@ pub enum OodError {
     Cancelled,
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error("the {dataset} images of {corruption} do not fit the model: {source}")]
+    DoesNotFit {
+        dataset: &'static str,
+        corruption: String,
+        source: ModelError,
+    },
     #[error("libtorch error during OOD evaluation: {0}")]
     Torch(#[from] tch::TchError),
 }
@@ -96,22 +103,32 @@ pub fn evaluate_ood(
             return Err(OodError::Cancelled);
         }
         let set = load_corrupted(kind, data_dir, name, severities)?;
-        // Severities come in order, in equal blocks (10,000 each for CIFAR-C).
-        let per = set.n / severities.len().max(1);
+        model
+            .check_input(&[1, set.channels as i64, set.height as i64, set.width as i64])
+            .map_err(|source| OodError::DoesNotFit {
+                dataset: kind.name(),
+                corruption: name.clone(),
+                source,
+            })?;
+        // Severities come in order, in blocks of their own sizes (Tiny-ImageNet-C folders
+        // may differ); the pooled accuracy weighs each by its size.
+        let sizes = severity_sizes(kind, data_dir, name, severities, &set)?;
         let mut by_severity = BTreeMap::new();
         let mut total_correct = 0.0;
-        for (s, &sev) in severities.iter().enumerate() {
-            let idx: Vec<usize> = (s * per..(s + 1) * per).collect();
+        let mut start = 0;
+        for (&sev, &size) in severities.iter().zip(&sizes) {
+            let idx: Vec<usize> = (start..start + size).collect();
+            start += size;
             let acc = clean_accuracy(model, &set, Some(&idx), None, batch_size)?;
-            total_correct += acc * per as f64;
+            total_correct += acc * size as f64;
             by_severity.insert(sev, acc);
         }
-        let acc = total_correct / (per * severities.len()).max(1) as f64;
+        let acc = total_correct / set.n.max(1) as f64;
         let result = CorruptionAcc {
             name: name.clone(),
             acc,
             by_severity,
-            n: per * severities.len(),
+            n: set.n,
         };
         sink(Event::Corruption {
             result: result.clone(),

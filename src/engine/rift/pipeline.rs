@@ -11,6 +11,7 @@ use super::interpolate::{choose_alpha, evaluate_alpha, refinement, sweep, Endpoi
 use super::multi_device::LoadOn;
 use super::ood::{corruptions_found, evaluate_ood};
 use super::results::SweepPoint;
+use super::validate::{datasets_fit, PipelineData};
 use crate::engine::attack::PgdConfig;
 use crate::engine::checkpoint::{
     load_checkpoint, save_pth, save_safetensors, Checkpoint, RawTensor,
@@ -81,7 +82,8 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Loads the test split and checks it fits the model before any stage runs.
+    /// Loads the test split and checks it, the training split and the OOD set against the
+    /// model before any stage runs.
     pub fn new(
         setup: PipelineSetup,
         ckpt: Checkpoint,
@@ -89,12 +91,16 @@ impl Pipeline {
         session: Session,
     ) -> Result<Pipeline> {
         let test = load_split(setup.kind, &setup.data_dir, Split::Test)?;
-        model.check_input(&[
-            1,
-            test.channels as i64,
-            test.height as i64,
-            test.width as i64,
-        ])?;
+        // Every dataset the stages will read (test, training, OOD) against the model, now,
+        // not after hours of MRC and fine-tuning.
+        datasets_fit(
+            &model,
+            &PipelineData {
+                kind: setup.kind,
+                test: &test,
+                ood: setup.ood.as_ref().map(|o| o.kind),
+            },
+        )?;
         Ok(Pipeline {
             setup,
             ckpt,

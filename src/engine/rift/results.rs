@@ -250,6 +250,19 @@ pub struct OodResult {
     pub seconds: f64,
 }
 
+/// Order of criticality scores (MRC values, screening estimates), least critical first.
+/// NaN — a diverged ascent or estimate — sorts after every number, +∞ included, whatever
+/// its sign bit (`f64::total_cmp` alone puts a negative NaN, the usual result of 0/0 or
+/// ∞−∞, before every number, where it would be recommended).
+pub fn criticality_cmp(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        (false, false) => a.total_cmp(&b),
+    }
+}
+
 /// The screening pass's output: one estimate per module, in the order given.
 #[derive(Clone, Debug)]
 pub struct Screened {
@@ -262,11 +275,7 @@ impl Screened {
     /// Modules by increasing estimate (ties by depth): the order exact work goes in.
     pub fn by_estimate(&self) -> Vec<&ModuleEstimate> {
         let mut v: Vec<&ModuleEstimate> = self.estimates.iter().collect();
-        v.sort_by(|a, b| {
-            a.estimate
-                .total_cmp(&b.estimate)
-                .then(a.depth.cmp(&b.depth))
-        });
+        v.sort_by(|a, b| criticality_cmp(a.estimate, b.estimate).then(a.depth.cmp(&b.depth)));
         v
     }
 }

@@ -10,7 +10,7 @@ use super::adv_set::{loss_and_acc, TensorSet};
 use super::events::{Event, Sink, Stage};
 use super::mrc::{finish, MrcConfig, MrcError};
 pub use super::results::{attach, Screened};
-use super::results::{ModuleEstimate, ModuleScore, MrcResult, ScreenSummary};
+use super::results::{criticality_cmp, ModuleEstimate, ModuleScore, MrcResult, ScreenSummary};
 use super::scoring::Scorer;
 use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::CancelFlag;
@@ -399,7 +399,7 @@ pub fn assemble(
 /// Ranks from 1, ties sharing the average of the ranks they span.
 pub fn average_ranks(v: &[f64]) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    idx.sort_by(|&a, &b| criticality_cmp(v[a], v[b]));
     let mut ranks = vec![0.0; v.len()];
     let mut i = 0;
     while i < idx.len() {

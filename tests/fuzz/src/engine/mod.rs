@@ -3,3 +3,5 @@
 pub mod checkpoint;
 #[path = "../../../../src/engine/data/mod.rs"]
 pub mod data;
+#[path = "../../../../src/engine/panics.rs"]
+pub mod panics;
