@@ -59,6 +59,10 @@ pub struct ModelArgs {
     /// First-stage width of a ResNet (64 as published) or WRN widen factor, with --arch.
     #[arg(long)]
     pub width: Option<i64>,
+    /// relu or silu (Swish): the activation of a DM WideResNet/PreActResNet, which the
+    /// checkpoint does not record (default: silu, the zoo's). An error on other families.
+    #[arg(long, value_name = "relu|silu")]
+    pub activation: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -544,6 +548,9 @@ pub struct TuiArgs {
     /// First-stage width of a ResNet (64 as published) or WRN widen factor, with --arch.
     #[arg(long)]
     pub width: Option<i64>,
+    /// relu or silu: the activation of a DM network (see `rift run --help`).
+    #[arg(long, value_name = "relu|silu")]
+    pub activation: Option<String>,
     /// Reopen a saved session (its session.yaml) without recomputing; its settings are used.
     #[arg(long, value_name = "DIR", conflicts_with = "follow")]
     pub resume: Option<PathBuf>,

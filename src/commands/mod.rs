@@ -35,7 +35,7 @@ use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::{load_checkpoint, Checkpoint};
 use rift::engine::data::DatasetKind;
 use rift::engine::device;
-use rift::engine::models::{Compute, Model, Precision};
+use rift::engine::models::{Activation, Compute, Model, ModelChoice, Precision};
 use serde::Serialize;
 use tch::Device;
 
@@ -75,19 +75,27 @@ pub fn load_model(
     device: Device,
     compute: Compute,
 ) -> Result<(Checkpoint, Model)> {
+    let choice = model_choice(args)?;
     let ckpt = load_checkpoint(&args.checkpoint)?;
     let (mean, std) = dataset.mean_std();
     // Model errors name the checkpoint file themselves.
-    let model = Model::from_checkpoint(
-        &ckpt,
-        Some(args.arch.as_str()),
-        args.width,
-        device,
-        (&mean, &std, dataset.name()),
-    )?;
+    let model = Model::from_checkpoint_with(&ckpt, &choice, device, (&mean, &std, dataset.name()))?;
     let mut model = model;
     model.set_compute(compute)?;
     Ok((ckpt, model))
+}
+
+/// `--arch`, `--width` and `--activation`, checked before any file is read.
+pub fn model_choice(args: &ModelArgs) -> Result<ModelChoice> {
+    let activation = match &args.activation {
+        Some(a) => Some(Activation::parse(a).map_err(|e| anyhow::anyhow!("--activation: {e}"))?),
+        None => None,
+    };
+    Ok(ModelChoice {
+        arch: Some(args.arch.clone()),
+        width: args.width,
+        activation,
+    })
 }
 
 /// The attack of `--attack pgd|none` and its flags.

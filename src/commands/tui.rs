@@ -28,6 +28,7 @@ pub fn tui(args: &TuiArgs) -> Result<()> {
             checkpoint,
             arch: args.arch.clone(),
             width: args.width,
+            activation: args.activation.clone(),
         },
         data: args.data.clone(),
         attack: args.attack.clone(),

@@ -1,13 +1,16 @@
 //! The supported networks (tch over `nn::Path`, keys identical to PyTorch's), their
 //! detection from checkpoints, and loading with a strict key/shape diff.
 mod arch;
+mod chain;
 pub mod compute;
+mod dm_preact_resnet;
+mod dm_wide_resnet;
 mod layers;
 mod preact_resnet;
 mod resnet;
 mod wide_resnet;
 
-pub use arch::{ArchSpec, Family, KNOWN_ARCHS};
+pub use arch::{Activation, ArchSpec, Family, KNOWN_ARCHS};
 pub use compute::{Compute, Precision};
 pub use layers::ModuleInfo;
 
@@ -22,7 +25,7 @@ use tch::{nn, Device, Kind, Tensor};
 pub enum ModelError {
     #[error("unknown architecture `{0}`; expected `auto` or one of: {KNOWN_ARCHS}")]
     UnknownArch(String),
-    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear) and WideResNets (conv1, block1..3.layer.N, bn1, fc); pass --arch if the keys are right but the shapes confuse detection")]
+    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits) and DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits); pass --arch if the keys are right but the shapes confuse detection")]
     CannotDetect { path: String, reason: String },
     #[error("{path} does not match {arch}: {details}")]
     StateMismatch {
@@ -32,6 +35,8 @@ pub enum ModelError {
     },
     #[error("bad input: {0}")]
     BadInput(String),
+    #[error("--activation {activation}: {arch} has no activation to choose (only the DM families dm-wrn-D-K and dm-preactresnet18|34 do; every other family is ReLU by construction)")]
+    NoActivationChoice { activation: String, arch: String },
     #[error("libtorch error: {0}")]
     Torch(#[from] tch::TchError),
 }
@@ -40,6 +45,30 @@ enum Net {
     ResNet(resnet::ResNet),
     PreAct(preact_resnet::PreActResNet),
     Wide(wide_resnet::WideResNet),
+    DmWide(dm_wide_resnet::DmWideResNet),
+    DmPreAct(dm_preact_resnet::DmPreActResNet),
+}
+
+/// What the user chose about the model on the command line (`--arch`, `--width`,
+/// `--activation`); everything left open is detected from the checkpoint.
+#[derive(Clone, Debug, Default)]
+pub struct ModelChoice {
+    /// None or "auto": detect.
+    pub arch: Option<String>,
+    pub width: Option<i64>,
+    /// Only for families with an activation choice (DM); None: the zoo's default.
+    pub activation: Option<Activation>,
+}
+
+/// Where the activation of a model came from, for outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActivationSource {
+    /// The family has a fixed activation (ReLU).
+    Fixed,
+    /// The state dict cannot tell; the zoo's default for the family was assumed.
+    Assumed,
+    /// `--activation`.
+    Flag,
 }
 
 /// Where the input normalisation comes from.
@@ -55,6 +84,7 @@ pub enum Normalization {
 /// of `forward`, so attacks perturb pixels.
 pub struct Model {
     pub spec: ArchSpec,
+    pub activation_source: ActivationSource,
     pub normalization: Normalization,
     vs: nn::VarStore,
     net: Net,
@@ -134,9 +164,21 @@ impl Model {
                 Net::PreAct(preact_resnet::PreActResNet::new(&root, &mut keys, &spec))
             }
             Family::WideResNet => Net::Wide(wide_resnet::WideResNet::new(&root, &mut keys, &spec)),
+            Family::DmWideResNet => {
+                Net::DmWide(dm_wide_resnet::DmWideResNet::new(&root, &mut keys, &spec))
+            }
+            Family::DmPreActResNet => Net::DmPreAct(dm_preact_resnet::DmPreActResNet::new(
+                &root, &mut keys, &spec,
+            )),
+        };
+        let activation_source = if spec.family.has_activation_choice() {
+            ActivationSource::Assumed
+        } else {
+            ActivationSource::Fixed
         };
         Ok(Model {
             spec,
+            activation_source,
             normalization,
             vs,
             net,
@@ -157,6 +199,22 @@ impl Model {
         device: Device,
         dataset_norm: (&[f32], &[f32], &str),
     ) -> Result<Model, ModelError> {
+        let choice = ModelChoice {
+            arch: arch.map(str::to_string),
+            width,
+            activation: None,
+        };
+        Self::from_checkpoint_with(ckpt, &choice, device, dataset_norm)
+    }
+
+    /// `from_checkpoint` with every command-line choice (`--activation` too).
+    pub fn from_checkpoint_with(
+        ckpt: &Checkpoint,
+        choice: &ModelChoice,
+        device: Device,
+        dataset_norm: (&[f32], &[f32], &str),
+    ) -> Result<Model, ModelError> {
+        let (arch, width) = (choice.arch.as_deref(), choice.width);
         let path = ckpt.path.display().to_string();
         let shapes: HashMap<String, Vec<usize>> = ckpt
             .tensors
@@ -177,10 +235,22 @@ impl Model {
                 let mut spec = ArchSpec::parse(name, width, classes, in_ch, (32, 32))?;
                 if let Some(d) = detected.filter(|d| d.family == spec.family) {
                     spec.feature_dim = d.feature_dim;
+                    spec.sub_block1 = d.sub_block1;
+                    spec.classifier_bias = d.classifier_bias;
                 }
                 spec
             }
         };
+        let mut spec = spec;
+        if let Some(act) = choice.activation {
+            if !spec.family.has_activation_choice() {
+                return Err(ModelError::NoActivationChoice {
+                    activation: act.name().into(),
+                    arch: spec.name(),
+                });
+            }
+            spec.activation = act;
+        }
         let get = |k: &str| {
             ckpt.tensors
                 .iter()
@@ -199,6 +269,9 @@ impl Model {
         // Loaded models start frozen (attacks need input gradients only); training code
         // unfreezes exactly what it trains.
         let mut model = model;
+        if choice.activation.is_some() {
+            model.activation_source = ActivationSource::Flag;
+        }
         model.vs.freeze();
         Ok(model)
     }
@@ -306,6 +379,8 @@ impl Model {
             Net::ResNet(n) => n.modules(),
             Net::PreAct(n) => n.modules(),
             Net::Wide(n) => n.modules(),
+            Net::DmWide(n) => n.modules(),
+            Net::DmPreAct(n) => n.modules(),
         }
     }
 
@@ -335,6 +410,8 @@ impl Model {
             Net::ResNet(n) => n.feature_dim(h, w),
             Net::PreAct(n) => n.feature_dim(h, w),
             Net::Wide(n) => n.feature_dim(h, w),
+            Net::DmWide(n) => n.feature_dim(h, w),
+            Net::DmPreAct(n) => n.feature_dim(h, w),
         };
         if got != Some(self.spec.feature_dim) {
             return Err(ModelError::BadInput(format!(
@@ -355,6 +432,8 @@ impl Model {
             Net::ResNet(n) => n.forward(&x, train),
             Net::PreAct(n) => n.forward(&x, train),
             Net::Wide(n) => n.forward(&x, train),
+            Net::DmWide(n) => n.forward(&x, train),
+            Net::DmPreAct(n) => n.forward(&x, train),
         }
     }
 
@@ -406,6 +485,8 @@ impl Model {
                 Net::ResNet(n) => n.prefix(&xn, module),
                 Net::PreAct(n) => n.prefix(&xn, module),
                 Net::Wide(n) => n.prefix(&xn, module),
+                Net::DmWide(n) => n.with_chain(|c| c.prefix(&xn, module)),
+                Net::DmPreAct(n) => n.with_chain(|c| c.prefix(&xn, module)),
             }
         });
         cache.ok_or_else(|| {
@@ -422,6 +503,8 @@ impl Model {
             Net::ResNet(n) => n.suffix(module, cache),
             Net::PreAct(n) => n.suffix(module, cache),
             Net::Wide(n) => n.suffix(module, cache),
+            Net::DmWide(n) => n.with_chain(|c| c.suffix(module, cache)),
+            Net::DmPreAct(n) => n.with_chain(|c| c.suffix(module, cache)),
         }
     }
 
