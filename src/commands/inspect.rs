@@ -3,7 +3,7 @@ use crate::cli::InspectArgs;
 use anyhow::Result;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
-use rift::engine::models::{ActivationSource, Family, Model, ModuleInfo};
+use rift::engine::models::{ActivationSource, Family, Model, ModuleInfo, NormSource};
 use serde::Serialize;
 use tch::Device;
 
@@ -111,10 +111,9 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         num_classes: model.spec.num_classes,
         in_channels: model.spec.in_channels,
         feature_dim: model.spec.feature_dim,
-        normalization: if summary.normalization.starts_with("checkpoint") {
-            summary.normalization
-        } else {
-            "dataset (chosen per command with --dataset)".into()
+        normalization: match &model.normalization.source {
+            NormSource::Dataset(_) => "the dataset's mean/std, chosen per command with --dataset (--normalize auto; the checkpoint has no mu/sigma or mean/std)".into(),
+            _ => summary.normalization,
         },
         activation,
         assumed,
@@ -150,6 +149,7 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     );
     println!("detected: {}", out.detected.join(", "));
     println!("activation {}", out.activation);
+    println!("normalization {}", out.normalization);
     for (k, v) in &ckpt.metadata {
         println!("  {k}: {v}");
     }

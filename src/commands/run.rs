@@ -133,6 +133,9 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         tolerance: sweep_cfg.tolerance,
         search: search_config(&args.search)?.map(|c| c.text()),
         ood_dir: ood_kind.map(|_| ood_dir.display().to_string()),
+        normalize: (args.model.reading.normalize != "auto")
+            .then(|| args.model.reading.normalize.clone()),
+        activation: args.model.reading.activation.clone(),
     };
     Ok(Plan {
         rt,

@@ -135,10 +135,11 @@ impl Worker {
         let _ = tx.send(JobEvent::Engine(Event::StageStarted {
             stage: "load".into(),
             detail: format!(
-                "{} ({} parameters, {} modules) on {}",
+                "{} ({} parameters, {} modules, {}) on {}",
                 model.spec.name(),
                 model.num_params(),
                 model.modules().len(),
+                model.normalization.short(),
                 setup.settings.device
             ),
         }));

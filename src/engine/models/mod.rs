@@ -6,6 +6,7 @@ pub mod compute;
 mod dm_preact_resnet;
 mod dm_wide_resnet;
 mod layers;
+mod normalize;
 mod preact_resnet;
 mod resnet;
 mod wide_resnet;
@@ -13,6 +14,7 @@ mod wide_resnet;
 pub use arch::{Activation, ArchSpec, Family, KNOWN_ARCHS};
 pub use compute::{Compute, Precision};
 pub use layers::ModuleInfo;
+pub use normalize::{NormSource, Normalization, NormalizeChoice};
 
 use super::checkpoint::{Checkpoint, RawTensor};
 use super::tensors::{kind_of, to_raw, to_tensor};
@@ -58,6 +60,8 @@ pub struct ModelChoice {
     pub width: Option<i64>,
     /// Only for families with an activation choice (DM); None: the zoo's default.
     pub activation: Option<Activation>,
+    /// `--normalize`.
+    pub normalize: NormalizeChoice,
 }
 
 /// Where the activation of a model came from, for outputs.
@@ -71,15 +75,6 @@ pub enum ActivationSource {
     Flag,
 }
 
-/// Where the input normalisation comes from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Normalization {
-    /// The dataset's mean/std (named).
-    Dataset(String),
-    /// The checkpoint's own `mu`/`sigma` buffers (RobustBench style).
-    Checkpoint,
-}
-
 /// A network with its state. Inputs are pixels in [0, 1]; normalisation is the first op
 /// of `forward`, so attacks perturb pixels.
 pub struct Model {
@@ -90,8 +85,8 @@ pub struct Model {
     net: Net,
     /// State-dict keys in PyTorch's order.
     keys: Vec<String>,
-    mean: Tensor,
-    std: Tensor,
+    /// 1×C×1×1 mean and std, or None for raw pixels (`--normalize none`).
+    input_stats: Option<(Tensor, Tensor)>,
     compute: Compute,
     /// Shared with every Conv2d and Linear of `net`.
     bf16: Bf16Switch,
@@ -106,55 +101,50 @@ impl Model {
         std: &[f32],
         norm_name: &str,
     ) -> Result<Model, ModelError> {
-        Self::build(spec, device, Some((mean, std, norm_name)), None)
+        Self::build(
+            spec,
+            device,
+            Some((mean, std, norm_name)),
+            None,
+            &NormalizeChoice::Auto,
+        )
     }
 
     fn build(
         spec: ArchSpec,
         device: Device,
         dataset_norm: Option<(&[f32], &[f32], &str)>,
-        checkpoint_norm: Option<(&RawTensor, &RawTensor)>,
+        stored: Option<normalize::StoredStats>,
+        choice: &NormalizeChoice,
     ) -> Result<Model, ModelError> {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let mut keys = KeyOrder::default();
-        let (mean, std, normalization) = match (checkpoint_norm, dataset_norm) {
-            (Some((mu, sigma)), _) => {
-                let mu = root.add(
-                    "mu",
-                    to_tensor(mu)?.f_to_kind(Kind::Float)?.f_to_device(device)?,
-                    false,
-                );
-                let sigma = root.add(
-                    "sigma",
-                    to_tensor(sigma)?
-                        .f_to_kind(Kind::Float)?
-                        .f_to_device(device)?,
-                    false,
-                );
-                keys.names.push("mu".into());
-                keys.names.push("sigma".into());
-                (mu, sigma, Normalization::Checkpoint)
+        // The checkpoint's own statistics stay in the state (and in saved files) whether
+        // or not they are applied.
+        let stored_vars = match &stored {
+            Some(st) => {
+                let mean = root.add(st.keys.0, normalize::stored_value(st.mean, device)?, false);
+                let std = root.add(st.keys.1, normalize::stored_value(st.std, device)?, false);
+                keys.names.push(st.keys.0.into());
+                keys.names.push(st.keys.1.into());
+                Some((mean, std))
             }
-            (None, Some((m, s, name))) => {
-                let c = spec.in_channels;
-                if m.len() as i64 != c || s.len() as i64 != c {
-                    return Err(ModelError::BadInput(format!(
-                        "dataset `{name}` has {}-channel images but the model takes {c} input channel(s)",
-                        m.len()
-                    )));
-                }
-                let mean = Tensor::f_from_slice(m)?
-                    .f_view([1, c, 1, 1])?
-                    .f_to_device(device)?;
-                let std = Tensor::f_from_slice(s)?
-                    .f_view([1, c, 1, 1])?
-                    .f_to_device(device)?;
-                (mean, std, Normalization::Dataset(name.to_string()))
-            }
-            (None, None) => {
-                return Err(ModelError::BadInput("no normalisation given".into()));
-            }
+            None => None,
+        };
+        let (source, input_stats) = normalize::resolve(
+            choice,
+            stored
+                .as_ref()
+                .zip(stored_vars.as_ref())
+                .map(|(st, (m, s))| (st, m, s)),
+            dataset_norm,
+            spec.in_channels,
+            device,
+        )?;
+        let normalization = Normalization {
+            choice: choice.clone(),
+            source,
         };
         let net = match spec.family {
             Family::ResNet | Family::ResNetBottleneck => {
@@ -183,8 +173,7 @@ impl Model {
             vs,
             net,
             keys: keys.names,
-            mean,
-            std,
+            input_stats,
             compute: Compute::default(),
             bf16: keys.bf16,
         })
@@ -202,7 +191,7 @@ impl Model {
         let choice = ModelChoice {
             arch: arch.map(str::to_string),
             width,
-            activation: None,
+            ..ModelChoice::default()
         };
         Self::from_checkpoint_with(ckpt, &choice, device, dataset_norm)
     }
@@ -257,14 +246,12 @@ impl Model {
                 .find(|(name, _)| name == k)
                 .map(|(_, t)| t)
         };
-        let norm = match (get("mu"), get("sigma")) {
-            (Some(mu), Some(sigma)) => Some((mu, sigma)),
-            _ => None,
-        };
-        let model = Self::build(spec, device, Some(dataset_norm), norm).map_err(|e| match e {
-            ModelError::BadInput(msg) => ModelError::BadInput(format!("{path}: {msg}")),
-            other => other,
-        })?;
+        let stored = normalize::stored_stats(get);
+        let model = Self::build(spec, device, Some(dataset_norm), stored, &choice.normalize)
+            .map_err(|e| match e {
+                ModelError::BadInput(msg) => ModelError::BadInput(format!("{path}: {msg}")),
+                other => other,
+            })?;
         model.load_state(&ckpt.tensors, &path)?;
         // Loaded models start frozen (attacks need input gradients only); training code
         // unfreezes exactly what it trains.
@@ -439,7 +426,10 @@ impl Model {
 
     /// The network's input: normalised pixels, NHWC with channels-last.
     fn normalize(&self, x: &Tensor) -> Tensor {
-        let x = (x - &self.mean) / &self.std;
+        let x = match &self.input_stats {
+            Some((mean, std)) => (x - mean) / std,
+            None => x.shallow_clone(),
+        };
         if self.compute.channels_last {
             to_channels_last(&x)
         } else {
