@@ -1,6 +1,7 @@
 //! RobustBench-zoo architectures against the zoo's own PyTorch code (robustbench 1.1.1's
 //! `model_zoo/architectures`, loaded from the unpacked wheel): `rift predict` logits equal
-//! PyTorch's within 1e-4 at 32×32, with random weights and non-trivial BatchNorm statistics.
+//! PyTorch's within 1e-4 at 32×32, with random weights and non-trivial BatchNorm statistics,
+//! bare and inside the wrappers seen in the wild (containers, stacked `module.`/`model.`).
 mod common;
 
 use common::{path_str, rift, rift_ok, run_python, stderr_of};
@@ -46,6 +47,17 @@ for i, (name, kind, act, kw, classes) in enumerate(cases):
     np.save(os.path.join(out, name + ".in.npy"), x.numpy())
     np.save(os.path.join(out, name + ".ref.npy"), logits.numpy())
     print(name, kind, act or "-")
+    # Wrappers seen in the wild around the same state: containers and stacked prefixes.
+    if name in ("dm-wrn-16-2-silu", "wrn-16-2-sub"):
+        sd = net.state_dict()
+        for container, prefix in [("state_dict", "module."), ("model_state_dict", "module.model."),
+                                  ("net", "model.module."), ("model", "model.")]:
+            wrapped = {container: {prefix + k: v for k, v in sd.items()}, "epoch": 7}
+            wname = f"{name}~{container}~{prefix}"
+            torch.save(wrapped, os.path.join(out, wname + ".pth"))
+            np.save(os.path.join(out, wname + ".in.npy"), x.numpy())
+            np.save(os.path.join(out, wname + ".ref.npy"), logits.numpy())
+            print(wname, kind, act or "-")
 "#;
 
 fn max_abs_diff(a: &Path, b: &Path) -> f32 {
@@ -87,6 +99,15 @@ fn predict_matches_the_zoo_for_every_family() {
         );
         let d = max_abs_diff(&out, &dir.path().join(format!("{name}.ref.npy")));
         assert!(d <= 1e-4, "{name}: max |rift - torch| = {d}");
+        if let Some((_, wrapper)) = name.split_once('~') {
+            let (container, prefix) = wrapper.split_once('~').unwrap();
+            let said = rift_ok(&["inspect", "--checkpoint", path_str(&ckpt)]);
+            assert!(
+                said.contains(&format!("state dict under `{container}`"))
+                    && said.contains(&format!("prefix `{prefix}` stripped")),
+                "{name}: {said}"
+            );
+        }
         if act == "relu" && family.starts_with("dm-wrn") {
             // The flag matters: the default (SiLU) gives other logits.
             let wrong = dir.path().join(format!("{name}.silu.npy"));
@@ -99,7 +120,7 @@ fn predict_matches_the_zoo_for_every_family() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 9, "a zoo case was skipped:\n{listing}");
+    assert_eq!(checked, 9 + 2 * 4, "a zoo case was skipped:\n{listing}");
 }
 
 const MAKE_SMALL: &str = r#"
