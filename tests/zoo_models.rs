@@ -218,3 +218,76 @@ fn inspect_reports_detected_family_and_assumed_activation() {
         stderr_of(&bad)
     );
 }
+
+/// Bad input on the zoo paths: clear one-paragraph errors, non-zero exit, no panic.
+#[test]
+fn zoo_bad_input_gets_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    run_python(
+        r#"
+import sys, os, torch
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from zoo import build_zoo
+out = sys.argv[1]
+sd = build_zoo("dm-wrn-16-2").state_dict()
+# A DM WideResNet missing the second block of its second group.
+torch.save({k: v for k, v in sd.items() if not k.startswith("layer.1.block.1.")},
+           os.path.join(out, "dm-missing-block.pth"))
+torch.save(build_zoo("wrn-16-2").state_dict(), os.path.join(out, "wrn.pth"))
+"#,
+        &[path_str(dir.path())],
+    );
+    let check = |args: &[&str], needles: &[&str]| {
+        let out = rift(args);
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(!err.contains("panicked"), "{err}");
+        for n in needles {
+            assert!(err.contains(n), "{args:?}: `{n}` not in {err}");
+        }
+    };
+    let missing = dir.path().join("dm-missing-block.pth");
+    check(
+        &["inspect", "--checkpoint", path_str(&missing)],
+        &[
+            "does not match dm-wrn-16-2",
+            "missing keys",
+            "layer.1.block.1.conv_0.weight",
+        ],
+    );
+    let wrn = dir.path().join("wrn.pth");
+    check(
+        &[
+            "inspect",
+            "--checkpoint",
+            path_str(&wrn),
+            "--activation",
+            "silu",
+        ],
+        &["--activation silu", "wrn-16-2 has no activation to choose"],
+    );
+    check(
+        &[
+            "inspect",
+            "--checkpoint",
+            path_str(&wrn),
+            "--normalize",
+            "cifar",
+        ],
+        &[
+            "--normalize",
+            "`cifar` is not a normalisation",
+            "auto, none, cifar10",
+        ],
+    );
+    check(
+        &[
+            "inspect",
+            "--checkpoint",
+            path_str(&wrn),
+            "--arch",
+            "dm-resnet18",
+        ],
+        &["unknown architecture `dm-resnet18`", "dm-wrn-DEPTH-K"],
+    );
+}
