@@ -3,9 +3,7 @@
 //! every output says which normalisation was used and where it came from.
 mod common;
 
-use common::{path_str, rift, run_python, stderr_of};
-use rift::engine::data::read_npy;
-use std::path::Path;
+use common::{max_abs_diff, path_str, rift, run_python, stderr_of};
 
 /// Each line: name, the --normalize flag ("-" for none given) and the phrase rift must
 /// report. References are the zoo's own forward passes.
@@ -65,17 +63,6 @@ with torch.no_grad():
     st = dict(net.state_dict()); st["mean"], st["std"] = net.mean, net.std
     save("dm-meanstd", st, net(x), "-", "checkpoint's mean/std")
 "#;
-
-fn max_abs_diff(a: &Path, b: &Path) -> f32 {
-    let a = read_npy(a).unwrap();
-    let b = read_npy(b).unwrap();
-    assert_eq!(a.shape, b.shape, "logit shapes differ");
-    let (a, b) = (a.to_f32().unwrap(), b.to_f32().unwrap());
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 fn model_test_pt() -> String {
     run_python(

@@ -4,9 +4,7 @@
 //! bare and inside the wrappers seen in the wild (containers, stacked `module.`/`model.`).
 mod common;
 
-use common::{path_str, rift, rift_ok, run_python, stderr_of};
-use rift::engine::data::read_npy;
-use std::path::Path;
+use common::{max_abs_diff, path_str, rift, rift_ok, run_python, stderr_of};
 
 /// Each case: rift's family name, activation, zoo keyword arguments, and how rift must be
 /// told about it. DM networks normalise inside their forward with the CIFAR-10 statistics
@@ -59,17 +57,6 @@ for i, (name, kind, act, kw, classes) in enumerate(cases):
             np.save(os.path.join(out, wname + ".ref.npy"), logits.numpy())
             print(wname, kind, act or "-")
 "#;
-
-fn max_abs_diff(a: &Path, b: &Path) -> f32 {
-    let a = read_npy(a).unwrap();
-    let b = read_npy(b).unwrap();
-    assert_eq!(a.shape, b.shape, "logit shapes differ");
-    let (a, b) = (a.to_f32().unwrap(), b.to_f32().unwrap());
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 #[test]
 fn predict_matches_the_zoo_for_every_family() {
