@@ -6,11 +6,11 @@
 //! other pre-activation family here — the shortcut sees the block's raw input, not the
 //! activated one.
 use super::arch::{Activation, ArchSpec};
-use super::chain::{Chain, CutBlock};
-use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
+use super::chain::{ChainNet, CutBlock};
+use super::layers::{BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
-struct DmPreActBlock {
+pub struct DmPreActBlock {
     batchnorm_0: BatchNorm2d,
     conv_2d_1: Conv2d,
     batchnorm_1: BatchNorm2d,
@@ -89,104 +89,48 @@ impl CutBlock for DmPreActBlock {
             (_, None) => Tensor::new(),
         }
     }
+
+    fn modules(&self, out: &mut Vec<ModuleInfo>) {
+        out.push(self.conv_2d_1.info());
+        out.push(self.conv_2d_2.info());
+        if let Some(c) = &self.shortcut {
+            out.push(c.info());
+        }
+    }
+
+    fn out_size(&self, s: i64) -> i64 {
+        self.conv_2d_2.out_size(self.conv_2d_1.out_size(s))
+    }
 }
 
-pub struct DmPreActResNet {
-    conv_2d: Conv2d,
-    stages: Vec<Vec<DmPreActBlock>>,
-    batchnorm: BatchNorm2d,
-    logits: Linear,
-    act: Activation,
-}
-
-impl DmPreActResNet {
-    /// `spec.blocks`: blocks per stage; `spec.width`: the first stage's width (64 in the zoo).
-    pub fn new(p: &nn::Path, keys: &mut KeyOrder, spec: &ArchSpec) -> Self {
-        let (width, act) = (spec.width, spec.activation);
-        let conv_2d = Conv2d::new(p / "conv_2d", keys, spec.in_channels, width, 3, 1);
-        let mut c_in = width;
-        let mut stages = Vec::new();
-        for (s, &n) in spec.blocks.iter().enumerate() {
-            let c_out = width << s;
-            let stage = p / format!("layer_{s}");
-            let mut blocks = Vec::new();
-            for i in 0..n {
-                let stride = if s > 0 && i == 0 { 2 } else { 1 };
-                blocks.push(DmPreActBlock::new(
-                    &stage / i,
-                    keys,
-                    (c_in, c_out, stride),
-                    act,
-                ));
-                c_in = c_out;
-            }
-            stages.push(blocks);
-        }
-        let batchnorm = BatchNorm2d::new(p / "batchnorm", keys, c_in);
-        let logits = Linear::new(p / "logits", keys, spec.feature_dim, spec.num_classes);
-        DmPreActResNet {
-            conv_2d,
-            stages,
-            batchnorm,
-            logits,
-            act,
+/// `spec.blocks`: blocks per stage; `spec.width`: the first stage's width (64 in the zoo).
+pub fn dm_preact_resnet(
+    p: &nn::Path,
+    keys: &mut KeyOrder,
+    spec: &ArchSpec,
+) -> ChainNet<DmPreActBlock> {
+    let (width, act) = (spec.width, spec.activation);
+    let stem = Conv2d::new(p / "conv_2d", keys, spec.in_channels, width, 3, 1);
+    let mut c_in = width;
+    let mut blocks = Vec::new();
+    for (s, &n) in spec.blocks.iter().enumerate() {
+        let c_out = width << s;
+        let stage = p / format!("layer_{s}");
+        for i in 0..n {
+            let stride = if s > 0 && i == 0 { 2 } else { 1 };
+            let block = DmPreActBlock::new(&stage / i, keys, (c_in, c_out, stride), act);
+            blocks.push((format!("layer_{s}.{i}"), block));
+            c_in = c_out;
         }
     }
-
-    fn head(&self, out: &Tensor, train: bool) -> Tensor {
-        let out = self.act.apply(&self.batchnorm.forward(out, train));
-        let out = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
-        out.flatten(1, -1)
-    }
-
-    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut out = self.conv_2d.forward(x);
-        for block in self.stages.iter().flatten() {
-            out = block.forward(&out, train);
-        }
-        self.logits.forward(&self.head(&out, train))
-    }
-
-    pub fn modules(&self) -> Vec<ModuleInfo> {
-        let mut out = vec![self.conv_2d.info()];
-        for b in self.stages.iter().flatten() {
-            out.push(b.conv_2d_1.info());
-            out.push(b.conv_2d_2.info());
-            if let Some(c) = &b.shortcut {
-                out.push(c.info());
-            }
-        }
-        out.push(self.logits.info());
-        out
-    }
-
-    pub fn feature_dim(&self, h: i64, w: i64) -> Option<i64> {
-        let size = |mut s: i64| {
-            s = self.conv_2d.out_size(s);
-            for b in self.stages.iter().flatten() {
-                s = b.conv_2d_2.out_size(b.conv_2d_1.out_size(s));
-            }
-            pooled(s, 4)
-        };
-        Some(self.batchnorm.weight.size()[0] * size(h)? * size(w)?)
-    }
-
-    /// This network as MRC's fast path sees it; `f` runs with it.
-    pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
-        let stem = |x: &Tensor| self.conv_2d.forward(x);
-        let head = |x: &Tensor| self.head(x, false);
-        let mut blocks: Vec<(String, &dyn CutBlock)> = Vec::new();
-        for (s, stage) in self.stages.iter().enumerate() {
-            for (i, b) in stage.iter().enumerate() {
-                blocks.push((format!("layer_{s}.{i}"), b));
-            }
-        }
-        f(&Chain {
-            stem_name: &self.conv_2d.name,
-            stem: &stem,
-            blocks,
-            head: &head,
-            classifier: &self.logits,
-        })
+    let batchnorm = BatchNorm2d::new(p / "batchnorm", keys, c_in);
+    let classifier = Linear::new(p / "logits", keys, spec.feature_dim, spec.num_classes);
+    ChainNet {
+        stem,
+        blocks,
+        batchnorm,
+        act,
+        pool: 4,
+        classifier,
     }
 }

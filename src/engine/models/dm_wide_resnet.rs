@@ -6,11 +6,11 @@
 //! (see `Conv2d::dm_same`), and the activation is ReLU or Swish/SiLU. The model's
 //! `mean`/`std` are non-persistent buffers, absent from checkpoints.
 use super::arch::{Activation, ArchSpec};
-use super::chain::{Chain, CutBlock};
-use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
+use super::chain::{ChainNet, CutBlock};
+use super::layers::{BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
-struct DmBlock {
+pub struct DmBlock {
     batchnorm_0: BatchNorm2d,
     conv_0: Conv2d,
     batchnorm_1: BatchNorm2d,
@@ -90,103 +90,46 @@ impl CutBlock for DmBlock {
             (_, None) => Tensor::new(),
         }
     }
+
+    fn modules(&self, out: &mut Vec<ModuleInfo>) {
+        out.push(self.conv_0.info());
+        out.push(self.conv_1.info());
+        if let Some(c) = &self.shortcut {
+            out.push(c.info());
+        }
+    }
+
+    fn out_size(&self, s: i64) -> i64 {
+        self.conv_1.out_size(self.conv_0.out_size(s))
+    }
 }
 
-pub struct DmWideResNet {
-    init_conv: Conv2d,
-    groups: [Vec<DmBlock>; 3],
-    batchnorm: BatchNorm2d,
-    logits: Linear,
-    act: Activation,
-}
-
-impl DmWideResNet {
-    /// `spec.blocks[0]` blocks per group (depth = 6n + 4), widen factor `spec.width`.
-    pub fn new(p: &nn::Path, keys: &mut KeyOrder, spec: &ArchSpec) -> Self {
-        let (n, k, act) = (spec.blocks[0], spec.width, spec.activation);
-        let ch = [16, 16 * k, 32 * k, 64 * k];
-        let init_conv = Conv2d::new(p / "init_conv", keys, spec.in_channels, ch[0], 3, 1);
-        let layer = p / "layer";
-        let mut group = |g: usize, stride: i64| -> Vec<DmBlock> {
-            let blocks = &layer / g / "block";
-            (0..n)
-                .map(|i| {
-                    let (c_in, s) = if i == 0 {
-                        (ch[g], stride)
-                    } else {
-                        (ch[g + 1], 1)
-                    };
-                    DmBlock::new(&blocks / i, keys, (c_in, ch[g + 1], s), act)
-                })
-                .collect()
-        };
-        let groups = [group(0, 1), group(1, 2), group(2, 2)];
-        let batchnorm = BatchNorm2d::new(p / "batchnorm", keys, ch[3]);
-        let logits = Linear::new(p / "logits", keys, spec.feature_dim, spec.num_classes);
-        DmWideResNet {
-            init_conv,
-            groups,
-            batchnorm,
-            logits,
-            act,
+/// `spec.blocks[0]` blocks per group (depth = 6n + 4), widen factor `spec.width`.
+pub fn dm_wide_resnet(p: &nn::Path, keys: &mut KeyOrder, spec: &ArchSpec) -> ChainNet<DmBlock> {
+    let (n, k, act) = (spec.blocks[0], spec.width, spec.activation);
+    let ch = [16, 16 * k, 32 * k, 64 * k];
+    let stem = Conv2d::new(p / "init_conv", keys, spec.in_channels, ch[0], 3, 1);
+    let layer = p / "layer";
+    let mut blocks = Vec::new();
+    for (g, stride) in [1, 2, 2].into_iter().enumerate() {
+        for i in 0..n {
+            let (c_in, s) = if i == 0 {
+                (ch[g], stride)
+            } else {
+                (ch[g + 1], 1)
+            };
+            let block = DmBlock::new(&layer / g / "block" / i, keys, (c_in, ch[g + 1], s), act);
+            blocks.push((format!("layer.{g}.block.{i}"), block));
         }
     }
-
-    fn head(&self, out: &Tensor, train: bool) -> Tensor {
-        let out = self.act.apply(&self.batchnorm.forward(out, train));
-        let out = out.avg_pool2d([8, 8], [8, 8], [0, 0], false, true, None::<i64>);
-        // Per sample, as everywhere in rift (see wide_resnet.rs).
-        out.flatten(1, -1)
-    }
-
-    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut out = self.init_conv.forward(x);
-        for block in self.groups.iter().flatten() {
-            out = block.forward(&out, train);
-        }
-        self.logits.forward(&self.head(&out, train))
-    }
-
-    pub fn modules(&self) -> Vec<ModuleInfo> {
-        let mut out = vec![self.init_conv.info()];
-        for b in self.groups.iter().flatten() {
-            out.push(b.conv_0.info());
-            out.push(b.conv_1.info());
-            if let Some(c) = &b.shortcut {
-                out.push(c.info());
-            }
-        }
-        out.push(self.logits.info());
-        out
-    }
-
-    pub fn feature_dim(&self, h: i64, w: i64) -> Option<i64> {
-        let size = |mut s: i64| {
-            s = self.init_conv.out_size(s);
-            for b in self.groups.iter().flatten() {
-                s = b.conv_1.out_size(b.conv_0.out_size(s));
-            }
-            pooled(s, 8)
-        };
-        Some(self.batchnorm.weight.size()[0] * size(h)? * size(w)?)
-    }
-
-    /// This network as MRC's fast path sees it; `f` runs with it.
-    pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
-        let stem = |x: &Tensor| self.init_conv.forward(x);
-        let head = |x: &Tensor| self.head(x, false);
-        let mut blocks: Vec<(String, &dyn CutBlock)> = Vec::new();
-        for (g, group) in self.groups.iter().enumerate() {
-            for (i, b) in group.iter().enumerate() {
-                blocks.push((format!("layer.{g}.block.{i}"), b));
-            }
-        }
-        f(&Chain {
-            stem_name: &self.init_conv.name,
-            stem: &stem,
-            blocks,
-            head: &head,
-            classifier: &self.logits,
-        })
+    let batchnorm = BatchNorm2d::new(p / "batchnorm", keys, ch[3]);
+    let classifier = Linear::new(p / "logits", keys, spec.feature_dim, spec.num_classes);
+    ChainNet {
+        stem,
+        blocks,
+        batchnorm,
+        act,
+        pool: 8,
+        classifier,
     }
 }

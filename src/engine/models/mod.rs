@@ -47,8 +47,8 @@ enum Net {
     ResNet(resnet::ResNet),
     PreAct(preact_resnet::PreActResNet),
     Wide(wide_resnet::WideResNet),
-    DmWide(dm_wide_resnet::DmWideResNet),
-    DmPreAct(dm_preact_resnet::DmPreActResNet),
+    DmWide(chain::ChainNet<dm_wide_resnet::DmBlock>),
+    DmPreAct(chain::ChainNet<dm_preact_resnet::DmPreActBlock>),
 }
 
 /// What the user chose about the model on the command line (`--arch`, `--width`,
@@ -155,11 +155,11 @@ impl Model {
             }
             Family::WideResNet => Net::Wide(wide_resnet::WideResNet::new(&root, &mut keys, &spec)),
             Family::DmWideResNet => {
-                Net::DmWide(dm_wide_resnet::DmWideResNet::new(&root, &mut keys, &spec))
+                Net::DmWide(dm_wide_resnet::dm_wide_resnet(&root, &mut keys, &spec))
             }
-            Family::DmPreActResNet => Net::DmPreAct(dm_preact_resnet::DmPreActResNet::new(
-                &root, &mut keys, &spec,
-            )),
+            Family::DmPreActResNet => {
+                Net::DmPreAct(dm_preact_resnet::dm_preact_resnet(&root, &mut keys, &spec))
+            }
         };
         let activation_source = if spec.family.has_activation_choice() {
             ActivationSource::Assumed
