@@ -59,6 +59,27 @@ pub struct ModelArgs {
     /// First-stage width of a ResNet (64 as published) or WRN widen factor, with --arch.
     #[arg(long)]
     pub width: Option<i64>,
+    #[command(flatten)]
+    pub reading: ReadingArgs,
+}
+
+/// How to read a checkpoint beyond its keys: what no state dict records (shared by every
+/// command that loads a model).
+#[derive(Args, Debug, Clone)]
+pub struct ReadingArgs {
+    /// relu or silu (Swish): the activation of a DM WideResNet/PreActResNet, which the
+    /// checkpoint does not record (default: silu, the zoo's). An error on other families.
+    #[arg(long, value_name = "relu|silu")]
+    pub activation: Option<String>,
+    /// The model's input normalisation: auto (the checkpoint's mu/sigma or mean/std when
+    /// present, else the dataset's statistics), none (raw [0, 1] pixels), cifar10,
+    /// cifar100, imagenet, mnist, or per-channel MEANS/STDS (0.4914,0.4822,0.4465/0.2023,0.1994,0.2010).
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|none|NAME|M1,M2,M3/S1,S2,S3"
+    )]
+    pub normalize: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -545,6 +566,8 @@ pub struct TuiArgs {
     /// First-stage width of a ResNet (64 as published) or WRN widen factor, with --arch.
     #[arg(long)]
     pub width: Option<i64>,
+    #[command(flatten)]
+    pub reading: ReadingArgs,
     /// Reopen a saved session (its session.yaml) without recomputing; its settings are used.
     #[arg(long, value_name = "DIR", conflicts_with = "follow")]
     pub resume: Option<PathBuf>,

@@ -3,9 +3,7 @@
 //! at 32×32 and 64×64 inputs.
 mod common;
 
-use common::{path_str, rift_ok, run_python};
-use rift::engine::data::read_npy;
-use std::path::Path;
+use common::{max_abs_diff, path_str, rift_ok, run_python};
 
 const MAKE_FIXTURES: &str = r#"
 import sys, os, numpy as np, torch
@@ -51,17 +49,6 @@ for i, (arch, classes, ch, width, size, n) in enumerate(cases):
         np.save(os.path.join(out, name + ".u8ref.npy"), lu.numpy())
     print(name, ch)
 "#;
-
-fn max_abs_diff(a: &Path, b: &Path) -> f32 {
-    let a = read_npy(a).unwrap();
-    let b = read_npy(b).unwrap();
-    assert_eq!(a.shape, b.shape, "logit shapes differ");
-    let (a, b) = (a.to_f32().unwrap(), b.to_f32().unwrap());
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 #[test]
 fn predict_matches_pytorch_for_every_architecture() {

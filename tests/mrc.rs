@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    assert_failed, path_str, rift, rift_ok, run_python, stderr_of, DEMO_MODEL, EXIT_ERROR,
+    assert_failed, mrc_scores, path_str, rift, rift_ok, run_python, stderr_of, DEMO_MODEL,
+    EXIT_ERROR,
 };
 use std::collections::HashMap;
 
@@ -91,21 +92,6 @@ fn mrc_json(dir: &std::path::Path, name: &str, extra: &[&str]) -> serde_json::Va
     serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
 }
 
-fn scores(v: &serde_json::Value) -> Vec<(String, f64, f64)> {
-    v["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["name"].as_str().unwrap().to_string(),
-                m["mrc"].as_f64().unwrap(),
-                m["robust_acc_drop"].as_f64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn mrc_matches_an_independent_pytorch_implementation() {
     let dir = tempfile::tempdir().unwrap();
@@ -116,7 +102,7 @@ fn mrc_matches_an_independent_pytorch_implementation() {
             .map(|(k, v)| (k, (v[0], v[1])))
             .collect();
     let v = mrc_json(dir.path(), "faithful", &[]);
-    let ours = scores(&v);
+    let ours = mrc_scores(&v);
     assert_eq!(
         ours.len(),
         reference.len(),
@@ -148,7 +134,7 @@ fn mrc_matches_an_independent_pytorch_implementation() {
 
     // The fast path gives the same values, for every kind of module position.
     let subset = "conv1,layer1.0.conv1,layer1.1.conv2,layer2.0.conv2,layer2.0.shortcut.0,layer3.1.conv1,layer4.0.conv2,linear";
-    let fast = scores(&mrc_json(
+    let fast = mrc_scores(&mrc_json(
         dir.path(),
         "fast",
         &["--fast", "--modules", subset],
@@ -227,7 +213,7 @@ fn the_cache_budget_falls_back_to_recomputation_with_the_same_values() {
     assert!(!printed.contains("conv1: its cached"), "{printed}");
     let budget: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(scores(&budget), scores(&free));
+    assert_eq!(mrc_scores(&budget), mrc_scores(&free));
     let bad = rift(&["mrc", "--checkpoint", DEMO_MODEL, "--cache-budget=-1"]);
     assert_failed(&bad, EXIT_ERROR, &["--cache-budget"]);
 }

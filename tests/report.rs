@@ -172,6 +172,8 @@ fn session() -> Session {
             tolerance: 0.1,
             search: None,
             ood_dir: Some("data/Tiny-ImageNet-C".into()),
+            normalize: None,
+            activation: None,
         },
         model: SessionModel {
             arch: "wrn34-10".into(),
@@ -179,6 +181,9 @@ fn session() -> Session {
             in_channels: 3,
             params: 46_160_474,
             modules: WRN_MODULES,
+            normalization: String::new(),
+            normalization_short: String::new(),
+            activation: None,
         },
         baseline: Some(EvalResult {
             clean_acc: 52.78,

@@ -109,6 +109,8 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             tolerance: 0.1,
             search: None,
             ood_dir: None,
+            normalize: None,
+            activation: None,
         },
         resume: None,
     }

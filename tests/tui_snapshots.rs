@@ -46,6 +46,7 @@ fn running() -> State {
                 arch: "resnet18-w8".into(),
                 params: 176258,
                 modules: 21,
+                normalization: String::new(),
                 device: "cpu".into(),
             },
         ),

@@ -67,6 +67,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         rt.device_reason,
         rt.compute.text()
     );
+    eprintln!("normalization: {}", model.normalization.describe());
     let mut last = std::time::Instant::now();
     let result = evaluate(
         &model,

@@ -1,9 +1,9 @@
-use super::model_summary;
+use super::{model_choice, model_summary};
 use crate::cli::InspectArgs;
 use anyhow::Result;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
-use rift::engine::models::{Model, ModuleInfo};
+use rift::engine::models::{ActivationSource, Family, Model, ModuleInfo, NormSource};
 use serde::Serialize;
 use tch::Device;
 
@@ -38,6 +38,12 @@ struct Inspection {
     in_channels: i64,
     feature_dim: i64,
     normalization: String,
+    /// The activation and where it came from (fixed by the family, assumed, --activation).
+    activation: String,
+    /// What the keys cannot tell and rift assumed.
+    assumed: Vec<String>,
+    /// Variants of the family told from the keys.
+    detected: Vec<String>,
     tensors: usize,
     params: i64,
     metadata: serde_yaml::Mapping,
@@ -46,6 +52,7 @@ struct Inspection {
 }
 
 pub fn inspect(args: &InspectArgs) -> Result<()> {
+    let choice = model_choice(&args.model)?;
     let ckpt = load_checkpoint(&args.model.checkpoint)?;
     let (mean, std) = DatasetKind::Cifar10.mean_std();
     // Normalisation does not matter for inspection; the CIFAR stats only fill the slot
@@ -53,21 +60,47 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     let channels = ckpt
         .tensors
         .iter()
-        .find(|(k, _)| k == "conv1.weight")
+        .find(|(k, _)| ["conv1.weight", "init_conv.weight", "conv_2d.weight"].contains(&k.as_str()))
         .map_or(3, |(_, t)| t.shape.get(1).copied().unwrap_or(3));
     let (mean, std) = if channels == 3 {
         (mean, std)
     } else {
         (vec![0.0; channels], vec![1.0; channels])
     };
-    let model = Model::from_checkpoint(
-        &ckpt,
-        Some(args.model.arch.as_str()),
-        args.model.width,
-        Device::Cpu,
-        (&mean, &std, "none"),
-    )?;
+    let model = Model::from_checkpoint_with(&ckpt, &choice, Device::Cpu, (&mean, &std, "none"))?;
     let summary = model_summary(&ckpt, &model);
+    let spec = &model.spec;
+    let activation = match model.activation_source {
+        ActivationSource::Fixed => format!("{} (fixed by the family)", spec.activation.name()),
+        ActivationSource::Flag => format!("{} (from --activation)", spec.activation.name()),
+        ActivationSource::Assumed => format!(
+            "{} (assumed: the zoo's default; the checkpoint does not record it, --activation relu|silu overrides)",
+            spec.activation.name()
+        ),
+    };
+    let mut assumed = Vec::new();
+    if model.activation_source == ActivationSource::Assumed {
+        assumed.push(format!("activation {}", spec.activation.name()));
+    }
+    let mut detected = vec![format!("family {:?}", spec.family)];
+    if spec.family == Family::WideResNet {
+        detected.push(format!(
+            "sub_block1 {}",
+            if spec.sub_block1 {
+                "present (kept in the state, unused by forward)"
+            } else {
+                "absent"
+            }
+        ));
+        detected.push(format!(
+            "classifier {}",
+            if spec.classifier_bias {
+                "with bias"
+            } else {
+                "without bias (bias_last=False)"
+            }
+        ));
+    }
     let out = Inspection {
         checkpoint: summary.checkpoint,
         format: format!("{:?}", ckpt.format),
@@ -78,11 +111,13 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         num_classes: model.spec.num_classes,
         in_channels: model.spec.in_channels,
         feature_dim: model.spec.feature_dim,
-        normalization: if summary.normalization.starts_with("checkpoint") {
-            summary.normalization
-        } else {
-            "dataset (chosen per command with --dataset)".into()
+        normalization: match &model.normalization.source {
+            NormSource::Dataset(_) => "the dataset's mean/std, chosen per command with --dataset (--normalize auto; the checkpoint has no mu/sigma or mean/std)".into(),
+            _ => summary.normalization,
         },
+        activation,
+        assumed,
+        detected,
         tensors: ckpt.tensors.len(),
         params: model.num_params(),
         metadata: ckpt
@@ -112,6 +147,9 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         "arch {}  classes {}  input channels {}  classifier width {}  parameters {}",
         out.arch, out.num_classes, out.in_channels, out.feature_dim, out.params
     );
+    println!("detected: {}", out.detected.join(", "));
+    println!("activation {}", out.activation);
+    println!("normalization {}", out.normalization);
     for (k, v) in &ckpt.metadata {
         println!("  {k}: {v}");
     }

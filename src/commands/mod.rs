@@ -35,7 +35,7 @@ use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::{load_checkpoint, Checkpoint};
 use rift::engine::data::DatasetKind;
 use rift::engine::device;
-use rift::engine::models::{Compute, Model, Precision};
+use rift::engine::models::{Activation, Compute, Model, ModelChoice, NormalizeChoice, Precision};
 use serde::Serialize;
 use tch::Device;
 
@@ -67,27 +67,38 @@ pub fn runtime(args: &RuntimeArgs) -> Result<Runtime> {
     })
 }
 
-/// Loads a checkpoint and the model it holds, normalised like `dataset` unless the
-/// checkpoint carries its own `mu`/`sigma`.
+/// Loads a checkpoint and the model it holds, normalised as `--normalize` says (`auto`:
+/// the checkpoint's own statistics when it has them, else `dataset`'s).
 pub fn load_model(
     args: &ModelArgs,
     dataset: DatasetKind,
     device: Device,
     compute: Compute,
 ) -> Result<(Checkpoint, Model)> {
+    let choice = model_choice(args)?;
     let ckpt = load_checkpoint(&args.checkpoint)?;
     let (mean, std) = dataset.mean_std();
     // Model errors name the checkpoint file themselves.
-    let model = Model::from_checkpoint(
-        &ckpt,
-        Some(args.arch.as_str()),
-        args.width,
-        device,
-        (&mean, &std, dataset.name()),
-    )?;
+    let model = Model::from_checkpoint_with(&ckpt, &choice, device, (&mean, &std, dataset.name()))?;
     let mut model = model;
     model.set_compute(compute)?;
     Ok((ckpt, model))
+}
+
+/// `--arch`, `--width`, `--activation` and `--normalize`, checked before any file is read.
+pub fn model_choice(args: &ModelArgs) -> Result<ModelChoice> {
+    let activation = match &args.reading.activation {
+        Some(a) => Some(Activation::parse(a).map_err(|e| anyhow::anyhow!("--activation: {e}"))?),
+        None => None,
+    };
+    let normalize = NormalizeChoice::parse(&args.reading.normalize)
+        .map_err(|e| anyhow::anyhow!("--normalize: {e}"))?;
+    Ok(ModelChoice {
+        arch: Some(args.arch.clone()),
+        width: args.width,
+        activation,
+        normalize,
+    })
 }
 
 /// The attack of `--attack pgd|none` and its flags.
@@ -129,9 +140,6 @@ pub fn model_summary(ckpt: &Checkpoint, model: &Model) -> ModelSummary {
         arch: model.spec.name(),
         num_classes: model.spec.num_classes,
         in_channels: model.spec.in_channels,
-        normalization: match &model.normalization {
-            rift::engine::models::Normalization::Dataset(d) => format!("dataset ({d})"),
-            rift::engine::models::Normalization::Checkpoint => "checkpoint (mu/sigma)".into(),
-        },
+        normalization: model.normalization.describe(),
     }
 }

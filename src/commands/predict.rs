@@ -66,5 +66,6 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         shape[1],
         args.output.display()
     );
+    eprintln!("normalization: {}", model.normalization.describe());
     Ok(())
 }

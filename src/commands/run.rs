@@ -118,6 +118,9 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         tolerance: sweep_cfg.tolerance,
         search: search.as_ref().map(|c| c.text()),
         ood_dir: ood_kind.map(|_| ood_dir.display().to_string()),
+        normalize: (args.model.reading.normalize != "auto")
+            .then(|| args.model.reading.normalize.clone()),
+        activation: args.model.reading.activation.clone(),
     };
     let setup = PipelineSetup {
         kind,

@@ -28,6 +28,7 @@ pub fn tui(args: &TuiArgs) -> Result<()> {
             checkpoint,
             arch: args.arch.clone(),
             width: args.width,
+            reading: args.reading.clone(),
         },
         data: args.data.clone(),
         attack: args.attack.clone(),
@@ -186,6 +187,12 @@ pub fn run_argv(s: &SessionSettings, dir: &Path) -> Vec<String> {
     }
     if let Some(p) = &s.precision {
         flag("precision", p.clone());
+    }
+    if let Some(n) = &s.normalize {
+        flag("normalize", n.clone());
+    }
+    if let Some(a) = &s.activation {
+        flag("activation", a.clone());
     }
     if s.channels_last {
         v.push("--channels-last".into());

@@ -64,6 +64,12 @@ pub struct SessionSettings {
     pub search: Option<String>,
     /// Corrupted set directory for OOD, if any.
     pub ood_dir: Option<String>,
+    /// `--normalize` when not `auto` (absent: auto, also in sessions older than the flag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<String>,
+    /// `--activation` of a DM network (absent: the zoo's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<String>,
 }
 
 /// The model summary recorded with a session.
@@ -74,6 +80,15 @@ pub struct SessionModel {
     pub in_channels: i64,
     pub params: i64,
     pub modules: usize,
+    /// The normalisation applied and where it came from (empty in older sessions).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub normalization: String,
+    /// The same in a few words, for the explorer's model line.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub normalization_short: String,
+    /// The activation, for families where it is a choice (DM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<String>,
 }
 
 /// Files of the chosen model, relative to the session directory.
@@ -131,6 +146,13 @@ impl Session {
                 in_channels: model.spec.in_channels,
                 params: model.num_params(),
                 modules: model.modules().len(),
+                normalization: model.normalization.describe(),
+                normalization_short: model.normalization.short(),
+                activation: model
+                    .spec
+                    .family
+                    .has_activation_choice()
+                    .then(|| model.spec.activation.name().to_string()),
             },
             baseline: None,
             mrc: None,

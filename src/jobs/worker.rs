@@ -95,6 +95,7 @@ impl Worker {
                 arch: p.model.spec.name(),
                 params: p.model.num_params(),
                 modules: p.model.modules().len(),
+                normalization: p.model.normalization.short(),
                 device,
             },
         )));

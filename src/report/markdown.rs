@@ -102,6 +102,13 @@ fn setup_section(md: &mut String, s: &Session) {
     for (k, v) in rows {
         let _ = writeln!(md, "| {k} | {v} |");
     }
+    // Sessions older than --normalize do not record it.
+    if !s.model.normalization.is_empty() {
+        let _ = writeln!(md, "| normalization | {} |", cell(&s.model.normalization));
+    }
+    if let Some(a) = &s.model.activation {
+        let _ = writeln!(md, "| activation | {a} |");
+    }
     if !s.stage_seconds.is_empty() {
         let stages: Vec<String> = s
             .stage_seconds

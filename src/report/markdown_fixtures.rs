@@ -89,6 +89,8 @@ pub fn mrc_only() -> Session {
             tolerance: 0.1,
             search: None,
             ood_dir: Some("data/CIFAR-10-C".into()),
+            normalize: None,
+            activation: None,
         },
         model: SessionModel {
             arch: "resnet18".into(),
@@ -96,6 +98,9 @@ pub fn mrc_only() -> Session {
             in_channels: 3,
             params: 11_173_962,
             modules: names.len(),
+            normalization: String::new(),
+            normalization_short: String::new(),
+            activation: None,
         },
         baseline: Some(EvalResult {
             clean_acc: 81.46,

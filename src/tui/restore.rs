@@ -8,8 +8,14 @@ use crate::report::session::Session;
 
 pub fn restore(s: &mut State, session: &Session) {
     let m = &session.model;
+    // Sessions older than --normalize do not record it.
+    let norm = if m.normalization_short.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", m.normalization_short)
+    };
     s.model_info = format!(
-        "{} ({} parameters, {} modules) on {}",
+        "{} ({} parameters, {} modules{norm}) on {}",
         m.arch, m.params, m.modules, session.settings.device
     );
     s.device = session.settings.device.clone();

@@ -686,6 +686,7 @@ fn the_device_comes_from_the_load_event() {
                 arch: "resnet18-w8".into(),
                 params: 176258,
                 modules: 21,
+                normalization: String::new(),
                 device: "cuda:0".into(),
             },
         ),

@@ -118,3 +118,31 @@ pub fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
     );
     out
 }
+
+/// Largest |a − b| between two .npy arrays of the same shape (logits of rift and PyTorch).
+pub fn max_abs_diff(a: &Path, b: &Path) -> f32 {
+    let a = rift::engine::data::read_npy(a).unwrap();
+    let b = rift::engine::data::read_npy(b).unwrap();
+    assert_eq!(a.shape, b.shape, "logit shapes differ");
+    let (a, b) = (a.to_f32().unwrap(), b.to_f32().unwrap());
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// (module, MRC, robust-accuracy drop) per module of a `rift mrc --output` JSON, in its order.
+pub fn mrc_scores(v: &serde_json::Value) -> Vec<(String, f64, f64)> {
+    v["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["mrc"].as_f64().unwrap(),
+                m["robust_acc_drop"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}

@@ -6,7 +6,7 @@ use super::tensor::RawTensor;
 /// Keys under which training scripts store the model's state dict, in the order tried.
 pub const CONTAINER_KEYS: &[&str] = &["net", "state_dict", "model", "model_state_dict", "state"];
 
-/// Prefixes stripped when every key has them (DataParallel, wrapper modules).
+/// Prefixes stripped when every key has them (DataParallel, wrapper modules), repeatedly.
 pub const STRIP_PREFIXES: &[&str] = &["module.", "model."];
 
 /// A state dict found in a checkpoint.
@@ -138,19 +138,20 @@ pub fn find_state_dict(root: Value) -> Result<Found, Value> {
         (take_tensors(v), key_text(&k), items)
     };
     let mut tensors = tensors;
-    let mut stripped_prefix = None;
-    for p in STRIP_PREFIXES {
-        if tensors
+    // Wrappers stack (DataParallel around a `model` attribute: `module.model.`), so strip
+    // until no prefix is common to every key; the stripped text is recorded whole.
+    let mut stripped = String::new();
+    while let Some(p) = STRIP_PREFIXES.iter().find(|p| {
+        tensors
             .iter()
-            .all(|(k, _)| k.starts_with(p) && k.len() > p.len())
-        {
-            for (k, _) in tensors.iter_mut() {
-                k.drain(..p.len());
-            }
-            stripped_prefix = Some(p.to_string());
-            break;
+            .all(|(k, _)| k.starts_with(*p) && k.len() > p.len())
+    }) {
+        for (k, _) in tensors.iter_mut() {
+            k.drain(..p.len());
         }
+        stripped.push_str(p);
     }
+    let stripped_prefix = (!stripped.is_empty()).then_some(stripped);
     let metadata = rest
         .iter()
         .map(|(k, v)| (key_text(k).unwrap_or_else(|| summarize(k)), summarize(v)))

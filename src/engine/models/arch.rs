@@ -2,6 +2,7 @@
 //! keys and shapes (`--arch auto`).
 use super::ModelError;
 use std::collections::HashMap;
+use tch::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -9,6 +10,53 @@ pub enum Family {
     ResNetBottleneck,
     PreActResNet,
     WideResNet,
+    /// DeepMind's WideResNet (robustbench `DMWideResNet`: Gowal 2020/2021, Rebuffi 2021,
+    /// Wang 2023).
+    DmWideResNet,
+    /// DeepMind's PreActResNet (robustbench `DMPreActResNet`: Rebuffi 2021).
+    DmPreActResNet,
+}
+
+impl Family {
+    /// Whether the family's activation is a choice the state dict does not record (the DM
+    /// networks are trained with ReLU or Swish/SiLU).
+    pub fn has_activation_choice(self) -> bool {
+        matches!(self, Family::DmWideResNet | Family::DmPreActResNet)
+    }
+}
+
+/// The nonlinearity of the DM families (every other family is ReLU by construction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    /// Swish, x·σ(x) (robustbench's `Swish` module computes the same function).
+    Silu,
+}
+
+impl Activation {
+    pub fn parse(s: &str) -> Result<Activation, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "relu" => Ok(Activation::Relu),
+            "silu" | "swish" => Ok(Activation::Silu),
+            _ => Err(format!(
+                "unknown activation `{s}`; expected relu or silu (swish)"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Silu => "silu",
+        }
+    }
+
+    pub fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Activation::Relu => x.relu(),
+            Activation::Silu => x.silu(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,10 +70,17 @@ pub struct ArchSpec {
     pub in_channels: i64,
     /// Width of the classifier's input (depends on the input size).
     pub feature_dim: i64,
+    /// ReLU except for the DM families, whose default is the zoo's Swish/SiLU.
+    pub activation: Activation,
+    /// WideResNet: whether the state holds `sub_block1`, the copy of `block1` that the
+    /// TRADES code builds and never calls (robustbench's `sub_block1=True`).
+    pub sub_block1: bool,
+    /// Whether the classifier has a bias (robustbench's WideResNet `bias_last=False` drops it).
+    pub classifier_bias: bool,
 }
 
 pub const KNOWN_ARCHS: &str =
-    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10)";
+    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), dm-preactresnet18, dm-preactresnet34";
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
     Some(match depth {
@@ -53,6 +108,35 @@ impl ArchSpec {
             Family::ResNetBottleneck => format!("resnet{}{}", 3 * total + 2, w),
             Family::PreActResNet => format!("preactresnet{}{}", 2 * total + 2, w),
             Family::WideResNet => format!("wrn-{}-{}", 6 * self.blocks[0] + 4, self.width),
+            Family::DmWideResNet => {
+                format!("dm-wrn-{}-{}", 6 * self.blocks[0] + 4, self.width)
+            }
+            Family::DmPreActResNet => format!("dm-preactresnet{}{}", 2 * total + 2, w),
+        }
+    }
+
+    /// A spec with the published defaults for everything the name does not say.
+    fn with_defaults(
+        family: Family,
+        blocks: Vec<usize>,
+        width: i64,
+        num_classes: i64,
+        in_channels: i64,
+    ) -> ArchSpec {
+        ArchSpec {
+            family,
+            blocks,
+            width,
+            num_classes,
+            in_channels,
+            feature_dim: 0,
+            activation: if family.has_activation_choice() {
+                Activation::Silu
+            } else {
+                Activation::Relu
+            },
+            sub_block1: family == Family::WideResNet,
+            classifier_bias: true,
         }
     }
 
@@ -74,6 +158,10 @@ impl ArchSpec {
             _ => (lower.clone(), None),
         };
         let width = width.or(suffix_width);
+        let (dm, base) = match base.strip_prefix("dm-") {
+            Some(rest) => (true, rest.to_string()),
+            None => (false, base),
+        };
         let (family, blocks, width) = if let Some(rest) = base
             .strip_prefix("wrn-")
             .or_else(|| base.strip_prefix("wideresnet-"))
@@ -112,14 +200,13 @@ impl ArchSpec {
         } else {
             return Err(unknown());
         };
-        let mut spec = ArchSpec {
-            family,
-            blocks,
-            width,
-            num_classes,
-            in_channels,
-            feature_dim: 0,
+        let family = match (dm, family) {
+            (false, f) => f,
+            (true, Family::WideResNet) => Family::DmWideResNet,
+            (true, Family::PreActResNet) => Family::DmPreActResNet,
+            (true, _) => return Err(unknown()),
         };
+        let mut spec = ArchSpec::with_defaults(family, blocks, width, num_classes, in_channels);
         spec.feature_dim = spec.feature_dim_for(input_hw).ok_or_else(|| {
             ModelError::BadInput(format!(
                 "{}×{} inputs are too small for {}",
@@ -134,21 +221,23 @@ impl ArchSpec {
     /// Channels after the last stage.
     pub fn last_channels(&self) -> i64 {
         match self.family {
-            Family::ResNet | Family::PreActResNet => self.width * 8,
+            Family::ResNet | Family::PreActResNet | Family::DmPreActResNet => self.width * 8,
             Family::ResNetBottleneck => self.width * 32,
-            Family::WideResNet => 64 * self.width,
+            Family::WideResNet | Family::DmWideResNet => 64 * self.width,
         }
     }
 
     /// The classifier width for an input size (stride-2 stages, then the published pool).
     pub fn feature_dim_for(&self, (h, w): (i64, i64)) -> Option<i64> {
         let (halvings, pool) = match self.family {
-            Family::WideResNet => (2, 8),
+            Family::WideResNet | Family::DmWideResNet => (2, 8),
             _ => (3, 4),
         };
+        // Padding 1 each side gives ⌈s/2⌉; the DM networks' (0,1) padding gives ⌊s/2⌋.
+        let dm = matches!(self.family, Family::DmWideResNet | Family::DmPreActResNet);
         let shrink = |mut s: i64| {
             for _ in 0..halvings {
-                s = (s + 1) / 2;
+                s = if dm { s / 2 } else { (s + 1) / 2 };
             }
             if s < pool {
                 None
@@ -171,7 +260,12 @@ impl ArchSpec {
                 .take_while(|i| shapes.contains_key(&format!("{prefix}.{i}.{leaf}")))
                 .count()
         };
-        let conv1 = shape("conv1.weight").ok_or("no `conv1.weight` key")?;
+        if let Some(spec) = Self::detect_dm(&shape, &count_blocks)? {
+            return Ok(spec);
+        }
+        let conv1 = shape("conv1.weight").ok_or(
+            "no `conv1.weight` key (nor the DM networks' `init_conv.weight` or `conv_2d.weight`)",
+        )?;
         if conv1.len() != 4 {
             return Err(format!(
                 "`conv1.weight` has shape {conv1:?}, expected 4 dimensions"
@@ -184,15 +278,12 @@ impl ArchSpec {
             if w[0] % 16 != 0 {
                 return Err(format!("block1 width {} is not a multiple of 16", w[0]));
             }
-            let mut spec = ArchSpec {
-                family: Family::WideResNet,
-                blocks: vec![n; 3],
-                width: w[0] / 16,
-                num_classes: 10,
-                in_channels,
-                feature_dim: 0,
-            };
+            let mut spec =
+                ArchSpec::with_defaults(Family::WideResNet, vec![n; 3], w[0] / 16, 10, in_channels);
+            spec.sub_block1 = shapes.contains_key("sub_block1.layer.0.conv1.weight");
             spec.classifier_from(&shape, "fc")?;
+            spec.classifier_bias =
+                shapes.contains_key("fc.bias") || !shapes.contains_key("fc.weight");
             return Ok(spec);
         }
         if !shapes.contains_key("layer1.0.conv1.weight") {
@@ -213,16 +304,58 @@ impl ArchSpec {
         } else {
             Family::ResNet
         };
-        let mut spec = ArchSpec {
-            family,
-            blocks,
-            width: conv1[0],
-            num_classes: 10,
-            in_channels,
-            feature_dim: 0,
-        };
+        let mut spec = ArchSpec::with_defaults(family, blocks, conv1[0], 10, in_channels);
         spec.classifier_from(&shape, "linear")?;
         Ok(spec)
+    }
+
+    /// The DM families, told apart by their stems (`init_conv`: WideResNet, `conv_2d`:
+    /// PreActResNet); Ok(None) when neither is present.
+    fn detect_dm(
+        shape: &dyn Fn(&str) -> Option<Vec<i64>>,
+        count_blocks: &dyn Fn(&str, &str) -> usize,
+    ) -> Result<Option<ArchSpec>, String> {
+        let stem_of = |key: &str| -> Result<Option<Vec<i64>>, String> {
+            match shape(key) {
+                Some(s) if s.len() == 4 => Ok(Some(s)),
+                Some(s) => Err(format!("`{key}` has shape {s:?}, expected 4 dimensions")),
+                None => Ok(None),
+            }
+        };
+        if let Some(stem) = stem_of("init_conv.weight")? {
+            let n = count_blocks("layer.0.block", "conv_0.weight");
+            if n == 0 {
+                return Err(
+                    "`init_conv.weight` (a DM WideResNet) but no `layer.0.block.0.conv_0.weight`"
+                        .into(),
+                );
+            }
+            let w = shape("layer.0.block.0.conv_0.weight").unwrap_or_default();
+            if w.first().is_none_or(|c| c % 16 != 0) {
+                return Err(format!(
+                    "`layer.0.block.0.conv_0.weight` has shape {w:?}; a DM WideResNet's first group is 16·k wide"
+                ));
+            }
+            let mut spec =
+                ArchSpec::with_defaults(Family::DmWideResNet, vec![n; 3], w[0] / 16, 10, stem[1]);
+            spec.classifier_from(shape, "logits")?;
+            return Ok(Some(spec));
+        }
+        if let Some(stem) = stem_of("conv_2d.weight")? {
+            let blocks: Vec<usize> = (0..4)
+                .map(|s| count_blocks(&format!("layer_{s}"), "conv_2d_1.weight"))
+                .collect();
+            if blocks.contains(&0) {
+                return Err(format!(
+                    "`conv_2d.weight` (a DM PreActResNet) but stages layer_0..layer_3 have blocks {blocks:?}"
+                ));
+            }
+            let mut spec =
+                ArchSpec::with_defaults(Family::DmPreActResNet, blocks, stem[0], 10, stem[1]);
+            spec.classifier_from(shape, "logits")?;
+            return Ok(Some(spec));
+        }
+        Ok(None)
     }
 
     /// Classes and classifier width from the classifier's weight; when that key is absent,

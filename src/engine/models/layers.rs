@@ -33,6 +33,10 @@ pub struct Conv2d {
     pub weight: Tensor,
     stride: i64,
     padding: i64,
+    /// The DM networks' explicit padding before an unpadded convolution: (1,1,1,1) at
+    /// stride 1 (the same as `padding` 1, which is how it runs) and (0,1,0,1) — left/top
+    /// nothing, right/bottom one — at stride 2, TensorFlow's `SAME` for even sizes.
+    pad_right_bottom: bool,
     bf16: Bf16Switch,
 }
 
@@ -62,12 +66,31 @@ impl Conv2d {
             weight,
             stride,
             padding,
+            pad_right_bottom: false,
             bf16: keys.bf16.clone(),
         }
     }
 
+    /// A bias-free 3×3 convolution of the DM networks (`padding=0` in the module, the
+    /// input padded by the block; see `pad_right_bottom`). Only strides 1 and 2 exist there.
+    pub fn dm_same(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64, stride: i64) -> Self {
+        let mut conv = Self::new(p, keys, c_in, c_out, 3, stride);
+        if stride != 1 {
+            conv.padding = 0;
+            conv.pad_right_bottom = true;
+        }
+        conv
+    }
+
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let (s, p) = (self.stride, self.padding);
+        let padded;
+        let x = if self.pad_right_bottom {
+            padded = x.constant_pad_nd([0, 1, 0, 1]);
+            &padded
+        } else {
+            x
+        };
         maybe_bf16(&self.bf16, x, &[&self.weight], |x, w| {
             x.conv2d(&w[0], None::<&Tensor>, [s, s], [p, p], [1, 1], 1)
         })
@@ -75,9 +98,14 @@ impl Conv2d {
 
     pub fn info(&self) -> ModuleInfo {
         let s = self.weight.size();
+        let pad = if self.pad_right_bottom {
+            " pad (0,1,0,1)"
+        } else {
+            ""
+        };
         ModuleInfo {
             name: self.name.clone(),
-            kind: format!("Conv2d {}x{} stride {}", s[2], s[3], self.stride),
+            kind: format!("Conv2d {}x{} stride {}{pad}", s[2], s[3], self.stride),
             params: s.iter().product(),
             shape: s,
         }
@@ -86,6 +114,7 @@ impl Conv2d {
     /// Output spatial size for an input of size `s` (PyTorch's formula).
     pub fn out_size(&self, s: i64) -> i64 {
         let k = self.weight.size()[2];
+        let s = s + i64::from(self.pad_right_bottom);
         (s + 2 * self.padding - k) / self.stride + 1
     }
 }
@@ -153,12 +182,23 @@ impl BatchNorm2d {
 pub struct Linear {
     pub name: String,
     pub weight: Tensor,
-    pub bias: Tensor,
+    /// None for robustbench's WideResNet with `bias_last=False`.
+    pub bias: Option<Tensor>,
     bf16: Bf16Switch,
 }
 
 impl Linear {
     pub fn new(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64) -> Self {
+        Self::with_bias(p, keys, c_in, c_out, true)
+    }
+
+    pub fn with_bias(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        c_in: i64,
+        c_out: i64,
+        has_bias: bool,
+    ) -> Self {
         let bound = 1.0 / (c_in as f64).sqrt();
         let weight = p.var(
             "weight",
@@ -168,16 +208,18 @@ impl Linear {
                 up: bound,
             },
         );
-        let bias = p.var(
-            "bias",
-            &[c_out],
-            Init::Uniform {
-                lo: -bound,
-                up: bound,
-            },
-        );
         keys.push(&p, "weight");
-        keys.push(&p, "bias");
+        let bias = has_bias.then(|| {
+            keys.push(&p, "bias");
+            p.var(
+                "bias",
+                &[c_out],
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            )
+        });
         Linear {
             name: strip_dot(&p.path("")),
             weight,
@@ -187,17 +229,27 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        maybe_bf16(&self.bf16, x, &[&self.weight, &self.bias], |x, w| {
-            x.linear(&w[0], Some(&w[1]))
-        })
+        match &self.bias {
+            Some(bias) => maybe_bf16(&self.bf16, x, &[&self.weight, bias], |x, w| {
+                x.linear(&w[0], Some(&w[1]))
+            }),
+            None => maybe_bf16(&self.bf16, x, &[&self.weight], |x, w| {
+                x.linear(&w[0], None::<&Tensor>)
+            }),
+        }
     }
 
     pub fn info(&self) -> ModuleInfo {
         let s = self.weight.size();
+        let bias = if self.bias.is_some() { s[0] } else { 0 };
         ModuleInfo {
             name: self.name.clone(),
-            kind: "Linear".into(),
-            params: s.iter().product::<i64>() + s[0],
+            kind: if self.bias.is_some() {
+                "Linear".into()
+            } else {
+                "Linear (no bias)".into()
+            },
+            params: s.iter().product::<i64>() + bias,
             shape: s,
         }
     }

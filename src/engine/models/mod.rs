@@ -1,15 +1,20 @@
 //! The supported networks (tch over `nn::Path`, keys identical to PyTorch's), their
 //! detection from checkpoints, and loading with a strict key/shape diff.
 mod arch;
+mod chain;
 pub mod compute;
+mod dm_preact_resnet;
+mod dm_wide_resnet;
 mod layers;
+mod normalize;
 mod preact_resnet;
 mod resnet;
 mod wide_resnet;
 
-pub use arch::{ArchSpec, Family, KNOWN_ARCHS};
+pub use arch::{Activation, ArchSpec, Family, KNOWN_ARCHS};
 pub use compute::{Compute, Precision};
 pub use layers::ModuleInfo;
+pub use normalize::{NormSource, Normalization, NormalizeChoice};
 
 use super::checkpoint::{Checkpoint, RawTensor};
 use super::tensors::{kind_of, to_raw, to_tensor};
@@ -22,7 +27,7 @@ use tch::{nn, Device, Kind, Tensor};
 pub enum ModelError {
     #[error("unknown architecture `{0}`; expected `auto` or one of: {KNOWN_ARCHS}")]
     UnknownArch(String),
-    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear) and WideResNets (conv1, block1..3.layer.N, bn1, fc); pass --arch if the keys are right but the shapes confuse detection")]
+    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits) and DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits); pass --arch if the keys are right but the shapes confuse detection")]
     CannotDetect { path: String, reason: String },
     #[error("{path} does not match {arch}: {details}")]
     StateMismatch {
@@ -32,6 +37,8 @@ pub enum ModelError {
     },
     #[error("bad input: {0}")]
     BadInput(String),
+    #[error("--activation {activation}: {arch} has no activation to choose (only the DM families dm-wrn-D-K and dm-preactresnet18|34 do; every other family is ReLU by construction)")]
+    NoActivationChoice { activation: String, arch: String },
     #[error("libtorch error: {0}")]
     Torch(#[from] tch::TchError),
 }
@@ -40,28 +47,46 @@ enum Net {
     ResNet(resnet::ResNet),
     PreAct(preact_resnet::PreActResNet),
     Wide(wide_resnet::WideResNet),
+    DmWide(chain::ChainNet<dm_wide_resnet::DmBlock>),
+    DmPreAct(chain::ChainNet<dm_preact_resnet::DmPreActBlock>),
 }
 
-/// Where the input normalisation comes from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Normalization {
-    /// The dataset's mean/std (named).
-    Dataset(String),
-    /// The checkpoint's own `mu`/`sigma` buffers (RobustBench style).
-    Checkpoint,
+/// What the user chose about the model on the command line (`--arch`, `--width`,
+/// `--activation`); everything left open is detected from the checkpoint.
+#[derive(Clone, Debug, Default)]
+pub struct ModelChoice {
+    /// None or "auto": detect.
+    pub arch: Option<String>,
+    pub width: Option<i64>,
+    /// Only for families with an activation choice (DM); None: the zoo's default.
+    pub activation: Option<Activation>,
+    /// `--normalize`.
+    pub normalize: NormalizeChoice,
+}
+
+/// Where the activation of a model came from, for outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActivationSource {
+    /// The family has a fixed activation (ReLU).
+    Fixed,
+    /// The state dict cannot tell; the zoo's default for the family was assumed.
+    Assumed,
+    /// `--activation`.
+    Flag,
 }
 
 /// A network with its state. Inputs are pixels in [0, 1]; normalisation is the first op
 /// of `forward`, so attacks perturb pixels.
 pub struct Model {
     pub spec: ArchSpec,
+    pub activation_source: ActivationSource,
     pub normalization: Normalization,
     vs: nn::VarStore,
     net: Net,
     /// State-dict keys in PyTorch's order.
     keys: Vec<String>,
-    mean: Tensor,
-    std: Tensor,
+    /// 1×C×1×1 mean and std, or None for raw pixels (`--normalize none`).
+    input_stats: Option<(Tensor, Tensor)>,
     compute: Compute,
     /// Shared with every Conv2d and Linear of `net`.
     bf16: Bf16Switch,
@@ -76,55 +101,50 @@ impl Model {
         std: &[f32],
         norm_name: &str,
     ) -> Result<Model, ModelError> {
-        Self::build(spec, device, Some((mean, std, norm_name)), None)
+        Self::build(
+            spec,
+            device,
+            Some((mean, std, norm_name)),
+            None,
+            &NormalizeChoice::Auto,
+        )
     }
 
     fn build(
         spec: ArchSpec,
         device: Device,
         dataset_norm: Option<(&[f32], &[f32], &str)>,
-        checkpoint_norm: Option<(&RawTensor, &RawTensor)>,
+        stored: Option<normalize::StoredStats>,
+        choice: &NormalizeChoice,
     ) -> Result<Model, ModelError> {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let mut keys = KeyOrder::default();
-        let (mean, std, normalization) = match (checkpoint_norm, dataset_norm) {
-            (Some((mu, sigma)), _) => {
-                let mu = root.add(
-                    "mu",
-                    to_tensor(mu)?.f_to_kind(Kind::Float)?.f_to_device(device)?,
-                    false,
-                );
-                let sigma = root.add(
-                    "sigma",
-                    to_tensor(sigma)?
-                        .f_to_kind(Kind::Float)?
-                        .f_to_device(device)?,
-                    false,
-                );
-                keys.names.push("mu".into());
-                keys.names.push("sigma".into());
-                (mu, sigma, Normalization::Checkpoint)
+        // The checkpoint's own statistics stay in the state (and in saved files) whether
+        // or not they are applied.
+        let stored_vars = match &stored {
+            Some(st) => {
+                let mean = root.add(st.keys.0, normalize::stored_value(st.mean, device)?, false);
+                let std = root.add(st.keys.1, normalize::stored_value(st.std, device)?, false);
+                keys.names.push(st.keys.0.into());
+                keys.names.push(st.keys.1.into());
+                Some((mean, std))
             }
-            (None, Some((m, s, name))) => {
-                let c = spec.in_channels;
-                if m.len() as i64 != c || s.len() as i64 != c {
-                    return Err(ModelError::BadInput(format!(
-                        "dataset `{name}` has {}-channel images but the model takes {c} input channel(s)",
-                        m.len()
-                    )));
-                }
-                let mean = Tensor::f_from_slice(m)?
-                    .f_view([1, c, 1, 1])?
-                    .f_to_device(device)?;
-                let std = Tensor::f_from_slice(s)?
-                    .f_view([1, c, 1, 1])?
-                    .f_to_device(device)?;
-                (mean, std, Normalization::Dataset(name.to_string()))
-            }
-            (None, None) => {
-                return Err(ModelError::BadInput("no normalisation given".into()));
-            }
+            None => None,
+        };
+        let (source, input_stats) = normalize::resolve(
+            choice,
+            stored
+                .as_ref()
+                .zip(stored_vars.as_ref())
+                .map(|(st, (m, s))| (st, m, s)),
+            dataset_norm,
+            spec.in_channels,
+            device,
+        )?;
+        let normalization = Normalization {
+            choice: choice.clone(),
+            source,
         };
         let net = match spec.family {
             Family::ResNet | Family::ResNetBottleneck => {
@@ -134,15 +154,26 @@ impl Model {
                 Net::PreAct(preact_resnet::PreActResNet::new(&root, &mut keys, &spec))
             }
             Family::WideResNet => Net::Wide(wide_resnet::WideResNet::new(&root, &mut keys, &spec)),
+            Family::DmWideResNet => {
+                Net::DmWide(dm_wide_resnet::dm_wide_resnet(&root, &mut keys, &spec))
+            }
+            Family::DmPreActResNet => {
+                Net::DmPreAct(dm_preact_resnet::dm_preact_resnet(&root, &mut keys, &spec))
+            }
+        };
+        let activation_source = if spec.family.has_activation_choice() {
+            ActivationSource::Assumed
+        } else {
+            ActivationSource::Fixed
         };
         Ok(Model {
             spec,
+            activation_source,
             normalization,
             vs,
             net,
             keys: keys.names,
-            mean,
-            std,
+            input_stats,
             compute: Compute::default(),
             bf16: keys.bf16,
         })
@@ -157,6 +188,22 @@ impl Model {
         device: Device,
         dataset_norm: (&[f32], &[f32], &str),
     ) -> Result<Model, ModelError> {
+        let choice = ModelChoice {
+            arch: arch.map(str::to_string),
+            width,
+            ..ModelChoice::default()
+        };
+        Self::from_checkpoint_with(ckpt, &choice, device, dataset_norm)
+    }
+
+    /// `from_checkpoint` with every command-line choice (`--activation` too).
+    pub fn from_checkpoint_with(
+        ckpt: &Checkpoint,
+        choice: &ModelChoice,
+        device: Device,
+        dataset_norm: (&[f32], &[f32], &str),
+    ) -> Result<Model, ModelError> {
+        let (arch, width) = (choice.arch.as_deref(), choice.width);
         let path = ckpt.path.display().to_string();
         let shapes: HashMap<String, Vec<usize>> = ckpt
             .tensors
@@ -177,28 +224,41 @@ impl Model {
                 let mut spec = ArchSpec::parse(name, width, classes, in_ch, (32, 32))?;
                 if let Some(d) = detected.filter(|d| d.family == spec.family) {
                     spec.feature_dim = d.feature_dim;
+                    spec.sub_block1 = d.sub_block1;
+                    spec.classifier_bias = d.classifier_bias;
                 }
                 spec
             }
         };
+        let mut spec = spec;
+        if let Some(act) = choice.activation {
+            if !spec.family.has_activation_choice() {
+                return Err(ModelError::NoActivationChoice {
+                    activation: act.name().into(),
+                    arch: spec.name(),
+                });
+            }
+            spec.activation = act;
+        }
         let get = |k: &str| {
             ckpt.tensors
                 .iter()
                 .find(|(name, _)| name == k)
                 .map(|(_, t)| t)
         };
-        let norm = match (get("mu"), get("sigma")) {
-            (Some(mu), Some(sigma)) => Some((mu, sigma)),
-            _ => None,
-        };
-        let model = Self::build(spec, device, Some(dataset_norm), norm).map_err(|e| match e {
-            ModelError::BadInput(msg) => ModelError::BadInput(format!("{path}: {msg}")),
-            other => other,
-        })?;
+        let stored = normalize::stored_stats(get);
+        let model = Self::build(spec, device, Some(dataset_norm), stored, &choice.normalize)
+            .map_err(|e| match e {
+                ModelError::BadInput(msg) => ModelError::BadInput(format!("{path}: {msg}")),
+                other => other,
+            })?;
         model.load_state(&ckpt.tensors, &path)?;
         // Loaded models start frozen (attacks need input gradients only); training code
         // unfreezes exactly what it trains.
         let mut model = model;
+        if choice.activation.is_some() {
+            model.activation_source = ActivationSource::Flag;
+        }
         model.vs.freeze();
         Ok(model)
     }
@@ -306,6 +366,8 @@ impl Model {
             Net::ResNet(n) => n.modules(),
             Net::PreAct(n) => n.modules(),
             Net::Wide(n) => n.modules(),
+            Net::DmWide(n) => n.modules(),
+            Net::DmPreAct(n) => n.modules(),
         }
     }
 
@@ -335,6 +397,8 @@ impl Model {
             Net::ResNet(n) => n.feature_dim(h, w),
             Net::PreAct(n) => n.feature_dim(h, w),
             Net::Wide(n) => n.feature_dim(h, w),
+            Net::DmWide(n) => n.feature_dim(h, w),
+            Net::DmPreAct(n) => n.feature_dim(h, w),
         };
         if got != Some(self.spec.feature_dim) {
             return Err(ModelError::BadInput(format!(
@@ -355,12 +419,17 @@ impl Model {
             Net::ResNet(n) => n.forward(&x, train),
             Net::PreAct(n) => n.forward(&x, train),
             Net::Wide(n) => n.forward(&x, train),
+            Net::DmWide(n) => n.forward(&x, train),
+            Net::DmPreAct(n) => n.forward(&x, train),
         }
     }
 
     /// The network's input: normalised pixels, NHWC with channels-last.
     fn normalize(&self, x: &Tensor) -> Tensor {
-        let x = (x - &self.mean) / &self.std;
+        let x = match &self.input_stats {
+            Some((mean, std)) => (x - mean) / std,
+            None => x.shallow_clone(),
+        };
         if self.compute.channels_last {
             to_channels_last(&x)
         } else {
@@ -406,6 +475,8 @@ impl Model {
                 Net::ResNet(n) => n.prefix(&xn, module),
                 Net::PreAct(n) => n.prefix(&xn, module),
                 Net::Wide(n) => n.prefix(&xn, module),
+                Net::DmWide(n) => n.with_chain(|c| c.prefix(&xn, module)),
+                Net::DmPreAct(n) => n.with_chain(|c| c.prefix(&xn, module)),
             }
         });
         cache.ok_or_else(|| {
@@ -422,6 +493,8 @@ impl Model {
             Net::ResNet(n) => n.suffix(module, cache),
             Net::PreAct(n) => n.suffix(module, cache),
             Net::Wide(n) => n.suffix(module, cache),
+            Net::DmWide(n) => n.with_chain(|c| c.suffix(module, cache)),
+            Net::DmPreAct(n) => n.with_chain(|c| c.suffix(module, cache)),
         }
     }
 

@@ -2,7 +2,10 @@
 //! `block{1,2,3}.layer.N` groups of pre-activation blocks (`bn1`, `conv1`, `bn2`, `conv2`,
 //! `convShortcut` when widths differ), a final `bn1`, `avg_pool2d(·, 8)` and `fc`. The
 //! published code also builds `sub_block1`, a copy of `block1` that forward never calls:
-//! its weights are in every checkpoint, so rift loads and saves them but never uses them.
+//! its weights are in those checkpoints, so rift loads and saves them but never uses them.
+//! robustbench's `wide_resnet.py` builds it only with `sub_block1=True` (Carmon 2019 and
+//! others have none) and drops the classifier's bias with `bias_last=False`; both follow
+//! the spec (detected from the keys).
 //! Dropout is 0 in all published AT checkpoints and is not modelled.
 use super::arch::ArchSpec;
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
@@ -66,6 +69,7 @@ fn group(
 pub struct WideResNet {
     conv1: Conv2d,
     blocks: [Vec<WideBlock>; 3],
+    /// Empty when the checkpoint has no `sub_block1`.
     sub_block1: Vec<WideBlock>,
     bn1: BatchNorm2d,
     pub linear: Linear,
@@ -78,11 +82,21 @@ impl WideResNet {
         let ch = [16, 16 * k, 32 * k, 64 * k];
         let conv1 = Conv2d::new(p / "conv1", keys, in_channels, ch[0], 3, 1);
         let block1 = group(p / "block1", keys, n, ch[0], ch[1], 1);
-        let sub_block1 = group(p / "sub_block1", keys, n, ch[0], ch[1], 1);
+        let sub_block1 = if spec.sub_block1 {
+            group(p / "sub_block1", keys, n, ch[0], ch[1], 1)
+        } else {
+            Vec::new()
+        };
         let block2 = group(p / "block2", keys, n, ch[1], ch[2], 2);
         let block3 = group(p / "block3", keys, n, ch[2], ch[3], 2);
         let bn1 = BatchNorm2d::new(p / "bn1", keys, ch[3]);
-        let linear = Linear::new(p / "fc", keys, spec.feature_dim, spec.num_classes);
+        let linear = Linear::with_bias(
+            p / "fc",
+            keys,
+            spec.feature_dim,
+            spec.num_classes,
+            spec.classifier_bias,
+        );
         WideResNet {
             conv1,
             blocks: [block1, block2, block3],

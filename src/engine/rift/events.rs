@@ -100,6 +100,9 @@ pub enum StageAbout {
         arch: String,
         params: i64,
         modules: usize,
+        /// The input normalisation and where it came from, short (`Normalization::short`).
+        #[serde(default)]
+        normalization: String,
         device: String,
     },
     /// Fine-tuning of `layers` at `lr` for `epochs`.
@@ -125,11 +128,15 @@ impl fmt::Display for StageAbout {
                 arch,
                 params,
                 modules,
+                normalization,
                 device,
-            } => write!(
-                f,
-                "{arch} ({params} parameters, {modules} modules) on {device}"
-            ),
+            } => {
+                write!(f, "{arch} ({params} parameters, {modules} modules")?;
+                if !normalization.is_empty() {
+                    write!(f, ", {normalization}")?;
+                }
+                write!(f, ") on {device}")
+            }
             StageAbout::Finetune { layers, lr, epochs } => {
                 write!(f, "{} at lr {lr} for {epochs} epochs", layers.join(", "))
             }
