@@ -488,7 +488,7 @@ fn engine_event(s: &mut State, ev: Event) {
             v.push(result);
             s.unsaved = true;
         }
-        Event::StageFinished { .. } | Event::TrainEpoch { .. } => {}
+        Event::StageFinished { .. } | Event::TrainEpoch { .. } | Event::AutoAttack { .. } => {}
         Event::ModuleEstimated {
             module,
             depth,

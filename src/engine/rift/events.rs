@@ -103,6 +103,10 @@ pub enum Event {
     Failed {
         message: String,
     },
+    /// AutoAttack (issue 12): an attack of the ensemble started, progressed or finished.
+    AutoAttack {
+        update: crate::engine::autoattack::ensemble::AaUpdate,
+    },
 }
 
 /// Where events go: a closure, so the CLI can print, a session can log, the TUI can send.
