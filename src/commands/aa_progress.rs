@@ -55,7 +55,11 @@ impl AaMeter {
                 } else {
                     String::new()
                 };
-                eprintln!("== {attack}: {points} points still robust{resumed}");
+                if attack == "clean" {
+                    eprintln!("== clean accuracy on {points} points");
+                } else {
+                    eprintln!("== {attack}: {points} points still robust{resumed}");
+                }
             }
             AaUpdate::Progress {
                 attack,

@@ -194,6 +194,13 @@ pub fn run_ensemble(
         let t0 = Instant::now();
         let mut correct = Vec::new();
         let all: Vec<usize> = (0..n).collect();
+        sink(Event::AutoAttack {
+            update: AaUpdate::Started {
+                attack: "clean".into(),
+                points: n,
+                done: 0,
+            },
+        });
         for chunk in all.chunks(bs) {
             if cancel.is_cancelled() {
                 return Err(AaError::Cancelled);
