@@ -217,7 +217,7 @@ pub fn run(
                 let up = loss_steps
                     .f_select(1, now)?
                     .f_gt_tensor(&loss_steps.f_select(1, before)?)?;
-                rises = rises + up.f_to_kind(Kind::Float)?;
+                rises += up.f_to_kind(Kind::Float)?;
             }
             let oscillated = rises.f_le(k as f64 * 0.75)?;
             let stalled = reduced_at_check

@@ -351,7 +351,7 @@ mod tests {
             Ok(idx
                 .iter()
                 .map(|&i| match k {
-                    AttackKind::ApgdCe => i % 2 == 1,
+                    AttackKind::ApgdCe => !i.is_multiple_of(2),
                     _ => i != 1 && i != 3,
                 })
                 .collect())
@@ -389,7 +389,7 @@ mod tests {
     fn resumed_run_equals_uninterrupted() {
         let cfg = config(vec![AttackKind::ApgdCe, AttackKind::ApgdT], 2);
         let fool = |k: AttackKind, i: usize| match k {
-            AttackKind::ApgdCe => i % 3 == 0,
+            AttackKind::ApgdCe => i.is_multiple_of(3),
             _ => i % 4 == 1,
         };
         let run = |state: &mut AaState, stop_after: Option<usize>, calls: &mut usize| {

@@ -66,12 +66,12 @@ impl AttackKind {
     /// Salt of the attack's random streams, so two attacks never share a start.
     fn salt(self) -> u64 {
         match self {
-            AttackKind::ApgdCe => 0x41_5043_45,
-            AttackKind::ApgdDlr => 0x41_5044_4C,
-            AttackKind::ApgdT => 0x41_5054_00,
-            AttackKind::FabT => 0x46_4142_54,
-            AttackKind::Square => 0x53_5155_41,
-            AttackKind::Pgd => 0x50_4744_00,
+            AttackKind::ApgdCe => 0x4150_4345,
+            AttackKind::ApgdDlr => 0x4150_444C,
+            AttackKind::ApgdT => 0x4150_5400,
+            AttackKind::FabT => 0x4641_4254,
+            AttackKind::Square => 0x5351_5541,
+            AttackKind::Pgd => 0x5047_4400,
         }
     }
 
