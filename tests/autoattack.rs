@@ -10,7 +10,7 @@
 //! `RIFT_AA_TEST_BUDGETS="100 9 100 5000"` runs the published ones.
 mod common;
 
-use common::{path_str, python, rift_bin, stderr_of};
+use common::{assert_failed_cleanly, path_str, python, rift_bin, stderr_of};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -366,19 +366,7 @@ fn assert_clean_failure(extra: &[&str], must_mention: &[&str]) {
     ];
     args.extend_from_slice(extra);
     let start = std::time::Instant::now();
-    let o = rift_env(&args, &[]);
-    let err = stderr_of(&o);
-    assert!(!o.status.success(), "rift {args:?} should fail: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("internal error"),
-        "{err}"
-    );
-    for m in must_mention {
-        assert!(
-            err.contains(m),
-            "rift {args:?}: stderr should mention `{m}`:\n{err}"
-        );
-    }
+    let err = assert_failed_cleanly(&rift_env(&args, &[]), &args, must_mention);
     // Found before any attack runs.
     assert!(!err.contains("points still robust"), "{err}");
     assert!(start.elapsed().as_secs() < 60);

@@ -71,3 +71,21 @@ pub fn stderr_of(out: &Output) -> String {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// Asserts that `out`, the output of `rift args`, is a clean failure: a non-zero exit, no
+/// panic, and stderr mentioning each of `must_mention`. Returns stderr.
+pub fn assert_failed_cleanly(out: &Output, args: &[&str], must_mention: &[&str]) -> String {
+    let err = stderr_of(out);
+    assert!(!out.status.success(), "rift {args:?} should fail: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "rift {args:?} panicked: {err}"
+    );
+    for m in must_mention {
+        assert!(
+            err.contains(m),
+            "rift {args:?}: stderr should mention `{m}`:\n{err}"
+        );
+    }
+    err
+}

@@ -208,11 +208,7 @@ pub fn attack(
             cfg,
             cancel,
         )?;
-        let broke = still.f_logical_not()?;
-        let broke_idx = idx.f_masked_select(&broke)?;
-        let broke_rows = broke.f_nonzero()?.f_squeeze_dim(1)?;
-        adv = adv.f_index_copy(0, &broke_idx, &pts.f_index_select(0, &broke_rows)?)?;
-        robust = robust.f_index_fill(0, &broke_idx, 0)?;
+        super::merge_broken(&idx, &still, &pts, &mut robust, &mut adv)?;
     }
     Ok((robust, adv))
 }

@@ -264,6 +264,23 @@ pub(crate) fn linf(t: &Tensor) -> Result<Tensor, tch::TchError> {
     t.f_abs()?.f_flatten(1, -1)?.f_amax(&[1i64][..], false)
 }
 
+/// Merges one run over the rows `idx` of a batch into the batch's result: rows the run
+/// broke (`still` false) become non-robust, with the run's point as their adversarial one.
+pub(crate) fn merge_broken(
+    idx: &Tensor,
+    still: &Tensor,
+    pts: &Tensor,
+    robust: &mut Tensor,
+    adv: &mut Tensor,
+) -> Result<(), tch::TchError> {
+    let broke = still.f_logical_not()?;
+    let broke_idx = idx.f_masked_select(&broke)?;
+    let broke_rows = broke.f_nonzero()?.f_squeeze_dim(1)?;
+    *adv = adv.f_index_copy(0, &broke_idx, &pts.f_index_select(0, &broke_rows)?)?;
+    *robust = robust.f_index_fill(0, &broke_idx, 0)?;
+    Ok(())
+}
+
 /// Keeps the rows `keep` (an index tensor) of every tensor in `ts`.
 pub(crate) fn keep_rows(ts: &mut [&mut Tensor], keep: &Tensor) -> Result<(), tch::TchError> {
     for t in ts.iter_mut() {
