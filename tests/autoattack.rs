@@ -220,14 +220,14 @@ fn the_demo_model_matches_pyautoattack() {
         "assets/demo",
     ];
     let b = budgets();
-    let mut ref_args = vec!["aa", DEMO_MODEL, "assets/demo", N, "0.3", "apgd-ce+apgd-t"];
+    let mut ref_args = vec!["aa", DEMO_MODEL, "assets/demo", N, "0.2", "apgd-ce+apgd-t"];
     ref_args.extend(b.iter().map(String::as_str));
     let py = reference(&ref_args);
     let dir = tempfile::tempdir().unwrap();
     let v = eval(
         &model,
         "apgd-ce,apgd-t",
-        "0.3",
+        "0.2",
         &dir.path().join("aa.json"),
         &[],
     );
@@ -243,7 +243,9 @@ fn the_demo_model_matches_pyautoattack() {
             "after {name}: {ours} vs {theirs}"
         );
     }
-    assert!(f(&v["robust_acc"]) < f(&v["clean_acc"]));
+    // ε = 0.2 leaves the demo model mid-range, so the comparison is not trivial.
+    let r = f(&v["robust_acc"]);
+    assert!(r > 5.0 && r < f(&v["clean_acc"]) - 5.0, "robust {r}");
 }
 
 const DEMO_SMALL: [&str; 19] = [
