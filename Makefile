@@ -31,7 +31,8 @@ demo: build
 
 bench: build
 	cargo bench --bench engine && cargo bench --bench pipeline && cargo bench --bench tui && \
-		cargo bench --bench versus && cargo bench --bench precision && cargo bench --bench alpha_search
+		cargo bench --bench versus && cargo bench --bench precision && cargo bench --bench alpha_search && \
+		cargo bench --bench autoattack
 
 clippy: bootstrap
 	cargo clippy --release --all-targets -- -D warnings

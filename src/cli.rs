@@ -121,7 +121,8 @@ pub struct DataArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct AttackArgs {
-    /// pgd, or none for clean accuracy only.
+    /// pgd, or none for clean accuracy only (`rift eval` also takes autoattack, or a
+    /// comma-separated list of apgd-ce, apgd-dlr, apgd-t, fab-t, square, pgd).
     #[arg(long, default_value = "pgd")]
     pub attack: String,
     /// L∞ radius in [0, 1] pixel units; fractions like 8/255 are accepted.
@@ -169,8 +170,35 @@ pub struct EvalArgs {
     pub attack: AttackArgs,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub autoattack: AutoAttackArgs,
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// `rift eval --attack autoattack|LIST`: AutoAttack's settings (published defaults) and
+/// its resumable state file.
+#[derive(Args, Debug, Clone)]
+pub struct AutoAttackArgs {
+    /// Record progress in FILE (JSON) after every batch; rerunning the same command with
+    /// the same FILE resumes an interrupted AutoAttack.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// APGD iterations per run.
+    #[arg(long, default_value_t = 100)]
+    pub apgd_iters: usize,
+    /// Restarts of APGD-CE and APGD-DLR.
+    #[arg(long, default_value_t = 1)]
+    pub apgd_restarts: usize,
+    /// Target classes of APGD-T and FAB-T.
+    #[arg(long, default_value_t = 9)]
+    pub targets: usize,
+    /// FAB-T iterations per target.
+    #[arg(long, default_value_t = 100)]
+    pub fab_iters: usize,
+    /// Square's query budget.
+    #[arg(long, default_value_t = 5000)]
+    pub square_queries: usize,
 }
 
 #[derive(Args, Debug)]

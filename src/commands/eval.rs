@@ -10,33 +10,47 @@ use serde::Serialize;
 use std::io::Write;
 
 #[derive(Serialize)]
-struct AttackRecord {
-    name: &'static str,
+pub(super) struct AttackRecord {
+    pub name: String,
     #[serde(flatten)]
-    config: Option<PgdConfig>,
+    pub config: Option<PgdConfig>,
+    /// AutoAttack's settings, for `--attack autoattack|LIST`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoattack: Option<rift::engine::autoattack::AaConfig>,
 }
 
 #[derive(Serialize)]
-struct EvalOutput {
+pub(super) struct EvalOutput {
     #[serde(flatten)]
-    result: EvalResult,
-    dataset: String,
-    split: &'static str,
-    attack: AttackRecord,
-    model: ModelSummary,
-    device: String,
+    pub result: EvalResult,
+    pub dataset: String,
+    pub split: &'static str,
+    pub attack: AttackRecord,
+    /// Robust accuracy after each attack (cumulative), for `--attack autoattack|LIST`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoattack: Option<rift::engine::autoattack::AaReport>,
+    pub model: ModelSummary,
+    pub device: String,
     /// Precision and layout (`fp32` unless `--precision`/`--channels-last`).
-    compute: String,
-    seed: u64,
-    threads: i32,
-    rift_version: &'static str,
-    torch_version: &'static str,
+    pub compute: String,
+    pub seed: u64,
+    pub threads: i32,
+    pub rift_version: &'static str,
+    pub torch_version: &'static str,
 }
 
-pub fn eval(args: &EvalArgs) -> Result<()> {
+/// What `rift eval` evaluates: the model on its device and the test split, checked to fit.
+pub(super) struct Loaded {
+    pub rt: super::Runtime,
+    pub kind: DatasetKind,
+    pub ckpt: rift::engine::checkpoint::Checkpoint,
+    pub model: rift::engine::models::Model,
+    pub set: rift::engine::data::ImageSet,
+}
+
+pub(super) fn load_for_eval(args: &EvalArgs) -> Result<Loaded> {
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
-    let attack = attack_config(&args.attack)?;
     let (ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
     let set = load_split(kind, &args.data.data_dir, Split::Test)?;
     model
@@ -57,6 +71,27 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             model.spec.num_classes
         );
     }
+    Ok(Loaded {
+        rt,
+        kind,
+        ckpt,
+        model,
+        set,
+    })
+}
+
+pub fn eval(args: &EvalArgs) -> Result<()> {
+    if super::autoattack::wanted(&args.attack.attack) {
+        return super::autoattack::eval_autoattack(args);
+    }
+    let attack = attack_config(&args.attack)?;
+    let Loaded {
+        rt,
+        kind,
+        ckpt,
+        model,
+        set,
+    } = load_for_eval(args)?;
     let n = args.data.limit.map_or(set.n, |l| l.min(set.n));
     eprintln!(
         "evaluating {} on {} {} test images on {} ({}), {}",
@@ -115,9 +150,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             dataset: kind.name().to_string(),
             split: "test",
             attack: AttackRecord {
-                name: if attack.is_some() { "pgd" } else { "none" },
+                name: if attack.is_some() { "pgd" } else { "none" }.into(),
                 config: attack,
+                autoattack: None,
             },
+            autoattack: None,
             model: model_summary(&ckpt, &model),
             device: device_name(rt.device),
             compute: rt.compute.text(),

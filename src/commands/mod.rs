@@ -1,4 +1,6 @@
 //! One function per subcommand; shared set-up (device, threads, seed, model) lives here.
+mod aa_progress;
+mod autoattack;
 mod demo;
 mod doctor;
 mod eval;

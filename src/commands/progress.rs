@@ -10,6 +10,7 @@ pub struct Printer {
     progress_open: bool,
     /// Progress counters only make sense on a terminal; logs get the other lines.
     tty: bool,
+    autoattack: super::aa_progress::AaMeter,
 }
 
 impl Printer {
@@ -19,6 +20,7 @@ impl Printer {
             last: Instant::now(),
             progress_open: false,
             tty: std::io::stderr().is_terminal(),
+            autoattack: Default::default(),
         }
     }
 
@@ -91,6 +93,13 @@ impl Printer {
             Event::Warning { message } => self.line(format!("  warning: {message}")),
             Event::StageFinished { stage, seconds } => self.line(format!("  {stage} done in {seconds:.1} s")),
             Event::Failed { message } => self.line(format!("  failed: {message}")),
+            Event::AutoAttack { update } => {
+                if self.progress_open {
+                    eprintln!();
+                    self.progress_open = false;
+                }
+                self.autoattack.show(update, self.tty)
+            }
             // The log's header is for followers, not people.
             Event::LogFormat { .. } => {}
         }

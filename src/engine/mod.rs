@@ -1,6 +1,7 @@
 //! The compute engine: checkpoints, models, data, attacks and evaluation. No UI and no
 //! async runtime here; long loops take a `CancelFlag` and report through callbacks.
 pub mod attack;
+pub mod autoattack;
 pub mod batches;
 pub mod checkpoint;
 pub mod data;

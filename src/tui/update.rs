@@ -490,7 +490,10 @@ fn engine_event(s: &mut State, ev: Event) {
             v.push(result);
             s.unsaved = true;
         }
-        Event::StageFinished { .. } | Event::TrainEpoch { .. } | Event::LogFormat { .. } => {}
+        Event::StageFinished { .. }
+        | Event::TrainEpoch { .. }
+        | Event::LogFormat { .. }
+        | Event::AutoAttack { .. } => {}
         Event::ModuleEstimated {
             module,
             depth,

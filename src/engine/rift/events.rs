@@ -268,6 +268,10 @@ pub enum Event {
     Failed {
         message: String,
     },
+    /// AutoAttack (issue 12): an attack of the ensemble started, progressed or finished.
+    AutoAttack {
+        update: crate::engine::autoattack::ensemble::AaUpdate,
+    },
 }
 
 impl Event {

@@ -1,0 +1,225 @@
+//! `rift eval --attack autoattack|LIST`: AutoAttack at the command edge — flags to
+//! `AaConfig`, the state file (read before any compute, written atomically after every
+//! batch), progress, and the text/JSON/YAML output of `rift eval`.
+use super::eval::{load_for_eval, AttackRecord, EvalOutput, Loaded};
+use super::model_summary;
+use crate::cli::EvalArgs;
+use anyhow::{bail, Context, Result};
+use rift::engine::attack::PgdConfig;
+use rift::engine::autoattack::{self, AaConfig, AaState, AttackKind};
+use rift::engine::device::device_name;
+use rift::engine::eval::EvalResult;
+use rift::engine::rift::events::Event;
+use rift::engine::CancelFlag;
+
+/// `--attack` values that go to AutoAttack: anything but a single `pgd` or `none`.
+pub fn wanted(attack: &str) -> bool {
+    !matches!(attack.trim().to_ascii_lowercase().as_str(), "pgd" | "none")
+}
+
+/// The AutoAttack settings of `rift eval`'s flags (errors name the flag).
+pub fn config_of(args: &EvalArgs) -> Result<AaConfig> {
+    let attacks = AttackKind::parse_list(&args.attack.attack)
+        .map_err(|e| anyhow::anyhow!("--attack: {e}"))?;
+    let a = &args.autoattack;
+    if !(args.attack.eps > 0.0 && args.attack.eps <= 1.0) {
+        bail!(
+            "--eps must be in (0, 1] pixel units (e.g. 8/255), got {}",
+            args.attack.eps
+        );
+    }
+    if attacks.contains(&AttackKind::Square) && a.square_queries == 0 {
+        bail!("--square-queries must be at least 1 when Square runs (got 0)");
+    }
+    Ok(AaConfig {
+        attacks,
+        eps: args.attack.eps,
+        seed: args.runtime.seed,
+        apgd_iters: a.apgd_iters,
+        apgd_restarts: a.apgd_restarts,
+        targets: a.targets,
+        fab_iters: a.fab_iters,
+        square_queries: a.square_queries,
+        square_p_init: 0.8,
+        pgd: PgdConfig {
+            eps: args.attack.eps,
+            step: args.attack.step,
+            steps: args.attack.steps,
+            random_start: !args.attack.no_random_start,
+            restarts: args.attack.restarts,
+        },
+        batch_size: args.data.batch_size,
+    })
+}
+
+/// A short name of the attack list for the output.
+fn list_name(cfg: &AaConfig) -> String {
+    if cfg.attacks == autoattack::STANDARD {
+        "autoattack".into()
+    } else {
+        cfg.attacks
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
+    let cfg = config_of(args)?;
+    let Loaded {
+        rt,
+        kind,
+        ckpt,
+        model,
+        set,
+    } = load_for_eval(args)?;
+    cfg.validate(model.spec.num_classes)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let n = args.data.limit.map_or(set.n, |l| l.min(set.n));
+    let identity = format!(
+        "{} ({} bytes) on {} test from {}, {}",
+        args.model.checkpoint.display(),
+        std::fs::metadata(&args.model.checkpoint).map_or(0, |m| m.len()),
+        kind.name(),
+        args.data.data_dir.display(),
+        rt.compute.text()
+    );
+    // The state file is read and checked before any compute.
+    let resume = match &args.autoattack.state {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the state file {}", path.display()))?;
+            let shown = path.display().to_string();
+            let state = AaState::parse(&text, &shown)?;
+            state.check_same(&cfg, n, &identity, &shown)?;
+            eprintln!(
+                "resuming from {}: {} of {} attacks finished",
+                path.display(),
+                state.finished.len(),
+                cfg.attacks.len()
+            );
+            Some(state)
+        }
+        _ => None,
+    };
+    eprintln!(
+        "AutoAttack ({}) at eps {:.5} on {} {} test images, {} on {} ({}), {}",
+        cfg.attacks
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        cfg.eps,
+        n,
+        kind.name(),
+        model.spec.name(),
+        device_name(rt.device),
+        rt.device_reason,
+        rt.compute.text()
+    );
+    let cancel = CancelFlag::default();
+    // A hidden hook for the resume test: cancel after this many attack batches.
+    let stop_after: Option<usize> = std::env::var("RIFT_AA_STOP_AFTER")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut batches = 0usize;
+    let mut printer = super::progress::Printer::new();
+    let stop = cancel.clone();
+    let mut sink = |e: Event| {
+        if let Event::AutoAttack {
+            update: autoattack::ensemble::AaUpdate::Progress { attack, .. },
+        } = &e
+        {
+            if attack != "clean" {
+                batches += 1;
+                if stop_after.is_some_and(|s| batches >= s) {
+                    stop.cancel();
+                }
+            }
+        }
+        printer.show(&e);
+    };
+    let state_path = args.autoattack.state.clone();
+    let mut save = |s: &AaState| -> std::result::Result<(), String> {
+        match &state_path {
+            Some(p) => {
+                rift::report::atomic_write(p, s.to_json().as_bytes()).map_err(|e| e.to_string())
+            }
+            None => Ok(()),
+        }
+    };
+    let report = match autoattack::evaluate(
+        &model, &set, n, &cfg, &identity, resume, &mut save, &mut sink, &cancel,
+    ) {
+        Ok(r) => r,
+        Err(autoattack::AaError::Cancelled) => match &args.autoattack.state {
+            Some(p) => bail!(
+                "AutoAttack interrupted; {} holds the finished batches: rerun the same command to resume",
+                p.display()
+            ),
+            None => bail!("AutoAttack interrupted (no --state file, so nothing to resume)"),
+        },
+        Err(e) => return Err(e.into()),
+    };
+
+    println!(
+        "{:<10} {:>8} {:>8} {:>10} {:>9}",
+        "", "acc %", "n", "attacked", "seconds"
+    );
+    println!("{:<10} {:>8.2} {:>8}", "clean", report.clean_acc, report.n);
+    for a in &report.attacks {
+        println!(
+            "{:<10} {:>8.2} {:>8} {:>10} {:>9.1}{}",
+            a.attack,
+            a.robust_acc,
+            report.n,
+            a.evaluated,
+            a.seconds,
+            if a.resumed {
+                "  (from the state file)"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "{:<10} {:>8.2} {:>8}   {} eps {:.5}",
+        "robust",
+        report.robust_acc,
+        report.n,
+        list_name(&cfg),
+        cfg.eps
+    );
+    println!("{:.1} s on {}", report.seconds, device_name(rt.device));
+    if let Some(path) = &args.output {
+        let out = EvalOutput {
+            result: EvalResult {
+                clean_acc: report.clean_acc,
+                robust_acc: Some(report.robust_acc),
+                n: report.n,
+                clean_correct: report.clean_correct,
+                robust_correct: Some(report.robust_correct),
+                seconds: report.seconds,
+            },
+            dataset: kind.name().to_string(),
+            split: "test",
+            attack: AttackRecord {
+                name: list_name(&cfg),
+                config: None,
+                autoattack: Some(cfg.clone()),
+            },
+            autoattack: Some(report),
+            model: model_summary(&ckpt, &model),
+            device: device_name(rt.device),
+            compute: rt.compute.text(),
+            seed: rt.seed,
+            threads: rt.threads,
+            rift_version: env!("CARGO_PKG_VERSION"),
+            torch_version: rift::engine::TORCH_VERSION,
+        };
+        rift::report::write_structured(path, &out)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

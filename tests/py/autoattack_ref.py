@@ -1,0 +1,164 @@
+"""AutoAttack test fixtures and reference numbers (tests/autoattack.rs, benches/autoattack.rs).
+
+  train OUT_DIR N_TEST        a CIFAR-shaped task (3×32×32, 10 classes: MNIST digits drawn
+                              in random colours), CIFAR-10 binary test batch, and a small
+                              ResNet18 (width 4) adversarially trained on it -> OUT_DIR/model.safetensors
+  aa MODEL DATA N EPS ATTACKS [APGD_ITERS TARGETS FAB_ITERS SQUARE_QUERIES]
+                              pyautoattack 0.2.0 on the first N test images (the demo's MNIST
+                              when MODEL is the demo model, else the CIFAR-shaped set) with the
+                              standard version's settings (budgets as given); ATTACKS is
+                              `autoattack` or a list; each list entry `+`-joined runs as one
+                              ensemble. Prints JSON {name: {"clean": %, "robust": {attack:
+                              cumulative %}, "final": %, "seconds": s}} per list entry.
+Only torch, numpy, safetensors and pyautoattack: nothing is downloaded.
+"""
+import gzip, json, os, struct, sys, time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_models import build, Normalized  # noqa: E402
+
+CIFAR_MEAN = [0.4914, 0.4822, 0.4465]
+CIFAR_STD = [0.2471, 0.2435, 0.2616]
+WIDTH = 4
+
+
+def idx(name):
+    b = gzip.open(name).read()
+    magic, n = struct.unpack(">II", b[:8])
+    if magic == 2051:
+        return np.frombuffer(b[16:], np.uint8).reshape(n, 28, 28)
+    return np.frombuffer(b[8:], np.uint8).astype(np.int64)
+
+
+def coloured(digits, rng):
+    """Digits (N×28×28) as N×3×32×32 uint8: a random colour on a contrasting background."""
+    n = len(digits)
+    m = np.pad(digits, ((0, 0), (2, 2), (2, 2))).astype(np.float32)[:, None] / 255
+    fg = rng.uniform(0.5, 1.0, size=(n, 3, 1, 1))
+    bg = rng.uniform(0.0, 0.4, size=(n, 3, 1, 1))
+    swap = rng.random(n) < 0.5
+    fg[swap], bg[swap] = 1 - fg[swap], 1 - bg[swap]
+    img = bg * (1 - m) + fg * m + rng.normal(0, 0.03, size=(n, 3, 32, 32))
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def model_of(path):
+    from safetensors.torch import load_file
+    net = build("resnet18", 10, 3, width=WIDTH, input_size=32)
+    net.load_state_dict(load_file(path), strict=True)
+    return Normalized(net, CIFAR_MEAN, CIFAR_STD).eval()
+
+
+def train(out, n_test):
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    demo = os.path.join(os.getcwd(), "assets", "demo")
+    xtr = coloured(idx(os.path.join(demo, "train-images-idx3-ubyte.gz"))[:3000], rng)
+    ytr = idx(os.path.join(demo, "train-labels-idx1-ubyte.gz"))[:3000]
+    xte = coloured(idx(os.path.join(demo, "t10k-images-idx3-ubyte.gz"))[:n_test], rng)
+    yte = idx(os.path.join(demo, "t10k-labels-idx1-ubyte.gz"))[:n_test]
+    binary = os.path.join(out, "cifar-10-batches-bin")
+    os.makedirs(binary, exist_ok=True)
+    rec = np.concatenate([yte.astype(np.uint8)[:, None], xte.reshape(n_test, -1)], 1)
+    rec.tofile(os.path.join(binary, "test_batch.bin"))
+    net = build("resnet18", 10, 3, width=WIDTH, input_size=32)
+    model = Normalized(net, CIFAR_MEAN, CIFAR_STD)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    x = torch.tensor(xtr).float() / 255
+    y = torch.tensor(ytr)
+    # PGD-3 at twice the evaluation radius 8/255: robust accuracy lands mid-range (about
+    # 76% clean, 57% PGD-10 at 8/255 on the 500 test images).
+    eps, step = 16 / 255, 6 / 255
+    for epoch in range(3):
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), 128):
+            b = perm[i:i + 128]
+            xb, yb = x[b], y[b]
+            model.eval()
+            adv = (xb + torch.empty_like(xb).uniform_(-eps, eps)).clamp(0, 1)
+            for _ in range(3):
+                adv.requires_grad_(True)
+                (g,) = torch.autograd.grad(F.cross_entropy(model(adv), yb), [adv])
+                adv = torch.min(torch.max(adv.detach() + step * g.sign(), xb - eps), xb + eps).clamp(0, 1)
+            model.train()
+            loss = F.cross_entropy(model(adv), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, os.path.join(out, "model.safetensors"))
+
+
+def test_set(data, n):
+    if os.path.isdir(os.path.join(data, "cifar-10-batches-bin")):
+        raw = np.fromfile(os.path.join(data, "cifar-10-batches-bin", "test_batch.bin"), np.uint8).reshape(-1, 3073)[:n]
+        return torch.tensor(raw[:, 1:].reshape(-1, 3, 32, 32)).float() / 255, torch.tensor(raw[:, 0].astype(np.int64))
+    x = idx(os.path.join(data, "t10k-images-idx3-ubyte.gz"))[:n]
+    y = idx(os.path.join(data, "t10k-labels-idx1-ubyte.gz"))[:n]
+    return torch.tensor(x[:, None]).float() / 255, torch.tensor(y)
+
+
+def demo_model(path):
+    from safetensors.torch import load_file
+    net = build("resnet18", 10, 1, width=8, input_size=28)
+    net.load_state_dict(load_file(path), strict=True)
+    return Normalized(net, [0.1307], [0.3081]).eval()
+
+
+def run_aa(model_path, data, n, eps, attacks, apgd_iters, targets, fab_iters, square_queries):
+    from pyautoattack import AutoAttack
+    torch.set_num_threads(int(os.environ.get("RIFT_THREADS", "2")))
+    model = demo_model(model_path) if "mnist_at" in model_path else model_of(model_path)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x, y = test_set(data, n)
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+    out = {}
+    for entry in attacks.split(","):
+        names = ["apgd-ce", "apgd-t", "fab-t", "square"] if entry == "autoattack" else entry.split("+")
+        aa = AutoAttack(model, norm="Linf", eps=eps, seed=0, version="custom", attacks=names)
+        aa.verbose = False
+        # The standard version's settings, also for single attacks, with the given budgets
+        # (APGD's checkpoints follow its iteration count, as its constructor computes them).
+        for apgd in (aa.apgd, aa.apgd_targeted):
+            apgd.n_restarts = 1
+            apgd.n_iter = apgd.n_iter_orig = apgd_iters
+            apgd.n_iter_2 = max(int(0.22 * apgd_iters), 1)
+            apgd.n_iter_min = max(int(0.06 * apgd_iters), 1)
+            apgd.size_decr = max(int(0.03 * apgd_iters), 1)
+        aa.apgd_targeted.n_target_classes = targets
+        aa.fab.n_restarts = 1
+        aa.fab.n_iter = fab_iters
+        aa.fab.n_target_classes = targets
+        aa.square.n_queries = square_queries
+        start = time.time()
+        # One attack at a time on what the earlier ones left, as run_standard_evaluation
+        # does, recording the cumulative robust accuracy after each.
+        keep = correct.clone()
+        robust = {}
+        for name in names:
+            idx_r = keep.nonzero().squeeze(1)
+            if len(idx_r) > 0:
+                aa.attacks_to_run = [name]
+                adv, _ = aa.run_standard_evaluation(x[idx_r], y[idx_r], batch_size=500)
+                with torch.no_grad():
+                    ok = model(adv).argmax(1) == y[idx_r]
+                keep[idx_r[~ok]] = False
+            robust[name] = keep.float().mean().item() * 100
+        out[entry] = {"clean": correct.float().mean().item() * 100, "robust": robust,
+                      "final": keep.float().mean().item() * 100, "seconds": time.time() - start}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "train":
+        train(sys.argv[2], int(sys.argv[3]))
+    else:
+        budgets = [int(v) for v in sys.argv[7:11]] if len(sys.argv) > 7 else [100, 9, 100, 5000]
+        run_aa(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6], *budgets)
