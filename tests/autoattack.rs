@@ -12,12 +12,13 @@
 //! `cargo test --release --test autoattack -- --ignored`.
 mod common;
 
-use common::{assert_failed, path_str, python, rift_bin, stderr_of, EXIT_ERROR};
+use common::{
+    assert_failed, path_str, python, rift_bin, stderr_of, DEMO_MODEL, EXIT_ERROR, EXIT_USAGE,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-const DEMO_MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";
 const REFERENCE: &str = "tests/py/autoattack_ref.py";
 /// APGD iterations, targets of APGD-T/FAB-T, FAB iterations, Square queries.
 const TEST_BUDGETS: [&str; 4] = ["10", "3", "10", "100"];
@@ -356,7 +357,8 @@ fn an_interrupted_run_resumes_to_the_same_result() {
     assert_eq!(finished("cut.state"), finished("whole.state"));
 }
 
-fn assert_clean_failure(extra: &[&str], must_mention: &[&str]) {
+/// `code`: 1 for rift's own checks, 2 where clap refuses the value (a negative ε).
+fn assert_clean_failure(extra: &[&str], code: i32, must_mention: &[&str]) {
     let mut args = vec![
         "eval",
         "--checkpoint",
@@ -371,7 +373,7 @@ fn assert_clean_failure(extra: &[&str], must_mention: &[&str]) {
         "16",
     ];
     args.extend_from_slice(extra);
-    let err = assert_failed(&rift_env(&args, &[]), EXIT_ERROR, must_mention);
+    let err = assert_failed(&rift_env(&args, &[]), code, must_mention);
     // Found before any attack runs.
     assert!(!err.contains("points still robust"), "{err}");
 }
@@ -380,19 +382,27 @@ fn assert_clean_failure(extra: &[&str], must_mention: &[&str]) {
 fn bad_attack_flags_fail_before_compute() {
     assert_clean_failure(
         &["--attack", "apgd-ce,fgsm"],
+        EXIT_ERROR,
         &["--attack", "unknown attack `fgsm`"],
     );
     assert_clean_failure(
         &["--attack", "autoattack", "--eps", "0"],
+        EXIT_ERROR,
         &["--eps", "(0, 1]"],
     );
-    assert_clean_failure(&["--attack", "autoattack", "--eps=-8/255"], &["--eps"]);
+    assert_clean_failure(
+        &["--attack", "autoattack", "--eps=-8/255"],
+        EXIT_USAGE,
+        &["--eps"],
+    );
     assert_clean_failure(
         &["--attack", "square", "--square-queries", "0"],
+        EXIT_ERROR,
         &["--square-queries", "at least 1"],
     );
     assert_clean_failure(
         &["--attack", "apgd-t", "--targets", "10"],
+        EXIT_ERROR,
         &["target classes"],
     );
 }
