@@ -1,4 +1,5 @@
 mod cli;
+mod cli_flags;
 mod commands;
 
 use clap::Parser;

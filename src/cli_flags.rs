@@ -1,0 +1,157 @@
+//! Flag groups that several commands flatten (`#[command(flatten)]`): the model, how it
+//! is read and run, the data, the attack. Kept apart from `cli.rs`, which only assembles
+//! the commands; this file imports nothing from it.
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Checkpoint: torch.save .pth (zip or legacy format) or .safetensors.
+    #[arg(long, visible_alias = "resume", value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// auto (infer from the checkpoint) or resnet18|resnet34|resnet50|preactresnet18|wrn-34-10|wrn-D-K.
+    #[arg(long, default_value = "auto")]
+    pub arch: String,
+    /// First-stage width of a ResNet (64 as published) or WRN widen factor, with --arch.
+    #[arg(long)]
+    pub width: Option<i64>,
+    #[command(flatten)]
+    pub reading: ReadingArgs,
+}
+
+/// How to read a checkpoint beyond its keys: what no state dict records (shared by every
+/// command that loads a model).
+#[derive(Args, Debug, Clone)]
+pub struct ReadingArgs {
+    /// relu or silu (Swish): the activation of a DM WideResNet/PreActResNet, which the
+    /// checkpoint does not record (default: silu, the zoo's). An error on other families.
+    #[arg(long, value_name = "relu|silu")]
+    pub activation: Option<String>,
+    /// The model's input normalisation: auto (the checkpoint's mu/sigma or mean/std when
+    /// present, else the dataset's statistics), none (raw [0, 1] pixels), cifar10,
+    /// cifar100, imagenet, mnist, or per-channel MEANS/STDS (0.4914,0.4822,0.4465/0.2023,0.1994,0.2010).
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|none|NAME|M1,M2,M3/S1,S2,S3"
+    )]
+    pub normalize: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    /// auto (cuda:0 when available, else cpu), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Seed for every random choice (random starts, shuffles).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Intra-op CPU threads (default: libtorch's choice, or RIFT_THREADS).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// fp32 (the default: the published numbers) or bf16: convolutions and linear layers in
+    /// bfloat16, the rest fp32, like PyTorch's autocast. Faster where the hardware has bf16
+    /// units (recent GPUs, AVX-512-BF16/AMX CPUs); accuracies move by a few tenths of a point.
+    #[arg(long, default_value = "fp32")]
+    pub precision: String,
+    /// Lay images, activations and convolution weights out channels-last (NHWC): often
+    /// faster, same values up to float summation order.
+    #[arg(long)]
+    pub channels_last: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// cifar10, cifar100, cifar10-c, cifar100-c, tiny-imagenet, tiny-imagenet-c, mnist, imagefolder.
+    #[arg(long, default_value = "cifar10")]
+    pub dataset: String,
+    /// Where the dataset lives (the published code expects ./data).
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Evaluate only the first N test samples.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AttackArgs {
+    /// pgd, or none for clean accuracy only (`rift eval` also takes autoattack, or a
+    /// comma-separated list of apgd-ce, apgd-dlr, apgd-t, fab-t, square, pgd).
+    #[arg(long, default_value = "pgd")]
+    pub attack: String,
+    /// L∞ radius in [0, 1] pixel units; fractions like 8/255 are accepted.
+    #[arg(long, default_value = "8/255", value_parser = parse_fraction)]
+    pub eps: f64,
+    /// PGD step size (the published code's 2/225 is a typo; pass it explicitly if wanted).
+    #[arg(long, default_value = "2/255", value_parser = parse_fraction)]
+    pub step: f64,
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Restarts; a sample is robust only if it survives all of them.
+    #[arg(long, default_value_t = 1)]
+    pub restarts: usize,
+    /// Start PGD at the clean input instead of a uniform random point of the ε-ball.
+    #[arg(long)]
+    pub no_random_start: bool,
+}
+
+/// `rift eval --attack autoattack|LIST`: AutoAttack's settings (published defaults) and
+/// its resumable state file.
+#[derive(Args, Debug, Clone)]
+pub struct AutoAttackArgs {
+    /// Record progress in FILE (JSON) after every batch; rerunning the same command with
+    /// the same FILE resumes an interrupted AutoAttack.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// APGD iterations per run.
+    #[arg(long, default_value_t = 100)]
+    pub apgd_iters: usize,
+    /// Restarts of APGD-CE and APGD-DLR.
+    #[arg(long, default_value_t = 1)]
+    pub apgd_restarts: usize,
+    /// Target classes of APGD-T and FAB-T.
+    #[arg(long, default_value_t = 9)]
+    pub targets: usize,
+    /// FAB-T iterations per target.
+    #[arg(long, default_value_t = 100)]
+    pub fab_iters: usize,
+    /// Square's query budget.
+    #[arg(long, default_value_t = 5000)]
+    pub square_queries: usize,
+}
+
+/// Parses `0.03`, `8/255` or `8 / 255`.
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    let bad = || format!("`{s}` is not a number or a fraction like 8/255");
+    let v = match s.split_once('/') {
+        Some((a, b)) => {
+            let a: f64 = a.trim().parse().map_err(|_| bad())?;
+            let b: f64 = b.trim().parse().map_err(|_| bad())?;
+            if b == 0.0 {
+                return Err(bad());
+            }
+            a / b
+        }
+        None => s.trim().parse().map_err(|_| bad())?,
+    };
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("`{s}` must be a finite, non-negative number"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fractions() {
+        assert!((parse_fraction("8/255").unwrap() - 8.0 / 255.0).abs() < 1e-15);
+        assert_eq!(parse_fraction("0.5").unwrap(), 0.5);
+        assert!(parse_fraction("1/0").is_err());
+        assert!(parse_fraction("-1").is_err());
+        assert!(parse_fraction("x").is_err());
+    }
+}
