@@ -2,7 +2,6 @@
 //! `AaConfig`, the state file (read before any compute, written atomically after every
 //! batch), progress, and the text/JSON/YAML output of `rift eval`.
 use super::eval::{load_for_eval, AttackRecord, EvalOutput, Loaded};
-use super::model_summary;
 use crate::cli::EvalArgs;
 use anyhow::{bail, Context, Result};
 use rift::engine::attack::PgdConfig;
@@ -193,8 +192,8 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
     );
     println!("{:.1} s on {}", report.seconds, device_name(rt.device));
     if let Some(path) = &args.output {
-        let out = EvalOutput {
-            result: EvalResult {
+        let out = EvalOutput::new(
+            EvalResult {
                 clean_acc: report.clean_acc,
                 robust_acc: Some(report.robust_acc),
                 n: report.n,
@@ -202,22 +201,17 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
                 robust_correct: Some(report.robust_correct),
                 seconds: report.seconds,
             },
-            dataset: kind.name().to_string(),
-            split: "test",
-            attack: AttackRecord {
+            AttackRecord {
                 name: list_name(&cfg),
                 config: None,
                 autoattack: Some(cfg.clone()),
             },
-            autoattack: Some(report),
-            model: model_summary(&ckpt, &model),
-            device: device_name(rt.device),
-            compute: rt.compute.text(),
-            seed: rt.seed,
-            threads: rt.threads,
-            rift_version: env!("CARGO_PKG_VERSION"),
-            torch_version: rift::engine::TORCH_VERSION,
-        };
+            Some(report),
+            kind,
+            &ckpt,
+            &model,
+            &rt,
+        );
         rift::report::write_structured(path, &out)?;
         eprintln!("wrote {}", path.display());
     }

@@ -39,6 +39,34 @@ pub(super) struct EvalOutput {
     pub torch_version: &'static str,
 }
 
+impl EvalOutput {
+    /// The output of `rift eval` (PGD or AutoAttack) with the run's model, device and versions.
+    pub(super) fn new(
+        result: EvalResult,
+        attack: AttackRecord,
+        autoattack: Option<rift::engine::autoattack::AaReport>,
+        kind: DatasetKind,
+        ckpt: &rift::engine::checkpoint::Checkpoint,
+        model: &rift::engine::models::Model,
+        rt: &super::Runtime,
+    ) -> EvalOutput {
+        EvalOutput {
+            result,
+            dataset: kind.name().to_string(),
+            split: "test",
+            attack,
+            autoattack,
+            model: model_summary(ckpt, model),
+            device: device_name(rt.device),
+            compute: rt.compute.text(),
+            seed: rt.seed,
+            threads: rt.threads,
+            rift_version: env!("CARGO_PKG_VERSION"),
+            torch_version: rift::engine::TORCH_VERSION,
+        }
+    }
+}
+
 /// What `rift eval` evaluates: the model on its device and the test split, checked to fit.
 pub(super) struct Loaded {
     pub rt: super::Runtime,
@@ -145,24 +173,12 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     }
     println!("{:.1} s on {}", result.seconds, device_name(rt.device));
     if let Some(path) = &args.output {
-        let out = EvalOutput {
-            result,
-            dataset: kind.name().to_string(),
-            split: "test",
-            attack: AttackRecord {
-                name: if attack.is_some() { "pgd" } else { "none" }.into(),
-                config: attack,
-                autoattack: None,
-            },
+        let record = AttackRecord {
+            name: if attack.is_some() { "pgd" } else { "none" }.into(),
+            config: attack,
             autoattack: None,
-            model: model_summary(&ckpt, &model),
-            device: device_name(rt.device),
-            compute: rt.compute.text(),
-            seed: rt.seed,
-            threads: rt.threads,
-            rift_version: env!("CARGO_PKG_VERSION"),
-            torch_version: rift::engine::TORCH_VERSION,
         };
+        let out = EvalOutput::new(result, record, None, kind, &ckpt, &model, &rt);
         rift::report::write_structured(path, &out)?;
         eprintln!("wrote {}", path.display());
     }
