@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::{Augmenter, ImageSet};
-use rift::engine::eval::evaluate;
+use rift::engine::eval::{evaluate, EvalPlan};
 use rift::engine::models::Model;
 use rift::engine::CancelFlag;
 use std::process::Command;
@@ -151,17 +151,15 @@ fn bench_pgd(card: &mut Scorecard) {
         random_start: false,
         ..PgdConfig::default()
     };
-    let result = evaluate(
-        &model,
-        &set,
-        Some(&cfg),
-        rift::engine::attack::Noise::Global,
-        None,
-        128,
-        &CancelFlag::default(),
-        &mut |_, _| {},
-    )
-    .expect("eval");
+    // No random start: the seed keys nothing here.
+    let plan = EvalPlan {
+        attack: Some(&cfg),
+        seed: 0,
+        limit: None,
+        batch_size: 128,
+    };
+    let result =
+        evaluate(&model, &set, &plan, &CancelFlag::default(), &mut |_, _| {}).expect("eval");
     let ratio = py_secs / result.seconds;
     println!(
         "pgd-10 eval (resnet18-w16, {n} imgs, {threads} threads): rift {:.2}s, pytorch {:.2}s, ratio {:.2} (target >= 0.90) {}; clean correct rift {} / pytorch {}; robust correct rift {} / pytorch {}",

@@ -5,10 +5,10 @@
 use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
-use rift::engine::eval::evaluate;
+use rift::engine::eval::{evaluate, EvalPlan};
 use rift::engine::models::{Compute, Model, Precision};
 use rift::engine::rift::adv_set::{generate, TensorSet};
-use rift::engine::rift::finetune::{finetune, FinetuneConfig, SelectOn};
+use rift::engine::rift::finetune::{finetune, FinetuneConfig, FinetuneData, SelectOn};
 use rift::engine::rift::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig};
 use rift::engine::rift::mrc::{select_modules, MrcConfig};
 use rift::engine::rift::scoring::compute;
@@ -154,12 +154,16 @@ fn finetune_epoch(
         test_limit: Some(n),
         ..FinetuneConfig::default()
     };
+    let augmenter = Augmenter::for_dataset(DatasetKind::Cifar10, train.height);
+    let data = FinetuneData {
+        train,
+        test,
+        augmenter: &augmenter,
+    };
     let r = finetune(
         model,
         &[layer.to_string()],
-        train,
-        test,
-        &Augmenter::for_dataset(DatasetKind::Cifar10, train.height),
+        data,
         &cfg,
         &CancelFlag::default(),
         &mut |_| {},
@@ -241,17 +245,15 @@ pub fn run(stage: &str, s: &Settings) {
             out.insert("test_acc".into(), json!(acc));
         }
         "eval" => {
-            let r = evaluate(
-                &model,
-                &test,
-                Some(&pgd()),
-                rift::engine::attack::Noise::Global,
-                Some(s.n),
-                128,
-                &CancelFlag::default(),
-                &mut |_, _| {},
-            )
-            .expect("eval");
+            let attack = pgd();
+            let plan = EvalPlan {
+                attack: Some(&attack),
+                seed: 0,
+                limit: Some(s.n),
+                batch_size: 128,
+            };
+            let r = evaluate(&model, &test, &plan, &CancelFlag::default(), &mut |_, _| {})
+                .expect("eval");
             out.insert("clean_correct".into(), json!(r.clean_correct));
             out.insert("robust_correct".into(), json!(r.robust_correct));
         }

@@ -1,10 +1,10 @@
 use super::{attack_config, load_model, model_summary, runtime, ModelSummary};
 use crate::cli::EvalArgs;
 use anyhow::Result;
-use rift::engine::attack::{Noise, PgdConfig};
+use rift::engine::attack::PgdConfig;
 use rift::engine::data::{load_split, DatasetKind, Split};
 use rift::engine::device::device_name;
-use rift::engine::eval::{evaluate, EvalResult};
+use rift::engine::eval::{evaluate, EvalPlan, EvalResult};
 use rift::engine::CancelFlag;
 use serde::Serialize;
 use std::io::Write;
@@ -132,16 +132,16 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     );
     eprintln!("normalization: {}", model.normalization.describe());
     let mut last = std::time::Instant::now();
+    let plan = EvalPlan {
+        attack: attack.as_ref(),
+        seed: rt.seed,
+        limit: args.data.limit,
+        batch_size: args.data.batch_size,
+    };
     let result = evaluate(
         &model,
         &set,
-        attack.as_ref(),
-        Noise::Keyed {
-            seed: rt.seed,
-            first: 0,
-        },
-        args.data.limit,
-        args.data.batch_size,
+        &plan,
         &CancelFlag::default(),
         &mut |done, total| {
             if last.elapsed().as_secs_f64() > 1.0 || done == total {

@@ -3,13 +3,11 @@ use super::{load_model, runtime};
 use crate::cli::{FinetuneArgs, FinetuneFlags};
 use anyhow::{bail, Context, Result};
 use rift::engine::checkpoint::save_by_extension;
-use rift::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
-use rift::engine::models::Model;
-use rift::engine::rift::events::{Event, Sink, Stage, StageAbout};
+use rift::engine::data::{load_split, Augmenter, DatasetKind, Split};
 use rift::engine::rift::finetune::{
-    check_distinct_layers, finetune as run_finetune, FinetuneConfig, SelectOn,
+    check_distinct_layers, finetune as run_finetune, FinetuneConfig, FinetuneData, SelectOn,
 };
-use rift::engine::rift::results::{FinetuneResult, MrcResult};
+use rift::engine::rift::results::MrcResult;
 use rift::engine::CancelFlag;
 use std::path::Path;
 
@@ -113,34 +111,6 @@ pub fn finetune_config(
     })
 }
 
-/// Fine-tunes in place and reports through `sink`.
-#[allow(clippy::too_many_arguments)]
-pub fn run_stage(
-    model: &Model,
-    layers: &[String],
-    kind: DatasetKind,
-    train: &ImageSet,
-    test: &ImageSet,
-    cfg: &FinetuneConfig,
-    cancel: &CancelFlag,
-    sink: Sink,
-) -> Result<FinetuneResult> {
-    sink(Event::started(
-        Stage::Finetune,
-        StageAbout::Finetune {
-            layers: layers.to_vec(),
-            lr: cfg.lr,
-            epochs: cfg.epochs,
-        },
-    ));
-    let aug = Augmenter::for_dataset(kind, train.height);
-    let r = run_finetune(model, layers, train, test, &aug, cfg, cancel, sink)?;
-    if let Some(msg) = &r.diverged {
-        eprintln!("warning: {msg}");
-    }
-    Ok(r)
-}
-
 pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
@@ -162,16 +132,23 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
         train.width as i64,
     ])?;
     let mut printer = Printer::new();
-    let result = run_stage(
+    let augmenter = Augmenter::for_dataset(kind, train.height);
+    let data = FinetuneData {
+        train: &train,
+        test: &test,
+        augmenter: &augmenter,
+    };
+    let result = run_finetune(
         &model,
         &layers,
-        kind,
-        &train,
-        &test,
+        data,
         &cfg,
         &CancelFlag::default(),
         &mut |e| printer.show(&e),
     )?;
+    if let Some(msg) = &result.diverged {
+        eprintln!("warning: {msg}");
+    }
     save_by_extension(&args.save, &model.state()?)?;
     println!(
         "fine-tuned {} ({} parameters); kept epoch {}; wrote {}",

@@ -2,13 +2,11 @@ use super::progress::Printer;
 use super::{attack_config, load_model, runtime};
 use crate::cli::{MrcArgs, MrcFlags};
 use anyhow::{bail, Result};
-use rift::engine::attack::{clean_correct, Noise, PgdConfig};
-use rift::engine::batches::images_to_tensor;
+use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::{save_by_extension, save_format_for};
-use rift::engine::data::{gather_batch, load_split, DatasetKind, ImageSet, Split};
-use rift::engine::models::Model;
-use rift::engine::rift::adv_set::{adv_split_for, generate, holdout_split, TensorSet};
-use rift::engine::rift::events::{Event, Sink, Stage};
+use rift::engine::data::DatasetKind;
+use rift::engine::rift::adv_set::{build, AdvSetPlan, AdvSplit, TensorSet};
+use rift::engine::rift::events::{Event, Stage};
 use rift::engine::rift::mrc::{select_modules, MrcConfig, Variant};
 use rift::engine::rift::multi_device::compute_on_devices;
 use rift::engine::rift::results::{MrcResult, ScreenSummary};
@@ -38,104 +36,6 @@ pub fn mrc_config(flags: &MrcFlags, seed: u64) -> Result<MrcConfig> {
         seed,
         cache_budget_mib: flags.cache_budget,
     })
-}
-
-/// The samples the adversarial set is built from: the first `limit` of the test split,
-/// the training split, or the held-out part of the training split.
-pub fn adv_source(
-    kind: DatasetKind,
-    data_dir: &Path,
-    split: &str,
-    limit: Option<usize>,
-) -> Result<(ImageSet, Vec<usize>)> {
-    let (set, mut idx) = match split {
-        "test" => {
-            let set = load_split(kind, data_dir, Split::Test)?;
-            let idx = (0..set.n).collect();
-            (set, idx)
-        }
-        "train" => {
-            let set = load_split(kind, data_dir, Split::Train)?;
-            let idx = (0..set.n).collect();
-            (set, idx)
-        }
-        "holdout" => {
-            let set = load_split(kind, data_dir, Split::Train)?;
-            let (_, held) = holdout_split(set.n);
-            (set, held)
-        }
-        other => bail!("unknown --adv-split `{other}`; expected test, train or holdout"),
-    };
-    if let Some(l) = limit {
-        idx.truncate(l);
-    }
-    if idx.is_empty() {
-        bail!("the adversarial set would be empty (--adv-limit 0 or an empty {split} split)");
-    }
-    Ok((set, idx))
-}
-
-/// Clean accuracy of the source samples and their adversarial set; emits `Baseline`.
-#[allow(clippy::too_many_arguments)]
-pub fn build_adv_set(
-    model: &Model,
-    set: &ImageSet,
-    idx: &[usize],
-    attack: &PgdConfig,
-    seed: u64,
-    batch_size: usize,
-    cancel: &CancelFlag,
-    sink: Sink,
-) -> Result<TensorSet> {
-    sink(Event::started_text(
-        Stage::AdvSet,
-        format!("PGD-{} on {} samples", attack.steps, idx.len()),
-    ));
-    let adv = generate(
-        model,
-        set,
-        idx,
-        attack,
-        Noise::Keyed { seed, first: 0 },
-        batch_size,
-        cancel,
-        sink,
-    )?;
-    let mut clean = 0i64;
-    let mut buf = Vec::new();
-    for chunk in idx.chunks(batch_size.max(1)) {
-        gather_batch(set, chunk, &mut buf);
-        let labels: Vec<i64> = chunk.iter().map(|&i| set.labels[i]).collect();
-        let shape = [
-            chunk.len() as i64,
-            set.channels as i64,
-            set.height as i64,
-            set.width as i64,
-        ];
-        let (x, y) = images_to_tensor(&buf, &shape, &labels, model.device())?;
-        clean += clean_correct(model, &x, &y)?
-            .f_sum(tch::Kind::Int64)?
-            .f_int64_value(&[])?;
-    }
-    let robust = tch::no_grad(|| -> Result<i64> {
-        let mut ok = 0;
-        for i in (0..adv.n).step_by(batch_size.max(1)) {
-            let len = batch_size.min(adv.n - i) as i64;
-            let x = adv.x.f_narrow(0, i as i64, len)?;
-            let y = adv.y.f_narrow(0, i as i64, len)?;
-            ok += clean_correct(model, &x, &y)?
-                .f_sum(tch::Kind::Int64)?
-                .f_int64_value(&[])?;
-        }
-        Ok(ok)
-    })?;
-    let n = idx.len();
-    sink(Event::AdvSetBaseline {
-        clean_acc: 100.0 * clean as f64 / n as f64,
-        robust_acc: 100.0 * robust as f64 / n as f64,
-        n,
-    });
-    Ok(adv)
 }
 
 pub fn print_mrc_table(r: &MrcResult) {
@@ -289,7 +189,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
     }
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
-    let adv_split = adv_split_for(kind, &args.mrc.adv_split);
+    let adv_split = AdvSplit::parse(kind, &args.mrc.adv_split)?;
     // `--limit` counts evaluation samples; the adversarial set MRC scores on is sized by
     // --adv-limit, so the flag would be silently ignored here: refuse it.
     if let Some(l) = args.data.limit {
@@ -307,24 +207,17 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         Some(shard) => shard.select(&all_modules),
         None => all_modules.clone(),
     };
-    let (set, idx) = adv_source(kind, &args.data.data_dir, adv_split, args.mrc.adv_limit)?;
+    let (set, idx) = adv_split.load(kind, &args.data.data_dir, args.mrc.adv_limit)?;
     model.check_input(&[1, set.channels as i64, set.height as i64, set.width as i64])?;
     let cancel = CancelFlag::default();
     let mut printer = Printer::new();
     let mut sink = |e: Event| printer.show(&e);
-    // Seeded right before the attack, as `rift run` does, so that every shard and a
-    // following `rift run` build the very same adversarial set.
-    tch::manual_seed(rt.seed as i64);
-    let adv = build_adv_set(
-        &model,
-        &set,
-        &idx,
-        &attack,
-        rt.seed,
-        args.data.batch_size,
-        &cancel,
-        &mut sink,
-    )?;
+    let plan = AdvSetPlan {
+        attack: &attack,
+        seed: rt.seed,
+        batch_size: args.data.batch_size,
+    };
+    let adv = build(&model, &set, &idx, &plan, &cancel, &mut sink)?;
     if let Some(p) = &args.save_adv_set {
         save_adv_set(p, &adv)?;
     }
@@ -337,7 +230,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         screen_then_exact(
             &model,
             &adv,
-            adv_split,
+            adv_split.name(),
             &modules,
             &cfg,
             &screen,
@@ -362,7 +255,15 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         ));
         let load = |device| load_model(&args.model, kind, device, rt.compute).map(|(_, m)| m);
         compute_on_devices(
-            &load, &model, &adv, adv_split, &modules, &cfg, &devices, &cancel, &mut sink,
+            &load,
+            &model,
+            &adv,
+            adv_split.name(),
+            &modules,
+            &cfg,
+            &devices,
+            &cancel,
+            &mut sink,
         )?
     } else {
         sink(Event::started_text(
@@ -373,7 +274,15 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
                 if cfg.fast { " (fast path)" } else { "" }
             ),
         ));
-        compute(&model, &adv, adv_split, &modules, &cfg, &cancel, &mut sink)?
+        compute(
+            &model,
+            &adv,
+            adv_split.name(),
+            &modules,
+            &cfg,
+            &cancel,
+            &mut sink,
+        )?
     };
     print_mrc_table(&result);
     if let (Some(shard), Some(dir)) = (args.shard, &args.session) {

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use rift::engine::data::DatasetKind;
 use rift::engine::device::device_name;
 use rift::engine::models::Precision;
-use rift::engine::rift::adv_set::adv_split_for;
+use rift::engine::rift::adv_set::AdvSplit;
 use rift::engine::rift::alpha_search::SearchConfig;
 use rift::engine::rift::events::{Event, OodModel, Stage, EVENTS_FORMAT};
 use rift::engine::rift::ood::{default_severities, parse_severities};
@@ -104,7 +104,9 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         mrc_variant: mrc_cfg.variant.name().to_string(),
         mrc_epsilon: mrc_cfg.epsilon,
         mrc_epochs: mrc_cfg.epochs,
-        adv_split: adv_split_for(kind, &args.mrc.adv_split).to_string(),
+        adv_split: AdvSplit::parse(kind, &args.mrc.adv_split)?
+            .name()
+            .to_string(),
         adv_limit: args.mrc.adv_limit,
         mrc_fast: mrc_cfg.fast,
         mrc_screen: args.screen.map(|e| e.text()),

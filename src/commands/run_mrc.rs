@@ -2,13 +2,12 @@
 //! `--screen K` first-order screening (not in the paper) of every module, then exact MRC of
 //! the K lowest-estimate modules, lowest first. Each exact score is saved as it finishes,
 //! so a killed run continues where it stopped; screening is cheap and simply runs again.
-use super::mrc::{adv_source, build_adv_set};
 use crate::cli::RunArgs;
 use anyhow::Result;
 use rift::engine::attack::PgdConfig;
 use rift::engine::data::DatasetKind;
 use rift::engine::models::Model;
-use rift::engine::rift::adv_set::adv_split_for;
+use rift::engine::rift::adv_set::{build, AdvSetPlan, AdvSplit};
 use rift::engine::rift::events::{Event, Sink, Stage};
 use rift::engine::rift::mrc::{finish, select_modules, MrcConfig};
 use rift::engine::rift::partial::load_partial_scores;
@@ -38,23 +37,14 @@ pub fn mrc_stage(
     let modules = select_modules(model, &args.mrc.modules)?;
     let partial_path = dir.join(PARTIAL_MRC);
     let mut done: Vec<ModuleScore> = load_partial_scores(&partial_path, sink)?;
-    let (set, idx) = adv_source(
-        kind,
-        &args.data.data_dir,
-        adv_split_for(kind, &args.mrc.adv_split),
-        args.mrc.adv_limit,
-    )?;
-    tch::manual_seed(seed as i64);
-    let adv = build_adv_set(
-        model,
-        &set,
-        &idx,
+    let split = AdvSplit::parse(kind, &args.mrc.adv_split)?;
+    let (set, idx) = split.load(kind, &args.data.data_dir, args.mrc.adv_limit)?;
+    let plan = AdvSetPlan {
         attack,
         seed,
-        args.data.batch_size,
-        cancel,
-        sink,
-    )?;
+        batch_size: args.data.batch_size,
+    };
+    let adv = build(model, &set, &idx, &plan, cancel, sink)?;
     let (base_loss, base_acc) = adv.baseline(model, cfg.batch_size)?;
     sink(Event::AdvSetReady {
         n: adv.n,
@@ -117,7 +107,7 @@ pub fn mrc_stage(
         rift::report::atomic_write(&partial_path, serde_yaml::to_string(done)?.as_bytes())
     })?;
     let secs = t.elapsed().as_secs_f64();
-    let split = adv_split_for(kind, &args.mrc.adv_split);
+    let split = split.name();
     Ok(match (&screened, args.screen) {
         (Some(sc), Some(exact)) => assemble(
             done,

@@ -19,22 +19,36 @@ pub struct EvalResult {
     pub seconds: f64,
 }
 
-/// Evaluates `model` on `set[..limit]` in batches; `progress(done, total)` after each batch.
-/// `noise` keys the attack's random starts (sample i of the set gets `noise.at(i)`).
-#[allow(clippy::too_many_arguments)]
+/// What an evaluation measures: clean accuracy of the first `limit` samples, and robust
+/// accuracy under `attack` whose random starts are keyed per sample by `seed` (sample i gets
+/// the same start in every run, batch size and shard: the baseline is the sweep's α = 0).
+#[derive(Clone, Copy, Debug)]
+pub struct EvalPlan<'a> {
+    pub attack: Option<&'a PgdConfig>,
+    pub seed: u64,
+    pub limit: Option<usize>,
+    pub batch_size: usize,
+}
+
+/// Evaluates `model` on `set[..plan.limit]` in batches; `progress(done, total)` after each
+/// batch.
 pub fn evaluate(
     model: &Model,
     set: &ImageSet,
-    attack: Option<&PgdConfig>,
-    noise: Noise,
-    limit: Option<usize>,
-    batch_size: usize,
+    plan: &EvalPlan,
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalResult, AttackError> {
     let start = Instant::now();
-    let n = limit.map_or(set.n, |l| l.min(set.n));
-    let batch_size = batch_size.max(1);
+    let n = plan.limit.map_or(set.n, |l| l.min(set.n));
+    let batch_size = plan.batch_size.max(1);
+    let (attack, noise) = (
+        plan.attack,
+        Noise::Keyed {
+            seed: plan.seed,
+            first: 0,
+        },
+    );
     let (mut clean, mut robust) = (0usize, 0usize);
     let mut i = 0;
     while i < n {

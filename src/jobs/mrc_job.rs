@@ -4,9 +4,9 @@
 //! estimate first. Progress is kept between jobs, so MRC paused for a user's job (a
 //! fine-tune of a module already exact, a save…) continues where it stopped; each module's
 //! exact value does not depend on the order (its shuffles are seeded per module).
-use crate::engine::data::{load_split, ImageSet, Split};
+use crate::engine::data::{load_split, Split};
 use crate::engine::models::ModuleInfo;
-use crate::engine::rift::adv_set::{generate, holdout_split, TensorSet};
+use crate::engine::rift::adv_set::{build, AdvSetPlan, AdvSplit, TensorSet};
 use crate::engine::rift::events::{Event, Sink, Stage};
 use crate::engine::rift::mrc::{select_modules, MrcConfig};
 use crate::engine::rift::pipeline::Pipeline;
@@ -150,46 +150,22 @@ impl MrcJob {
     /// The fixed adversarial set of MRC, from the split `rift run --adv-split` names.
     fn adv_set(&self, pipe: &Pipeline, cancel: &CancelFlag, sink: Sink) -> Result<TensorSet> {
         let (s, ps) = (&self.setup, &pipe.setup);
-        let train;
-        let (set, mut idx): (&ImageSet, Vec<usize>) = match s.adv_split.as_str() {
-            "test" => (&pipe.test, (0..pipe.test.n).collect()),
-            "train" | "holdout" => {
-                train = match pipe.train() {
-                    Some(t) => t.clone(),
-                    None => load_split(ps.kind, &ps.data_dir, Split::Train)?,
-                };
-                let idx = if s.adv_split == "train" {
-                    (0..train.n).collect()
-                } else {
-                    holdout_split(train.n).1
-                };
-                (&train, idx)
+        let split = AdvSplit::parse(ps.kind, &s.adv_split)?;
+        let loaded;
+        let set = match (split.split(), pipe.train()) {
+            (Split::Test, _) => &pipe.test,
+            (Split::Train, Some(train)) => train,
+            (Split::Train, None) => {
+                loaded = load_split(ps.kind, &ps.data_dir, Split::Train)?;
+                &loaded
             }
-            other => bail!("unknown adversarial split `{other}`; expected test, train or holdout"),
         };
-        if let Some(l) = s.adv_limit {
-            idx.truncate(l);
-        }
-        if idx.is_empty() {
-            bail!("the adversarial set would be empty");
-        }
-        sink(Event::started_text(
-            Stage::AdvSet,
-            format!("PGD-{} on {} samples", ps.attack.steps, idx.len()),
-        ));
-        tch::manual_seed(ps.seed as i64);
-        Ok(generate(
-            &pipe.model,
-            set,
-            &idx,
-            &ps.attack,
-            crate::engine::attack::Noise::Keyed {
-                seed: ps.seed,
-                first: 0,
-            },
-            ps.batch_size,
-            cancel,
-            sink,
-        )?)
+        let idx = split.indices(set.n, s.adv_limit)?;
+        let plan = AdvSetPlan {
+            attack: &ps.attack,
+            seed: ps.seed,
+            batch_size: ps.batch_size,
+        };
+        Ok(build(&pipe.model, set, &idx, &plan, cancel, sink)?)
     }
 }

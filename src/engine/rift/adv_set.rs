@@ -1,9 +1,9 @@
 //! The fixed adversarial set MRC measures on (SPEC.md §1 step 1), the held-out split of
 //! the training data, and mean loss/accuracy over a set of tensors.
 use super::events::{Event, Sink, Stage};
-use crate::engine::attack::{robust_correct, AttackError, Noise, PgdConfig};
+use crate::engine::attack::{clean_correct, robust_correct, AttackError, Noise, PgdConfig};
 use crate::engine::batches::images_to_tensor;
-use crate::engine::data::{gather_batch, DatasetKind, ImageSet};
+use crate::engine::data::{gather_batch, load_split, DataError, DatasetKind, ImageSet, Split};
 use crate::engine::models::Model;
 use crate::engine::CancelFlag;
 use rand::seq::SliceRandom;
@@ -28,6 +28,153 @@ pub fn adv_split_for(kind: DatasetKind, flag: &str) -> &str {
         (ADV_SPLIT_AS_PUBLISHED, _) => "test",
         (other, _) => other,
     }
+}
+
+/// Where the adversarial set's samples come from (`--adv-split`, after `auto` is resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdvSplit {
+    /// The test split (CIFAR's published choice).
+    Test,
+    /// The whole training split (Tiny-ImageNet's published choice).
+    Train,
+    /// The held-out tenth of the training split ([`holdout_split`]).
+    Holdout,
+}
+
+/// Why an adversarial set cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AdvSetError {
+    #[error("unknown --adv-split `{0}`; expected auto, test, train or holdout")]
+    UnknownSplit(String),
+    #[error("the adversarial set would be empty (--adv-limit 0 or an empty {0} split)")]
+    Empty(&'static str),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Attack(#[from] AttackError),
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+impl AdvSplit {
+    /// `--adv-split` text for `kind`: `auto` becomes the published split ([`adv_split_for`]).
+    pub fn parse(kind: DatasetKind, flag: &str) -> Result<AdvSplit, AdvSetError> {
+        match adv_split_for(kind, flag) {
+            "test" => Ok(AdvSplit::Test),
+            "train" => Ok(AdvSplit::Train),
+            "holdout" => Ok(AdvSplit::Holdout),
+            other => Err(AdvSetError::UnknownSplit(other.to_string())),
+        }
+    }
+
+    /// The name sessions and results record.
+    pub fn name(self) -> &'static str {
+        match self {
+            AdvSplit::Test => "test",
+            AdvSplit::Train => "train",
+            AdvSplit::Holdout => "holdout",
+        }
+    }
+
+    /// The dataset split the samples are read from.
+    pub fn split(self) -> Split {
+        match self {
+            AdvSplit::Test => Split::Test,
+            AdvSplit::Train | AdvSplit::Holdout => Split::Train,
+        }
+    }
+
+    /// The indices of a split of `n` samples the set is built from, first `limit` only.
+    pub fn indices(self, n: usize, limit: Option<usize>) -> Result<Vec<usize>, AdvSetError> {
+        let mut idx = match self {
+            AdvSplit::Test | AdvSplit::Train => (0..n).collect(),
+            AdvSplit::Holdout => holdout_split(n).1,
+        };
+        if let Some(l) = limit {
+            idx.truncate(l);
+        }
+        if idx.is_empty() {
+            return Err(AdvSetError::Empty(self.name()));
+        }
+        Ok(idx)
+    }
+
+    /// Reads the split from disk and picks the samples: for commands that have no split
+    /// loaded yet.
+    pub fn load(
+        self,
+        kind: DatasetKind,
+        data_dir: &std::path::Path,
+        limit: Option<usize>,
+    ) -> Result<(ImageSet, Vec<usize>), AdvSetError> {
+        let set = load_split(kind, data_dir, self.split())?;
+        let idx = self.indices(set.n, limit)?;
+        Ok((set, idx))
+    }
+}
+
+/// How the adversarial set is attacked: the run's PGD, seed and evaluation batch size.
+pub struct AdvSetPlan<'a> {
+    pub attack: &'a PgdConfig,
+    pub seed: u64,
+    pub batch_size: usize,
+}
+
+/// The adversarial set of `indices` of `set`, as every command and the explorer build it:
+/// seeded right before the attack with per-sample keyed random starts, so `rift mrc`, each
+/// shard, `rift run` and the explorer build the very same set. Emits the stage's start,
+/// progress and `AdvSetBaseline` (clean accuracy of the source samples, accuracy on the set).
+pub fn build(
+    model: &Model,
+    set: &ImageSet,
+    indices: &[usize],
+    plan: &AdvSetPlan,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<TensorSet, AdvSetError> {
+    let batch_size = plan.batch_size.max(1);
+    sink(Event::started_text(
+        Stage::AdvSet,
+        format!("PGD-{} on {} samples", plan.attack.steps, indices.len()),
+    ));
+    tch::manual_seed(plan.seed as i64);
+    let noise = Noise::Keyed {
+        seed: plan.seed,
+        first: 0,
+    };
+    let adv = generate(
+        model,
+        set,
+        indices,
+        plan.attack,
+        noise,
+        batch_size,
+        cancel,
+        sink,
+    )?;
+    let mut clean = 0i64;
+    let mut buf = Vec::new();
+    for chunk in indices.chunks(batch_size) {
+        gather_batch(set, chunk, &mut buf);
+        let labels: Vec<i64> = chunk.iter().map(|&i| set.labels[i]).collect();
+        let shape = [
+            chunk.len() as i64,
+            set.channels as i64,
+            set.height as i64,
+            set.width as i64,
+        ];
+        let (x, y) = images_to_tensor(&buf, &shape, &labels, model.device())?;
+        clean += clean_correct(model, &x, &y)?
+            .f_sum(Kind::Int64)?
+            .f_int64_value(&[])?;
+    }
+    let (_, robust_acc) = adv.baseline(model, batch_size)?;
+    sink(Event::AdvSetBaseline {
+        clean_acc: 100.0 * clean as f64 / indices.len() as f64,
+        robust_acc,
+        n: indices.len(),
+    });
+    Ok(adv)
 }
 
 /// (train indices, held-out indices) of a training split of `n` samples.

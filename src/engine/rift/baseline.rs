@@ -1,26 +1,22 @@
 //! The first stage of a session (`rift run` and the explorer): clean and robust accuracy of
 //! the AT model on the test split, with the events the panels and logs show.
 use super::events::{Event, Sink, Stage};
-use crate::engine::attack::{AttackError, Noise, PgdConfig};
+use crate::engine::attack::AttackError;
 use crate::engine::data::ImageSet;
-use crate::engine::eval::{evaluate, EvalResult};
+use crate::engine::eval::{evaluate, EvalPlan, EvalResult};
 use crate::engine::models::Model;
 use crate::engine::CancelFlag;
 
-/// Evaluates `model` on `test[..limit]` under `attack` (random starts keyed by `seed`, as
-/// the α sweep's, so this is its α = 0 point); emits `StageStarted`, `Progress` per batch
-/// and `Baseline`.
-#[allow(clippy::too_many_arguments)]
+/// Evaluates `model` on `test` as `plan` says (the α sweep's plan, so this is its α = 0
+/// point); emits `StageStarted`, `Progress` per batch and `Baseline`.
 pub fn baseline(
     model: &Model,
     test: &ImageSet,
-    attack: &PgdConfig,
-    seed: u64,
-    limit: Option<usize>,
-    batch_size: usize,
+    plan: &EvalPlan,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<EvalResult, AttackError> {
+    let limit = plan.limit;
     sink(Event::started_text(
         Stage::Baseline,
         format!(
@@ -29,22 +25,13 @@ pub fn baseline(
             limit.map_or(test.n, |l| l.min(test.n))
         ),
     ));
-    let r = evaluate(
-        model,
-        test,
-        Some(attack),
-        Noise::Keyed { seed, first: 0 },
-        limit,
-        batch_size,
-        cancel,
-        &mut |done, total| {
-            sink(Event::Progress {
-                stage: Stage::Baseline,
-                done,
-                total,
-            })
-        },
-    )?;
+    let r = evaluate(model, test, plan, cancel, &mut |done, total| {
+        sink(Event::Progress {
+            stage: Stage::Baseline,
+            done,
+            total,
+        })
+    })?;
     sink(Event::Baseline {
         clean_acc: r.clean_acc,
         robust_acc: r.robust_acc.unwrap_or(0.0),

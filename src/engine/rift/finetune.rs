@@ -4,7 +4,7 @@
 //! and the epoch with the best selection accuracy kept — on a held-out validation part
 //! of the training split by default, on the test split to reproduce the published code.
 use super::adv_set::holdout_split;
-use super::events::{Event, Sink, Stage};
+use super::events::{Event, Sink, Stage, StageAbout};
 use super::optim::{multistep_lr, Sgd};
 use super::results::{FinetuneEpoch, FinetuneResult};
 use crate::engine::batches::{images_to_tensor, range_batch};
@@ -160,21 +160,36 @@ fn restore(model: &Model, snap: &[(String, Tensor)]) -> Result<(), tch::TchError
     })
 }
 
+/// The images fine-tuning reads: the training split (augmented, less the held-out part
+/// when selecting on it) and the test split.
+#[derive(Clone, Copy)]
+pub struct FinetuneData<'a> {
+    pub train: &'a ImageSet,
+    pub test: &'a ImageSet,
+    pub augmenter: &'a Augmenter,
+}
+
 /// Fine-tunes `layers` of `model` in place; on return the model holds the selected epoch
-/// (or, after divergence, the best state before it).
-#[allow(clippy::too_many_arguments)]
+/// (or, after divergence, the best state before it). Emits the stage's start (layers, lr,
+/// epochs), each iteration's loss and each epoch's accuracies.
 pub fn finetune(
     model: &Model,
     layers: &[String],
-    train: &ImageSet,
-    test: &ImageSet,
-    augmenter: &Augmenter,
+    data: FinetuneData,
     cfg: &FinetuneConfig,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<FinetuneResult, FinetuneError> {
     let start = Instant::now();
     check_distinct_layers(layers)?;
+    sink(Event::started(
+        Stage::Finetune,
+        StageAbout::Finetune {
+            layers: layers.to_vec(),
+            lr: cfg.lr,
+            epochs: cfg.epochs,
+        },
+    ));
     let valid: Vec<String> = model.modules().into_iter().map(|m| m.name).collect();
     let mut params = Vec::new();
     for layer in layers {
@@ -191,7 +206,7 @@ pub fn finetune(
     for p in &params {
         let _ = p.set_requires_grad(true);
     }
-    let result = run(model, &params, train, test, augmenter, cfg, cancel, sink);
+    let result = run(model, &params, data, cfg, cancel, sink);
     for p in &params {
         let _ = p.set_requires_grad(false);
     }
@@ -221,17 +236,19 @@ pub fn finetune(
 
 type RunOutcome = (Vec<f64>, Vec<FinetuneEpoch>, usize, Option<String>, usize);
 
-#[allow(clippy::too_many_arguments)]
 fn run(
     model: &Model,
     params: &[Tensor],
-    train: &ImageSet,
-    test: &ImageSet,
-    augmenter: &Augmenter,
+    data: FinetuneData,
     cfg: &FinetuneConfig,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<RunOutcome, FinetuneError> {
+    let FinetuneData {
+        train,
+        test,
+        augmenter,
+    } = data;
     let (train_idx, val_idx) = match cfg.select_on {
         SelectOn::Val => holdout_split(train.n),
         SelectOn::Test => ((0..train.n).collect(), Vec::new()),

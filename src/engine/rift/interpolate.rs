@@ -7,10 +7,10 @@
 //! whose robust accuracy is at most `tolerance` points below α = 0.
 use super::events::{Event, Sink, Stage};
 use super::results::{InterpolationResult, SweepPoint};
-use crate::engine::attack::{AttackError, Noise, PgdConfig};
+use crate::engine::attack::{AttackError, PgdConfig};
 use crate::engine::checkpoint::RawTensor;
 use crate::engine::data::ImageSet;
-use crate::engine::eval::evaluate;
+use crate::engine::eval::{evaluate, EvalPlan};
 use crate::engine::models::Model;
 use crate::engine::tensors::to_tensor;
 use crate::engine::CancelFlag;
@@ -179,6 +179,18 @@ pub struct SweepConfig {
     pub seed: u64,
 }
 
+impl SweepConfig {
+    /// How each α is evaluated (the baseline uses the same plan: it is the α = 0 point).
+    pub fn eval_plan(&self) -> EvalPlan<'_> {
+        EvalPlan {
+            attack: Some(&self.attack),
+            seed: self.seed,
+            limit: self.limit,
+            batch_size: self.batch_size,
+        }
+    }
+}
+
 /// Evaluates one α (random starts keyed by sample, so every α faces the same ones).
 pub fn evaluate_alpha(
     model: &Model,
@@ -189,19 +201,7 @@ pub fn evaluate_alpha(
     cancel: &CancelFlag,
 ) -> Result<SweepPoint, InterpolateError> {
     ends.apply(model, alpha)?;
-    let r = evaluate(
-        model,
-        test,
-        Some(&cfg.attack),
-        Noise::Keyed {
-            seed: cfg.seed,
-            first: 0,
-        },
-        cfg.limit,
-        cfg.batch_size,
-        cancel,
-        &mut |_, _| {},
-    )?;
+    let r = evaluate(model, test, &cfg.eval_plan(), cancel, &mut |_, _| {})?;
     Ok(SweepPoint {
         alpha,
         clean_acc: r.clean_acc,

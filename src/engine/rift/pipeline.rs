@@ -6,7 +6,7 @@
 //! (MRC still has its two drivers, `commands/run_mrc.rs` and `jobs/mrc_job.rs`.)
 use super::alpha_search::SearchConfig;
 use super::events::{Event, OodModel, Sink, Stage, StageAbout};
-use super::finetune::{finetune, FinetuneConfig};
+use super::finetune::{finetune, FinetuneConfig, FinetuneData};
 use super::interpolate::{choose_alpha, evaluate_alpha, refinement, sweep, Endpoints, SweepConfig};
 use super::multi_device::LoadOn;
 use super::ood::{corruptions_found, evaluate_ood};
@@ -17,6 +17,7 @@ use crate::engine::checkpoint::{
     load_checkpoint, save_pth, save_safetensors, Checkpoint, RawTensor,
 };
 use crate::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
+use crate::engine::eval::EvalPlan;
 use crate::engine::models::Model;
 use crate::engine::session::{ChosenWeights, Session};
 use crate::engine::CancelFlag;
@@ -150,16 +151,13 @@ impl Pipeline {
     pub fn baseline(&mut self, cancel: &CancelFlag, sink: Sink) -> Result<()> {
         let t = Instant::now();
         let s = &self.setup;
-        let r = super::baseline::baseline(
-            &self.model,
-            &self.test,
-            &s.attack,
-            s.seed,
-            s.eval_limit,
-            s.batch_size,
-            cancel,
-            sink,
-        )?;
+        let plan = EvalPlan {
+            attack: Some(&s.attack),
+            seed: s.seed,
+            limit: s.eval_limit,
+            batch_size: s.batch_size,
+        };
+        let r = super::baseline::baseline(&self.model, &self.test, &plan, cancel, sink)?;
         self.session.baseline = Some(r);
         self.finish_stage(Stage::Baseline, t, sink);
         Ok(())
@@ -189,26 +187,14 @@ impl Pipeline {
         let Some(train) = &self.train else {
             bail!("the training split is not loaded");
         };
-        sink(Event::started(
-            Stage::Finetune,
-            StageAbout::Finetune {
-                layers: layers.to_vec(),
-                lr: cfg.lr,
-                epochs: cfg.epochs,
-            },
-        ));
         self.restore_at()?;
-        let aug = Augmenter::for_dataset(self.setup.kind, train.height);
-        let r = finetune(
-            &self.model,
-            layers,
+        let augmenter = Augmenter::for_dataset(self.setup.kind, train.height);
+        let data = FinetuneData {
             train,
-            &self.test,
-            &aug,
-            cfg,
-            cancel,
-            sink,
-        );
+            test: &self.test,
+            augmenter: &augmenter,
+        };
+        let r = finetune(&self.model, layers, data, cfg, cancel, sink);
         let state = r.as_ref().ok().map(|_| self.model.state()).transpose();
         self.restore_at()?;
         let (r, state) = (r?, state?);

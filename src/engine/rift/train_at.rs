@@ -9,7 +9,7 @@ use super::optim::{multistep_lr, Sgd};
 use crate::engine::attack::{pgd, AttackError, PgdConfig};
 use crate::engine::batches::images_to_tensor;
 use crate::engine::data::{shuffled_batches, Augmenter, ImageSet};
-use crate::engine::eval::evaluate;
+use crate::engine::eval::{evaluate, EvalPlan};
 use crate::engine::models::Model;
 use crate::engine::CancelFlag;
 use rand::SeedableRng;
@@ -143,19 +143,13 @@ pub fn train_at(
         }
         let limit = cfg.eval_limit.min(test.n);
         let clean = clean_accuracy(model, test, None, Some(limit), 256)?;
-        let robust = evaluate(
-            model,
-            test,
-            Some(&cfg.attack),
-            crate::engine::attack::Noise::Keyed {
-                seed: cfg.seed,
-                first: 0,
-            },
-            Some(limit),
-            256,
-            cancel,
-            &mut |_, _| {},
-        )?;
+        let plan = EvalPlan {
+            attack: Some(&cfg.attack),
+            seed: cfg.seed,
+            limit: Some(limit),
+            batch_size: 256,
+        };
+        let robust = evaluate(model, test, &plan, cancel, &mut |_, _| {})?;
         sink(Event::TrainEpoch {
             epoch,
             lr: opt.lr,
