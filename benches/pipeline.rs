@@ -20,7 +20,7 @@ use rift::engine::models::Model;
 use rift::engine::rift::adv_set::TensorSet;
 use rift::engine::rift::mrc::{select_modules, MrcConfig};
 use rift::engine::rift::results::MrcResult;
-use rift::engine::rift::scoring::compute;
+use rift::engine::rift::scoring::{compute, MrcInputs};
 use rift::engine::rift::screen::{estimate, screen_then_exact, ExactLowest, ScreenConfig};
 use rift::engine::CancelFlag;
 use std::process::Command;
@@ -73,11 +73,13 @@ fn bench_mrc(dir: &std::path::Path, card: &mut Scorecard) {
         };
         let t = Instant::now();
         let r = compute(
-            &model,
-            &adv,
-            "test",
+            &MrcInputs {
+                model: &model,
+                adv: &adv,
+                adv_split: "test",
+                cfg: &cfg,
+            },
             &modules,
-            &cfg,
             &CancelFlag::default(),
             &mut |_| {},
         )
@@ -215,7 +217,20 @@ fn bench_screen(dir: &std::path::Path, card: &mut Scorecard) {
             fast,
             ..MrcConfig::default()
         };
-        timed(|| compute(&model, &adv, "test", &modules, &cfg, &cancel, &mut |_| {}).expect("mrc"))
+        timed(|| {
+            compute(
+                &MrcInputs {
+                    model: &model,
+                    adv: &adv,
+                    adv_split: "test",
+                    cfg: &cfg,
+                },
+                &modules,
+                &cancel,
+                &mut |_| {},
+            )
+            .expect("mrc")
+        })
     };
     let (faithful, t_faithful) = run_exact(false);
     let (_, t_fast) = run_exact(true);
@@ -238,11 +253,13 @@ fn bench_screen(dir: &std::path::Path, card: &mut Scorecard) {
     let demo_modules = select_modules(&demo, &[]).expect("modules");
     let (exact_demo, t_demo) = timed(|| {
         compute(
-            &demo,
-            &demo_adv,
-            "test",
+            &MrcInputs {
+                model: &demo,
+                adv: &demo_adv,
+                adv_split: "test",
+                cfg: &cfg,
+            },
             &demo_modules,
-            &cfg,
             &cancel,
             &mut |_| {},
         )
@@ -266,12 +283,15 @@ fn time_to_recommendation(label: &str, model: &Model, adv: &TensorSet, exact: (&
         one_step: false,
     };
     let (r, t) = timed(|| {
-        screen_then_exact(
+        let inputs = MrcInputs {
             model,
             adv,
-            "test",
+            adv_split: "test",
+            cfg: &cfg,
+        };
+        screen_then_exact(
+            &inputs,
             &modules,
-            &cfg,
             &screen,
             ExactLowest::Count(3),
             &CancelFlag::default(),

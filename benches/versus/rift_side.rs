@@ -11,7 +11,7 @@ use rift::engine::rift::adv_set::{generate, TensorSet};
 use rift::engine::rift::finetune::{finetune, FinetuneConfig, FinetuneData, SelectOn};
 use rift::engine::rift::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig};
 use rift::engine::rift::mrc::{select_modules, MrcConfig};
-use rift::engine::rift::scoring::compute;
+use rift::engine::rift::scoring::{compute, MrcInputs};
 use rift::engine::tensors::to_raw;
 use rift::engine::CancelFlag;
 use serde_json::{json, Map, Value};
@@ -112,11 +112,13 @@ fn mrc_values(model: &Model, adv: &TensorSet, epochs: usize) -> Map<String, Valu
         ..MrcConfig::default()
     };
     let r = compute(
-        model,
-        adv,
-        "test",
+        &MrcInputs {
+            model,
+            adv,
+            adv_split: "test",
+            cfg: &cfg,
+        },
         &modules,
-        &cfg,
         &CancelFlag::default(),
         &mut |_| {},
     )

@@ -1,5 +1,5 @@
 use super::progress::Printer;
-use super::{attack_config, load_model, runtime};
+use super::{attack_config, load_model, model_choice, model_on, runtime};
 use crate::cli::{InterpolateArgs, SearchFlags, SweepFlags};
 use anyhow::{bail, Result};
 use rift::engine::attack::PgdConfig;
@@ -7,6 +7,7 @@ use rift::engine::checkpoint::{load_checkpoint, save_by_extension, save_format_f
 use rift::engine::data::{load_split, DatasetKind, Split};
 use rift::engine::rift::alpha_search::{search, SearchConfig, SubsetSize};
 use rift::engine::rift::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig};
+use rift::engine::rift::multi_device::Devices;
 use rift::engine::rift::results::{InterpolationResult, SearchPoint};
 use rift::engine::rift::sweep_devices::sweep_on_devices;
 use rift::engine::CancelFlag;
@@ -199,7 +200,7 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
     if let Some(p) = &args.save_chosen {
         save_format_for(p)?;
     }
-    let (_ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
+    let (ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
     let ft = load_checkpoint(&args.finetuned)?;
     let ends = Endpoints::new(&model, &ft.tensors)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.finetuned.display()))?;
@@ -217,19 +218,15 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
             printer.show(&e)
         })?,
         (None, Some(devices)) => {
-            let load = |device| load_model(&args.model, kind, device, rt.compute).map(|(_, m)| m);
-            sweep_on_devices(
-                &load,
-                &ft.tensors,
-                &model,
-                &ends,
-                &test,
-                &cfg,
-                &[],
-                &devices,
-                &cancel,
-                &mut |e| printer.show(&e),
-            )?
+            let choice = model_choice(&args.model)?;
+            let load = model_on(&ckpt, &choice, kind, rt.compute);
+            let on = Devices {
+                list: &devices,
+                load: &load,
+            };
+            sweep_on_devices(on, &ends, &test, &cfg, &[], &cancel, &mut |e| {
+                printer.show(&e)
+            })?
         }
         (None, None) => sweep(&model, &ends, &test, &cfg, &[], &cancel, &mut |e| {
             printer.show(&e)
@@ -237,6 +234,7 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
     };
     print_sweep(&result);
     if let Some(p) = &args.save_chosen {
+        ends.apply(&model, result.chosen_alpha)?;
         save_by_extension(p, &model.state()?)?;
         eprintln!(
             "wrote the model at α = {} to {}",

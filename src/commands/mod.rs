@@ -79,12 +79,26 @@ pub fn load_model(
 ) -> Result<(Checkpoint, Model)> {
     let choice = model_choice(args)?;
     let ckpt = load_checkpoint(&args.checkpoint)?;
-    let (mean, std) = dataset.mean_std();
     // Model errors name the checkpoint file themselves.
-    let model = Model::from_checkpoint_with(&ckpt, &choice, device, (&mean, &std, dataset.name()))?;
-    let mut model = model;
-    model.set_compute(compute)?;
+    let model = model_on(&ckpt, &choice, dataset, compute)(device)?;
     Ok((ckpt, model))
+}
+
+/// Builds the model of an already read checkpoint on any device: what each thread of
+/// `--devices` calls, so the file is read once.
+pub fn model_on<'a>(
+    ckpt: &'a Checkpoint,
+    choice: &'a ModelChoice,
+    dataset: DatasetKind,
+    compute: Compute,
+) -> impl Fn(Device) -> Result<Model, rift::engine::models::ModelError> + Sync + 'a {
+    move |device| {
+        let (mean, std) = dataset.mean_std();
+        let mut model =
+            Model::from_checkpoint_with(ckpt, choice, device, (&mean, &std, dataset.name()))?;
+        model.set_compute(compute)?;
+        Ok(model)
+    }
 }
 
 /// `--arch`, `--width`, `--activation` and `--normalize`, checked before any file is read.

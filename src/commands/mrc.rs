@@ -1,5 +1,5 @@
 use super::progress::Printer;
-use super::{attack_config, load_model, runtime};
+use super::{attack_config, load_model, model_choice, model_on, runtime};
 use crate::cli::{MrcArgs, MrcFlags};
 use anyhow::{bail, Result};
 use rift::engine::attack::PgdConfig;
@@ -8,9 +8,9 @@ use rift::engine::data::DatasetKind;
 use rift::engine::rift::adv_set::{build, AdvSetPlan, AdvSplit, TensorSet};
 use rift::engine::rift::events::{Event, Stage};
 use rift::engine::rift::mrc::{select_modules, MrcConfig, Variant};
-use rift::engine::rift::multi_device::compute_on_devices;
+use rift::engine::rift::multi_device::{compute_on_devices, Devices};
 use rift::engine::rift::results::{MrcResult, ScreenSummary};
-use rift::engine::rift::scoring::compute;
+use rift::engine::rift::scoring::{compute, MrcInputs};
 use rift::engine::rift::screen::{screen_then_exact, ExactLowest, ScreenConfig};
 use rift::engine::rift::shard::ShardResult;
 use rift::engine::tensors::to_raw;
@@ -201,7 +201,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         flags.epochs = e;
     }
     let cfg = mrc_config(&flags, rt.seed)?;
-    let (_ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
+    let (ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
     let all_modules = select_modules(&model, &args.mrc.modules)?;
     let modules = match args.shard {
         Some(shard) => shard.select(&all_modules),
@@ -221,6 +221,12 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
     if let Some(p) = &args.save_adv_set {
         save_adv_set(p, &adv)?;
     }
+    let inputs = MrcInputs {
+        model: &model,
+        adv: &adv,
+        adv_split: adv_split.name(),
+        cfg: &cfg,
+    };
     let result = if args.screen {
         let screen = ScreenConfig {
             epsilon: cfg.epsilon,
@@ -228,11 +234,8 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
             one_step: args.one_step,
         };
         screen_then_exact(
-            &model,
-            &adv,
-            adv_split.name(),
+            &inputs,
             &modules,
-            &cfg,
             &screen,
             args.exact_lowest.unwrap_or(ExactLowest::None),
             &cancel,
@@ -253,18 +256,13 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
                 if cfg.fast { " (fast path)" } else { "" }
             ),
         ));
-        let load = |device| load_model(&args.model, kind, device, rt.compute).map(|(_, m)| m);
-        compute_on_devices(
-            &load,
-            &model,
-            &adv,
-            adv_split.name(),
-            &modules,
-            &cfg,
-            &devices,
-            &cancel,
-            &mut sink,
-        )?
+        let choice = model_choice(&args.model)?;
+        let load = model_on(&ckpt, &choice, kind, rt.compute);
+        let on = Devices {
+            list: &devices,
+            load: &load,
+        };
+        compute_on_devices(on, &inputs, &modules, &cancel, &mut sink)?
     } else {
         sink(Event::started_text(
             Stage::Mrc,
@@ -274,15 +272,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
                 if cfg.fast { " (fast path)" } else { "" }
             ),
         ));
-        compute(
-            &model,
-            &adv,
-            adv_split.name(),
-            &modules,
-            &cfg,
-            &cancel,
-            &mut sink,
-        )?
+        compute(&inputs, &modules, &cancel, &mut sink)?
     };
     print_mrc_table(&result);
     if let (Some(shard), Some(dir)) = (args.shard, &args.session) {

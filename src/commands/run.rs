@@ -6,15 +6,17 @@ use super::interpolate::{search_config, sweep_config, sweep_devices};
 use super::mrc::mrc_config;
 use super::progress::Printer;
 use super::run_mrc::{mrc_stage, PARTIAL_MRC};
-use super::{attack_config, load_model, runtime};
+use super::{attack_config, load_model, model_choice, model_on, runtime};
 use crate::cli::RunArgs;
 use anyhow::{bail, Context, Result};
+use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
 use rift::engine::device::device_name;
 use rift::engine::models::Precision;
 use rift::engine::rift::adv_set::AdvSplit;
 use rift::engine::rift::alpha_search::SearchConfig;
 use rift::engine::rift::events::{Event, OodModel, Stage, EVENTS_FORMAT};
+use rift::engine::rift::multi_device::Devices;
 use rift::engine::rift::ood::{default_severities, parse_severities};
 use rift::engine::rift::pipeline::{OodSetup, Pipeline, PipelineSetup, SweepHow};
 use rift::engine::CancelFlag;
@@ -225,15 +227,22 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
     // 4. Interpolation and the chosen model.
     if p.session.interpolation.is_none() {
-        let kind = p.setup.kind;
-        let load = |device| load_model(&args.model, kind, device, rt.compute).map(|(_, m)| m);
-        let how = match (&search, &devices) {
-            (Some(sc), _) => SweepHow::Search(sc),
-            (None, Some(devices)) => SweepHow::Devices {
-                devices,
-                load: &load,
-            },
-            (None, None) => SweepHow::Grid,
+        // Each device builds its own model; the file is read once more for them (the
+        // pipeline's copy is busy being swept).
+        let for_devices = match &devices {
+            Some(_) => Some((
+                load_checkpoint(&args.model.checkpoint)?,
+                model_choice(&args.model)?,
+            )),
+            None => None,
+        };
+        let load = for_devices
+            .as_ref()
+            .map(|(ckpt, choice)| model_on(ckpt, choice, p.setup.kind, rt.compute));
+        let how = match (&search, &devices, &load) {
+            (Some(sc), _, _) => SweepHow::Search(sc),
+            (None, Some(list), Some(load)) => SweepHow::Devices(Devices { list, load }),
+            _ => SweepHow::Grid,
         };
         p.sweep(how, &cancel, &mut sink)?;
         save(&mut p)?;

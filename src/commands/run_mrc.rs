@@ -9,7 +9,7 @@ use rift::engine::data::DatasetKind;
 use rift::engine::models::Model;
 use rift::engine::rift::adv_set::{build, AdvSetPlan, AdvSplit};
 use rift::engine::rift::events::{Event, Sink, Stage};
-use rift::engine::rift::mrc::{finish, select_modules, MrcConfig};
+use rift::engine::rift::mrc::{finish, select_modules, MeasuredOn, MrcConfig};
 use rift::engine::rift::partial::load_partial_scores;
 use rift::engine::rift::results::{ModuleScore, MrcResult};
 use rift::engine::rift::scoring::Scorer;
@@ -107,18 +107,13 @@ pub fn mrc_stage(
         rift::report::atomic_write(&partial_path, serde_yaml::to_string(done)?.as_bytes())
     })?;
     let secs = t.elapsed().as_secs_f64();
-    let split = split.name();
+    let on = MeasuredOn {
+        split: split.name(),
+        n: adv.n,
+        baseline: (base_loss, base_acc),
+    };
     Ok(match (&screened, args.screen) {
-        (Some(sc), Some(exact)) => assemble(
-            done,
-            sc,
-            exact,
-            cfg,
-            split,
-            adv.n,
-            (base_loss, base_acc),
-            secs,
-        ),
-        _ => finish(done, cfg, split, adv.n, base_loss, base_acc, secs),
+        (Some(sc), Some(exact)) => assemble(done, sc, exact, cfg, &on, secs),
+        _ => finish(done, cfg, &on, secs),
     })
 }

@@ -8,7 +8,7 @@ use crate::engine::data::{load_split, Split};
 use crate::engine::models::ModuleInfo;
 use crate::engine::rift::adv_set::{build, AdvSetPlan, AdvSplit, TensorSet};
 use crate::engine::rift::events::{Event, Sink, Stage};
-use crate::engine::rift::mrc::{select_modules, MrcConfig};
+use crate::engine::rift::mrc::{select_modules, MeasuredOn, MrcConfig};
 use crate::engine::rift::pipeline::Pipeline;
 use crate::engine::rift::results::ModuleScore;
 use crate::engine::rift::scoring::Scorer;
@@ -99,14 +99,17 @@ impl MrcJob {
         });
         p.seconds += run.elapsed().as_secs_f64();
         result?;
+        let on = MeasuredOn {
+            split: &s.adv_split,
+            n: p.adv.n,
+            baseline: p.base,
+        };
         pipe.session.mrc = Some(assemble(
             p.done.clone(),
             &p.screened,
             s.exact_lowest,
             &s.mrc,
-            &s.adv_split,
-            p.adv.n,
-            p.base,
+            &on,
             p.seconds,
         ));
         pipe.finish_stage(Stage::Mrc, t, sink);

@@ -82,6 +82,18 @@ impl Endpoints {
         })
     }
 
+    /// A copy on `device` (for a model of the same checkpoint there).
+    pub fn to_device(&self, device: tch::Device) -> Result<Endpoints, tch::TchError> {
+        let copy = |ts: &[Tensor]| -> Result<Vec<Tensor>, tch::TchError> {
+            ts.iter().map(|t| t.f_to_device(device)).collect()
+        };
+        Ok(Endpoints {
+            keys: self.keys.clone(),
+            at: copy(&self.at)?,
+            ft: copy(&self.ft)?,
+        })
+    }
+
     /// Loads θ(α) into the model.
     pub fn apply(&self, model: &Model, alpha: f64) -> Result<(), InterpolateError> {
         if !(0.0..=1.0).contains(&alpha) {

@@ -384,16 +384,28 @@ fn cached_prefix(
         .collect::<Result<Vec<_>, _>>()?)
 }
 
+/// What an MRC result records about the adversarial set it measured on.
+#[derive(Clone, Copy, Debug)]
+pub struct MeasuredOn<'a> {
+    /// The split the set came from.
+    pub split: &'a str,
+    pub n: usize,
+    /// Loss and accuracy (percent) at the AT weights.
+    pub baseline: (f64, f64),
+}
+
 /// Sorts scores by MRC (ties by depth) and marks the lowest as recommended.
 pub fn finish(
     mut scores: Vec<ModuleScore>,
     cfg: &MrcConfig,
-    adv_split: &str,
-    adv_n: usize,
-    baseline_loss: f64,
-    baseline_acc: f64,
+    on: &MeasuredOn,
     seconds: f64,
 ) -> MrcResult {
+    let MeasuredOn {
+        split: adv_split,
+        n: adv_n,
+        baseline: (baseline_loss, baseline_acc),
+    } = *on;
     scores.sort_by(|a, b| criticality_cmp(a.mrc, b.mrc).then(a.depth.cmp(&b.depth)));
     // A NaN score (a diverged ascent) sorts last and is never recommended.
     for (i, s) in scores.iter_mut().enumerate() {
@@ -427,6 +439,11 @@ pub const LABEL_KIND: Kind = Kind::Int64;
 
 #[cfg(test)]
 mod nan_tests {
+    const TEST_SET: MeasuredOn = MeasuredOn {
+        split: "test",
+        n: 8,
+        baseline: (1.0, 50.0),
+    };
     use super::*;
 
     fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
@@ -459,7 +476,7 @@ mod nan_tests {
             score("d", 3, f64::INFINITY),
             score("e", 4, -0.1),
         ];
-        let r = finish(scores, &MrcConfig::default(), "test", 8, 1.0, 50.0, 0.0);
+        let r = finish(scores, &MrcConfig::default(), &TEST_SET, 0.0);
         let order: Vec<&str> = r.modules.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(&order[..3], ["e", "b", "d"]);
         assert_eq!(r.recommended, "e");
@@ -467,7 +484,7 @@ mod nan_tests {
         assert!(r.modules.iter().skip(1).all(|m| !m.recommended));
 
         let all_nan = vec![score("a", 0, f64::NAN), score("b", 1, negative_nan)];
-        let r = finish(all_nan, &MrcConfig::default(), "test", 8, 1.0, 50.0, 0.0);
+        let r = finish(all_nan, &MrcConfig::default(), &TEST_SET, 0.0);
         assert_eq!(r.recommended, "");
         assert!(r.modules.iter().all(|m| !m.recommended));
     }

@@ -6,32 +6,95 @@
 //! depend on which device or thread ran it.
 use super::adv_set::TensorSet;
 use super::events::{Event, Sink, Stage};
-use super::mrc::{finish, MrcConfig, MrcError};
+use super::interpolate::InterpolateError;
+use super::mrc::{finish, MeasuredOn, MrcConfig, MrcError};
 use super::results::{ModuleScore, MrcResult};
-use super::scoring::Scorer;
+use super::scoring::{MrcInputs, Scorer};
 use super::shard::Shard;
-use crate::engine::models::{Model, ModuleInfo};
+use crate::engine::attack::AttackError;
+use crate::engine::device::device_name;
+use crate::engine::models::{Model, ModelError, ModuleInfo};
 use crate::engine::CancelFlag;
 use std::sync::mpsc;
 use std::time::Instant;
 use tch::Device;
 
-/// A model of the same checkpoint on `device` (each thread loads its own).
-pub type LoadOn<'a> = dyn Fn(Device) -> anyhow::Result<Model> + Sync + 'a;
+/// A model of the same checkpoint on `device` (each thread builds its own).
+pub type LoadOn<'a> = dyn Fn(Device) -> Result<Model, ModelError> + Sync + 'a;
+
+/// Where work spread over devices runs: the devices, and how each gets its model.
+#[derive(Clone, Copy)]
+pub struct Devices<'a> {
+    pub list: &'a [Device],
+    pub load: &'a LoadOn<'a>,
+}
+
+/// Why work spread over devices failed. The first real failure is reported, not the
+/// cancellations it caused on the other devices.
+#[derive(Debug, thiserror::Error)]
+pub enum DevicesError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("cannot prepare {device}: {source}")]
+    Load {
+        device: String,
+        #[source]
+        source: ModelError,
+    },
+    #[error(transparent)]
+    Mrc(#[from] MrcError),
+    #[error(transparent)]
+    Interpolate(#[from] InterpolateError),
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+    #[error("an {0} device thread panicked")]
+    Panicked(&'static str),
+    #[error("every α device thread stopped before the sweep ended")]
+    WorkersGone,
+}
+
+impl DevicesError {
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            DevicesError::Cancelled
+                | DevicesError::Mrc(MrcError::Cancelled)
+                | DevicesError::Interpolate(InterpolateError::Attack(AttackError::Cancelled))
+        )
+    }
+}
+
+/// `load` on `device`, its failure named by the device.
+pub fn load_on(load: &LoadOn, device: Device) -> Result<Model, DevicesError> {
+    load(device).map_err(|source| DevicesError::Load {
+        device: device_name(device),
+        source,
+    })
+}
+
+/// The adversarial set as each device thread receives it (moved, then copied to its device),
+/// with its loss and accuracy at the AT weights.
+struct SharedSet {
+    x: tch::Tensor,
+    y: tch::Tensor,
+    n: usize,
+    baseline: (f64, f64),
+}
 
 /// Exact MRC of `modules`, spread over `devices`; the same result as `scoring::compute`.
-#[allow(clippy::too_many_arguments)]
 pub fn compute_on_devices(
-    load: &LoadOn,
-    model: &Model,
-    adv: &TensorSet,
-    adv_split: &str,
+    devices: Devices,
+    what: &MrcInputs,
     modules: &[(usize, ModuleInfo)],
-    cfg: &MrcConfig,
-    devices: &[Device],
     cancel: &CancelFlag,
     sink: Sink,
-) -> anyhow::Result<MrcResult> {
+) -> Result<MrcResult, DevicesError> {
+    let MrcInputs {
+        model,
+        adv,
+        adv_split,
+        cfg,
+    } = *what;
     let start = Instant::now();
     let baseline = adv.baseline(model, cfg.batch_size)?;
     sink(Event::AdvSetReady {
@@ -46,20 +109,26 @@ pub fn compute_on_devices(
     let stop = CancelFlag::default();
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = devices
+            .list
             .iter()
             .enumerate()
             .map(|(k, &device)| {
                 let part = Shard {
                     index: k,
-                    count: devices.len(),
+                    count: devices.list.len(),
                 }
                 .select(modules);
-                let (x, y) = (adv.x.shallow_clone(), adv.y.shallow_clone());
-                let n = adv.n;
+                let set = SharedSet {
+                    x: adv.x.shallow_clone(),
+                    y: adv.y.shallow_clone(),
+                    n: adv.n,
+                    baseline,
+                };
                 let tx = tx.clone();
                 let stop = stop.clone();
-                scope.spawn(move || -> anyhow::Result<Vec<_>> {
-                    let r = score_part(load, device, (x, y, n), &part, baseline, cfg, &stop, &tx);
+                let load = devices.load;
+                scope.spawn(move || -> Result<Vec<_>, DevicesError> {
+                    let r = score_part(load, device, set, &part, cfg, &stop, &tx);
                     if r.is_err() {
                         stop.cancel();
                     }
@@ -96,10 +165,7 @@ pub fn compute_on_devices(
         }
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an MRC device thread panicked")))
-            })
+            .map(|h| h.join().unwrap_or(Err(DevicesError::Panicked("MRC"))))
             .collect::<Vec<_>>()
     });
     // The first real failure wins over the cancellations it caused.
@@ -108,43 +174,36 @@ pub fn compute_on_devices(
     for r in results {
         match r {
             Ok(v) => scores.extend(v),
-            Err(e) if matches!(e.downcast_ref::<MrcError>(), Some(MrcError::Cancelled)) => {
-                cancelled = true
-            }
+            Err(e) if e.is_cancelled() => cancelled = true,
             Err(e) => return Err(e),
         }
     }
     if cancelled {
-        return Err(MrcError::Cancelled.into());
+        return Err(DevicesError::Cancelled);
     }
-    Ok(finish(
-        scores,
-        cfg,
-        adv_split,
-        adv.n,
-        baseline.0,
-        baseline.1,
-        start.elapsed().as_secs_f64(),
-    ))
+    let on = MeasuredOn {
+        split: adv_split,
+        n: adv.n,
+        baseline,
+    };
+    Ok(finish(scores, cfg, &on, start.elapsed().as_secs_f64()))
 }
 
 /// One device's share: its own model and copy of the set, its modules in order.
-#[allow(clippy::too_many_arguments)]
 fn score_part(
     load: &LoadOn,
     device: Device,
-    (x, y, n): (tch::Tensor, tch::Tensor, usize),
+    shared: SharedSet,
     part: &[(usize, ModuleInfo)],
-    baseline: (f64, f64),
     cfg: &MrcConfig,
     stop: &CancelFlag,
     tx: &mpsc::Sender<Event>,
-) -> anyhow::Result<Vec<ModuleScore>> {
-    let model = load(device)?;
+) -> Result<Vec<ModuleScore>, DevicesError> {
+    let model = load_on(load, device)?;
     let set = TensorSet {
-        x: x.f_to_device(device)?,
-        y: y.f_to_device(device)?,
-        n,
+        x: shared.x.f_to_device(device)?,
+        y: shared.y.f_to_device(device)?,
+        n: shared.n,
     };
     let mut send = |e: Event| {
         let _ = tx.send(e);
@@ -152,7 +211,7 @@ fn score_part(
     let scorer = Scorer {
         model: &model,
         adv: &set,
-        baseline,
+        baseline: shared.baseline,
         cfg,
         screened: None,
     };

@@ -8,7 +8,7 @@ use super::alpha_search::SearchConfig;
 use super::events::{Event, OodModel, Sink, Stage, StageAbout};
 use super::finetune::{finetune, FinetuneConfig, FinetuneData};
 use super::interpolate::{choose_alpha, evaluate_alpha, refinement, sweep, Endpoints, SweepConfig};
-use super::multi_device::LoadOn;
+use super::multi_device::Devices;
 use super::ood::{corruptions_found, evaluate_ood};
 use super::results::SweepPoint;
 use super::validate::{datasets_fit, PipelineData};
@@ -24,7 +24,6 @@ use crate::engine::CancelFlag;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Instant;
-use tch::Device;
 
 /// A model's full state, as checkpoints and `Model::state` hold it.
 pub type StateDict = Vec<(String, RawTensor)>;
@@ -62,11 +61,8 @@ pub enum SweepHow<'a> {
     Grid,
     /// Robust accuracy screened on a subset, finalists completed (`--search`).
     Search(&'a SearchConfig),
-    /// The grid spread over several devices, each with a model `load` builds there.
-    Devices {
-        devices: &'a [Device],
-        load: &'a LoadOn<'a>,
-    },
+    /// The grid spread over several devices, each with its own model.
+    Devices(Devices<'a>),
 }
 
 /// The model, its data and the session being built.
@@ -290,14 +286,9 @@ impl Pipeline {
             SweepHow::Search(sc) => {
                 super::alpha_search::search(model, ends, test, cfg, sc, &known, cancel, sink)?
             }
-            SweepHow::Devices { devices, load } => {
-                let Some(ft) = &self.finetuned else {
-                    bail!("the fine-tuned weights are not loaded");
-                };
-                super::sweep_devices::sweep_on_devices(
-                    load, ft, model, ends, test, cfg, &known, devices, cancel, sink,
-                )?
-            }
+            SweepHow::Devices(devices) => super::sweep_devices::sweep_on_devices(
+                devices, ends, test, cfg, &known, cancel, sink,
+            )?,
         };
         self.session.interpolation = Some(r);
         self.restore_at()?;

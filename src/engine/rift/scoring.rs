@@ -3,7 +3,7 @@
 //! and continued between jobs) and each device of `--devices`.
 use super::adv_set::TensorSet;
 use super::events::{Event, Sink, Stage};
-use super::mrc::{finish, score_module, MrcConfig, MrcError};
+use super::mrc::{finish, score_module, MeasuredOn, MrcConfig, MrcError};
 use super::results::{attach, ModuleScore, MrcResult, Screened};
 use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::CancelFlag;
@@ -67,17 +67,30 @@ impl Scorer<'_> {
     }
 }
 
+/// What an MRC computation measures on: the model, the fixed adversarial set (and the
+/// split it came from, for the record) and the ascent settings.
+#[derive(Clone, Copy)]
+pub struct MrcInputs<'a> {
+    pub model: &'a Model,
+    pub adv: &'a TensorSet,
+    pub adv_split: &'a str,
+    pub cfg: &'a MrcConfig,
+}
+
 /// Exact MRC of every selected module (SPEC.md §1), sorted ascending, the lowest marked
 /// as recommended.
 pub fn compute(
-    model: &Model,
-    adv: &TensorSet,
-    adv_split: &str,
+    what: &MrcInputs,
     modules: &[(usize, ModuleInfo)],
-    cfg: &MrcConfig,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<MrcResult, MrcError> {
+    let MrcInputs {
+        model,
+        adv,
+        adv_split,
+        cfg,
+    } = *what;
     let start = Instant::now();
     let baseline = adv.baseline(model, cfg.batch_size)?;
     sink(Event::AdvSetReady {
@@ -96,13 +109,10 @@ pub fn compute(
     scorer.score_all(modules, &mut scores, cancel, sink, |_| {
         Ok::<(), MrcError>(())
     })?;
-    Ok(finish(
-        scores,
-        cfg,
-        adv_split,
-        adv.n,
-        baseline.0,
-        baseline.1,
-        start.elapsed().as_secs_f64(),
-    ))
+    let on = MeasuredOn {
+        split: adv_split,
+        n: adv.n,
+        baseline,
+    };
+    Ok(finish(scores, cfg, &on, start.elapsed().as_secs_f64()))
 }

@@ -8,10 +8,10 @@
 //! the recommendation and every reported MRC value stay exact.
 use super::adv_set::{loss_and_acc, TensorSet};
 use super::events::{Event, Sink, Stage};
-use super::mrc::{finish, MrcConfig, MrcError};
+use super::mrc::{finish, MeasuredOn, MrcConfig, MrcError};
 pub use super::results::{attach, Screened};
 use super::results::{criticality_cmp, ModuleEstimate, ModuleScore, MrcResult, ScreenSummary};
-use super::scoring::Scorer;
+use super::scoring::{MrcInputs, Scorer};
 use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::CancelFlag;
 use std::time::Instant;
@@ -123,16 +123,13 @@ pub fn estimate(
         let w_norm = w.f_norm()?.f_double_value(&[])?;
         let g_norm = g.f_norm()?.f_double_value(&[])?;
         let estimate_step = if cfg.one_step {
-            Some(one_step(
-                model,
-                adv,
+            let dir = Direction {
                 w,
                 g,
                 w_norm,
                 g_norm,
-                baseline_loss,
-                cfg,
-            )?)
+            };
+            Some(one_step(model, adv, &dir, baseline_loss, cfg)?)
         } else {
             None
         };
@@ -223,18 +220,28 @@ fn gradients(
     Ok(acc)
 }
 
+/// A module's weight and the loss gradient there, with their norms.
+struct Direction<'a> {
+    w: &'a Tensor,
+    g: &'a Tensor,
+    w_norm: f64,
+    g_norm: f64,
+}
+
 /// Loss rise on the whole set after `w ← w + ε‖w‖·g/‖g‖`; `w` is restored (also on error).
-#[allow(clippy::too_many_arguments)]
 fn one_step(
     model: &Model,
     adv: &TensorSet,
-    w: &Tensor,
-    g: &Tensor,
-    w_norm: f64,
-    g_norm: f64,
+    dir: &Direction,
     baseline_loss: f64,
     cfg: &ScreenConfig,
 ) -> Result<f64, MrcError> {
+    let &Direction {
+        w,
+        g,
+        w_norm,
+        g_norm,
+    } = dir;
     if g_norm <= 0.0 || !g_norm.is_finite() {
         return Ok(0.0);
     }
@@ -256,18 +263,20 @@ fn one_step(
 
 /// Screening, then exact MRC (SPEC.md §1, faithful or `cfg.fast`) for the `exact` lowest
 /// modules in order of increasing estimate. The recommendation comes from exact values only.
-#[allow(clippy::too_many_arguments)]
 pub fn screen_then_exact(
-    model: &Model,
-    adv: &TensorSet,
-    adv_split: &str,
+    what: &MrcInputs,
     modules: &[(usize, ModuleInfo)],
-    cfg: &MrcConfig,
     screen: &ScreenConfig,
     exact: ExactLowest,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<MrcResult, MrcError> {
+    let MrcInputs {
+        model,
+        adv,
+        adv_split,
+        cfg,
+    } = *what;
     let start = Instant::now();
     let (base_loss, base_acc) = adv.baseline(model, cfg.batch_size)?;
     sink(Event::AdvSetReady {
@@ -306,15 +315,17 @@ pub fn screen_then_exact(
         sink,
         |_| Ok::<(), MrcError>(()),
     )?;
-    let baseline = (base_loss, base_acc);
+    let on = MeasuredOn {
+        split: adv_split,
+        n: adv.n,
+        baseline: (base_loss, base_acc),
+    };
     Ok(assemble(
         scores,
         &screened,
         exact,
         cfg,
-        adv_split,
-        adv.n,
-        baseline,
+        &on,
         start.elapsed().as_secs_f64(),
     ))
 }
@@ -337,15 +348,12 @@ pub fn exact_order(
 /// The result of screening plus exact MRC of some modules: exact scores sorted and the
 /// lowest recommended (as `finish`), the rest listed as estimates, and the rank agreement
 /// when every screened module is exact.
-#[allow(clippy::too_many_arguments)]
 pub fn assemble(
     mut scores: Vec<ModuleScore>,
     screened: &Screened,
     exact: ExactLowest,
     cfg: &MrcConfig,
-    adv_split: &str,
-    adv_n: usize,
-    (baseline_loss, baseline_acc): (f64, f64),
+    on: &MeasuredOn,
     seconds: f64,
 ) -> MrcResult {
     for s in &mut scores {
@@ -358,15 +366,7 @@ pub fn assemble(
         .cloned()
         .collect();
     let all_exact = estimated_only.is_empty() && !scores.is_empty();
-    let mut result = finish(
-        scores,
-        cfg,
-        adv_split,
-        adv_n,
-        baseline_loss,
-        baseline_acc,
-        seconds,
-    );
+    let mut result = finish(scores, cfg, on, seconds);
     let (mut rho, mut rho_step, mut lowest) = (None, None, None);
     if all_exact {
         let mrc: Vec<f64> = result.modules.iter().map(|m| m.mrc).collect();

@@ -4,7 +4,7 @@
 //! spreads cheap early and costly late modules evenly. Every shard builds the same
 //! adversarial set (same split, limit, attack and seed); the merge checks that they did by
 //! comparing the unperturbed model's loss on it, which any difference would change.
-use super::mrc::{finish, MrcConfig, Variant};
+use super::mrc::{finish, MeasuredOn, MrcConfig, Variant};
 use super::results::MrcResult;
 use crate::engine::models::ModuleInfo;
 use serde::{Deserialize, Serialize};
@@ -173,15 +173,12 @@ pub fn merge(mut shards: Vec<ShardResult>) -> Result<MrcResult, MergeError> {
     };
     // The slowest shard bounds the wall time; the sum is the compute spent.
     let seconds = shards.iter().map(|s| s.result.seconds).sum();
-    Ok(finish(
-        scores,
-        &cfg,
-        &r0.adv_split,
-        r0.adv_n,
-        r0.baseline_loss,
-        r0.baseline_acc,
-        seconds,
-    ))
+    let on = MeasuredOn {
+        split: &r0.adv_split,
+        n: r0.adv_n,
+        baseline: (r0.baseline_loss, r0.baseline_acc),
+    };
+    Ok(finish(scores, &cfg, &on, seconds))
 }
 
 #[cfg(test)]

@@ -5,53 +5,51 @@
 //! (`attack::Noise::Keyed`), so a point's numbers do not depend on which device or thread
 //! evaluated it: the result equals `interpolate::sweep` on one device.
 use super::events::Sink;
-use super::interpolate::{
-    choose_alpha, evaluate_alpha, sweep_rounds, Endpoints, InterpolateError, SweepConfig,
-};
-use super::multi_device::LoadOn;
+use super::interpolate::{choose_alpha, evaluate_alpha, sweep_rounds, Endpoints, SweepConfig};
+use super::multi_device::{load_on, Devices, DevicesError, LoadOn};
 use super::results::{InterpolationResult, SweepPoint};
-use crate::engine::attack::AttackError;
-use crate::engine::checkpoint::RawTensor;
 use crate::engine::data::ImageSet;
-use crate::engine::models::Model;
 use crate::engine::CancelFlag;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tch::Device;
 
-type PointResult = anyhow::Result<SweepPoint>;
+type PointResult = Result<SweepPoint, DevicesError>;
 
-/// The sweep of `cfg` (grid plus refinement rounds) with its α spread over `devices`;
-/// `model` (with `ends`) is left at the chosen α, as `interpolate::sweep` leaves it.
-#[allow(clippy::too_many_arguments)]
+/// The sweep of `cfg` (grid plus refinement rounds) between `ends` with its α spread over
+/// `devices`, each with its own model and copy of the endpoints. Unlike
+/// `interpolate::sweep` it leaves no model at the chosen α: a caller that needs those
+/// weights applies `chosen_alpha` itself.
 pub fn sweep_on_devices(
-    load: &LoadOn,
-    finetuned: &[(String, RawTensor)],
-    model: &Model,
+    devices: Devices,
     ends: &Endpoints,
     test: &ImageSet,
     cfg: &SweepConfig,
     known: &[SweepPoint],
-    devices: &[Device],
     cancel: &CancelFlag,
     sink: Sink,
-) -> anyhow::Result<InterpolationResult> {
+) -> Result<InterpolationResult, DevicesError> {
     let start = Instant::now();
     // The user's cancel, or the first failure, stops every device within a batch.
     let stop = CancelFlag::default();
     let result = std::thread::scope(|scope| {
         let (res_tx, res_rx) = mpsc::channel::<PointResult>();
         let mut jobs = Vec::new();
-        for &device in devices {
+        for &device in devices.list {
             let (job_tx, job_rx) = mpsc::channel::<f64>();
             jobs.push(job_tx);
             let (res_tx, stop) = (res_tx.clone(), stop.clone());
-            scope.spawn(move || {
-                device_worker(load, finetuned, device, test, cfg, job_rx, res_tx, stop)
-            });
+            let ends = ends.to_device(device).map_err(DevicesError::from);
+            let worker = Worker {
+                load: devices.load,
+                device,
+                test,
+                cfg,
+            };
+            scope.spawn(move || worker.run(ends, job_rx, res_tx, stop));
         }
         drop(res_tx);
-        let r = sweep_rounds(cfg, known, sink, |todo, emit| -> anyhow::Result<()> {
+        let r = sweep_rounds(cfg, known, sink, |todo, emit| -> Result<(), DevicesError> {
             for (i, &alpha) in todo.iter().enumerate() {
                 // A closed channel means that worker failed; its error is already queued.
                 let _ = jobs[i % jobs.len()].send(alpha);
@@ -72,7 +70,7 @@ pub fn sweep_on_devices(
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        anyhow::bail!("every α device thread stopped before the sweep ended")
+                        return Err(DevicesError::WorkersGone)
                     }
                 }
             }
@@ -84,13 +82,12 @@ pub fn sweep_on_devices(
     });
     let (points, round) = result.map_err(|e| {
         if cancel.is_cancelled() {
-            anyhow::Error::from(InterpolateError::Attack(AttackError::Cancelled))
+            DevicesError::Cancelled
         } else {
             e
         }
     })?;
     let chosen_alpha = choose_alpha(&points, cfg.tolerance);
-    ends.apply(model, chosen_alpha)?;
     Ok(InterpolationResult {
         points,
         chosen_alpha,
@@ -101,42 +98,42 @@ pub fn sweep_on_devices(
     })
 }
 
-/// One device: its own model and endpoints, then the α it is sent, until the channel
-/// closes or the sweep stops.
-#[allow(clippy::too_many_arguments)]
-fn device_worker(
-    load: &LoadOn,
-    finetuned: &[(String, RawTensor)],
+/// One device's share of the sweep.
+struct Worker<'a> {
+    load: &'a LoadOn<'a>,
     device: Device,
-    test: &ImageSet,
-    cfg: &SweepConfig,
-    jobs: mpsc::Receiver<f64>,
-    results: mpsc::Sender<PointResult>,
-    stop: CancelFlag,
-) {
-    let setup = || -> anyhow::Result<(Model, Endpoints)> {
-        let model = load(device)?;
-        let ends = Endpoints::new(&model, finetuned)?;
-        Ok((model, ends))
-    };
-    let (model, ends) = match setup() {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = results.send(Err(e.context(format!(
-                "cannot prepare the α sweep on {}",
-                crate::engine::device::device_name(device)
-            ))));
-            return;
-        }
-    };
-    for alpha in jobs {
-        if stop.is_cancelled() {
-            let _ = results.send(Err(InterpolateError::Attack(AttackError::Cancelled).into()));
-            return;
-        }
-        let r = evaluate_alpha(&model, &ends, alpha, test, cfg, &stop).map_err(anyhow::Error::from);
-        if results.send(r).is_err() {
-            return;
+    test: &'a ImageSet,
+    cfg: &'a SweepConfig,
+}
+
+impl Worker<'_> {
+    /// Its own model and the endpoints copied to its device, then the α it is sent, until
+    /// the channel closes or the sweep stops.
+    fn run(
+        self,
+        ends: Result<Endpoints, DevicesError>,
+        jobs: mpsc::Receiver<f64>,
+        results: mpsc::Sender<PointResult>,
+        stop: CancelFlag,
+    ) {
+        let setup = ends.and_then(|ends| Ok((load_on(self.load, self.device)?, ends)));
+        let (model, ends) = match setup {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = results.send(Err(e));
+                return;
+            }
+        };
+        for alpha in jobs {
+            if stop.is_cancelled() {
+                let _ = results.send(Err(DevicesError::Cancelled));
+                return;
+            }
+            let r = evaluate_alpha(&model, &ends, alpha, self.test, self.cfg, &stop)
+                .map_err(DevicesError::from);
+            if results.send(r).is_err() {
+                return;
+            }
         }
     }
 }
