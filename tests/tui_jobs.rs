@@ -66,6 +66,7 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             },
             ood: None,
             session_dir: session,
+            final_eval: None,
         },
         mrc: MrcSetup {
             modules: vec!["conv1".into(), "linear".into()],
