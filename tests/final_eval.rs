@@ -202,7 +202,10 @@ fn final_eval_runs_once_and_agrees_with_rift_eval() {
     let alpha = before["chosen"]["alpha"].as_f64().unwrap();
     // These settings choose α = 0.5 (seeded data and fine-tuning), so the chosen model is
     // not the AT model and its cross-check below means something.
-    assert!(alpha > 0.0, "α = 0 chosen: the chosen-model check would repeat the AT one");
+    assert!(
+        alpha > 0.0,
+        "α = 0 chosen: the chosen-model check would repeat the AT one"
+    );
 
     // 2. Continued with --final-eval: only the final evaluation runs.
     let out = rift(&strs(&run_args(session, data, &final_args())));

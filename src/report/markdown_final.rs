@@ -120,3 +120,77 @@ fn pgd_beside(md: &mut String, s: &Session, f: &FinalEval) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::autoattack::{AaConfig, AttackOutcome};
+    use crate::engine::rift::final_stats::PairedDifference;
+
+    fn report(clean: f64, steps: &[(&str, f64)], flags: &[bool]) -> AaReport {
+        let n = flags.len();
+        let robust = flags.iter().filter(|&&f| f).count();
+        AaReport {
+            n,
+            clean_acc: clean,
+            clean_correct: (clean * n as f64 / 100.0) as usize,
+            attacks: steps
+                .iter()
+                .map(|(a, r)| AttackOutcome {
+                    attack: a.to_string(),
+                    robust_acc: *r,
+                    robust: (r * n as f64 / 100.0) as usize,
+                    evaluated: n,
+                    seconds: 1.0,
+                    resumed: false,
+                })
+                .collect(),
+            robust_acc: 100.0 * robust as f64 / n as f64,
+            robust_correct: robust,
+            eps: 8.0 / 255.0,
+            seconds: 4.0,
+            robust_flags: flags.to_vec(),
+        }
+    }
+
+    #[test]
+    fn section_shows_both_models_the_difference_and_pgd() {
+        let mut s = crate::report::markdown::fixtures::full();
+        assert!(!crate::report::markdown::render_markdown(&s).contains("## AutoAttack"));
+        let at_flags = [true, true, false, false];
+        let chosen_flags = [true, false, true, true];
+        let at = report(75.0, &[("apgd-ce", 75.0), ("square", 50.0)], &at_flags);
+        let chosen = report(100.0, &[("apgd-ce", 75.0), ("square", 75.0)], &chosen_flags);
+        s.final_eval = Some(FinalEval {
+            alpha: 0.6,
+            samples: "first 4 of the test split".into(),
+            n: 4,
+            attacks: "apgd-ce,square".into(),
+            config: AaConfig::standard(8.0 / 255.0, 0),
+            difference: PairedDifference::of(&at.robust_flags, &chosen.robust_flags),
+            at,
+            chosen,
+        });
+        let md = crate::report::markdown::render_markdown(&s);
+        for needle in [
+            "## AutoAttack (final evaluation)",
+            "at ε = 8/255, seed 0, on the first 4 of the test split",
+            "| model | clean % | after apgd-ce % | after square % | robust % |",
+            "| AT (α = 0) | 75.00 | 75.00 | 50.00 | **50.00** |",
+            "| chosen (α = 0.6) | 100.00 | 75.00 | 75.00 | **75.00** |",
+            "| chosen − AT | +25.00 | +0.00 | +25.00 | **+25.00** |",
+            "chosen − AT: **+25.00 points**",
+            "2 robust only for the chosen model, 1 only for the AT model",
+            "PGD (the run's attack) gave AT",
+        ] {
+            assert!(md.contains(needle), "missing `{needle}` in:\n{md}");
+        }
+        // Before the chosen-model section, after OOD.
+        let (aa, ood, chosen) = (
+            md.find("## AutoAttack").unwrap(),
+            md.find("## Out-of-distribution").unwrap(),
+            md.find("## Chosen model").unwrap(),
+        );
+        assert!(ood < aa && aa < chosen);
+    }
+}

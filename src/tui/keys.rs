@@ -12,7 +12,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("h/l ←/→", "move the α cursor"),
     ("r", "refine the α grid around the cursor"),
     ("a", "accept the α under the cursor (writes the model)"),
-    ("e", "AutoAttack the AT and the accepted model (α panel)"),
+    ("e", "AutoAttack AT and the accepted α (α panel)"),
     ("s", "save the session (session.yaml, report, plots)"),
     ("o", "sort modules by depth / by MRC"),
     ("t", "next theme"),
