@@ -70,19 +70,6 @@ pub fn aa_config(
     })
 }
 
-/// A short name of the attack list for the output.
-fn list_name(cfg: &AaConfig) -> String {
-    if cfg.attacks == autoattack::STANDARD {
-        "autoattack".into()
-    } else {
-        cfg.attacks
-            .iter()
-            .map(|k| k.name())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
-
 pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
     let cfg = config_of(args)?;
     let Loaded {
@@ -206,7 +193,7 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
         "robust",
         report.robust_acc,
         report.n,
-        list_name(&cfg),
+        cfg.list_name(),
         cfg.eps
     );
     println!("{:.1} s on {}", report.seconds, device_name(rt.device));
@@ -221,7 +208,7 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
                 seconds: report.seconds,
             },
             AttackRecord {
-                name: list_name(&cfg),
+                name: cfg.list_name(),
                 config: None,
                 autoattack: Some(cfg.clone()),
             },

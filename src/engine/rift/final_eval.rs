@@ -47,23 +47,6 @@ impl FinalEvalPlan {
             limit: DEFAULT_FINAL_LIMIT,
         }
     }
-
-    /// The attack names, comma-separated (`autoattack` for the standard version).
-    pub fn attacks_text(&self) -> String {
-        attacks_text(&self.aa)
-    }
-}
-
-fn attacks_text(cfg: &AaConfig) -> String {
-    if cfg.attacks == autoattack::STANDARD {
-        "autoattack".into()
-    } else {
-        cfg.attacks
-            .iter()
-            .map(|k| k.name())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
 }
 
 /// The final evaluation as `session.yaml` records it.
@@ -181,7 +164,7 @@ impl Pipeline {
             alpha,
             samples: format!("first {n} of the test split"),
             n,
-            attacks: attacks_text(&plan.aa),
+            attacks: plan.aa.list_name(),
             config: plan.aa.clone(),
             at,
             chosen,
@@ -216,7 +199,7 @@ impl Pipeline {
             StageAbout::FinalEval {
                 model: which,
                 alpha: model_alpha,
-                attacks: attacks_text(&plan.aa),
+                attacks: plan.aa.list_name(),
                 n,
             },
         ));
