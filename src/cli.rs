@@ -1,7 +1,8 @@
 //! Command-line definitions. Flag names follow the published RiFT code where it has them
 //! (`--resume` for the checkpoint, `--layer`, `--lr`), so old command lines read naturally.
 pub use crate::cli_flags::{
-    parse_fraction, AttackArgs, AutoAttackArgs, DataArgs, ModelArgs, ReadingArgs, RuntimeArgs,
+    parse_fraction, AaBudgetArgs, AttackArgs, AutoAttackArgs, DataArgs, FinalEvalArgs, ModelArgs,
+    ReadingArgs, RuntimeArgs,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -402,6 +403,8 @@ pub struct RunArgs {
     /// the K lowest-estimate modules (or all); the module choice uses exact values only.
     #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::screen::ExactLowest::parse)]
     pub screen: Option<rift::engine::rift::screen::ExactLowest>,
+    #[command(flatten)]
+    pub final_eval: FinalEvalArgs,
     /// Also write the final session (all settings and results) as YAML or JSON here.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -484,4 +487,7 @@ pub struct TuiArgs {
     /// default, light, high-contrast, colorblind, or a theme .yaml file.
     #[arg(long)]
     pub theme: Option<String>,
+    /// What `e` runs (default: standard AutoAttack on the first 1000 test samples).
+    #[command(flatten)]
+    pub final_eval: FinalEvalArgs,
 }

@@ -105,6 +105,14 @@ pub struct AutoAttackArgs {
     /// the same FILE resumes an interrupted AutoAttack.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    #[command(flatten)]
+    pub budget: AaBudgetArgs,
+}
+
+/// AutoAttack's budgets (published defaults), for `rift eval --attack` and `rift run
+/// --final-eval`.
+#[derive(Args, Debug, Clone)]
+pub struct AaBudgetArgs {
     /// APGD iterations per run.
     #[arg(long, default_value_t = 100)]
     pub apgd_iters: usize,
@@ -120,6 +128,42 @@ pub struct AutoAttackArgs {
     /// Square's query budget.
     #[arg(long, default_value_t = 5000)]
     pub square_queries: usize,
+}
+
+/// `rift run --final-eval` (issue 12): AutoAttack of the AT and the chosen model after α
+/// is chosen, on the same test samples.
+#[derive(Args, Debug, Clone)]
+pub struct FinalEvalArgs {
+    /// After α is chosen, evaluate the AT and the chosen model with AutoAttack on the same
+    /// test samples, at the run's --eps and --seed: `autoattack` (the standard version) or
+    /// a comma-separated list of apgd-ce, apgd-dlr, apgd-t, fab-t, square, pgd.
+    #[arg(long, value_name = "autoattack|LIST", value_parser = parse_attack_list)]
+    pub final_eval: Option<AttackList>,
+    /// Test samples of the final evaluation: the first N (default 1000, or the whole test
+    /// split when smaller).
+    #[arg(long, value_name = "N", requires = "final_eval", value_parser = parse_positive)]
+    pub final_limit: Option<usize>,
+    #[command(flatten)]
+    pub budget: AaBudgetArgs,
+}
+
+/// AutoAttack's attacks, in order, as `--final-eval` names them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttackList(pub Vec<rift::engine::autoattack::AttackKind>);
+
+/// `autoattack` or a comma-separated list of attack names (unknown names are usage errors).
+pub fn parse_attack_list(s: &str) -> Result<AttackList, String> {
+    rift::engine::autoattack::AttackKind::parse_list(s)
+        .map(AttackList)
+        .map_err(|e| e.to_string())
+}
+
+/// A count of at least 1.
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number of at least 1")),
+    }
 }
 
 /// Parses `0.03`, `8/255` or `8 / 255`.

@@ -29,15 +29,7 @@ fn main() -> ExitCode {
         Command::Ood(a) => commands::ood(a),
         Command::TrainAt(a) => commands::train_at(a),
         Command::Run(a) => commands::run(a),
-        Command::Report(a) => {
-            rift::report::render_report(&a.session).and_then(|()| match &a.output {
-                Some(out) => rift::report::write_structured(
-                    out,
-                    &rift::report::session::Session::load(&a.session)?,
-                ),
-                None => Ok(()),
-            })
-        }
+        Command::Report(a) => commands::report(a),
         Command::Demo(a) => commands::demo(a),
         Command::Tui(a) => commands::tui(a),
     };

@@ -244,6 +244,7 @@ fn session() -> Session {
         }),
         ood_at: Some(ood(0.0)),
         ood_chosen: Some(ood(2.05)),
+        final_eval: None,
         stage_seconds: vec![
             ("baseline".into(), 210.0),
             ("mrc".into(), 3300.0),

@@ -4,10 +4,13 @@ mod common;
 
 use common::DEMO_MODEL as MODEL;
 use rift::engine::attack::PgdConfig;
+use rift::engine::autoattack::ensemble::AaUpdate;
+use rift::engine::autoattack::{AaConfig, AttackKind};
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
 use rift::engine::models::Model;
-use rift::engine::rift::events::{Event, Stage};
+use rift::engine::rift::events::{Event, OodModel, Stage, StageAbout};
+use rift::engine::rift::final_eval::FinalEvalPlan;
 use rift::engine::rift::finetune::FinetuneConfig;
 use rift::engine::rift::interpolate::SweepConfig;
 use rift::engine::rift::mrc::MrcConfig;
@@ -66,6 +69,17 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             },
             ood: None,
             session_dir: session,
+            // `e`'s AutoAttack check with tiny budgets on 8 samples.
+            final_eval: Some(FinalEvalPlan {
+                aa: AaConfig {
+                    attacks: vec![AttackKind::ApgdCe, AttackKind::Square],
+                    apgd_iters: 3,
+                    square_queries: 10,
+                    batch_size: 4,
+                    ..AaConfig::standard(0.2, 0)
+                },
+                limit: 8,
+            }),
         },
         mrc: MrcSetup {
             modules: vec!["conv1".into(), "linear".into()],
@@ -234,11 +248,13 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
             stage: Stage::Accept
         }
     );
+    final_eval_then_cancel(&handle, &mut rx, &session);
     handle.send(JobCommand::Save);
     assert_eq!(
         until_end(&mut rx, &mut seen),
         JobEvent::Finished { stage: Stage::Save }
     );
+    assert!(Session::load(&session).unwrap().final_eval.is_some());
     for f in [
         "session.yaml",
         "report.md",
@@ -344,4 +360,83 @@ fn an_ood_set_that_does_not_fit_fails_the_job_at_start() {
         )),
         "a stage started: {seen:?}"
     );
+}
+
+/// `e`: the AutoAttack check of the accepted α runs AT then the accepted model, with
+/// per-attack progress and a summary; a second check cancelled within its first attack
+/// stops after at most one more batch.
+fn final_eval_then_cancel(
+    handle: &rift::jobs::JobHandle,
+    rx: &mut UnboundedReceiver<JobEvent>,
+    session: &std::path::Path,
+) {
+    let mut seen = Vec::new();
+    handle.send(JobCommand::StartFinalEval { alpha: 0.5 });
+    assert_eq!(
+        until_end(rx, &mut seen),
+        JobEvent::Finished {
+            stage: Stage::FinalEval
+        }
+    );
+    let models: Vec<OodModel> = seen
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Engine(Event::StageStarted {
+                about: Some(StageAbout::FinalEval { model, n, .. }),
+                ..
+            }) => {
+                assert_eq!(*n, 8);
+                Some(*model)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(models, [OodModel::At, OodModel::Chosen]);
+    let finished: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Engine(Event::AutoAttack {
+                update: AaUpdate::Finished { outcome },
+            }) => Some(outcome.attack.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished, ["apgd-ce", "square", "apgd-ce", "square"]);
+    let summary = seen.iter().find_map(|e| match e {
+        JobEvent::Engine(Event::FinalEval { summary }) => Some(summary.clone()),
+        _ => None,
+    });
+    let summary = summary.expect("no FinalEval summary");
+    assert_eq!((summary.alpha, summary.n), (0.5, 8));
+    assert!((summary.difference - (summary.chosen_robust - summary.at_robust)).abs() < 1e-9);
+
+    // Again without the state files (else nothing is left to attack), cancelled as soon
+    // as the first attack has finished a batch.
+    for f in ["final_eval_at.json", "final_eval_chosen.json"] {
+        std::fs::remove_file(session.join(f)).unwrap();
+    }
+    seen.clear();
+    handle.send(JobCommand::StartFinalEval { alpha: 0.5 });
+    loop {
+        let e = rx.blocking_recv().unwrap();
+        if let JobEvent::Engine(Event::AutoAttack {
+            update: AaUpdate::Progress { attack, .. },
+        }) = &e
+        {
+            if attack != "clean" {
+                break;
+            }
+        }
+    }
+    handle.cancel();
+    assert_eq!(until_end(rx, &mut seen), JobEvent::Cancelled);
+    let batches = seen
+        .iter()
+        .filter(|e| {
+            matches!(e, JobEvent::Engine(Event::AutoAttack {
+                update: AaUpdate::Progress { attack, .. },
+            }) if attack != "clean")
+        })
+        .count();
+    assert!(batches <= 1, "{batches} batches after the cancel");
 }

@@ -300,6 +300,59 @@ fn finished() -> State {
     s
 }
 
+/// The AutoAttack check (`e`) of the accepted α: running on the accepted model, then done.
+fn autoattack(done: bool) -> State {
+    use rift::engine::autoattack::ensemble::AaUpdate;
+    use rift::engine::rift::events::OodModel;
+    let mut s = finished();
+    update(&mut s, Msg::AutoAttack);
+    let about = |model| StageAbout::FinalEval {
+        model,
+        alpha: 0.75,
+        attacks: "autoattack".into(),
+        n: 400,
+    };
+    ev(
+        &mut s,
+        Event::started(Stage::FinalEval, about(OodModel::At)),
+    );
+    ev(
+        &mut s,
+        Event::started(Stage::FinalEval, about(OodModel::Chosen)),
+    );
+    update(&mut s, Msg::Tick(100.0));
+    let started = AaUpdate::Started {
+        attack: "apgd-t".into(),
+        points: 300,
+        done: 0,
+    };
+    ev(&mut s, Event::AutoAttack { update: started });
+    update(&mut s, Msg::Tick(160.0));
+    let progress = AaUpdate::Progress {
+        attack: "apgd-t".into(),
+        done: 120,
+        total: 300,
+    };
+    ev(&mut s, Event::AutoAttack { update: progress });
+    if done {
+        let summary = rift::engine::rift::final_eval::FinalEvalSummary {
+            alpha: 0.75,
+            n: 400,
+            attacks: "autoattack".into(),
+            at_clean: 97.5,
+            at_robust: 78.25,
+            chosen_clean: 98.0,
+            chosen_robust: 77.5,
+            difference: -0.75,
+            ci95: [-2.31, 0.8],
+        };
+        ev(&mut s, Event::FinalEval { summary });
+        let stage = Stage::FinalEval;
+        update(&mut s, Msg::Job(JobEvent::Finished { stage }));
+    }
+    s
+}
+
 /// A followed headless run (`--follow`): read-only keys.
 fn following() -> State {
     let mut s = empty();
@@ -330,6 +383,8 @@ fn frames() {
         ("finetuning", finetuning()),
         ("sweeping", sweeping()),
         ("finished", finished()),
+        ("autoattack", autoattack(false)),
+        ("autoattack_done", autoattack(true)),
     ] {
         for (w, h) in [(80, 24), (160, 48)] {
             let t = render(&s, &theme, w, h);

@@ -2,7 +2,7 @@
 //! `AaConfig`, the state file (read before any compute, written atomically after every
 //! batch), progress, and the text/JSON/YAML output of `rift eval`.
 use super::eval::{load_for_eval, AttackRecord, EvalOutput, Loaded};
-use crate::cli::EvalArgs;
+use crate::cli::{AaBudgetArgs, EvalArgs};
 use anyhow::{bail, Context, Result};
 use rift::engine::attack::PgdConfig;
 use rift::engine::autoattack::{self, AaConfig, AaState, AttackKind};
@@ -20,48 +20,54 @@ pub fn wanted(attack: &str) -> bool {
 pub fn config_of(args: &EvalArgs) -> Result<AaConfig> {
     let attacks = AttackKind::parse_list(&args.attack.attack)
         .map_err(|e| anyhow::anyhow!("--attack: {e}"))?;
-    let a = &args.autoattack;
-    if !(args.attack.eps > 0.0 && args.attack.eps <= 1.0) {
+    let pgd = PgdConfig {
+        eps: args.attack.eps,
+        step: args.attack.step,
+        steps: args.attack.steps,
+        random_start: !args.attack.no_random_start,
+        restarts: args.attack.restarts,
+    };
+    aa_config(
+        attacks,
+        &pgd,
+        args.runtime.seed,
+        &args.autoattack.budget,
+        args.data.batch_size,
+    )
+}
+
+/// AutoAttack's settings: `attacks` at the radius of `pgd` (whose steps also serve `pgd`
+/// when it is listed), `seed`, the budget flags and the batch size. Shared by `rift eval`
+/// and `rift run --final-eval`; errors name the flag.
+pub fn aa_config(
+    attacks: Vec<AttackKind>,
+    pgd: &PgdConfig,
+    seed: u64,
+    budget: &AaBudgetArgs,
+    batch_size: usize,
+) -> Result<AaConfig> {
+    if !(pgd.eps > 0.0 && pgd.eps <= 1.0) {
         bail!(
             "--eps must be in (0, 1] pixel units (e.g. 8/255), got {}",
-            args.attack.eps
+            pgd.eps
         );
     }
-    if attacks.contains(&AttackKind::Square) && a.square_queries == 0 {
+    if attacks.contains(&AttackKind::Square) && budget.square_queries == 0 {
         bail!("--square-queries must be at least 1 when Square runs (got 0)");
     }
     Ok(AaConfig {
         attacks,
-        eps: args.attack.eps,
-        seed: args.runtime.seed,
-        apgd_iters: a.apgd_iters,
-        apgd_restarts: a.apgd_restarts,
-        targets: a.targets,
-        fab_iters: a.fab_iters,
-        square_queries: a.square_queries,
+        eps: pgd.eps,
+        seed,
+        apgd_iters: budget.apgd_iters,
+        apgd_restarts: budget.apgd_restarts,
+        targets: budget.targets,
+        fab_iters: budget.fab_iters,
+        square_queries: budget.square_queries,
         square_p_init: 0.8,
-        pgd: PgdConfig {
-            eps: args.attack.eps,
-            step: args.attack.step,
-            steps: args.attack.steps,
-            random_start: !args.attack.no_random_start,
-            restarts: args.attack.restarts,
-        },
-        batch_size: args.data.batch_size,
+        pgd: pgd.clone(),
+        batch_size,
     })
-}
-
-/// A short name of the attack list for the output.
-fn list_name(cfg: &AaConfig) -> String {
-    if cfg.attacks == autoattack::STANDARD {
-        "autoattack".into()
-    } else {
-        cfg.attacks
-            .iter()
-            .map(|k| k.name())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
 }
 
 pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
@@ -187,7 +193,7 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
         "robust",
         report.robust_acc,
         report.n,
-        list_name(&cfg),
+        cfg.list_name(),
         cfg.eps
     );
     println!("{:.1} s on {}", report.seconds, device_name(rt.device));
@@ -202,7 +208,7 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
                 seconds: report.seconds,
             },
             AttackRecord {
-                name: list_name(&cfg),
+                name: cfg.list_name(),
                 config: None,
                 autoattack: Some(cfg.clone()),
             },

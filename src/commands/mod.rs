@@ -13,6 +13,7 @@ mod ood;
 mod predict;
 mod progress;
 mod run;
+mod run_final;
 mod run_mrc;
 mod train_at;
 mod tui;
@@ -28,6 +29,7 @@ pub use mrc::mrc;
 pub use ood::ood;
 pub use predict::predict;
 pub use run::run;
+pub use run_final::report;
 pub use train_at::train_at;
 pub use tui::tui;
 

@@ -100,6 +100,10 @@ impl Printer {
                 }
                 self.autoattack.show(update, self.tty)
             }
+            Event::FinalEval { summary: f } => self.line(format!(
+                "  AutoAttack ({}, n = {}): AT robust {:.2}%  α = {} robust {:.2}%  chosen − AT {:+.2} points, 95 % CI [{:+.2}, {:+.2}]",
+                f.attacks, f.n, f.at_robust, f.alpha, f.chosen_robust, f.difference, f.ci95[0], f.ci95[1]
+            )),
             // The log's header is for followers, not people.
             Event::LogFormat { .. } => {}
         }

@@ -5,6 +5,7 @@ use super::finetune::{check_layer_flag, finetune_config, resolve_layers};
 use super::interpolate::{search_config, sweep_config, sweep_devices};
 use super::mrc::mrc_config;
 use super::progress::Printer;
+use super::run_final::{final_eval_plan, final_eval_stage, print_final_eval};
 use super::run_mrc::{mrc_stage, PARTIAL_MRC};
 use super::{attack_config, load_model, model_choice, model_on, runtime};
 use crate::cli::RunArgs;
@@ -126,6 +127,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
             .then(|| args.model.reading.normalize.clone()),
         activation: args.model.reading.activation.clone(),
     };
+    let final_eval = final_eval_plan(&args.final_eval, &attack, rt.seed, args.data.batch_size)?;
     let setup = PipelineSetup {
         kind,
         data_dir: args.data.data_dir.clone(),
@@ -141,6 +143,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
             severities,
         }),
         session_dir: args.session.clone(),
+        final_eval,
     };
     Ok(Plan {
         rt,
@@ -180,6 +183,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     session.settings.device = device_name(rt.device);
     let mut p = Pipeline::new(setup, ckpt, model, session)?;
+    if let Some(plan) = &p.setup.final_eval {
+        // Attack settings that do not fit the model (targets, classes) fail now.
+        plan.aa
+            .validate(p.model.spec.num_classes)
+            .map_err(|e| anyhow::anyhow!("--final-eval: {e}"))?;
+    }
     let save = |p: &mut Pipeline| -> Result<()> {
         p.session.updated = now_rfc3339();
         p.session.save(dir)
@@ -283,8 +292,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
         }
     }
+    // 6. AutoAttack of the AT and the chosen model (`--final-eval`), unless already done.
+    if final_eval_stage(&mut p, alpha, &cancel, &mut sink)? {
+        save(&mut p)?;
+    }
     rift::report::render_report(dir)?;
     print_summary(&p.session, dir);
+    print_final_eval(&p.session);
     if let Some(path) = &args.output {
         rift::report::write_structured(path, &p.session)?;
     }

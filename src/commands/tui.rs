@@ -42,6 +42,7 @@ pub fn tui(args: &TuiArgs) -> Result<()> {
         ood_dir: args.ood_dir.clone(),
         severities: args.severities.clone(),
         screen: args.screen,
+        final_eval: args.final_eval.clone(),
         output: None,
     };
     explore(&run, args.theme.clone(), "rift run", None)

@@ -119,6 +119,10 @@ pub struct Session {
     /// OOD accuracy of the AT model and of the chosen model.
     pub ood_at: Option<OodResult>,
     pub ood_chosen: Option<OodResult>,
+    /// `rift run --final-eval`: AutoAttack of the AT and the chosen model (absent in
+    /// sessions without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_eval: Option<crate::engine::rift::final_eval::FinalEval>,
     /// Wall time per finished stage, seconds.
     #[serde(default)]
     pub stage_seconds: Vec<(String, f64)>,
@@ -162,6 +166,7 @@ impl Session {
             chosen: None,
             ood_at: None,
             ood_chosen: None,
+            final_eval: None,
             stage_seconds: Vec::new(),
         }
     }

@@ -18,6 +18,9 @@ pub enum JobCommand {
     Save,
     /// Corruption accuracy of the AT model (once) and of the model at `alpha`.
     StartOod { alpha: f64 },
+    /// AutoAttack of the AT model and of the model at `alpha` on the same test samples
+    /// (`Pipeline::final_eval`, as `rift run --final-eval`).
+    StartFinalEval { alpha: f64 },
     /// Stop the running job (also done directly through the handle's cancel flag).
     Cancel,
     /// End the worker thread.
@@ -29,7 +32,7 @@ pub enum JobCommand {
 pub enum JobEvent {
     Engine(Event),
     /// A job ended well: `Mrc`, `Finetune`, `Interpolate` (the sweep), `Refine`, `Accept`,
-    /// `Ood` or `Save`; `Load` once the model is ready. A followed run also finishes its
+    /// `Ood`, `FinalEval` or `Save`; `Load` once the model is ready. A followed run also finishes its
     /// other stages (`Baseline`, `OodAt`, …).
     Finished {
         stage: Stage,

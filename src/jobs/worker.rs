@@ -9,6 +9,7 @@ pub use super::mrc_job::MrcSetup;
 use crate::engine::checkpoint::Checkpoint;
 use crate::engine::models::Model;
 use crate::engine::rift::events::{Event, OodModel, Stage, StageAbout};
+use crate::engine::rift::final_eval::FinalEvalPlan;
 use crate::engine::rift::pipeline::{Pipeline, PipelineSetup, SweepHow};
 use crate::engine::session::{Session, SessionSettings};
 use crate::engine::CancelFlag;
@@ -184,6 +185,15 @@ impl Worker {
                 }
                 p.ood(OodModel::Chosen, *alpha, cancel, &mut sink)?;
                 Ok(Stage::Ood)
+            }
+            JobCommand::StartFinalEval { alpha } => {
+                let s = &p.setup;
+                let plan = s
+                    .final_eval
+                    .clone()
+                    .unwrap_or_else(|| FinalEvalPlan::standard(s.attack.eps, s.seed, s.batch_size));
+                p.final_eval(&plan, *alpha, cancel, &mut sink)?;
+                Ok(Stage::FinalEval)
             }
             JobCommand::Cancel | JobCommand::Shutdown => bail!("internal: not a job"),
         }

@@ -1,6 +1,6 @@
 //! `report.md`: what a session did and found, for a person. Every stage has a section;
 //! a stage that has not run says so. Figures are linked relative to the session directory.
-use super::markdown_text::{alpha_text, delta, figure, pct, sig4};
+use super::markdown_text::{alpha_text, delta, figure, over_255, pct, sig4};
 use super::plots::{baseline_point, Figure};
 use super::session::Session;
 use crate::engine::attack::PgdConfig;
@@ -28,18 +28,9 @@ pub fn render_markdown(session: &Session) -> String {
     finetune_section(&mut md, session);
     alpha_section(&mut md, session);
     ood_section(&mut md, session);
+    super::markdown_final::final_eval_section(&mut md, session);
     chosen_section(&mut md, session);
     md
-}
-
-/// A value in [0, 1] pixel units, as `k/255` when it is one.
-fn over_255(v: f64) -> String {
-    let k = v * 255.0;
-    if (k - k.round()).abs() < 1e-6 {
-        format!("{}/255", k.round() as i64)
-    } else {
-        format!("{v:.5}")
-    }
 }
 
 fn opt_pct(v: Option<f64>) -> String {

@@ -133,6 +133,7 @@ pub fn mrc_only() -> Session {
         chosen: None,
         ood_at: None,
         ood_chosen: None,
+        final_eval: None,
         stage_seconds: vec![("baseline".into(), 41.2), ("mrc".into(), 812.0)],
     }
 }

@@ -55,3 +55,13 @@ pub fn alpha_text(a: f64) -> String {
     }
     format!("{a:.4}")
 }
+
+/// A value in [0, 1] pixel units, as `k/255` when it is one.
+pub fn over_255(v: f64) -> String {
+    let k = v * 255.0;
+    if (k - k.round()).abs() < 1e-6 {
+        format!("{}/255", k.round() as i64)
+    } else {
+        format!("{v:.5}")
+    }
+}

@@ -1,6 +1,7 @@
 //! What rift writes for people and programs: structured outputs (YAML or JSON by
 //! extension) and sessions, all written atomically.
 pub mod markdown;
+mod markdown_final;
 mod markdown_screen;
 mod markdown_search;
 mod markdown_text;

@@ -97,6 +97,8 @@ pub struct State {
     /// runs first, then MRC continues with the modules left.
     pub pending: Option<(JobCommand, String)>,
     pub mrc_paused: bool,
+    /// The AutoAttack check of the accepted α (`e`).
+    pub aa: super::aa_check::AaCheck,
 }
 
 /// One line of the MRC panel: a module with its exact score, its estimate, or both.
@@ -173,6 +175,7 @@ impl State {
             ood_filling_chosen: false,
             pending: None,
             mrc_paused: false,
+            aa: Default::default(),
         }
     }
 

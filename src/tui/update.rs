@@ -32,6 +32,8 @@ pub enum Msg {
     Sort,
     NextTheme,
     Cancel,
+    /// `e`: AutoAttack of the AT and the accepted model (`aa_check.rs`).
+    AutoAttack,
     Help,
     /// Close the help or the quit question.
     Dismiss,
@@ -161,6 +163,10 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
                 None
             }
         }
+        Msg::AutoAttack => {
+            let (cmd, what) = super::aa_check::command(s)?;
+            start_job(s, cmd, &what)
+        }
         Msg::Help => {
             s.help = !s.help;
             None
@@ -274,12 +280,14 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
             s.job = None;
             s.error = Some(msg);
             s.pending = None;
+            s.aa.running = None;
             None
         }
         JobEvent::Cancelled => {
             s.busy = false;
             s.job = None;
             s.mrc_running = None;
+            s.aa.running = None;
             s.status = "cancelled".into();
             // Cancelled to make way for a user job: MRC continues after it.
             if s.pending.is_some() {
@@ -329,6 +337,8 @@ fn stage_finished(s: &mut State, stage: Stage) -> Option<Cmd> {
             }
         }
         Stage::Ood => s.status = "OOD done: s saves the session".into(),
+        // The result's line (set by `Event::FinalEval`) stays in the status bar.
+        Stage::FinalEval => {}
         other => s.status = format!("{other} done"),
     }
     None
@@ -380,7 +390,11 @@ fn engine_event(s: &mut State, ev: Event) {
                     s.ood_at.clear();
                 }
             }
+            if stage == Stage::FinalEval {
+                super::aa_check::stage_started(s, about.as_ref());
+            }
             if stage == Stage::Finetune {
+                s.aa = Default::default();
                 s.ft_losses.clear();
                 s.ft_stride = 1;
                 s.ft_epochs.clear();
@@ -490,10 +504,9 @@ fn engine_event(s: &mut State, ev: Event) {
             v.push(result);
             s.unsaved = true;
         }
-        Event::StageFinished { .. }
-        | Event::TrainEpoch { .. }
-        | Event::LogFormat { .. }
-        | Event::AutoAttack { .. } => {}
+        Event::AutoAttack { update } => super::aa_check::progress(s, update),
+        Event::FinalEval { summary } => super::aa_check::finished(s, summary),
+        Event::StageFinished { .. } | Event::TrainEpoch { .. } | Event::LogFormat { .. } => {}
         Event::ModuleEstimated {
             module,
             depth,

@@ -146,6 +146,19 @@ impl AaConfig {
         }
     }
 
+    /// `autoattack` for the standard version, else the attack names comma-separated.
+    pub fn list_name(&self) -> String {
+        if self.attacks == STANDARD {
+            "autoattack".into()
+        } else {
+            self.attacks
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    }
+
     /// Bad values found before any compute: radius, counts, and class count of the model.
     pub fn validate(&self, num_classes: i64) -> Result<(), AaError> {
         let bad = |m: String| Err(AaError::Config(m));

@@ -40,6 +40,8 @@ pub enum Stage {
     OodAt,
     OodChosen,
     TrainAt,
+    /// AutoAttack of the AT and the chosen model after α is chosen (issue 12).
+    FinalEval,
 }
 
 impl Stage {
@@ -61,6 +63,7 @@ impl Stage {
             Stage::OodAt => "ood_at",
             Stage::OodChosen => "ood_chosen",
             Stage::TrainAt => "train_at",
+            Stage::FinalEval => "final_eval",
         }
     }
 }
@@ -119,6 +122,14 @@ pub enum StageAbout {
         alpha: f64,
         corruptions: usize,
     },
+    /// AutoAttack (`attacks`: `autoattack` or a list) of one model on the first `n` test
+    /// samples.
+    FinalEval {
+        model: OodModel,
+        alpha: f64,
+        attacks: String,
+        n: usize,
+    },
 }
 
 impl fmt::Display for StageAbout {
@@ -155,6 +166,21 @@ impl fmt::Display for StageAbout {
                 write!(
                     f,
                     "{which} model (α = {alpha}) on {corruptions} corruptions"
+                )
+            }
+            StageAbout::FinalEval {
+                model,
+                alpha,
+                attacks,
+                n,
+            } => {
+                let which = match model {
+                    OodModel::At => "AT",
+                    OodModel::Chosen => "chosen",
+                };
+                write!(
+                    f,
+                    "{attacks} on the {which} model (α = {alpha}), first {n} test samples"
                 )
             }
         }
@@ -271,6 +297,10 @@ pub enum Event {
     /// AutoAttack (issue 12): an attack of the ensemble started, progressed or finished.
     AutoAttack {
         update: crate::engine::autoattack::ensemble::AaUpdate,
+    },
+    /// The final AutoAttack evaluation of the AT and the chosen model is done.
+    FinalEval {
+        summary: super::final_eval::FinalEvalSummary,
     },
 }
 

@@ -5,6 +5,8 @@ pub mod alpha_search;
 pub mod alpha_stats;
 pub mod baseline;
 pub mod events;
+pub mod final_eval;
+pub mod final_stats;
 pub mod finetune;
 pub mod interpolate;
 pub mod mrc;

@@ -53,6 +53,9 @@ pub struct PipelineSetup {
     pub sweep: SweepConfig,
     pub ood: Option<OodSetup>,
     pub session_dir: PathBuf,
+    /// `--final-eval`: AutoAttack of the AT and chosen model after α (`final_eval.rs`);
+    /// the explorer's `e` uses standard AutoAttack when it is absent.
+    pub final_eval: Option<super::final_eval::FinalEvalPlan>,
 }
 
 /// How the α sweep evaluates its points.
@@ -207,6 +210,7 @@ impl Pipeline {
         self.session.interpolation = None;
         self.session.chosen = None;
         self.session.ood_chosen = None;
+        self.session.final_eval = None;
         self.finish_stage(Stage::Finetune, t, sink);
         Ok(())
     }
@@ -367,6 +371,7 @@ impl Pipeline {
         }
         if self.session.chosen.as_ref().map(|c| c.alpha) != Some(alpha) {
             self.session.ood_chosen = None;
+            self.session.final_eval = None;
         }
         self.session.chosen = Some(chosen.clone());
         Ok(chosen)

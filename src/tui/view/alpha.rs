@@ -12,7 +12,8 @@ use ratatui::Frame;
 /// The head lines (cursor, marks, OOD when known) above the chart.
 fn split(inner: Rect, s: &State) -> [Rect; 2] {
     let no_ood = s.ood_at.is_empty() && s.ood_chosen.is_empty();
-    let head = if no_ood { 2 } else { 3 };
+    let aa = super::aa_line::lines(s, inner.width).len() as u16;
+    let head = if no_ood { 2 } else { 3 } + aa;
     Layout::vertical([Constraint::Length(head), Constraint::Min(3)]).areas(inner)
 }
 
@@ -102,6 +103,8 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
             t.text,
         ));
     }
+    let aa = super::aa_line::lines(s, head.width);
+    head_lines.extend(aa.into_iter().map(|l| Line::styled(l, t.text)));
     frame.render_widget(Paragraph::new(head_lines), head);
 
     let clean: Vec<(f64, f64)> = s.sweep.iter().map(|p| (p.alpha, p.clean_acc)).collect();

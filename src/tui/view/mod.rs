@@ -1,5 +1,6 @@
 //! One `render(frame, area, state, theme)` per panel; `draw` lays them out with `areas`,
 //! which mouse clicks use too (`hit`).
+pub mod aa_line;
 pub mod alpha;
 pub mod finetune;
 pub mod help;

@@ -1,0 +1,251 @@
+//! The final check after α is chosen (issue 12): AutoAttack on the AT model and on the
+//! chosen model (the weights at the chosen α), on the same first N test samples, with the
+//! run's PGD ε and seed, and the paired difference "chosen − AT" with its 95 % interval
+//! (`final_stats.rs`). `rift run --final-eval` and the explorer's `e` both call
+//! `Pipeline::final_eval`.
+//!
+//! Each model's AutoAttack state is kept in the session directory (`final_eval_at.json`,
+//! `final_eval_chosen.json`): it records which samples each attack left robust, so an
+//! interrupted final evaluation continues where it stopped, and the per-sample verdicts
+//! behind the interval stay on disk.
+use super::events::{Event, OodModel, Sink, Stage, StageAbout};
+use super::final_stats::PairedDifference;
+use super::pipeline::Pipeline;
+use crate::engine::autoattack::{self, AaConfig, AaError, AaReport, AaState};
+use crate::engine::CancelFlag;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// Test samples of the final evaluation when `--final-limit` is not given (the whole test
+/// split when it is smaller): enough for a ±3-point interval on one accuracy, a few hours
+/// of standard AutoAttack for a WRN-34-10 on a CPU.
+pub const DEFAULT_FINAL_LIMIT: usize = 1000;
+
+/// AutoAttack state files of the two models, in the session directory.
+pub const STATE_AT: &str = "final_eval_at.json";
+pub const STATE_CHOSEN: &str = "final_eval_chosen.json";
+
+/// What the final evaluation runs: the attacks with their budgets, ε and seed (the run's),
+/// and how many of the first test samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FinalEvalPlan {
+    pub aa: AaConfig,
+    pub limit: usize,
+}
+
+impl FinalEvalPlan {
+    /// Standard AutoAttack at `eps` with `seed` on the first `DEFAULT_FINAL_LIMIT` samples
+    /// (the explorer's `e` when no `--final-eval` was given).
+    pub fn standard(eps: f64, seed: u64, batch_size: usize) -> FinalEvalPlan {
+        FinalEvalPlan {
+            aa: AaConfig {
+                batch_size,
+                ..AaConfig::standard(eps, seed)
+            },
+            limit: DEFAULT_FINAL_LIMIT,
+        }
+    }
+}
+
+/// The final evaluation as `session.yaml` records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinalEval {
+    /// The chosen model's α.
+    pub alpha: f64,
+    /// Which samples: "first N of the test split".
+    pub samples: String,
+    pub n: usize,
+    /// `autoattack` or the list of attacks, in order.
+    pub attacks: String,
+    /// Attacks, ε (pixel units), seed and budgets.
+    pub config: AaConfig,
+    /// Clean accuracy, robust accuracy after each attack (cumulative) and final.
+    pub at: AaReport,
+    pub chosen: AaReport,
+    /// Robust accuracy chosen − AT on the same samples, in points, with its interval.
+    pub difference: PairedDifference,
+}
+
+impl FinalEval {
+    /// The few numbers the explorer and the progress printer show.
+    pub fn summary(&self) -> FinalEvalSummary {
+        FinalEvalSummary {
+            alpha: self.alpha,
+            n: self.n,
+            attacks: self.attacks.clone(),
+            at_clean: self.at.clean_acc,
+            at_robust: self.at.robust_acc,
+            chosen_clean: self.chosen.clean_acc,
+            chosen_robust: self.chosen.robust_acc,
+            difference: self.difference.points,
+            ci95: self.difference.ci95,
+        }
+    }
+
+    /// Already measured with exactly this plan for this α (nothing to redo).
+    pub fn answers(&self, plan: &FinalEvalPlan, n: usize, alpha: f64) -> bool {
+        self.alpha == alpha && self.n == n && self.config == plan.aa
+    }
+}
+
+/// The final evaluation's result as an event: plain numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinalEvalSummary {
+    pub alpha: f64,
+    pub n: usize,
+    pub attacks: String,
+    pub at_clean: f64,
+    pub at_robust: f64,
+    pub chosen_clean: f64,
+    pub chosen_robust: f64,
+    /// chosen − AT robust accuracy (points) and its paired 95 % interval.
+    pub difference: f64,
+    pub ci95: [f64; 2],
+}
+
+/// FNV-1a of the model's state: names the chosen weights in the state file, so a state
+/// made for other fine-tuned weights at the same α is never resumed.
+fn fingerprint(state: &[(String, crate::engine::checkpoint::RawTensor)]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, t) in state {
+        for &b in name.as_bytes().iter().chain(&t.data) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The saved state at `path` if it belongs to this run (same plan, samples and weights);
+/// anything else (absent, unreadable, another run's) starts afresh.
+fn saved_state(path: &Path, cfg: &AaConfig, n: usize, identity: &str) -> Option<AaState> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let shown = path.display().to_string();
+    let state = AaState::parse(&text, &shown).ok()?;
+    state.check_same(cfg, n, identity, &shown).ok()?;
+    Some(state)
+}
+
+impl Pipeline {
+    /// AutoAttack of the AT model and of the model at `alpha` on the same first
+    /// `plan.limit` test samples (fewer when the split is smaller); the result goes into
+    /// the session and to the sink (`Event::FinalEval`). Cancellable between batches; an
+    /// interrupted evaluation resumes from the state files. Leaves the model at the AT
+    /// weights.
+    pub fn final_eval(
+        &mut self,
+        plan: &FinalEvalPlan,
+        alpha: f64,
+        cancel: &CancelFlag,
+        sink: Sink,
+    ) -> Result<()> {
+        if self.endpoints().is_none() && alpha != 0.0 {
+            bail!("nothing to evaluate: fine-tune a module and sweep α first");
+        }
+        let n = plan.limit.min(self.test.n);
+        if n == 0 {
+            bail!("the final evaluation needs at least one test sample (--final-limit 0 or an empty test split)");
+        }
+        plan.aa
+            .validate(self.model.spec.num_classes)
+            .map_err(|e| anyhow!("--final-eval: {e}"))?;
+        let dir = self.setup.session_dir.clone();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
+        let t = Instant::now();
+        let at = self.final_eval_one(plan, n, OodModel::At, alpha, &dir, cancel, sink);
+        let at = self.restore_at().and(at)?;
+        let chosen = self.final_eval_one(plan, n, OodModel::Chosen, alpha, &dir, cancel, sink);
+        let chosen = self.restore_at().and(chosen)?;
+        let difference = PairedDifference::of(&at.robust_flags, &chosen.robust_flags);
+        let result = FinalEval {
+            alpha,
+            samples: format!("first {n} of the test split"),
+            n,
+            attacks: plan.aa.list_name(),
+            config: plan.aa.clone(),
+            at,
+            chosen,
+            difference,
+        };
+        sink(Event::FinalEval {
+            summary: result.summary(),
+        });
+        self.session.final_eval = Some(result);
+        self.finish_stage(Stage::FinalEval, t, sink);
+        Ok(())
+    }
+
+    /// One model's AutoAttack, resumed from its state file when that matches.
+    #[allow(clippy::too_many_arguments)]
+    fn final_eval_one(
+        &self,
+        plan: &FinalEvalPlan,
+        n: usize,
+        which: OodModel,
+        alpha: f64,
+        dir: &Path,
+        cancel: &CancelFlag,
+        sink: Sink,
+    ) -> Result<AaReport> {
+        let model_alpha = match which {
+            OodModel::At => 0.0,
+            OodModel::Chosen => alpha,
+        };
+        sink(Event::started(
+            Stage::FinalEval,
+            StageAbout::FinalEval {
+                model: which,
+                alpha: model_alpha,
+                attacks: plan.aa.list_name(),
+                n,
+            },
+        ));
+        let (file, identity) = match which {
+            OodModel::At => (
+                STATE_AT,
+                format!("AT weights of {}", self.session.settings.checkpoint),
+            ),
+            OodModel::Chosen => {
+                match self.endpoints() {
+                    Some(ends) => ends.apply(&self.model, alpha)?,
+                    None => self.restore_at()?,
+                }
+                let weights = fingerprint(&self.model.state()?);
+                (
+                    STATE_CHOSEN,
+                    format!(
+                        "{} at α = {alpha} (weights {weights:016x})",
+                        self.session.settings.checkpoint
+                    ),
+                )
+            }
+        };
+        let path = dir.join(file);
+        let resume = saved_state(&path, &plan.aa, n, &identity);
+        let mut save = |s: &AaState| -> std::result::Result<(), String> {
+            crate::engine::files::atomic_write(&path, s.to_json().as_bytes())
+                .map_err(|e| format!("{}: {e:#}", path.display()))
+        };
+        autoattack::evaluate(
+            &self.model,
+            &self.test,
+            n,
+            &plan.aa,
+            &identity,
+            resume,
+            &mut save,
+            sink,
+            cancel,
+        )
+        .map_err(|e| match e {
+            AaError::Cancelled => anyhow!(
+                "the final AutoAttack evaluation was cancelled; {} holds the finished batches and a rerun continues from them",
+                dir.join(file).display()
+            ),
+            e => anyhow!(e).context("the final AutoAttack evaluation failed"),
+        })
+    }
+}

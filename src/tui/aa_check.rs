@@ -1,0 +1,160 @@
+//! The explorer's AutoAttack check of the accepted α (`e`): its state (plain data) and how
+//! the worker's events change it. The worker runs the same `Pipeline::final_eval` as
+//! `rift run --final-eval`; the α panel shows the result beside PGD's.
+use super::state::{JobStatus, State};
+use crate::engine::autoattack::ensemble::AaUpdate;
+use crate::engine::rift::events::{OodModel, Stage, StageAbout};
+use crate::engine::rift::final_eval::FinalEvalSummary;
+use crate::jobs::JobCommand;
+
+/// The attack the check is running now, for the per-attack progress line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AaRunning {
+    /// The model under attack (AT or the accepted one).
+    pub model: OodModel,
+    /// `clean` (the clean pass) or the attack's name.
+    pub attack: String,
+    pub done: usize,
+    pub total: usize,
+    /// Points already done when this attack started here (a resumed state), and when.
+    pub done_at_start: usize,
+    pub started: f64,
+}
+
+impl AaRunning {
+    /// Points per second since the attack started here, and seconds left at that rate.
+    pub fn rate(&self, now: f64) -> Option<(f64, f64)> {
+        let secs = now - self.started;
+        let fresh = self.done.saturating_sub(self.done_at_start);
+        if secs <= 0.0 || fresh == 0 {
+            return None;
+        }
+        let rate = fresh as f64 / secs;
+        Some((rate, self.total.saturating_sub(self.done) as f64 / rate))
+    }
+}
+
+/// What the α panel shows of AutoAttack: the running attack, each model's robust accuracy
+/// after each finished attack, and the final result.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AaCheck {
+    pub running: Option<AaRunning>,
+    /// Which model the running stage attacks (from its `StageAbout`).
+    pub model: Option<OodModel>,
+    /// Cumulative robust accuracy (percent) after each finished attack, per model.
+    pub at_attacks: Vec<(String, f64)>,
+    pub chosen_attacks: Vec<(String, f64)>,
+    /// The finished check.
+    pub result: Option<FinalEvalSummary>,
+}
+
+/// `e`: the job that checks the accepted α with AutoAttack (and what to call it), or
+/// none yet (the status says why).
+pub fn command(s: &mut State) -> Option<(JobCommand, String)> {
+    let Some(alpha) = s.accepted_alpha else {
+        s.status = "accept an α first (a), then e checks it with AutoAttack".into();
+        return None;
+    };
+    let what = format!("AutoAttack of AT and α = {alpha}");
+    Some((JobCommand::StartFinalEval { alpha }, what))
+}
+
+/// A final-evaluation stage starts for one model.
+pub fn stage_started(s: &mut State, about: Option<&StageAbout>) {
+    if let Some(StageAbout::FinalEval { model, .. }) = about {
+        // A check starts with the AT model: the previous check's numbers go.
+        if *model == OodModel::At {
+            s.aa = AaCheck::default();
+        }
+        s.aa.model = Some(*model);
+        s.aa.chosen_attacks.clear();
+    }
+}
+
+/// Per-attack progress: the running line, and the job's bar and ETA per attack.
+pub fn progress(s: &mut State, u: AaUpdate) {
+    let model = s.aa.model.unwrap_or(OodModel::At);
+    match u {
+        AaUpdate::Started {
+            attack,
+            points,
+            done,
+        } => {
+            s.aa.running = Some(AaRunning {
+                model,
+                attack: attack.clone(),
+                done,
+                total: points,
+                done_at_start: done,
+                started: s.now,
+            });
+            if let Some(j) = &mut s.job {
+                *j = JobStatus {
+                    stage: Stage::FinalEval,
+                    detail: format!("{} {attack}", model_name(model)),
+                    done: 0,
+                    total: points.saturating_sub(done),
+                    started: s.now,
+                };
+            }
+        }
+        AaUpdate::Progress {
+            attack,
+            done,
+            total,
+        } => {
+            let r = s.aa.running.get_or_insert_with(|| AaRunning {
+                model,
+                attack: attack.clone(),
+                done,
+                total,
+                done_at_start: 0,
+                started: s.now,
+            });
+            r.attack = attack;
+            r.done = done;
+            r.total = total;
+            if let Some(j) = &mut s.job {
+                j.done = done.saturating_sub(r.done_at_start);
+                j.total = total.saturating_sub(r.done_at_start);
+            }
+        }
+        AaUpdate::Finished { outcome } => {
+            s.aa.running = None;
+            let v = match model {
+                OodModel::At => &mut s.aa.at_attacks,
+                OodModel::Chosen => &mut s.aa.chosen_attacks,
+            };
+            v.retain(|(a, _)| *a != outcome.attack);
+            v.push((outcome.attack, outcome.robust_acc));
+        }
+    }
+}
+
+/// The check is done: its numbers stay in the α panel.
+pub fn finished(s: &mut State, summary: FinalEvalSummary) {
+    s.aa.running = None;
+    s.aa.model = None;
+    s.status = format!(
+        "AutoAttack: AT {:.2}% · α = {} {:.2}% · Δ {:+.2} [{:+.2}, {:+.2}]",
+        summary.at_robust,
+        summary.alpha,
+        summary.chosen_robust,
+        summary.difference,
+        summary.ci95[0],
+        summary.ci95[1]
+    );
+    s.aa.result = Some(summary);
+    s.unsaved = true;
+}
+
+pub fn model_name(m: OodModel) -> &'static str {
+    match m {
+        OodModel::At => "AT",
+        OodModel::Chosen => "accepted",
+    }
+}
+
+#[cfg(test)]
+#[path = "update_aa_tests.rs"]
+mod tests;
