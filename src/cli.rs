@@ -2,7 +2,7 @@
 //! (`--resume` for the checkpoint, `--layer`, `--lr`), so old command lines read naturally.
 pub use crate::cli_flags::{
     parse_fraction, AaBudgetArgs, AttackArgs, AutoAttackArgs, DataArgs, FinalEvalArgs, ModelArgs,
-    ReadingArgs, RuntimeArgs,
+    ReadingArgs, RuntimeArgs, SessionOodArgs,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -321,6 +321,9 @@ pub struct OodArgs {
     /// Severities: 1-5, 3, or 1,3,5 (default: 1-5 for CIFAR, 1 for Tiny-ImageNet-C as published).
     #[arg(long)]
     pub severities: Option<String>,
+    /// The mean printed first: found, published18 or standard15 (all are printed).
+    #[arg(long, default_value = "found", value_parser = crate::cli_flags::OOD_HEADLINES)]
+    pub ood_headline: String,
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
     #[command(flatten)]
@@ -390,15 +393,8 @@ pub struct RunArgs {
     /// The session directory (created, or continued where it stopped).
     #[arg(long, value_name = "DIR")]
     pub session: PathBuf,
-    /// Corrupted test set for OOD: cifar10-c, cifar100-c or tiny-imagenet-c (default: the
-    /// dataset's own, when found).
-    #[arg(long)]
-    pub ood_dataset: Option<String>,
-    /// Where the corrupted set lives (default: --data-dir).
-    #[arg(long, value_name = "DIR")]
-    pub ood_dir: Option<PathBuf>,
-    #[arg(long)]
-    pub severities: Option<String>,
+    #[command(flatten)]
+    pub ood: SessionOodArgs,
     /// First-order screening of every module (not in the paper), then exact MRC only for
     /// the K lowest-estimate modules (or all); the module choice uses exact values only.
     #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::screen::ExactLowest::parse)]
@@ -475,15 +471,9 @@ pub struct TuiArgs {
     /// always screens first to order the exact work and preview the bars).
     #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::screen::ExactLowest::parse)]
     pub screen: Option<rift::engine::rift::screen::ExactLowest>,
-    /// Corrupted test set evaluated after `a` accepts an α: cifar10-c, cifar100-c or
-    /// tiny-imagenet-c (default: the dataset's own, when found).
-    #[arg(long)]
-    pub ood_dataset: Option<String>,
-    /// Where the corrupted set lives (default: --data-dir).
-    #[arg(long, value_name = "DIR")]
-    pub ood_dir: Option<PathBuf>,
-    #[arg(long)]
-    pub severities: Option<String>,
+    /// The corrupted test set evaluated after `a` accepts an α.
+    #[command(flatten)]
+    pub ood: SessionOodArgs,
     /// default, light, high-contrast, colorblind, or a theme .yaml file.
     #[arg(long)]
     pub theme: Option<String>,

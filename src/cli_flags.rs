@@ -58,6 +58,11 @@ pub struct RuntimeArgs {
     /// faster, same values up to float summation order.
     #[arg(long)]
     pub channels_last: bool,
+    /// published: every quirk of the reference code at once (PGD step 2/225, fine-tuning
+    /// epoch chosen on the test set, adversarial split per dataset, the 18-corruption OOD
+    /// mean as the headline); flags given explicitly still win.
+    #[arg(long, value_parser = crate::preset::PRESETS)]
+    pub preset: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -199,3 +204,26 @@ mod tests {
         assert!(parse_fraction("x").is_err());
     }
 }
+
+/// The corrupted test set a session evaluates the chosen model on (`rift run` and the
+/// explorer share these flags).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SessionOodArgs {
+    /// Corrupted test set for OOD: cifar10-c, cifar100-c or tiny-imagenet-c (default: the
+    /// dataset's own, when found).
+    #[arg(long)]
+    pub ood_dataset: Option<String>,
+    /// Where the corrupted set lives (default: --data-dir).
+    #[arg(long, value_name = "DIR")]
+    pub ood_dir: Option<PathBuf>,
+    /// Severities: 1-5, 3, or 1,3,5 (default: 1-5 for CIFAR, 1 for Tiny-ImageNet-C as published).
+    #[arg(long)]
+    pub severities: Option<String>,
+    /// The OOD number summaries lead with: found (the mean over the corruptions present),
+    /// published18 (the published code's 18) or standard15; all three are always reported.
+    #[arg(long, default_value = "found", value_parser = OOD_HEADLINES)]
+    pub ood_headline: String,
+}
+
+/// `--ood-headline` values.
+pub const OOD_HEADLINES: [&str; 3] = ["found", "published18", "standard15"];

@@ -1,6 +1,7 @@
 mod cli;
 mod cli_flags;
 mod commands;
+mod preset;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -16,7 +17,7 @@ fn main() -> ExitCode {
             eprintln!("{report}");
         }
     }));
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(preset::expand(std::env::args_os().collect()));
     let result = match &cli.command {
         Command::Doctor(a) => commands::doctor(a),
         Command::Inspect(a) => commands::inspect(a),

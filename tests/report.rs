@@ -174,6 +174,8 @@ fn session() -> Session {
             ood_dir: Some("data/Tiny-ImageNet-C".into()),
             normalize: None,
             activation: None,
+            preset: None,
+            ood_headline: None,
         },
         model: SessionModel {
             arch: "wrn34-10".into(),

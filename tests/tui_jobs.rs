@@ -125,6 +125,8 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
             ood_dir: None,
             normalize: None,
             activation: None,
+            preset: None,
+            ood_headline: None,
         },
         resume: None,
     }

@@ -7,7 +7,8 @@ use rift::engine::rift::ood::{default_severities, evaluate_ood, parse_severities
 use rift::engine::rift::results::OodResult;
 use rift::engine::CancelFlag;
 
-pub fn print_ood(r: &OodResult) {
+/// The per-corruption table, the `headline` mean first, then every mean.
+fn print_ood(r: &OodResult, headline: &str) {
     println!("{:<22} {:>8}   by severity", "corruption", "acc %");
     for c in &r.corruptions {
         let sev: Vec<String> = c
@@ -16,6 +17,14 @@ pub fn print_ood(r: &OodResult) {
             .map(|(s, a)| format!("{s}:{a:.2}"))
             .collect();
         println!("{:<22} {:>8.2}   {}", c.name, c.acc, sev.join(" "));
+    }
+    match r.headline(headline) {
+        Some((label, m)) => println!("headline OOD accuracy ({label}): {m:.2}%"),
+        None => println!(
+            "headline OOD accuracy ({}): not computed, corruption files are missing: {}",
+            headline,
+            r.missing.join(", ")
+        ),
     }
     println!(
         "mean over {} corruptions: {:.2}%",
@@ -60,7 +69,7 @@ pub fn ood(args: &OodArgs) -> Result<()> {
     if r.corruptions.is_empty() {
         bail!("no corruption files found under {} (expected <corruption>.npy with labels.npy, or Tiny-ImageNet-C folders)", args.data_dir.display());
     }
-    print_ood(&r);
+    print_ood(&r, &args.ood_headline);
     if let Some(path) = &args.output {
         rift::report::write_structured(path, &r)?;
     }

@@ -78,15 +78,16 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         args.data.batch_size,
         rt.seed,
     )?;
-    let ood_kind = match &args.ood_dataset {
+    let ood_kind = match &args.ood.ood_dataset {
         Some(name) => Some(DatasetKind::parse(name)?),
         None => kind.corrupted(),
     };
     let ood_dir = args
+        .ood
         .ood_dir
         .clone()
         .unwrap_or_else(|| args.data.data_dir.clone());
-    let severities = match (&args.severities, ood_kind) {
+    let severities = match (&args.ood.severities, ood_kind) {
         (Some(s), _) => parse_severities(s).map_err(anyhow::Error::msg)?,
         (None, Some(k)) => default_severities(k),
         (None, None) => vec![],
@@ -126,6 +127,8 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         normalize: (args.model.reading.normalize != "auto")
             .then(|| args.model.reading.normalize.clone()),
         activation: args.model.reading.activation.clone(),
+        preset: args.runtime.preset.clone(),
+        ood_headline: (args.ood.ood_headline != "found").then(|| args.ood.ood_headline.clone()),
     };
     let final_eval = final_eval_plan(&args.final_eval, &attack, rt.seed, args.data.batch_size)?;
     let setup = PipelineSetup {

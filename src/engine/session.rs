@@ -70,6 +70,12 @@ pub struct SessionSettings {
     /// `--activation` of a DM network (absent: the zoo's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation: Option<String>,
+    /// `--preset` the run was started with (absent: none, rift's defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// `--ood-headline` when not `found` (absent: the mean over the corruptions found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ood_headline: Option<String>,
 }
 
 /// The model summary recorded with a session.

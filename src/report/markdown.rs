@@ -100,6 +100,9 @@ fn setup_section(md: &mut String, s: &Session) {
     if let Some(a) = &s.model.activation {
         let _ = writeln!(md, "| activation | {a} |");
     }
+    if let Some(p) = &st.preset {
+        let _ = writeln!(md, "| preset | {p} (the reference code's settings; see the README) |");
+    }
     if !s.stage_seconds.is_empty() {
         let stages: Vec<String> = s
             .stage_seconds
@@ -342,6 +345,7 @@ fn ood_section(md: &mut String, s: &Session) {
             at.as_ref(),
             chosen.as_ref(),
             s.chosen.as_ref().map(|c| c.alpha),
+            s.settings.ood_headline.as_deref().unwrap_or("found"),
         ),
     }
 }
@@ -351,6 +355,7 @@ fn ood_body(
     at: Option<&OodResult>,
     chosen: Option<&OodResult>,
     alpha: Option<f64>,
+    headline: &str,
 ) {
     let any = at.or(chosen);
     if let Some(r) = any {
@@ -393,12 +398,19 @@ fn ood_body(
             opt_pct(c.map(|x| x.acc))
         );
     }
-    let means: [(&str, OodMean); 3] = [
-        ("**mean (corruptions found)**", |r| Some(r.mean_acc)),
-        ("**mean, published 18**", |r| r.mean_published18),
-        ("**mean, standard 15**", |r| r.mean_standard15),
+    let mut means: [(&str, &str, OodMean); 3] = [
+        ("found", "**mean (corruptions found)**", |r| Some(r.mean_acc)),
+        ("published18", "**mean, published 18**", |r| r.mean_published18),
+        ("standard15", "**mean, standard 15**", |r| r.mean_standard15),
     ];
-    for (label, get) in means {
+    // The headline (`--ood-headline`) leads and says so.
+    means.sort_by_key(|(which, _, _)| *which != headline);
+    for (which, label, get) in means {
+        let label = if which == headline {
+            format!("{label} (headline)")
+        } else {
+            label.to_string()
+        };
         let a = at.and_then(get);
         let c = chosen.and_then(get);
         if a.is_none() && c.is_none() {

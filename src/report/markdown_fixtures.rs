@@ -91,6 +91,8 @@ pub fn mrc_only() -> Session {
             ood_dir: Some("data/CIFAR-10-C".into()),
             normalize: None,
             activation: None,
+            preset: None,
+            ood_headline: None,
         },
         model: SessionModel {
             arch: "resnet18".into(),

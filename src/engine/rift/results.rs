@@ -250,6 +250,18 @@ pub struct OodResult {
     pub seconds: f64,
 }
 
+impl OodResult {
+    /// The mean `which` names (`found`, `published18` or `standard15`) and its label; None
+    /// when that mean could not be computed (some of its corruption files are missing).
+    pub fn headline(&self, which: &str) -> Option<(&'static str, f64)> {
+        match which {
+            "published18" => self.mean_published18.map(|m| ("mean, published 18", m)),
+            "standard15" => self.mean_standard15.map(|m| ("mean, standard 15", m)),
+            _ => Some(("mean (corruptions found)", self.mean_acc)),
+        }
+    }
+}
+
 /// Order of criticality scores (MRC values, screening estimates), least critical first.
 /// NaN — a diverged ascent or estimate — sorts after every number, +∞ included, whatever
 /// its sign bit (`f64::total_cmp` alone puts a negative NaN, the usual result of 0/0 or
