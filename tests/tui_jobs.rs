@@ -2,7 +2,7 @@
 //! that a cancel stops fine-tuning within one batch.
 mod common;
 
-use common::jobs::{job_setup, JobFixture};
+use common::jobs::{job_setup, scored_modules, JobFixture};
 use common::DEMO_MODEL as MODEL;
 use rift::engine::attack::PgdConfig;
 use rift::engine::data::DatasetKind;
@@ -95,13 +95,7 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
     assert!(last_estimate < first_exact);
     estimates.sort_by(|a, b| a.0.total_cmp(&b.0));
     let by_estimate: Vec<String> = estimates.into_iter().map(|(_, m)| m).collect();
-    let scored: Vec<String> = seen
-        .iter()
-        .filter_map(|e| match e {
-            JobEvent::Engine(Event::ModuleScored { score }) => Some(score.name.clone()),
-            _ => None,
-        })
-        .collect();
+    let scored = scored_modules(&seen);
     assert_eq!(scored, by_estimate);
     let baseline = seen
         .iter()

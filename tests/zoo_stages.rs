@@ -6,7 +6,7 @@
 //! every module name in every output must be one of the checkpoint's own zoo names.
 mod common;
 
-use common::jobs::{job_setup, JobFixture};
+use common::jobs::{job_setup, scored_modules, JobFixture};
 use common::{path_str, rift_ok, run_python};
 use rift::engine::attack::PgdConfig;
 use rift::engine::rift::events::{Event, Stage};
@@ -258,12 +258,12 @@ fn run_with_screening_and_ood_on_a_dm_wideresnet() {
     let c = fx.dir.join("c");
     let mut args = vec![
         "run",
-        "--checkpoint",
-        path_str(&ckpt),
         "--dataset",
         "cifar10",
+        "--data-dir",
+        path_str(&fx.dir),
     ];
-    args.extend(["--data-dir", path_str(&fx.dir)]);
+    args.extend(["--checkpoint", path_str(&ckpt)]);
     args.extend(["--session", path_str(&session), "--ood-dir", path_str(&c)]);
     args.extend(["--limit", "32", "--adv-limit", "32", "--steps", "2"]);
     args.extend(["--eps", "0.03", "--step", "0.015", "--mrc-epochs", "1"]);
@@ -364,13 +364,7 @@ fn the_worker_runs_every_stage_on_a_dm_wideresnet() {
         }
     };
     let seen = run(JobCommand::StartMrc, Stage::Mrc);
-    let scored: Vec<String> = seen
-        .iter()
-        .filter_map(|e| match e {
-            JobEvent::Engine(Event::ModuleScored { score }) => Some(score.name.clone()),
-            _ => None,
-        })
-        .collect();
+    let scored = scored_modules(&seen);
     assert_eq!(scored.len(), 2);
     fx.assert_zoo_names("worker MRC", scored.iter().map(String::as_str));
     let layer = "layer.0.block.0.conv_1".to_string();

@@ -5,12 +5,13 @@ use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
 use rift::engine::models::{Activation, Model, ModelChoice};
+use rift::engine::rift::events::Event;
 use rift::engine::rift::finetune::FinetuneConfig;
 use rift::engine::rift::interpolate::SweepConfig;
 use rift::engine::rift::mrc::MrcConfig;
 use rift::engine::rift::pipeline::PipelineSetup;
 use rift::engine::rift::screen::ExactLowest;
-use rift::jobs::{JobSetup, MrcSetup};
+use rift::jobs::{JobEvent, JobSetup, MrcSetup};
 use rift::report::session::SessionSettings;
 use std::path::PathBuf;
 
@@ -122,4 +123,15 @@ pub fn job_setup(f: JobFixture) -> JobSetup {
         },
         resume: None,
     }
+}
+
+/// The modules a job scored exactly, in the order their scores arrived.
+pub fn scored_modules(events: &[JobEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Engine(Event::ModuleScored { score }) => Some(score.name.clone()),
+            _ => None,
+        })
+        .collect()
 }
