@@ -10,13 +10,28 @@
 //! fine-tuning epoch, PGD-10 evaluation, the 11-point α sweep, and the whole pipeline
 //! (adversarial set → MRC → one epoch on the lowest module → α sweep).
 //!
-//! Sizes (CPU): ResNet18-width-16 on a CIFAR-shaped fixture (2,000 train / 500 test
-//! images; labels are the network's own clean predictions so PGD has something to break);
-//! `RIFT_VERSUS_N` test samples (default 256: two PGD batches) for the adversarial set,
-//! evaluation and sweep; MRC of all 21 modules with `RIFT_VERSUS_MRC_EPOCHS` ascent epochs
-//! (default 10, as published). About 7 minutes on an idle 2-core machine. Then PGD-10
+//! Fixture: adversarially trained, so PGD has robust samples to break and "agreed" can fail
+//! for PGD evaluation and α. `eager_rift.py fixture` makes it with the recipe of
+//! `tests/py/at_task.py` (shared with tests/autoattack.rs): a learnable CIFAR-shaped task
+//! (the demo's MNIST digits in random colours on contrasting backgrounds, with noise;
+//! 2,000 train / 500 test images as CIFAR-10 pickles, true labels) and three epochs of PGD-3
+//! adversarial training in PyTorch. It is cached under `target/versus-fixtures/` keyed by a
+//! hash of the recipe (its scripts and sizes), so reruns skip the training. The bench prints
+//! each fixture's clean and PGD-10 robust accuracy and fails (exit status and summary line)
+//! when the robust accuracy is outside 20-70 %.
+//!
+//! Networks (CPU): ResNet18-width-16 for every row; `RIFT_VERSUS_N` test samples (default
+//! 256: two PGD batches) for the adversarial set, evaluation and sweep; MRC of all 21
+//! modules with `RIFT_VERSUS_MRC_EPOCHS` ascent epochs (default 10, as published). Then PGD-10
 //! evaluation and one fine-tuning epoch again with rift's `--channels-last` (and the epoch
 //! with `--precision bf16` too) against the same fp32 eager baseline (rows `eval/cl`, ...).
+//! Issue 11's zoo rows: a DM WideResNet-16-2 with SiLU (robustbench's own
+//! `dm_wide_resnet.py`, loaded by file path, on the eager side; rift detects the family from
+//! the keys), PGD-10 evaluation (target: rift ≥ 1.0× eager) and full MRC, rift `--fast`
+//! against the published algorithm (target ≥ 2×), on `RIFT_VERSUS_DM_N` samples (default
+//! 128) with `RIFT_VERSUS_DM_MRC_EPOCHS` (default 3) ascent epochs over its 17 modules. The
+//! speed targets are in the summary line and exit status like the agreement checks. About
+//! 15 minutes on an idle 2-core machine, plus a few minutes to train the fixtures once.
 //! Arguments filter rows by name: `cargo bench --bench versus -- eval mrc`. Stages under
 //! 30 s (both sides) run three times, alternating sides; each side's best run counts.
 //! When CUDA is available the same table is also produced for ResNet18 and WRN-34-10 on
@@ -32,6 +47,7 @@ mod rift_side;
 
 use rift_side::Settings;
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Adversarial-set loss: relative. Both PGDs are deterministic (no random start) and the
@@ -55,6 +71,35 @@ const ALPHA_STEP: f64 = 0.1;
 /// Stages shorter than this (both sides together, seconds) run `SHORT_REPS` times.
 const SHORT_SECONDS: f64 = 30.0;
 const SHORT_REPS: usize = 3;
+
+/// Robust accuracy (%) a fixture must have under the bench's PGD-10: mid-range, so that
+/// "agreed" can fail for PGD evaluation and α (at 0 % every attack agrees).
+const ROBUST_RANGE: (f64, f64) = (20.0, 70.0);
+/// Where `eager_rift.py fixture` keeps trained fixtures, one folder per recipe hash.
+const FIXTURE_CACHE: &str = "target/versus-fixtures";
+/// The zoo network of issue 11's speed targets: small enough for two CPU cores.
+const DM_ARCH: &str = "dm-wrn-16-2";
+/// Every stage row, in order.
+const ALL_ROWS: &[&str] = &[
+    "advset",
+    "mrc",
+    "finetune",
+    "eval",
+    "sweep",
+    "pipeline",
+    "eval/cl",
+    "finetune/cl",
+    "finetune/bf16+cl",
+];
+
+/// A network the bench compares on, the rows it runs and its speed targets (row, least
+/// eager s / rift s).
+struct BenchModel {
+    label: String,
+    settings: Settings,
+    rows: &'static [&'static str],
+    speed: &'static [(&'static str, f64)],
+}
 
 fn parse_json(out: std::process::Output, who: &str) -> Value {
     assert!(
@@ -241,21 +286,46 @@ fn work(stage: &str, s: &Settings, modules: usize) -> (f64, &'static str) {
     }
 }
 
-fn bench_model(label: &str, s: &Settings, rows: &mut Vec<Value>) {
+/// The adversarially trained fixture (`eager_rift.py fixture`, cached under
+/// `target/versus-fixtures/` by a hash of its recipe): points `s.dir` at it and returns its
+/// JSON line (`clean_acc`, `robust_acc` on the first `n` test images, `cached`).
+fn fixture(s: &mut Settings) -> Value {
     let out = Command::new(python())
         .arg("benches/py/eager_rift.py")
         .arg("fixture")
-        .args(eager_args(s))
+        .args(["--cache", FIXTURE_CACHE, "--arch", &s.arch])
+        .args(["--width", &s.width.to_string(), "--n", &s.n.to_string()])
+        .args(["--threads", &s.threads.to_string(), "--device", &s.device])
         .output()
         .expect("python fixture");
-    assert!(
-        out.status.success(),
-        "fixture: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = parse_json(out, "fixture");
+    s.dir = PathBuf::from(v["dir"].as_str().expect("fixture dir"));
+    v
+}
+
+/// One network's rows: the fixture first (its robust accuracy must be mid-range, or PGD
+/// and α agreement could not fail), then each stage of `rows` on both sides.
+fn bench_model(m: &BenchModel, card: &mut Scorecard, rows: &mut Vec<Value>) {
+    let mut s = m.settings.clone();
+    let fx = fixture(&mut s);
+    let s = &s;
+    let robust = f(&fx, "robust_acc");
+    let mid = ROBUST_RANGE.0 <= robust && robust <= ROBUST_RANGE.1;
+    println!(
+        "\n{}: adversarially trained fixture {}: clean {:.1} %, PGD-10 robust {:.1} % on {} test images ({}; target {}-{} %: {})",
+        m.label,
+        s.dir.display(),
+        f(&fx, "clean_acc"),
+        robust,
+        s.n,
+        if fx["cached"] == json!(true) { "cached" } else { "trained now" },
+        ROBUST_RANGE.0,
+        ROBUST_RANGE.1,
+        card.target(&format!("{} fixture robust accuracy {robust:.1} % within {}-{} %", m.label, ROBUST_RANGE.0, ROBUST_RANGE.1), mid),
     );
     println!(
-        "\n{label}: n {} test samples, MRC {} epochs, device {}, {} threads",
-        s.n, s.mrc_epochs, s.device, s.threads
+        "{}: n {} test samples, MRC {} epochs, device {}, {} threads",
+        m.label, s.n, s.mrc_epochs, s.device, s.threads
     );
     println!(
         "{:<16} {:>8} {:>8} {:>6} {:>22} {:>15} {:>6}  compared (rift / eager)",
@@ -267,9 +337,8 @@ fn bench_model(label: &str, s: &Settings, rows: &mut Vec<Value>) {
         .collect();
     // The stages as published (fp32, NCHW), then PGD-10 evaluation and fine-tuning again
     // with rift's faster layout and precision against the same fp32 eager baseline. (No
-    // bf16 evaluation row here: this fixture's labels are a random network's own
-    // predictions, near-ties that bf16 rounding flips; `benches/precision.rs` measures bf16
-    // evaluation on a trained model instead.)
+    // bf16 evaluation row: `benches/precision.rs` measures bf16 evaluation, with its own
+    // accuracy tolerance.)
     let fp32 = s.clone();
     let cl = Settings {
         channels_last: true,
@@ -291,7 +360,9 @@ fn bench_model(label: &str, s: &Settings, rows: &mut Vec<Value>) {
         ("finetune/bf16+cl", "finetune", &bf16),
     ];
     for (row, stage, rs_settings) in runs {
-        if !filter.is_empty() && !filter.iter().any(|f| row.contains(f.as_str())) {
+        if !m.rows.contains(&row)
+            || (!filter.is_empty() && !filter.iter().any(|f| row.contains(f.as_str())))
+        {
             continue;
         }
         let mut r = run_rift(stage, rs_settings);
@@ -323,8 +394,21 @@ fn bench_model(label: &str, s: &Settings, rows: &mut Vec<Value>) {
             format!("{rp:.0}/{ep:.0}"),
             if ok { "yes" } else { "NO" },
         );
+        card.target(&format!("{} {row} agreed", m.label), ok);
+        if let Some((_, min)) = m.speed.iter().find(|(r, _)| *r == row) {
+            let ratio = es / rs;
+            let word = card.target(
+                &format!(
+                    "{} {row} rift {ratio:.2}x eager (target >= {min}x)",
+                    m.label
+                ),
+                ratio >= *min,
+            );
+            println!("{:<16} speed target rift >= {min}x eager: {word}", "");
+        }
         rows.push(json!({
-            "model": label, "device": s.device, "stage": row, "n": s.n,
+            "model": m.label, "fixture_clean_acc": f(&fx, "clean_acc"),
+            "fixture_robust_acc": robust, "device": s.device, "stage": row, "n": s.n,
             "rift_compute": rs_settings.compute().text(), "baseline_compute": "fp32",
             "mrc_epochs": s.mrc_epochs, "rift_seconds": rs, "baseline_seconds": es,
             "ratio": es / rs, "throughput_unit": unit, "rift_throughput": amount / rs,
@@ -344,10 +428,9 @@ fn main() -> std::process::ExitCode {
         rift_side::run(args.get(2).map_or("", String::as_str), &s);
         return std::process::ExitCode::SUCCESS;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
     let threads = tch::get_num_threads();
     let cpu = Settings {
-        dir: dir.path().join("cpu"),
+        dir: PathBuf::new(),
         arch: "resnet18".into(),
         width: 16,
         n: env_usize("RIFT_VERSUS_N", 256),
@@ -358,15 +441,35 @@ fn main() -> std::process::ExitCode {
         precision: "fp32".into(),
         channels_last: false,
     };
-    let mut models = vec![("resnet18-w16 (cpu)".to_string(), cpu.clone())];
+    let mut models = vec![
+        BenchModel {
+            label: "resnet18-w16 (cpu)".into(),
+            settings: cpu.clone(),
+            rows: ALL_ROWS,
+            speed: &[],
+        },
+        // Issue 11: a zoo network (robustbench's DM WideResNet code on the eager side).
+        BenchModel {
+            label: format!("{DM_ARCH} silu (cpu)"),
+            settings: Settings {
+                arch: DM_ARCH.into(),
+                width: 2,
+                n: env_usize("RIFT_VERSUS_DM_N", 128),
+                mrc_epochs: env_usize("RIFT_VERSUS_DM_MRC_EPOCHS", 3),
+                layer: "layer.1.block.0.conv_1".into(),
+                ..cpu.clone()
+            },
+            rows: &["eval", "mrc"],
+            speed: &[("eval", 1.0), ("mrc", 2.0)],
+        },
+    ];
     // GPU path: untested (no GPU was available when it was written).
     if tch::Cuda::is_available() {
         for (arch, width, layer) in [
             ("resnet18", 64, "layer2.1.conv2"),
             ("wrn-34-10", 10, "block1.layer.3.conv2"),
         ] {
-            let s = Settings {
-                dir: dir.path().join(arch),
+            let settings = Settings {
                 arch: arch.into(),
                 width,
                 n: env_usize("RIFT_VERSUS_GPU_N", 512),
@@ -375,13 +478,20 @@ fn main() -> std::process::ExitCode {
                 device: "cuda".into(),
                 ..cpu.clone()
             };
-            models.push((format!("{arch} (cuda)"), s));
+            models.push(BenchModel {
+                label: format!("{arch} (cuda)"),
+                settings,
+                rows: ALL_ROWS,
+                speed: &[],
+            });
         }
     }
+    // Every row's agreement, each fixture's mid-range robust accuracy and the speed
+    // targets of issue 11 are this bench's targets.
+    let mut card = Scorecard::new("versus");
     let mut rows = Vec::new();
-    for (label, s) in &models {
-        std::fs::create_dir_all(&s.dir).expect("fixture dir");
-        bench_model(label, s, &mut rows);
+    for m in &models {
+        bench_model(m, &mut card, &mut rows);
     }
     let table = json!({
         "threads": threads,
@@ -399,13 +509,5 @@ fn main() -> std::process::ExitCode {
     )
     .expect("write target/bench.json");
     println!("\nwrote target/bench.json (ratio = eager s / rift s; > 1 means rift is faster)");
-    // Agreement is this bench's target: every row's numbers within its tolerance.
-    let mut card = Scorecard::new("versus");
-    for row in &rows {
-        card.target(
-            &format!("{} {} agreed", row["model"], row["stage"]),
-            row["agreed"] == json!(true),
-        );
-    }
     card.finish()
 }

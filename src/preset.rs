@@ -69,10 +69,7 @@ pub fn expand(argv: Vec<OsString>) -> Vec<OsString> {
     let mut out = argv;
     for f in flags {
         if left_at_default(sub, f.id) {
-            eprintln!(
-                "preset {preset}: {} {} ({})",
-                f.flag, f.value, f.reproduces
-            );
+            eprintln!("preset {preset}: {} {} ({})", f.flag, f.value, f.reproduces);
             out.push(f.flag.into());
             out.push(f.value.into());
         }
@@ -116,11 +113,17 @@ mod tests {
             _ => panic!("not a run"),
         };
         let (step, select, headline, preset) = get(&plain);
-        assert_eq!((step, select.as_str(), headline.as_str()), (2.0 / 255.0, "val", "found"));
+        assert_eq!(
+            (step, select.as_str(), headline.as_str()),
+            (2.0 / 255.0, "val", "found")
+        );
         assert_eq!(preset, None);
         let (step, select, headline, preset) = get(&published);
         assert_eq!(step, 2.0 / 225.0);
-        assert_eq!((select.as_str(), headline.as_str()), ("test", "published18"));
+        assert_eq!(
+            (select.as_str(), headline.as_str()),
+            ("test", "published18")
+        );
         assert_eq!(preset.as_deref(), Some("published"));
         let (step, select, _, _) = get(&explicit);
         assert_eq!((step, select.as_str()), (2.0 / 255.0, "val"));
@@ -129,7 +132,14 @@ mod tests {
     /// A command without some of the preset's flags takes the others.
     #[test]
     fn commands_take_the_flags_they_have() {
-        let c = parse(&["rift", "eval", "--checkpoint", "m.pth", "--preset", "published"]);
+        let c = parse(&[
+            "rift",
+            "eval",
+            "--checkpoint",
+            "m.pth",
+            "--preset",
+            "published",
+        ]);
         match &c.command {
             crate::cli::Command::Eval(e) => assert_eq!(e.attack.step, 2.0 / 225.0),
             _ => panic!("not eval"),

@@ -2,134 +2,49 @@
 //! that a cancel stops fine-tuning within one batch.
 mod common;
 
+use common::jobs::{job_setup, scored_modules, JobFixture};
 use common::DEMO_MODEL as MODEL;
 use rift::engine::attack::PgdConfig;
 use rift::engine::autoattack::ensemble::AaUpdate;
 use rift::engine::autoattack::{AaConfig, AttackKind};
-use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
-use rift::engine::models::Model;
 use rift::engine::rift::events::{Event, OodModel, Stage, StageAbout};
 use rift::engine::rift::final_eval::FinalEvalPlan;
-use rift::engine::rift::finetune::FinetuneConfig;
-use rift::engine::rift::interpolate::SweepConfig;
-use rift::engine::rift::mrc::MrcConfig;
-use rift::engine::rift::pipeline::PipelineSetup;
-use rift::engine::rift::screen::ExactLowest;
-use rift::jobs::{JobCommand, JobEvent, JobSetup, MrcSetup, OodSetup, Worker};
-use rift::report::session::{Session, SessionSettings};
+use rift::jobs::{JobCommand, JobEvent, JobSetup, OodSetup, Worker};
+use rift::report::session::Session;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
-    let attack = PgdConfig {
-        eps: 0.2,
-        step: 0.05,
-        steps: 2,
-        random_start: true,
-        restarts: 1,
-    };
-    let kind = DatasetKind::parse("mnist").unwrap();
-    JobSetup {
-        load: Box::new(move || {
-            let ckpt = load_checkpoint(std::path::Path::new(MODEL))?;
-            let (mean, std) = kind.mean_std();
-            let model = Model::from_checkpoint(
-                &ckpt,
-                Some("auto"),
-                None,
-                tch::Device::Cpu,
-                (&mean, &std, kind.name()),
-            )?;
-            Ok((ckpt, model))
-        }),
-        pipeline: PipelineSetup {
-            kind,
-            data_dir: "assets/demo".into(),
-            attack: attack.clone(),
-            eval_limit: Some(16),
-            batch_size: 8,
-            seed: 0,
-            finetune: FinetuneConfig {
-                epochs: ft_epochs,
-                batch_size: 512,
-                test_limit: Some(16),
-                milestones: vec![1],
-                ..FinetuneConfig::default()
-            },
-            sweep: SweepConfig {
-                alphas: vec![0.0, 0.5, 1.0],
-                refine: 0,
-                tolerance: 0.1,
-                attack: attack.clone(),
-                limit: Some(16),
-                batch_size: 8,
-                seed: 0,
-            },
-            ood: None,
-            session_dir: session,
-            // `e`'s AutoAttack check with tiny budgets on 8 samples.
-            final_eval: Some(FinalEvalPlan {
-                aa: AaConfig {
-                    attacks: vec![AttackKind::ApgdCe, AttackKind::Square],
-                    apgd_iters: 3,
-                    square_queries: 10,
-                    batch_size: 4,
-                    ..AaConfig::standard(0.2, 0)
-                },
-                limit: 8,
-            }),
+    let mut setup = job_setup(JobFixture {
+        checkpoint: MODEL,
+        dataset: "mnist",
+        data_dir: "assets/demo",
+        session,
+        ft_epochs,
+        modules: vec!["conv1".into(), "linear".into()],
+        attack: PgdConfig {
+            eps: 0.2,
+            step: 0.05,
+            steps: 2,
+            random_start: true,
+            restarts: 1,
         },
-        mrc: MrcSetup {
-            modules: vec!["conv1".into(), "linear".into()],
-            adv_split: "test".into(),
-            adv_limit: Some(16),
-            mrc: MrcConfig {
-                epochs: 1,
-                batch_size: 8,
-                fast: true,
-                ..MrcConfig::default()
-            },
-            exact_lowest: ExactLowest::All,
-            one_step: false,
+        activation: None,
+    });
+    // `e`'s AutoAttack check with tiny budgets on 8 samples.
+    setup.pipeline.final_eval = Some(FinalEvalPlan {
+        aa: AaConfig {
+            attacks: vec![AttackKind::ApgdCe, AttackKind::Square],
+            apgd_iters: 3,
+            square_queries: 10,
+            batch_size: 4,
+            ..AaConfig::standard(0.2, 0)
         },
-        settings: SessionSettings {
-            checkpoint: MODEL.into(),
-            arch: "auto".into(),
-            dataset: "mnist".into(),
-            data_dir: "assets/demo".into(),
-            device: "cpu".into(),
-            precision: None,
-            channels_last: false,
-            seed: 0,
-            attack,
-            eval_limit: Some(16),
-            batch_size: 8,
-            mrc_variant: "code".into(),
-            mrc_epsilon: 0.1,
-            mrc_epochs: 1,
-            adv_split: "test".into(),
-            adv_limit: Some(16),
-            mrc_fast: true,
-            mrc_screen: None,
-            layer: "auto".into(),
-            lr: 0.01,
-            ft_epochs,
-            select_on: "val".into(),
-            freeze_bn_stats: false,
-            alphas: vec![0.0, 0.5, 1.0],
-            refine: 0,
-            tolerance: 0.1,
-            search: None,
-            ood_dir: None,
-            normalize: None,
-            activation: None,
-            preset: None,
-            ood_headline: None,
-        },
-        resume: None,
-    }
+        limit: 8,
+    });
+    setup
 }
 
 /// Events until a job ends (Finished other than "load", Failed or Cancelled).
@@ -195,13 +110,7 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
     assert!(last_estimate < first_exact);
     estimates.sort_by(|a, b| a.0.total_cmp(&b.0));
     let by_estimate: Vec<String> = estimates.into_iter().map(|(_, m)| m).collect();
-    let scored: Vec<String> = seen
-        .iter()
-        .filter_map(|e| match e {
-            JobEvent::Engine(Event::ModuleScored { score }) => Some(score.name.clone()),
-            _ => None,
-        })
-        .collect();
+    let scored = scored_modules(&seen);
     assert_eq!(scored, by_estimate);
     let baseline = seen
         .iter()

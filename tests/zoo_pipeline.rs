@@ -10,36 +10,19 @@ use common::{mrc_scores, path_str, rift_ok, run_python};
 use rift::report::session::Session;
 use std::collections::HashMap;
 
-/// Writes the DM WRN-10-1 checkpoint and a CIFAR-10 binary copy (5 train batches of 32,
-/// a test batch of 128, the first 32 the adversarial set), then runs the published MRC
+/// Writes the DM WRN-10-1 checkpoint and a CIFAR-10 binary copy (`dm_fixture` in
+/// tests/py/zoo.py; the first 32 test images are the adversarial set), then runs the published MRC
 /// (SPEC.md §1: PGD-10 adversarial set without random start, SGD ascent at lr 1 with the
 /// weight kept within 10% of its norm, the best epoch's loss increase; 5 epochs here, to
 /// stay fast) on the zoo's own model for the modules given.
 const PY_MRC: &str = r#"
 import sys, os, json, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
-from reference_models import randomize_bn, pgd
-from zoo import build_zoo
+from reference_models import pgd
+from zoo import dm_fixture
 torch.set_num_threads(2)
 out = sys.argv[1]
-torch.manual_seed(5)
-net = build_zoo("dm-wrn-10-1", activation="silu")
-randomize_bn(net, seed=5)
-net.eval()
-torch.save(net.state_dict(), os.path.join(out, "dm.pth"))
-rng = np.random.default_rng(0)
-d = os.path.join(out, "cifar-10-batches-bin")
-os.makedirs(d)
-def batch(name, n):
-    y = rng.integers(0, 10, n).astype(np.uint8)
-    x = rng.integers(0, 256, (n, 3072)).astype(np.uint8)
-    rec = np.concatenate([y[:, None], x], axis=1)
-    open(os.path.join(d, name), "wb").write(rec.tobytes())
-    return torch.tensor(x.reshape(n, 3, 32, 32)).float() / 255, torch.tensor(y.astype(np.int64))
-for i in range(1, 6):
-    batch(f"data_batch_{i}.bin", 32)
-x, y = batch("test_batch.bin", 128)
-x, y = x[:32], y[:32]
+net, x, y = dm_fixture(out)
 modules = sys.argv[2].split(",")
 for p in net.parameters():
     p.requires_grad_(False)

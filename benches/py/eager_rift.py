@@ -6,16 +6,18 @@ stage, on the same checkpoint and CIFAR-10 pickles rift reads. Each prints one J
 the stage's results, `seconds` (the stage's work only, after data and weights are loaded,
 as rift's side measures it) and `peak_mb` (this process's peak resident memory).
 
-    python eager_rift.py fixture DIR [--arch resnet18 --width 16 --train 2000 --test 500]
+    python eager_rift.py fixture --cache DIR [--arch resnet18 --width 16 --train 2000 --test 500 --n 256]
     python eager_rift.py STAGE --dir DIR [--n 256 --mrc-epochs 3 --device cpu --threads 2]
     STAGE: advset | mrc | finetune | eval | sweep | pipeline
 """
 import argparse
 import copy
+import hashlib
 import json
 import os
 import pickle
 import resource
+import shutil
 import sys
 import time
 
@@ -25,7 +27,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "py"))
-from reference_models import Normalized, build, pgd, randomize_bn  # noqa: E402
+from at_task import adversarially_train, coloured_digits  # noqa: E402
+from reference_models import Normalized, build, pgd  # noqa: E402
+from zoo import build_zoo  # noqa: E402
 
 MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2471, 0.2435, 0.2616]
 EPS, STEP, STEPS = 8 / 255, 2 / 255, 10  # SPEC.md §0 defaults
@@ -43,9 +47,9 @@ def load_split(d, split):
 
 
 def load_model(path, arch, width, device):
-    net = build(arch, 10, 3, width=width)
-    net.load_state_dict(torch.load(path, map_location="cpu"))
-    return Normalized(net, MEAN, STD).to(device).eval()
+    model = network(arch, width)
+    model.net.load_state_dict(torch.load(path, map_location="cpu"))
+    return model.to(device).eval()
 
 
 def pixels(x_u8, device):
@@ -191,36 +195,89 @@ def sweep(model, at_state, ft_state, x, y, device, bs=128):
     return {"points": points, "chosen_alpha": choose_alpha(points)}
 
 
-def fixture(args):
-    """A random-weight network with non-trivial BN statistics, CIFAR-10 pickles whose labels
-    are the network's own clean predictions (so clean accuracy is 100% and PGD has something
-    to break), and a "fine-tuned" state for the α sweep."""
-    torch.manual_seed(0)
-    net = build(args.arch, 10, 3, width=args.width)
-    randomize_bn(net)
-    torch.save(net.state_dict(), f"{args.dir}/at.pth")
-    model = Normalized(net, MEAN, STD).eval()
-    rng = np.random.default_rng(0)
-    os.makedirs(f"{args.dir}/cifar-10-batches-py", exist_ok=True)
+def network(arch, width):
+    """The bench's network, pixels in [0, 1] in: a pytorch-cifar family of
+    reference_models.py behind CIFAR normalisation, or a DM WideResNet (`dm-wrn-D-W`,
+    Swish/SiLU) from robustbench's own dm_wide_resnet.py, which normalises inside."""
+    if arch.startswith("dm-"):
+        return Plain(build_zoo(arch, activation="silu"))
+    return Normalized(build(arch, 10, 3, width=width), MEAN, STD)
 
-    def batch(n):
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        with torch.no_grad():
-            x = torch.from_numpy(data.reshape(-1, 3, 32, 32)).float() / 255
-            labels = torch.cat([model(x[i:i + 256]).argmax(1) for i in range(0, n, 256)])
-        return {b"data": data, b"labels": labels.tolist(), b"batch_label": b"x", b"filenames": [b"f"] * n}
-    for i in range(1, 6):
-        pickle.dump(batch(args.train // 5), open(f"{args.dir}/cifar-10-batches-py/data_batch_{i}", "wb"), protocol=2)
-    pickle.dump(batch(args.test), open(f"{args.dir}/cifar-10-batches-py/test_batch", "wb"), protocol=2)
+
+class Plain(nn.Module):
+    """A network that normalises itself, under the same `.net` as `Normalized`."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def fixture_key(args):
+    """Hash of the recipe: the scripts that make the fixture and the sizes it is made for."""
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for f in [os.path.abspath(__file__)] + [os.path.join(here, "..", "..", "tests", "py", n)
+                                            for n in ("at_task.py", "reference_models.py", "zoo.py")]:
+        h.update(open(f, "rb").read())
+    h.update(json.dumps([args.arch, args.width, args.train, args.test, args.n, args.device]).encode())
+    return h.hexdigest()[:16]
+
+
+def fixture(args):
+    """The adversarially trained fixture, cached in `--cache`/ARCH-HASH (HASH: `fixture_key`):
+    at_task.py's CIFAR-shaped task (`--train` / `--test` images as CIFAR-10 pickles, true
+    labels), the network trained on it with at_task.py's recipe (`at.pth`), a "fine-tuned"
+    state for the α sweep (the trained weights plus 5% noise, `ft.pth`), and the clean and
+    PGD-10 robust accuracy on the first `--n` test images as the bench attacks them. Prints
+    one JSON line: `dir`, `clean_acc`, `robust_acc`, `n`, `cached`, `seconds`."""
+    out = os.path.join(args.cache, f"{args.arch}-{fixture_key(args)}")
+    done = os.path.join(out, "fixture.json")
+    if os.path.exists(done):
+        print(json.dumps({**json.load(open(done)), "cached": True}))
+        return
+    start = time.perf_counter()
+    tmp = out + f".tmp{os.getpid()}"
+    os.makedirs(os.path.join(tmp, "cifar-10-batches-py"))
+    torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    xtr, ytr, xte, yte = coloured_digits(args.train, args.test, np.random.default_rng(0))
+    dev = torch.device(args.device)
+    model = network(args.arch, args.width).to(dev)
+    adversarially_train(model, xtr, ytr)
+    model = model.cpu()
+    torch.save(model.net.state_dict(), f"{tmp}/at.pth")
+
+    def pickled(name, x, y):
+        b = {b"data": x.reshape(len(y), -1), b"labels": y.tolist(), b"batch_label": b"x", b"filenames": [b"f"] * len(y)}
+        pickle.dump(b, open(f"{tmp}/cifar-10-batches-py/{name}", "wb"), protocol=2)
+    per = args.train // 5
+    for i in range(5):
+        pickled(f"data_batch_{i + 1}", xtr[i * per:(i + 1) * per], ytr[i * per:(i + 1) * per])
+    pickled("test_batch", xte, yte)
+    state = model.net.state_dict()
     ft = {k: (v + 0.05 * v.std() * torch.randn_like(v)) if v.is_floating_point() and "running_var" not in k else v.clone()
-          for k, v in net.state_dict().items()}
-    torch.save(ft, f"{args.dir}/ft.pth")
+          for k, v in state.items()}
+    torch.save(ft, f"{tmp}/ft.pth")
+    x, y = torch.from_numpy(xte[:args.n]), torch.from_numpy(yte[:args.n])
+    clean, robust = evaluate(model, x, y, 128, torch.device("cpu"))
+    result = {"dir": os.path.abspath(out), "clean_acc": 100.0 * clean / len(y), "robust_acc": 100.0 * robust / len(y),
+              "n": len(y), "seconds": time.perf_counter() - start}
+    json.dump(result, open(f"{tmp}/fixture.json", "w"))
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    os.rename(tmp, out)
+    print(json.dumps({**result, "cached": False}))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("stage", choices=["fixture", "advset", "mrc", "finetune", "eval", "sweep", "pipeline"])
-    ap.add_argument("--dir", required=True)
+    ap.add_argument("--dir")
+    ap.add_argument("--cache", help="fixture: the folder of cached fixtures")
     ap.add_argument("--arch", default="resnet18")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--train", type=int, default=2000)

@@ -129,6 +129,20 @@ mod tests {
         assert!(matches!(&bad[0], JobEvent::Engine(Event::Warning { .. })));
     }
 
+    /// A corruption's severities are JSON string keys inside the tagged event: they read.
+    #[test]
+    fn corruption_lines_read() {
+        let v = events_of_line(
+            r#"{"event":"corruption","result":{"name":"fog","acc":50.0,"by_severity":{"1":40.0,"2":60.0},"n":20}}"#,
+        );
+        match &v[..] {
+            [JobEvent::Engine(Event::Corruption { result })] => {
+                assert_eq!(result.by_severity.get(&2), Some(&60.0));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn log_format_header() {
         assert!(events_of_line(r#"{"event":"log_format","version":2}"#).is_empty());

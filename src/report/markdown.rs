@@ -101,7 +101,10 @@ fn setup_section(md: &mut String, s: &Session) {
         let _ = writeln!(md, "| activation | {a} |");
     }
     if let Some(p) = &st.preset {
-        let _ = writeln!(md, "| preset | {p} (the reference code's settings; see the README) |");
+        let _ = writeln!(
+            md,
+            "| preset | {p} (the reference code's settings; see the README) |"
+        );
     }
     if !s.stage_seconds.is_empty() {
         let stages: Vec<String> = s
@@ -399,8 +402,12 @@ fn ood_body(
         );
     }
     let mut means: [(&str, &str, OodMean); 3] = [
-        ("found", "**mean (corruptions found)**", |r| Some(r.mean_acc)),
-        ("published18", "**mean, published 18**", |r| r.mean_published18),
+        ("found", "**mean (corruptions found)**", |r| {
+            Some(r.mean_acc)
+        }),
+        ("published18", "**mean, published 18**", |r| {
+            r.mean_published18
+        }),
         ("standard15", "**mean, standard 15**", |r| r.mean_standard15),
     ];
     // The headline (`--ood-headline`) leads and says so.

@@ -35,3 +35,58 @@ def build_zoo(kind, activation="silu", num_classes=10, **kw):
     if kind == "resnet50":
         return zoo_module("resnet").ResNet50()
     raise ValueError(kind)
+
+
+def dm_fixture(out, seed=5):
+    """The small zoo network the stage tests run on: robustbench's DM WideResNet-10-1 with
+    Swish/SiLU and randomised BatchNorm, saved as OUT/dm.pth, and a tiny CIFAR-10 in the
+    binary format (random pixels and labels: 5 train batches of 32, a test batch of 128)
+    under OUT/cifar-10-batches-bin. Returns the network (eval mode) and the first 32 test
+    images and labels (the adversarial set's clean inputs) as tensors."""
+    import numpy as np
+    import torch
+    from reference_models import randomize_bn
+    torch.manual_seed(seed)
+    net = build_zoo("dm-wrn-10-1", activation="silu")
+    randomize_bn(net, seed=seed)
+    net.eval()
+    torch.save(net.state_dict(), os.path.join(out, "dm.pth"))
+    rng = np.random.default_rng(0)
+    d = os.path.join(out, "cifar-10-batches-bin")
+    os.makedirs(d)
+
+    def batch(name, n):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, 256, (n, 3072)).astype(np.uint8)
+        rec = np.concatenate([y[:, None], x], axis=1)
+        open(os.path.join(d, name), "wb").write(rec.tobytes())
+        return torch.tensor(x.reshape(n, 3, 32, 32)).float() / 255, torch.tensor(y.astype(np.int64))
+    for i in range(1, 6):
+        batch(f"data_batch_{i}.bin", 32)
+    x, y = batch("test_batch.bin", 128)
+    return net, x[:32], y[:32]
+
+
+def corrupted_set(out, net, names, n, seed=1):
+    """A CIFAR-10-C layout under OUT (`<name>.npy`: 5 severities × n images, uint8 NHWC, and
+    `labels.npy`) of random images; labels are `net`'s own prediction on the first
+    corruption's severity 1 for even indices and random otherwise, so accuracies are
+    neither 0 nor 100. Returns PyTorch's accuracy (%) per corruption and severity."""
+    import numpy as np
+    import torch
+    rng = np.random.default_rng(seed)
+    os.makedirs(out, exist_ok=True)
+    images = {c: rng.integers(0, 256, (5 * n, 32, 32, 3)).astype(np.uint8) for c in names}
+
+    def predict(imgs):
+        with torch.no_grad():
+            return net(torch.tensor(imgs).permute(0, 3, 1, 2).float() / 255).argmax(1).numpy()
+    own = predict(images[names[0]][:n])
+    labels = np.where(np.arange(n) % 2 == 0, own, rng.integers(0, 10, n)).astype(np.int64)
+    np.save(os.path.join(out, "labels.npy"), np.tile(labels, 5))
+    acc = {}
+    for c in names:
+        np.save(os.path.join(out, c + ".npy"), images[c])
+        pred = predict(images[c])
+        acc[c] = [float((pred[s * n:(s + 1) * n] == labels).mean() * 100) for s in range(5)]
+    return acc

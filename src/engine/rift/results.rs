@@ -231,8 +231,42 @@ pub struct CorruptionAcc {
     pub name: String,
     /// All selected severities pooled (percent).
     pub acc: f64,
+    /// Read with [`severity_keys`]: in `events.jsonl` (a JSON object inside the tagged
+    /// `Event`) the keys arrive as strings, in session.yaml as numbers.
+    #[serde(deserialize_with = "severity_keys")]
     pub by_severity: BTreeMap<u8, f64>,
     pub n: usize,
+}
+
+/// A severity map whose keys are numbers or numeric strings. serde reads an internally
+/// tagged enum (`Event`) through a buffer that no longer parses JSON's string keys as
+/// integers, so a plain `BTreeMap<u8, _>` failed on every `corruption` event line.
+fn severity_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<u8, f64>, D::Error> {
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    struct Severity(u8);
+    impl<'de> Deserialize<'de> for Severity {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl serde::de::Visitor<'_> for V {
+                type Value = Severity;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a severity (1-5) as a number or a string")
+                }
+                fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Severity, E> {
+                    u8::try_from(v).map(Severity).map_err(E::custom)
+                }
+                fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Severity, E> {
+                    u8::try_from(v).map(Severity).map_err(E::custom)
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Severity, E> {
+                    v.parse().map(Severity).map_err(E::custom)
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    let m = BTreeMap::<Severity, f64>::deserialize(d);
+    Ok(m?.into_iter().map(|(k, v)| (k.0, v)).collect())
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
