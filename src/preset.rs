@@ -6,7 +6,7 @@
 //! What each default is instead, and why, is in the README ("Defaults and the published
 //! code").
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory};
+use clap::CommandFactory;
 use std::ffi::OsString;
 
 /// The preset names `--preset` accepts.
@@ -52,10 +52,14 @@ pub const PUBLISHED: [PresetFlag; 4] = [
 /// user did not give them. Without `--preset` it is returned unchanged. A command line
 /// clap refuses is returned unchanged too: the real parse reports the error.
 pub fn expand(argv: Vec<OsString>) -> Vec<OsString> {
-    let Ok(matches) = crate::cli::Cli::command().try_get_matches_from(&argv) else {
+    let command = crate::cli::Cli::command();
+    let Ok(matches) = command.clone().try_get_matches_from(&argv) else {
         return argv;
     };
-    let Some((_, sub)) = matches.subcommand() else {
+    let Some((name, sub)) = matches.subcommand() else {
+        return argv;
+    };
+    let Some(sub_command) = command.find_subcommand(name) else {
         return argv;
     };
     let preset = match sub.try_get_one::<String>("preset") {
@@ -68,18 +72,14 @@ pub fn expand(argv: Vec<OsString>) -> Vec<OsString> {
     };
     let mut out = argv;
     for f in flags {
-        if left_at_default(sub, f.id) {
+        let has_flag = sub_command.get_arguments().any(|a| a.get_id() == f.id);
+        if has_flag && sub.value_source(f.id) != Some(ValueSource::CommandLine) {
             eprintln!("preset {preset}: {} {} ({})", f.flag, f.value, f.reproduces);
             out.push(f.flag.into());
             out.push(f.value.into());
         }
     }
     out
-}
-
-/// Whether the subcommand has the argument `id` and the user did not set it.
-fn left_at_default(sub: &ArgMatches, id: &str) -> bool {
-    sub.try_contains_id(id).is_ok() && sub.value_source(id) != Some(ValueSource::CommandLine)
 }
 
 #[cfg(test)]
