@@ -161,8 +161,7 @@ fn demo_model_and_set() -> (Model, TensorSet) {
     };
     let adv = rift::engine::rift::adv_set::generate(
         &model,
-        &test,
-        &idx,
+        (&test, &idx),
         &pgd,
         rift::engine::attack::Noise::Global,
         128,

@@ -88,8 +88,7 @@ fn adv_set(model: &Model, test: &ImageSet, n: usize) -> TensorSet {
     let idx: Vec<usize> = (0..n.min(test.n)).collect();
     generate(
         model,
-        test,
-        &idx,
+        (test, &idx),
         &pgd(),
         rift::engine::attack::Noise::Global,
         128,

@@ -144,8 +144,7 @@ pub fn build(
     };
     let adv = generate(
         model,
-        set,
-        indices,
+        (set, indices),
         plan.attack,
         noise,
         batch_size,
@@ -205,13 +204,11 @@ impl TensorSet {
     }
 }
 
-/// PGD examples of `indices` of `set` against `model` (per-sample worst case over restarts);
-/// the k-th of `indices` gets the random start `noise.at(k)`.
-#[allow(clippy::too_many_arguments)]
+/// PGD examples of the samples `indices` of `set` against `model` (per-sample worst case
+/// over restarts); the k-th of `indices` gets the random start `noise.at(k)`.
 pub fn generate(
     model: &Model,
-    set: &ImageSet,
-    indices: &[usize],
+    (set, indices): (&ImageSet, &[usize]),
     cfg: &PgdConfig,
     noise: Noise,
     batch_size: usize,

@@ -122,13 +122,24 @@ fn module_seed(seed: u64, depth: usize) -> u64 {
         .wrapping_add(depth as u64 + 1)
 }
 
-/// Scores one module; the model's weights are restored before returning (also on error).
-#[allow(clippy::too_many_arguments)]
+/// One module's measurement: the model, the fixed set, the module (its depth seeds the
+/// ascent's shuffles), the set's loss and accuracy at the AT weights, and the settings.
+#[derive(Clone, Copy)]
+struct Ascent<'a> {
+    model: &'a Model,
+    adv: &'a TensorSet,
+    depth: usize,
+    info: &'a ModuleInfo,
+    baseline: (f64, f64),
+    cfg: &'a MrcConfig,
+}
+
+/// Scores one module (`(depth, info)`); the model's weights are restored before returning
+/// (also on error).
 pub fn score_module(
     model: &Model,
     adv: &TensorSet,
-    depth: usize,
-    info: &ModuleInfo,
+    (depth, info): (usize, &ModuleInfo),
     baseline: (f64, f64),
     cfg: &MrcConfig,
     cancel: &CancelFlag,
@@ -141,9 +152,15 @@ pub fn score_module(
         valid: String::new(),
     })?;
     let w0 = tch::no_grad(|| w.f_detach().map(|d| d.copy()))?;
-    let result = ascend(
-        model, adv, depth, info, &w, &w0, baseline, cfg, cancel, sink,
-    );
+    let job = Ascent {
+        model,
+        adv,
+        depth,
+        info,
+        baseline,
+        cfg,
+    };
+    let result = ascend(&job, &w, &w0, cancel, sink);
     tch::no_grad(|| -> Result<(), tch::TchError> {
         let mut w = w.shallow_clone();
         w.f_copy_(&w0)?;
@@ -153,19 +170,22 @@ pub fn score_module(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The ascent of `w` (saved as `w0`) and the module's score.
 fn ascend(
-    model: &Model,
-    adv: &TensorSet,
-    depth: usize,
-    info: &ModuleInfo,
+    job: &Ascent,
     w: &Tensor,
     w0: &Tensor,
-    (base_loss, base_acc): (f64, f64),
-    cfg: &MrcConfig,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<ModuleScore, MrcError> {
+    let &Ascent {
+        model,
+        adv,
+        depth,
+        info,
+        baseline: (base_loss, base_acc),
+        cfg,
+    } = job;
     let device = model.device();
     let module = info.name.as_str();
     let cache = if cfg.fast && cache_fits(model, adv, module, cfg, sink)? {

@@ -42,8 +42,7 @@ impl Scorer<'_> {
             let mut score = score_module(
                 self.model,
                 self.adv,
-                *depth,
-                info,
+                (*depth, info),
                 self.baseline,
                 self.cfg,
                 cancel,
