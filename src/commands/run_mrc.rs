@@ -45,12 +45,7 @@ pub fn mrc_stage(
         batch_size: args.data.batch_size,
     };
     let adv = build(model, &set, &idx, &plan, cancel, sink)?;
-    let (base_loss, base_acc) = adv.baseline(model, cfg.batch_size)?;
-    sink(Event::AdvSetReady {
-        n: adv.n,
-        loss: base_loss,
-        acc: base_acc,
-    });
+    let (base_loss, base_acc) = adv.announce_baseline(model, cfg.batch_size, sink)?;
     let screened = match args.screen {
         Some(_) => {
             sink(Event::started_text(

@@ -123,12 +123,7 @@ impl MrcJob {
         let modules = select_modules(&pipe.model, &s.modules)?;
         let adv = self.adv_set(pipe, cancel, sink)?;
         let model = &pipe.model;
-        let base = adv.baseline(model, s.mrc.batch_size)?;
-        sink(Event::AdvSetReady {
-            n: adv.n,
-            loss: base.0,
-            acc: base.1,
-        });
+        let base = adv.announce_baseline(model, s.mrc.batch_size, sink)?;
         sink(Event::started_text(
             Stage::Screen,
             format!("{} modules, {ESTIMATE_LABEL}", modules.len()),

@@ -253,6 +253,22 @@ pub fn generate(
 }
 
 impl TensorSet {
+    /// [`TensorSet::baseline`], announced as `AdvSetReady` (every MRC driver shows it).
+    pub fn announce_baseline(
+        &self,
+        model: &Model,
+        batch_size: usize,
+        sink: Sink,
+    ) -> Result<(f64, f64), tch::TchError> {
+        let (loss, acc) = self.baseline(model, batch_size)?;
+        sink(Event::AdvSetReady {
+            n: self.n,
+            loss,
+            acc,
+        });
+        Ok((loss, acc))
+    }
+
     /// Mean cross-entropy and accuracy (percent) of `model` (eval mode) on the whole set:
     /// the baseline MRC and screening measure against.
     pub fn baseline(&self, model: &Model, batch_size: usize) -> Result<(f64, f64), tch::TchError> {

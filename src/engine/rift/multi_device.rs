@@ -96,12 +96,7 @@ pub fn compute_on_devices(
         cfg,
     } = *what;
     let start = Instant::now();
-    let baseline = adv.baseline(model, cfg.batch_size)?;
-    sink(Event::AdvSetReady {
-        n: adv.n,
-        loss: baseline.0,
-        acc: baseline.1,
-    });
+    let baseline = adv.announce_baseline(model, cfg.batch_size, sink)?;
     let (tx, rx) = mpsc::channel::<Event>();
     let total = modules.len();
     // One flag for all device threads: the user's cancel, or the first thread's failure,

@@ -91,12 +91,7 @@ pub fn compute(
         cfg,
     } = *what;
     let start = Instant::now();
-    let baseline = adv.baseline(model, cfg.batch_size)?;
-    sink(Event::AdvSetReady {
-        n: adv.n,
-        loss: baseline.0,
-        acc: baseline.1,
-    });
+    let baseline = adv.announce_baseline(model, cfg.batch_size, sink)?;
     let scorer = Scorer {
         model,
         adv,

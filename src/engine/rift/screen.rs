@@ -278,12 +278,7 @@ pub fn screen_then_exact(
         cfg,
     } = *what;
     let start = Instant::now();
-    let (base_loss, base_acc) = adv.baseline(model, cfg.batch_size)?;
-    sink(Event::AdvSetReady {
-        n: adv.n,
-        loss: base_loss,
-        acc: base_acc,
-    });
+    let (base_loss, base_acc) = adv.announce_baseline(model, cfg.batch_size, sink)?;
     sink(Event::started_text(
         Stage::Screen,
         format!("{} modules, {ESTIMATE_LABEL}", modules.len()),
