@@ -515,6 +515,15 @@ impl Model {
             .collect()
     }
 
+    /// Every parameter the forward pass can train (not BatchNorm's running statistics).
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.shallow_clone())
+            .collect()
+    }
+
     /// Number of floating-point parameters the forward pass can train.
     pub fn num_params(&self) -> i64 {
         self.vs
