@@ -424,7 +424,11 @@ fn compare_with_ood_and_autoattack_on_a_dm_wideresnet() {
     let shared = Session::load(&dir).unwrap();
     let cmp: Value =
         serde_yaml::from_str(&std::fs::read_to_string(dir.join("compare.yaml")).unwrap()).unwrap();
-    let at_ood = shared.ood_at.as_ref().expect("OOD of the AT model").mean_acc;
+    let at_ood = shared
+        .ood_at
+        .as_ref()
+        .expect("OOD of the AT model")
+        .mean_acc;
     assert_eq!(cmp["at"]["ood"].as_f64(), Some(at_ood));
     let mut at_aa = None;
     for row in cmp["candidates"].as_array().unwrap() {
@@ -433,13 +437,20 @@ fn compare_with_ood_and_autoattack_on_a_dm_wideresnet() {
         if !ft.all_parameters {
             fx.assert_zoo_names("compare", ft.layers.iter().map(String::as_str));
         }
-        let ood = cs.ood_chosen.as_ref().expect("OOD of the candidate").mean_acc;
+        let ood = cs
+            .ood_chosen
+            .as_ref()
+            .expect("OOD of the candidate")
+            .mean_acc;
         assert_eq!(row["ood"]["value"].as_f64(), Some(ood));
         assert!((row["ood"]["change"].as_f64().unwrap() - (ood - at_ood)).abs() < 1e-9);
         let fe = cs.final_eval.as_ref().expect("the candidate's AutoAttack");
         let sum = fe.summary();
         assert_eq!(row["autoattack"]["value"].as_f64(), Some(sum.chosen_robust));
-        assert_eq!(row["autoattack"]["change"].as_f64(), Some(fe.difference.points));
+        assert_eq!(
+            row["autoattack"]["change"].as_f64(),
+            Some(fe.difference.points)
+        );
         // Every candidate is paired with the same AT AutoAttack verdicts.
         match &at_aa {
             None => at_aa = Some(fe.at.robust_flags.clone()),
@@ -465,7 +476,13 @@ fn compare_with_ood_and_autoattack_on_a_dm_wideresnet() {
             )
         })
         .count();
-    assert_eq!(at_ood_runs, 1, "the AT model's OOD runs once for all candidates");
+    assert_eq!(
+        at_ood_runs, 1,
+        "the AT model's OOD runs once for all candidates"
+    );
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    assert!(report.contains("OOD (Δ") && report.contains("AutoAttack (Δ"), "{report}");
+    assert!(
+        report.contains("OOD (Δ") && report.contains("AutoAttack (Δ"),
+        "{report}"
+    );
 }
