@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::{CheckpointError, PickleError};
-use super::pickle::{default_budget, parse_plain_pickle_at, PidMode, StorageSource, Value, Vm};
+use super::pickle::parse_plain_pickle_at;
+use super::pickle_vm::{default_budget, PidMode, StorageSource, Value, Vm};
 
 /// `0x1950a86a20f9469cfc6c`, little endian, as pickled by LONG1.
 const MAGIC_LE: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];

@@ -12,6 +12,7 @@ mod pickle_calls;
 mod pickle_numpy;
 mod pickle_text;
 mod pickle_value;
+mod pickle_vm;
 mod pth_writer;
 mod safetensors;
 mod state_dict;

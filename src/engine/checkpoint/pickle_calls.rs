@@ -1,7 +1,8 @@
 //! The allow-list of globals and what "calling" each of them builds. Nothing here executes
 //! code from a pickle: every call builds an inert node in Rust.
 
-use super::pickle::{Global, Node, PickleError, PidMode, Vm, V};
+use super::error::PickleError;
+use super::pickle_vm::{Global, Node, PidMode, Vm, V};
 use super::tensor::DType;
 
 /// Resolves `module.name` against the allow-list.

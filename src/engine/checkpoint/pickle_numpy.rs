@@ -1,7 +1,8 @@
 //! numpy values in pickles: dtypes, arrays (`_reconstruct` + BUILD, `_frombuffer`) and
 //! scalars, rebuilt as inert data.
 
-use super::pickle::{Node, PickleError, Vm, V};
+use super::error::PickleError;
+use super::pickle_vm::{Node, Vm, V};
 
 impl<'a> Vm<'a> {
     /// (numpy name, item size, big endian) of a numpy.dtype node.

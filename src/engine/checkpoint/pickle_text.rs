@@ -1,7 +1,8 @@
 //! Reading helpers of the pickle VM: fixed-size fields, lines, protocol-0 literals, opcode
 //! names.
 
-use super::pickle::{Node, PickleError, Vm, V};
+use super::error::PickleError;
+use super::pickle_vm::{Node, Vm, V};
 
 impl<'a> Vm<'a> {
     pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::pickle::{Node, PickleError, StorageSource, Value, Vm, V};
+use super::error::PickleError;
+use super::pickle_vm::{Node, StorageSource, Value, Vm, V};
 use super::tensor::RawTensor;
 
 const MAX_DEPTH: usize = 96;

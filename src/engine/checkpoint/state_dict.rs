@@ -1,6 +1,6 @@
 //! Finding the state dict inside an unpickled checkpoint and summarising everything else.
 
-use super::pickle::Value;
+use super::pickle_vm::Value;
 use super::tensor::RawTensor;
 
 /// Keys under which training scripts store the model's state dict, in the order tried.

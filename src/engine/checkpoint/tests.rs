@@ -1,6 +1,6 @@
 //! Unit tests on hand-built byte strings: error paths, Python 2 pickles, hostile inputs.
 
-use super::pickle::{PidMode, StorageSource, Vm};
+use super::pickle_vm::{PidMode, StorageSource, Vm};
 use super::*;
 use std::path::Path;
 
@@ -190,7 +190,7 @@ fn tensor_pickle(numel: u32, offset: u8, size: &[u32], stride: &[u32]) -> Vec<u8
 fn run_tensor(b: &[u8], storage: Vec<u8>) -> Result<Value, PickleError> {
     let mut vm = Vm::new(b, 0, PidMode::Torch);
     let root = vm.run()?;
-    let mut budget = super::pickle::default_budget(b.len() + storage.len());
+    let mut budget = super::pickle_vm::default_budget(b.len() + storage.len());
     vm.to_value(root, &mut OneStorage(storage), &mut budget)
 }
 

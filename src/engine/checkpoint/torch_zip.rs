@@ -5,7 +5,7 @@ use std::io::{Cursor, Read};
 use std::path::Path;
 
 use super::error::{CheckpointError, PickleError};
-use super::pickle::{default_budget, PidMode, StorageSource, Value, Vm};
+use super::pickle_vm::{default_budget, PidMode, StorageSource, Value, Vm};
 
 /// Reads storages `PREFIX/data/<key>` from the archive on demand.
 struct ZipStorages<'a> {
