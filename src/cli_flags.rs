@@ -4,6 +4,9 @@
 use clap::Args;
 use std::path::PathBuf;
 
+/// The preset names `--preset` accepts (what each fills in: `preset.rs`).
+pub const PRESETS: [&str; 1] = ["published"];
+
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Checkpoint: torch.save .pth (zip or legacy format) or .safetensors.
@@ -61,7 +64,7 @@ pub struct RuntimeArgs {
     /// published: every quirk of the reference code at once (PGD step 2/225, fine-tuning
     /// epoch chosen on the test set, adversarial split per dataset, the 18-corruption OOD
     /// mean as the headline); flags given explicitly still win.
-    #[arg(long, value_parser = crate::preset::PRESETS)]
+    #[arg(long, value_parser = PRESETS)]
     pub preset: Option<String>,
 }
 

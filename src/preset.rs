@@ -9,9 +9,6 @@ use clap::parser::ValueSource;
 use clap::CommandFactory;
 use std::ffi::OsString;
 
-/// The preset names `--preset` accepts.
-pub const PRESETS: [&str; 1] = ["published"];
-
 /// One flag of a preset: clap's argument id, the flag, its value, and what it reproduces.
 pub struct PresetFlag {
     pub id: &'static str,

@@ -1,7 +1,7 @@
 //! `rift eval --attack autoattack|LIST`: AutoAttack at the command edge — flags to
 //! `AaConfig`, the state file (read before any compute, written atomically after every
 //! batch), progress, and the text/JSON/YAML output of `rift eval`.
-use super::eval::{load_for_eval, AttackRecord, EvalOutput, Loaded};
+use super::eval_setup::{load_for_eval, AttackRecord, EvalOutput, Loaded};
 use crate::cli::{AaBudgetArgs, EvalArgs};
 use anyhow::{bail, Context, Result};
 use rift::engine::attack::PgdConfig;

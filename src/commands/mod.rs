@@ -5,6 +5,7 @@ mod compare;
 mod demo;
 mod doctor;
 mod eval;
+mod eval_setup;
 mod finetune;
 mod inspect;
 mod interpolate;

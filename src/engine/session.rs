@@ -128,7 +128,7 @@ pub struct Session {
     /// `rift run --final-eval`: AutoAttack of the AT and the chosen model (absent in
     /// sessions without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub final_eval: Option<crate::engine::rift::final_eval::FinalEval>,
+    pub final_eval: Option<crate::engine::rift::final_records::FinalEval>,
     /// Wall time per finished stage, seconds.
     #[serde(default)]
     pub stage_seconds: Vec<(String, f64)>,

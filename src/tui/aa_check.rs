@@ -1,52 +1,12 @@
 //! The explorer's AutoAttack check of the accepted α (`e`): its state (plain data) and how
 //! the worker's events change it. The worker runs the same `Pipeline::final_eval` as
 //! `rift run --final-eval`; the α panel shows the result beside PGD's.
+pub use super::aa_state::{model_name, AaCheck, AaRunning};
 use super::state::{JobStatus, State};
 use crate::engine::autoattack::ensemble::AaUpdate;
 use crate::engine::rift::events::{OodModel, Stage, StageAbout};
 use crate::engine::rift::final_eval::FinalEvalSummary;
 use crate::jobs::JobCommand;
-
-/// The attack the check is running now, for the per-attack progress line.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AaRunning {
-    /// The model under attack (AT or the accepted one).
-    pub model: OodModel,
-    /// `clean` (the clean pass) or the attack's name.
-    pub attack: String,
-    pub done: usize,
-    pub total: usize,
-    /// Points already done when this attack started here (a resumed state), and when.
-    pub done_at_start: usize,
-    pub started: f64,
-}
-
-impl AaRunning {
-    /// Points per second since the attack started here, and seconds left at that rate.
-    pub fn rate(&self, now: f64) -> Option<(f64, f64)> {
-        let secs = now - self.started;
-        let fresh = self.done.saturating_sub(self.done_at_start);
-        if secs <= 0.0 || fresh == 0 {
-            return None;
-        }
-        let rate = fresh as f64 / secs;
-        Some((rate, self.total.saturating_sub(self.done) as f64 / rate))
-    }
-}
-
-/// What the α panel shows of AutoAttack: the running attack, each model's robust accuracy
-/// after each finished attack, and the final result.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AaCheck {
-    pub running: Option<AaRunning>,
-    /// Which model the running stage attacks (from its `StageAbout`).
-    pub model: Option<OodModel>,
-    /// Cumulative robust accuracy (percent) after each finished attack, per model.
-    pub at_attacks: Vec<(String, f64)>,
-    pub chosen_attacks: Vec<(String, f64)>,
-    /// The finished check.
-    pub result: Option<FinalEvalSummary>,
-}
 
 /// `e`: the job that checks the accepted α with AutoAttack (and what to call it), or
 /// none yet (the status says why).
@@ -146,13 +106,6 @@ pub fn finished(s: &mut State, summary: FinalEvalSummary) {
     );
     s.aa.result = Some(summary);
     s.unsaved = true;
-}
-
-pub fn model_name(m: OodModel) -> &'static str {
-    match m {
-        OodModel::At => "AT",
-        OodModel::Chosen => "accepted",
-    }
 }
 
 #[cfg(test)]

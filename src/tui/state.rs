@@ -98,7 +98,7 @@ pub struct State {
     pub pending: Option<(JobCommand, String)>,
     pub mrc_paused: bool,
     /// The AutoAttack check of the accepted α (`e`).
-    pub aa: super::aa_check::AaCheck,
+    pub aa: super::aa_state::AaCheck,
 }
 
 /// One line of the MRC panel: a module with its exact score, its estimate, or both.

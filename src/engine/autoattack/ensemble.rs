@@ -3,6 +3,8 @@
 //! state is handed to `save` after every batch, so an interrupted run resumes where it
 //! stopped and ends with the same result.
 use super::state::{AaState, FinishedAttack, PartialAttack};
+// Re-exported where callers have always found them.
+pub use super::report::{AaReport, AaUpdate, AttackOutcome};
 use super::{apgd, fab, square, AaConfig, AaError, AttackKind};
 use crate::engine::attack::{clean_correct, robust_correct, Noise};
 use crate::engine::batches::images_to_tensor;
@@ -10,64 +12,8 @@ use crate::engine::data::ImageSet;
 use crate::engine::models::Model;
 use crate::engine::rift::events::{Event, Sink};
 use crate::engine::CancelFlag;
-use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
-
-/// Progress of an AutoAttack run, for the event sink.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "step", rename_all = "snake_case")]
-pub enum AaUpdate {
-    /// An attack starts on `points` still-robust points (`done` of them already finished
-    /// in an earlier, interrupted run).
-    Started {
-        attack: String,
-        points: usize,
-        #[serde(default)]
-        done: usize,
-    },
-    /// Points of the current attack (or of the clean pass, attack `clean`) done.
-    Progress {
-        attack: String,
-        done: usize,
-        total: usize,
-    },
-    Finished {
-        outcome: AttackOutcome,
-    },
-}
-
-/// Robust accuracy after one attack of the ensemble (cumulative over the earlier ones).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AttackOutcome {
-    pub attack: String,
-    /// Percent of all n samples.
-    pub robust_acc: f64,
-    pub robust: usize,
-    /// Points this attack ran on (those still robust before it).
-    pub evaluated: usize,
-    pub seconds: f64,
-    /// Finished in an earlier run and read from the state file.
-    #[serde(default)]
-    pub resumed: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AaReport {
-    pub n: usize,
-    pub clean_acc: f64,
-    pub clean_correct: usize,
-    pub attacks: Vec<AttackOutcome>,
-    /// Percent: robust to every attack.
-    pub robust_acc: f64,
-    pub robust_correct: usize,
-    pub eps: f64,
-    pub seconds: f64,
-    /// Per sample (the first n of the set): robust to every attack. For paired comparisons
-    /// of two models on the same samples.
-    #[serde(skip)]
-    pub robust_flags: Vec<bool>,
-}
 
 fn pct(c: usize, n: usize) -> f64 {
     if n == 0 {

@@ -314,11 +314,11 @@ pub enum Event {
     },
     /// AutoAttack (issue 12): an attack of the ensemble started, progressed or finished.
     AutoAttack {
-        update: crate::engine::autoattack::ensemble::AaUpdate,
+        update: crate::engine::autoattack::report::AaUpdate,
     },
     /// The final AutoAttack evaluation of the AT and the chosen model is done.
     FinalEval {
-        summary: super::final_eval::FinalEvalSummary,
+        summary: super::final_records::FinalEvalSummary,
     },
 }
 

@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod compare;
 pub mod events;
 pub mod final_eval;
+pub mod final_records;
 pub mod final_stats;
 pub mod finetune;
 pub mod interpolate;

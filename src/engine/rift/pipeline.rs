@@ -55,7 +55,7 @@ pub struct PipelineSetup {
     pub session_dir: PathBuf,
     /// `--final-eval`: AutoAttack of the AT and chosen model after α (`final_eval.rs`);
     /// the explorer's `e` uses standard AutoAttack when it is absent.
-    pub final_eval: Option<super::final_eval::FinalEvalPlan>,
+    pub final_eval: Option<super::final_records::FinalEvalPlan>,
 }
 
 /// How the α sweep evaluates its points.

@@ -1,0 +1,225 @@
+//! What an AutoAttack run is asked to do: its attacks, their budgets, and its errors. A
+//! leaf, so the session, events and final-evaluation records can name these types without
+//! depending on the attacks themselves.
+use crate::engine::attack::{AttackError, PgdConfig};
+use serde::{Deserialize, Serialize};
+
+/// One attack of the ensemble.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackKind {
+    ApgdCe,
+    ApgdDlr,
+    ApgdT,
+    FabT,
+    Square,
+    Pgd,
+}
+
+/// The standard version's attacks, in the published order.
+pub const STANDARD: [AttackKind; 4] = [
+    AttackKind::ApgdCe,
+    AttackKind::ApgdT,
+    AttackKind::FabT,
+    AttackKind::Square,
+];
+
+impl AttackKind {
+    pub const ALL: [AttackKind; 6] = [
+        AttackKind::ApgdCe,
+        AttackKind::ApgdDlr,
+        AttackKind::ApgdT,
+        AttackKind::FabT,
+        AttackKind::Square,
+        AttackKind::Pgd,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AttackKind::ApgdCe => "apgd-ce",
+            AttackKind::ApgdDlr => "apgd-dlr",
+            AttackKind::ApgdT => "apgd-t",
+            AttackKind::FabT => "fab-t",
+            AttackKind::Square => "square",
+            AttackKind::Pgd => "pgd",
+        }
+    }
+
+    /// Salt of the attack's random streams, so two attacks never share a start.
+    pub(crate) fn salt(self) -> u64 {
+        match self {
+            AttackKind::ApgdCe => 0x4150_4345,
+            AttackKind::ApgdDlr => 0x4150_444C,
+            AttackKind::ApgdT => 0x4150_5400,
+            AttackKind::FabT => 0x4641_4254,
+            AttackKind::Square => 0x5351_5541,
+            AttackKind::Pgd => 0x5047_4400,
+        }
+    }
+
+    /// `autoattack` (the standard version) or a comma-separated list of attack names.
+    pub fn parse_list(text: &str) -> Result<Vec<AttackKind>, AaError> {
+        let text = text.trim().to_ascii_lowercase();
+        if text == "autoattack" || text == "standard" {
+            return Ok(STANDARD.to_vec());
+        }
+        let mut out = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let kind = AttackKind::ALL
+                .into_iter()
+                .find(|k| k.name() == part)
+                .ok_or_else(|| {
+                    AaError::Config(format!(
+                        "unknown attack `{part}`; expected autoattack, none, or a comma-separated list of {}",
+                        AttackKind::ALL.map(|k| k.name()).join(", ")
+                    ))
+                })?;
+            if out.contains(&kind) {
+                return Err(AaError::Config(format!(
+                    "attack `{part}` is listed twice in `{text}`"
+                )));
+            }
+            out.push(kind);
+        }
+        Ok(out)
+    }
+}
+
+/// Everything that decides an AutoAttack result (the state file refuses to resume with
+/// other values).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AaConfig {
+    pub attacks: Vec<AttackKind>,
+    /// L∞ radius in [0, 1] pixel units.
+    pub eps: f64,
+    pub seed: u64,
+    /// APGD iterations (100 as published) and restarts of APGD-CE/-DLR (1 in the standard version).
+    pub apgd_iters: usize,
+    pub apgd_restarts: usize,
+    /// Target classes of APGD-T and FAB-T (9 as published).
+    pub targets: usize,
+    pub fab_iters: usize,
+    pub square_queries: usize,
+    /// Square's initial fraction of pixels changed (0.8 as published).
+    pub square_p_init: f64,
+    /// Used when `pgd` is in the list (its eps is `eps`).
+    pub pgd: PgdConfig,
+    pub batch_size: usize,
+}
+
+impl AaConfig {
+    /// The standard version at radius `eps`.
+    pub fn standard(eps: f64, seed: u64) -> AaConfig {
+        AaConfig {
+            attacks: STANDARD.to_vec(),
+            eps,
+            seed,
+            apgd_iters: 100,
+            apgd_restarts: 1,
+            targets: 9,
+            fab_iters: 100,
+            square_queries: 5000,
+            square_p_init: 0.8,
+            pgd: PgdConfig {
+                eps,
+                ..PgdConfig::default()
+            },
+            batch_size: 250,
+        }
+    }
+
+    /// `autoattack` for the standard version, else the attack names comma-separated.
+    pub fn list_name(&self) -> String {
+        if self.attacks == STANDARD {
+            "autoattack".into()
+        } else {
+            self.attacks
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    }
+
+    /// Bad values found before any compute: radius, counts, and class count of the model.
+    pub fn validate(&self, num_classes: i64) -> Result<(), AaError> {
+        let bad = |m: String| Err(AaError::Config(m));
+        if !(self.eps > 0.0 && self.eps <= 1.0) {
+            return bad(format!(
+                "--eps must be in (0, 1] pixel units (e.g. 8/255), got {}",
+                self.eps
+            ));
+        }
+        if self.attacks.is_empty() {
+            return bad("no attack to run".into());
+        }
+        let has = |k: AttackKind| self.attacks.contains(&k);
+        if has(AttackKind::Square) && self.square_queries == 0 {
+            return bad("Square needs at least one query (--square-queries 0 given)".into());
+        }
+        if (has(AttackKind::ApgdCe) || has(AttackKind::ApgdDlr) || has(AttackKind::ApgdT))
+            && (self.apgd_iters == 0 || self.apgd_restarts == 0)
+        {
+            return bad("APGD needs at least one iteration and one restart".into());
+        }
+        if has(AttackKind::FabT) && self.fab_iters == 0 {
+            return bad("FAB-T needs at least one iteration".into());
+        }
+        if has(AttackKind::Pgd) && (self.pgd.steps == 0 || self.pgd.restarts == 0) {
+            return bad("PGD needs at least one step and one restart".into());
+        }
+        if !(self.square_p_init > 0.0 && self.square_p_init <= 1.0) {
+            return bad(format!(
+                "Square's p_init must be in (0, 1], got {}",
+                self.square_p_init
+            ));
+        }
+        if self.batch_size == 0 {
+            return bad("--batch-size must be at least 1".into());
+        }
+        let targeted = has(AttackKind::ApgdT) || has(AttackKind::FabT);
+        if targeted && (self.targets == 0 || self.targets as i64 > num_classes - 1) {
+            return bad(format!(
+                "APGD-T and FAB-T attack {} target classes, but the model has only {num_classes} classes (at most {} targets)",
+                self.targets,
+                num_classes - 1
+            ));
+        }
+        let min_classes = if has(AttackKind::ApgdT) {
+            4
+        } else if has(AttackKind::ApgdDlr) {
+            3
+        } else {
+            2
+        };
+        if num_classes < min_classes {
+            return bad(format!(
+                "the DLR loss needs at least {min_classes} classes; the model has {num_classes}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AaError {
+    #[error("{0}")]
+    Config(String),
+    #[error("state file {path}: {reason}")]
+    State { path: String, reason: String },
+    #[error("cancelled (the state file, if any, holds the finished work)")]
+    Cancelled,
+    #[error("libtorch error during AutoAttack: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("cannot save the AutoAttack state: {0}")]
+    Save(String),
+}
+
+impl From<AttackError> for AaError {
+    fn from(e: AttackError) -> Self {
+        match e {
+            AttackError::Cancelled => AaError::Cancelled,
+            AttackError::Torch(t) => AaError::Torch(t),
+        }
+    }
+}
