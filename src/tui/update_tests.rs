@@ -668,11 +668,13 @@ fn a_plain_cancel_of_mrc_does_not_restart_it() {
     assert_eq!(update(&mut s, Msg::Cancel), Some(Cmd::Cancel));
     assert_eq!(update(&mut s, Msg::Job(JobEvent::Cancelled)), None);
     assert!(!s.mrc_paused && !s.busy);
-    // Jobs other than exact MRC are not interrupted: a save waits.
+    // Jobs other than exact MRC are not interrupted: a second job waits (a save is
+    // served while the job runs, `update_job_tests.rs`).
     update(&mut s, Msg::Start);
     engine(&mut s, Event::started_text(Stage::AdvSet, "PGD"));
-    assert_eq!(update(&mut s, Msg::Save), None);
-    assert!(s.status.contains("a job is running"));
+    assert_eq!(update(&mut s, Msg::Refine), None);
+    assert!(s.status.contains("no α sweep yet"), "{}", s.status);
+    assert_eq!(update(&mut s, Msg::FineTune), None);
 }
 
 #[test]
