@@ -3,7 +3,7 @@
 //! rate, time left) with the lines printed above it; in logs (stderr not a terminal) there
 //! are no bars, only plain lines: the same event lines, plus a progress line per stage at
 //! most every 30 s (long runs on a cluster show they are alive and how fast they go).
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use rift::engine::rift::events::{Event, Stage};
 use rift::engine::rift::screen::ESTIMATE_LABEL;
 use std::io::Write;
@@ -46,13 +46,31 @@ pub(super) fn stage_bar(
     total: u64,
 ) -> ProgressBar {
     let style =
-        ProgressStyle::with_template("  {prefix}: [{bar:30}] {pos}/{len}  {per_sec}  {eta} left")
-            .map(|s| s.progress_chars("=> "))
+        ProgressStyle::with_template("  {prefix}: [{bar:30}] {pos}/{len}  {rate}  {eta} left")
+            .map(|s| {
+                s.progress_chars("=> ").with_key(
+                    "rate",
+                    |p: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{}", rate(p.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| ProgressStyle::default_bar());
     let bar = ProgressBar::with_draw_target(Some(total), target()).with_style(style);
     bar.set_prefix(prefix);
     bar.set_position(done);
     bar
+}
+
+/// Steps per second with the digits that matter: 1234/s, 12.3/s, 0.042/s.
+pub(super) fn rate(per_sec: f64) -> String {
+    if per_sec >= 100.0 {
+        format!("{per_sec:.0}/s")
+    } else if per_sec >= 1.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{per_sec:.3}/s")
+    }
 }
 
 /// A duration as people read it in a log line: 45s, 3m05s, 2h07m.
@@ -151,13 +169,13 @@ impl Printer {
                 }
                 c.last_line = Instant::now();
                 let secs = c.since.elapsed().as_secs_f64();
-                let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-                let left = if rate > 0.0 && done < total {
-                    format!("  {} left", duration((total - done) as f64 / rate))
+                let per_sec = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+                let left = if per_sec > 0.0 && done < total {
+                    format!("  {} left", duration((total - done) as f64 / per_sec))
                 } else {
                     String::new()
                 };
-                let _ = writeln!(out, "  {stage}: {done}/{total}  {rate:.2}/s{left}");
+                let _ = writeln!(out, "  {stage}: {done}/{total}  {}{left}", rate(per_sec));
             }
             (Output::Terminal(_), None) => {}
         }

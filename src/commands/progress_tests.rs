@@ -83,6 +83,13 @@ fn logs_of_short_stages_hold_no_progress_lines() {
 }
 
 #[test]
+fn rates_keep_the_digits_that_matter() {
+    assert_eq!(rate(13055.35), "13055/s");
+    assert_eq!(rate(14.64), "14.6/s");
+    assert_eq!(rate(0.0417), "0.042/s");
+}
+
+#[test]
 fn a_terminal_gets_one_bar_per_stage() {
     let mut p = Printer::with_output(Output::Terminal(ProgressDrawTarget::hidden));
     p.show(&Event::started_text(Stage::Interpolate, "5 α"));
