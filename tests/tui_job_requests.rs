@@ -2,9 +2,8 @@
 //! and the job goes on to its end (on the bundled demo model with tiny settings).
 mod common;
 
-use common::jobs::{job_setup, JobFixture};
+use common::jobs::{demo_attack, job_setup, JobFixture};
 use common::{path_str, run_python, DEMO_MODEL};
-use rift::engine::attack::PgdConfig;
 use rift::engine::rift::events::{Event, Stage};
 use rift::jobs::{JobCommand, JobEvent, JobRequest, Worker};
 use rift::report::session::Session;
@@ -25,13 +24,7 @@ fn setup(session: PathBuf) -> rift::jobs::JobSetup {
         session,
         ft_epochs: 1,
         modules: vec!["linear".into()],
-        attack: PgdConfig {
-            eps: 0.2,
-            step: 0.05,
-            steps: 2,
-            random_start: true,
-            restarts: 1,
-        },
+        attack: demo_attack(),
         activation: None,
     });
     setup.pipeline.sweep.alphas = grid();

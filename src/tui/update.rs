@@ -564,4 +564,4 @@ pub(super) fn push_loss(s: &mut State, loss: f64) {
 
 #[cfg(test)]
 #[path = "update_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -3,61 +3,20 @@
 //! accepted meanwhile follows the job, the recommendation stays provisional until the
 //! modules it is compared against are exact, and the follower's notes reach the status.
 use super::state::State;
+use super::update::tests::{engine, estimated, point, score, state};
 use super::update::{update, Cmd, Msg};
 use crate::engine::rift::events::{Event, Stage};
-use crate::engine::rift::results::{ModuleScore, SweepPoint};
 use crate::jobs::{JobCommand, JobEvent, JobRequest};
-
-fn state() -> State {
-    State::new(0.01, 0.1, 2, vec!["default".into()])
-}
-
-fn engine(s: &mut State, e: Event) -> Option<Cmd> {
-    update(s, Msg::Job(JobEvent::Engine(e)))
-}
 
 fn job(s: &mut State, e: JobEvent) -> Option<Cmd> {
     update(s, Msg::Job(e))
 }
 
-fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
-    ModuleScore {
-        name: name.into(),
-        depth,
-        kind: "conv".into(),
-        shape: vec![4, 4, 3, 3],
-        params: 144,
-        mrc,
-        robust_acc_drop: 1.0,
-        epoch_losses: vec![0.5],
-        epoch_accs: vec![80.0],
-        recommended: false,
-        estimate: None,
-        estimate_step: None,
-    }
-}
-
-fn estimated(s: &mut State, name: &str, depth: usize, estimate: f64) {
-    engine(
-        s,
-        Event::ModuleEstimated {
-            module: name.into(),
-            depth,
-            estimate,
-            estimate_step: None,
-            kind: "conv".into(),
-            shape: vec![4, 4, 3, 3],
-            params: 144,
-        },
-    );
-}
-
-fn point(alpha: f64, clean: f64, robust: f64) -> SweepPoint {
-    SweepPoint {
-        alpha,
-        clean_acc: clean,
-        robust_acc: robust,
-        n: 100,
+/// Three modules screened (estimates), MRC started.
+fn screened(s: &mut State) {
+    update(s, Msg::Start);
+    for (name, depth, e) in [("conv1", 0, 0.3), ("layer1", 1, 0.1), ("fc", 2, 0.6)] {
+        estimated(s, name, depth, e);
     }
 }
 
@@ -242,10 +201,7 @@ fn save_during_exact_mrc_no_longer_pauses_it() {
 #[test]
 fn the_recommendation_is_provisional_until_its_rivals_are_exact() {
     let mut s = state();
-    update(&mut s, Msg::Start);
-    for (name, depth, e) in [("conv1", 0, 0.3), ("layer1", 1, 0.1), ("fc", 2, 0.6)] {
-        estimated(&mut s, name, depth, e);
-    }
+    screened(&mut s);
     engine(
         &mut s,
         Event::started_text(Stage::Mrc, "exact MRC of 3 modules"),
@@ -288,10 +244,7 @@ fn the_recommendation_is_provisional_until_its_rivals_are_exact() {
 #[test]
 fn with_screening_only_the_chosen_modules_count() {
     let mut s = state();
-    update(&mut s, Msg::Start);
-    for (name, depth, e) in [("conv1", 0, 0.3), ("layer1", 1, 0.1), ("fc", 2, 0.6)] {
-        estimated(&mut s, name, depth, e);
-    }
+    screened(&mut s);
     engine(
         &mut s,
         Event::started_text(Stage::Mrc, "exact MRC of 2 modules"),
