@@ -38,6 +38,10 @@ pub enum Command {
     Finetune(FinetuneArgs),
     /// The whole pipeline into a session: MRC → fine-tune → interpolate → OOD → report.
     Run(RunArgs),
+    /// The paper's ablation on your model: RiFT's module against other candidates (the most
+    /// critical module, the classifier, every parameter, the K least critical, a random
+    /// module, named modules), each fine-tuned and interpolated the same way.
+    Compare(CompareArgs),
     /// Re-render report.md and the plots of a session from its session.yaml.
     Report(ReportArgs),
     /// The pipeline on the bundled MNIST demo.
@@ -404,6 +408,36 @@ pub struct RunArgs {
     /// Also write the final session (all settings and results) as YAML or JSON here.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Every flag of `rift run` (but `--layer` and `--screen`: the candidates choose the
+    /// modules, and they are ranked by exact MRC).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Comma-separated: rift (lowest MRC), highest (most robust-critical), last (the
+    /// classifier), all (every parameter: full fine-tuning + interpolation, WiSE-FT),
+    /// lowest:K (the K least critical together), random[:SEED] (one module, seeded; default
+    /// seed --seed), or module names (a+b: one candidate training both).
+    #[arg(long, value_name = "LIST", default_value = rift::engine::rift::compare::DEFAULT_CANDIDATES, value_parser = parse_candidates)]
+    pub candidates: Candidates,
+    /// Also write the comparison table as CSV here.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Also write the comparison table as a LaTeX tabular here (booktabs).
+    #[arg(long, value_name = "FILE")]
+    pub latex: Option<PathBuf>,
+}
+
+/// `--candidates`, parsed.
+#[derive(Clone, Debug)]
+pub struct Candidates(pub Vec<rift::engine::rift::compare::Candidate>);
+
+fn parse_candidates(s: &str) -> Result<Candidates, String> {
+    rift::engine::rift::compare::Candidate::parse_list(s)
+        .map(Candidates)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]

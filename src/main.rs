@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Ood(a) => commands::ood(a),
         Command::TrainAt(a) => commands::train_at(a),
         Command::Run(a) => commands::run(a),
+        Command::Compare(a) => commands::compare(a),
         Command::Report(a) => commands::report(a),
         Command::Demo(a) => commands::demo(a),
         Command::Tui(a) => commands::tui(a),

@@ -213,6 +213,7 @@ fn session() -> Session {
             screen: None,
         }),
         finetune: Some(FinetuneResult {
+            all_parameters: false,
             layers: vec!["block1.layer.2.conv2".into()],
             lr: 0.001,
             momentum: 0.9,

@@ -394,3 +394,95 @@ fn the_worker_runs_every_stage_on_a_dm_wideresnet() {
     assert_eq!(s.chosen.unwrap().alpha, 0.5);
     assert!(session.join("chosen.pth").exists());
 }
+
+/// `rift compare` on the DM network with a corrupted set and `--final-eval`: the AT
+/// model's OOD runs once for all candidates, every candidate's OOD and AutoAttack cells
+/// are its own session's numbers minus the AT model's, and module names are the zoo's.
+#[test]
+fn compare_with_ood_and_autoattack_on_a_dm_wideresnet() {
+    let fx = fixture();
+    let ckpt = fx.ckpt();
+    let dir = fx.dir.join("compare");
+    let c = fx.dir.join("c");
+    let modules = format!("{},{}", fx.modules[1], fx.modules[2]);
+    let mut args = vec![
+        "compare",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        path_str(&fx.dir),
+    ];
+    args.extend(["--checkpoint", path_str(&ckpt), "--candidates", "rift,all"]);
+    args.extend(["--session", path_str(&dir), "--ood-dir", path_str(&c)]);
+    args.extend(["--limit", "32", "--adv-limit", "32", "--steps", "2"]);
+    args.extend(["--eps", "0.03", "--step", "0.015", "--mrc-epochs", "1"]);
+    args.extend(["--fast", "--modules", &modules, "--epochs", "1"]);
+    args.extend(["--alphas", "0,0.5,1", "--device", "cpu"]);
+    args.extend(["--final-eval", "apgd-ce", "--final-limit", "16"]);
+    rift_ok(&args);
+
+    let shared = Session::load(&dir).unwrap();
+    let cmp: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("compare.yaml")).unwrap()).unwrap();
+    let at_ood = shared
+        .ood_at
+        .as_ref()
+        .expect("OOD of the AT model")
+        .mean_acc;
+    assert_eq!(cmp["at"]["ood"].as_f64(), Some(at_ood));
+    let mut at_aa = None;
+    for row in cmp["candidates"].as_array().unwrap() {
+        let cs = Session::load(&dir.join(row["session"].as_str().unwrap())).unwrap();
+        let ft = cs.finetune.as_ref().unwrap();
+        if !ft.all_parameters {
+            fx.assert_zoo_names("compare", ft.layers.iter().map(String::as_str));
+        }
+        let ood = cs
+            .ood_chosen
+            .as_ref()
+            .expect("OOD of the candidate")
+            .mean_acc;
+        assert_eq!(row["ood"]["value"].as_f64(), Some(ood));
+        assert!((row["ood"]["change"].as_f64().unwrap() - (ood - at_ood)).abs() < 1e-9);
+        let fe = cs.final_eval.as_ref().expect("the candidate's AutoAttack");
+        let sum = fe.summary();
+        assert_eq!(row["autoattack"]["value"].as_f64(), Some(sum.chosen_robust));
+        assert_eq!(
+            row["autoattack"]["change"].as_f64(),
+            Some(fe.difference.points)
+        );
+        // Every candidate is paired with the same AT AutoAttack verdicts.
+        match &at_aa {
+            None => at_aa = Some(fe.at.robust_flags.clone()),
+            Some(flags) => assert_eq!(&fe.at.robust_flags, flags),
+        }
+        assert_eq!(cmp["at"]["autoattack"].as_f64(), Some(sum.at_robust));
+    }
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let at_ood_runs = events
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            matches!(
+                serde_json::from_str::<Event>(l).unwrap(),
+                Event::StageStarted {
+                    stage: Stage::Ood,
+                    about: Some(rift::engine::rift::events::StageAbout::Ood {
+                        model: rift::engine::rift::events::OodModel::At,
+                        ..
+                    }),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(
+        at_ood_runs, 1,
+        "the AT model's OOD runs once for all candidates"
+    );
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("OOD (Δ") && report.contains("AutoAttack (Δ"),
+        "{report}"
+    );
+}

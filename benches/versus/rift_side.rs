@@ -163,7 +163,7 @@ fn finetune_epoch(
     };
     let r = finetune(
         model,
-        &[layer.to_string()],
+        &rift::engine::rift::finetune::Trained::Modules(vec![layer.to_string()]),
         data,
         &cfg,
         &CancelFlag::default(),

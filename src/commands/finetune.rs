@@ -140,7 +140,7 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     };
     let result = run_finetune(
         &model,
-        &layers,
+        &rift::engine::rift::finetune::Trained::Modules(layers),
         data,
         &cfg,
         &CancelFlag::default(),

@@ -1,6 +1,7 @@
 //! One function per subcommand; shared set-up (device, threads, seed, model) lives here.
 mod aa_progress;
 mod autoattack;
+mod compare;
 mod demo;
 mod doctor;
 mod eval;
@@ -18,6 +19,7 @@ mod run_mrc;
 mod train_at;
 mod tui;
 
+pub use compare::compare;
 pub use demo::demo;
 pub use doctor::doctor;
 pub use eval::eval;

@@ -16,7 +16,8 @@ use rift::engine::device::device_name;
 use rift::engine::models::Precision;
 use rift::engine::rift::adv_set::AdvSplit;
 use rift::engine::rift::alpha_search::SearchConfig;
-use rift::engine::rift::events::{Event, OodModel, Stage, EVENTS_FORMAT};
+use rift::engine::rift::events::{Event, OodModel, Sink, Stage, EVENTS_FORMAT};
+use rift::engine::rift::finetune::Trained;
 use rift::engine::rift::multi_device::Devices;
 use rift::engine::rift::ood::{default_severities, parse_severities};
 use rift::engine::rift::pipeline::{OodSetup, Pipeline, PipelineSetup, SweepHow};
@@ -27,10 +28,10 @@ use std::path::Path;
 use std::time::Instant;
 
 /// Appends events to `events.jsonl`, one JSON object a line, flushed as it goes.
-struct EventLog(std::fs::File);
+pub(super) struct EventLog(std::fs::File);
 
 impl EventLog {
-    fn open(dir: &Path) -> Result<EventLog> {
+    pub(super) fn open(dir: &Path) -> Result<EventLog> {
         let path = dir.join(EVENTS_FILE);
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -39,7 +40,7 @@ impl EventLog {
             .with_context(|| format!("cannot open {}", path.display()))?;
         Ok(EventLog(f))
     }
-    fn write(&mut self, e: &Event) {
+    pub(super) fn write(&mut self, e: &Event) {
         if let Ok(line) = serde_json::to_string(e) {
             let _ = writeln!(self.0, "{line}");
             let _ = self.0.flush();
@@ -158,19 +159,16 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     })
 }
 
-pub fn run(args: &RunArgs) -> Result<()> {
-    let Plan {
-        rt,
-        setup,
-        mrc: mrc_cfg,
-        search,
-        devices,
-        settings,
-    } = plan(args, "rift run")?;
+/// The pipeline of a session directory: the plan checked, the model loaded, the session
+/// continued (same settings) or started, and the final evaluation checked against the
+/// model, all before the first stage. Shared by `rift run` and `rift compare`.
+pub(super) fn open(args: &RunArgs, what: &str) -> Result<(Pipeline, Plan)> {
+    let mut plan = plan(args, what)?;
+    let (settings, rt) = (&plan.settings, &plan.rt);
     let dir = args.session.as_path();
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
-    let (ckpt, model) = load_model(&args.model, setup.kind, rt.device, rt.compute)?;
+    let (ckpt, model) = load_model(&args.model, plan.setup.kind, rt.device, rt.compute)?;
     let mut session = if Session::path(dir).exists() {
         let s = Session::load(dir)?;
         let (mut a, mut b) = (s.settings.clone(), settings.clone());
@@ -185,17 +183,28 @@ pub fn run(args: &RunArgs) -> Result<()> {
         Session::new(dir, settings.clone(), &model)
     };
     session.settings.device = device_name(rt.device);
-    let mut p = Pipeline::new(setup, ckpt, model, session)?;
-    if let Some(plan) = &p.setup.final_eval {
+    let setup = plan.setup.clone();
+    let p = Pipeline::new(setup, ckpt, model, session)?;
+    if let Some(fe) = &p.setup.final_eval {
         // Attack settings that do not fit the model (targets, classes) fail now.
-        plan.aa
+        fe.aa
             .validate(p.model.spec.num_classes)
             .map_err(|e| anyhow::anyhow!("--final-eval: {e}"))?;
     }
-    let save = |p: &mut Pipeline| -> Result<()> {
-        p.session.updated = now_rfc3339();
-        p.session.save(dir)
-    };
+    plan.settings.device = p.session.settings.device.clone();
+    Ok((p, plan))
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let (mut p, plan) = open(args, "rift run")?;
+    let Plan {
+        rt,
+        mrc: mrc_cfg,
+        search,
+        devices,
+        ..
+    } = plan;
+    let dir = args.session.as_path();
     save(&mut p)?;
     let mut log = EventLog::open(dir)?;
     let mut printer = Printer::new();
@@ -215,64 +224,128 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
 
     // 2. MRC, module by module (partial results survive a kill).
-    if p.session.mrc.is_none() {
-        let t = Instant::now();
-        let kind = p.setup.kind;
-        let attack = p.setup.attack.clone();
-        p.session.mrc = Some(mrc_stage(
-            &p.model, args, kind, &attack, &mrc_cfg, rt.seed, dir, &cancel, &mut sink,
-        )?);
-        p.finish_stage(Stage::Mrc, t, &mut sink);
-        save(&mut p)?;
-        let _ = std::fs::remove_file(dir.join(PARTIAL_MRC));
-    }
+    mrc_once(&mut p, args, &mrc_cfg, &cancel, &mut sink)?;
 
-    // 3. Fine-tune the chosen module(s); the AT weights are restored afterwards.
+    // 3–6. Fine-tune, sweep, the chosen model, OOD and the final evaluation.
     let layers = resolve_layers(&args.ft.layer, p.session.mrc.as_ref(), None)?;
+    let sweep_with = SweepWith {
+        search: search.as_ref(),
+        devices: devices.as_deref(),
+        model: &args.model,
+        compute: rt.compute,
+    };
+    after_mrc(
+        &mut p,
+        &Trained::Modules(layers),
+        &sweep_with,
+        &cancel,
+        &mut sink,
+    )?;
+    rift::report::render_report(dir)?;
+    print_summary(&p.session, dir);
+    print_final_eval(&p.session);
+    if let Some(path) = &args.output {
+        rift::report::write_structured(path, &p.session)?;
+    }
+    Ok(())
+}
+
+/// MRC into the session, module by module (partial results survive a kill), unless the
+/// session holds it already.
+pub(super) fn mrc_once(
+    p: &mut Pipeline,
+    args: &RunArgs,
+    mrc_cfg: &rift::engine::rift::mrc::MrcConfig,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<()> {
+    if p.session.mrc.is_some() {
+        return Ok(());
+    }
+    let t = Instant::now();
+    let (kind, attack, seed) = (p.setup.kind, p.setup.attack.clone(), p.setup.seed);
+    let dir = p.setup.session_dir.clone();
+    p.session.mrc = Some(mrc_stage(
+        &p.model, args, kind, &attack, mrc_cfg, seed, &dir, cancel, sink,
+    )?);
+    p.finish_stage(Stage::Mrc, t, sink);
+    save(p)?;
+    let _ = std::fs::remove_file(dir.join(PARTIAL_MRC));
+    Ok(())
+}
+
+/// Writes the pipeline's session into its directory (atomically), stamped now.
+pub(super) fn save(p: &mut Pipeline) -> Result<()> {
+    p.session.updated = now_rfc3339();
+    p.session.save(&p.setup.session_dir)
+}
+
+/// How the α sweep runs: `--search`, `--devices`, or the grid on the model's device.
+pub(super) struct SweepWith<'a> {
+    pub search: Option<&'a SearchConfig>,
+    pub devices: Option<&'a [tch::Device]>,
+    /// Each device builds its own model from the checkpoint these flags name.
+    pub model: &'a crate::cli::ModelArgs,
+    pub compute: rift::engine::models::Compute,
+}
+
+/// The stages after MRC on the pipeline's current session, each skipped when the session
+/// already holds its result: fine-tune `what` (or reload the fine-tuned weights), sweep
+/// α, write the chosen model, OOD of the AT and chosen models, the final evaluation.
+/// `rift run` drives them once; `rift compare` once per candidate. Returns the chosen α.
+pub(super) fn after_mrc(
+    p: &mut Pipeline,
+    what: &Trained,
+    sweep_with: &SweepWith,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<f64> {
+    // Fine-tune the chosen module(s); the AT weights are restored afterwards.
     let reloaded = p.session.finetune.is_some() && p.reload_finetuned().unwrap_or(false);
     if !reloaded {
         let cfg = p.setup.finetune.clone();
-        p.finetune(&layers, &cfg, &cancel, &mut sink)?;
+        p.finetune(what, &cfg, cancel, sink)?;
         p.save_finetuned()?;
-        save(&mut p)?;
+        save(p)?;
     }
 
-    // 4. Interpolation and the chosen model.
+    // Interpolation and the chosen model.
     if p.session.interpolation.is_none() {
         // Each device builds its own model; the file is read once more for them (the
         // pipeline's copy is busy being swept).
-        let for_devices = match &devices {
+        let for_devices = match sweep_with.devices {
             Some(_) => Some((
-                load_checkpoint(&args.model.checkpoint)?,
-                model_choice(&args.model)?,
+                load_checkpoint(&sweep_with.model.checkpoint)?,
+                model_choice(sweep_with.model)?,
             )),
             None => None,
         };
         let load = for_devices
             .as_ref()
-            .map(|(ckpt, choice)| model_on(ckpt, choice, p.setup.kind, rt.compute));
-        let how = match (&search, &devices, &load) {
+            .map(|(ckpt, choice)| model_on(ckpt, choice, p.setup.kind, sweep_with.compute));
+        let how = match (sweep_with.search, sweep_with.devices, &load) {
             (Some(sc), _, _) => SweepHow::Search(sc),
             (None, Some(list), Some(load)) => SweepHow::Devices(Devices { list, load }),
             _ => SweepHow::Grid,
         };
-        p.sweep(how, &cancel, &mut sink)?;
-        save(&mut p)?;
+        p.sweep(how, cancel, sink)?;
+        save(p)?;
     }
     let alpha = p
         .session
         .interpolation
         .as_ref()
         .map_or(0.0, |r| r.chosen_alpha);
+    let dir = p.setup.session_dir.clone();
     let written = p.session.chosen.as_ref().is_some_and(|c| {
         c.alpha == alpha && dir.join(&c.pth).exists() && dir.join(&c.safetensors).exists()
     });
     if !written {
         p.write_chosen(alpha)?;
-        save(&mut p)?;
+        save(p)?;
     }
 
-    // 5. OOD of the AT and chosen models, when the corrupted set is there.
+    // OOD of the AT and chosen models, when the corrupted set is there.
     if let Some(ood) = p.setup.ood.clone() {
         if p.ood_corruptions().is_empty() {
             sink(Event::Warning {
@@ -289,23 +362,17 @@ pub fn run(args: &RunArgs) -> Result<()> {
                     OodModel::Chosen => p.session.ood_chosen.is_some(),
                 };
                 if !done {
-                    p.ood(which, a, &cancel, &mut sink)?;
-                    save(&mut p)?;
+                    p.ood(which, a, cancel, sink)?;
+                    save(p)?;
                 }
             }
         }
     }
-    // 6. AutoAttack of the AT and the chosen model (`--final-eval`), unless already done.
-    if final_eval_stage(&mut p, alpha, &cancel, &mut sink)? {
-        save(&mut p)?;
+    // AutoAttack of the AT and the chosen model (`--final-eval`), unless already done.
+    if final_eval_stage(p, alpha, cancel, sink)? {
+        save(p)?;
     }
-    rift::report::render_report(dir)?;
-    print_summary(&p.session, dir);
-    print_final_eval(&p.session);
-    if let Some(path) = &args.output {
-        rift::report::write_structured(path, &p.session)?;
-    }
-    Ok(())
+    Ok(alpha)
 }
 
 fn print_summary(s: &Session, dir: &Path) {

@@ -30,6 +30,15 @@ pub struct EvalPlan<'a> {
     pub batch_size: usize,
 }
 
+/// Per-sample verdicts of an evaluation, in sample order: what paired intervals need
+/// (two models judged on the same samples, `final_stats::PairedDifference`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Verdicts {
+    pub clean: Vec<bool>,
+    /// Empty when no attack was run.
+    pub robust: Vec<bool>,
+}
+
 /// Evaluates `model` on `set[..plan.limit]` in batches; `progress(done, total)` after each
 /// batch.
 pub fn evaluate(
@@ -38,6 +47,37 @@ pub fn evaluate(
     plan: &EvalPlan,
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(usize, usize),
+) -> Result<EvalResult, AttackError> {
+    evaluate_inner(model, set, plan, cancel, progress, None)
+}
+
+/// `evaluate`, also keeping every sample's clean and robust verdict.
+pub fn evaluate_verdicts(
+    model: &Model,
+    set: &ImageSet,
+    plan: &EvalPlan,
+    cancel: &CancelFlag,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(EvalResult, Verdicts), AttackError> {
+    let mut v = Verdicts::default();
+    let r = evaluate_inner(model, set, plan, cancel, progress, Some(&mut v))?;
+    Ok((r, v))
+}
+
+fn flags(t: &tch::Tensor) -> Result<Vec<bool>, tch::TchError> {
+    let t = t
+        .f_to_kind(tch::Kind::Bool)?
+        .f_to_device(tch::Device::Cpu)?;
+    Vec::<bool>::try_from(&t)
+}
+
+fn evaluate_inner(
+    model: &Model,
+    set: &ImageSet,
+    plan: &EvalPlan,
+    cancel: &CancelFlag,
+    progress: &mut dyn FnMut(usize, usize),
+    mut verdicts: Option<&mut Verdicts>,
 ) -> Result<EvalResult, AttackError> {
     let start = Instant::now();
     let n = plan.limit.map_or(set.n, |l| l.min(set.n));
@@ -57,12 +97,17 @@ pub fn evaluate(
         }
         let end = (i + batch_size).min(n);
         let (x, y) = range_batch(set, i, end, model.device())?;
-        clean += clean_correct(model, &x, &y)?
-            .f_sum(tch::Kind::Int64)?
-            .int64_value(&[]) as usize;
+        let ok = clean_correct(model, &x, &y)?;
+        clean += ok.f_sum(tch::Kind::Int64)?.int64_value(&[]) as usize;
+        if let Some(v) = verdicts.as_deref_mut() {
+            v.clean.extend(flags(&ok)?);
+        }
         if let Some(cfg) = attack {
             let (ok, _) = robust_correct(model, &x, &y, cfg, noise.at(i), cancel)?;
             robust += ok.f_sum(tch::Kind::Int64)?.int64_value(&[]) as usize;
+            if let Some(v) = verdicts.as_deref_mut() {
+                v.robust.extend(flags(&ok)?);
+            }
         }
         i = end;
         progress(i, n);

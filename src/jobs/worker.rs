@@ -211,7 +211,8 @@ impl Worker {
                     lr: *lr,
                     ..p.setup.finetune.clone()
                 };
-                p.finetune(layers, &cfg, cancel, &mut sink)?;
+                let what = crate::engine::rift::finetune::Trained::Modules(layers.clone());
+                p.finetune(&what, &cfg, cancel, &mut sink)?;
                 Ok(Stage::Finetune)
             }
             JobCommand::StartSweep => {

@@ -193,6 +193,7 @@ pub fn full() -> Session {
     }
     let iters = 10 * 352;
     s.finetune = Some(FinetuneResult {
+        all_parameters: false,
         layers: vec!["layer2.1.conv2".into()],
         lr: 0.001,
         momentum: 0.9,

@@ -10,6 +10,7 @@ use super::plot_style::{
 };
 pub use super::plots_alpha::{baseline_point, draw_alpha};
 use super::session::Session;
+use crate::engine::rift::compare::CompareResult;
 use crate::engine::rift::results::{FinetuneEpoch, FinetuneResult, MrcResult};
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
@@ -180,6 +181,25 @@ pub fn render_all(session: &Session, dir: &Path) -> Result<Vec<PathBuf>> {
         written.push(svg_path);
     }
     Ok(written)
+}
+
+/// `rift compare`'s trade-off figure as `compare.png` and `compare.svg` in `dir`.
+pub fn render_compare(r: &CompareResult, dir: &Path) -> Result<()> {
+    let (w, h) = super::plots_compare::SIZE;
+    let mut rgb = vec![255u8; w as usize * h as usize * 3];
+    {
+        let area = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        super::plots_compare::draw_compare(r, &area)?;
+        area.present()?;
+    }
+    super::atomic_write(&dir.join("compare.png"), &encode_png(&rgb, w, h)?)?;
+    let mut text = String::new();
+    {
+        let area = SVGBackend::with_string(&mut text, (w, h)).into_drawing_area();
+        super::plots_compare::draw_compare(r, &area)?;
+        area.present()?;
+    }
+    super::atomic_write(&dir.join("compare.svg"), text.as_bytes())
 }
 
 /// A bar axis: from 0 (or below, for negative values) to 12% above the largest value.

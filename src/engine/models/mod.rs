@@ -472,9 +472,9 @@ impl Model {
         let cache = tch::no_grad(|| {
             let xn = self.normalize(x);
             match &self.net {
-                Net::ResNet(n) => n.prefix(&xn, module),
-                Net::PreAct(n) => n.prefix(&xn, module),
-                Net::Wide(n) => n.prefix(&xn, module),
+                Net::ResNet(n) => n.with_chain(|c| c.prefix(&xn, module)),
+                Net::PreAct(n) => n.with_chain(|c| c.prefix(&xn, module)),
+                Net::Wide(n) => n.with_chain(|c| c.prefix(&xn, module)),
                 Net::DmWide(n) => n.with_chain(|c| c.prefix(&xn, module)),
                 Net::DmPreAct(n) => n.with_chain(|c| c.prefix(&xn, module)),
             }
@@ -490,9 +490,9 @@ impl Model {
     /// Eval-mode logits from a `prefix_cache` of the same module (and the same samples).
     pub fn suffix_logits(&self, module: &str, cache: &[Tensor]) -> Tensor {
         match &self.net {
-            Net::ResNet(n) => n.suffix(module, cache),
-            Net::PreAct(n) => n.suffix(module, cache),
-            Net::Wide(n) => n.suffix(module, cache),
+            Net::ResNet(n) => n.with_chain(|c| c.suffix(module, cache)),
+            Net::PreAct(n) => n.with_chain(|c| c.suffix(module, cache)),
+            Net::Wide(n) => n.with_chain(|c| c.suffix(module, cache)),
             Net::DmWide(n) => n.with_chain(|c| c.suffix(module, cache)),
             Net::DmPreAct(n) => n.with_chain(|c| c.suffix(module, cache)),
         }
@@ -512,6 +512,15 @@ impl Model {
                 let key = format!("{module}.{leaf}");
                 vars.get(&key).map(|t| (key, t.shallow_clone()))
             })
+            .collect()
+    }
+
+    /// Every parameter the forward pass can train (not BatchNorm's running statistics).
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.shallow_clone())
             .collect()
     }
 

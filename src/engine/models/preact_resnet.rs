@@ -2,6 +2,7 @@
 //! pre-activation blocks (`bn1`, `conv1`, `bn2`, `conv2`, a bias-free 1×1 `shortcut.0`
 //! where shapes change), a final `bn`, `avg_pool2d(·, 4)` and `linear`.
 use super::arch::ArchSpec;
+use super::chain::{Chain, CutBlock};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -28,17 +29,6 @@ impl PreActBlock {
             conv2,
             shortcut,
         }
-    }
-
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let out = self.bn1.forward(x, train).relu();
-        let short = match &self.shortcut {
-            Some(conv) => conv.forward(&out),
-            None => x.shallow_clone(),
-        };
-        let out = self.conv1.forward(&out);
-        let out = self.conv2.forward(&self.bn2.forward(&out, train).relu());
-        out + short
     }
 }
 
@@ -89,11 +79,7 @@ impl PreActResNet {
     pub fn modules(&self) -> Vec<ModuleInfo> {
         let mut out = vec![self.conv1.info()];
         for block in self.layers.iter().flatten() {
-            out.push(block.conv1.info());
-            out.push(block.conv2.info());
-            if let Some(c) = &block.shortcut {
-                out.push(c.info());
-            }
+            block.modules(&mut out);
         }
         out.push(self.linear.info());
         out
@@ -102,15 +88,38 @@ impl PreActResNet {
     pub fn feature_dim(&self, h: i64, w: i64) -> Option<i64> {
         let (mut sh, mut sw) = (self.conv1.out_size(h), self.conv1.out_size(w));
         for block in self.layers.iter().flatten() {
-            sh = block.conv2.out_size(block.conv1.out_size(sh));
-            sw = block.conv2.out_size(block.conv1.out_size(sw));
+            sh = block.out_size(sh);
+            sw = block.out_size(sw);
         }
         Some(self.bn.weight.size()[0] * pooled(sh, 4)? * pooled(sw, 4)?)
     }
 }
 
 /// MRC fast-path caching; see `resnet.rs` for the contract.
-impl PreActBlock {
+impl CutBlock for PreActBlock {
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let out = self.bn1.forward(x, train).relu();
+        let short = match &self.shortcut {
+            Some(conv) => conv.forward(&out),
+            None => x.shallow_clone(),
+        };
+        let out = self.conv1.forward(&out);
+        let out = self.conv2.forward(&self.bn2.forward(&out, train).relu());
+        out + short
+    }
+
+    fn modules(&self, out: &mut Vec<ModuleInfo>) {
+        out.push(self.conv1.info());
+        out.push(self.conv2.info());
+        if let Some(c) = &self.shortcut {
+            out.push(c.info());
+        }
+    }
+
+    fn out_size(&self, s: i64) -> i64 {
+        self.conv2.out_size(self.conv1.out_size(s))
+    }
+
     fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
         let a = self.bn1.forward(x, false).relu();
         let short = match &self.shortcut {
@@ -148,55 +157,29 @@ impl PreActBlock {
 }
 
 impl PreActResNet {
-    fn named_blocks(&self) -> Vec<(String, &PreActBlock)> {
-        let mut out = Vec::new();
+    /// This network as MRC's fast path sees it (`chain.rs`): stem conv1, the blocks, final
+    /// BatchNorm → ReLU → `avg_pool2d(·, 4)`, the classifier; `f` runs with it.
+    pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
+        let stem = |x: &Tensor| self.conv1.forward(x);
+        let head = |x: &Tensor| {
+            self.bn
+                .forward(x, false)
+                .relu()
+                .avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>)
+                .flatten(1, -1)
+        };
+        let mut blocks: Vec<(String, &dyn CutBlock)> = Vec::new();
         for (i, stage) in self.layers.iter().enumerate() {
             for (j, b) in stage.iter().enumerate() {
-                out.push((format!("layer{}.{j}", i + 1), b));
+                blocks.push((format!("layer{}.{j}", i + 1), b));
             }
         }
-        out
-    }
-
-    fn head(&self, out: &Tensor) -> Tensor {
-        let out = self.bn.forward(out, false).relu();
-        let out = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
-        self.linear.forward(&out.flatten(1, -1))
-    }
-
-    pub fn prefix(&self, xn: &Tensor, module: &str) -> Option<Vec<Tensor>> {
-        if module == "conv1" {
-            return Some(vec![xn.shallow_clone()]);
-        }
-        let mut out = self.conv1.forward(xn);
-        for (name, block) in self.named_blocks() {
-            if let Some(leaf) = module.strip_prefix(&name).and_then(|l| l.strip_prefix('.')) {
-                return block.prepare(&out, leaf);
-            }
-            out = block.forward(&out, false);
-        }
-        let out = self.bn.forward(&out, false).relu();
-        let pooled = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
-        (module == "linear").then(|| vec![pooled.flatten(1, -1)])
-    }
-
-    pub fn suffix(&self, module: &str, c: &[Tensor]) -> Tensor {
-        match module {
-            "conv1" => self.forward(&c[0], false),
-            "linear" => self.linear.forward(&c[0]),
-            _ => {
-                let mut out: Option<Tensor> = None;
-                for (name, block) in self.named_blocks() {
-                    out = match out {
-                        Some(o) => Some(block.forward(&o, false)),
-                        None => module
-                            .strip_prefix(&name)
-                            .and_then(|l| l.strip_prefix('.'))
-                            .map(|leaf| block.resume(leaf, c)),
-                    };
-                }
-                self.head(&out.unwrap_or_default())
-            }
-        }
+        f(&Chain {
+            stem_name: &self.conv1.name,
+            stem: &stem,
+            blocks,
+            head: &head,
+            classifier: &self.linear,
+        })
     }
 }

@@ -3,6 +3,7 @@
 //! and a `linear` classifier. Keys: `conv1`, `bn1`, `layerX.Y.conv1|bn1|conv2|bn2[|conv3|bn3]`,
 //! `layerX.Y.shortcut.0|1`, `linear`.
 use super::arch::{ArchSpec, Family};
+use super::chain::{Chain, CutBlock};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -57,34 +58,6 @@ impl Block {
             conv3,
             shortcut,
         }
-    }
-
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut out = self.bn1.forward(&self.conv1.forward(x), train).relu();
-        out = self.bn2.forward(&self.conv2.forward(&out), train);
-        if let Some((conv3, bn3)) = &self.conv3 {
-            out = bn3.forward(&conv3.forward(&out.relu()), train);
-        }
-        let short = match &self.shortcut {
-            Some((conv, bn)) => bn.forward(&conv.forward(x), train),
-            None => x.shallow_clone(),
-        };
-        (out + short).relu()
-    }
-
-    fn modules(&self, out: &mut Vec<ModuleInfo>) {
-        out.push(self.conv1.info());
-        out.push(self.conv2.info());
-        if let Some((c, _)) = &self.conv3 {
-            out.push(c.info());
-        }
-        if let Some((c, _)) = &self.shortcut {
-            out.push(c.info());
-        }
-    }
-
-    fn out_size(&self, s: i64) -> i64 {
-        self.conv2.out_size(self.conv1.out_size(s))
     }
 }
 
@@ -172,7 +145,35 @@ impl ResNet {
 /// Caching for MRC's fast path (eval mode only): `prepare` computes, from a block's input,
 /// every tensor the block's output needs that does not depend on `leaf`; `resume` finishes
 /// the block from them with the same ops in the same order as `forward`.
-impl Block {
+impl CutBlock for Block {
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut out = self.bn1.forward(&self.conv1.forward(x), train).relu();
+        out = self.bn2.forward(&self.conv2.forward(&out), train);
+        if let Some((conv3, bn3)) = &self.conv3 {
+            out = bn3.forward(&conv3.forward(&out.relu()), train);
+        }
+        let short = match &self.shortcut {
+            Some((conv, bn)) => bn.forward(&conv.forward(x), train),
+            None => x.shallow_clone(),
+        };
+        (out + short).relu()
+    }
+
+    fn modules(&self, out: &mut Vec<ModuleInfo>) {
+        out.push(self.conv1.info());
+        out.push(self.conv2.info());
+        if let Some((c, _)) = &self.conv3 {
+            out.push(c.info());
+        }
+        if let Some((c, _)) = &self.shortcut {
+            out.push(c.info());
+        }
+    }
+
+    fn out_size(&self, s: i64) -> i64 {
+        self.conv2.out_size(self.conv1.out_size(s))
+    }
+
     fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
         let short = || match &self.shortcut {
             Some((conv, bn)) => bn.forward(&conv.forward(x), false),
@@ -227,55 +228,26 @@ fn unreachable_leaf() -> Tensor {
 }
 
 impl ResNet {
-    fn blocks(&self) -> Vec<(String, &Block)> {
-        let mut out = Vec::new();
+    /// This network as MRC's fast path sees it (`chain.rs`): stem conv1 → bn1 → ReLU,
+    /// `layerX.Y` blocks, `avg_pool2d(·, 4)`, `linear`; `f` runs with it.
+    pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
+        let stem = |x: &Tensor| self.bn1.forward(&self.conv1.forward(x), false).relu();
+        let head = |x: &Tensor| {
+            x.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>)
+                .flatten(1, -1)
+        };
+        let mut blocks: Vec<(String, &dyn CutBlock)> = Vec::new();
         for (i, stage) in self.layers.iter().enumerate() {
             for (j, b) in stage.iter().enumerate() {
-                out.push((format!("layer{}.{j}", i + 1), b));
+                blocks.push((format!("layer{}.{j}", i + 1), b));
             }
         }
-        out
-    }
-
-    fn head(&self, out: &Tensor) -> Tensor {
-        let out = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
-        self.linear.forward(&out.flatten(1, -1))
-    }
-
-    /// The cache for `module` from a normalised input (eval mode), None if unknown.
-    pub fn prefix(&self, xn: &Tensor, module: &str) -> Option<Vec<Tensor>> {
-        if module == "conv1" {
-            return Some(vec![xn.shallow_clone()]);
-        }
-        let mut out = self.bn1.forward(&self.conv1.forward(xn), false).relu();
-        for (name, block) in self.blocks() {
-            if let Some(leaf) = module.strip_prefix(&name).and_then(|l| l.strip_prefix('.')) {
-                return block.prepare(&out, leaf);
-            }
-            out = block.forward(&out, false);
-        }
-        let pooled = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
-        (module == "linear").then(|| vec![pooled.flatten(1, -1)])
-    }
-
-    /// Logits from a cache made by `prefix` for the same module.
-    pub fn suffix(&self, module: &str, c: &[Tensor]) -> Tensor {
-        match module {
-            "conv1" => self.forward(&c[0], false),
-            "linear" => self.linear.forward(&c[0]),
-            _ => {
-                let mut out: Option<Tensor> = None;
-                for (name, block) in self.blocks() {
-                    out = match out {
-                        Some(o) => Some(block.forward(&o, false)),
-                        None => module
-                            .strip_prefix(&name)
-                            .and_then(|l| l.strip_prefix('.'))
-                            .map(|leaf| block.resume(leaf, c)),
-                    };
-                }
-                self.head(&out.unwrap_or_else(unreachable_leaf))
-            }
-        }
+        f(&Chain {
+            stem_name: &self.conv1.name,
+            stem: &stem,
+            blocks,
+            head: &head,
+            classifier: &self.linear,
+        })
     }
 }

@@ -8,6 +8,7 @@
 //! the spec (detected from the keys).
 //! Dropout is 0 in all published AT checkpoints and is not modelled.
 use super::arch::ArchSpec;
+use super::chain::{Chain, CutBlock};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -34,17 +35,6 @@ impl WideBlock {
             bn2,
             conv2,
             conv_shortcut,
-        }
-    }
-
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let act = self.bn1.forward(x, train).relu();
-        let out = self.bn2.forward(&self.conv1.forward(&act), train).relu();
-        let out = self.conv2.forward(&out);
-        match &self.conv_shortcut {
-            // Not equalInOut: the shortcut sees the activated input.
-            Some(conv) => conv.forward(&act) + out,
-            None => x + out,
         }
     }
 }
@@ -121,11 +111,7 @@ impl WideResNet {
 
     fn list(blocks: &[WideBlock], out: &mut Vec<ModuleInfo>) {
         for b in blocks {
-            out.push(b.conv1.info());
-            out.push(b.conv2.info());
-            if let Some(c) = &b.conv_shortcut {
-                out.push(c.info());
-            }
+            b.modules(out);
         }
     }
 
@@ -147,15 +133,38 @@ impl WideResNet {
     pub fn feature_dim(&self, h: i64, w: i64) -> Option<i64> {
         let (mut sh, mut sw) = (self.conv1.out_size(h), self.conv1.out_size(w));
         for b in self.blocks.iter().flatten() {
-            sh = b.conv2.out_size(b.conv1.out_size(sh));
-            sw = b.conv2.out_size(b.conv1.out_size(sw));
+            sh = b.out_size(sh);
+            sw = b.out_size(sw);
         }
         Some(self.bn1.weight.size()[0] * pooled(sh, 8)? * pooled(sw, 8)?)
     }
 }
 
 /// MRC fast-path caching; see `resnet.rs` for the contract.
-impl WideBlock {
+impl CutBlock for WideBlock {
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let act = self.bn1.forward(x, train).relu();
+        let out = self.bn2.forward(&self.conv1.forward(&act), train).relu();
+        let out = self.conv2.forward(&out);
+        match &self.conv_shortcut {
+            // Not equalInOut: the shortcut sees the activated input.
+            Some(conv) => conv.forward(&act) + out,
+            None => x + out,
+        }
+    }
+
+    fn modules(&self, out: &mut Vec<ModuleInfo>) {
+        out.push(self.conv1.info());
+        out.push(self.conv2.info());
+        if let Some(c) = &self.conv_shortcut {
+            out.push(c.info());
+        }
+    }
+
+    fn out_size(&self, s: i64) -> i64 {
+        self.conv2.out_size(self.conv1.out_size(s))
+    }
+
     fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
         let act = self.bn1.forward(x, false).relu();
         let short = || match &self.conv_shortcut {
@@ -195,55 +204,29 @@ impl WideBlock {
 }
 
 impl WideResNet {
-    fn named_blocks(&self) -> Vec<(String, &WideBlock)> {
-        let mut out = Vec::new();
-        for (g, blocks) in self.blocks.iter().enumerate() {
-            for (i, b) in blocks.iter().enumerate() {
-                out.push((format!("block{}.layer.{i}", g + 1), b));
+    /// This network as MRC's fast path sees it (`chain.rs`): stem conv1, the blocks, final
+    /// BatchNorm → ReLU → `avg_pool2d(·, 8)`, the classifier; `f` runs with it.
+    pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
+        let stem = |x: &Tensor| self.conv1.forward(x);
+        let head = |x: &Tensor| {
+            self.bn1
+                .forward(x, false)
+                .relu()
+                .avg_pool2d([8, 8], [8, 8], [0, 0], false, true, None::<i64>)
+                .flatten(1, -1)
+        };
+        let mut blocks: Vec<(String, &dyn CutBlock)> = Vec::new();
+        for (i, stage) in self.blocks.iter().enumerate() {
+            for (j, b) in stage.iter().enumerate() {
+                blocks.push((format!("block{}.layer.{j}", i + 1), b));
             }
         }
-        out
-    }
-
-    fn head(&self, out: &Tensor) -> Tensor {
-        let out = self.bn1.forward(out, false).relu();
-        let out = out.avg_pool2d([8, 8], [8, 8], [0, 0], false, true, None::<i64>);
-        self.linear.forward(&out.flatten(1, -1))
-    }
-
-    pub fn prefix(&self, xn: &Tensor, module: &str) -> Option<Vec<Tensor>> {
-        if module == "conv1" {
-            return Some(vec![xn.shallow_clone()]);
-        }
-        let mut out = self.conv1.forward(xn);
-        for (name, block) in self.named_blocks() {
-            if let Some(leaf) = module.strip_prefix(&name).and_then(|l| l.strip_prefix('.')) {
-                return block.prepare(&out, leaf);
-            }
-            out = block.forward(&out, false);
-        }
-        let out = self.bn1.forward(&out, false).relu();
-        let pooled = out.avg_pool2d([8, 8], [8, 8], [0, 0], false, true, None::<i64>);
-        (module == "fc").then(|| vec![pooled.flatten(1, -1)])
-    }
-
-    pub fn suffix(&self, module: &str, c: &[Tensor]) -> Tensor {
-        match module {
-            "conv1" => self.forward(&c[0], false),
-            "fc" => self.linear.forward(&c[0]),
-            _ => {
-                let mut out: Option<Tensor> = None;
-                for (name, block) in self.named_blocks() {
-                    out = match out {
-                        Some(o) => Some(block.forward(&o, false)),
-                        None => module
-                            .strip_prefix(&name)
-                            .and_then(|l| l.strip_prefix('.'))
-                            .map(|leaf| block.resume(leaf, c)),
-                    };
-                }
-                self.head(&out.unwrap_or_default())
-            }
-        }
+        f(&Chain {
+            stem_name: &self.conv1.name,
+            stem: &stem,
+            blocks,
+            head: &head,
+            classifier: &self.linear,
+        })
     }
 }

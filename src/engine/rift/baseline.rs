@@ -3,19 +3,20 @@
 use super::events::{Event, Sink, Stage};
 use crate::engine::attack::AttackError;
 use crate::engine::data::ImageSet;
-use crate::engine::eval::{evaluate, EvalPlan, EvalResult};
+use crate::engine::eval::{evaluate_verdicts, EvalPlan, EvalResult, Verdicts};
 use crate::engine::models::Model;
 use crate::engine::CancelFlag;
 
 /// Evaluates `model` on `test` as `plan` says (the α sweep's plan, so this is its α = 0
-/// point); emits `StageStarted`, `Progress` per batch and `Baseline`.
+/// point); emits `StageStarted`, `Progress` per batch and `Baseline`. The per-sample
+/// verdicts come back too, for paired comparisons against the AT model.
 pub fn baseline(
     model: &Model,
     test: &ImageSet,
     plan: &EvalPlan,
     cancel: &CancelFlag,
     sink: Sink,
-) -> Result<EvalResult, AttackError> {
+) -> Result<(EvalResult, Verdicts), AttackError> {
     let limit = plan.limit;
     sink(Event::started_text(
         Stage::Baseline,
@@ -25,7 +26,7 @@ pub fn baseline(
             limit.map_or(test.n, |l| l.min(test.n))
         ),
     ));
-    let r = evaluate(model, test, plan, cancel, &mut |done, total| {
+    let (r, v) = evaluate_verdicts(model, test, plan, cancel, &mut |done, total| {
         sink(Event::Progress {
             stage: Stage::Baseline,
             done,
@@ -37,5 +38,5 @@ pub fn baseline(
         robust_acc: r.robust_acc.unwrap_or(0.0),
         n: r.n,
     });
-    Ok(r)
+    Ok((r, v))
 }

@@ -7,8 +7,9 @@ use std::fmt;
 
 /// The format of `events.jsonl` this rift writes and reads. Version 2 (this one) added the
 /// `log_format` header, typed `Stage` names and `about`; version-1 logs (no header) read
-/// as before. A follower meeting a larger number says the log is newer than itself.
-pub const EVENTS_FORMAT: u32 = 2;
+/// as before. Version 3 added `rift compare`'s `candidate` stage. A follower meeting a
+/// larger number says the log is newer than itself.
+pub const EVENTS_FORMAT: u32 = 3;
 
 /// A stage of the pipeline (or a job of the explorer). Serialised as the snake_case names
 /// rift has always written, so older followers still read newer logs.
@@ -42,6 +43,9 @@ pub enum Stage {
     TrainAt,
     /// AutoAttack of the AT and the chosen model after α is chosen (issue 12).
     FinalEval,
+    /// One candidate of `rift compare` (its stages follow); its progress counts the
+    /// samples of the chosen model's paired evaluation.
+    Candidate,
 }
 
 impl Stage {
@@ -64,6 +68,7 @@ impl Stage {
             Stage::OodChosen => "ood_chosen",
             Stage::TrainAt => "train_at",
             Stage::FinalEval => "final_eval",
+            Stage::Candidate => "candidate",
         }
     }
 }
@@ -122,6 +127,13 @@ pub enum StageAbout {
         alpha: f64,
         corruptions: usize,
     },
+    /// Candidate `index` (from 1) of `total` in `rift compare`, and what it trains.
+    Candidate {
+        label: String,
+        index: usize,
+        total: usize,
+        modules: Vec<String>,
+    },
     /// AutoAttack (`attacks`: `autoattack` or a list) of one model on the first `n` test
     /// samples.
     FinalEval {
@@ -168,6 +180,12 @@ impl fmt::Display for StageAbout {
                     "{which} model (α = {alpha}) on {corruptions} corruptions"
                 )
             }
+            StageAbout::Candidate {
+                label,
+                index,
+                total,
+                modules,
+            } => write!(f, "{index}/{total} {label}: {}", modules.join(", ")),
             StageAbout::FinalEval {
                 model,
                 alpha,

@@ -169,27 +169,36 @@ pub struct FinetuneData<'a> {
     pub augmenter: &'a Augmenter,
 }
 
-/// Fine-tunes `layers` of `model` in place; on return the model holds the selected epoch
-/// (or, after divergence, the best state before it). Emits the stage's start (layers, lr,
-/// epochs), each iteration's loss and each epoch's accuracies.
-pub fn finetune(
-    model: &Model,
-    layers: &[String],
-    data: FinetuneData,
-    cfg: &FinetuneConfig,
-    cancel: &CancelFlag,
-    sink: Sink,
-) -> Result<FinetuneResult, FinetuneError> {
-    let start = Instant::now();
+/// What fine-tuning trains.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Trained {
+    /// The weight (and bias) of each named Conv/Linear module: RiFT's choice.
+    Modules(Vec<String>),
+    /// Every parameter of the model, BatchNorm's affine weights included: full
+    /// fine-tuning, the WiSE-FT baseline `rift compare` sets against RiFT.
+    AllParameters,
+}
+
+/// How results and events name `Trained::AllParameters` where they list modules.
+pub const ALL_PARAMETERS: &str = "all parameters";
+
+impl Trained {
+    /// The names results and events list: the modules, or `ALL_PARAMETERS`.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Trained::Modules(m) => m.clone(),
+            Trained::AllParameters => vec![ALL_PARAMETERS.to_string()],
+        }
+    }
+}
+
+/// The tensors `what` trains in `model`, checked against its modules.
+fn trained_tensors(model: &Model, what: &Trained) -> Result<Vec<Tensor>, FinetuneError> {
+    let layers = match what {
+        Trained::AllParameters => return Ok(model.parameters()),
+        Trained::Modules(layers) => layers,
+    };
     check_distinct_layers(layers)?;
-    sink(Event::started(
-        Stage::Finetune,
-        StageAbout::Finetune {
-            layers: layers.to_vec(),
-            lr: cfg.lr,
-            epochs: cfg.epochs,
-        },
-    ));
     let valid: Vec<String> = model.modules().into_iter().map(|m| m.name).collect();
     let mut params = Vec::new();
     for layer in layers {
@@ -202,6 +211,31 @@ pub fn finetune(
         }
         params.extend(model.module_params(layer).into_iter().map(|(_, t)| t));
     }
+    Ok(params)
+}
+
+/// Fine-tunes `what` of `model` in place; on return the model holds the selected epoch
+/// (or, after divergence, the best state before it). Emits the stage's start (layers, lr,
+/// epochs), each iteration's loss and each epoch's accuracies.
+pub fn finetune(
+    model: &Model,
+    what: &Trained,
+    data: FinetuneData,
+    cfg: &FinetuneConfig,
+    cancel: &CancelFlag,
+    sink: Sink,
+) -> Result<FinetuneResult, FinetuneError> {
+    let start = Instant::now();
+    let params = trained_tensors(model, what)?;
+    let layers = what.names();
+    sink(Event::started(
+        Stage::Finetune,
+        StageAbout::Finetune {
+            layers: layers.clone(),
+            lr: cfg.lr,
+            epochs: cfg.epochs,
+        },
+    ));
     let trained_params: i64 = params.iter().map(|t| t.numel() as i64).sum();
     for p in &params {
         let _ = p.set_requires_grad(true);
@@ -212,7 +246,8 @@ pub fn finetune(
     }
     let (iter_losses, epochs_log, best_epoch, diverged, val_size) = result?;
     Ok(FinetuneResult {
-        layers: layers.to_vec(),
+        all_parameters: *what == Trained::AllParameters,
+        layers,
         lr: cfg.lr,
         momentum: cfg.momentum,
         weight_decay: cfg.weight_decay,

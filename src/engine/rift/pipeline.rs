@@ -6,7 +6,7 @@
 //! (MRC still has its two drivers, `commands/run_mrc.rs` and `jobs/mrc_job.rs`.)
 use super::alpha_search::SearchConfig;
 use super::events::{Event, OodModel, Sink, Stage, StageAbout};
-use super::finetune::{finetune, FinetuneConfig, FinetuneData};
+use super::finetune::{finetune, FinetuneConfig, FinetuneData, Trained};
 use super::interpolate::{choose_alpha, evaluate_alpha, refinement, sweep, Endpoints, SweepConfig};
 use super::multi_device::Devices;
 use super::ood::{corruptions_found, evaluate_ood};
@@ -17,7 +17,7 @@ use crate::engine::checkpoint::{
     load_checkpoint, save_pth, save_safetensors, Checkpoint, RawTensor,
 };
 use crate::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
-use crate::engine::eval::EvalPlan;
+use crate::engine::eval::{evaluate_verdicts, EvalPlan, Verdicts};
 use crate::engine::models::Model;
 use crate::engine::session::{ChosenWeights, Session};
 use crate::engine::CancelFlag;
@@ -79,6 +79,8 @@ pub struct Pipeline {
     pub session: Session,
     finetuned: Option<StateDict>,
     ends: Option<Endpoints>,
+    /// Per-sample verdicts of the AT model, once the baseline stage ran in this process.
+    at_verdicts: Option<Verdicts>,
 }
 
 impl Pipeline {
@@ -110,6 +112,7 @@ impl Pipeline {
             session,
             finetuned: None,
             ends: None,
+            at_verdicts: None,
         })
     }
 
@@ -134,6 +137,18 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Hands the pipeline another session and its directory, returning the previous ones:
+    /// `rift compare` runs one session per candidate on the one loaded model and test set.
+    /// The model goes back to the AT weights and the endpoints are dropped (the next
+    /// fine-tuning or `reload_finetuned` sets them for the new session).
+    pub fn switch_session(&mut self, session: Session, dir: PathBuf) -> Result<(Session, PathBuf)> {
+        self.restore_at()?;
+        self.ends = None;
+        self.finetuned = None;
+        let old_dir = std::mem::replace(&mut self.setup.session_dir, dir);
+        Ok((std::mem::replace(&mut self.session, session), old_dir))
+    }
+
     /// Records a finished stage's wall time in the session and tells the sink.
     pub fn finish_stage(&mut self, stage: Stage, t: Instant, sink: Sink) {
         let secs = t.elapsed().as_secs_f64();
@@ -146,33 +161,71 @@ impl Pipeline {
         });
     }
 
-    /// Clean and robust accuracy of the AT model (the sweep's α = 0 point).
-    pub fn baseline(&mut self, cancel: &CancelFlag, sink: Sink) -> Result<()> {
-        let t = Instant::now();
+    /// The evaluation plan of the baseline and the sweep: the run's attack, seed, samples.
+    fn eval_plan(&self) -> EvalPlan<'_> {
         let s = &self.setup;
-        let plan = EvalPlan {
+        EvalPlan {
             attack: Some(&s.attack),
             seed: s.seed,
             limit: s.eval_limit,
             batch_size: s.batch_size,
-        };
-        let r = super::baseline::baseline(&self.model, &self.test, &plan, cancel, sink)?;
+        }
+    }
+
+    /// The AT model's per-sample verdicts if the baseline stage ran in this process.
+    pub fn at_verdicts(&self) -> Option<&Verdicts> {
+        self.at_verdicts.as_ref()
+    }
+
+    /// Per-sample clean and robust verdicts of the model at `alpha` (0: the AT model),
+    /// judged exactly as the baseline and the sweep judge (same attack, seed, samples), so
+    /// their counts equal that α's sweep point. Leaves the model at the AT weights.
+    pub fn verdicts_at(&mut self, alpha: f64, cancel: &CancelFlag, sink: Sink) -> Result<Verdicts> {
+        match (&self.ends, alpha == 0.0) {
+            (Some(ends), _) => ends.apply(&self.model, alpha)?,
+            (None, true) => self.restore_at()?,
+            (None, false) => bail!("nothing to evaluate at α = {alpha}: fine-tune a module first"),
+        }
+        let plan = self.eval_plan();
+        let r = evaluate_verdicts(
+            &self.model,
+            &self.test,
+            &plan,
+            cancel,
+            &mut |done, total| {
+                sink(Event::Progress {
+                    stage: Stage::Candidate,
+                    done,
+                    total,
+                })
+            },
+        );
+        self.restore_at()?;
+        Ok(r?.1)
+    }
+
+    /// Clean and robust accuracy of the AT model (the sweep's α = 0 point).
+    pub fn baseline(&mut self, cancel: &CancelFlag, sink: Sink) -> Result<()> {
+        let t = Instant::now();
+        let plan = self.eval_plan();
+        let (r, v) = super::baseline::baseline(&self.model, &self.test, &plan, cancel, sink)?;
         self.session.baseline = Some(r);
+        self.at_verdicts = Some(v);
         self.finish_stage(Stage::Baseline, t, sink);
         Ok(())
     }
 
-    /// Fine-tunes `layers` from the AT weights with `cfg`; on success the endpoints are the
+    /// Fine-tunes `what` from the AT weights with `cfg`; on success the endpoints are the
     /// AT and fine-tuned weights, the model is back at AT, and the previous sweep and
     /// choice are dropped. A failed or cancelled run keeps the previous endpoints.
     pub fn finetune(
         &mut self,
-        layers: &[String],
+        what: &Trained,
         cfg: &FinetuneConfig,
         cancel: &CancelFlag,
         sink: Sink,
     ) -> Result<()> {
-        if layers.is_empty() {
+        if matches!(what, Trained::Modules(m) if m.is_empty()) {
             bail!("no module to fine-tune: run MRC first or select a module");
         }
         let t = Instant::now();
@@ -193,7 +246,7 @@ impl Pipeline {
             test: &self.test,
             augmenter: &augmenter,
         };
-        let r = finetune(&self.model, layers, data, cfg, cancel, sink);
+        let r = finetune(&self.model, what, data, cfg, cancel, sink);
         let state = r.as_ref().ok().map(|_| self.model.state()).transpose();
         self.restore_at()?;
         let (r, state) = (r?, state?);

@@ -114,7 +114,11 @@ pub struct FinetuneEpoch {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FinetuneResult {
+    /// The modules trained, or `["all parameters"]` with `all_parameters`.
     pub layers: Vec<String>,
+    /// Every parameter was trained (`rift compare`'s `all` candidate: full fine-tuning).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_parameters: bool,
     pub lr: f64,
     pub momentum: f64,
     pub weight_decay: f64,
