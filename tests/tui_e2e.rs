@@ -210,14 +210,15 @@ fn the_demo_from_mrc_to_a_saved_session() {
 #[test]
 fn following_a_headless_run_and_a_signal_from_outside() {
     let tmp = tempfile::tempdir().unwrap();
+    // The follower starts before the run has created its directory: it waits, saying so.
     let session = tmp.path().join("run");
-    std::fs::create_dir_all(&session).unwrap();
     let cmd = format!(
         "{} tui --follow {}",
         path_str(&rift_bin()),
         path_str(&session)
     );
     let t = Tmux::start("follow", tmp.path(), &cmd);
+    t.wait_for("waiting for", 30);
     t.wait_for("read-only", 30);
     rift_ok(&[
         "run",

@@ -2,9 +2,8 @@
 //! that a cancel stops fine-tuning within one batch.
 mod common;
 
-use common::jobs::{job_setup, scored_modules, JobFixture};
+use common::jobs::{demo_attack, job_setup, scored_modules, JobFixture};
 use common::DEMO_MODEL as MODEL;
-use rift::engine::attack::PgdConfig;
 use rift::engine::autoattack::ensemble::AaUpdate;
 use rift::engine::autoattack::{AaConfig, AttackKind};
 use rift::engine::data::DatasetKind;
@@ -24,13 +23,7 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
         session,
         ft_epochs,
         modules: vec!["conv1".into(), "linear".into()],
-        attack: PgdConfig {
-            eps: 0.2,
-            step: 0.05,
-            steps: 2,
-            random_start: true,
-            restarts: 1,
-        },
+        attack: demo_attack(),
         activation: None,
     });
     // `e`'s AutoAttack check with tiny budgets on 8 samples.

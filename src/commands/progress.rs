@@ -1,63 +1,204 @@
 //! Headless progress: engine events as short lines on stderr (results go to stdout and
-//! `--output`). Progress counters redraw one line at most every half second.
-use rift::engine::rift::events::Event;
+//! `--output`). On a terminal each stage's progress is an indicatif bar (position/total,
+//! rate, time left) with the lines printed above it; in logs (stderr not a terminal) there
+//! are no bars, only plain lines: the same event lines, plus a progress line per stage at
+//! most every 30 s (long runs on a cluster show they are alive and how fast they go).
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use rift::engine::rift::events::{Event, Stage};
 use rift::engine::rift::screen::ESTIMATE_LABEL;
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often a log gets a stage's progress line.
+const LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Where the lines and the progress go.
+pub(super) enum Output {
+    /// Bars on a fresh target of this kind each (stderr; hidden in tests), lines above.
+    Terminal(fn() -> ProgressDrawTarget),
+    /// Plain lines only; a stage's progress at most every `every`.
+    Log {
+        out: Box<dyn Write + Send>,
+        every: Duration,
+    },
+}
+
+/// The stage whose progress is showing.
+struct Current {
+    stage: Stage,
+    /// Its bar (terminal output only).
+    bar: Option<ProgressBar>,
+    since: Instant,
+    last_line: Instant,
+}
 
 pub struct Printer {
-    last: Instant,
-    progress_open: bool,
-    /// Progress counters only make sense on a terminal; logs get the other lines.
-    tty: bool,
+    out: Output,
+    current: Option<Current>,
     autoattack: super::aa_progress::AaMeter,
 }
 
+/// A progress bar with position/total, rate and time left, drawn on `target`.
+pub(super) fn stage_bar(
+    target: fn() -> ProgressDrawTarget,
+    prefix: String,
+    done: u64,
+    total: u64,
+) -> ProgressBar {
+    let style =
+        ProgressStyle::with_template("  {prefix}: [{bar:30}] {pos}/{len}  {rate}  {eta} left")
+            .map(|s| {
+                s.progress_chars("=> ").with_key(
+                    "rate",
+                    |p: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{}", rate(p.per_sec()));
+                    },
+                )
+            })
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = ProgressBar::with_draw_target(Some(total), target()).with_style(style);
+    bar.set_prefix(prefix);
+    bar.set_position(done);
+    bar
+}
+
+/// Steps per second with the digits that matter: 1234/s, 12.3/s, 0.042/s.
+pub(super) fn rate(per_sec: f64) -> String {
+    if per_sec >= 100.0 {
+        format!("{per_sec:.0}/s")
+    } else if per_sec >= 1.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{per_sec:.3}/s")
+    }
+}
+
+/// A duration as people read it in a log line: 45s, 3m05s, 2h07m.
+pub(super) fn duration(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
 impl Printer {
+    /// Bars when stderr is a terminal, plain lines otherwise.
     pub fn new() -> Printer {
         use std::io::IsTerminal;
+        let out = if std::io::stderr().is_terminal() {
+            Output::Terminal(ProgressDrawTarget::stderr)
+        } else {
+            Output::Log {
+                out: Box::new(std::io::stderr()),
+                every: LOG_EVERY,
+            }
+        };
+        Printer::with_output(out)
+    }
+
+    pub(super) fn with_output(out: Output) -> Printer {
         Printer {
-            last: Instant::now(),
-            progress_open: false,
-            tty: std::io::stderr().is_terminal(),
+            out,
+            current: None,
             autoattack: Default::default(),
         }
     }
 
-    fn line(&mut self, text: String) {
-        if self.progress_open {
-            eprintln!();
-            self.progress_open = false;
+    fn line(&mut self, text: &str) {
+        match &mut self.out {
+            Output::Terminal(_) => match self.current.as_ref().and_then(|c| c.bar.as_ref()) {
+                Some(bar) if !bar.is_finished() => bar.println(text),
+                _ => eprintln!("{text}"),
+            },
+            Output::Log { out, .. } => {
+                let _ = writeln!(out, "{text}");
+            }
         }
-        eprintln!("{text}");
+    }
+
+    /// Leaves the running stage's bar as it is drawn and stops updating it.
+    fn close(&mut self) {
+        if let Some(bar) = self.current.take().and_then(|c| c.bar) {
+            if !bar.is_finished() {
+                bar.abandon();
+            }
+        }
+    }
+
+    fn progress(&mut self, stage: Stage, done: usize, total: usize) {
+        let same = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.stage == stage && !c.bar.as_ref().is_some_and(|b| b.is_finished()));
+        if !same {
+            self.close();
+            let bar = match &self.out {
+                Output::Terminal(target) => Some(stage_bar(
+                    *target,
+                    stage.to_string(),
+                    done as u64,
+                    total as u64,
+                )),
+                Output::Log { .. } => None,
+            };
+            self.current = Some(Current {
+                stage,
+                bar,
+                since: Instant::now(),
+                last_line: Instant::now(),
+            });
+        }
+        let Some(c) = &mut self.current else {
+            return;
+        };
+        match (&mut self.out, &c.bar) {
+            (Output::Terminal(_), Some(bar)) => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                if done >= total {
+                    bar.finish();
+                }
+            }
+            (Output::Log { out, every }, _) => {
+                if c.last_line.elapsed() < *every {
+                    return;
+                }
+                c.last_line = Instant::now();
+                let secs = c.since.elapsed().as_secs_f64();
+                let per_sec = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+                let left = if per_sec > 0.0 && done < total {
+                    format!("  {} left", duration((total - done) as f64 / per_sec))
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(out, "  {stage}: {done}/{total}  {}{left}", rate(per_sec));
+            }
+            (Output::Terminal(_), None) => {}
+        }
     }
 
     pub fn show(&mut self, e: &Event) {
         match e {
-            Event::Progress { .. } if !self.tty => {}
-            Event::Progress { stage, done, total } => {
-                if self.last.elapsed().as_secs_f64() > 0.5 || done == total {
-                    eprint!("\r  {stage}: {done}/{total}");
-                    let _ = std::io::stderr().flush();
-                    self.progress_open = done != total;
-                    if done == total {
-                        eprintln!();
-                    }
-                    self.last = Instant::now();
-                }
+            Event::Progress { stage, done, total } => self.progress(*stage, *done, *total),
+            Event::StageStarted { stage, detail, .. } => {
+                self.close();
+                self.line(&format!("== {stage}: {detail}"))
             }
-            Event::StageStarted { stage, detail, .. } => self.line(format!("== {stage}: {detail}")),
             Event::Baseline { clean_acc, robust_acc, n } => {
-                self.line(format!("  baseline: clean {clean_acc:.2}%  robust {robust_acc:.2}%  (n = {n})"))
+                self.line(&format!("  baseline: clean {clean_acc:.2}%  robust {robust_acc:.2}%  (n = {n})"))
             }
-            Event::AdvSetBaseline { clean_acc, robust_acc, n } => self.line(format!(
+            Event::AdvSetBaseline { clean_acc, robust_acc, n } => self.line(&format!(
                 "  samples of the adversarial set: clean {clean_acc:.2}%  robust {robust_acc:.2}%  (n = {n})"
             )),
             Event::AdvSetReady { n, loss, acc } => {
-                self.line(format!("  adversarial set: {n} samples, loss {loss:.4}, accuracy {acc:.2}%"))
+                self.line(&format!("  adversarial set: {n} samples, loss {loss:.4}, accuracy {acc:.2}%"))
             }
             Event::ModuleEpoch { .. } | Event::FinetuneIter { .. } => {}
-            Event::ModuleScored { score } => self.line(format!(
+            Event::ModuleScored { score } => self.line(&format!(
                 "  {:<28} MRC {:>9.4}  robust-acc drop {:>6.2}{}",
                 score.name,
                 score.mrc,
@@ -66,14 +207,14 @@ impl Printer {
                     .estimate
                     .map_or(String::new(), |e| format!("  (estimate was {e:.4})"))
             )),
-            Event::ModuleEstimated { module, estimate, estimate_step, .. } => self.line(format!(
+            Event::ModuleEstimated { module, estimate, estimate_step, .. } => self.line(&format!(
                 "  {module:<28} estimate {estimate:>9.4}{}",
                 estimate_step.map_or(String::new(), |s| format!("  one-step {s:>9.4}"))
             )),
-            Event::ScreenFinished { method, modules, seconds } => self.line(format!(
+            Event::ScreenFinished { method, modules, seconds } => self.line(&format!(
                 "  screened {modules} modules ({method}, {ESTIMATE_LABEL}) in {seconds:.2} s"
             )),
-            Event::FinetuneEpoch { log } => self.line(format!(
+            Event::FinetuneEpoch { log } => self.line(&format!(
                 "  epoch {:>2}  lr {:.5}  loss {:.4}  train {:.2}%{}{}",
                 log.epoch,
                 log.lr,
@@ -82,25 +223,31 @@ impl Printer {
                 log.val_acc.map_or(String::new(), |v| format!("  val {v:.2}%")),
                 log.test_acc.map_or(String::new(), |v| format!("  test {v:.2}%"))
             )),
-            Event::SweepPoint { point } => self.line(format!(
+            Event::SweepPoint { point } => self.line(&format!(
                 "  α {:.4}  clean {:.2}%  robust {:.2}%",
                 point.alpha, point.clean_acc, point.robust_acc
             )),
-            Event::Corruption { result } => self.line(format!("  {:<20} {:.2}%", result.name, result.acc)),
-            Event::TrainEpoch { epoch, lr, loss, train_acc, test_clean_acc, test_robust_acc } => self.line(format!(
+            Event::Corruption { result } => self.line(&format!("  {:<20} {:.2}%", result.name, result.acc)),
+            Event::TrainEpoch { epoch, lr, loss, train_acc, test_clean_acc, test_robust_acc } => self.line(&format!(
                 "  epoch {epoch:>3}  lr {lr:.4}  loss {loss:.4}  train {train_acc:.2}%  test clean {test_clean_acc:.2}%  robust {test_robust_acc:.2}%"
             )),
-            Event::Warning { message } => self.line(format!("  warning: {message}")),
-            Event::StageFinished { stage, seconds } => self.line(format!("  {stage} done in {seconds:.1} s")),
-            Event::Failed { message } => self.line(format!("  failed: {message}")),
-            Event::AutoAttack { update } => {
-                if self.progress_open {
-                    eprintln!();
-                    self.progress_open = false;
-                }
-                self.autoattack.show(update, self.tty)
+            Event::Warning { message } => self.line(&format!("  warning: {message}")),
+            Event::StageFinished { stage, seconds } => {
+                self.close();
+                self.line(&format!("  {stage} done in {seconds:.1} s"))
             }
-            Event::FinalEval { summary: f } => self.line(format!(
+            Event::Failed { message } => self.line(&format!("  failed: {message}")),
+            Event::AutoAttack { update } => {
+                self.close();
+                let target = match &self.out {
+                    Output::Terminal(target) => Some(*target),
+                    Output::Log { .. } => None,
+                };
+                for text in self.autoattack.show(update, target) {
+                    self.line(&text);
+                }
+            }
+            Event::FinalEval { summary: f } => self.line(&format!(
                 "  AutoAttack ({}, n = {}): AT robust {:.2}%  α = {} robust {:.2}%  chosen − AT {:+.2} points, 95 % CI [{:+.2}, {:+.2}]",
                 f.attacks, f.n, f.at_robust, f.alpha, f.chosen_robust, f.difference, f.ci95[0], f.ci95[1]
             )),
@@ -108,4 +255,14 @@ impl Printer {
             Event::LogFormat { .. } => {}
         }
     }
+
+    /// The running stage's bar (terminal output), for tests.
+    #[cfg(test)]
+    fn bar(&self) -> Option<&ProgressBar> {
+        self.current.as_ref().and_then(|c| c.bar.as_ref())
+    }
 }
+
+#[cfg(test)]
+#[path = "progress_tests.rs"]
+mod tests;

@@ -128,7 +128,7 @@ fn resume(dir: &Path, theme: Option<String>) -> Result<()> {
 /// `--follow DIR`: the explorer on another process's events, read-only.
 fn follow_run(dir: &Path, theme: Option<String>) -> Result<()> {
     let rx = follow(dir)?;
-    need_terminal("tail -f DIR/events.jsonl")?;
+    need_terminal(&format!("tail -f {}/events.jsonl", dir.display()))?;
     let opts = AppOptions {
         theme,
         lr: 0.0,

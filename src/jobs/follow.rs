@@ -13,32 +13,49 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 const POLL: Duration = Duration::from_millis(200);
 
-/// Starts following `dir/events.jsonl` (the file may not exist yet: the run may not have
-/// started). The thread ends when the receiver is dropped.
+/// Starts following `dir/events.jsonl`. Neither the directory nor the file need exist yet:
+/// a follower is often started before the run (a cluster job still queued), so it waits
+/// for both, saying so, and follows once they appear. The thread ends when the receiver
+/// is dropped.
 pub fn follow(dir: &Path) -> Result<UnboundedReceiver<JobEvent>> {
-    if !dir.is_dir() {
+    if dir.exists() && !dir.is_dir() {
         bail!(
             "cannot follow {}: it is not a directory (expected a session directory that `rift run --session {}` writes)",
             dir.display(),
             dir.display()
         );
     }
-    let path = dir.join(EVENTS_FILE);
+    let dir = dir.to_path_buf();
     let (tx, rx) = unbounded_channel();
     std::thread::Builder::new()
         .name("rift-follow".into())
-        .spawn(move || tail(&path, &tx))
+        .spawn(move || tail(&dir, &tx))
         .context("cannot start the thread that follows the events file")?;
     Ok(rx)
 }
 
-fn tail(path: &Path, tx: &UnboundedSender<JobEvent>) {
+/// What the follower is waiting for, announced once each.
+#[derive(Clone, Copy, PartialEq)]
+enum Waiting {
+    Nothing,
+    Directory,
+    EventsFile,
+}
+
+fn tail(dir: &Path, tx: &UnboundedSender<JobEvent>) {
+    let path = dir.join(EVENTS_FILE);
+    let path = path.as_path();
     let mut offset = 0u64;
     let mut pending = String::new();
-    let mut announced = false;
+    let mut announced = Waiting::Nothing;
     while !tx.is_closed() {
         match read_from(path, offset) {
             Ok(chunk) => {
+                if announced != Waiting::Nothing {
+                    announced = Waiting::Nothing;
+                    let message = format!("following {} (read-only)", dir.display());
+                    let _ = tx.send(JobEvent::Note(message));
+                }
                 offset += chunk.len() as u64;
                 pending.push_str(&String::from_utf8_lossy(&chunk));
                 // Only complete lines: the writer may be half way through one.
@@ -52,10 +69,22 @@ fn tail(path: &Path, tx: &UnboundedSender<JobEvent>) {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !announced {
-                    announced = true;
-                    let message = format!("waiting for {} to appear", path.display());
-                    let _ = tx.send(JobEvent::Engine(Event::Warning { message }));
+                let (now, message) = if dir.is_dir() {
+                    let message = format!(
+                        "waiting for {} (the run has not written events yet) …",
+                        path.display()
+                    );
+                    (Waiting::EventsFile, message)
+                } else {
+                    let message = format!(
+                        "waiting for {} (the run has not created it yet; q quits) …",
+                        dir.display()
+                    );
+                    (Waiting::Directory, message)
+                };
+                if announced != now {
+                    announced = now;
+                    let _ = tx.send(JobEvent::Note(message));
                 }
             }
             Err(e) => {
@@ -154,6 +183,53 @@ mod tests {
             [JobEvent::Failed(msg)] => assert!(msg.contains("newer rift"), "{msg}"),
             other => panic!("expected one failure, got {other:?}"),
         }
+    }
+
+    /// Started before the run: the follower waits for the directory, then for its events
+    /// file, saying so, and then follows the lines the run writes.
+    #[test]
+    fn waits_for_a_directory_the_run_creates_later() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("later");
+        let mut rx = follow(&dir).expect("following a missing directory starts");
+        let next = |rx: &mut UnboundedReceiver<JobEvent>| {
+            for _ in 0..100 {
+                if let Ok(e) = rx.try_recv() {
+                    return e;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            panic!("no event from the follower within 5 s");
+        };
+        match next(&mut rx) {
+            JobEvent::Note(m) => assert!(m.contains("later") && m.contains("waiting"), "{m}"),
+            other => panic!("expected the waiting note, got {other:?}"),
+        }
+        std::fs::create_dir(&dir).expect("mkdir");
+        match next(&mut rx) {
+            JobEvent::Note(m) => assert!(m.contains(EVENTS_FILE), "{m}"),
+            other => panic!("expected the events-file note, got {other:?}"),
+        }
+        let line = r#"{"event":"stage_finished","stage":"interpolate","seconds":1.5}"#;
+        std::fs::write(dir.join(EVENTS_FILE), format!("{line}\n")).expect("write");
+        match next(&mut rx) {
+            JobEvent::Note(m) => assert!(m.contains("following"), "{m}"),
+            other => panic!("expected the following note, got {other:?}"),
+        }
+        assert!(matches!(
+            next(&mut rx),
+            JobEvent::Engine(Event::StageFinished { .. })
+        ));
+        assert_eq!(
+            next(&mut rx),
+            JobEvent::Finished {
+                stage: Stage::Interpolate
+            }
+        );
+        // A path that is a file is refused at once.
+        let file = dir.join(EVENTS_FILE);
+        let err = follow(&file).expect_err("a file is not a session directory");
+        assert!(format!("{err:#}").contains("not a directory"));
     }
 
     /// A version-1 line (before typed stages) still reads: same names, no `about`.

@@ -21,10 +21,23 @@ pub enum JobCommand {
     /// AutoAttack of the AT model and of the model at `alpha` on the same test samples
     /// (`Pipeline::final_eval`, as `rift run --final-eval`).
     StartFinalEval { alpha: f64 },
+    /// Served between the running job's batches without ending it, or at once when no
+    /// job runs (`jobs/requests.rs`); answered with `Saved`/`Accepted` or `RequestFailed`,
+    /// never `Finished`.
+    Request(JobRequest),
     /// Stop the running job (also done directly through the handle's cancel flag).
     Cancel,
     /// End the worker thread.
     Shutdown,
+}
+
+/// What the explorer may ask while a job runs (`s` and `a`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobRequest {
+    /// Save what is finished so far: session.yaml, the report, the fine-tuned weights.
+    Save,
+    /// Write the chosen weights for an α the sweep has already measured.
+    Accept { alpha: f64 },
 }
 
 /// What the worker reports: the engine's own events plus the end of each job.
@@ -47,5 +60,10 @@ pub enum JobEvent {
         dir: String,
     },
     Failed(String),
+    /// A `JobCommand::Request` could not be served; the running job goes on.
+    RequestFailed(String),
     Cancelled,
+    /// A line for the status bar that is neither progress nor a warning (the follower
+    /// waiting for the run to create its directory).
+    Note(String),
 }

@@ -4,8 +4,9 @@ pub mod follow;
 pub mod handle;
 pub mod messages;
 mod mrc_job;
+mod requests;
 pub mod worker;
 
 pub use handle::JobHandle;
-pub use messages::{JobCommand, JobEvent};
+pub use messages::{JobCommand, JobEvent, JobRequest};
 pub use worker::{JobSetup, MrcSetup, OodSetup, Worker};

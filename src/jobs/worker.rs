@@ -3,17 +3,19 @@
 //! libtorch blocks, so this is a named `std::thread`, not a tokio task; it reports over a
 //! tokio unbounded channel, which a plain thread can send on.
 use super::handle::JobHandle;
-use super::messages::{JobCommand, JobEvent};
+use super::messages::{JobCommand, JobEvent, JobRequest};
 use super::mrc_job::MrcJob;
 pub use super::mrc_job::MrcSetup;
+use super::requests::Aside;
 use crate::engine::checkpoint::Checkpoint;
 use crate::engine::models::Model;
 use crate::engine::rift::events::{Event, OodModel, Stage, StageAbout};
 use crate::engine::rift::final_eval::FinalEvalPlan;
-use crate::engine::rift::pipeline::{Pipeline, PipelineSetup, SweepHow};
-use crate::engine::session::{Session, SessionSettings};
+use crate::engine::rift::pipeline::{record_chosen, Pipeline, PipelineSetup, SweepHow};
+use crate::engine::session::{ChosenWeights, Session, SessionSettings};
 use crate::engine::CancelFlag;
 use anyhow::{bail, Context, Result};
+use std::collections::VecDeque;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -109,18 +111,35 @@ impl Worker {
     }
 
     fn serve(&mut self, rx: Receiver<JobCommand>, cancel: Arc<Mutex<CancelFlag>>) {
-        while let Ok(cmd) = rx.recv() {
-            if cmd == JobCommand::Shutdown {
-                break;
-            }
-            if cmd == JobCommand::Cancel {
-                continue; // the handle sets the flag itself; nothing is queued to stop
+        // Commands that arrived while a job ran (requests are served then, these wait).
+        let mut later = VecDeque::new();
+        loop {
+            let cmd = match later.pop_front() {
+                Some(cmd) => cmd,
+                None => match rx.recv() {
+                    Ok(cmd) => cmd,
+                    Err(_) => break,
+                },
+            };
+            match &cmd {
+                JobCommand::Shutdown => break,
+                // The handle sets the flag itself; nothing is queued to stop.
+                JobCommand::Cancel => continue,
+                JobCommand::Request(r) => {
+                    self.serve_request(r);
+                    continue;
+                }
+                _ => {}
             }
             let flag = CancelFlag::default();
             if let Ok(mut slot) = cancel.lock() {
                 *slot = flag.clone();
             }
-            let outcome = self.run(&cmd, &flag);
+            let mut aside = Aside::new(&self.p, &cmd, &rx, &mut later, self.tx.clone());
+            let outcome = self.run(&cmd, &flag, &mut aside);
+            if let Some(chosen) = aside.accepted.take() {
+                self.adopt_chosen(chosen);
+            }
             // Whatever happened, the model goes back to the AT weights for the next job.
             let restored = self.p.restore_at();
             let event = match (outcome, restored) {
@@ -134,13 +153,53 @@ impl Worker {
         }
     }
 
+    /// A request while no job runs: the same as the job of the same name, without the
+    /// `Finished` (the UI did not mark itself busy for it).
+    fn serve_request(&mut self, r: &JobRequest) {
+        let result = match r {
+            JobRequest::Save => self.save(),
+            JobRequest::Accept { alpha } => self.accept(*alpha),
+        };
+        if let Err(e) = result {
+            let _ = self.tx.send(JobEvent::RequestFailed(format!("{e:#}")));
+        }
+    }
+
+    /// An α accepted while a job ran becomes the session's chosen model, when the session
+    /// holds its point (a cancelled sweep leaves none: its weights stay on disk only).
+    fn adopt_chosen(&mut self, chosen: ChosenWeights) {
+        let session = &mut self.p.session;
+        let measured = session
+            .interpolation
+            .as_ref()
+            .is_some_and(|i| i.points.iter().any(|p| p.alpha == chosen.alpha));
+        if measured {
+            record_chosen(session, chosen);
+        }
+    }
+
+    fn accept(&mut self, alpha: f64) -> Result<()> {
+        let chosen = self.p.write_chosen(alpha)?;
+        let path = self.p.setup.session_dir.join(chosen.pth);
+        let _ = self.tx.send(JobEvent::Accepted {
+            alpha,
+            path: path.display().to_string(),
+        });
+        Ok(())
+    }
+
     fn emit(tx: &UnboundedSender<JobEvent>, e: Event) {
         let _ = tx.send(JobEvent::Engine(e));
     }
 
-    fn run(&mut self, cmd: &JobCommand, cancel: &CancelFlag) -> Result<Stage> {
+    fn run(&mut self, cmd: &JobCommand, cancel: &CancelFlag, aside: &mut Aside) -> Result<Stage> {
         let tx = self.tx.clone();
-        let mut sink = |e: Event| Self::emit(&tx, e);
+        // Every engine event is also the point where requests are served (`requests.rs`).
+        let mut sink = |e: Event| {
+            aside.observe(&e);
+            Self::emit(&tx, e);
+            aside.poll();
+        };
         let p = &mut self.p;
         match cmd {
             JobCommand::StartMrc => {
@@ -165,12 +224,7 @@ impl Worker {
                 Ok(Stage::Refine)
             }
             JobCommand::Accept { alpha } => {
-                p.write_chosen(*alpha)?;
-                let path = p.setup.session_dir.join("chosen.pth");
-                let _ = self.tx.send(JobEvent::Accepted {
-                    alpha: *alpha,
-                    path: path.display().to_string(),
-                });
+                self.accept(*alpha)?;
                 Ok(Stage::Accept)
             }
             JobCommand::Save => {
@@ -196,7 +250,9 @@ impl Worker {
                 p.final_eval(&plan, *alpha, cancel, &mut sink)?;
                 Ok(Stage::FinalEval)
             }
-            JobCommand::Cancel | JobCommand::Shutdown => bail!("internal: not a job"),
+            JobCommand::Request(_) | JobCommand::Cancel | JobCommand::Shutdown => {
+                bail!("internal: not a job")
+            }
         }
     }
 

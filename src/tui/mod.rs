@@ -4,10 +4,14 @@ pub mod aa_check;
 pub mod aa_state;
 pub mod app;
 pub mod keys;
+pub mod recommend;
+mod requests;
 pub mod restore;
 pub mod state;
 pub mod theme;
 pub mod update;
+#[cfg(test)]
+mod update_job_tests;
 pub mod view;
 
 pub use state::State;

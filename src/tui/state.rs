@@ -97,6 +97,8 @@ pub struct State {
     /// runs first, then MRC continues with the modules left.
     pub pending: Option<(JobCommand, String)>,
     pub mrc_paused: bool,
+    /// An `a` sent while a job ran, until the worker answers (`requests.rs`).
+    pub requested_accept: Option<f64>,
     /// The AutoAttack check of the accepted α (`e`).
     pub aa: super::aa_state::AaCheck,
 }
@@ -175,6 +177,7 @@ impl State {
             ood_filling_chosen: false,
             pending: None,
             mrc_paused: false,
+            requested_accept: None,
             aa: Default::default(),
         }
     }

@@ -128,12 +128,14 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
             }
         },
         Msg::Accept => match s.alpha_cursor {
+            Some(alpha) if s.busy && s.read_only.is_none() => super::requests::accept(s, alpha),
             Some(alpha) => start_job(s, JobCommand::Accept { alpha }, "writing the chosen model"),
             None => {
                 s.status = "no α to accept yet: fine-tune and sweep first".into();
                 None
             }
         },
+        Msg::Save if s.busy && s.read_only.is_none() => super::requests::save(s),
         Msg::Save => start_job(s, JobCommand::Save, "saving the session"),
         Msg::Sort => {
             let name = s.selected_row().map(|r| r.name.to_string());
@@ -196,7 +198,7 @@ pub fn fmt_lr(lr: f64) -> String {
     format!("{lr:.2e}")
 }
 
-fn start_job(s: &mut State, cmd: JobCommand, what: &str) -> Option<Cmd> {
+pub(super) fn start_job(s: &mut State, cmd: JobCommand, what: &str) -> Option<Cmd> {
     if let Some(source) = &s.read_only {
         s.status = format!("read-only: following {source} (open it with --resume to act on it)");
         return None;
@@ -268,6 +270,14 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
             s.accepted_alpha = Some(alpha);
             s.unsaved = true;
             s.status = format!("α = {alpha} accepted: wrote {path}");
+            super::requests::accepted(s, alpha)
+        }
+        JobEvent::RequestFailed(message) => {
+            super::requests::failed(s, message);
+            None
+        }
+        JobEvent::Note(message) => {
+            s.status = message;
             None
         }
         JobEvent::Saved { dir } => {
@@ -554,4 +564,4 @@ pub(super) fn push_loss(s: &mut State, loss: f64) {
 
 #[cfg(test)]
 #[path = "update_tests.rs"]
-mod tests;
+pub(super) mod tests;

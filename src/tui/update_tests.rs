@@ -4,11 +4,11 @@ use crate::tui::keys::to_msg;
 use crate::tui::state::SortOrder;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-fn state() -> State {
+pub(crate) fn state() -> State {
     State::new(0.01, 0.1, 6, vec!["default".into(), "light".into()])
 }
 
-pub fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
+pub(crate) fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
     ModuleScore {
         name: name.into(),
         depth,
@@ -25,7 +25,7 @@ pub fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
     }
 }
 
-fn point(alpha: f64, clean: f64, robust: f64) -> SweepPoint {
+pub(crate) fn point(alpha: f64, clean: f64, robust: f64) -> SweepPoint {
     SweepPoint {
         alpha,
         clean_acc: clean,
@@ -34,7 +34,7 @@ fn point(alpha: f64, clean: f64, robust: f64) -> SweepPoint {
     }
 }
 
-fn engine(s: &mut State, e: Event) -> Option<Cmd> {
+pub(crate) fn engine(s: &mut State, e: Event) -> Option<Cmd> {
     update(s, Msg::Job(JobEvent::Engine(e)))
 }
 
@@ -553,7 +553,7 @@ fn accepting_with_a_corrupted_set_evaluates_ood() {
     assert_eq!(finished(&mut s, Stage::Accept), None);
 }
 
-fn estimated(s: &mut State, name: &str, depth: usize, estimate: f64) {
+pub(crate) fn estimated(s: &mut State, name: &str, depth: usize, estimate: f64) {
     engine(
         s,
         Event::ModuleEstimated {
@@ -668,11 +668,13 @@ fn a_plain_cancel_of_mrc_does_not_restart_it() {
     assert_eq!(update(&mut s, Msg::Cancel), Some(Cmd::Cancel));
     assert_eq!(update(&mut s, Msg::Job(JobEvent::Cancelled)), None);
     assert!(!s.mrc_paused && !s.busy);
-    // Jobs other than exact MRC are not interrupted: a save waits.
+    // Jobs other than exact MRC are not interrupted: a second job waits (a save is
+    // served while the job runs, `update_job_tests.rs`).
     update(&mut s, Msg::Start);
     engine(&mut s, Event::started_text(Stage::AdvSet, "PGD"));
-    assert_eq!(update(&mut s, Msg::Save), None);
-    assert!(s.status.contains("a job is running"));
+    assert_eq!(update(&mut s, Msg::Refine), None);
+    assert!(s.status.contains("no α sweep yet"), "{}", s.status);
+    assert_eq!(update(&mut s, Msg::FineTune), None);
 }
 
 #[test]

@@ -128,6 +128,17 @@ pub fn job_setup(f: JobFixture) -> JobSetup {
     }
 }
 
+/// The tiny PGD of the worker tests on the demo model (ε 0.2, 2 steps of 0.05).
+pub fn demo_attack() -> PgdConfig {
+    PgdConfig {
+        eps: 0.2,
+        step: 0.05,
+        steps: 2,
+        random_start: true,
+        restarts: 1,
+    }
+}
+
 /// The modules a job scored exactly, in the order their scores arrived.
 pub fn scored_modules(events: &[JobEvent]) -> Vec<String> {
     events

@@ -12,7 +12,7 @@ use crate::engine::checkpoint::RawTensor;
 use crate::engine::data::ImageSet;
 use crate::engine::eval::{evaluate, EvalPlan};
 use crate::engine::models::Model;
-use crate::engine::tensors::to_tensor;
+use crate::engine::tensors::{to_raw, to_tensor};
 use crate::engine::CancelFlag;
 use std::time::Instant;
 use tch::Tensor;
@@ -96,27 +96,61 @@ impl Endpoints {
 
     /// Loads θ(α) into the model.
     pub fn apply(&self, model: &Model, alpha: f64) -> Result<(), InterpolateError> {
+        let vars = model.var_store().variables();
+        self.each_at(alpha, |k, value| {
+            vars[k].shallow_clone().f_copy_(&value)?;
+            Ok(())
+        })
+    }
+
+    /// θ(α) as a state (the model's keys and order), computed from the endpoints alone:
+    /// the model is not touched, so this may run while a stage is using it (the explorer
+    /// writes an accepted α's weights during a running job). Equal to `apply` followed by
+    /// `Model::state`.
+    pub fn state_at(&self, alpha: f64) -> Result<Vec<(String, RawTensor)>, InterpolateError> {
+        let mut out = Vec::with_capacity(self.keys.len());
+        self.each_at(alpha, |k, value| {
+            out.push((k.to_string(), to_raw(&value)?));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hands each key's θ(α) = (1 − α)·AT + α·FT to `take` (integer buffers such as batch
+    /// counts take the nearer endpoint).
+    fn each_at(
+        &self,
+        alpha: f64,
+        mut take: impl FnMut(&str, Tensor) -> Result<(), tch::TchError>,
+    ) -> Result<(), InterpolateError> {
         if !(0.0..=1.0).contains(&alpha) {
             return Err(InterpolateError::BadAlpha(alpha));
         }
-        let vars = model.var_store().variables();
         tch::no_grad(|| -> Result<(), tch::TchError> {
             for ((k, a), f) in self.keys.iter().zip(&self.at).zip(&self.ft) {
-                let mut v = vars[k].shallow_clone();
-                if alpha == 0.0 || (!a.is_floating_point() && alpha < 0.5) {
-                    v.f_copy_(a)?;
+                let value = if alpha == 0.0 || (!a.is_floating_point() && alpha < 0.5) {
+                    a.shallow_clone()
                 } else if alpha == 1.0 || !a.is_floating_point() {
-                    v.f_copy_(f)?;
+                    f.shallow_clone()
                 } else {
-                    v.f_copy_(
-                        &a.f_mul_scalar(1.0 - alpha)?
-                            .f_add(&f.f_mul_scalar(alpha)?)?,
-                    )?;
-                }
+                    a.f_mul_scalar(1.0 - alpha)?
+                        .f_add(&f.f_mul_scalar(alpha)?)?
+                };
+                take(k, value)?;
             }
             Ok(())
         })?;
         Ok(())
+    }
+
+    /// A second handle on the same endpoint tensors (no copy; neither handle changes them).
+    pub fn share(&self) -> Endpoints {
+        let share = |ts: &[Tensor]| ts.iter().map(Tensor::shallow_clone).collect();
+        Endpoints {
+            keys: self.keys.clone(),
+            at: share(&self.at),
+            ft: share(&self.ft),
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use crate::engine::models::Model;
 use crate::engine::session::{ChosenWeights, Session};
 use crate::engine::CancelFlag;
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// A model's full state, as checkpoints and `Model::state` hold it.
@@ -396,37 +396,13 @@ impl Pipeline {
     }
 
     /// Writes the model at `alpha` (`chosen.pth` and `chosen.safetensors`) and records it
-    /// as the session's chosen model; the model goes back to the AT weights.
+    /// as the session's chosen model. The model itself is not touched.
     pub fn write_chosen(&mut self, alpha: f64) -> Result<ChosenWeights> {
         let Some(ends) = &self.ends else {
             bail!("nothing to accept: fine-tune a module and sweep α first");
         };
-        let dir = &self.setup.session_dir;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
-        ends.apply(&self.model, alpha)?;
-        let state = self.model.state();
-        self.restore_at()?;
-        let state = state?;
-        let chosen = ChosenWeights {
-            alpha,
-            pth: "chosen.pth".into(),
-            safetensors: "chosen.safetensors".into(),
-        };
-        save_pth(&dir.join(&chosen.pth), &state)?;
-        save_safetensors(
-            &dir.join(&chosen.safetensors),
-            &state,
-            &[("alpha".into(), alpha.to_string())],
-        )?;
-        if let Some(interp) = &mut self.session.interpolation {
-            interp.chosen_alpha = alpha;
-        }
-        if self.session.chosen.as_ref().map(|c| c.alpha) != Some(alpha) {
-            self.session.ood_chosen = None;
-            self.session.final_eval = None;
-        }
-        self.session.chosen = Some(chosen.clone());
+        let chosen = write_chosen_files(ends, alpha, &self.setup.session_dir)?;
+        record_chosen(&mut self.session, chosen.clone());
         Ok(chosen)
     }
 
@@ -486,4 +462,36 @@ impl Pipeline {
         self.finish_stage(which.stage(), t, sink);
         Ok(())
     }
+}
+
+/// Writes θ(α) of `ends` as `chosen.pth` and `chosen.safetensors` in `dir`.
+pub fn write_chosen_files(ends: &Endpoints, alpha: f64, dir: &Path) -> Result<ChosenWeights> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
+    let state = ends.state_at(alpha)?;
+    let chosen = ChosenWeights {
+        alpha,
+        pth: "chosen.pth".into(),
+        safetensors: "chosen.safetensors".into(),
+    };
+    save_pth(&dir.join(&chosen.pth), &state)?;
+    save_safetensors(
+        &dir.join(&chosen.safetensors),
+        &state,
+        &[("alpha".into(), alpha.to_string())],
+    )?;
+    Ok(chosen)
+}
+
+/// Records `chosen` as the session's chosen model: the sweep's α becomes it, and results
+/// of another α's model (OOD, AutoAttack) no longer apply.
+pub fn record_chosen(session: &mut Session, chosen: ChosenWeights) {
+    if let Some(interp) = &mut session.interpolation {
+        interp.chosen_alpha = chosen.alpha;
+    }
+    if session.chosen.as_ref().map(|c| c.alpha) != Some(chosen.alpha) {
+        session.ood_chosen = None;
+        session.final_eval = None;
+    }
+    session.chosen = Some(chosen);
 }

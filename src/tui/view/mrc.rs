@@ -160,10 +160,7 @@ pub fn render_details(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
                 if rec { t.recommended } else { t.title },
             ));
             if rec {
-                lines.push(Line::styled(
-                    "lowest MRC: recommended (Enter)",
-                    t.recommended,
-                ));
+                lines.push(Line::styled(s.recommendation_label(), t.recommended));
             }
             let total = s.mrc_total.max(s.modules.len()).max(s.estimates.len());
             lines.push(Line::from(vec![
