@@ -1,7 +1,7 @@
 //! AutoAttack progress: per attack, points done, throughput and time left (an indicatif
 //! bar on a terminal, a plain line every 30 s in logs); one line per finished attack with
 //! the cumulative robust accuracy.
-use super::progress::{duration, stage_bar};
+use super::progress_style::{duration, stage_bar};
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use rift::engine::autoattack::ensemble::AaUpdate;
 use std::time::Instant;

@@ -14,6 +14,7 @@ mod mrc;
 mod ood;
 mod predict;
 mod progress;
+mod progress_style;
 mod run;
 mod run_final;
 mod run_mrc;

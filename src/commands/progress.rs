@@ -3,7 +3,8 @@
 //! rate, time left) with the lines printed above it; in logs (stderr not a terminal) there
 //! are no bars, only plain lines: the same event lines, plus a progress line per stage at
 //! most every 30 s (long runs on a cluster show they are alive and how fast they go).
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use super::progress_style::{duration, rate, stage_bar};
+use indicatif::{ProgressBar, ProgressDrawTarget};
 use rift::engine::rift::events::{Event, Stage};
 use rift::engine::rift::screen::ESTIMATE_LABEL;
 use std::io::Write;
@@ -36,53 +37,6 @@ pub struct Printer {
     out: Output,
     current: Option<Current>,
     autoattack: super::aa_progress::AaMeter,
-}
-
-/// A progress bar with position/total, rate and time left, drawn on `target`.
-pub(super) fn stage_bar(
-    target: fn() -> ProgressDrawTarget,
-    prefix: String,
-    done: u64,
-    total: u64,
-) -> ProgressBar {
-    let style =
-        ProgressStyle::with_template("  {prefix}: [{bar:30}] {pos}/{len}  {rate}  {eta} left")
-            .map(|s| {
-                s.progress_chars("=> ").with_key(
-                    "rate",
-                    |p: &ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = write!(w, "{}", rate(p.per_sec()));
-                    },
-                )
-            })
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let bar = ProgressBar::with_draw_target(Some(total), target()).with_style(style);
-    bar.set_prefix(prefix);
-    bar.set_position(done);
-    bar
-}
-
-/// Steps per second with the digits that matter: 1234/s, 12.3/s, 0.042/s.
-pub(super) fn rate(per_sec: f64) -> String {
-    if per_sec >= 100.0 {
-        format!("{per_sec:.0}/s")
-    } else if per_sec >= 1.0 {
-        format!("{per_sec:.1}/s")
-    } else {
-        format!("{per_sec:.3}/s")
-    }
-}
-
-/// A duration as people read it in a log line: 45s, 3m05s, 2h07m.
-pub(super) fn duration(s: f64) -> String {
-    let s = s.max(0.0).round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
 }
 
 impl Printer {

@@ -5,18 +5,17 @@
 //! points). With a corrupted set, OOD accuracy of the accepted α follows as its own job
 //! once the worker is free, as it does after an `a` while idle.
 use super::state::State;
-use super::update::{start_job, Cmd};
 use crate::engine::rift::events::Stage;
 use crate::jobs::{JobCommand, JobRequest};
 
-/// `s` while busy.
-pub(super) fn save(s: &mut State) -> Option<Cmd> {
+/// `s` while busy: the request to send.
+pub(super) fn save(s: &mut State) -> Option<JobRequest> {
     s.status = "saving what is finished so far (the job continues)".into();
-    Some(Cmd::Job(JobCommand::Request(JobRequest::Save)))
+    Some(JobRequest::Save)
 }
 
-/// `a` on the measured `alpha` while busy.
-pub(super) fn accept(s: &mut State, alpha: f64) -> Option<Cmd> {
+/// `a` on the measured `alpha` while busy: the request to send, if any.
+pub(super) fn accept(s: &mut State, alpha: f64) -> Option<JobRequest> {
     if s.job.as_ref().is_some_and(|j| j.stage == Stage::Finetune) {
         s.status =
             "fine-tuning replaces the endpoints: accept an α once its sweep measures it".into();
@@ -24,12 +23,12 @@ pub(super) fn accept(s: &mut State, alpha: f64) -> Option<Cmd> {
     }
     s.requested_accept = Some(alpha);
     s.status = format!("writing the chosen model for α = {alpha} (the job continues)");
-    Some(Cmd::Job(JobCommand::Request(JobRequest::Accept { alpha })))
+    Some(JobRequest::Accept { alpha })
 }
 
 /// The worker wrote the weights of a requested α: its OOD accuracy next (after the
-/// running job, if one still runs).
-pub(super) fn accepted(s: &mut State, alpha: f64) -> Option<Cmd> {
+/// running job, if one still runs). Some: the job to start now (the worker is free).
+pub(super) fn accepted(s: &mut State, alpha: f64) -> Option<(JobCommand, String)> {
     if s.requested_accept != Some(alpha) {
         return None;
     }
@@ -40,7 +39,7 @@ pub(super) fn accepted(s: &mut State, alpha: f64) -> Option<Cmd> {
     let ood = JobCommand::StartOod { alpha };
     let what = format!("OOD accuracy of α = {alpha}");
     if !s.busy {
-        return start_job(s, ood, &what);
+        return Some((ood, what));
     }
     if s.pending.is_none() {
         s.pending = Some((ood, what));

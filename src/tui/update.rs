@@ -128,14 +128,18 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
             }
         },
         Msg::Accept => match s.alpha_cursor {
-            Some(alpha) if s.busy && s.read_only.is_none() => super::requests::accept(s, alpha),
+            Some(alpha) if s.busy && s.read_only.is_none() => {
+                super::requests::accept(s, alpha).map(|r| Cmd::Job(JobCommand::Request(r)))
+            }
             Some(alpha) => start_job(s, JobCommand::Accept { alpha }, "writing the chosen model"),
             None => {
                 s.status = "no α to accept yet: fine-tune and sweep first".into();
                 None
             }
         },
-        Msg::Save if s.busy && s.read_only.is_none() => super::requests::save(s),
+        Msg::Save if s.busy && s.read_only.is_none() => {
+            super::requests::save(s).map(|r| Cmd::Job(JobCommand::Request(r)))
+        }
         Msg::Save => start_job(s, JobCommand::Save, "saving the session"),
         Msg::Sort => {
             let name = s.selected_row().map(|r| r.name.to_string());
@@ -270,7 +274,8 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
             s.accepted_alpha = Some(alpha);
             s.unsaved = true;
             s.status = format!("α = {alpha} accepted: wrote {path}");
-            super::requests::accepted(s, alpha)
+            let (cmd, what) = super::requests::accepted(s, alpha)?;
+            start_job(s, cmd, &what)
         }
         JobEvent::RequestFailed(message) => {
             super::requests::failed(s, message);
