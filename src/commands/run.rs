@@ -310,7 +310,13 @@ pub(super) fn after_mrc(
     }
 
     // Interpolation and the chosen model.
-    if p.session.interpolation.is_none() {
+    // A sweep saved before it finished (the explorer's `s`) continues from its points.
+    let swept = p
+        .session
+        .interpolation
+        .as_ref()
+        .is_some_and(|i| i.covers(&p.setup.sweep.alphas));
+    if !swept {
         // Each device builds its own model; the file is read once more for them (the
         // pipeline's copy is busy being swept).
         let for_devices = match sweep_with.devices {

@@ -148,3 +148,45 @@ pub fn mrc_scores(v: &serde_json::Value) -> Vec<(String, f64, f64)> {
         })
         .collect()
 }
+
+/// `rift run` on the demo model with small, fast settings (96 test samples, 64 for the
+/// adversarial set, PGD-2 at ε 0.1, MRC over five modules for 2 epochs, one fine-tuning
+/// epoch, α on 0, 0.5, 1), then `extra`.
+pub fn demo_run_args(session: &Path, data: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "run",
+        "--checkpoint",
+        DEMO_MODEL,
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        path_str(data),
+        "--session",
+        path_str(session),
+        "--limit",
+        "96",
+        "--adv-limit",
+        "64",
+        "--steps",
+        "2",
+        "--eps",
+        "0.1",
+        "--step",
+        "0.05",
+        "--modules",
+        "conv1,layer1.0.conv1,layer2.0.shortcut.0,layer3.1.conv2,linear",
+        "--mrc-epochs",
+        "2",
+        "--epochs",
+        "1",
+        "--alphas",
+        "0,0.5,1",
+        "--device",
+        "cpu",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}

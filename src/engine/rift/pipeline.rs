@@ -308,9 +308,12 @@ impl Pipeline {
     }
 
     /// Points already measured with the sweep's attack, seed and samples: the baseline is
-    /// the α = 0 point, so no sweep evaluates it again.
+    /// the α = 0 point, and the grid points of a sweep that was saved before it finished
+    /// (its endpoints are these: fine-tuning drops the session's sweep), so no sweep
+    /// evaluates them again.
     pub fn known_points(&self) -> Vec<SweepPoint> {
-        self.session
+        let mut known: Vec<SweepPoint> = self
+            .session
             .baseline
             .iter()
             .map(|b| SweepPoint {
@@ -319,7 +322,17 @@ impl Pipeline {
                 robust_acc: b.robust_acc.unwrap_or(0.0),
                 n: b.n,
             })
-            .collect()
+            .collect();
+        if let Some(partial) = &self.session.interpolation {
+            if partial.search.is_none() {
+                let fresh = partial
+                    .points
+                    .iter()
+                    .filter(|p| !known.iter().any(|k| k.alpha == p.alpha));
+                known.extend(fresh.cloned().collect::<Vec<_>>());
+            }
+        }
+        known
     }
 
     /// The α sweep between the endpoints; leaves the model at the AT weights.

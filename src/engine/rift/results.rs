@@ -164,6 +164,18 @@ pub struct InterpolationResult {
     pub search: Option<AlphaSearch>,
 }
 
+impl InterpolationResult {
+    /// Whether this result is a finished sweep of `alphas`: chosen by search, or holding
+    /// every grid α. A session saved while its sweep ran (the explorer's `s`) holds only
+    /// the points measured so far, and `rift run` continues that sweep from them.
+    pub fn covers(&self, alphas: &[f64]) -> bool {
+        self.search.is_some()
+            || alphas
+                .iter()
+                .all(|a| self.points.iter().any(|p| p.alpha == *a))
+    }
+}
+
 /// One α's accuracies with their 95 % Wilson intervals (percent). Clean accuracy needs no
 /// attack, so the search always measures it on the full set (`clean_n`); robust accuracy is
 /// on `robust_n` samples: the subset for screened-only α, the full set otherwise.
