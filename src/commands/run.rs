@@ -263,11 +263,8 @@ pub(super) fn mrc_once(
         return Ok(());
     }
     let t = Instant::now();
-    let (kind, attack, seed) = (p.setup.kind, p.setup.attack.clone(), p.setup.seed);
     let dir = p.setup.session_dir.clone();
-    p.session.mrc = Some(mrc_stage(
-        &p.model, args, kind, &attack, mrc_cfg, seed, &dir, cancel, sink,
-    )?);
+    p.session.mrc = Some(mrc_stage(p, args, mrc_cfg, cancel, sink)?);
     p.finish_stage(Stage::Mrc, t, sink);
     save(p)?;
     let _ = std::fs::remove_file(dir.join(PARTIAL_MRC));

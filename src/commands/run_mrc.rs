@@ -4,35 +4,31 @@
 //! so a killed run continues where it stopped; screening is cheap and simply runs again.
 use crate::cli::RunArgs;
 use anyhow::Result;
-use rift::engine::attack::PgdConfig;
-use rift::engine::data::DatasetKind;
-use rift::engine::models::Model;
 use rift::engine::rift::adv_set::{build, AdvSetPlan, AdvSplit};
 use rift::engine::rift::events::{Event, Sink, Stage};
 use rift::engine::rift::mrc::{finish, select_modules, MeasuredOn, MrcConfig};
 use rift::engine::rift::partial::load_partial_scores;
+use rift::engine::rift::pipeline::Pipeline;
 use rift::engine::rift::results::{ModuleScore, MrcResult};
 use rift::engine::rift::scoring::Scorer;
 use rift::engine::rift::screen::{assemble, attach, estimate, exact_order, ScreenConfig};
 use rift::engine::CancelFlag;
-use std::path::Path;
 use std::time::Instant;
 
 /// Exact scores finished so far, in the session directory until the stage completes.
 pub const PARTIAL_MRC: &str = "mrc_partial.yaml";
 
-#[allow(clippy::too_many_arguments)]
+/// MRC of the pipeline's model with its attack, seed and dataset; the partial scores live
+/// in its session directory until the stage completes.
 pub fn mrc_stage(
-    model: &Model,
+    p: &Pipeline,
     args: &RunArgs,
-    kind: DatasetKind,
-    attack: &PgdConfig,
     cfg: &MrcConfig,
-    seed: u64,
-    dir: &Path,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<MrcResult> {
+    let (model, kind, attack, seed) = (&p.model, p.setup.kind, &p.setup.attack, p.setup.seed);
+    let dir = p.setup.session_dir.as_path();
     let t = Instant::now();
     let modules = select_modules(model, &args.mrc.modules)?;
     let partial_path = dir.join(PARTIAL_MRC);

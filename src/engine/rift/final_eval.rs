@@ -71,9 +71,9 @@ impl Pipeline {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
         let t = Instant::now();
-        let at = self.final_eval_one(plan, n, OodModel::At, alpha, &dir, cancel, sink);
+        let at = self.final_eval_one(plan, n, OodModel::At, alpha, cancel, sink);
         let at = self.restore_at().and(at)?;
-        let chosen = self.final_eval_one(plan, n, OodModel::Chosen, alpha, &dir, cancel, sink);
+        let chosen = self.final_eval_one(plan, n, OodModel::Chosen, alpha, cancel, sink);
         let chosen = self.restore_at().and(chosen)?;
         let difference = PairedDifference::of(&at.robust_flags, &chosen.robust_flags);
         let result = FinalEval {
@@ -94,18 +94,18 @@ impl Pipeline {
         Ok(())
     }
 
-    /// One model's AutoAttack, resumed from its state file when that matches.
-    #[allow(clippy::too_many_arguments)]
+    /// One model's AutoAttack, resumed from its state file (in the session directory)
+    /// when that matches.
     fn final_eval_one(
         &self,
         plan: &FinalEvalPlan,
         n: usize,
         which: OodModel,
         alpha: f64,
-        dir: &Path,
         cancel: &CancelFlag,
         sink: Sink,
     ) -> Result<AaReport> {
+        let dir = self.setup.session_dir.as_path();
         let model_alpha = match which {
             OodModel::At => 0.0,
             OodModel::Chosen => alpha,
