@@ -52,9 +52,15 @@ pub fn restore(s: &mut State, session: &Session) {
         s.ft_layers = f.layers.clone();
         s.ft_losses.clear();
         s.ft_stride = 1;
+        s.ft_iters = 0;
         for &l in &f.iter_losses {
             push_loss(s, l);
         }
+        // Every epoch runs the same batches, so the losses split evenly into epochs.
+        let epochs = f.epochs_log.len().max(1);
+        s.ft_epoch_starts = (0..f.epochs_log.len())
+            .map(|e| e * f.iter_losses.len() / epochs)
+            .collect();
         s.ft_epochs = f.epochs_log.clone();
         s.ft_total_epochs = f.epochs;
         s.ft_epoch = f.epochs_log.len().saturating_sub(1);

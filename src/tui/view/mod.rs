@@ -2,6 +2,8 @@
 //! which mouse clicks use too (`hit`).
 pub mod aa_line;
 pub mod alpha;
+pub mod alpha_delta;
+pub mod alpha_plane;
 pub mod finetune;
 pub mod help;
 pub mod mrc;
@@ -11,6 +13,8 @@ use super::state::State;
 use super::theme::Theme;
 use super::update::Msg;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders};
 use ratatui::Frame;
 
@@ -82,6 +86,11 @@ pub fn hit(area: Rect, state: &State, col: u16, row: u16) -> Option<Msg> {
 
 /// A panel's frame in the theme's colours.
 pub fn panel<'a>(title: &'a str, theme: &Theme) -> Block<'a> {
+    panel_titled(Line::from(title), theme)
+}
+
+/// A panel's frame whose title keeps its spans' colours (the α panel's legend).
+pub fn panel_titled<'a>(title: Line<'a>, theme: &Theme) -> Block<'a> {
     Block::new()
         .borders(Borders::ALL)
         .border_type(BorderType::Rounded)
@@ -109,6 +118,73 @@ pub fn fit(s: &str, n: usize) -> String {
         return s.to_string();
     }
     let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// A piece of a one-line text: what it says (one or more styled spans) and how much it
+/// matters. When the line is too narrow the least important pieces go first (the later
+/// of equals), so words are dropped whole instead of being cut at the edge.
+pub struct Piece {
+    pub spans: Vec<Span<'static>>,
+    pub rank: u8,
+}
+
+impl Piece {
+    pub fn new(text: impl Into<String>, style: Style, rank: u8) -> Piece {
+        Piece {
+            spans: vec![Span::styled(text.into(), style)],
+            rank,
+        }
+    }
+
+    fn width(&self) -> usize {
+        self.spans.iter().map(|s| s.content.chars().count()).sum()
+    }
+}
+
+/// The pieces that fit in `width` columns, in their order; a lone piece still too long
+/// is shortened at a word boundary with `…`.
+pub fn fit_pieces(mut pieces: Vec<Piece>, width: usize) -> Line<'static> {
+    let len = |v: &[Piece]| v.iter().map(Piece::width).sum::<usize>();
+    while len(&pieces) > width && pieces.len() > 1 {
+        let lowest = pieces
+            .iter()
+            .enumerate()
+            .min_by(|(i, a), (j, b)| a.rank.cmp(&b.rank).then(j.cmp(i)))
+            .map_or(0, |(i, _)| i);
+        pieces.remove(lowest);
+    }
+    if let Some(p) = pieces.first_mut() {
+        if p.width() > width {
+            let text: String = p.spans.iter().map(|s| s.content.as_ref()).collect();
+            let style = p.spans.first().map_or(Style::new(), |s| s.style);
+            p.spans = vec![Span::styled(fit_words(&text, width), style)];
+        }
+    }
+    Line::from(pieces.into_iter().flat_map(|p| p.spans).collect::<Vec<_>>())
+}
+
+/// `s` shortened to at most `n` columns at a word boundary, with `…` when cut (a single
+/// word longer than `n` is cut with `fit`).
+pub fn fit_words(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for word in s.split(' ') {
+        let extra = usize::from(!out.is_empty()) + word.chars().count();
+        if out.chars().count() + extra + 1 > n {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.is_empty() {
+        return fit(s, n);
+    }
     out.push('…');
     out
 }
