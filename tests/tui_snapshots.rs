@@ -1,30 +1,13 @@
 //! Rendered frames of the explorer (ratatui `TestBackend` + insta) in its empty, running
 //! and finished states, at 80×24 and 160×48; colours checked cell by cell for two themes.
 use rift::engine::rift::events::{Event, Stage, StageAbout};
-use rift::engine::rift::results::{FinetuneEpoch, ModuleScore, SweepPoint};
+use rift::engine::rift::results::{FinetuneEpoch, SweepPoint};
 use rift::jobs::JobEvent;
 use rift::tui::theme::Theme;
 use rift::tui::{update, view, Msg, State};
 
 mod common;
-use common::tui::{cell_colour, colour_map, ev, render};
-
-fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
-    ModuleScore {
-        name: name.into(),
-        depth,
-        kind: "conv".into(),
-        shape: vec![16, 8, 3, 3],
-        params: 1152,
-        mrc,
-        robust_acc_drop: mrc * 10.0,
-        epoch_losses: vec![0.61, 0.72, 0.70],
-        epoch_accs: vec![70.0, 66.0, 67.0],
-        recommended: false,
-        estimate: None,
-        estimate_step: None,
-    }
-}
+use common::tui::{cell_colour, colour_map, ev, render, score};
 
 fn empty() -> State {
     State::new(0.01, 0.1, 4, vec!["default".into(), "light".into()])

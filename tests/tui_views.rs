@@ -6,14 +6,14 @@ use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 use ratatui::Terminal;
 use rift::engine::rift::events::{Event, Stage, StageAbout};
-use rift::engine::rift::results::{FinetuneEpoch, ModuleScore, SweepPoint};
+use rift::engine::rift::results::{FinetuneEpoch, SweepPoint};
 use rift::jobs::JobEvent;
 use rift::tui::state::AlphaView;
 use rift::tui::theme::Theme;
 use rift::tui::{update, Msg, State};
 
 mod common;
-use common::tui::{cell_colour, colour_map, ev, render};
+use common::tui::{cell_colour, colour_map, ev, finish, render, score};
 
 const TOLERANCE: f64 = 0.5;
 
@@ -36,23 +36,6 @@ const RULE: f64 = 0.4;
 const ACCEPTED: f64 = 0.3;
 const EPOCHS: usize = 3;
 const ITERS: usize = 40;
-
-fn module(name: &str, depth: usize, mrc: f64) -> ModuleScore {
-    ModuleScore {
-        name: name.into(),
-        depth,
-        kind: "conv".into(),
-        shape: vec![32, 32, 3, 3],
-        params: 9216,
-        mrc,
-        robust_acc_drop: mrc * 5.0,
-        epoch_losses: vec![0.9, 1.1],
-        epoch_accs: vec![55.0, 52.0],
-        recommended: false,
-        estimate: None,
-        estimate_step: None,
-    }
-}
 
 /// A loss that falls with noise and steps down when the lr drops after epoch 2.
 fn loss(i: usize) -> f64 {
@@ -84,10 +67,14 @@ fn finetuning(epochs_done: usize) -> State {
         ("layer2.1.conv2", 1, 0.12),
         ("linear", 2, 0.7),
     ] {
-        let score = module(n, d, m);
-        ev(&mut s, Event::ModuleScored { score });
+        ev(
+            &mut s,
+            Event::ModuleScored {
+                score: score(n, d, m),
+            },
+        );
     }
-    update(&mut s, Msg::Job(JobEvent::Finished { stage: Stage::Mrc }));
+    finish(&mut s, Stage::Mrc);
     update(&mut s, Msg::FineTune);
     update(&mut s, Msg::Tick(100.0));
     let about = StageAbout::Finetune {
@@ -138,12 +125,7 @@ fn finetuning(epochs_done: usize) -> State {
 /// the cursor on a third one; in the given view.
 fn swept(view: AlphaView) -> State {
     let mut s = finetuning(EPOCHS);
-    update(
-        &mut s,
-        Msg::Job(JobEvent::Finished {
-            stage: Stage::Finetune,
-        }),
-    );
+    finish(&mut s, Stage::Finetune);
     ev(
         &mut s,
         Event::started_text(Stage::Interpolate, "11 α values"),
@@ -157,20 +139,14 @@ fn swept(view: AlphaView) -> State {
         };
         ev(&mut s, Event::SweepPoint { point });
     }
-    let stage = Stage::Interpolate;
-    update(&mut s, Msg::Job(JobEvent::Finished { stage }));
+    finish(&mut s, Stage::Interpolate);
     assert_eq!(s.best_alpha, Some(RULE), "the fixture's rule α");
     let accepted = JobEvent::Accepted {
         alpha: ACCEPTED,
         path: "sessions/cifar/chosen.pth".into(),
     };
     update(&mut s, Msg::Job(accepted));
-    update(
-        &mut s,
-        Msg::Job(JobEvent::Finished {
-            stage: Stage::Accept,
-        }),
-    );
+    finish(&mut s, Stage::Accept);
     update(&mut s, Msg::SelectAlpha(0.2));
     if view == AlphaView::Plane {
         update(&mut s, Msg::AlphaView);

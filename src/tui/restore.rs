@@ -113,6 +113,11 @@ mod tests {
         assert_eq!(s.ft_layers, ft.layers);
         assert_eq!(s.ft_epochs, ft.epochs_log);
         assert!(s.ft_done && !s.ft_losses.is_empty());
+        // The chart's epoch boundaries: one per logged epoch, evenly through the losses.
+        assert_eq!(s.ft_iters, ft.iter_losses.len());
+        let per_epoch = ft.iter_losses.len() / ft.epochs_log.len();
+        let starts: Vec<usize> = (0..ft.epochs_log.len()).map(|e| e * per_epoch).collect();
+        assert_eq!(s.ft_epoch_starts, starts);
         let interp = session.interpolation.as_ref().expect("interpolation");
         assert_eq!(s.sweep, interp.points);
         assert_eq!(s.accepted_alpha, session.chosen.as_ref().map(|c| c.alpha));

@@ -4,7 +4,8 @@
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 use ratatui::Terminal;
-use rift::engine::rift::events::Event;
+use rift::engine::rift::events::{Event, Stage};
+use rift::engine::rift::results::ModuleScore;
 use rift::jobs::JobEvent;
 use rift::tui::theme::Theme;
 use rift::tui::{update, view, Msg, State};
@@ -99,4 +100,27 @@ pub fn cell_colour(t: &Terminal<TestBackend>, text: &str, sym: &str) -> (Color, 
         }
     }
     panic!("no `{sym}` on the row of `{text}`");
+}
+
+/// An exact MRC score of a 16×8×3×3 conv module (robust drop: ten times the MRC).
+pub fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
+    ModuleScore {
+        name: name.into(),
+        depth,
+        kind: "conv".into(),
+        shape: vec![16, 8, 3, 3],
+        params: 1152,
+        mrc,
+        robust_acc_drop: mrc * 10.0,
+        epoch_losses: vec![0.61, 0.72, 0.70],
+        epoch_accs: vec![70.0, 66.0, 67.0],
+        recommended: false,
+        estimate: None,
+        estimate_step: None,
+    }
+}
+
+/// The worker's end of a job.
+pub fn finish(s: &mut State, stage: Stage) {
+    update(s, Msg::Job(JobEvent::Finished { stage }));
 }
