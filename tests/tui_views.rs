@@ -285,3 +285,24 @@ fn rule_and_accepted_alpha_are_marked_apart() {
         }
     }
 }
+
+/// A diverged run's NaN and infinite losses draw without a panic; the chart keeps the
+/// finite ones.
+#[test]
+fn diverged_losses_still_draw() {
+    let theme = Theme::load("default").unwrap();
+    let mut s = finetuning(1);
+    for loss in [f64::NAN, f64::INFINITY] {
+        let iteration = Event::FinetuneIter {
+            epoch: 1,
+            iter: ITERS / 2,
+            loss,
+            lr: 0.01,
+        };
+        ev(&mut s, iteration);
+    }
+    for (w, h) in [(80, 24), (160, 48)] {
+        let screen = rows(&render(&s, &theme, w, h)).join("\n");
+        assert!(screen.contains("iteration"), "{screen}");
+    }
+}

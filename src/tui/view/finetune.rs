@@ -119,25 +119,27 @@ fn iterations(s: &State) -> usize {
 }
 
 fn render_chart(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
-    if s.ft_losses.is_empty() {
-        frame.render_widget(Paragraph::new(Line::styled("no loss yet", t.muted)), area);
-        return;
-    }
     // Each stored loss stands for `ft_stride` iterations (the oldest are averaged in pairs).
+    // A diverged run's NaN/Inf losses are left out: the chart shows what is finite.
     let stride = s.ft_stride as f64;
     let raw: Vec<(f64, f64)> = s
         .ft_losses
         .iter()
         .enumerate()
+        .filter(|(_, l)| l.is_finite())
         .map(|(i, &l)| (i as f64 * stride, l))
         .collect();
-    let smoothed: Vec<(f64, f64)> = ema(&s.ft_losses, EMA_WEIGHT)
+    if raw.is_empty() {
+        frame.render_widget(Paragraph::new(Line::styled("no loss yet", t.muted)), area);
+        return;
+    }
+    let finite: Vec<f64> = raw.iter().map(|p| p.1).collect();
+    let smoothed: Vec<(f64, f64)> = ema(&finite, EMA_WEIGHT)
         .into_iter()
-        .enumerate()
-        .map(|(i, l)| (i as f64 * stride, l))
+        .zip(&raw)
+        .map(|(l, p)| (p.0, l))
         .collect();
-    let (lo, hi) = s
-        .ft_losses
+    let (lo, hi) = finite
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     let pad = ((hi - lo) * 0.05).max(1e-3);
@@ -244,4 +246,25 @@ fn compact_epoch(e: &FinetuneEpoch, t: &Theme, width: u16) -> Line<'static> {
         p.push(Piece::new(format!(" test {v:.2}"), t.text, 6));
     }
     fit_pieces(p, usize::from(width))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each value keeps 1 − w of the average before it and adds w of the new loss.
+    #[test]
+    fn ema_follows_its_definition() {
+        let v = [1.0, 0.5, 0.8, 0.2];
+        let got = ema(&v, 0.25);
+        let mut want = vec![v[0]];
+        for x in &v[1..] {
+            let prev = want[want.len() - 1];
+            want.push(0.75 * prev + 0.25 * x);
+        }
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-12, "{got:?} vs {want:?}");
+        }
+        assert!(ema(&[], 0.1).is_empty());
+    }
 }

@@ -188,3 +188,39 @@ pub fn fit_words(s: &str, n: usize) -> String {
     out.push('…');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(line: &Line) -> String {
+        line.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn narrow_lines_drop_whole_pieces_least_needed_first() {
+        let st = Style::new();
+        let pieces = || {
+            vec![
+                Piece::new("finetune", st, 9),
+                Piece::new(" 50%", st, 8),
+                Piece::new(" 100/200", st, 2),
+                Piece::new(" · 3.3 it/s", st, 6),
+            ]
+        };
+        assert_eq!(
+            texts(&fit_pieces(pieces(), 80)),
+            "finetune 50% 100/200 · 3.3 it/s"
+        );
+        // 31 columns do not fit in 24: the count (rank 2) goes, nothing is cut.
+        assert_eq!(texts(&fit_pieces(pieces(), 24)), "finetune 50% · 3.3 it/s");
+        assert_eq!(texts(&fit_pieces(pieces(), 12)), "finetune 50%");
+        // A lone piece still too long is shortened at a word boundary.
+        let long = vec![Piece::new("error: cannot read the file", st, 9)];
+        assert_eq!(texts(&fit_pieces(long, 20)), "error: cannot read…");
+        assert_eq!(
+            fit_words("layer1.0.conv1 · epoch 2/4", 20),
+            "layer1.0.conv1 ·…"
+        );
+    }
+}
