@@ -1,34 +1,13 @@
 //! Rendered frames of the explorer (ratatui `TestBackend` + insta) in its empty, running
 //! and finished states, at 80×24 and 160×48; colours checked cell by cell for two themes.
-use ratatui::backend::TestBackend;
-use ratatui::style::Color;
-use ratatui::Terminal;
 use rift::engine::rift::events::{Event, Stage, StageAbout};
-use rift::engine::rift::results::{FinetuneEpoch, ModuleScore, SweepPoint};
+use rift::engine::rift::results::{FinetuneEpoch, SweepPoint};
 use rift::jobs::JobEvent;
 use rift::tui::theme::Theme;
 use rift::tui::{update, view, Msg, State};
 
-fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
-    ModuleScore {
-        name: name.into(),
-        depth,
-        kind: "conv".into(),
-        shape: vec![16, 8, 3, 3],
-        params: 1152,
-        mrc,
-        robust_acc_drop: mrc * 10.0,
-        epoch_losses: vec![0.61, 0.72, 0.70],
-        epoch_accs: vec![70.0, 66.0, 67.0],
-        recommended: false,
-        estimate: None,
-        estimate_step: None,
-    }
-}
-
-fn ev(s: &mut State, e: Event) {
-    update(s, Msg::Job(JobEvent::Engine(e)));
-}
+mod common;
+use common::tui::{cell_colour, colour_map, ev, render, score};
 
 fn empty() -> State {
     State::new(0.01, 0.1, 4, vec!["default".into(), "light".into()])
@@ -72,6 +51,9 @@ fn running() -> State {
             },
         );
     }
+    // Progress a while after the stage started (units reported in the stage's first tick
+    // count as done before it): 3 modules in 30 s.
+    update(&mut s, Msg::Tick(20.0));
     ev(
         &mut s,
         Event::Progress {
@@ -187,6 +169,7 @@ fn finetuning() -> State {
         };
         ev(&mut s, Event::FinetuneEpoch { log });
     }
+    update(&mut s, Msg::Tick(45.0));
     ev(
         &mut s,
         Event::Progress {
@@ -367,12 +350,6 @@ fn following() -> State {
     s
 }
 
-fn render(s: &State, theme: &Theme, w: u16, h: u16) -> Terminal<TestBackend> {
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| view::draw(f, s, theme)).unwrap();
-    t
-}
-
 #[test]
 fn frames() {
     let theme = Theme::load("default").unwrap();
@@ -395,67 +372,6 @@ fn frames() {
     insta::assert_snapshot!("finished_200x60", t.backend());
     let t = render(&following(), &theme, 80, 24);
     insta::assert_snapshot!("following_80x24", t.backend());
-}
-
-/// The frame's colours as letters, one per distinct (fg, bg) pair, with a legend naming
-/// the theme fields each colour comes from: a snapshot of where every colour goes.
-fn colour_map(t: &Terminal<TestBackend>, theme: &Theme) -> String {
-    let buf = t.backend().buffer();
-    let mut pairs: Vec<(Color, Color)> = Vec::new();
-    let mut rows = Vec::new();
-    for y in 0..buf.area.height {
-        let mut row = String::new();
-        for x in 0..buf.area.width {
-            let c = &buf[(x, y)];
-            let i = match pairs.iter().position(|p| *p == (c.fg, c.bg)) {
-                Some(i) => i,
-                None => {
-                    pairs.push((c.fg, c.bg));
-                    pairs.len() - 1
-                }
-            };
-            row.push(char::from(b'a' + (i % 26) as u8));
-        }
-        rows.push(row);
-    }
-    let roles = |c: Color| -> String {
-        let named = [
-            ("base", theme.base),
-            ("text", theme.text),
-            ("muted", theme.muted),
-            ("border", theme.border),
-            ("title", theme.title),
-            ("selected", theme.selected),
-            ("recommended", theme.recommended),
-            ("bar", theme.bar),
-            ("bar_running", theme.bar_running),
-            ("clean", theme.clean),
-            ("robust", theme.robust),
-            ("baseline", theme.baseline),
-            ("chosen", theme.chosen),
-            ("cursor", theme.cursor),
-            ("error", theme.error),
-            ("ok", theme.ok),
-            ("status", theme.status),
-            ("gauge", theme.gauge),
-            ("key", theme.key),
-        ];
-        let v: Vec<&str> = named
-            .iter()
-            .filter(|(_, st)| st.fg == Some(c) || st.bg == Some(c))
-            .map(|(n, _)| *n)
-            .collect();
-        format!("{c:?} ({})", v.join("/"))
-    };
-    for (i, (fg, bg)) in pairs.iter().enumerate() {
-        rows.push(format!(
-            "{} = fg {} on bg {}",
-            char::from(b'a' + (i % 26) as u8),
-            roles(*fg),
-            roles(*bg)
-        ));
-    }
-    rows.join("\n")
 }
 
 #[test]
@@ -521,25 +437,6 @@ fn help_and_quit_overlays() {
     update(&mut s, Msg::Dismiss);
     update(&mut s, Msg::Quit);
     insta::assert_snapshot!("quit_80x24", render(&s, &theme, 80, 24).backend());
-}
-
-/// The first cell whose symbol is `sym` in the row holding `text`.
-fn cell_colour(t: &Terminal<TestBackend>, text: &str, sym: &str) -> (Color, Color) {
-    let buf = t.backend().buffer();
-    for y in 0..buf.area.height {
-        let row: String = (0..buf.area.width)
-            .map(|x| buf[(x, y)].symbol().to_string())
-            .collect();
-        if let Some(pos) = row.find(text) {
-            let start = row[..pos].chars().count() as u16;
-            for x in start..buf.area.width {
-                if buf[(x, y)].symbol() == sym {
-                    return (buf[(x, y)].fg, buf[(x, y)].bg);
-                }
-            }
-        }
-    }
-    panic!("no `{sym}` on the row of `{text}`");
 }
 
 #[test]

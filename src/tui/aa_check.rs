@@ -49,13 +49,9 @@ pub fn progress(s: &mut State, u: AaUpdate) {
                 started: s.now,
             });
             if let Some(j) = &mut s.job {
-                *j = JobStatus {
-                    stage: Stage::FinalEval,
-                    detail: format!("{} {attack}", model_name(model)),
-                    done: 0,
-                    total: points.saturating_sub(done),
-                    started: s.now,
-                };
+                let detail = format!("{} {attack}", model_name(model));
+                *j = JobStatus::new(Stage::FinalEval, detail, s.now);
+                j.total = points.saturating_sub(done);
             }
         }
         AaUpdate::Progress {

@@ -38,6 +38,8 @@ impl State {
                 "lowest MRC so far: provisional, {} of {} modules exact",
                 p.exact, p.of
             ),
+            // A follower cannot fine-tune: no key to offer there.
+            None if self.read_only.is_some() => "lowest MRC: recommended".into(),
             None => "lowest MRC: recommended (Enter)".into(),
         }
     }

@@ -52,9 +52,15 @@ pub fn restore(s: &mut State, session: &Session) {
         s.ft_layers = f.layers.clone();
         s.ft_losses.clear();
         s.ft_stride = 1;
+        s.ft_iters = 0;
         for &l in &f.iter_losses {
             push_loss(s, l);
         }
+        // Every epoch runs the same batches, so the losses split evenly into epochs.
+        let epochs = f.epochs_log.len().max(1);
+        s.ft_epoch_starts = (0..f.epochs_log.len())
+            .map(|e| e * f.iter_losses.len() / epochs)
+            .collect();
         s.ft_epochs = f.epochs_log.clone();
         s.ft_total_epochs = f.epochs;
         s.ft_epoch = f.epochs_log.len().saturating_sub(1);
@@ -107,6 +113,11 @@ mod tests {
         assert_eq!(s.ft_layers, ft.layers);
         assert_eq!(s.ft_epochs, ft.epochs_log);
         assert!(s.ft_done && !s.ft_losses.is_empty());
+        // The chart's epoch boundaries: one per logged epoch, evenly through the losses.
+        assert_eq!(s.ft_iters, ft.iter_losses.len());
+        let per_epoch = ft.iter_losses.len() / ft.epochs_log.len();
+        let starts: Vec<usize> = (0..ft.epochs_log.len()).map(|e| e * per_epoch).collect();
+        assert_eq!(s.ft_epoch_starts, starts);
         let interp = session.interpolation.as_ref().expect("interpolation");
         assert_eq!(s.sweep, interp.points);
         assert_eq!(s.accepted_alpha, session.chosen.as_ref().map(|c| c.alpha));

@@ -8,6 +8,17 @@ use crate::jobs::JobCommand;
 /// Iteration losses kept for the fine-tuning chart (older ones are halved in resolution).
 pub const MAX_LOSSES: usize = 1000;
 
+/// How the α panel plots the sweep (`v` switches).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AlphaView {
+    /// Clean and robust accuracy as changes from the AT model (points) against α, with the
+    /// tolerance band: the 0.1–1.5-point differences that decide α are visible.
+    #[default]
+    Delta,
+    /// The α points in the clean-vs-robust plane, in α order.
+    Plane,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortOrder {
     Depth,
@@ -32,6 +43,43 @@ pub struct JobStatus {
     pub total: usize,
     /// Seconds since the app started, when the stage began (from `Tick`s).
     pub started: f64,
+    /// Where the rate is measured from: (seconds since the app started, units done).
+    /// Units reported in the tick the stage started were done before it (a continued MRC
+    /// first reports the modules it already has), so they do not count as fast ones.
+    pub rate_base: (f64, usize),
+    /// Whether a `Progress` has come for this stage.
+    pub progressed: bool,
+}
+
+impl JobStatus {
+    pub fn new(stage: Stage, detail: String, now: f64) -> JobStatus {
+        JobStatus {
+            stage,
+            detail,
+            done: 0,
+            total: 0,
+            started: now,
+            rate_base: (now, 0),
+            progressed: false,
+        }
+    }
+
+    /// Records a `Progress` event that arrived at `now`.
+    pub fn record(&mut self, done: usize, total: usize, now: f64) {
+        if !self.progressed && now == self.started {
+            self.rate_base = (now, done);
+        }
+        self.progressed = true;
+        self.done = done;
+        self.total = total;
+    }
+
+    /// Units per second from the rate's base to `now`; `None` until time has passed
+    /// with work done.
+    pub fn rate(&self, now: f64) -> Option<f64> {
+        let (t0, d0) = self.rate_base;
+        (now > t0 && self.done > d0).then(|| (self.done - d0) as f64 / (now - t0))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -65,12 +113,17 @@ pub struct State {
     pub ft_total_epochs: usize,
     pub ft_lr: f64,
     pub ft_done: bool,
+    /// Iterations seen of the running fine-tuning, and the iteration each epoch began at
+    /// (the chart's epoch boundaries).
+    pub ft_iters: usize,
+    pub ft_epoch_starts: Vec<usize>,
     pub sweep: Vec<SweepPoint>,
     pub alpha_cursor: Option<f64>,
     /// The rule's α (SPEC.md §3) over the points so far.
     pub best_alpha: Option<f64>,
     pub accepted_alpha: Option<f64>,
     pub tolerance: f64,
+    pub alpha_view: AlphaView,
     pub job: Option<JobStatus>,
     pub busy: bool,
     pub worker_gone: bool,
@@ -153,11 +206,14 @@ impl State {
             ft_total_epochs: ft_epochs,
             ft_lr: lr,
             ft_done: false,
+            ft_iters: 0,
+            ft_epoch_starts: Vec::new(),
             sweep: Vec::new(),
             alpha_cursor: None,
             best_alpha: None,
             accepted_alpha: None,
             tolerance,
+            alpha_view: AlphaView::Delta,
             job: None,
             busy: false,
             worker_gone: false,
@@ -236,6 +292,26 @@ impl State {
         self.sweep.iter().find(|p| p.alpha == a)
     }
 
+    /// The AT model's clean and robust accuracy that the α panel measures changes from:
+    /// the sweep's α = 0 point (the same samples as every other point), else the baseline.
+    pub fn alpha_baseline(&self) -> Option<(f64, f64)> {
+        match self.sweep.iter().find(|p| p.alpha == 0.0) {
+            Some(p) => Some((p.clean_acc, p.robust_acc)),
+            None => self.baseline.map(|(c, r, _)| (c, r)),
+        }
+    }
+
+    /// Every sweep point as (α, clean change, robust change) in points from the AT model.
+    pub fn alpha_deltas(&self) -> Vec<(f64, f64, f64)> {
+        let Some((c0, r0)) = self.alpha_baseline() else {
+            return Vec::new();
+        };
+        self.sweep
+            .iter()
+            .map(|p| (p.alpha, p.clean_acc - c0, p.robust_acc - r0))
+            .collect()
+    }
+
     /// Mean corruption accuracy of the AT and the accepted model (over what is known).
     pub fn ood_means(&self) -> (Option<f64>, Option<f64>) {
         let mean = |v: &[CorruptionAcc]| {
@@ -250,16 +326,23 @@ impl State {
             .map_or("default", String::as_str)
     }
 
-    /// Fraction done and estimated seconds left of the running job.
-    pub fn progress(&self) -> Option<(f64, Option<f64>)> {
+    /// The running job's fraction done (`None` until a `Progress` tells the total), units
+    /// per second and estimated seconds left, at `now` (the clock `Tick`s bring in).
+    pub fn progress(&self) -> Option<JobProgress> {
         let j = self.job.as_ref()?;
-        if j.total == 0 {
-            return Some((0.0, None));
-        }
-        let frac = (j.done as f64 / j.total as f64).clamp(0.0, 1.0);
-        let elapsed = self.now - j.started;
-        let eta = (j.done > 0 && elapsed > 0.0)
-            .then(|| elapsed * (j.total - j.done.min(j.total)) as f64 / j.done as f64);
-        Some((frac, eta))
+        let frac = (j.total > 0).then(|| (j.done as f64 / j.total as f64).clamp(0.0, 1.0));
+        let rate = j.rate(self.now);
+        let left = rate
+            .filter(|_| j.total > 0)
+            .map(|r| j.total.saturating_sub(j.done) as f64 / r);
+        Some(JobProgress { frac, rate, left })
     }
+}
+
+/// What the status bar shows of a running job's progress.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JobProgress {
+    pub frac: Option<f64>,
+    pub rate: Option<f64>,
+    pub left: Option<f64>,
 }

@@ -33,6 +33,8 @@ pub const FIELDS: &[&str] = &[
     "robust",
     "baseline",
     "chosen",
+    "accepted",
+    "tolerance",
     "cursor",
     "error",
     "warning",
@@ -59,6 +61,10 @@ pub struct Theme {
     pub robust: Style,
     pub baseline: Style,
     pub chosen: Style,
+    /// The α the user accepted (apart from the rule's α, `chosen`).
+    pub accepted: Style,
+    /// The tolerance band's edge in the α panel (robust change = −tolerance).
+    pub tolerance: Style,
     pub cursor: Style,
     pub error: Style,
     pub warning: Style,
@@ -163,6 +169,8 @@ impl Theme {
             robust: fg("robust"),
             baseline: fg("baseline"),
             chosen: fg("chosen").add_modifier(Modifier::BOLD),
+            accepted: fg("accepted").add_modifier(Modifier::BOLD),
+            tolerance: fg("tolerance"),
             cursor: fg("cursor").add_modifier(Modifier::BOLD),
             error: fg("error").add_modifier(Modifier::BOLD),
             warning: fg("warning"),

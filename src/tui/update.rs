@@ -1,6 +1,6 @@
 //! `update(state, msg)`: every change of the explorer's state, as a pure function. What it
 //! asks of the outside world (start a job, cancel, quit) comes back as a `Cmd`.
-use super::state::{JobStatus, RunningModule, SortOrder, State, MAX_LOSSES};
+use super::state::{AlphaView, JobStatus, RunningModule, SortOrder, State, MAX_LOSSES};
 use crate::engine::rift::events::{Event, OodModel, Stage, StageAbout};
 use crate::engine::rift::interpolate::choose_alpha;
 use crate::engine::rift::results::{criticality_cmp, ModuleEstimate};
@@ -26,6 +26,8 @@ pub enum Msg {
     LrUp,
     AlphaLeft,
     AlphaRight,
+    /// `v`: the α panel's other view (changes from AT against α / the clean-vs-robust plane).
+    AlphaView,
     Refine,
     Accept,
     Save,
@@ -118,6 +120,13 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
         }
         Msg::AlphaLeft | Msg::AlphaRight => {
             move_alpha(s, msg == Msg::AlphaRight);
+            None
+        }
+        Msg::AlphaView => {
+            s.alpha_view = match s.alpha_view {
+                AlphaView::Delta => AlphaView::Plane,
+                AlphaView::Plane => AlphaView::Delta,
+            };
             None
         }
         Msg::Refine => match s.alpha_cursor {
@@ -273,7 +282,11 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
             }
             s.accepted_alpha = Some(alpha);
             s.unsaved = true;
-            s.status = format!("α = {alpha} accepted: wrote {path}");
+            // The weights are on disk; session.yaml and the report wait for `s`.
+            let file = std::path::Path::new(&path)
+                .file_name()
+                .map_or(path.clone(), |f| f.to_string_lossy().into_owned());
+            s.status = format!("α = {alpha} accepted: wrote {file}; s saves the session");
             let (cmd, what) = super::requests::accepted(s, alpha)?;
             start_job(s, cmd, &what)
         }
@@ -321,7 +334,11 @@ fn stage_finished(s: &mut State, stage: Stage) -> Option<Cmd> {
         Stage::Mrc => {
             s.mrc_done = true;
             s.mrc_running = None;
-            s.status = "MRC done: Enter fine-tunes the selected module".into();
+            s.status = if s.read_only.is_some() {
+                "MRC done".into()
+            } else {
+                "MRC done: Enter fine-tunes the selected module".into()
+            };
             if let Some(r) = s.recommended.clone() {
                 select_module(s, &r);
             }
@@ -415,6 +432,8 @@ fn engine_event(s: &mut State, ev: Event) {
                 s.ft_epochs.clear();
                 s.ft_epoch = 0;
                 s.ft_done = false;
+                s.ft_iters = 0;
+                s.ft_epoch_starts.clear();
                 s.ft_layers.clear();
                 // A followed run's layers and epoch count come from here (a log written
                 // before typed events has none: the panel then shows what epochs arrive).
@@ -427,21 +446,14 @@ fn engine_event(s: &mut State, ev: Event) {
                 s.best_alpha = None;
                 s.accepted_alpha = None;
             }
-            s.job = Some(JobStatus {
-                stage,
-                detail,
-                done: 0,
-                total: 0,
-                started: s.now,
-            });
+            s.job = Some(JobStatus::new(stage, detail, s.now));
         }
         Event::Progress { stage, done, total } => {
             if stage == Stage::Mrc {
                 s.mrc_total = total;
             }
             if let Some(j) = &mut s.job {
-                j.done = done;
-                j.total = total;
+                j.record(done, total, s.now);
             }
         }
         Event::Baseline {
@@ -491,6 +503,9 @@ fn engine_event(s: &mut State, ev: Event) {
         Event::FinetuneIter {
             epoch, loss, lr, ..
         } => {
+            if s.ft_epoch_starts.is_empty() || epoch != s.ft_epoch {
+                s.ft_epoch_starts.push(s.ft_iters);
+            }
             s.ft_epoch = epoch;
             s.ft_lr = lr;
             push_loss(s, loss);
@@ -556,6 +571,7 @@ fn engine_event(s: &mut State, ev: Event) {
 
 /// Keeps at most `MAX_LOSSES` points by averaging pairs when full.
 pub(super) fn push_loss(s: &mut State, loss: f64) {
+    s.ft_iters += 1;
     s.ft_losses.push(loss);
     if s.ft_losses.len() > MAX_LOSSES {
         s.ft_losses = s
@@ -570,3 +586,7 @@ pub(super) fn push_loss(s: &mut State, loss: f64) {
 #[cfg(test)]
 #[path = "update_tests.rs"]
 pub(super) mod tests;
+
+#[cfg(test)]
+#[path = "update_view_tests.rs"]
+mod view_tests;

@@ -141,7 +141,7 @@ fn progress_per_attack_with_rate_and_time_left() {
     // The status bar's bar and ETA follow the attack, not the whole check.
     let j = s.job.clone().unwrap();
     assert_eq!((j.stage, j.done, j.total), (Stage::FinalEval, 20, 80));
-    assert_eq!(s.progress().unwrap().1, Some(12.0));
+    assert_eq!(s.progress().unwrap().left, Some(12.0));
     aa(&mut s, outcome("apgd-ce", 50.0));
     assert!(s.aa.running.is_none());
     assert_eq!(s.aa.at_attacks, vec![("apgd-ce".to_string(), 50.0)]);

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod jobs;
+pub mod tui;
 
 /// The bundled adversarially trained MNIST model (ResNet18, width 8) the tests run on.
 pub const DEMO_MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";

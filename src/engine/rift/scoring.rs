@@ -22,7 +22,8 @@ pub struct Scorer<'a> {
 }
 
 impl Scorer<'_> {
-    /// Exact MRC of each module of `order` not already in `done`, in order. Each score gets
+    /// Exact MRC of each module of `order` not already in `done`, in order, after a
+    /// `Progress` of the modules already done. Each score gets
     /// its estimate, is emitted (`ModuleScored`, then `Progress` of `done` over `order`),
     /// appended to `done` and handed to `after_each` (to persist partial results) before
     /// the next module starts. A module's value does not depend on the order (its shuffles
@@ -35,6 +36,17 @@ impl Scorer<'_> {
         sink: Sink,
         mut after_each: impl FnMut(&[ModuleScore]) -> Result<(), E>,
     ) -> Result<(), E> {
+        // The count and the modules already scored (a continued run), before the first new
+        // one takes its minutes: a progress display then shows 10/21, not nothing or 0 %.
+        let already = order
+            .iter()
+            .filter(|(_, m)| done.iter().any(|s| s.name == m.name))
+            .count();
+        sink(Event::Progress {
+            stage: Stage::Mrc,
+            done: already,
+            total: order.len(),
+        });
         for (depth, info) in order {
             if done.iter().any(|s| s.name == info.name) {
                 continue;

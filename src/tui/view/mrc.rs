@@ -23,11 +23,14 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
     } else {
         format!(" · {EST_BAR} estimate")
     };
-    let title = format!(
-        " MRC {}/{} exact{est} · by {sort} ",
-        s.modules.len(),
-        s.mrc_total.max(s.modules.len()).max(s.estimates.len())
-    );
+    let total = s.mrc_total.max(s.estimates.len());
+    // Until MRC says how many modules it scores, the count scored has no "of".
+    let of = if total == 0 && !s.mrc_done {
+        String::new()
+    } else {
+        format!("/{}", total.max(s.modules.len()))
+    };
+    let title = format!(" MRC {}{of} exact{est} · by {sort} ", s.modules.len());
     let block = panel(&title, t);
     let inner = block.inner(area);
     frame.render_widget(block, area);
