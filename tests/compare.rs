@@ -58,11 +58,6 @@ fn compare_args(session: &Path, data: &Path, candidates: &str, extra: &[&str]) -
     v
 }
 
-fn run_ok(args: &[String]) -> String {
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    rift_ok(&a)
-}
-
 fn yaml(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap()
@@ -106,7 +101,7 @@ fn compare_runs_every_default_candidate_on_the_demo_model() {
         "rift,highest,last,all,lowest:3,random",
         &["--csv", path_str(&csv), "--latex", path_str(&tex)],
     );
-    let out = run_ok(&args);
+    let out = rift_ok(&args);
     assert!(out.contains("candidate"), "{out}");
 
     let cmp = yaml(&s.join("compare.yaml"));
@@ -207,7 +202,7 @@ fn compare_runs_every_default_candidate_on_the_demo_model() {
 
     // random: the same module for the same seed, in another comparison too.
     let s2 = t.join("cmp2");
-    run_ok(&compare_args(&s2, &data, "random:0", &[]));
+    rift_ok(&compare_args(&s2, &data, "random:0", &[]));
     let again = yaml(&s2.join("compare.yaml"));
     assert_eq!(again["candidates"][0]["modules"], rows[5]["modules"]);
     assert_eq!(rows[5]["seed"].as_u64(), Some(0));
@@ -309,8 +304,7 @@ fn a_killed_compare_resumes_without_refitting_finished_candidates() {
     let before = std::fs::metadata(&weights).unwrap().modified().unwrap();
     let row_before = yaml(&first);
 
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = rift(&a);
+    let out = rift(&args);
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("candidate last is finished"), "{err}");
@@ -334,11 +328,7 @@ fn bad_candidate_lists_are_refused_before_any_compute() {
     let t = dir.path();
     let data = tiny_mnist(t, 16, 16);
     let s = t.join("cmp");
-    let run = |candidates: &str, extra: &[&str]| {
-        let args = compare_args(&s, &data, candidates, extra);
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        rift(&a)
-    };
+    let run = |candidates: &str, extra: &[&str]| rift(&compare_args(&s, &data, candidates, extra));
     assert_failed(&run("lowest:0", &[]), EXIT_USAGE, &["lowest:K"]);
     assert_failed(&run("rift,rift", &[]), EXIT_USAGE, &["twice"]);
     assert_failed(

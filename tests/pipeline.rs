@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    assert_failed, path_str, rift, rift_bin, rift_ok, run_python, stderr_of, tiny_mnist,
-    DEMO_MODEL, EXIT_ERROR,
+    assert_failed, demo_run_args, path_str, rift, rift_bin, rift_ok, run_python, stderr_of,
+    tiny_mnist, DEMO_MODEL, EXIT_ERROR,
 };
 use rift::report::session::Session;
 use serde_json::Value;
@@ -655,49 +655,13 @@ fn interpolation_endpoints_are_exact_and_the_chosen_model_loads_in_pytorch() {
     assert!(!t.join("x.txt").exists());
 }
 
-fn run_args<'a>(session: &'a str, data: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "run",
-        "--checkpoint",
-        DEMO_MODEL,
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        data,
-        "--session",
-        session,
-        "--limit",
-        "96",
-        "--adv-limit",
-        "64",
-        "--steps",
-        "2",
-        "--eps",
-        "0.1",
-        "--step",
-        "0.05",
-        "--modules",
-        "conv1,layer1.0.conv1,layer2.0.shortcut.0,layer3.1.conv2,linear",
-        "--mrc-epochs",
-        "2",
-        "--epochs",
-        "1",
-        "--alphas",
-        "0,0.5,1",
-        "--device",
-        "cpu",
-    ];
-    v.extend_from_slice(extra);
-    v
-}
-
 #[test]
 fn a_killed_run_continues_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path();
     let data = tiny_mnist(t, 128, 128);
     let s = t.join("s");
-    let args = run_args(path_str(&s), path_str(&data), &[]);
+    let args = demo_run_args(&s, &data, &[]);
 
     // Start, wait until MRC has scored a module (or finished), then SIGKILL.
     let mut child = Command::new(rift_bin())
@@ -885,7 +849,7 @@ fn a_killed_run_continues_where_it_stopped() {
     );
 
     // Other settings on the same session: refused, naming the session directory.
-    let out = rift(&run_args(path_str(&s), path_str(&data), &["--lr", "0.5"]));
+    let out = rift(&demo_run_args(&s, &data, &["--lr", "0.5"]));
     assert_clean_failure(&out, "rift run with another --lr", &[path_str(&s)]);
     assert_eq!(
         Session::load(&s).unwrap().settings,
@@ -1191,7 +1155,7 @@ fn a_corrupt_partial_mrc_file_is_kept_aside_with_a_warning() {
     std::fs::create_dir_all(&s).unwrap();
     let garbage = "- name: conv1\n  mrc: [0.1,\n";
     std::fs::write(s.join("mrc_partial.yaml"), garbage).unwrap();
-    let out = rift(&run_args(path_str(&s), path_str(&data), &[]));
+    let out = rift(&demo_run_args(&s, &data, &[]));
     let printed = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -12,8 +12,7 @@ fn a_partly_saved_sweep_is_continued_not_restarted() {
     let data = tiny_mnist(t, 128, 96);
     let s = t.join("s");
     let args = demo_run_args(&s, &data, &[]);
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    rift_ok(&a);
+    rift_ok(&args);
     let full = Session::load(&s).unwrap();
     let points = full.interpolation.as_ref().unwrap().points.clone();
     assert_eq!(points.len(), 3);
@@ -27,7 +26,7 @@ fn a_partly_saved_sweep_is_continued_not_restarted() {
     partial.chosen = None;
     partial.save(&s).unwrap();
 
-    rift_ok(&a);
+    rift_ok(&args);
     let resumed = Session::load(&s).unwrap();
     let got = &resumed.interpolation.as_ref().unwrap().points;
     let at = |alpha: f64| got.iter().find(|p| p.alpha == alpha).unwrap();

@@ -5,8 +5,7 @@
 //! report` and `rift tui --resume` open it) and runs `rift run`'s later stages there with
 //! the same settings and seeds. A candidate is finished when its `candidate.yaml` exists;
 //! a killed comparison resumes at the first unfinished one.
-use super::progress::Printer;
-use super::run::{after_mrc, mrc_once, open, save, EventLog, Plan, SweepWith};
+use super::run::{after_mrc, baseline_once, event_sink, mrc_once, open, save, Plan, SweepWith};
 use crate::cli::CompareArgs;
 use anyhow::{bail, Context, Result};
 use rift::engine::eval::Verdicts;
@@ -15,7 +14,7 @@ use rift::engine::rift::compare::{
     at_row, candidate_row, Candidate, CandidateRow, CompareResult, IntervalMethods, RowInputs,
     CANDIDATES_DIR, CANDIDATE_FILE, COMPARE_FILE,
 };
-use rift::engine::rift::events::{Event, OodModel, Sink, Stage, StageAbout, EVENTS_FORMAT};
+use rift::engine::rift::events::{Event, OodModel, Sink, Stage, StageAbout};
 use rift::engine::rift::final_eval::STATE_AT;
 use rift::engine::rift::mrc::select_modules;
 use rift::engine::rift::pipeline::Pipeline;
@@ -73,22 +72,11 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         c.check(&p.model.spec.name(), &modules, scored)?;
     }
     save(&mut p)?;
-    let mut log = EventLog::open(&dir)?;
-    let mut printer = Printer::new();
-    let mut sink = |e: Event| {
-        printer.show(&e);
-        log.write(&e);
-    };
-    sink(Event::LogFormat {
-        version: EVENTS_FORMAT,
-    });
+    let mut sink = event_sink(&dir)?;
     let cancel = CancelFlag::default();
 
     // What every candidate shares: the AT baseline (and its verdicts), MRC, AT OOD.
-    if p.session.baseline.is_none() {
-        p.baseline(&cancel, &mut sink)?;
-        save(&mut p)?;
-    }
+    baseline_once(&mut p, &cancel, &mut sink)?;
     if candidates.iter().any(Candidate::needs_mrc) {
         mrc_once(&mut p, run, &mrc_cfg, &cancel, &mut sink)?;
     }

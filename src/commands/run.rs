@@ -206,22 +206,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     } = plan;
     let dir = args.session.as_path();
     save(&mut p)?;
-    let mut log = EventLog::open(dir)?;
-    let mut printer = Printer::new();
-    let mut sink = |e: Event| {
-        printer.show(&e);
-        log.write(&e);
-    };
-    sink(Event::LogFormat {
-        version: EVENTS_FORMAT,
-    });
+    let mut sink = event_sink(dir)?;
     let cancel = CancelFlag::default();
 
     // 1. Baseline clean and robust accuracy of the AT model.
-    if p.session.baseline.is_none() {
-        p.baseline(&cancel, &mut sink)?;
-        save(&mut p)?;
-    }
+    baseline_once(&mut p, &cancel, &mut sink)?;
 
     // 2. MRC, module by module (partial results survive a kill).
     mrc_once(&mut p, args, &mrc_cfg, &cancel, &mut sink)?;
@@ -246,6 +235,30 @@ pub fn run(args: &RunArgs) -> Result<()> {
     print_final_eval(&p.session);
     if let Some(path) = &args.output {
         rift::report::write_structured(path, &p.session)?;
+    }
+    Ok(())
+}
+
+/// The sink of a session directory's stages: each event printed (`Printer`) and appended
+/// to its `events.jsonl`, which starts with the log's format.
+pub(super) fn event_sink(dir: &Path) -> Result<impl FnMut(Event)> {
+    let mut log = EventLog::open(dir)?;
+    let mut printer = Printer::new();
+    let mut sink = move |e: Event| {
+        printer.show(&e);
+        log.write(&e);
+    };
+    sink(Event::LogFormat {
+        version: EVENTS_FORMAT,
+    });
+    Ok(sink)
+}
+
+/// Clean and robust accuracy of the AT model into the session, unless it holds them.
+pub(super) fn baseline_once(p: &mut Pipeline, cancel: &CancelFlag, sink: Sink) -> Result<()> {
+    if p.session.baseline.is_none() {
+        p.baseline(cancel, sink)?;
+        save(p)?;
     }
     Ok(())
 }

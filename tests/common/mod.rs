@@ -55,7 +55,7 @@ pub fn rift_bin() -> PathBuf {
 }
 
 /// Runs `rift` with `args`, returning the whole output (never panics on failure).
-pub fn rift(args: &[&str]) -> Output {
+pub fn rift<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> Output {
     Command::new(rift_bin())
         .args(args)
         .env("RIFT_THREADS", "2")
@@ -64,7 +64,7 @@ pub fn rift(args: &[&str]) -> Output {
 }
 
 /// Runs `rift` and panics with its output unless it succeeds; returns stdout.
-pub fn rift_ok(args: &[&str]) -> String {
+pub fn rift_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
     let out = rift(args);
     if !out.status.success() {
         panic!(

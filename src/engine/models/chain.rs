@@ -86,6 +86,21 @@ impl<B: CutBlock> ChainNet<B> {
     }
 }
 
+/// The blocks of `stages` (stage by stage, in forward order) named `name(stage, index)`,
+/// as a `Chain` lists them.
+pub fn staged_blocks<'a, B: CutBlock + 'a>(
+    stages: impl IntoIterator<Item = &'a Vec<B>>,
+    name: impl Fn(usize, usize) -> String,
+) -> Vec<(String, &'a dyn CutBlock)> {
+    let mut out: Vec<(String, &'a dyn CutBlock)> = Vec::new();
+    for (i, stage) in stages.into_iter().enumerate() {
+        for (j, b) in stage.iter().enumerate() {
+            out.push((name(i, j), b));
+        }
+    }
+    out
+}
+
 /// A network seen as stem → blocks → head → classifier, with module names as in its state.
 pub struct Chain<'a> {
     /// The stem's perturbable module (its first convolution).

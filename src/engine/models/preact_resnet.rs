@@ -2,7 +2,7 @@
 //! pre-activation blocks (`bn1`, `conv1`, `bn2`, `conv2`, a bias-free 1×1 `shortcut.0`
 //! where shapes change), a final `bn`, `avg_pool2d(·, 4)` and `linear`.
 use super::arch::ArchSpec;
-use super::chain::{Chain, CutBlock};
+use super::chain::{staged_blocks, Chain, CutBlock};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -168,12 +168,7 @@ impl PreActResNet {
                 .avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>)
                 .flatten(1, -1)
         };
-        let mut blocks: Vec<(String, &dyn CutBlock)> = Vec::new();
-        for (i, stage) in self.layers.iter().enumerate() {
-            for (j, b) in stage.iter().enumerate() {
-                blocks.push((format!("layer{}.{j}", i + 1), b));
-            }
-        }
+        let blocks = staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1));
         f(&Chain {
             stem_name: &self.conv1.name,
             stem: &stem,

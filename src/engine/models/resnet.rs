@@ -3,7 +3,7 @@
 //! and a `linear` classifier. Keys: `conv1`, `bn1`, `layerX.Y.conv1|bn1|conv2|bn2[|conv3|bn3]`,
 //! `layerX.Y.shortcut.0|1`, `linear`.
 use super::arch::{ArchSpec, Family};
-use super::chain::{Chain, CutBlock};
+use super::chain::{staged_blocks, Chain, CutBlock};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -236,12 +236,7 @@ impl ResNet {
             x.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>)
                 .flatten(1, -1)
         };
-        let mut blocks: Vec<(String, &dyn CutBlock)> = Vec::new();
-        for (i, stage) in self.layers.iter().enumerate() {
-            for (j, b) in stage.iter().enumerate() {
-                blocks.push((format!("layer{}.{j}", i + 1), b));
-            }
-        }
+        let blocks = staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1));
         f(&Chain {
             stem_name: &self.conv1.name,
             stem: &stem,

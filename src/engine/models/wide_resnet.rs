@@ -8,7 +8,7 @@
 //! the spec (detected from the keys).
 //! Dropout is 0 in all published AT checkpoints and is not modelled.
 use super::arch::ArchSpec;
-use super::chain::{Chain, CutBlock};
+use super::chain::{staged_blocks, Chain, CutBlock};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -215,12 +215,7 @@ impl WideResNet {
                 .avg_pool2d([8, 8], [8, 8], [0, 0], false, true, None::<i64>)
                 .flatten(1, -1)
         };
-        let mut blocks: Vec<(String, &dyn CutBlock)> = Vec::new();
-        for (i, stage) in self.blocks.iter().enumerate() {
-            for (j, b) in stage.iter().enumerate() {
-                blocks.push((format!("block{}.layer.{j}", i + 1), b));
-            }
-        }
+        let blocks = staged_blocks(&self.blocks, |i, j| format!("block{}.layer.{j}", i + 1));
         f(&Chain {
             stem_name: &self.conv1.name,
             stem: &stem,
