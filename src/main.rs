@@ -52,23 +52,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes as one paragraph, skipping causes whose text an outer message
-/// already includes (error types that embed their source would otherwise repeat it).
+/// The error and its causes as one paragraph (`engine::error_text`).
 fn error_paragraph(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let mut part = cause.to_string();
-        // libtorch appends a C++ backtrace to its messages; the first lines say it all.
-        if let Some(i) = part.find("\nException raised from") {
-            part.truncate(i);
-        }
-        if text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
+    rift::engine::error_text::paragraph(e.as_ref())
 }

@@ -206,7 +206,10 @@ fn store_verdicts(path: &Path, v: &Verdicts) -> Result<()> {
         clean: bits(&v.clean),
         robust: bits(&v.robust),
     };
-    atomic_write(path, serde_json::to_string(&stored)?.as_bytes())
+    Ok(atomic_write(
+        path,
+        serde_json::to_string(&stored)?.as_bytes(),
+    )?)
 }
 
 /// A candidate's row when its directory says it is finished (for this candidate).
@@ -224,7 +227,10 @@ fn share_file(from: &Path, to: &Path) {
 }
 
 fn write_yaml<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    atomic_write(path, serde_yaml::to_string(value)?.as_bytes())
+    Ok(atomic_write(
+        path,
+        serde_yaml::to_string(value)?.as_bytes(),
+    )?)
 }
 
 /// One candidate to run: what it trains, how α is swept, and the AT verdicts its changes

@@ -287,7 +287,7 @@ pub(super) fn mrc_once(
 /// Writes the pipeline's session into its directory (atomically), stamped now.
 pub(super) fn save(p: &mut Pipeline) -> Result<()> {
     p.session.updated = now_rfc3339();
-    p.session.save(&p.setup.session_dir)
+    Ok(p.session.save(&p.setup.session_dir)?)
 }
 
 /// How the α sweep runs: `--search`, `--devices`, or the grid on the model's device.

@@ -95,7 +95,10 @@ pub fn mrc_stage(
         screened: screened.as_ref(),
     };
     scorer.score_all(&order, &mut done, cancel, sink, |done| -> Result<()> {
-        rift::report::atomic_write(&partial_path, serde_yaml::to_string(done)?.as_bytes())
+        Ok(rift::report::atomic_write(
+            &partial_path,
+            serde_yaml::to_string(done)?.as_bytes(),
+        )?)
     })?;
     let secs = t.elapsed().as_secs_f64();
     let on = MeasuredOn {

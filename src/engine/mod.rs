@@ -6,6 +6,7 @@ pub mod batches;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod error_text;
 pub mod eval;
 pub mod files;
 pub mod models;

@@ -1,15 +1,34 @@
 //! `sessions/NAME/session.yaml`: every setting, the versions, and every result of a RiFT
 //! run. Written atomically after each stage, so an interrupted run leaves the last
 //! complete state and `rift run` can continue from it.
+use super::files::WriteError;
 use crate::engine::attack::PgdConfig;
 use crate::engine::eval::EvalResult;
 use crate::engine::models::Model;
 use crate::engine::rift::results::{FinetuneResult, InterpolationResult, MrcResult, OodResult};
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub const SESSION_FILE: &str = "session.yaml";
+
+/// A session file rift could not read or write.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("cannot read the session file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a rift session file (it does not parse as one): {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+    #[error("cannot write the session as YAML: {0}")]
+    Serialise(serde_yaml::Error),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
 pub const EVENTS_FILE: &str = "events.jsonl";
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
@@ -181,22 +200,22 @@ impl Session {
         dir.join(SESSION_FILE)
     }
 
-    pub fn load(dir: &Path) -> Result<Session> {
+    pub fn load(dir: &Path) -> Result<Session, SessionError> {
         let path = Self::path(dir);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read the session file {}", path.display()))?;
-        serde_yaml::from_str(&text).with_context(|| {
-            format!(
-                "{} is not a rift session file (it does not parse as one)",
-                path.display()
-            )
-        })
+        let text = std::fs::read_to_string(&path).map_err(|source| SessionError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_yaml::from_str(&text).map_err(|source| SessionError::Parse { path, source })
     }
 
     /// Atomic: temporary file + rename.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        let text = serde_yaml::to_string(self)?;
-        super::files::atomic_write(&Self::path(dir), text.as_bytes())
+    pub fn save(&self, dir: &Path) -> Result<(), SessionError> {
+        let text = serde_yaml::to_string(self).map_err(SessionError::Serialise)?;
+        Ok(super::files::atomic_write(
+            &Self::path(dir),
+            text.as_bytes(),
+        )?)
     }
 }
 

@@ -17,6 +17,7 @@
 //! The UI thread could not do this itself: the fine-tuned endpoints live on the worker.
 use super::messages::{JobCommand, JobEvent, JobRequest};
 use crate::engine::checkpoint::save_safetensors;
+use crate::engine::error_text::paragraph;
 use crate::engine::rift::events::Event;
 use crate::engine::rift::interpolate::{choose_alpha, Endpoints};
 use crate::engine::rift::pipeline::{record_chosen, write_chosen_files, Pipeline, FINETUNED_FILE};
@@ -94,7 +95,7 @@ impl<'a> Aside<'a> {
             JobRequest::Accept { alpha } => self.accept(*alpha),
         };
         if let Err(e) = result {
-            let _ = self.tx.send(JobEvent::RequestFailed(format!("{e:#}")));
+            let _ = self.tx.send(JobEvent::RequestFailed(paragraph(e.as_ref())));
         }
     }
 

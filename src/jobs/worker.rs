@@ -8,6 +8,7 @@ use super::mrc_job::MrcJob;
 pub use super::mrc_job::MrcSetup;
 use super::requests::Aside;
 use crate::engine::checkpoint::Checkpoint;
+use crate::engine::error_text::paragraph;
 use crate::engine::models::Model;
 use crate::engine::rift::events::{Event, OodModel, Stage, StageAbout};
 use crate::engine::rift::final_eval::FinalEvalPlan;
@@ -59,7 +60,7 @@ impl Worker {
                 match Worker::start(setup, tx) {
                     Ok(mut w) => w.serve(cmd_rx, shared),
                     Err(e) => {
-                        let _ = err_tx.send(JobEvent::Failed(format!("{e:#}")));
+                        let _ = err_tx.send(JobEvent::Failed(paragraph(e.as_ref())));
                     }
                 }
             })
@@ -88,7 +89,7 @@ impl Worker {
         let mut p = Pipeline::new(pipeline, ckpt, model, session)?;
         if resumed {
             if let Err(e) = p.reload_finetuned() {
-                let message = format!("{e:#}; fine-tune again to sweep or accept α");
+                let message = format!("{}; fine-tune again to sweep or accept α", paragraph(&e));
                 let _ = tx.send(JobEvent::Engine(Event::Warning { message }));
             }
         }
@@ -141,11 +142,11 @@ impl Worker {
                 self.adopt_chosen(chosen);
             }
             // Whatever happened, the model goes back to the AT weights for the next job.
-            let restored = self.p.restore_at();
+            let restored = self.p.restore_at().map_err(anyhow::Error::from);
             let event = match (outcome, restored) {
                 (Ok(stage), Ok(())) => JobEvent::Finished { stage },
                 _ if flag.is_cancelled() => JobEvent::Cancelled,
-                (Err(e), _) | (Ok(_), Err(e)) => JobEvent::Failed(format!("{e:#}")),
+                (Err(e), _) | (Ok(_), Err(e)) => JobEvent::Failed(paragraph(e.as_ref())),
             };
             if self.tx.send(event).is_err() {
                 break; // the UI is gone
@@ -161,7 +162,7 @@ impl Worker {
             JobRequest::Accept { alpha } => self.accept(*alpha),
         };
         if let Err(e) = result {
-            let _ = self.tx.send(JobEvent::RequestFailed(format!("{e:#}")));
+            let _ = self.tx.send(JobEvent::RequestFailed(paragraph(e.as_ref())));
         }
     }
 

@@ -37,7 +37,7 @@ pub fn write_structured<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         "json" => serde_json::to_string_pretty(value)? + "\n",
         _ => bail!("cannot write {}: the output format is chosen by extension, expected .yaml, .yml or .json", path.display()),
     };
-    atomic_write(path, text.as_bytes())
+    Ok(atomic_write(path, text.as_bytes())?)
 }
 
 /// Writes `report.md` and the figures (`mrc`, `mrc_screen`, `finetune`, `alpha` as PNG and

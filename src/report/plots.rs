@@ -199,7 +199,10 @@ pub fn render_compare(r: &CompareResult, dir: &Path) -> Result<()> {
         super::plots_compare::draw_compare(r, &area)?;
         area.present()?;
     }
-    super::atomic_write(&dir.join("compare.svg"), text.as_bytes())
+    Ok(super::atomic_write(
+        &dir.join("compare.svg"),
+        text.as_bytes(),
+    )?)
 }
 
 /// A bar axis: from 0 (or below, for negative values) to 12% above the largest value.

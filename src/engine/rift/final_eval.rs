@@ -10,10 +10,10 @@
 //! behind the interval stay on disk.
 use super::events::{Event, OodModel, Sink, Stage, StageAbout};
 use super::final_stats::PairedDifference;
-use super::pipeline::Pipeline;
+use super::pipeline::{Pipeline, PipelineError};
 use crate::engine::autoattack::{self, AaConfig, AaError, AaReport, AaState};
 use crate::engine::CancelFlag;
-use anyhow::{anyhow, bail, Context, Result};
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -56,20 +56,19 @@ impl Pipeline {
         alpha: f64,
         cancel: &CancelFlag,
         sink: Sink,
-    ) -> Result<()> {
+    ) -> Result<(), PipelineError> {
         if self.endpoints().is_none() && alpha != 0.0 {
-            bail!("nothing to evaluate: fine-tune a module and sweep α first");
+            return Err(PipelineError::NotSwept("evaluate"));
         }
         let n = plan.limit.min(self.test.n);
         if n == 0 {
-            bail!("the final evaluation needs at least one test sample (--final-limit 0 or an empty test split)");
+            return Err(PipelineError::NoFinalSamples);
         }
         plan.aa
             .validate(self.model.spec.num_classes)
-            .map_err(|e| anyhow!("--final-eval: {e}"))?;
+            .map_err(|e| PipelineError::FinalEvalPlan(e.to_string()))?;
         let dir = self.setup.session_dir.clone();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
+        crate::engine::files::create_dir(&dir)?;
         let t = Instant::now();
         let at = self.final_eval_one(plan, n, OodModel::At, alpha, cancel, sink);
         let at = self.restore_at().and(at)?;
@@ -104,7 +103,7 @@ impl Pipeline {
         alpha: f64,
         cancel: &CancelFlag,
         sink: Sink,
-    ) -> Result<AaReport> {
+    ) -> Result<AaReport, PipelineError> {
         let dir = self.setup.session_dir.as_path();
         let model_alpha = match which {
             OodModel::At => 0.0,
@@ -157,11 +156,10 @@ impl Pipeline {
             cancel,
         )
         .map_err(|e| match e {
-            AaError::Cancelled => anyhow!(
-                "the final AutoAttack evaluation was cancelled; {} holds the finished batches and a rerun continues from them",
-                dir.join(file).display()
-            ),
-            e => anyhow!(e).context("the final AutoAttack evaluation failed"),
+            AaError::Cancelled => PipelineError::FinalEvalCancelled {
+                state: dir.join(file),
+            },
+            e => PipelineError::FinalEval(e),
         })
     }
 }

@@ -21,9 +21,73 @@ use crate::engine::eval::{evaluate_verdicts, EvalPlan, Verdicts};
 use crate::engine::models::Model;
 use crate::engine::session::{ChosenWeights, Session};
 use crate::engine::CancelFlag;
-use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Why a stage of the pipeline could not run or failed. Stages asked for out of order say
+/// what to do first; the others carry the failing part's own typed error.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("no module to fine-tune: run MRC first or select a module")]
+    NoModule,
+    #[error("nothing to {0}: fine-tune a module first")]
+    NotFinetuned(String),
+    #[error("nothing to {0}: fine-tune a module and sweep α first")]
+    NotSwept(&'static str),
+    #[error("α = {0} is not a point of the sweep; refine around a measured α")]
+    NotASweepPoint(f64),
+    #[error("the grid around α = {0} is already as fine as rift refines it")]
+    FinestGrid(f64),
+    #[error("no corrupted test set: give --ood-dataset/--ood-dir")]
+    NoOodSet,
+    #[error("the final evaluation needs at least one test sample (--final-limit 0 or an empty test split)")]
+    NoFinalSamples,
+    #[error("--final-eval: {0}")]
+    FinalEvalPlan(String),
+    #[error("the final AutoAttack evaluation was cancelled; {} holds the finished batches and a rerun continues from them", state.display())]
+    FinalEvalCancelled { state: PathBuf },
+    #[error("the final AutoAttack evaluation failed: {0}")]
+    FinalEval(#[source] crate::engine::autoattack::AaError),
+    #[error("cannot reload the session's fine-tuned weights {}: {source}", path.display())]
+    Reload {
+        path: PathBuf,
+        source: Box<crate::engine::checkpoint::CheckpointError>,
+    },
+    #[error("the fine-tuned weights {} do not match the model: {source}", path.display())]
+    ReloadMismatch {
+        path: PathBuf,
+        source: super::interpolate::InterpolateError,
+    },
+    #[error(transparent)]
+    Data(#[from] crate::engine::data::DataError),
+    #[error(transparent)]
+    Fit(#[from] super::validate::FitError),
+    #[error(transparent)]
+    Model(#[from] crate::engine::models::ModelError),
+    #[error(transparent)]
+    Checkpoint(Box<crate::engine::checkpoint::CheckpointError>),
+    #[error(transparent)]
+    Attack(#[from] crate::engine::attack::AttackError),
+    #[error(transparent)]
+    Finetune(#[from] super::finetune::FinetuneError),
+    #[error(transparent)]
+    Interpolate(#[from] super::interpolate::InterpolateError),
+    #[error(transparent)]
+    Devices(#[from] super::multi_device::DevicesError),
+    #[error(transparent)]
+    Ood(#[from] super::ood::OodError),
+    #[error(transparent)]
+    Write(#[from] crate::engine::files::WriteError),
+}
+
+// Checkpoint errors are large; boxed, every `Result` of the pipeline stays small.
+impl From<crate::engine::checkpoint::CheckpointError> for PipelineError {
+    fn from(e: crate::engine::checkpoint::CheckpointError) -> Self {
+        PipelineError::Checkpoint(Box::new(e))
+    }
+}
+
+type Result<T, E = PipelineError> = std::result::Result<T, E>;
 
 /// A model's full state, as checkpoints and `Model::state` hold it.
 pub type StateDict = Vec<(String, RawTensor)>;
@@ -184,7 +248,11 @@ impl Pipeline {
         match (&self.ends, alpha == 0.0) {
             (Some(ends), _) => ends.apply(&self.model, alpha)?,
             (None, true) => self.restore_at()?,
-            (None, false) => bail!("nothing to evaluate at α = {alpha}: fine-tune a module first"),
+            (None, false) => {
+                return Err(PipelineError::NotFinetuned(format!(
+                    "evaluate at α = {alpha}"
+                )))
+            }
         }
         let plan = self.eval_plan();
         let r = evaluate_verdicts(
@@ -226,20 +294,15 @@ impl Pipeline {
         sink: Sink,
     ) -> Result<()> {
         if matches!(what, Trained::Modules(m) if m.is_empty()) {
-            bail!("no module to fine-tune: run MRC first or select a module");
+            return Err(PipelineError::NoModule);
         }
         let t = Instant::now();
-        if self.train.is_none() {
-            self.train = Some(load_split(
-                self.setup.kind,
-                &self.setup.data_dir,
-                Split::Train,
-            )?);
-        }
-        let Some(train) = &self.train else {
-            bail!("the training split is not loaded");
-        };
         self.restore_at()?;
+        let train = match self.train.take() {
+            Some(train) => train,
+            None => load_split(self.setup.kind, &self.setup.data_dir, Split::Train)?,
+        };
+        let train = &*self.train.insert(train);
         let augmenter = Augmenter::for_dataset(self.setup.kind, train.height);
         let data = FinetuneData {
             train,
@@ -290,18 +353,12 @@ impl Pipeline {
             return Ok(false);
         };
         let path = self.setup.session_dir.join(file);
-        let ckpt = load_checkpoint(&path).with_context(|| {
-            format!(
-                "cannot reload the session's fine-tuned weights {}",
-                path.display()
-            )
+        let ckpt = load_checkpoint(&path).map_err(|source| PipelineError::Reload {
+            path: path.clone(),
+            source: Box::new(source),
         })?;
-        let ends = Endpoints::new(&self.model, &ckpt.tensors).with_context(|| {
-            format!(
-                "the fine-tuned weights {} do not match the model",
-                path.display()
-            )
-        })?;
+        let ends = Endpoints::new(&self.model, &ckpt.tensors)
+            .map_err(|source| PipelineError::ReloadMismatch { path, source })?;
         self.ends = Some(ends);
         self.finetuned = Some(ckpt.tensors);
         Ok(true)
@@ -338,7 +395,7 @@ impl Pipeline {
     /// The α sweep between the endpoints; leaves the model at the AT weights.
     pub fn sweep(&mut self, how: SweepHow, cancel: &CancelFlag, sink: Sink) -> Result<()> {
         let Some(ends) = &self.ends else {
-            bail!("nothing to interpolate: fine-tune a module first");
+            return Err(PipelineError::NotFinetuned("interpolate".into()));
         };
         let t = Instant::now();
         let cfg = &self.setup.sweep;
@@ -370,14 +427,14 @@ impl Pipeline {
     /// rounded midpoints as a sweep's refinement rounds) and chooses α again.
     pub fn refine(&mut self, around: f64, cancel: &CancelFlag, sink: Sink) -> Result<()> {
         let (Some(ends), Some(interp)) = (&self.ends, &self.session.interpolation) else {
-            bail!("nothing to refine: run the α sweep first");
+            return Err(PipelineError::NotSwept("refine"));
         };
         if !interp.points.iter().any(|p| p.alpha == around) {
-            bail!("α = {around} is not a point of the sweep; refine around a measured α");
+            return Err(PipelineError::NotASweepPoint(around));
         }
         let new = refinement(&interp.points, around);
         if new.is_empty() {
-            bail!("the grid around α = {around} is already as fine as rift refines it");
+            return Err(PipelineError::FinestGrid(around));
         }
         let mut points = interp.points.clone();
         let total = new.len();
@@ -412,7 +469,7 @@ impl Pipeline {
     /// as the session's chosen model. The model itself is not touched.
     pub fn write_chosen(&mut self, alpha: f64) -> Result<ChosenWeights> {
         let Some(ends) = &self.ends else {
-            bail!("nothing to accept: fine-tune a module and sweep α first");
+            return Err(PipelineError::NotSwept("accept"));
         };
         let chosen = write_chosen_files(ends, alpha, &self.setup.session_dir)?;
         record_chosen(&mut self.session, chosen.clone());
@@ -438,7 +495,7 @@ impl Pipeline {
         sink: Sink,
     ) -> Result<()> {
         let Some(ood) = self.setup.ood.clone() else {
-            bail!("no corrupted test set: give --ood-dataset/--ood-dir");
+            return Err(PipelineError::NoOodSet);
         };
         let t = Instant::now();
         let corruptions = corruptions_found(ood.kind, &ood.dir)?.len();
@@ -453,9 +510,7 @@ impl Pipeline {
         match (&self.ends, which) {
             (Some(ends), _) => ends.apply(&self.model, alpha)?,
             (None, OodModel::At) => self.restore_at()?,
-            (None, OodModel::Chosen) => {
-                bail!("nothing to evaluate: fine-tune a module and sweep α first")
-            }
+            (None, OodModel::Chosen) => return Err(PipelineError::NotSwept("evaluate")),
         }
         let r = evaluate_ood(
             &self.model,
@@ -479,8 +534,7 @@ impl Pipeline {
 
 /// Writes θ(α) of `ends` as `chosen.pth` and `chosen.safetensors` in `dir`.
 pub fn write_chosen_files(ends: &Endpoints, alpha: f64, dir: &Path) -> Result<ChosenWeights> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
+    crate::engine::files::create_dir(dir)?;
     let state = ends.state_at(alpha)?;
     let chosen = ChosenWeights {
         alpha,
