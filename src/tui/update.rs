@@ -590,3 +590,7 @@ pub(super) mod tests;
 #[cfg(test)]
 #[path = "update_view_tests.rs"]
 mod view_tests;
+
+#[cfg(test)]
+#[path = "update_mrc_tests.rs"]
+mod mrc_tests;
