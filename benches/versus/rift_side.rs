@@ -184,16 +184,13 @@ fn sweep_points(model: &Model, ends: &Endpoints, test: &ImageSet, n: usize) -> M
         batch_size: 128,
         seed: 0,
     };
-    let r = sweep(
-        model,
+    let task = rift::engine::rift::interpolate::SweepTask {
         ends,
         test,
-        &cfg,
-        &[],
-        &CancelFlag::default(),
-        &mut |_| {},
-    )
-    .expect("sweep");
+        cfg: &cfg,
+        known: &[],
+    };
+    let r = sweep(model, &task, &CancelFlag::default(), &mut |_| {}).expect("sweep");
     let mut out = Map::new();
     out.insert(
         "points".into(),

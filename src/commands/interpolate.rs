@@ -6,7 +6,7 @@ use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::{load_checkpoint, save_by_extension, save_format_for};
 use rift::engine::data::{load_split, DatasetKind, Split};
 use rift::engine::rift::alpha_search::{search, SearchConfig, SubsetSize};
-use rift::engine::rift::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig};
+use rift::engine::rift::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig, SweepTask};
 use rift::engine::rift::multi_device::Devices;
 use rift::engine::rift::results::{InterpolationResult, SearchPoint};
 use rift::engine::rift::sweep_devices::sweep_on_devices;
@@ -213,10 +213,14 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
     ])?;
     let mut printer = Printer::new();
     let cancel = CancelFlag::default();
+    let task = SweepTask {
+        ends: &ends,
+        test: &test,
+        cfg: &cfg,
+        known: &[],
+    };
     let result = match (&search_cfg, devices) {
-        (Some(sc), _) => search(&model, &ends, &test, &cfg, sc, &[], &cancel, &mut |e| {
-            printer.show(&e)
-        })?,
+        (Some(sc), _) => search(&model, &task, sc, &cancel, &mut |e| printer.show(&e))?,
         (None, Some(devices)) => {
             let choice = model_choice(&args.model)?;
             let load = model_on(&ckpt, &choice, kind, rt.compute);
@@ -224,13 +228,9 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
                 list: &devices,
                 load: &load,
             };
-            sweep_on_devices(on, &ends, &test, &cfg, &[], &cancel, &mut |e| {
-                printer.show(&e)
-            })?
+            sweep_on_devices(on, &task, &cancel, &mut |e| printer.show(&e))?
         }
-        (None, None) => sweep(&model, &ends, &test, &cfg, &[], &cancel, &mut |e| {
-            printer.show(&e)
-        })?,
+        (None, None) => sweep(&model, &task, &cancel, &mut |e| printer.show(&e))?,
     };
     print_sweep(&result);
     if let Some(p) = &args.save_chosen {

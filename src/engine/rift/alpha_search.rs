@@ -21,7 +21,9 @@
 use super::alpha_stats::Paired;
 pub use super::alpha_stats::{fpc_interval, wilson, SubsetSize, MIN_SUBSET, Z95, Z99};
 use super::events::{Event, Sink, Stage};
-use super::interpolate::{choose_alpha, refinement, Endpoints, InterpolateError, SweepConfig};
+use super::interpolate::{
+    choose_alpha, refinement, Endpoints, InterpolateError, SweepConfig, SweepTask,
+};
 use super::results::{AlphaSearch, InterpolationResult, PairedDrop, SearchPoint, SweepPoint};
 use crate::engine::attack::{clean_correct, robust_correct, AttackError, Noise};
 use crate::engine::batches::range_batch;
@@ -450,17 +452,19 @@ impl State {
 /// full-set points already measured with the same attack, seed and samples (the AT baseline
 /// as α = 0 in `rift run`); they cost nothing here and count on neither side of the ratio.
 /// Leaves the model at the chosen α.
-#[allow(clippy::too_many_arguments)]
 pub fn search(
     model: &Model,
-    ends: &Endpoints,
-    test: &ImageSet,
-    cfg: &SweepConfig,
+    task: &SweepTask,
     search: &SearchConfig,
-    known: &[SweepPoint],
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<InterpolationResult, InterpolateError> {
+    let SweepTask {
+        ends,
+        test,
+        cfg,
+        known,
+    } = *task;
     let start = Instant::now();
     let ctx = Ctx {
         model,

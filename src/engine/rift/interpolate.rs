@@ -318,19 +318,33 @@ pub(crate) fn sweep_rounds<E>(
     Ok((points, round))
 }
 
+/// What every α sweep works on (the grid, `--search` and `--devices` alike): the
+/// endpoints, the test set, the sweep's settings and the points already known.
+#[derive(Clone, Copy)]
+pub struct SweepTask<'a> {
+    pub ends: &'a Endpoints,
+    pub test: &'a ImageSet,
+    pub cfg: &'a SweepConfig,
+    /// Points already measured with the same attack, seed and samples: not evaluated again.
+    pub known: &'a [SweepPoint],
+}
+
 /// The sweep over the grid plus `refine` rounds of midpoints around the current choice.
 /// `known` holds points already measured with the same attack, seed and samples (e.g.
 /// the AT baseline as α = 0), which are not evaluated again. Leaves the model at the
 /// chosen α.
 pub fn sweep(
     model: &Model,
-    ends: &Endpoints,
-    test: &ImageSet,
-    cfg: &SweepConfig,
-    known: &[SweepPoint],
+    task: &SweepTask,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<InterpolationResult, InterpolateError> {
+    let SweepTask {
+        ends,
+        test,
+        cfg,
+        known,
+    } = *task;
     let start = Instant::now();
     let (points, round) = sweep_rounds(cfg, known, sink, |alphas, emit| {
         for &alpha in alphas {

@@ -7,7 +7,9 @@
 use super::alpha_search::SearchConfig;
 use super::events::{Event, OodModel, Sink, Stage, StageAbout};
 use super::finetune::{finetune, FinetuneConfig, FinetuneData, Trained};
-use super::interpolate::{choose_alpha, evaluate_alpha, refinement, sweep, Endpoints, SweepConfig};
+use super::interpolate::{
+    choose_alpha, evaluate_alpha, refinement, sweep, Endpoints, SweepConfig, SweepTask,
+};
 use super::multi_device::Devices;
 use super::ood::{corruptions_found, evaluate_ood};
 use super::results::SweepPoint;
@@ -407,15 +409,19 @@ impl Pipeline {
             },
         ));
         let known = self.known_points();
-        let (model, test) = (&self.model, &self.test);
+        let task = SweepTask {
+            ends,
+            test: &self.test,
+            cfg,
+            known: &known,
+        };
+        let model = &self.model;
         let r = match how {
-            SweepHow::Grid => sweep(model, ends, test, cfg, &known, cancel, sink)?,
-            SweepHow::Search(sc) => {
-                super::alpha_search::search(model, ends, test, cfg, sc, &known, cancel, sink)?
+            SweepHow::Grid => sweep(model, &task, cancel, sink)?,
+            SweepHow::Search(sc) => super::alpha_search::search(model, &task, sc, cancel, sink)?,
+            SweepHow::Devices(devices) => {
+                super::sweep_devices::sweep_on_devices(devices, &task, cancel, sink)?
             }
-            SweepHow::Devices(devices) => super::sweep_devices::sweep_on_devices(
-                devices, ends, test, cfg, &known, cancel, sink,
-            )?,
         };
         self.session.interpolation = Some(r);
         self.restore_at()?;

@@ -5,7 +5,9 @@
 //! (`attack::Noise::Keyed`), so a point's numbers do not depend on which device or thread
 //! evaluated it: the result equals `interpolate::sweep` on one device.
 use super::events::Sink;
-use super::interpolate::{choose_alpha, evaluate_alpha, sweep_rounds, Endpoints, SweepConfig};
+use super::interpolate::{
+    choose_alpha, evaluate_alpha, sweep_rounds, Endpoints, SweepConfig, SweepTask,
+};
 use super::multi_device::{load_on, Devices, DevicesError, LoadOn};
 use super::results::{InterpolationResult, SweepPoint};
 use crate::engine::data::ImageSet;
@@ -22,13 +24,16 @@ type PointResult = Result<SweepPoint, DevicesError>;
 /// weights applies `chosen_alpha` itself.
 pub fn sweep_on_devices(
     devices: Devices,
-    ends: &Endpoints,
-    test: &ImageSet,
-    cfg: &SweepConfig,
-    known: &[SweepPoint],
+    task: &SweepTask,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<InterpolationResult, DevicesError> {
+    let SweepTask {
+        ends,
+        test,
+        cfg,
+        known,
+    } = *task;
     let start = Instant::now();
     // The user's cancel, or the first failure, stops every device within a batch.
     let stop = CancelFlag::default();
