@@ -1,5 +1,7 @@
 //! The typed messages between the UI and the worker thread: small, `Clone`, plain numbers.
 use crate::engine::rift::events::{Event, Stage};
+use crate::engine::rift::results::SweepPoint;
+use crate::engine::session::Session;
 
 /// What the UI asks the worker to do. Jobs run one at a time, in the order sent.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,6 +23,9 @@ pub enum JobCommand {
     /// AutoAttack of the AT model and of the model at `alpha` on the same test samples
     /// (`Pipeline::final_eval`, as `rift run --final-eval`).
     StartFinalEval { alpha: f64 },
+    /// Show another candidate of the session (its fine-tuning, α curve and accepted α);
+    /// the one on display is saved to its directory first (`jobs/candidates.rs`).
+    ShowCandidate { label: String },
     /// Served between the running job's batches without ending it, or at once when no
     /// job runs (`jobs/requests.rs`); answered with `Saved`/`Accepted` or `RequestFailed`,
     /// never `Finished`.
@@ -66,4 +71,27 @@ pub enum JobEvent {
     /// A line for the status bar that is neither progress nor a warning (the follower
     /// waiting for the run to create its directory).
     Note(String),
+    /// Every candidate of the session (one per fine-tuned module set), in the order they
+    /// were made; sent at start and after every job.
+    Candidates(Vec<CandidateSummary>),
+    /// Another candidate is on display: its saved session, whose fine-tuning, α curve,
+    /// accepted α and OOD results replace the panels' (the shared MRC stays).
+    CandidateShown(Box<Session>),
+}
+
+/// One candidate as the compare view lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CandidateSummary {
+    /// `rift compare`'s name for it (`rift`, `highest`, …) or its modules joined by `+`.
+    pub label: String,
+    pub modules: Vec<String>,
+    pub trained_params: i64,
+    /// Its α curve so far (α = 0 is the AT model).
+    pub points: Vec<SweepPoint>,
+    /// The α accepted for it (its `chosen.pth`), if any.
+    pub accepted: Option<f64>,
+    /// Its session directory, relative to the explorer's (`.` for the explorer's own).
+    pub dir: String,
+    /// On display now: the panels show this one, live.
+    pub shown: bool,
 }

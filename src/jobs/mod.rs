@@ -1,5 +1,6 @@
 //! Background jobs of the explorer: libtorch runs on one named thread that owns the model
 //! and the data; the UI talks to it only through `JobCommand`s and `JobEvent`s.
+mod candidates;
 pub mod follow;
 pub mod handle;
 pub mod messages;
@@ -8,5 +9,5 @@ mod requests;
 pub mod worker;
 
 pub use handle::JobHandle;
-pub use messages::{JobCommand, JobEvent, JobRequest};
+pub use messages::{CandidateSummary, JobCommand, JobEvent, JobRequest};
 pub use worker::{JobSetup, MrcSetup, OodSetup, Worker};

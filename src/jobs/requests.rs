@@ -42,6 +42,8 @@ pub(super) struct Aside<'a> {
     tolerance: f64,
     /// Fine-tuning replaces the endpoints: no α of the old ones is accepted meanwhile.
     finetuning: bool,
+    /// The job measures α points (a sweep or a refinement).
+    sweeping: bool,
     /// Chosen weights written during the job.
     pub accepted: Option<ChosenWeights>,
 }
@@ -68,6 +70,7 @@ impl<'a> Aside<'a> {
             ends: p.endpoints().map(Endpoints::share),
             tolerance: p.setup.sweep.tolerance,
             finetuning: matches!(job, JobCommand::StartFinetune { .. }),
+            sweeping: matches!(job, JobCommand::StartSweep | JobCommand::Refine { .. }),
             accepted: None,
         }
     }
@@ -77,6 +80,14 @@ impl<'a> Aside<'a> {
         if let Event::SweepPoint { point } = e {
             self.add_point(point.clone());
         }
+    }
+
+    /// The α points a sweep or refinement measured before it stopped (with the ones it
+    /// started from), as the session's interpolation; `None` for other jobs or no points.
+    pub fn measured_points(&self) -> Option<InterpolationResult> {
+        self.sweeping
+            .then(|| self.session.interpolation.clone())
+            .flatten()
     }
 
     /// Serves the requests waiting on the channel; keeps other commands for later.

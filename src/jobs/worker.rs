@@ -2,6 +2,7 @@
 //! one job at a time through the engine's `Pipeline`, the same stages `rift run` drives.
 //! libtorch blocks, so this is a named `std::thread`, not a tokio task; it reports over a
 //! tokio unbounded channel, which a plain thread can send on.
+use super::candidates::Candidates;
 use super::handle::JobHandle;
 use super::messages::{JobCommand, JobEvent, JobRequest};
 use super::mrc_job::MrcJob;
@@ -42,6 +43,8 @@ pub struct Worker {
     p: Pipeline,
     /// MRC as far as it got, so that MRC paused for another job continues.
     mrc: MrcJob,
+    /// The session's candidates (one per fine-tuned module set, `candidates.rs`).
+    candidates: Candidates,
     tx: UnboundedSender<JobEvent>,
 }
 
@@ -78,6 +81,7 @@ impl Worker {
         } = setup;
         let (ckpt, model) = load()?;
         let device = settings.device.clone();
+        let candidates = Candidates::new(pipeline.session_dir.clone());
         let session = match resume {
             Some(mut session) => {
                 session.settings.device = device.clone();
@@ -104,9 +108,11 @@ impl Worker {
             },
         )));
         let _ = tx.send(JobEvent::Finished { stage: Stage::Load });
+        let _ = tx.send(JobEvent::Candidates(candidates.summaries(&p)));
         Ok(Worker {
             p,
             mrc: MrcJob::new(mrc),
+            candidates,
             tx,
         })
     }
@@ -138,6 +144,13 @@ impl Worker {
             }
             let mut aside = Aside::new(&self.p, &cmd, &rx, &mut later, self.tx.clone());
             let outcome = self.run(&cmd, &flag, &mut aside);
+            if outcome.is_err() {
+                // A sweep or refinement that stopped keeps the points it measured (a later
+                // sweep continues from them, as `rift run` continues a saved one).
+                if let Some(measured) = aside.measured_points() {
+                    self.p.session.interpolation = Some(measured);
+                }
+            }
             if let Some(chosen) = aside.accepted.take() {
                 self.adopt_chosen(chosen);
             }
@@ -151,6 +164,9 @@ impl Worker {
             if self.tx.send(event).is_err() {
                 break; // the UI is gone
             }
+            let _ = self
+                .tx
+                .send(JobEvent::Candidates(self.candidates.summaries(&self.p)));
         }
     }
 
@@ -208,6 +224,9 @@ impl Worker {
                 Ok(Stage::Mrc)
             }
             JobCommand::StartFinetune { layers, lr } => {
+                if let Some(dir) = self.candidates.dir_for(p, layers) {
+                    Self::show(p, &self.candidates, &self.tx, dir, &layers.join("+"))?;
+                }
                 let cfg = crate::engine::rift::finetune::FinetuneConfig {
                     lr: *lr,
                     ..p.setup.finetune.clone()
@@ -251,6 +270,15 @@ impl Worker {
                 p.final_eval(&plan, *alpha, cancel, &mut sink)?;
                 Ok(Stage::FinalEval)
             }
+            JobCommand::ShowCandidate { label } => {
+                let Some(dir) = self.candidates.dir_of(p, label) else {
+                    bail!("no candidate {label} in this session");
+                };
+                if dir != p.setup.session_dir {
+                    Self::show(p, &self.candidates, &self.tx, dir, label)?;
+                }
+                Ok(Stage::Candidate)
+            }
             JobCommand::Request(_) | JobCommand::Cancel | JobCommand::Shutdown => {
                 bail!("internal: not a job")
             }
@@ -259,16 +287,47 @@ impl Worker {
 
     /// session.yaml (atomically), the fine-tuned weights, report.md and the plots.
     fn save(&mut self) -> Result<()> {
-        let dir = self.p.setup.session_dir.clone();
+        Self::save_shown(&mut self.p, &self.candidates)?;
+        let _ = self.tx.send(JobEvent::Saved {
+            dir: self.p.setup.session_dir.display().to_string(),
+        });
+        Ok(())
+    }
+
+    /// Saves the candidate on display into its directory, and the shared results into
+    /// the explorer's own session when another candidate is on display.
+    fn save_shown(p: &mut Pipeline, candidates: &Candidates) -> Result<()> {
+        let dir = p.setup.session_dir.clone();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
-        self.p.save_finetuned()?;
-        self.p.session.updated = crate::engine::session::now_rfc3339();
-        self.p.session.save(&dir)?;
+        p.save_finetuned()?;
+        p.session.updated = crate::engine::session::now_rfc3339();
+        p.session.save(&dir)?;
         crate::report::render_report(&dir)?;
-        let _ = self.tx.send(JobEvent::Saved {
-            dir: dir.display().to_string(),
-        });
+        candidates.save_shared(&dir, &p.session)?;
+        if dir != candidates.root() {
+            crate::report::render_report(candidates.root())?;
+        }
+        Ok(())
+    }
+
+    /// Puts the candidate in `dir` (`label`, new or saved) on display: the one shown is
+    /// saved first, so nothing of it is lost; its weights are read back when it returns.
+    fn show(
+        p: &mut Pipeline,
+        candidates: &Candidates,
+        tx: &UnboundedSender<JobEvent>,
+        dir: std::path::PathBuf,
+        label: &str,
+    ) -> Result<()> {
+        let next = candidates.session_for(&dir, &p.session, label, &p.model)?;
+        Self::save_shown(p, candidates)?;
+        p.switch_session(next, dir)?;
+        if let Err(e) = p.reload_finetuned() {
+            let message = format!("{}; fine-tune it again to sweep or accept α", paragraph(&e));
+            Self::emit(tx, Event::Warning { message });
+        }
+        let _ = tx.send(JobEvent::CandidateShown(Box::new(p.session.clone())));
         Ok(())
     }
 }

@@ -7,14 +7,15 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 /// Every key and what it does, for the help overlay.
 pub const HELP: &[(&str, &str)] = &[
     ("j/k ↓/↑", "select a module"),
-    ("Enter", "fine-tune the selected module"),
+    ("Enter", "fine-tune the selected module (a new candidate)"),
     ("[ / ]", "lower / raise the fine-tuning lr"),
     ("h/l ←/→", "move the α cursor"),
     ("v", "α view: change from AT vs α / clean vs robust"),
+    ("m", "compare candidates (↑/↓, Enter shows one)"),
     ("r", "refine the α grid around the cursor"),
-    ("a", "accept the α under the cursor (writes the model)"),
+    ("a", "accept the α under the cursor, also mid-job"),
     ("e", "AutoAttack AT and the accepted α (α panel)"),
-    ("s", "save the session (session.yaml, report, plots)"),
+    ("s", "save (mid-job: what is finished so far)"),
     ("o", "sort modules by depth / by MRC"),
     ("t", "next theme"),
     ("c", "cancel the running job"),
@@ -44,6 +45,9 @@ pub fn to_msg(key: KeyEvent, state: &State) -> Option<Msg> {
             _ => Some(Msg::Dismiss),
         };
     }
+    if state.compare_view && key.code == KeyCode::Enter {
+        return Some(Msg::ShowCandidate);
+    }
     Some(match key.code {
         KeyCode::Char('j') | KeyCode::Down => Msg::Down,
         KeyCode::Char('k') | KeyCode::Up => Msg::Up,
@@ -53,6 +57,7 @@ pub fn to_msg(key: KeyEvent, state: &State) -> Option<Msg> {
         KeyCode::Char('h') | KeyCode::Left => Msg::AlphaLeft,
         KeyCode::Char('l') | KeyCode::Right => Msg::AlphaRight,
         KeyCode::Char('v') => Msg::AlphaView,
+        KeyCode::Char('m') => Msg::CompareView,
         KeyCode::Char('r') => Msg::Refine,
         KeyCode::Char('a') => Msg::Accept,
         KeyCode::Char('e') => Msg::AutoAttack,

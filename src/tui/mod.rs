@@ -3,13 +3,18 @@
 pub mod aa_check;
 pub mod aa_state;
 pub mod app;
+pub mod candidates;
+pub mod compare_rows;
 pub mod keys;
+pub mod msg;
 pub mod recommend;
 mod requests;
 pub mod restore;
 pub mod state;
 pub mod theme;
 pub mod update;
+#[cfg(test)]
+mod update_candidates_tests;
 #[cfg(test)]
 mod update_job_tests;
 pub mod view;

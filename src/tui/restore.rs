@@ -1,7 +1,6 @@
 //! `rift tui --resume`: every panel rebuilt from a saved `session.yaml`, without
 //! recomputing anything. Pure, like `update`.
 use super::state::State;
-use super::update::{push_loss, select_module};
 use crate::engine::rift::interpolate::choose_alpha;
 use crate::engine::rift::results::ModuleEstimate;
 use crate::report::session::Session;
@@ -45,16 +44,39 @@ pub fn restore(s: &mut State, session: &Session) {
         s.mrc_done = true;
         s.recommended = (!r.recommended.is_empty()).then(|| r.recommended.clone());
         if let Some(name) = s.recommended.clone() {
-            select_module(s, &name);
+            s.select_module(&name);
         }
     }
+    s.ood_at = session
+        .ood_at
+        .as_ref()
+        .map_or(Vec::new(), |r| r.corruptions.clone());
+    restore_candidate(s, session);
+    s.unsaved = false;
+    s.status = format!(
+        "resumed session {} (saved {})",
+        session.name, session.updated
+    );
+}
+
+/// The panels of one candidate (fine-tuning, α curve, accepted α, its OOD and
+/// AutoAttack numbers) from its session, replacing the previous candidate's entirely.
+pub fn restore_candidate(s: &mut State, session: &Session) {
+    s.ft_layers.clear();
+    s.ft_losses.clear();
+    s.ft_stride = 1;
+    s.ft_iters = 0;
+    s.ft_epoch_starts.clear();
+    s.ft_epochs.clear();
+    s.ft_epoch = 0;
+    s.ft_done = false;
+    s.sweep.clear();
+    s.best_alpha = None;
+    s.aa = Default::default();
     if let Some(f) = &session.finetune {
         s.ft_layers = f.layers.clone();
-        s.ft_losses.clear();
-        s.ft_stride = 1;
-        s.ft_iters = 0;
         for &l in &f.iter_losses {
-            push_loss(s, l);
+            s.push_loss(l);
         }
         // Every epoch runs the same batches, so the losses split evenly into epochs.
         let epochs = f.epochs_log.len().max(1);
@@ -74,20 +96,11 @@ pub fn restore(s: &mut State, session: &Session) {
         s.best_alpha = (!s.sweep.is_empty()).then(|| choose_alpha(&s.sweep, i.tolerance));
     }
     s.accepted_alpha = session.chosen.as_ref().map(|c| c.alpha);
-    s.ood_at = session
-        .ood_at
-        .as_ref()
-        .map_or(Vec::new(), |r| r.corruptions.clone());
     s.ood_chosen = session
         .ood_chosen
         .as_ref()
         .map_or(Vec::new(), |r| r.corruptions.clone());
     s.alpha_cursor = s.accepted_alpha.or(s.best_alpha);
-    s.unsaved = false;
-    s.status = format!(
-        "resumed session {} (saved {})",
-        session.name, session.updated
-    );
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@ use crate::engine::rift::events::Stage;
 use crate::engine::rift::results::{
     criticality_cmp, CorruptionAcc, FinetuneEpoch, ModuleEstimate, ModuleScore, SweepPoint,
 };
-use crate::jobs::JobCommand;
+use crate::jobs::{CandidateSummary, JobCommand};
 
 /// Iteration losses kept for the fine-tuning chart (older ones are halved in resolution).
 pub const MAX_LOSSES: usize = 1000;
@@ -154,6 +154,14 @@ pub struct State {
     pub requested_accept: Option<f64>,
     /// The AutoAttack check of the accepted α (`e`).
     pub aa: super::aa_state::AaCheck,
+    /// The session's candidates (one per fine-tuned module set), as the worker last
+    /// listed them; `compare_rows` puts the live panels in for the one on display.
+    pub candidates: Vec<CandidateSummary>,
+    /// `m`: the compare view (the candidates' table and their paths in one plane) in
+    /// place of the fine-tuning and α panels.
+    pub compare_view: bool,
+    /// The compare view's selected row.
+    pub candidate_cursor: usize,
 }
 
 /// One line of the MRC panel: a module with its exact score, its estimate, or both.
@@ -235,6 +243,9 @@ impl State {
             mrc_paused: false,
             requested_accept: None,
             aa: Default::default(),
+            candidates: Vec::new(),
+            compare_view: false,
+            candidate_cursor: 0,
         }
     }
 
@@ -276,6 +287,28 @@ impl State {
             }),
         }
         v
+    }
+
+    /// Puts the module cursor on `name` (in the current order), if it is listed.
+    pub fn select_module(&mut self, name: &str) {
+        if let Some(i) = self.rows().iter().position(|r| r.name == name) {
+            self.cursor = i;
+        }
+    }
+
+    /// Adds a fine-tuning iteration's loss, keeping at most `MAX_LOSSES` points by
+    /// averaging pairs when full.
+    pub fn push_loss(&mut self, loss: f64) {
+        self.ft_iters += 1;
+        self.ft_losses.push(loss);
+        if self.ft_losses.len() > MAX_LOSSES {
+            self.ft_losses = self
+                .ft_losses
+                .chunks(2)
+                .map(|c| c.iter().sum::<f64>() / c.len() as f64)
+                .collect();
+            self.ft_stride *= 2;
+        }
     }
 
     pub fn selected_row(&self) -> Option<Row<'_>> {

@@ -1,49 +1,12 @@
 //! `update(state, msg)`: every change of the explorer's state, as a pure function. What it
 //! asks of the outside world (start a job, cancel, quit) comes back as a `Cmd`.
-use super::state::{AlphaView, JobStatus, RunningModule, SortOrder, State, MAX_LOSSES};
+use super::state::{AlphaView, JobStatus, RunningModule, SortOrder, State};
 use crate::engine::rift::events::{Event, OodModel, Stage, StageAbout};
 use crate::engine::rift::interpolate::choose_alpha;
 use crate::engine::rift::results::{criticality_cmp, ModuleEstimate};
 use crate::jobs::{JobCommand, JobEvent};
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Msg {
-    /// The app has started: compute the baseline and MRC.
-    Start,
-    Job(JobEvent),
-    /// The job channel closed: the worker has ended.
-    WorkerGone,
-    /// Seconds since the app started.
-    Tick(f64),
-    Up,
-    Down,
-    /// A click on a module's bar: its index in display order.
-    SelectModule(usize),
-    /// A click on the α chart: the sweep point nearest to this α.
-    SelectAlpha(f64),
-    FineTune,
-    LrDown,
-    LrUp,
-    AlphaLeft,
-    AlphaRight,
-    /// `v`: the α panel's other view (changes from AT against α / the clean-vs-robust plane).
-    AlphaView,
-    Refine,
-    Accept,
-    Save,
-    Sort,
-    NextTheme,
-    Cancel,
-    /// `e`: AutoAttack of the AT and the accepted model (`aa_check.rs`).
-    AutoAttack,
-    Help,
-    /// Close the help or the quit question.
-    Dismiss,
-    Quit,
-    ConfirmQuit,
-    /// Ctrl-C: leave now, unsaved or not.
-    ForceQuit,
-}
+pub use super::msg::Msg;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cmd {
@@ -70,6 +33,18 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
         Msg::Tick(now) => {
             s.now = now;
             None
+        }
+        Msg::Up | Msg::Down if s.compare_view => {
+            super::candidates::move_cursor(s, msg == Msg::Down);
+            None
+        }
+        Msg::CompareView => {
+            super::candidates::toggle_view(s);
+            None
+        }
+        Msg::ShowCandidate => {
+            let (cmd, what) = super::candidates::show_selected(s)?;
+            start_job(s, cmd, &what)
         }
         Msg::Up => {
             s.cursor = s.cursor.saturating_sub(1);
@@ -157,7 +132,7 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
                 SortOrder::Mrc => SortOrder::Depth,
             };
             if let Some(name) = name {
-                select_module(s, &name);
+                s.select_module(&name);
             }
             None
         }
@@ -187,6 +162,9 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
             None
         }
         Msg::Dismiss => {
+            if !s.help && !s.confirm_quit {
+                s.compare_view = false;
+            }
             s.help = false;
             s.confirm_quit = false;
             None
@@ -235,12 +213,6 @@ pub(super) fn start_job(s: &mut State, cmd: JobCommand, what: &str) -> Option<Cm
     s.error = None;
     s.status = what.to_string();
     Some(Cmd::Job(cmd))
-}
-
-pub(super) fn select_module(s: &mut State, name: &str) {
-    if let Some(i) = s.rows().iter().position(|r| r.name == name) {
-        s.cursor = i;
-    }
 }
 
 fn move_alpha(s: &mut State, right: bool) {
@@ -298,6 +270,14 @@ fn job_event(s: &mut State, e: JobEvent) -> Option<Cmd> {
             s.status = message;
             None
         }
+        JobEvent::Candidates(list) => {
+            super::candidates::listed(s, list);
+            None
+        }
+        JobEvent::CandidateShown(session) => {
+            super::candidates::shown(s, &session);
+            None
+        }
         JobEvent::Saved { dir } => {
             s.unsaved = false;
             s.status = format!("session saved to {dir}");
@@ -340,7 +320,7 @@ fn stage_finished(s: &mut State, stage: Stage) -> Option<Cmd> {
                 "MRC done: Enter fine-tunes the selected module".into()
             };
             if let Some(r) = s.recommended.clone() {
-                select_module(s, &r);
+                s.select_module(&r);
             }
         }
         Stage::Finetune => {
@@ -369,6 +349,8 @@ fn stage_finished(s: &mut State, stage: Stage) -> Option<Cmd> {
             }
         }
         Stage::Ood => s.status = "OOD done: s saves the session".into(),
+        // `candidates::shown` has said which one.
+        Stage::Candidate => {}
         // The result's line (set by `Event::FinalEval`) stays in the status bar.
         Stage::FinalEval => {}
         other => s.status = format!("{other} done"),
@@ -497,7 +479,7 @@ fn engine_event(s: &mut State, ev: Event) {
                 .map(|m| m.name.clone());
             s.unsaved = true;
             if let Some(name) = selected {
-                select_module(s, &name);
+                s.select_module(&name);
             }
         }
         Event::FinetuneIter {
@@ -508,7 +490,7 @@ fn engine_event(s: &mut State, ev: Event) {
             }
             s.ft_epoch = epoch;
             s.ft_lr = lr;
-            push_loss(s, loss);
+            s.push_loss(loss);
         }
         Event::FinetuneEpoch { log } => {
             s.ft_epochs.retain(|e| e.epoch != log.epoch);
@@ -558,7 +540,7 @@ fn engine_event(s: &mut State, ev: Event) {
                 estimate_step,
             });
             if let Some(name) = selected {
-                select_module(s, &name);
+                s.select_module(&name);
             }
         }
         Event::ScreenFinished { modules, .. } => {
@@ -566,20 +548,6 @@ fn engine_event(s: &mut State, ev: Event) {
                 "{modules} first-order estimates (not in the paper); exact MRC follows, lowest estimate first"
             );
         }
-    }
-}
-
-/// Keeps at most `MAX_LOSSES` points by averaging pairs when full.
-pub(super) fn push_loss(s: &mut State, loss: f64) {
-    s.ft_iters += 1;
-    s.ft_losses.push(loss);
-    if s.ft_losses.len() > MAX_LOSSES {
-        s.ft_losses = s
-            .ft_losses
-            .chunks(2)
-            .map(|c| c.iter().sum::<f64>() / c.len() as f64)
-            .collect();
-        s.ft_stride *= 2;
     }
 }
 

@@ -18,7 +18,7 @@ use ratatui::Frame;
 pub const AT_GLYPH: char = '○';
 
 /// An accuracy range padded by a tenth (at least 0.1 point), within [0, 100].
-fn padded(values: impl Iterator<Item = f64>) -> (f64, f64) {
+pub(super) fn padded(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     let pad = ((hi - lo) * 0.1).max(0.1);
     ((lo - pad).max(0.0), (hi + pad).min(100.0))
@@ -105,7 +105,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
 }
 
 /// The y labels (top, bottom), the axis lines and the x labels (lowest, highest clean).
-fn axes(
+pub(super) fn axes(
     buf: &mut Buffer,
     area: Rect,
     plot: Rect,

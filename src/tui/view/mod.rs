@@ -4,6 +4,7 @@ pub mod aa_line;
 pub mod alpha;
 pub mod alpha_delta;
 pub mod alpha_plane;
+pub mod compare;
 pub mod finetune;
 pub mod help;
 pub mod mrc;
@@ -56,8 +57,12 @@ pub fn draw(frame: &mut Frame, state: &State, theme: &Theme) {
     let a = areas(area);
     mrc::render(frame, a.bars, state, theme);
     mrc::render_details(frame, a.details, state, theme);
-    finetune::render(frame, a.finetune, state, theme);
-    alpha::render(frame, a.alpha, state, theme);
+    if state.compare_view {
+        compare::render(frame, a.finetune.union(a.alpha), state, theme);
+    } else {
+        finetune::render(frame, a.finetune, state, theme);
+        alpha::render(frame, a.alpha, state, theme);
+    }
     status::render(frame, a.status, state, theme);
     if state.help {
         help::render(frame, area, theme);
@@ -78,7 +83,7 @@ pub fn hit(area: Rect, state: &State, col: u16, row: u16) -> Option<Msg> {
     if a.bars.contains(pos) {
         return mrc::row_at(a.bars, state, row).map(Msg::SelectModule);
     }
-    if a.alpha.contains(pos) {
+    if a.alpha.contains(pos) && !state.compare_view {
         return alpha::alpha_at(a.alpha, state, col).map(Msg::SelectAlpha);
     }
     None

@@ -1,0 +1,224 @@
+//! Several candidates in one explorer session: every module set fine-tuned is a candidate
+//! with its own fine-tuning, α curve and accepted α, laid out as `rift compare` lays them
+//! out, so either tool opens the other's sessions.
+//!
+//! Decisions:
+//! - The first module fine-tuned lives in the explorer's own session directory (a session
+//!   with one candidate is exactly what it was before); every further one is a complete
+//!   session under `candidates/NAME/` (NAME: its modules joined by `-`), as `rift compare`
+//!   writes them, so `rift report` and `rift tui --resume` open each on its own. A `rift
+//!   compare` directory's candidates (`candidates/rift/`, `candidates/all/`, …) are listed
+//!   under the names `rift compare` gave them.
+//! - One candidate is on display at a time: the pipeline's session. Showing another (or
+//!   fine-tuning a new one) first saves the one on display to its directory, fine-tuned
+//!   weights included, so a candidate off display is always on disk and costs no memory
+//!   (large zoo models hold hundreds of MB per fine-tuned copy). Its weights are read back
+//!   when it is shown again.
+//! - The results every candidate shares (AT baseline, MRC, the AT model's OOD accuracy)
+//!   are carried from the session on display to the next, and saved into the explorer's
+//!   own session as well, so the MRC panel never depends on which candidate is shown.
+//! - The accepted α is per candidate: `a` writes `chosen.pth`/`chosen.safetensors` in the
+//!   directory of the candidate on display.
+use super::messages::CandidateSummary;
+use crate::engine::rift::compare::{Candidate, CandidateRow, CANDIDATES_DIR, CANDIDATE_FILE};
+use crate::engine::rift::pipeline::Pipeline;
+use crate::engine::session::{Session, SessionError};
+use std::path::{Path, PathBuf};
+
+/// The explorer's candidates, found on disk under its session directory.
+pub(super) struct Candidates {
+    /// The session directory the explorer was started with.
+    root: PathBuf,
+}
+
+impl Candidates {
+    pub fn new(root: PathBuf) -> Candidates {
+        Candidates { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every directory that may hold a candidate: the explorer's own, then
+    /// `candidates/*` in name order.
+    fn dirs(&self) -> Vec<PathBuf> {
+        let mut sub: Vec<PathBuf> = std::fs::read_dir(self.root.join(CANDIDATES_DIR))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|d| Session::path(d).is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        sub.sort();
+        std::iter::once(self.root.clone()).chain(sub).collect()
+    }
+
+    /// The candidates to list: the one on display (from the pipeline, live), and every
+    /// other directory whose session has a fine-tuning.
+    pub fn summaries(&self, p: &Pipeline) -> Vec<CandidateSummary> {
+        let shown = &p.setup.session_dir;
+        let mut dirs = self.dirs();
+        // A new candidate is on display before its directory is written.
+        if !dirs.contains(shown) {
+            dirs.push(shown.clone());
+        }
+        let mut out = Vec::new();
+        for dir in dirs {
+            if &dir == shown {
+                out.extend(self.shown_summary(p));
+            } else if let Ok(s) = Session::load(&dir) {
+                out.extend(self.summary(&dir, &s, false));
+            }
+        }
+        out
+    }
+
+    /// The candidate on display, also before its first fine-tuning has finished (a new
+    /// one, named by its layer setting); the explorer's own session without one is none.
+    fn shown_summary(&self, p: &Pipeline) -> Option<CandidateSummary> {
+        let dir = &p.setup.session_dir;
+        if let Some(summary) = self.summary(dir, &p.session, true) {
+            return Some(summary);
+        }
+        if dir == &self.root {
+            return None;
+        }
+        let label = label_of(dir, &p.session)?;
+        Some(CandidateSummary {
+            modules: label.split('+').map(str::to_string).collect(),
+            label,
+            trained_params: 0,
+            points: Vec::new(),
+            accepted: None,
+            dir: self.relative(dir),
+            shown: true,
+        })
+    }
+
+    fn summary(&self, dir: &Path, s: &Session, shown: bool) -> Option<CandidateSummary> {
+        let ft = s.finetune.as_ref()?;
+        Some(CandidateSummary {
+            label: label_of(dir, s)?,
+            modules: ft.layers.clone(),
+            trained_params: ft.trained_params,
+            points: s
+                .interpolation
+                .as_ref()
+                .map_or(Vec::new(), |i| i.points.clone()),
+            accepted: s.chosen.as_ref().map(|c| c.alpha),
+            dir: self.relative(dir),
+            shown,
+        })
+    }
+
+    fn relative(&self, dir: &Path) -> String {
+        match dir.strip_prefix(&self.root) {
+            Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => dir.display().to_string(),
+        }
+    }
+
+    /// Where fine-tuning `layers` goes: `None` for the session on display (it has no
+    /// fine-tuning yet, or fine-tuned exactly these modules: they are fitted again), else
+    /// the directory of the candidate of these modules (existing or new).
+    pub fn dir_for(&self, p: &Pipeline, layers: &[String]) -> Option<PathBuf> {
+        let same = |s: &Session| {
+            s.finetune
+                .as_ref()
+                .is_some_and(|f| !f.all_parameters && f.layers == layers)
+        };
+        match &p.session.finetune {
+            None => return None,
+            Some(_) if same(&p.session) => return None,
+            Some(_) => {}
+        }
+        let existing = self
+            .dirs()
+            .into_iter()
+            .filter(|d| d != &p.setup.session_dir)
+            .find(|d| Session::load(d).is_ok_and(|s| same(&s)));
+        Some(existing.unwrap_or_else(|| {
+            let name = Candidate::Named(layers.to_vec()).dir_name();
+            self.root.join(CANDIDATES_DIR).join(name)
+        }))
+    }
+
+    /// The directory of the candidate listed as `label`.
+    pub fn dir_of(&self, p: &Pipeline, label: &str) -> Option<PathBuf> {
+        self.summaries(p)
+            .into_iter()
+            .find(|c| c.label == label)
+            .map(|c| match c.dir.as_str() {
+                "." => self.root.clone(),
+                rel => self.root.join(rel),
+            })
+    }
+
+    /// The session to show from `dir`: the saved one, or (a new candidate) a fresh one
+    /// with `label` as its layer setting. Either way it gets the shared results of
+    /// `current` (baseline, MRC, the AT model's OOD) when `current` has them.
+    pub fn session_for(
+        &self,
+        dir: &Path,
+        current: &Session,
+        label: &str,
+        model: &crate::engine::models::Model,
+    ) -> Result<Session, SessionError> {
+        let mut next = if Session::path(dir).is_file() {
+            Session::load(dir)?
+        } else {
+            let mut settings = current.settings.clone();
+            settings.layer = label.to_string();
+            Session::new(dir, settings, model)
+        };
+        share_results(current, &mut next);
+        next.settings.device = current.settings.device.clone();
+        Ok(next)
+    }
+
+    /// The explorer's own session with the shared results of `shown` (another
+    /// candidate's), saved; nothing to do when `shown` is the explorer's own.
+    pub fn save_shared(&self, shown_dir: &Path, shown: &Session) -> Result<(), SessionError> {
+        if shown_dir == self.root || !Session::path(&self.root).is_file() {
+            return Ok(());
+        }
+        let mut root = Session::load(&self.root)?;
+        share_results(shown, &mut root);
+        root.updated = crate::engine::session::now_rfc3339();
+        root.save(&self.root)
+    }
+}
+
+/// Copies what every candidate shares from `from` into `to` (where `from` has it).
+fn share_results(from: &Session, to: &mut Session) {
+    if from.baseline.is_some() {
+        to.baseline = from.baseline.clone();
+    }
+    if from.mrc.is_some() {
+        to.mrc = from.mrc.clone();
+    }
+    if from.ood_at.is_some() {
+        to.ood_at = from.ood_at.clone();
+    }
+}
+
+/// A candidate's name: `rift compare`'s (its `candidate.yaml`), else its modules joined by
+/// `+` (`all` for every parameter), else the session's layer setting when it names one.
+fn label_of(dir: &Path, s: &Session) -> Option<String> {
+    let from_compare = std::fs::read_to_string(dir.join(CANDIDATE_FILE))
+        .ok()
+        .and_then(|t| serde_yaml::from_str::<CandidateRow>(&t).ok())
+        .map(|r| r.candidate);
+    if from_compare.is_some() {
+        return from_compare;
+    }
+    match &s.finetune {
+        Some(f) if f.all_parameters => Some(Candidate::All.label()),
+        Some(f) => Some(f.layers.join("+")),
+        None => (s.settings.layer != "auto" && !s.settings.layer.is_empty())
+            .then(|| s.settings.layer.clone()),
+    }
+}
