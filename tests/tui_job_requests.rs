@@ -32,8 +32,14 @@ fn setup(session: PathBuf) -> rift::jobs::JobSetup {
     setup
 }
 
+/// The next event other than the candidate list the worker sends after every job.
 fn next(rx: &mut UnboundedReceiver<JobEvent>) -> JobEvent {
-    rx.blocking_recv().expect("the worker ended early")
+    loop {
+        match rx.blocking_recv().expect("the worker ended early") {
+            JobEvent::Candidates(_) => {}
+            e => return e,
+        }
+    }
 }
 
 /// Events until the running job ends (its Finished, Failed or Cancelled).
@@ -190,5 +196,67 @@ print(changed)
     // A request while idle is served at once, without a Finished.
     handle.send(JobCommand::Request(JobRequest::Save));
     assert!(matches!(next(&mut rx), JobEvent::Saved { .. }));
+    handle.shutdown();
+}
+
+/// An α accepted while a sweep runs, then the sweep cancelled: the points measured and
+/// the accepted α stay in the session (a later sweep continues from them).
+#[test]
+fn a_cancelled_sweep_keeps_its_points_and_the_alpha_accepted_during_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let session = tmp.path().join("s");
+    let (mut handle, mut rx) = Worker::spawn(setup(session.clone())).unwrap();
+    let mut seen = Vec::new();
+    handle.send(JobCommand::StartFinetune {
+        layers: vec!["linear".into()],
+        lr: 0.01,
+    });
+    assert!(matches!(
+        until_end(&mut rx, &mut seen),
+        JobEvent::Finished { .. }
+    ));
+    seen.clear();
+    handle.send(JobCommand::StartSweep);
+    let measured = loop {
+        if let JobEvent::Engine(Event::SweepPoint { point }) = next(&mut rx) {
+            if point.alpha > 0.0 {
+                break point.alpha;
+            }
+        }
+    };
+    handle.send(JobCommand::Request(JobRequest::Accept { alpha: measured }));
+    let accepted = loop {
+        let e = next(&mut rx);
+        seen.push(e.clone());
+        if let JobEvent::Accepted { alpha, .. } = e {
+            break alpha;
+        }
+    };
+    assert_eq!(accepted, measured);
+    handle.cancel();
+    assert_eq!(until_end(&mut rx, &mut seen), JobEvent::Cancelled);
+    let points = swept(&seen);
+    handle.send(JobCommand::Save);
+    assert_eq!(
+        until_end(&mut rx, &mut seen),
+        JobEvent::Finished { stage: Stage::Save }
+    );
+    let saved = Session::load(&session).unwrap();
+    assert_eq!(saved.chosen.map(|c| c.alpha), Some(measured));
+    let interp = saved.interpolation.expect("the measured points");
+    let alphas: Vec<f64> = interp.points.iter().map(|p| p.alpha).collect();
+    assert!(
+        alphas.contains(&0.0) && alphas.contains(&measured),
+        "{alphas:?}"
+    );
+    assert!(
+        alphas.len() < grid().len(),
+        "cancelled before the end: {alphas:?}"
+    );
+    assert!(
+        points.iter().all(|a| alphas.contains(a)),
+        "{points:?} {alphas:?}"
+    );
+    assert_eq!(interp.chosen_alpha, measured);
     handle.shutdown();
 }

@@ -5,7 +5,7 @@
 //! glyph, over the tolerance line. The table's labels are the plot's legend.
 use super::alpha::{ACCEPTED_GLYPH, RULE_GLYPH};
 use super::alpha_plane::{axes, padded, AT_GLYPH};
-use super::{fit, panel};
+use super::{fit, fit_words, panel};
 use crate::tui::compare_rows::{compare_rows, AlphaKind, CompareRow};
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
@@ -115,10 +115,8 @@ fn render_table(frame: &mut Frame, area: Rect, s: &State, rows: &[CompareRow], t
         }
         lines.push(Line::from(spans));
     }
-    lines.push(Line::styled(
-        format!("{ACCEPTED_GLYPH} accepted  {RULE_GLYPH} rule's α  Δ: points from AT"),
-        t.muted,
-    ));
+    let legend = format!("{ACCEPTED_GLYPH} accepted  {RULE_GLYPH} rule's α  Δ: pts from AT");
+    lines.push(Line::styled(fit_words(&legend, width), t.muted));
     frame.render_widget(Paragraph::new(lines), inner);
 }
 

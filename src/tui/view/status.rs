@@ -88,11 +88,25 @@ fn key_hints(s: &State, t: &Theme, width: usize) -> Line<'static> {
         ("?", "help", 9),
         ("q", "quit", 9),
     ];
-    let hints = if s.read_only.is_some() {
-        read_only
+    let compare: &[(&str, &str, u8)] = &[
+        ("j/k", "candidate", 9),
+        ("⏎", "show it", 9),
+        ("m/Esc", "close", 9),
+        ("s", "save", 7),
+        ("?", "help", 9),
+        ("q", "quit", 9),
+    ];
+    let mut hints: Vec<(&str, &str, u8)> = if s.compare_view {
+        compare.to_vec()
+    } else if s.read_only.is_some() {
+        read_only.to_vec()
     } else {
-        full
+        full.to_vec()
     };
+    // The compare view's key once the session has a candidate to compare.
+    if !s.compare_view && !s.candidates.is_empty() {
+        hints.insert(hints.len() - 2, ("m", "compare", 6));
+    }
     let pairs: Vec<Piece> = hints
         .iter()
         .map(|(key, what, rank)| Piece {
