@@ -165,11 +165,36 @@ fn the_demo_from_mrc_to_a_saved_session() {
     t.wait_for("accepted: wrote", 60);
     t.keys(&["s"]);
     t.wait_for("session saved", 60);
-    t.keys(&["q"]);
+    // A second candidate: the next module by MRC (sorted, the cursor stays on the
+    // recommendation; one down), fine-tuned and swept; its rule α accepted and saved.
+    t.keys(&["o", "Down", "Enter"]);
+    let s = t.wait_for("move the α cursor", 600);
+    let second_rule = cursor_alpha(&s);
+    t.keys(&["a"]);
+    t.wait_for("accepted: wrote", 60);
+    t.keys(&["s"]);
+    t.wait_for("session saved", 60);
+    // The compare view lists both, each with its own accepted α.
+    t.keys(&["m"]);
+    let s = t.wait_for("2 candidates", 30);
+    assert_eq!(s.matches('★').count() >= 2, true, "{s}");
+    t.keys(&["m", "q"]);
     assert_eq!(t.wait_exit(30), 0);
     t.assert_restored();
 
     let saved = Session::load(&session).unwrap();
+    let first = saved.finetune.as_ref().unwrap().layers.clone();
+    let second: Vec<_> = std::fs::read_dir(session.join("candidates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(second.len(), 1, "{second:?}");
+    let other = Session::load(&second[0]).unwrap();
+    let other_layers = other.finetune.as_ref().unwrap().layers.clone();
+    assert_ne!(other_layers, first);
+    assert_eq!(other.chosen.as_ref().unwrap().alpha, second_rule);
+    assert!(second[0].join("chosen.pth").is_file());
+    assert!(second[0].join("finetuned.safetensors").is_file());
     let mrc = saved.mrc.as_ref().expect("MRC saved");
     assert_eq!(mrc.modules.len(), 21);
     assert_eq!(
@@ -202,6 +227,9 @@ fn the_demo_from_mrc_to_a_saved_session() {
     let s = t.wait_for("resumed session", 30);
     assert!(s.contains("MRC 21/21"), "{s}");
     assert!(s.contains(&format!("accepted α {moved:.3}")), "{s}");
+    t.keys(&["m"]);
+    let s = t.wait_for("2 candidates", 30);
+    assert!(s.contains(&other_layers[0]), "{s}");
     t.keys(&["q"]);
     assert_eq!(t.wait_exit(30), 0);
     t.assert_restored();
