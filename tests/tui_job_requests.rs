@@ -124,6 +124,22 @@ fn save_and_accept_while_the_sweep_runs() {
         "{seen:?}"
     );
     assert_eq!(swept(&seen), grid(), "every α of the grid, in order");
+    // Every batch of an α point is an event, where requests are served: 16 samples in
+    // batches of 8 give two per point, plus the point's own (no baseline ran here, so
+    // α = 0 is measured too).
+    let beats = seen
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                JobEvent::Engine(Event::Progress {
+                    stage: Stage::Interpolate,
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(beats, 3 * grid().len(), "{seen:?}");
 
     // The save came while the sweep ran, and holds exactly the points before it.
     let saved_at = seen

@@ -245,9 +245,10 @@ pub fn evaluate_alpha(
     test: &ImageSet,
     cfg: &SweepConfig,
     cancel: &CancelFlag,
+    batch_done: &mut dyn FnMut(),
 ) -> Result<SweepPoint, InterpolateError> {
     ends.apply(model, alpha)?;
-    let r = evaluate(model, test, &cfg.eval_plan(), cancel, &mut |_, _| {})?;
+    let r = evaluate(model, test, &cfg.eval_plan(), cancel, &mut |_, _| batch_done())?;
     Ok(SweepPoint {
         alpha,
         clean_acc: r.clean_acc,
@@ -273,15 +274,24 @@ pub(crate) fn refinement(points: &[SweepPoint], chosen: f64) -> Vec<f64> {
     out
 }
 
+/// What a sweep round's evaluator reports: a measured point, or one more batch of a
+/// point done. A batch becomes a `Progress` event with the counts unchanged: one α point
+/// of a large model takes minutes, and the explorer's worker serves `s` and `a` at each
+/// event (`jobs/requests.rs`), so they wait a batch, not a point.
+pub(crate) enum SweepStep {
+    Point(SweepPoint),
+    Batch,
+}
+
 /// The rounds of a sweep, whoever evaluates them: the grid (less the points already in
 /// `known`, emitted as they are), then up to `cfg.refine` rounds of midpoints around the
 /// current choice. `evaluate(alphas, emit)` measures one round's α and hands each point to
-/// `emit`, in any order. Returns the points sorted by α and the refinement rounds run.
+/// `emit` (`SweepStep::Point`), in any order, and may report its batches too. Returns the points sorted by α and the refinement rounds run.
 pub(crate) fn sweep_rounds<E>(
     cfg: &SweepConfig,
     known: &[SweepPoint],
     sink: Sink,
-    mut evaluate: impl FnMut(&[f64], &mut dyn FnMut(SweepPoint)) -> Result<(), E>,
+    mut evaluate: impl FnMut(&[f64], &mut dyn FnMut(SweepStep)) -> Result<(), E>,
 ) -> Result<(Vec<SweepPoint>, usize), E> {
     let (mut points, mut todo) = (Vec::new(), Vec::new());
     for &alpha in &cfg.alphas {
@@ -296,9 +306,11 @@ pub(crate) fn sweep_rounds<E>(
     let total_hint = cfg.alphas.len() + 2 * cfg.refine;
     let mut round = 0;
     loop {
-        evaluate(&todo, &mut |p| {
-            sink(Event::SweepPoint { point: p.clone() });
-            points.push(p);
+        evaluate(&todo, &mut |step| {
+            if let SweepStep::Point(p) = step {
+                sink(Event::SweepPoint { point: p.clone() });
+                points.push(p);
+            }
             sink(Event::Progress {
                 stage: Stage::Interpolate,
                 done: points.len(),
@@ -348,7 +360,9 @@ pub fn sweep(
     let start = Instant::now();
     let (points, round) = sweep_rounds(cfg, known, sink, |alphas, emit| {
         for &alpha in alphas {
-            emit(evaluate_alpha(model, ends, alpha, test, cfg, cancel)?);
+            let batch = &mut || emit(SweepStep::Batch);
+            let p = evaluate_alpha(model, ends, alpha, test, cfg, cancel, batch)?;
+            emit(SweepStep::Point(p));
         }
         Ok::<(), InterpolateError>(())
     })?;

@@ -445,6 +445,14 @@ impl Pipeline {
         let mut points = interp.points.clone();
         let total = new.len();
         for (i, &alpha) in new.iter().enumerate() {
+            // Each batch is an event (counts unchanged): the explorer serves requests there.
+            let batch = &mut || {
+                sink(Event::Progress {
+                    stage: Stage::Refine,
+                    done: i,
+                    total,
+                })
+            };
             let p = evaluate_alpha(
                 &self.model,
                 ends,
@@ -452,6 +460,7 @@ impl Pipeline {
                 &self.test,
                 &self.setup.sweep,
                 cancel,
+                batch,
             )?;
             sink(Event::SweepPoint { point: p.clone() });
             sink(Event::Progress {

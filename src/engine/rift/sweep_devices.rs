@@ -6,7 +6,7 @@
 //! evaluated it: the result equals `interpolate::sweep` on one device.
 use super::events::Sink;
 use super::interpolate::{
-    choose_alpha, evaluate_alpha, sweep_rounds, Endpoints, SweepConfig, SweepTask,
+    choose_alpha, evaluate_alpha, sweep_rounds, Endpoints, SweepConfig, SweepStep, SweepTask,
 };
 use super::multi_device::{load_on, Devices, DevicesError, LoadOn};
 use super::results::{InterpolationResult, SweepPoint};
@@ -66,7 +66,7 @@ pub fn sweep_on_devices(
                 }
                 match res_rx.recv_timeout(Duration::from_millis(100)) {
                     Ok(Ok(p)) => {
-                        emit(p);
+                        emit(SweepStep::Point(p));
                         got += 1;
                     }
                     Ok(Err(e)) => {
@@ -134,7 +134,7 @@ impl Worker<'_> {
                 let _ = results.send(Err(DevicesError::Cancelled));
                 return;
             }
-            let r = evaluate_alpha(&model, &ends, alpha, self.test, self.cfg, &stop)
+            let r = evaluate_alpha(&model, &ends, alpha, self.test, self.cfg, &stop, &mut || {})
                 .map_err(DevicesError::from);
             if results.send(r).is_err() {
                 return;
