@@ -74,3 +74,24 @@ pub fn shown(s: &mut State, session: &Session) {
         None => format!("new candidate {}", session.settings.layer),
     };
 }
+
+/// A followed `rift compare` starts its next candidate: the one before keeps its α curve
+/// in the list (the panels now fill with the new one's), so the compare view of the
+/// follower shows every candidate so far.
+pub fn followed(s: &mut State, label: &str, modules: &[String]) {
+    let sweep = s.sweep.clone();
+    for c in s.candidates.iter_mut().filter(|c| c.shown) {
+        c.shown = false;
+        c.points = sweep.clone();
+    }
+    s.candidates.retain(|c| c.label != label);
+    s.candidates.push(CandidateSummary {
+        label: label.to_string(),
+        modules: modules.to_vec(),
+        trained_params: 0,
+        points: Vec::new(),
+        accepted: None,
+        dir: String::new(),
+        shown: true,
+    });
+}

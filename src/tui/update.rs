@@ -407,6 +407,9 @@ fn engine_event(s: &mut State, ev: Event) {
             if stage == Stage::FinalEval {
                 super::aa_check::stage_started(s, about.as_ref());
             }
+            if let Some(StageAbout::Candidate { label, modules, .. }) = &about {
+                super::candidates::followed(s, label, modules);
+            }
             if stage == Stage::Finetune {
                 s.aa = Default::default();
                 s.ft_losses.clear();

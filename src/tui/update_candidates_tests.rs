@@ -241,3 +241,35 @@ fn a_follower_cannot_switch_candidates() {
     assert_eq!(update(&mut s, Msg::ShowCandidate), None);
     assert!(s.status.contains("read-only"), "{}", s.status);
 }
+
+#[test]
+fn following_a_comparison_keeps_every_candidates_curve() {
+    let mut s = state();
+    s.read_only = Some("runs/cmp".into());
+    for (i, (label, gain)) in [("rift", 1.0), ("last", 0.5)].into_iter().enumerate() {
+        let about = StageAbout::Candidate {
+            label: label.into(),
+            index: i + 1,
+            total: 2,
+            modules: vec![format!("{label}.module")],
+        };
+        engine(&mut s, Event::started(Stage::Candidate, about));
+        let ft = StageAbout::Finetune {
+            layers: vec![format!("{label}.module")],
+            epochs: 1,
+            lr: 0.01,
+        };
+        engine(&mut s, Event::started(Stage::Finetune, ft));
+        for p in curve(gain) {
+            engine(&mut s, Event::SweepPoint { point: p });
+        }
+    }
+    let rows = compare_rows(&s);
+    let got: Vec<(&str, bool, usize)> = rows
+        .iter()
+        .map(|r| (r.label.as_str(), r.shown, r.points.len()))
+        .collect();
+    assert_eq!(got, vec![("rift", false, 3), ("last", true, 3)]);
+    assert_eq!(rows[0].points, curve(1.0));
+    assert_eq!(rows[1].points, curve(0.5));
+}

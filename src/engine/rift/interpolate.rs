@@ -248,7 +248,9 @@ pub fn evaluate_alpha(
     batch_done: &mut dyn FnMut(),
 ) -> Result<SweepPoint, InterpolateError> {
     ends.apply(model, alpha)?;
-    let r = evaluate(model, test, &cfg.eval_plan(), cancel, &mut |_, _| batch_done())?;
+    let r = evaluate(model, test, &cfg.eval_plan(), cancel, &mut |_, _| {
+        batch_done()
+    })?;
     Ok(SweepPoint {
         alpha,
         clean_acc: r.clean_acc,
