@@ -125,21 +125,19 @@ fn save_and_accept_while_the_sweep_runs() {
     );
     assert_eq!(swept(&seen), grid(), "every α of the grid, in order");
     // Every batch of an α point is an event, where requests are served: 16 samples in
-    // batches of 8 give two per point, plus the point's own (no baseline ran here, so
-    // α = 0 is measured too).
+    // batches of 8 give two per point (no baseline ran here, so α = 0 is measured too).
     let beats = seen
         .iter()
         .filter(|e| {
             matches!(
                 e,
-                JobEvent::Engine(Event::Progress {
-                    stage: Stage::Interpolate,
-                    ..
+                JobEvent::Engine(Event::Batch {
+                    stage: Stage::Interpolate
                 })
             )
         })
         .count();
-    assert_eq!(beats, 3 * grid().len(), "{seen:?}");
+    assert_eq!(beats, 2 * grid().len(), "{seen:?}");
 
     // The save came while the sweep ran, and holds exactly the points before it.
     let saved_at = seen

@@ -81,6 +81,22 @@ fn mrc_finetune_sweep_accept_save_in_order_then_cancel() {
             Stage::Mrc
         ]
     );
+    // Each MRC step is an event (`Batch`), where `s` and `a` are served: at least one
+    // before every epoch's result, so a request never waits a whole epoch.
+    let mut steps_since_epoch = 0;
+    for e in &seen {
+        match e {
+            JobEvent::Engine(Event::Batch { stage: Stage::Mrc }) => steps_since_epoch += 1,
+            JobEvent::Engine(Event::ModuleEpoch { module, epoch, .. }) => {
+                assert!(
+                    steps_since_epoch > 0,
+                    "{module} epoch {epoch}: no step event"
+                );
+                steps_since_epoch = 0;
+            }
+            _ => {}
+        }
+    }
     // Every estimate comes before any exact value; exact work goes lowest estimate first.
     let mut estimates: Vec<(f64, String)> = seen
         .iter()

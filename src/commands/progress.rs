@@ -205,8 +205,8 @@ impl Printer {
                 "  AutoAttack ({}, n = {}): AT robust {:.2}%  α = {} robust {:.2}%  chosen − AT {:+.2} points, 95 % CI [{:+.2}, {:+.2}]",
                 f.attacks, f.n, f.at_robust, f.alpha, f.chosen_robust, f.difference, f.ci95[0], f.ci95[1]
             )),
-            // The log's header is for followers, not people.
-            Event::LogFormat { .. } => {}
+            // The log's header is for followers, not people; a batch moves no count.
+            Event::LogFormat { .. } | Event::Batch { .. } => {}
         }
     }
 

@@ -41,6 +41,10 @@ impl EventLog {
         Ok(EventLog(f))
     }
     pub(super) fn write(&mut self, e: &Event) {
+        // A batch says nothing a follower shows: it would only grow the log.
+        if matches!(e, Event::Batch { .. }) {
+            return;
+        }
         if let Ok(line) = serde_json::to_string(e) {
             let _ = writeln!(self.0, "{line}");
             let _ = self.0.flush();

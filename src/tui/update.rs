@@ -521,7 +521,10 @@ fn engine_event(s: &mut State, ev: Event) {
         }
         Event::AutoAttack { update } => super::aa_check::progress(s, update),
         Event::FinalEval { summary } => super::aa_check::finished(s, summary),
-        Event::StageFinished { .. } | Event::TrainEpoch { .. } | Event::LogFormat { .. } => {}
+        Event::StageFinished { .. }
+        | Event::TrainEpoch { .. }
+        | Event::LogFormat { .. }
+        | Event::Batch { .. } => {}
         Event::ModuleEstimated {
             module,
             depth,

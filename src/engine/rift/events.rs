@@ -309,6 +309,12 @@ pub enum Event {
         stage: Stage,
         seconds: f64,
     },
+    /// One more batch of the running stage is done, where no count changes (an α point's
+    /// attack, an MRC epoch's steps): the explorer's worker serves `s` and `a` at every
+    /// event, so they wait a batch, not a point or an epoch. Not written to `events.jsonl`.
+    Batch {
+        stage: Stage,
+    },
     Failed {
         message: String,
     },

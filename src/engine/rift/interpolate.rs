@@ -277,9 +277,8 @@ pub(crate) fn refinement(points: &[SweepPoint], chosen: f64) -> Vec<f64> {
 }
 
 /// What a sweep round's evaluator reports: a measured point, or one more batch of a
-/// point done. A batch becomes a `Progress` event with the counts unchanged: one α point
-/// of a large model takes minutes, and the explorer's worker serves `s` and `a` at each
-/// event (`jobs/requests.rs`), so they wait a batch, not a point.
+/// point done (`Event::Batch`: one α point of a large model takes minutes, and the
+/// explorer's worker serves `s` and `a` at each event, so they wait a batch, not a point).
 pub(crate) enum SweepStep {
     Point(SweepPoint),
     Batch,
@@ -308,16 +307,19 @@ pub(crate) fn sweep_rounds<E>(
     let total_hint = cfg.alphas.len() + 2 * cfg.refine;
     let mut round = 0;
     loop {
-        evaluate(&todo, &mut |step| {
-            if let SweepStep::Point(p) = step {
+        evaluate(&todo, &mut |step| match step {
+            SweepStep::Point(p) => {
                 sink(Event::SweepPoint { point: p.clone() });
                 points.push(p);
+                sink(Event::Progress {
+                    stage: Stage::Interpolate,
+                    done: points.len(),
+                    total: total_hint.max(points.len()),
+                });
             }
-            sink(Event::Progress {
+            SweepStep::Batch => sink(Event::Batch {
                 stage: Stage::Interpolate,
-                done: points.len(),
-                total: total_hint.max(points.len()),
-            });
+            }),
         })?;
         points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
         if round == cfg.refine {

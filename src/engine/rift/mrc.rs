@@ -10,7 +10,7 @@
 //! frozen, with eval-mode BatchNorm, so it never changes) and runs only the suffix: the
 //! same numbers for far less work.
 use super::adv_set::TensorSet;
-use super::events::{Event, Sink};
+use super::events::{Event, Sink, Stage};
 use super::results::{criticality_cmp, ModuleScore, MrcResult};
 use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::CancelFlag;
@@ -239,6 +239,7 @@ fn ascend(
                 let _ = w.shallow_clone().f_add_(&grad[0].f_mul_scalar(cfg.lr)?)?;
                 Ok(())
             })?;
+            sink(Event::Batch { stage: Stage::Mrc });
         }
         // Project the change back onto the ε-sphere when it left the ball.
         let reached = tch::no_grad(|| -> Result<bool, tch::TchError> {

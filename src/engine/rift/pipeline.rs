@@ -445,12 +445,10 @@ impl Pipeline {
         let mut points = interp.points.clone();
         let total = new.len();
         for (i, &alpha) in new.iter().enumerate() {
-            // Each batch is an event (counts unchanged): the explorer serves requests there.
+            // Each batch is an event: the explorer serves requests there.
             let batch = &mut || {
-                sink(Event::Progress {
+                sink(Event::Batch {
                     stage: Stage::Refine,
-                    done: i,
-                    total,
                 })
             };
             let p = evaluate_alpha(
