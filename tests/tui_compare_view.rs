@@ -179,7 +179,7 @@ fn table_numbers_and_colours_come_from_each_curve() {
             // The accepted α (linear's) and the rule's (the other two) are marked apart.
             let text = screen.join("\n");
             assert!(text.contains("0.75★"), "{text}");
-            assert_eq!(text.matches('◆').count() >= 2, true, "{text}");
+            assert!(text.matches('◆').count() >= 2, "{text}");
         }
     }
 }

@@ -177,7 +177,7 @@ fn the_demo_from_mrc_to_a_saved_session() {
     // The compare view lists both, each with its own accepted α.
     t.keys(&["m"]);
     let s = t.wait_for("2 candidates", 30);
-    assert_eq!(s.matches('★').count() >= 2, true, "{s}");
+    assert!(s.matches('★').count() >= 2, "{s}");
     t.keys(&["m", "q"]);
     assert_eq!(t.wait_exit(30), 0);
     t.assert_restored();
