@@ -224,8 +224,8 @@ fn a_compare_directory_lists_its_candidates() {
     let labels: Vec<&str> = list.iter().map(|c| c.label.as_str()).collect();
     assert_eq!(
         labels,
-        vec!["conv1", "last"],
-        "name order of their directories"
+        vec!["last", "conv1"],
+        "the order the comparison ran them"
     );
     for c in &list {
         assert!(!c.shown, "the comparison's own session is on display");

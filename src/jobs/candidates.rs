@@ -20,7 +20,9 @@
 //! - The accepted α is per candidate: `a` writes `chosen.pth`/`chosen.safetensors` in the
 //!   directory of the candidate on display.
 use super::messages::CandidateSummary;
-use crate::engine::rift::compare::{Candidate, CandidateRow, CANDIDATES_DIR, CANDIDATE_FILE};
+use crate::engine::rift::compare::{
+    Candidate, CandidateRow, CompareResult, CANDIDATES_DIR, CANDIDATE_FILE, COMPARE_FILE,
+};
 use crate::engine::rift::pipeline::Pipeline;
 use crate::engine::session::{Session, SessionError};
 use std::path::{Path, PathBuf};
@@ -51,8 +53,25 @@ impl Candidates {
                     .collect()
             })
             .unwrap_or_default();
-        sub.sort();
+        // A `rift compare` directory: its candidates in the order it ran them (the
+        // table's), the others after them by name.
+        let order = self.compare_order();
+        sub.sort_by_key(|d| {
+            let rel = self.relative(d);
+            let at = order.iter().position(|o| *o == rel);
+            (at.unwrap_or(usize::MAX), d.clone())
+        });
         std::iter::once(self.root.clone()).chain(sub).collect()
+    }
+
+    /// The candidates' directories (relative) in `compare.yaml`'s order; none without it.
+    fn compare_order(&self) -> Vec<String> {
+        std::fs::read_to_string(self.root.join(COMPARE_FILE))
+            .ok()
+            .and_then(|t| serde_yaml::from_str::<CompareResult>(&t).ok())
+            .map_or(Vec::new(), |c| {
+                c.candidates.into_iter().map(|r| r.session).collect()
+            })
     }
 
     /// The candidates to list: the one on display (from the pipeline, live), and every

@@ -55,7 +55,8 @@ pub fn listed(s: &mut State, list: Vec<CandidateSummary>) {
     let rows = compare_rows(s).len();
     s.candidate_cursor = s.candidate_cursor.min(rows.saturating_sub(1));
     let nothing_shown = !s.candidates.iter().any(|c| c.shown) && s.ft_layers.is_empty();
-    if first && nothing_shown && !s.candidates.is_empty() && !s.busy {
+    // (MRC may be running meanwhile: the bars stay above the view.)
+    if first && nothing_shown && !s.candidates.is_empty() {
         toggle_view(s);
     }
 }
