@@ -185,6 +185,8 @@ pub fn render_all(session: &Session, dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// `rift compare`'s trade-off figure as `compare.png` and `compare.svg` in `dir`.
 pub fn render_compare(r: &CompareResult, dir: &Path) -> Result<()> {
+    // Also when it is the process's first figure (a resumed comparison's report).
+    ensure_font()?;
     let (w, h) = super::plots_compare::SIZE;
     let mut rgb = vec![255u8; w as usize * h as usize * 3];
     {
