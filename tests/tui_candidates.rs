@@ -5,26 +5,13 @@
 //! gives the very same θ(α); a `rift compare` directory lists its candidates.
 mod common;
 
-use common::jobs::{demo_attack, job_setup, JobFixture};
-use common::{path_str, rift_ok, DEMO_MODEL};
+use common::jobs::demo_job_setup as setup;
+use common::{demo_run_args, rift_ok};
 use rift::engine::rift::events::Stage;
 use rift::jobs::{CandidateSummary, JobCommand, JobEvent, Worker};
 use rift::report::session::Session;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tokio::sync::mpsc::UnboundedReceiver;
-
-fn setup(session: PathBuf) -> rift::jobs::JobSetup {
-    job_setup(JobFixture {
-        checkpoint: DEMO_MODEL,
-        dataset: "mnist",
-        data_dir: "assets/demo",
-        session,
-        ft_epochs: 1,
-        modules: vec!["linear".into()],
-        attack: demo_attack(),
-        activation: None,
-    })
-}
 
 /// Runs `cmd` and returns every event up to and including its end.
 fn job(
@@ -185,36 +172,10 @@ fn two_candidates_keep_their_curves_and_accepted_alphas() {
 fn a_compare_directory_lists_its_candidates() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cmp");
-    let data = std::path::Path::new("assets/demo");
-    rift_ok(&[
-        "compare",
-        "--checkpoint",
-        DEMO_MODEL,
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        path_str(data),
-        "--session",
-        path_str(&dir),
-        "--candidates",
-        "last,conv1",
-        "--limit",
-        "16",
-        "--steps",
-        "2",
-        "--eps",
-        "0.1",
-        "--step",
-        "0.05",
-        "--epochs",
-        "1",
-        "--alphas",
-        "0,0.5,1",
-        "--refine",
-        "0",
-        "--device",
-        "cpu",
-    ]);
+    let data = Path::new("assets/demo");
+    let mut args = demo_run_args(&dir, data, &["--candidates", "last,conv1", "--refine", "0"]);
+    args[0] = "compare".into();
+    rift_ok(&args);
     let cmp: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(dir.join("compare.yaml")).unwrap()).unwrap();
     let mut s = setup(dir.clone());

@@ -2,8 +2,6 @@
 //! clean-vs-robust plane, drawn on a `TestBackend` at 80×24 and 160×48 (insta snapshots),
 //! its colours for two themes, the table's Δ numbers read back from the screen against
 //! the candidates' own curves, and each label in its path's colour.
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use rift::engine::rift::events::{Event, Stage, StageAbout};
 use rift::engine::rift::results::SweepPoint;
 use rift::jobs::{CandidateSummary, JobEvent};
@@ -13,7 +11,7 @@ use rift::tui::view::compare::series_colour;
 use rift::tui::{update, Msg, State};
 
 mod common;
-use common::tui::{colour_map, ev, finish, render, score};
+use common::tui::{colour_map, ev, finish, render, screen_rows, three_modules_scored};
 
 const TOLERANCE: f64 = 0.5;
 
@@ -48,28 +46,7 @@ fn summary(label: &str, points: Vec<SweepPoint>, accepted: Option<f64>) -> Candi
 /// `conv1` finished earlier (`linear` with an accepted α); the compare view open.
 fn compared() -> State {
     let mut s = State::new(0.01, TOLERANCE, 2, vec!["default".into()]);
-    update(&mut s, Msg::Start);
-    let model = StageAbout::Model {
-        arch: "preact-resnet18".into(),
-        params: 11_171_146,
-        modules: 21,
-        normalization: String::new(),
-        device: "cpu".into(),
-    };
-    ev(&mut s, Event::started(Stage::Load, model));
-    for (n, d, m) in [
-        ("conv1", 0, 0.9),
-        ("layer2.1.conv2", 1, 0.12),
-        ("linear", 2, 0.7),
-    ] {
-        ev(
-            &mut s,
-            Event::ModuleScored {
-                score: score(n, d, m),
-            },
-        );
-    }
-    finish(&mut s, Stage::Mrc);
+    three_modules_scored(&mut s, "cpu");
     update(&mut s, Msg::FineTune);
     let about = StageAbout::Finetune {
         layers: vec!["layer2.1.conv2".into()],
@@ -99,17 +76,6 @@ fn compared() -> State {
     update(&mut s, Msg::Down);
     assert!(s.compare_view);
     s
-}
-
-fn rows(t: &Terminal<TestBackend>) -> Vec<String> {
-    let buf = t.backend().buffer();
-    (0..buf.area.height)
-        .map(|y| {
-            (0..buf.area.width)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect()
-        })
-        .collect()
 }
 
 #[test]
@@ -142,7 +108,7 @@ fn table_numbers_and_colours_come_from_each_curve() {
         let theme = Theme::load(name).unwrap();
         for (w, h) in [(80, 24), (160, 48)] {
             let t = render(&s, &theme, w, h);
-            let screen = rows(&t);
+            let screen = screen_rows(&t);
             let buf = t.backend().buffer();
             for (i, r) in compare_rows(&s).iter().enumerate() {
                 let d = r.delta().expect("every candidate has an α");
@@ -189,10 +155,10 @@ fn table_numbers_and_colours_come_from_each_curve() {
 fn the_view_closes_and_the_panels_return() {
     let mut s = compared();
     let theme = Theme::load("default").unwrap();
-    let open = rows(&render(&s, &theme, 80, 24)).join("\n");
+    let open = screen_rows(&render(&s, &theme, 80, 24)).join("\n");
     assert!(open.contains("Candidates"), "{open}");
     update(&mut s, Msg::CompareView);
-    let closed = rows(&render(&s, &theme, 80, 24)).join("\n");
+    let closed = screen_rows(&render(&s, &theme, 80, 24)).join("\n");
     assert!(!closed.contains("Candidates"), "{closed}");
     assert!(
         closed.contains("Fine-tuning") || closed.contains("fine-tun"),

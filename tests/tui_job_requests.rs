@@ -2,7 +2,7 @@
 //! and the job goes on to its end (on the bundled demo model with tiny settings).
 mod common;
 
-use common::jobs::{demo_attack, job_setup, JobFixture};
+use common::jobs::demo_job_setup;
 use common::{path_str, run_python, DEMO_MODEL};
 use rift::engine::rift::events::{Event, Stage};
 use rift::jobs::{JobCommand, JobEvent, JobRequest, Worker};
@@ -17,16 +17,7 @@ fn grid() -> Vec<f64> {
 }
 
 fn setup(session: PathBuf) -> rift::jobs::JobSetup {
-    let mut setup = job_setup(JobFixture {
-        checkpoint: DEMO_MODEL,
-        dataset: "mnist",
-        data_dir: "assets/demo",
-        session,
-        ft_epochs: 1,
-        modules: vec!["linear".into()],
-        attack: demo_attack(),
-        activation: None,
-    });
+    let mut setup = demo_job_setup(session);
     setup.pipeline.sweep.alphas = grid();
     setup.settings.alphas = grid();
     setup

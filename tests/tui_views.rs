@@ -13,7 +13,7 @@ use rift::tui::theme::Theme;
 use rift::tui::{update, Msg, State};
 
 mod common;
-use common::tui::{cell_colour, colour_map, ev, finish, render, score};
+use common::tui::{cell_colour, colour_map, ev, finish, render, screen_rows, three_modules_scored};
 
 const TOLERANCE: f64 = 0.5;
 
@@ -46,35 +46,13 @@ fn loss(i: usize) -> f64 {
 /// MRC done; fine-tuning the recommended module, `epochs_done` of 3 epochs finished.
 fn finetuning(epochs_done: usize) -> State {
     let mut s = State::new(0.01, TOLERANCE, EPOCHS, vec!["default".into()]);
-    update(&mut s, Msg::Start);
-    let model = StageAbout::Model {
-        arch: "preact-resnet18".into(),
-        params: 11_171_146,
-        modules: 21,
-        normalization: String::new(),
-        device: "cuda:0".into(),
-    };
-    ev(&mut s, Event::started(Stage::Load, model));
+    three_modules_scored(&mut s, "cuda:0");
     let baseline = Event::Baseline {
         clean_acc: SWEEP[0].1,
         robust_acc: SWEEP[0].2,
         n: 1000,
     };
     ev(&mut s, baseline);
-    ev(&mut s, Event::started_text(Stage::Mrc, "3 modules"));
-    for (n, d, m) in [
-        ("conv1", 0, 0.9),
-        ("layer2.1.conv2", 1, 0.12),
-        ("linear", 2, 0.7),
-    ] {
-        ev(
-            &mut s,
-            Event::ModuleScored {
-                score: score(n, d, m),
-            },
-        );
-    }
-    finish(&mut s, Stage::Mrc);
     update(&mut s, Msg::FineTune);
     update(&mut s, Msg::Tick(100.0));
     let about = StageAbout::Finetune {
@@ -184,18 +162,6 @@ fn alpha_view_colour_maps_for_two_themes() {
     }
 }
 
-/// Every screen row as text.
-fn rows(t: &Terminal<TestBackend>) -> Vec<String> {
-    let buf = t.backend().buffer();
-    (0..buf.area.height)
-        .map(|y| {
-            (0..buf.area.width)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect()
-        })
-        .collect()
-}
-
 /// The colours of every cell drawn with `sym`.
 fn colours_of(t: &Terminal<TestBackend>, sym: &str) -> Vec<Color> {
     let buf = t.backend().buffer();
@@ -242,7 +208,7 @@ fn delta_numbers_are_point_minus_at_from_the_state() {
         let want = [p.clean_acc - at.clean_acc, p.robust_acc - at.robust_acc];
         for (w, h) in [(80, 24), (160, 48)] {
             let t = render(&s, &theme, w, h);
-            let screen = rows(&t);
+            let screen = screen_rows(&t);
             let got = bracketed(&screen, &format!("α {:.3} clean", p.alpha));
             assert_eq!(got.len(), 2, "α {} at {w}x{h}: {got:?}", p.alpha);
             for (g, want) in got.iter().zip(want) {
@@ -264,7 +230,7 @@ fn rule_and_accepted_alpha_are_marked_apart() {
         for view in [AlphaView::Delta, AlphaView::Plane] {
             let s = swept(view);
             let t = render(&s, &theme, 80, 24);
-            let screen = rows(&t).join("\n");
+            let screen = screen_rows(&t).join("\n");
             assert!(screen.contains(&format!("◆ rule α {RULE:.3}")), "{screen}");
             let accepted = format!("★ accepted α {ACCEPTED:.3}");
             assert!(screen.contains(&accepted), "{screen}");
@@ -302,7 +268,7 @@ fn diverged_losses_still_draw() {
         ev(&mut s, iteration);
     }
     for (w, h) in [(80, 24), (160, 48)] {
-        let screen = rows(&render(&s, &theme, w, h)).join("\n");
+        let screen = screen_rows(&render(&s, &theme, w, h)).join("\n");
         assert!(screen.contains("iteration"), "{screen}");
     }
 }

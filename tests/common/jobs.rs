@@ -149,3 +149,17 @@ pub fn scored_modules(events: &[JobEvent]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The demo model's worker with tiny settings: one fine-tuning epoch, MRC over `linear`.
+pub fn demo_job_setup(session: PathBuf) -> JobSetup {
+    job_setup(JobFixture {
+        checkpoint: super::DEMO_MODEL,
+        dataset: "mnist",
+        data_dir: "assets/demo",
+        session,
+        ft_epochs: 1,
+        modules: vec!["linear".into()],
+        attack: demo_attack(),
+        activation: None,
+    })
+}

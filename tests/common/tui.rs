@@ -4,7 +4,7 @@
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 use ratatui::Terminal;
-use rift::engine::rift::events::{Event, Stage};
+use rift::engine::rift::events::{Event, Stage, StageAbout};
 use rift::engine::rift::results::ModuleScore;
 use rift::jobs::JobEvent;
 use rift::tui::theme::Theme;
@@ -123,4 +123,44 @@ pub fn score(name: &str, depth: usize, mrc: f64) -> ModuleScore {
 /// The worker's end of a job.
 pub fn finish(s: &mut State, stage: Stage) {
     update(s, Msg::Job(JobEvent::Finished { stage }));
+}
+
+/// A preact-resnet18 on `device` loaded and three modules scored exactly — conv1 0.9,
+/// layer2.1.conv2 0.12 (the recommendation), linear 0.7 — with MRC finished.
+pub fn three_modules_scored(s: &mut State, device: &str) {
+    update(s, Msg::Start);
+    let model = StageAbout::Model {
+        arch: "preact-resnet18".into(),
+        params: 11_171_146,
+        modules: 21,
+        normalization: String::new(),
+        device: device.into(),
+    };
+    ev(s, Event::started(Stage::Load, model));
+    ev(s, Event::started_text(Stage::Mrc, "3 modules"));
+    for (n, d, m) in [
+        ("conv1", 0, 0.9),
+        ("layer2.1.conv2", 1, 0.12),
+        ("linear", 2, 0.7),
+    ] {
+        ev(
+            s,
+            Event::ModuleScored {
+                score: score(n, d, m),
+            },
+        );
+    }
+    finish(s, Stage::Mrc);
+}
+
+/// Every screen row as text.
+pub fn screen_rows(t: &Terminal<TestBackend>) -> Vec<String> {
+    let buf = t.backend().buffer();
+    (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect()
+        })
+        .collect()
 }

@@ -57,22 +57,9 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
     let floor = r0 - s.tolerance;
     let x = padded(s.sweep.iter().map(|p| p.clean_acc));
     let y = padded(s.sweep.iter().map(|p| p.robust_acc).chain([floor]));
-    let y_labels = [format!("{:.1}", y.1), format!("{:.1}", y.0)];
-    let label_w = y_labels
-        .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(0) as u16;
-    if area.width < label_w + 8 || area.height < 4 {
+    let Some(plot) = plane_axes(frame.buffer_mut(), area, x, y, t.muted) else {
         return;
-    }
-    let plot = Rect::new(
-        area.x + label_w + 1,
-        area.y,
-        area.width - label_w - 1,
-        area.height - 2,
-    );
-    axes(frame.buffer_mut(), area, plot, &y_labels, x, t.muted);
+    };
     let colour = |st: Style| st.fg.unwrap_or(Color::Reset);
     let path: Vec<&SweepPoint> = s.sweep.iter().collect();
     let canvas = Canvas::default()
@@ -104,8 +91,36 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
     marks_and_labels(frame.buffer_mut(), &grid, s, t);
 }
 
+/// Axes for clean accuracy `x` and robust accuracy `y` (ranges) over `area`; the plot's
+/// own rectangle inside them, or `None` when `area` is too small for a plot.
+pub(super) fn plane_axes(
+    buf: &mut Buffer,
+    area: Rect,
+    x: (f64, f64),
+    y: (f64, f64),
+    st: Style,
+) -> Option<Rect> {
+    let y_labels = [format!("{:.1}", y.1), format!("{:.1}", y.0)];
+    let label_w = y_labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0) as u16;
+    if area.width < label_w + 8 || area.height < 4 {
+        return None;
+    }
+    let plot = Rect::new(
+        area.x + label_w + 1,
+        area.y,
+        area.width - label_w - 1,
+        area.height - 2,
+    );
+    axes(buf, area, plot, &y_labels, x, st);
+    Some(plot)
+}
+
 /// The y labels (top, bottom), the axis lines and the x labels (lowest, highest clean).
-pub(super) fn axes(
+fn axes(
     buf: &mut Buffer,
     area: Rect,
     plot: Rect,

@@ -4,7 +4,7 @@
 //! candidate's α path in one clean-vs-robust plane (right), its α marked with the same
 //! glyph, over the tolerance line. The table's labels are the plot's legend.
 use super::alpha::{ACCEPTED_GLYPH, RULE_GLYPH};
-use super::alpha_plane::{axes, padded, AT_GLYPH};
+use super::alpha_plane::{padded, plane_axes, AT_GLYPH};
 use super::{fit, fit_words, panel};
 use crate::tui::compare_rows::{compare_rows, AlphaKind, CompareRow};
 use crate::tui::state::State;
@@ -150,22 +150,9 @@ fn render_plane(frame: &mut Frame, area: Rect, s: &State, rows: &[CompareRow], t
         .map(|p| p.robust_acc - s.tolerance);
     let x = padded(all().map(|p| p.clean_acc));
     let y = padded(all().map(|p| p.robust_acc).chain(floor));
-    let y_labels = [format!("{:.1}", y.1), format!("{:.1}", y.0)];
-    let label_w = y_labels
-        .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(0) as u16;
-    if inner.width < label_w + 8 || inner.height < 4 {
+    let Some(plot) = plane_axes(frame.buffer_mut(), inner, x, y, t.muted) else {
         return;
-    }
-    let plot = Rect::new(
-        inner.x + label_w + 1,
-        inner.y,
-        inner.width - label_w - 1,
-        inner.height - 2,
-    );
-    axes(frame.buffer_mut(), inner, plot, &y_labels, x, t.muted);
+    };
     let canvas = Canvas::default()
         .background_color(t.base.bg.unwrap_or(Color::Reset))
         .marker(Marker::Braille)
