@@ -7,7 +7,7 @@ mod common;
 
 use common::jobs::demo_job_setup as setup;
 use common::{demo_run_args, rift_ok};
-use rift::engine::rift::events::Stage;
+use rift::engine::rift::events::{Event, Stage};
 use rift::jobs::{CandidateSummary, JobCommand, JobEvent, Worker};
 use rift::report::session::Session;
 use std::path::Path;
@@ -160,8 +160,37 @@ fn two_candidates_keep_their_curves_and_accepted_alphas() {
     );
     listed(&mut rx);
 
+    // A new candidate whose fine-tuning is cancelled leaves nothing behind once another
+    // is shown.
+    handle.send(finetune("layer1.0.conv1"));
+    loop {
+        let e = rx.blocking_recv().expect("the worker ended early");
+        if matches!(e, JobEvent::Engine(Event::FinetuneIter { .. })) {
+            break;
+        }
+    }
+    handle.cancel();
+    loop {
+        match rx.blocking_recv().expect("the worker ended early") {
+            JobEvent::Cancelled => break,
+            JobEvent::Finished { stage } => panic!("{stage:?} finished, not cancelled"),
+            _ => {}
+        }
+    }
+    let listed_now = listed(&mut rx);
+    assert_eq!(
+        listed_now.len(),
+        3,
+        "the new one is on display: {listed_now:?}"
+    );
+    assert!(listed_now[2].shown && listed_now[2].points.is_empty());
+
     // Fine-tuning the second's module again refits that candidate, no third one.
     job(&mut handle, &mut rx, finetune("conv1"));
+    assert!(
+        !root.join("candidates/layer1.0.conv1").exists(),
+        "the cancelled candidate was not saved"
+    );
     let again = listed(&mut rx);
     assert_eq!(again.len(), 2, "{again:?}");
     assert!(again[1].shown && again[1].points.is_empty());

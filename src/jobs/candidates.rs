@@ -140,19 +140,21 @@ impl Candidates {
         }
     }
 
-    /// Where fine-tuning `layers` goes: `None` for the session on display (it has no
-    /// fine-tuning yet, or fine-tuned exactly these modules: they are fitted again), else
-    /// the directory of the candidate of these modules (existing or new).
+    /// Where fine-tuning `layers` goes: `None` for the session on display (the explorer's
+    /// own before its first fine-tuning, a new candidate of these modules, or one that
+    /// fine-tuned exactly these modules: they are fitted again), else the directory of the
+    /// candidate of these modules (existing or new).
     pub fn dir_for(&self, p: &Pipeline, layers: &[String]) -> Option<PathBuf> {
         let same = |s: &Session| {
             s.finetune
                 .as_ref()
                 .is_some_and(|f| !f.all_parameters && f.layers == layers)
         };
-        match &p.session.finetune {
-            None => return None,
-            Some(_) if same(&p.session) => return None,
-            Some(_) => {}
+        let shown = &p.session;
+        let fresh = shown.finetune.is_none()
+            && (p.setup.session_dir == self.root || shown.settings.layer == layers.join("+"));
+        if fresh || same(shown) {
+            return None;
         }
         let existing = self
             .dirs()

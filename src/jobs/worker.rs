@@ -321,7 +321,10 @@ impl Worker {
         label: &str,
     ) -> Result<()> {
         let next = candidates.session_for(&dir, &p.session, label, &p.model)?;
-        Self::save_shown(p, candidates)?;
+        // A new candidate whose fine-tuning never finished leaves nothing to keep.
+        if p.session.finetune.is_some() || p.setup.session_dir == candidates.root() {
+            Self::save_shown(p, candidates)?;
+        }
         p.switch_session(next, dir)?;
         if let Err(e) = p.reload_finetuned() {
             let message = format!("{}; fine-tune it again to sweep or accept α", paragraph(&e));
