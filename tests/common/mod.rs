@@ -2,10 +2,12 @@
 //! pillow) writes fixtures and reference numbers, and the one built `rift` binary is run.
 #![allow(dead_code)]
 
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod jobs;
+pub mod stages;
 pub mod tui;
 
 /// The bundled adversarially trained MNIST model (ResNet18, width 8) the tests run on.
@@ -190,4 +192,38 @@ pub fn demo_run_args(session: &Path, data: &Path, extra: &[&str]) -> Vec<String>
     .collect();
     v.extend(extra.iter().map(|s| s.to_string()));
     v
+}
+
+pub fn read_json(p: &Path) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display())),
+    )
+    .unwrap_or_else(|e| panic!("{} is not JSON: {e}", p.display()))
+}
+
+/// The strings of a JSON array.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A failure: exit status 1, no panic, and every `needles` in stderr (`what` names the case
+/// in the test output).
+pub fn assert_fails_cleanly(out: &Output, what: &str, needles: &[&str]) {
+    eprintln!("checking that {what} fails cleanly");
+    assert_failed(out, EXIT_ERROR, needles);
+}
+
+/// Tiny dataset fixtures of `groups` in every layout rift reads, with the pixels and labels
+/// torchvision / numpy / PIL read from them (`tests/py/datasets_fixtures.py`), in a fresh
+/// temporary folder.
+pub fn dataset_fixtures(groups: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = vec![dir.path().to_str().expect("utf-8 temp path")];
+    args.extend_from_slice(groups);
+    run_python(include_str!("../py/datasets_fixtures.py"), &args);
+    dir
 }
