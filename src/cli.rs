@@ -472,12 +472,7 @@ pub struct TuiArgs {
     /// The AT checkpoint (.pth or .safetensors); not with --resume or --follow.
     #[arg(long, value_name = "FILE", required_unless_present_any = ["resume", "follow"], conflicts_with_all = ["resume", "follow"])]
     pub checkpoint: Option<PathBuf>,
-    /// auto (infer from the checkpoint) or resnet18|resnet34|resnet50|preactresnet18|wrn-34-10|wrn-D-K.
-    #[arg(long, default_value = "auto")]
-    pub arch: String,
-    /// First-stage width of a ResNet (64 as published) or WRN widen factor, with --arch.
-    #[arg(long)]
-    pub width: Option<i64>,
+    // `--arch`, `--width`, `--activation`, `--normalize`: `ModelArgs` less its checkpoint.
     #[command(flatten)]
     pub reading: ReadingArgs,
     /// Reopen a saved session (its session.yaml) without recomputing; its settings are used.

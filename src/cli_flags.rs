@@ -12,20 +12,21 @@ pub struct ModelArgs {
     /// Checkpoint: torch.save .pth (zip or legacy format) or .safetensors.
     #[arg(long, visible_alias = "resume", value_name = "FILE")]
     pub checkpoint: PathBuf,
+    #[command(flatten)]
+    pub reading: ReadingArgs,
+}
+
+/// How to read a checkpoint beyond its keys: the architecture and what no state dict
+/// records (shared by every command that loads a model, and by the explorer, whose
+/// `--checkpoint` is optional).
+#[derive(Args, Debug, Clone)]
+pub struct ReadingArgs {
     /// auto (infer from the checkpoint) or resnet18|resnet34|resnet50|preactresnet18|wrn-34-10|wrn-D-K.
     #[arg(long, default_value = "auto")]
     pub arch: String,
     /// First-stage width of a ResNet (64 as published) or WRN widen factor, with --arch.
     #[arg(long)]
     pub width: Option<i64>,
-    #[command(flatten)]
-    pub reading: ReadingArgs,
-}
-
-/// How to read a checkpoint beyond its keys: what no state dict records (shared by every
-/// command that loads a model).
-#[derive(Args, Debug, Clone)]
-pub struct ReadingArgs {
     /// relu or silu (Swish): the activation of a DM WideResNet/PreActResNet, which the
     /// checkpoint does not record (default: silu, the zoo's). An error on other families.
     #[arg(long, value_name = "relu|silu")]

@@ -324,3 +324,51 @@ fn without_a_terminal_or_with_bad_sessions_it_says_why() {
         assert_failed(&out, EXIT_ERROR, &["nope"]);
     }
 }
+
+/// The long flags a `--help` lists (each option line's own flag, not its aliases).
+fn listed_flags(help: &str) -> std::collections::BTreeSet<String> {
+    help.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| {
+            l.split([' ', ','])
+                .find(|w| w.starts_with("--"))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// `rift tui` reads the same flag groups as `rift run` (model, reading, data, attack,
+/// MRC, fine-tuning, sweep, runtime, OOD, final evaluation), so it lists every run flag
+/// but the α search's and `--output`, plus its own `--resume`, `--follow` and `--theme`.
+#[test]
+fn the_explorer_takes_the_run_flags() {
+    let run = listed_flags(&rift_ok(&["run", "--help"]));
+    let tui = listed_flags(&rift_ok(&["tui", "--help"]));
+    for f in [
+        "--checkpoint",
+        "--arch",
+        "--width",
+        "--activation",
+        "--normalize",
+    ] {
+        assert!(
+            tui.contains(f),
+            "`rift tui --help` does not list {f}: {tui:?}"
+        );
+    }
+    let run_only = ["--search", "--search-subset", "--search-budget", "--output"];
+    let tui_only = ["--resume", "--follow", "--theme"];
+    let from_run: Vec<&String> = run
+        .iter()
+        .filter(|f| !run_only.contains(&f.as_str()))
+        .collect();
+    let from_tui: Vec<&String> = tui
+        .iter()
+        .filter(|f| !tui_only.contains(&f.as_str()))
+        .collect();
+    assert_eq!(from_tui, from_run, "rift tui and rift run list other flags");
+    for f in tui_only.iter().chain(&run_only[..3]) {
+        assert!(tui.contains(*f) != run.contains(*f), "{f}");
+    }
+}

@@ -154,9 +154,14 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
             None => Ok(()),
         }
     };
-    let report = match autoattack::evaluate(
-        &model, &set, n, &cfg, &identity, resume, &mut save, &mut sink, &cancel,
-    ) {
+    let task = autoattack::AaTask {
+        model: &model,
+        set: &set,
+        n,
+        cfg: &cfg,
+        identity: &identity,
+    };
+    let report = match autoattack::evaluate(task, resume, &mut save, &mut sink, &cancel) {
         Ok(r) => r,
         Err(autoattack::AaError::Cancelled) => match &args.autoattack.state {
             Some(p) => bail!(

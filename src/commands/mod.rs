@@ -116,8 +116,8 @@ pub fn model_choice(args: &ModelArgs) -> Result<ModelChoice> {
     let normalize = NormalizeChoice::parse(&args.reading.normalize)
         .map_err(|e| anyhow::anyhow!("--normalize: {e}"))?;
     Ok(ModelChoice {
-        arch: Some(args.arch.clone()),
-        width: args.width,
+        arch: Some(args.reading.arch.clone()),
+        width: args.reading.width,
         activation,
         normalize,
     })

@@ -99,7 +99,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     };
     let settings = SessionSettings {
         checkpoint: args.model.checkpoint.display().to_string(),
-        arch: args.model.arch.clone(),
+        arch: args.model.reading.arch.clone(),
         dataset: kind.name().to_string(),
         data_dir: args.data.data_dir.display().to_string(),
         device: device_name(rt.device),

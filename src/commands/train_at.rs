@@ -9,7 +9,7 @@ use rift::engine::data::{load_split, Augmenter, DatasetKind, Split};
 use rift::engine::models::{ArchSpec, Model};
 use rift::engine::rift::events::Event;
 use rift::engine::rift::train_at::{
-    default_milestones, optimizer, train_at as run_train, TrainAtConfig,
+    default_milestones, optimizer, train_at as run_train, TrainAtConfig, TrainAtTask,
 };
 use rift::engine::tensors::{to_raw, to_tensor};
 use rift::engine::CancelFlag;
@@ -122,14 +122,17 @@ pub fn train_at(args: &TrainAtArgs) -> Result<()> {
         cfg.epochs,
         rift::engine::device::device_name(rt.device)
     );
+    let task = TrainAtTask {
+        train: &train,
+        test: &test,
+        augmenter: &aug,
+        cfg: &cfg,
+        start_epoch,
+    };
     run_train(
         &model,
         &mut opt,
-        &train,
-        &test,
-        &aug,
-        &cfg,
-        start_epoch,
+        task,
         &CancelFlag::default(),
         &mut |e| {
             printer.show(&e);

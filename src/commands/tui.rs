@@ -26,8 +26,6 @@ pub fn tui(args: &TuiArgs) -> Result<()> {
     let run = RunArgs {
         model: ModelArgs {
             checkpoint,
-            arch: args.arch.clone(),
-            width: args.width,
             reading: args.reading.clone(),
         },
         data: args.data.clone(),

@@ -2,10 +2,12 @@
 //! pillow) writes fixtures and reference numbers, and the one built `rift` binary is run.
 #![allow(dead_code)]
 
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod jobs;
+pub mod stages;
 pub mod tui;
 
 /// The bundled adversarially trained MNIST model (ResNet18, width 8) the tests run on.
@@ -150,6 +152,40 @@ pub fn mrc_scores(v: &serde_json::Value) -> Vec<(String, f64, f64)> {
         .collect()
 }
 
+/// Checks `rift mrc`'s scores (`mrc_scores` of its JSON, ascending) against the printed
+/// output of `tests/py/mrc_ref.py`'s `published_mrc` (`{name: [MRC, drop]}`): the same
+/// modules, every MRC within 2 % (plus 1e-4), every robust-accuracy drop within
+/// `drop_tolerance` points, and the same ranking (the reference sorted the same way).
+pub fn assert_mrc_matches_reference(
+    ours: &[(String, f64, f64)],
+    reference_json: &str,
+    drop_tolerance: f64,
+) {
+    let reference: std::collections::HashMap<String, Vec<f64>> =
+        serde_json::from_str(reference_json).expect("the reference prints JSON");
+    assert_eq!(
+        ours.len(),
+        reference.len(),
+        "every module the reference scored is scored, and no other"
+    );
+    for (name, mrc, drop) in ours {
+        let (r_mrc, r_drop) = (reference[name][0], reference[name][1]);
+        assert!(
+            (mrc - r_mrc).abs() <= 0.02 * r_mrc.abs() + 1e-4,
+            "{name}: MRC {mrc} vs torch {r_mrc}"
+        );
+        assert!(
+            (drop - r_drop).abs() <= drop_tolerance,
+            "{name}: drop {drop} vs torch {r_drop}"
+        );
+    }
+    let mut ref_order: Vec<(&String, f64)> = reference.iter().map(|(k, v)| (k, v[0])).collect();
+    ref_order.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let our_order: Vec<&String> = ours.iter().map(|s| &s.0).collect();
+    let ref_names: Vec<&String> = ref_order.iter().map(|s| s.0).collect();
+    assert_eq!(our_order, ref_names, "rankings differ");
+}
+
 /// `rift run` on the demo model with small, fast settings (96 test samples, 64 for the
 /// adversarial set, PGD-2 at ε 0.1, MRC over five modules for 2 epochs, one fine-tuning
 /// epoch, α on 0, 0.5, 1), then `extra`.
@@ -190,4 +226,38 @@ pub fn demo_run_args(session: &Path, data: &Path, extra: &[&str]) -> Vec<String>
     .collect();
     v.extend(extra.iter().map(|s| s.to_string()));
     v
+}
+
+pub fn read_json(p: &Path) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display())),
+    )
+    .unwrap_or_else(|e| panic!("{} is not JSON: {e}", p.display()))
+}
+
+/// The strings of a JSON array.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A failure: exit status 1, no panic, and every `needles` in stderr (`what` names the case
+/// in the test output).
+pub fn assert_fails_cleanly(out: &Output, what: &str, needles: &[&str]) {
+    eprintln!("checking that {what} fails cleanly");
+    assert_failed(out, EXIT_ERROR, needles);
+}
+
+/// Tiny dataset fixtures of `groups` in every layout rift reads, with the pixels and labels
+/// torchvision / numpy / PIL read from them (`tests/py/datasets_fixtures.py`), in a fresh
+/// temporary folder.
+pub fn dataset_fixtures(groups: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = vec![dir.path().to_str().expect("utf-8 temp path")];
+    args.extend_from_slice(groups);
+    run_python(include_str!("../py/datasets_fixtures.py"), &args);
+    dir
 }

@@ -100,19 +100,26 @@ fn schedule(iters: usize) -> (usize, usize, usize) {
     (f(0.22), f(0.06), f(0.03))
 }
 
+/// The still-robust points one APGD run attacks, row for row: inputs in [0, 1], labels,
+/// and for APGD-T the class each row is pushed towards.
+#[derive(Clone, Copy)]
+pub struct ApgdBatch<'a> {
+    pub x: &'a Tensor,
+    pub y: &'a Tensor,
+    pub target: Option<&'a Tensor>,
+}
+
 /// One APGD run on a batch of still-robust points. Returns per sample whether it is still
 /// correctly classified, and the adversarial point where it is not (the clean point otherwise).
-#[allow(clippy::too_many_arguments)]
 pub fn run(
     model: &Model,
-    x: &Tensor,
-    y: &Tensor,
-    target: Option<&Tensor>,
+    batch: ApgdBatch,
     loss: ApgdLoss,
     cfg: &AaConfig,
     rngs: &mut [ChaCha8Rng],
     cancel: &CancelFlag,
 ) -> Result<(Tensor, Tensor), AaError> {
+    let ApgdBatch { x, y, target } = batch;
     let n = rows(x);
     let iters = cfg.apgd_iters;
     let eps = cfg.eps;
@@ -305,16 +312,12 @@ pub fn attack(
             ),
             None => None,
         };
-        let (still, pts) = run(
-            model,
-            &xs,
-            &ys,
-            target.as_ref(),
-            loss,
-            cfg,
-            &mut rngs,
-            cancel,
-        )?;
+        let batch = ApgdBatch {
+            x: &xs,
+            y: &ys,
+            target: target.as_ref(),
+        };
+        let (still, pts) = run(model, batch, loss, cfg, &mut rngs, cancel)?;
         super::merge_broken(&idx, &still, &pts, &mut robust, &mut adv)?;
     }
     Ok((robust, adv))

@@ -86,21 +86,35 @@ fn attack_batch(
     Ok(flags_of(&ok.f_logical_or(&outside)?)?)
 }
 
-/// AutoAttack on the first `n` samples of `set`. `resume` continues an interrupted run
-/// (its flags must equal `cfg`, `n` and `identity`); `save` receives the state after every
-/// batch and attack. `identity` names the model and data (written into the state).
-#[allow(clippy::too_many_arguments)]
+/// What one AutoAttack evaluation attacks, and how: `model` on the first `n` samples of
+/// `set` with the attacks of `cfg`; `identity` names the model and data (written into the
+/// state, and checked against a state being resumed).
+#[derive(Clone, Copy)]
+pub struct AaTask<'a> {
+    pub model: &'a Model,
+    pub set: &'a ImageSet,
+    pub n: usize,
+    pub cfg: &'a AaConfig,
+    pub identity: &'a str,
+}
+
+/// AutoAttack as `task` says. `resume` continues an interrupted run (its flags must equal
+/// the task's `cfg`, `n` and `identity`); `save` receives the state after every batch and
+/// attack.
 pub fn evaluate(
-    model: &Model,
-    set: &ImageSet,
-    n: usize,
-    cfg: &AaConfig,
-    identity: &str,
+    task: AaTask,
     resume: Option<AaState>,
     save: &mut dyn FnMut(&AaState) -> Result<(), String>,
     sink: Sink,
     cancel: &CancelFlag,
 ) -> Result<AaReport, AaError> {
+    let AaTask {
+        model,
+        set,
+        n,
+        cfg,
+        identity,
+    } = task;
     cfg.validate(model.spec.num_classes)?;
     let n = n.min(set.n);
     let mut state = match resume {

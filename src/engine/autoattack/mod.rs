@@ -16,7 +16,7 @@ pub mod state;
 pub mod report;
 
 pub use config::{AaConfig, AaError, AttackKind, STANDARD};
-pub use ensemble::evaluate;
+pub use ensemble::{evaluate, AaTask};
 pub use report::{AaReport, AaUpdate, AttackOutcome};
 pub use state::AaState;
 

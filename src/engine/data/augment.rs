@@ -21,6 +21,30 @@ pub struct Augmenter {
     pub flip: bool,
 }
 
+/// Channels, height and width of the images being cropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ImageShape {
+    channels: usize,
+    height: usize,
+    width: usize,
+}
+
+/// Where one output image is cut from the (conceptually) padded source: the window's
+/// top-left offset and whether it is then mirrored left-right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CropWindow {
+    oy: usize,
+    ox: usize,
+    flip: bool,
+}
+
+/// The per-image index tables, allocated once per batch: for each output row and column,
+/// the source row and column it reads.
+struct SourceIndex {
+    rows: Vec<usize>,
+    cols: Vec<usize>,
+}
+
 /// numpy `reflect` index: maps `i` (possibly outside `0..n`) into `0..n` by mirroring about
 /// the edge pixels without repeating them; periodic for offsets beyond one reflection.
 #[inline]
@@ -69,12 +93,18 @@ impl Augmenter {
         rng: &mut impl Rng,
         out: &mut Vec<u8>,
     ) {
-        let (c, h, w) = (set.channels, set.height, set.width);
-        let img = c * h * w;
+        let shape = ImageShape {
+            channels: set.channels,
+            height: set.height,
+            width: set.width,
+        };
+        let img = set.image_len();
         out.clear();
         out.resize(indices.len() * img, 0);
-        let mut cols = vec![0usize; w];
-        let mut rows = vec![0usize; h];
+        let mut index = SourceIndex {
+            rows: vec![0usize; shape.height],
+            cols: vec![0usize; shape.width],
+        };
         for (&idx, dst) in indices.iter().zip(out.chunks_exact_mut(img.max(1))) {
             assert!(
                 idx < set.n,
@@ -90,36 +120,24 @@ impl Augmenter {
                 (self.pad, self.pad)
             };
             let flip = self.flip && rng.gen_bool(0.5);
-            self.crop_one(
-                set.image(idx),
-                c,
-                h,
-                w,
-                oy,
-                ox,
-                flip,
-                &mut rows,
-                &mut cols,
-                dst,
-            );
+            let window = CropWindow { oy, ox, flip };
+            self.crop_one(set.image(idx), shape, window, &mut index, dst);
         }
     }
 
-    /// One image: crop at offset `(oy, ox)` of the padded image, then flip if asked.
-    #[allow(clippy::too_many_arguments)]
+    /// One image of `shape`: cut `window` out of the padded image, then flip if it says so.
+    /// `index` is scratch space (its tables are `shape.height` and `shape.width` long).
     fn crop_one(
         &self,
         src: &[u8],
-        c: usize,
-        h: usize,
-        w: usize,
-        oy: usize,
-        ox: usize,
-        flip: bool,
-        rows: &mut [usize],
-        cols: &mut [usize],
+        shape: ImageShape,
+        window: CropWindow,
+        index: &mut SourceIndex,
         dst: &mut [u8],
     ) {
+        let (c, h, w) = (shape.channels, shape.height, shape.width);
+        let CropWindow { oy, ox, flip } = window;
+        let (rows, cols) = (index.rows.as_mut_slice(), index.cols.as_mut_slice());
         let pad = self.pad as isize;
         for (y, r) in rows.iter_mut().enumerate() {
             *r = reflect(y as isize + oy as isize - pad, h);
@@ -205,19 +223,19 @@ mod tests {
         }
     }
 
+    fn shape(channels: usize, height: usize, width: usize) -> ImageShape {
+        ImageShape {
+            channels,
+            height,
+            width,
+        }
+    }
+
     /// Direct implementation: build the reflect-padded image exactly as numpy's `np.pad(...,
     /// mode='reflect')` defines it, cut the window, flip.
-    #[allow(clippy::too_many_arguments)]
-    fn naive(
-        src: &[u8],
-        c: usize,
-        h: usize,
-        w: usize,
-        pad: usize,
-        oy: usize,
-        ox: usize,
-        flip: bool,
-    ) -> Vec<u8> {
+    fn naive(src: &[u8], shape: ImageShape, pad: usize, window: CropWindow) -> Vec<u8> {
+        let (c, h, w) = (shape.channels, shape.height, shape.width);
+        let CropWindow { oy, ox, flip } = window;
         let (ph, pw) = (h + 2 * pad, w + 2 * pad);
         let refl = |j: isize, n: usize| -> usize {
             let n = n as isize;
@@ -266,26 +284,19 @@ mod tests {
         for &(c, h, w, pad) in &[(3, 32, 32, 4), (1, 7, 5, 3), (3, 64, 64, 8), (2, 6, 9, 2)] {
             let set = random_set(2, c, h, w, 7);
             let aug = Augmenter::new(pad, true);
-            let (mut rows, mut cols) = (vec![0; h], vec![0; w]);
+            let mut index = SourceIndex {
+                rows: vec![0; h],
+                cols: vec![0; w],
+            };
             let mut dst = vec![0u8; c * h * w];
             for oy in 0..=2 * pad {
                 for ox in 0..=2 * pad {
                     for flip in [false, true] {
-                        aug.crop_one(
-                            set.image(1),
-                            c,
-                            h,
-                            w,
-                            oy,
-                            ox,
-                            flip,
-                            &mut rows,
-                            &mut cols,
-                            &mut dst,
-                        );
+                        let window = CropWindow { oy, ox, flip };
+                        aug.crop_one(set.image(1), shape(c, h, w), window, &mut index, &mut dst);
                         assert_eq!(
                             dst,
-                            naive(set.image(1), c, h, w, pad, oy, ox, flip),
+                            naive(set.image(1), shape(c, h, w), pad, window),
                             "{c}x{h}x{w} pad {pad} at ({oy},{ox}) flip {flip}"
                         );
                     }
@@ -308,7 +319,12 @@ mod tests {
             let flip = rng.gen_bool(0.5);
             assert_eq!(
                 &out[k * 3072..(k + 1) * 3072],
-                &naive(set.image(i), 3, 32, 32, 4, oy, ox, flip)[..]
+                &naive(
+                    set.image(i),
+                    shape(3, 32, 32),
+                    4,
+                    CropWindow { oy, ox, flip }
+                )[..]
             );
         }
         // Without augmentation: gather copies.
@@ -332,7 +348,7 @@ mod tests {
             for ox in 0..=4 {
                 for flip in [false, true] {
                     made_by.insert(
-                        naive(set.image(0), 1, 8, 8, 2, oy, ox, flip),
+                        naive(set.image(0), shape(1, 8, 8), 2, CropWindow { oy, ox, flip }),
                         (oy, ox, flip),
                     );
                 }

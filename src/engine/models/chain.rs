@@ -31,13 +31,18 @@ pub struct ChainNet<B> {
     pub classifier: Linear,
 }
 
+/// `avg_pool2d(·, k)` flattened per sample, as everywhere in rift (see wide_resnet.rs).
+pub fn pool_flat(x: &Tensor, k: i64) -> Tensor {
+    x.avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>)
+        .flatten(1, -1)
+}
+
 impl<B: CutBlock> ChainNet<B> {
-    /// Flattened per sample, as everywhere in rift (see wide_resnet.rs).
     fn head(&self, out: &Tensor, train: bool) -> Tensor {
-        let out = self.act.apply(&self.batchnorm.forward(out, train));
-        let k = self.pool;
-        let out = out.avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>);
-        out.flatten(1, -1)
+        pool_flat(
+            &self.act.apply(&self.batchnorm.forward(out, train)),
+            self.pool,
+        )
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
@@ -46,15 +51,6 @@ impl<B: CutBlock> ChainNet<B> {
             out = block.forward(&out, train);
         }
         self.classifier.forward(&self.head(&out, train))
-    }
-
-    pub fn modules(&self) -> Vec<ModuleInfo> {
-        let mut out = vec![self.stem.info()];
-        for (_, b) in &self.blocks {
-            b.modules(&mut out);
-        }
-        out.push(self.classifier.info());
-        out
     }
 
     pub fn feature_dim(&self, h: i64, w: i64) -> Option<i64> {
@@ -68,21 +64,23 @@ impl<B: CutBlock> ChainNet<B> {
         Some(self.batchnorm.weight.size()[0] * size(h)? * size(w)?)
     }
 
-    /// This network as MRC's fast path sees it; `f` runs with it.
-    pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
-        let stem = |x: &Tensor| self.stem.forward(x);
-        let head = |x: &Tensor| self.head(x, false);
-        f(&Chain {
-            stem_name: &self.stem.name,
-            stem: &stem,
+    /// This network as MRC's fast path sees it.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain {
+            stem: &self.stem,
+            stem_norm: None,
             blocks: self
                 .blocks
                 .iter()
                 .map(|(n, b)| (n.clone(), b as &dyn CutBlock))
                 .collect(),
-            head: &head,
+            head_norm: Some(NormAct {
+                bn: &self.batchnorm,
+                act: self.act,
+            }),
+            pool: self.pool,
             classifier: &self.classifier,
-        })
+        }
     }
 }
 
@@ -101,20 +99,65 @@ pub fn staged_blocks<'a, B: CutBlock + 'a>(
     out
 }
 
-/// A network seen as stem → blocks → head → classifier, with module names as in its state.
+/// A BatchNorm (eval mode) followed by its activation: how ResNet's stem ends, and how
+/// the head of the pre-activation, wide and DM networks begins.
+#[derive(Clone, Copy)]
+pub struct NormAct<'a> {
+    pub bn: &'a BatchNorm2d,
+    pub act: Activation,
+}
+
+impl NormAct<'_> {
+    fn apply(&self, x: &Tensor) -> Tensor {
+        self.act.apply(&self.bn.forward(x, false))
+    }
+}
+
+/// A network seen as stem → blocks → head → classifier, with module names as in its state:
+/// what every family rift has is made of, so a family only names its parts.
 pub struct Chain<'a> {
-    /// The stem's perturbable module (its first convolution).
-    pub stem_name: &'a str,
-    /// The whole stem (convolution and whatever follows it before the first block).
-    pub stem: &'a dyn Fn(&Tensor) -> Tensor,
+    /// The stem's convolution (its perturbable module).
+    pub stem: &'a Conv2d,
+    /// What follows the stem's convolution before the first block (ResNet's `bn1` → ReLU).
+    pub stem_norm: Option<NormAct<'a>>,
     /// Blocks in forward order with their name prefixes (`layer.0.block.1`).
     pub blocks: Vec<(String, &'a dyn CutBlock)>,
-    /// From the last block's output to the classifier's (flattened) input, eval mode.
-    pub head: &'a dyn Fn(&Tensor) -> Tensor,
+    /// What comes between the last block and the pooling (a final BatchNorm → activation).
+    pub head_norm: Option<NormAct<'a>>,
+    /// The head's `avg_pool2d` kernel and stride (its output is flattened per sample).
+    pub pool: i64,
     pub classifier: &'a Linear,
 }
 
 impl Chain<'_> {
+    /// Its Conv/Linear modules in forward order: the ones the forward pass uses, so MRC's
+    /// list (a WideResNet's unused `sub_block1` is not in its chain).
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        let mut out = vec![self.stem.info()];
+        for (_, b) in &self.blocks {
+            b.modules(&mut out);
+        }
+        out.push(self.classifier.info());
+        out
+    }
+
+    /// The whole stem: convolution and whatever follows it before the first block.
+    fn stem(&self, x: &Tensor) -> Tensor {
+        let out = self.stem.forward(x);
+        match &self.stem_norm {
+            Some(norm) => norm.apply(&out),
+            None => out,
+        }
+    }
+
+    /// From the last block's output to the classifier's (flattened) input, eval mode.
+    fn head(&self, x: &Tensor) -> Tensor {
+        match &self.head_norm {
+            Some(norm) => pool_flat(&norm.apply(x), self.pool),
+            None => pool_flat(x, self.pool),
+        }
+    }
+
     fn leaf_in<'m>(module: &'m str, block: &str) -> Option<&'m str> {
         module.strip_prefix(block).and_then(|l| l.strip_prefix('.'))
     }
@@ -122,17 +165,17 @@ impl Chain<'_> {
     /// The cache for `module` from normalised inputs `xn`; None when `module` is not one
     /// of the network's modules.
     pub fn prefix(&self, xn: &Tensor, module: &str) -> Option<Vec<Tensor>> {
-        if module == self.stem_name {
+        if module == self.stem.name {
             return Some(vec![xn.shallow_clone()]);
         }
-        let mut out = (self.stem)(xn);
+        let mut out = self.stem(xn);
         for (name, block) in &self.blocks {
             if let Some(leaf) = Self::leaf_in(module, name) {
                 return block.prepare(&out, leaf);
             }
             out = block.forward(&out, false);
         }
-        (module == self.classifier.name).then(|| vec![(self.head)(&out)])
+        (module == self.classifier.name).then(|| vec![self.head(&out)])
     }
 
     /// Logits from `prefix`'s cache of the same module (and the same samples).
@@ -140,7 +183,7 @@ impl Chain<'_> {
         if module == self.classifier.name {
             return self.classifier.forward(&cache[0]);
         }
-        let mut out = (module == self.stem_name).then(|| (self.stem)(&cache[0]));
+        let mut out = (module == self.stem.name).then(|| self.stem(&cache[0]));
         for (name, block) in &self.blocks {
             out = match out {
                 Some(o) => Some(block.forward(&o, false)),
@@ -149,6 +192,6 @@ impl Chain<'_> {
         }
         // `prefix` returned a cache only for a module of this chain, so `out` is set.
         self.classifier
-            .forward(&(self.head)(&out.unwrap_or_default()))
+            .forward(&self.head(&out.unwrap_or_default()))
     }
 }

@@ -362,13 +362,7 @@ impl Model {
 
     /// Conv/Linear modules the forward pass uses, in forward (depth) order.
     pub fn modules(&self) -> Vec<ModuleInfo> {
-        match &self.net {
-            Net::ResNet(n) => n.modules(),
-            Net::PreAct(n) => n.modules(),
-            Net::Wide(n) => n.modules(),
-            Net::DmWide(n) => n.modules(),
-            Net::DmPreAct(n) => n.modules(),
-        }
+        self.chain().modules()
     }
 
     /// Modules present in the state but never used by forward (WRN's `sub_block1`).
@@ -471,13 +465,7 @@ impl Model {
     pub fn prefix_cache(&self, x: &Tensor, module: &str) -> Result<Vec<Tensor>, ModelError> {
         let cache = tch::no_grad(|| {
             let xn = self.normalize(x);
-            match &self.net {
-                Net::ResNet(n) => n.with_chain(|c| c.prefix(&xn, module)),
-                Net::PreAct(n) => n.with_chain(|c| c.prefix(&xn, module)),
-                Net::Wide(n) => n.with_chain(|c| c.prefix(&xn, module)),
-                Net::DmWide(n) => n.with_chain(|c| c.prefix(&xn, module)),
-                Net::DmPreAct(n) => n.with_chain(|c| c.prefix(&xn, module)),
-            }
+            self.chain().prefix(&xn, module)
         });
         cache.ok_or_else(|| {
             ModelError::BadInput(format!(
@@ -489,12 +477,17 @@ impl Model {
 
     /// Eval-mode logits from a `prefix_cache` of the same module (and the same samples).
     pub fn suffix_logits(&self, module: &str, cache: &[Tensor]) -> Tensor {
+        self.chain().suffix(module, cache)
+    }
+
+    /// The network as MRC's fast path sees it (`chain.rs`).
+    fn chain(&self) -> chain::Chain<'_> {
         match &self.net {
-            Net::ResNet(n) => n.with_chain(|c| c.suffix(module, cache)),
-            Net::PreAct(n) => n.with_chain(|c| c.suffix(module, cache)),
-            Net::Wide(n) => n.with_chain(|c| c.suffix(module, cache)),
-            Net::DmWide(n) => n.with_chain(|c| c.suffix(module, cache)),
-            Net::DmPreAct(n) => n.with_chain(|c| c.suffix(module, cache)),
+            Net::ResNet(n) => n.chain(),
+            Net::PreAct(n) => n.chain(),
+            Net::Wide(n) => n.chain(),
+            Net::DmWide(n) => n.chain(),
+            Net::DmPreAct(n) => n.chain(),
         }
     }
 

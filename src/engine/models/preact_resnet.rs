@@ -1,8 +1,8 @@
 //! PreActResNet as in the Bag-of-Tricks AT code (Pang et al. 2021, `preactresnet.py`):
 //! pre-activation blocks (`bn1`, `conv1`, `bn2`, `conv2`, a bias-free 1×1 `shortcut.0`
 //! where shapes change), a final `bn`, `avg_pool2d(·, 4)` and `linear`.
-use super::arch::ArchSpec;
-use super::chain::{staged_blocks, Chain, CutBlock};
+use super::arch::{Activation, ArchSpec};
+use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -72,17 +72,7 @@ impl PreActResNet {
             out = block.forward(&out, train);
         }
         let out = self.bn.forward(&out, train).relu();
-        let out = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
-        self.linear.forward(&out.flatten(1, -1))
-    }
-
-    pub fn modules(&self) -> Vec<ModuleInfo> {
-        let mut out = vec![self.conv1.info()];
-        for block in self.layers.iter().flatten() {
-            block.modules(&mut out);
-        }
-        out.push(self.linear.info());
-        out
+        self.linear.forward(&pool_flat(&out, 4))
     }
 
     pub fn feature_dim(&self, h: i64, w: i64) -> Option<i64> {
@@ -158,23 +148,18 @@ impl CutBlock for PreActBlock {
 
 impl PreActResNet {
     /// This network as MRC's fast path sees it (`chain.rs`): stem conv1, the blocks, final
-    /// BatchNorm → ReLU → `avg_pool2d(·, 4)`, the classifier; `f` runs with it.
-    pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
-        let stem = |x: &Tensor| self.conv1.forward(x);
-        let head = |x: &Tensor| {
-            self.bn
-                .forward(x, false)
-                .relu()
-                .avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>)
-                .flatten(1, -1)
-        };
-        let blocks = staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1));
-        f(&Chain {
-            stem_name: &self.conv1.name,
-            stem: &stem,
-            blocks,
-            head: &head,
+    /// BatchNorm → ReLU → `avg_pool2d(·, 4)`, the classifier.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain {
+            stem: &self.conv1,
+            stem_norm: None,
+            blocks: staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1)),
+            head_norm: Some(NormAct {
+                bn: &self.bn,
+                act: Activation::Relu,
+            }),
+            pool: 4,
             classifier: &self.linear,
-        })
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! the RiFT authors used): a 3×3 stem without max-pool, four stages, `avg_pool2d(·, 4)`
 //! and a `linear` classifier. Keys: `conv1`, `bn1`, `layerX.Y.conv1|bn1|conv2|bn2[|conv3|bn3]`,
 //! `layerX.Y.shortcut.0|1`, `linear`.
-use super::arch::{ArchSpec, Family};
-use super::chain::{staged_blocks, Chain, CutBlock};
+use super::arch::{Activation, ArchSpec, Family};
+use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -113,17 +113,7 @@ impl ResNet {
                 out = block.forward(&out, train);
             }
         }
-        let out = out.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
-        self.linear.forward(&out.flatten(1, -1))
-    }
-
-    pub fn modules(&self) -> Vec<ModuleInfo> {
-        let mut out = vec![self.conv1.info()];
-        for block in self.layers.iter().flatten() {
-            block.modules(&mut out);
-        }
-        out.push(self.linear.info());
-        out
+        self.linear.forward(&pool_flat(&out, 4))
     }
 
     /// Classifier input width for an `h`×`w` input, None if the input is too small.
@@ -229,20 +219,18 @@ fn unreachable_leaf() -> Tensor {
 
 impl ResNet {
     /// This network as MRC's fast path sees it (`chain.rs`): stem conv1 → bn1 → ReLU,
-    /// `layerX.Y` blocks, `avg_pool2d(·, 4)`, `linear`; `f` runs with it.
-    pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
-        let stem = |x: &Tensor| self.bn1.forward(&self.conv1.forward(x), false).relu();
-        let head = |x: &Tensor| {
-            x.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>)
-                .flatten(1, -1)
-        };
-        let blocks = staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1));
-        f(&Chain {
-            stem_name: &self.conv1.name,
-            stem: &stem,
-            blocks,
-            head: &head,
+    /// `layerX.Y` blocks, `avg_pool2d(·, 4)`, `linear`.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain {
+            stem: &self.conv1,
+            stem_norm: Some(NormAct {
+                bn: &self.bn1,
+                act: Activation::Relu,
+            }),
+            blocks: staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1)),
+            head_norm: None,
+            pool: 4,
             classifier: &self.linear,
-        })
+        }
     }
 }

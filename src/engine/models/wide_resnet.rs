@@ -7,8 +7,8 @@
 //! others have none) and drops the classifier's bias with `bias_last=False`; both follow
 //! the spec (detected from the keys).
 //! Dropout is 0 in all published AT checkpoints and is not modelled.
-use super::arch::ArchSpec;
-use super::chain::{staged_blocks, Chain, CutBlock};
+use super::arch::{Activation, ArchSpec};
+use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -102,26 +102,16 @@ impl WideResNet {
             out = block.forward(&out, train);
         }
         let out = self.bn1.forward(&out, train).relu();
-        let out = out.avg_pool2d([8, 8], [8, 8], [0, 0], false, true, None::<i64>);
         // Flattened per sample: for 32×32 inputs this equals the published
         // `view(-1, nChannels)`; for larger inputs the classifier is wider instead of the
         // batch silently growing.
-        self.linear.forward(&out.flatten(1, -1))
+        self.linear.forward(&pool_flat(&out, 8))
     }
 
     fn list(blocks: &[WideBlock], out: &mut Vec<ModuleInfo>) {
         for b in blocks {
             b.modules(out);
         }
-    }
-
-    pub fn modules(&self) -> Vec<ModuleInfo> {
-        let mut out = vec![self.conv1.info()];
-        for g in &self.blocks {
-            Self::list(g, &mut out);
-        }
-        out.push(self.linear.info());
-        out
     }
 
     pub fn unused_modules(&self) -> Vec<ModuleInfo> {
@@ -205,23 +195,18 @@ impl CutBlock for WideBlock {
 
 impl WideResNet {
     /// This network as MRC's fast path sees it (`chain.rs`): stem conv1, the blocks, final
-    /// BatchNorm → ReLU → `avg_pool2d(·, 8)`, the classifier; `f` runs with it.
-    pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
-        let stem = |x: &Tensor| self.conv1.forward(x);
-        let head = |x: &Tensor| {
-            self.bn1
-                .forward(x, false)
-                .relu()
-                .avg_pool2d([8, 8], [8, 8], [0, 0], false, true, None::<i64>)
-                .flatten(1, -1)
-        };
-        let blocks = staged_blocks(&self.blocks, |i, j| format!("block{}.layer.{j}", i + 1));
-        f(&Chain {
-            stem_name: &self.conv1.name,
-            stem: &stem,
-            blocks,
-            head: &head,
+    /// BatchNorm → ReLU → `avg_pool2d(·, 8)`, the classifier.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain {
+            stem: &self.conv1,
+            stem_norm: None,
+            blocks: staged_blocks(&self.blocks, |i, j| format!("block{}.layer.{j}", i + 1)),
+            head_norm: Some(NormAct {
+                bn: &self.bn1,
+                act: Activation::Relu,
+            }),
+            pool: 8,
             classifier: &self.linear,
-        })
+        }
     }
 }

@@ -11,7 +11,7 @@
 use super::events::{Event, OodModel, Sink, Stage, StageAbout};
 use super::final_stats::PairedDifference;
 use super::pipeline::{Pipeline, PipelineError};
-use crate::engine::autoattack::{self, AaConfig, AaError, AaReport, AaState};
+use crate::engine::autoattack::{self, AaConfig, AaError, AaReport, AaState, AaTask};
 use crate::engine::CancelFlag;
 
 use std::path::Path;
@@ -144,18 +144,14 @@ impl Pipeline {
             crate::engine::files::atomic_write(&path, s.to_json().as_bytes())
                 .map_err(|e| format!("{}: {e:#}", path.display()))
         };
-        autoattack::evaluate(
-            &self.model,
-            &self.test,
+        let task = AaTask {
+            model: &self.model,
+            set: &self.test,
             n,
-            &plan.aa,
-            &identity,
-            resume,
-            &mut save,
-            sink,
-            cancel,
-        )
-        .map_err(|e| match e {
+            cfg: &plan.aa,
+            identity: &identity,
+        };
+        autoattack::evaluate(task, resume, &mut save, sink, cancel).map_err(|e| match e {
             AaError::Cancelled => PipelineError::FinalEvalCancelled {
                 state: dir.join(file),
             },

@@ -72,20 +72,35 @@ pub fn optimizer(model: &Model, cfg: &TrainAtConfig) -> (Vec<String>, Sgd) {
     )
 }
 
-/// Trains epochs `start_epoch..cfg.epochs`; `on_epoch(model, opt, epoch)` runs after each.
-#[allow(clippy::too_many_arguments)]
+/// What one adversarial-training run works on: the training split and its augmentation,
+/// the test split of the per-epoch check, the recipe, and the first epoch to run (later
+/// than 0 when continuing from a saved state).
+#[derive(Clone, Copy)]
+pub struct TrainAtTask<'a> {
+    pub train: &'a ImageSet,
+    pub test: &'a ImageSet,
+    pub augmenter: &'a Augmenter,
+    pub cfg: &'a TrainAtConfig,
+    pub start_epoch: usize,
+}
+
+/// Trains epochs `task.start_epoch..task.cfg.epochs` of `model` with `opt`;
+/// `on_epoch(model, opt, epoch)` runs after each.
 pub fn train_at(
     model: &Model,
     opt: &mut Sgd,
-    train: &ImageSet,
-    test: &ImageSet,
-    augmenter: &Augmenter,
-    cfg: &TrainAtConfig,
-    start_epoch: usize,
+    task: TrainAtTask,
     cancel: &CancelFlag,
     sink: Sink,
     on_epoch: &mut dyn FnMut(&Model, &Sgd, usize) -> Result<(), String>,
 ) -> Result<(), TrainError> {
+    let TrainAtTask {
+        train,
+        test,
+        augmenter,
+        cfg,
+        start_epoch,
+    } = task;
     let shape = |k: usize| {
         [
             k as i64,
