@@ -236,7 +236,9 @@ def fixture(args):
     out = os.path.join(args.cache, f"{args.arch}-{fixture_key(args)}")
     done = os.path.join(out, "fixture.json")
     if os.path.exists(done):
-        print(json.dumps({**json.load(open(done)), "cached": True}))
+        # The folder it is in now, not the one it was trained in (a copied or moved
+        # target/ keeps its fixtures).
+        print(json.dumps({**json.load(open(done)), "dir": os.path.abspath(out), "cached": True}))
         return
     start = time.perf_counter()
     tmp = out + f".tmp{os.getpid()}"
