@@ -5,15 +5,9 @@
 //! (2 epochs on 2000 demo digits), the sweep uses 1000 test digits and PGD-2.
 mod common;
 
-use common::{
-    assert_failed, path_str, rift, rift_ok, tiny_mnist, DEMO_MODEL, EXIT_ERROR, EXIT_USAGE,
-};
+use common::{DEMO_MODEL, EXIT_ERROR, EXIT_USAGE, assert_failed, path_str, read_json, rift, rift_ok, tiny_mnist};
 use serde_json::Value;
 use std::path::Path;
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).expect("result file")).expect("JSON")
-}
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))

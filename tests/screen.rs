@@ -5,10 +5,7 @@
 //! ties with average ranks.
 mod common;
 
-use common::{
-    assert_failed, path_str, rift, rift_ok, run_python, stderr_of, tiny_mnist, DEMO_MODEL,
-    EXIT_ERROR, EXIT_USAGE,
-};
+use common::{DEMO_MODEL, EXIT_ERROR, EXIT_USAGE, assert_failed, path_str, read_json, rift, rift_ok, run_python, stderr_of, tiny_mnist};
 use rift::engine::rift::screen::{average_ranks, spearman, ExactLowest};
 use rift::report::session::Session;
 use serde_json::Value;
@@ -72,10 +69,6 @@ fn mrc_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     ];
     v.extend_from_slice(extra);
     v
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
 #[test]

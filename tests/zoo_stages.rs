@@ -7,7 +7,7 @@
 mod common;
 
 use common::jobs::{job_setup, scored_modules, JobFixture};
-use common::{path_str, rift_ok, run_python};
+use common::{path_str, read_json, rift_ok, run_python};
 use rift::engine::attack::PgdConfig;
 use rift::engine::rift::events::{Event, Stage};
 use rift::engine::rift::results::MrcResult;
@@ -109,10 +109,6 @@ fn mrc_args<'a>(fx: &'a Fixture, ckpt: &'a Path, extra: &[&'a str]) -> Vec<&'a s
     args.extend(["--no-random-start", "--device", "cpu"]);
     args.extend_from_slice(extra);
     args
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// `rift ood` on the DM network: PyTorch's accuracy per corruption and severity (within

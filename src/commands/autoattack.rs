@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use rift::engine::attack::PgdConfig;
 use rift::engine::autoattack::{self, AaConfig, AaState, AttackKind};
 use rift::engine::device::device_name;
+use rift::engine::files::SaveError;
 use rift::engine::eval::EvalResult;
 use rift::engine::rift::events::Event;
 use rift::engine::CancelFlag;
@@ -146,11 +147,9 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
         printer.show(&e);
     };
     let state_path = args.autoattack.state.clone();
-    let mut save = |s: &AaState| -> std::result::Result<(), String> {
+    let mut save = |s: &AaState| -> std::result::Result<(), SaveError> {
         match &state_path {
-            Some(p) => {
-                rift::report::atomic_write(p, s.to_json().as_bytes()).map_err(|e| e.to_string())
-            }
+            Some(p) => Ok(rift::report::atomic_write(p, s.to_json().as_bytes())?),
             None => Ok(()),
         }
     };

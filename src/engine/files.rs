@@ -1,5 +1,10 @@
 //! Files rift writes that must never be seen half-written (sessions, reports, outputs).
 use std::io::Write;
+
+/// Why a save the caller supplies failed (a checkpoint after each training epoch,
+/// AutoAttack's state file): the caller's own error, kept whole with its causes instead of
+/// flattened into text, so the one error paragraph can say why.
+pub type SaveError = Box<dyn std::error::Error + Send + Sync>;
 use std::path::{Path, PathBuf};
 
 /// A file or directory rift could not write.

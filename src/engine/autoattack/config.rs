@@ -212,7 +212,7 @@ pub enum AaError {
     #[error("libtorch error during AutoAttack: {0}")]
     Torch(#[from] tch::TchError),
     #[error("cannot save the AutoAttack state: {0}")]
-    Save(String),
+    Save(#[source] crate::engine::files::SaveError),
 }
 
 impl From<AttackError> for AaError {

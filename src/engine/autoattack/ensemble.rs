@@ -104,7 +104,7 @@ pub struct AaTask<'a> {
 pub fn evaluate(
     task: AaTask,
     resume: Option<AaState>,
-    save: &mut dyn FnMut(&AaState) -> Result<(), String>,
+    save: &mut dyn FnMut(&AaState) -> Result<(), crate::engine::files::SaveError>,
     sink: Sink,
     cancel: &CancelFlag,
 ) -> Result<AaReport, AaError> {
@@ -142,7 +142,7 @@ pub fn run_ensemble(
     state: &mut AaState,
     clean: &mut BatchFn,
     attack: &mut AttackFn,
-    save: &mut dyn FnMut(&AaState) -> Result<(), String>,
+    save: &mut dyn FnMut(&AaState) -> Result<(), crate::engine::files::SaveError>,
     sink: Sink,
     cancel: &CancelFlag,
 ) -> Result<AaReport, AaError> {

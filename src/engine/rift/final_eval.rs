@@ -140,9 +140,11 @@ impl Pipeline {
         };
         let path = dir.join(file);
         let resume = saved_state(&path, &plan.aa, n, &identity);
-        let mut save = |s: &AaState| -> std::result::Result<(), String> {
-            crate::engine::files::atomic_write(&path, s.to_json().as_bytes())
-                .map_err(|e| format!("{}: {e:#}", path.display()))
+        let mut save = |s: &AaState| -> std::result::Result<(), crate::engine::files::SaveError> {
+            Ok(crate::engine::files::atomic_write(
+                &path,
+                s.to_json().as_bytes(),
+            )?)
         };
         let task = AaTask {
             model: &self.model,

@@ -48,8 +48,12 @@ pub enum TrainError {
     Attack(#[from] AttackError),
     #[error("libtorch error during training: {0}")]
     Torch(#[from] tch::TchError),
-    #[error("{0}")]
-    Save(String),
+    #[error("cannot save epoch {epoch}: {source}")]
+    Save {
+        epoch: usize,
+        #[source]
+        source: crate::engine::files::SaveError,
+    },
 }
 
 /// The optimiser over every weight and bias of `model` (which this unfreezes), with the
@@ -92,7 +96,7 @@ pub fn train_at(
     task: TrainAtTask,
     cancel: &CancelFlag,
     sink: Sink,
-    on_epoch: &mut dyn FnMut(&Model, &Sgd, usize) -> Result<(), String>,
+    on_epoch: &mut dyn FnMut(&Model, &Sgd, usize) -> Result<(), crate::engine::files::SaveError>,
 ) -> Result<(), TrainError> {
     let TrainAtTask {
         train,
@@ -173,7 +177,7 @@ pub fn train_at(
             test_clean_acc: clean,
             test_robust_acc: robust.robust_acc.unwrap_or(0.0),
         });
-        on_epoch(model, opt, epoch).map_err(TrainError::Save)?;
+        on_epoch(model, opt, epoch).map_err(|source| TrainError::Save { epoch, source })?;
     }
     Ok(())
 }
