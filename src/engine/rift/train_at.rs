@@ -181,3 +181,24 @@ pub fn train_at(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TrainError;
+    use crate::engine::error_text::paragraph;
+
+    /// A failed save keeps the caller's error as the typed cause, and the error paragraph
+    /// names it once.
+    #[test]
+    fn a_failed_save_keeps_its_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device");
+        let e = TrainError::Save {
+            epoch: 3,
+            source: Box::new(io),
+        };
+        let cause = std::error::Error::source(&e).expect("a cause");
+        let io = cause.downcast_ref::<std::io::Error>().expect("the io::Error itself");
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+        assert_eq!(paragraph(&e), "cannot save epoch 3: no space left on device");
+    }
+}
