@@ -5,9 +5,11 @@
 //! (2 epochs on 2000 demo digits), the sweep uses 1000 test digits and PGD-2.
 mod common;
 
-use common::{DEMO_MODEL, EXIT_ERROR, EXIT_USAGE, assert_failed, path_str, read_json, rift, rift_ok, tiny_mnist};
+use common::{
+    assert_failed, path_str, read_json, rift, rift_ok, tiny_mnist, DEMO_MODEL, EXIT_ERROR,
+    EXIT_USAGE,
+};
 use serde_json::Value;
-use std::path::Path;
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))

@@ -5,12 +5,14 @@
 //! ties with average ranks.
 mod common;
 
-use common::{DEMO_MODEL, EXIT_ERROR, EXIT_USAGE, assert_failed, path_str, read_json, rift, rift_ok, run_python, stderr_of, tiny_mnist};
+use common::{
+    assert_failed, path_str, read_json, rift, rift_ok, run_python, stderr_of, tiny_mnist,
+    DEMO_MODEL, EXIT_ERROR, EXIT_USAGE,
+};
 use rift::engine::rift::screen::{average_ranks, spearman, ExactLowest};
 use rift::report::session::Session;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::Path;
 
 /// Gradient norms of every Conv/Linear weight of the mean cross-entropy over the saved
 /// adversarial set, in one batch (rift accumulates over batches), and the one-step loss rise.

@@ -7,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use rift::engine::attack::PgdConfig;
 use rift::engine::autoattack::{self, AaConfig, AaState, AttackKind};
 use rift::engine::device::device_name;
-use rift::engine::files::SaveError;
 use rift::engine::eval::EvalResult;
+use rift::engine::files::SaveError;
 use rift::engine::rift::events::Event;
 use rift::engine::CancelFlag;
 

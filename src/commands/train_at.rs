@@ -6,13 +6,13 @@ use rift::engine::checkpoint::{
     load_checkpoint, save_by_extension, save_format_for, save_safetensors, RawTensor,
 };
 use rift::engine::data::{load_split, Augmenter, DatasetKind, Split};
+use rift::engine::files::SaveError;
 use rift::engine::models::{ArchSpec, Model};
 use rift::engine::rift::events::Event;
 use rift::engine::rift::train_at::{
     default_milestones, optimizer, train_at as run_train, TrainAtConfig, TrainAtTask,
 };
 use rift::engine::tensors::{to_raw, to_tensor};
-use rift::engine::files::SaveError;
 use rift::engine::CancelFlag;
 use std::path::{Path, PathBuf};
 
@@ -94,24 +94,22 @@ pub fn train_at(args: &TrainAtArgs) -> Result<()> {
     let aug = Augmenter::for_dataset(kind, train.height);
     let save = args.save.clone();
     let arch = model.spec.name();
-    let mut on_epoch = |m: &Model,
-                        o: &rift::engine::rift::optim::Sgd,
-                        epoch: usize|
-     -> Result<(), SaveError> {
-        let state = m.state()?;
-        save_by_extension(&save, &state)?;
-        let mut momentum: Vec<(String, RawTensor)> = Vec::new();
-        for (n, b) in names.iter().zip(o.buffers()) {
-            if let Some(b) = b {
-                momentum.push((format!("momentum.{n}"), to_raw(b)?));
+    let mut on_epoch =
+        |m: &Model, o: &rift::engine::rift::optim::Sgd, epoch: usize| -> Result<(), SaveError> {
+            let state = m.state()?;
+            save_by_extension(&save, &state)?;
+            let mut momentum: Vec<(String, RawTensor)> = Vec::new();
+            for (n, b) in names.iter().zip(o.buffers()) {
+                if let Some(b) = b {
+                    momentum.push((format!("momentum.{n}"), to_raw(b)?));
+                }
             }
-        }
-        let meta = vec![
-            ("epoch".to_string(), epoch.to_string()),
-            ("arch".to_string(), arch.clone()),
-        ];
-        Ok(save_safetensors(&state_path(&save), &momentum, &meta)?)
-    };
+            let meta = vec![
+                ("epoch".to_string(), epoch.to_string()),
+                ("arch".to_string(), arch.clone()),
+            ];
+            Ok(save_safetensors(&state_path(&save), &momentum, &meta)?)
+        };
     let mut printer = Printer::new();
     let mut epochs_log: Vec<Event> = Vec::new();
     eprintln!(

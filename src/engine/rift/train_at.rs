@@ -197,8 +197,13 @@ mod tests {
             source: Box::new(io),
         };
         let cause = std::error::Error::source(&e).expect("a cause");
-        let io = cause.downcast_ref::<std::io::Error>().expect("the io::Error itself");
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .expect("the io::Error itself");
         assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
-        assert_eq!(paragraph(&e), "cannot save epoch 3: no space left on device");
+        assert_eq!(
+            paragraph(&e),
+            "cannot save epoch 3: no space left on device"
+        );
     }
 }
