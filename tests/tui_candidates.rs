@@ -5,7 +5,7 @@
 //! gives the very same θ(α); a `rift compare` directory lists its candidates.
 mod common;
 
-use common::jobs::demo_job_setup as setup;
+use common::jobs::{demo_job_setup as setup, until_end};
 use common::{demo_run_args, rift_ok};
 use rift::engine::rift::events::{Event, Stage};
 use rift::jobs::{CandidateSummary, JobCommand, JobEvent, Worker};
@@ -21,16 +21,9 @@ fn job(
 ) -> Vec<JobEvent> {
     handle.send(cmd);
     let mut seen = Vec::new();
-    loop {
-        let e = rx.blocking_recv().expect("the worker ended early");
-        seen.push(e.clone());
-        match e {
-            JobEvent::Finished { stage: Stage::Load } => {}
-            JobEvent::Finished { .. } => return seen,
-            JobEvent::Failed(m) => panic!("job failed: {m}"),
-            JobEvent::Cancelled => panic!("job cancelled"),
-            _ => {}
-        }
+    match until_end(rx, &mut seen) {
+        JobEvent::Finished { .. } => seen,
+        end => panic!("the job ended with {end:?}"),
     }
 }
 

@@ -2,7 +2,7 @@
 //! and the job goes on to its end (on the bundled demo model with tiny settings).
 mod common;
 
-use common::jobs::demo_job_setup;
+use common::jobs::{demo_job_setup, until_end};
 use common::{path_str, run_python, DEMO_MODEL};
 use rift::engine::rift::events::{Event, Stage};
 use rift::jobs::{JobCommand, JobEvent, JobRequest, Worker};
@@ -29,19 +29,6 @@ fn next(rx: &mut UnboundedReceiver<JobEvent>) -> JobEvent {
         match rx.blocking_recv().expect("the worker ended early") {
             JobEvent::Candidates(_) => {}
             e => return e,
-        }
-    }
-}
-
-/// Events until the running job ends (its Finished, Failed or Cancelled).
-fn until_end(rx: &mut UnboundedReceiver<JobEvent>, seen: &mut Vec<JobEvent>) -> JobEvent {
-    loop {
-        let e = next(rx);
-        seen.push(e.clone());
-        match &e {
-            JobEvent::Finished { stage: Stage::Load } => {}
-            JobEvent::Finished { .. } | JobEvent::Failed(_) | JobEvent::Cancelled => return e,
-            _ => {}
         }
     }
 }

@@ -2,7 +2,7 @@
 //! that a cancel stops fine-tuning within one batch.
 mod common;
 
-use common::jobs::{demo_attack, job_setup, scored_modules, JobFixture};
+use common::jobs::{demo_attack, job_setup, scored_modules, until_end, JobFixture};
 use common::DEMO_MODEL as MODEL;
 use rift::engine::autoattack::ensemble::AaUpdate;
 use rift::engine::autoattack::{AaConfig, AttackKind};
@@ -38,19 +38,6 @@ fn setup(session: PathBuf, ft_epochs: usize) -> JobSetup {
         limit: 8,
     });
     setup
-}
-
-/// Events until a job ends (Finished other than "load", Failed or Cancelled).
-fn until_end(rx: &mut UnboundedReceiver<JobEvent>, seen: &mut Vec<JobEvent>) -> JobEvent {
-    loop {
-        let e = rx.blocking_recv().expect("the worker ended early");
-        seen.push(e.clone());
-        match &e {
-            JobEvent::Finished { stage: Stage::Load } => {}
-            JobEvent::Finished { .. } | JobEvent::Failed(_) | JobEvent::Cancelled => return e,
-            _ => {}
-        }
-    }
 }
 
 #[test]

@@ -5,7 +5,7 @@ use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
 use rift::engine::models::{Activation, Model, ModelChoice};
-use rift::engine::rift::events::Event;
+use rift::engine::rift::events::{Event, Stage};
 use rift::engine::rift::finetune::FinetuneConfig;
 use rift::engine::rift::interpolate::SweepConfig;
 use rift::engine::rift::mrc::MrcConfig;
@@ -14,6 +14,7 @@ use rift::engine::rift::screen::ExactLowest;
 use rift::jobs::{JobEvent, JobSetup, MrcSetup};
 use rift::report::session::SessionSettings;
 use std::path::PathBuf;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// What a worker test chooses; everything else is tiny and fixed (16 samples, batch 8,
 /// one MRC epoch with `--fast`, α 0, 0.5, 1, every module screened then scored exactly).
@@ -162,4 +163,18 @@ pub fn demo_job_setup(session: PathBuf) -> JobSetup {
         attack: demo_attack(),
         activation: None,
     })
+}
+
+/// Every event until the running job ends (its `Finished`, other than the model's
+/// loading, `Failed` or `Cancelled`), kept in `seen`; returns the ending event.
+pub fn until_end(rx: &mut UnboundedReceiver<JobEvent>, seen: &mut Vec<JobEvent>) -> JobEvent {
+    loop {
+        let e = rx.blocking_recv().expect("the worker ended early");
+        seen.push(e.clone());
+        match &e {
+            JobEvent::Finished { stage: Stage::Load } => {}
+            JobEvent::Finished { .. } | JobEvent::Failed(_) | JobEvent::Cancelled => return e,
+            _ => {}
+        }
+    }
 }

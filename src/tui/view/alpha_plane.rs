@@ -12,7 +12,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::symbols::Marker;
-use ratatui::widgets::canvas::{Canvas, Line as CanvasLine};
+use ratatui::widgets::canvas::{Canvas, Context, Line as CanvasLine};
 use ratatui::Frame;
 
 pub const AT_GLYPH: char = '○';
@@ -62,30 +62,25 @@ pub fn render(frame: &mut Frame, area: Rect, s: &State, t: &Theme) {
     };
     let colour = |st: Style| st.fg.unwrap_or(Color::Reset);
     let path: Vec<&SweepPoint> = s.sweep.iter().collect();
-    let canvas = Canvas::default()
-        .background_color(t.base.bg.unwrap_or(Color::Reset))
-        .marker(Marker::Braille)
-        .x_bounds([x.0, x.1])
-        .y_bounds([y.0, y.1])
-        .paint(|ctx| {
+    let canvas = plane_canvas(t, x, y, |ctx| {
+        ctx.draw(&CanvasLine::new(
+            x.0,
+            floor,
+            x.1,
+            floor,
+            colour(t.tolerance),
+        ));
+        ctx.layer();
+        for w in path.windows(2) {
             ctx.draw(&CanvasLine::new(
-                x.0,
-                floor,
-                x.1,
-                floor,
-                colour(t.tolerance),
+                w[0].clean_acc,
+                w[0].robust_acc,
+                w[1].clean_acc,
+                w[1].robust_acc,
+                colour(t.muted),
             ));
-            ctx.layer();
-            for w in path.windows(2) {
-                ctx.draw(&CanvasLine::new(
-                    w[0].clean_acc,
-                    w[0].robust_acc,
-                    w[1].clean_acc,
-                    w[1].robust_acc,
-                    colour(t.muted),
-                ));
-            }
-        });
+        }
+    });
     frame.render_widget(canvas, plot);
     let grid = Grid { plot, x, y };
     marks_and_labels(frame.buffer_mut(), &grid, s, t);
@@ -117,6 +112,22 @@ pub(super) fn plane_axes(
     );
     axes(buf, area, plot, &y_labels, x, st);
     Some(plot)
+}
+
+/// A Braille canvas over clean range `x` and robust range `y` in the theme's background,
+/// drawn by `paint` (the α plane and the compare view's paths).
+pub(super) fn plane_canvas<F: Fn(&mut Context)>(
+    t: &Theme,
+    x: (f64, f64),
+    y: (f64, f64),
+    paint: F,
+) -> Canvas<'static, F> {
+    Canvas::default()
+        .background_color(t.base.bg.unwrap_or(Color::Reset))
+        .marker(Marker::Braille)
+        .x_bounds([x.0, x.1])
+        .y_bounds([y.0, y.1])
+        .paint(paint)
 }
 
 /// The y labels (top, bottom), the axis lines and the x labels (lowest, highest clean).

@@ -4,16 +4,15 @@
 //! candidate's α path in one clean-vs-robust plane (right), its α marked with the same
 //! glyph, over the tolerance line. The table's labels are the plot's legend.
 use super::alpha::{ACCEPTED_GLYPH, RULE_GLYPH};
-use super::alpha_plane::{padded, plane_axes, AT_GLYPH};
+use super::alpha_plane::{padded, plane_axes, plane_canvas, short_alpha, AT_GLYPH};
 use super::{fit, fit_words, panel};
 use crate::tui::compare_rows::{compare_rows, AlphaKind, CompareRow};
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::canvas::{Canvas, Line as CanvasLine};
+use ratatui::widgets::canvas::Line as CanvasLine;
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
@@ -98,7 +97,7 @@ fn render_table(frame: &mut Frame, area: Rect, s: &State, rows: &[CompareRow], t
                     t.robust
                 };
                 spans.push(Span::styled(
-                    format!("{:>6}{glyph}", fmt_alpha(d.alpha)),
+                    format!("{:>6}{glyph}", short_alpha(d.alpha)),
                     st,
                 ));
                 spans.push(Span::styled(format!("{:>7}", signed(d.clean)), t.clean));
@@ -118,10 +117,6 @@ fn render_table(frame: &mut Frame, area: Rect, s: &State, rows: &[CompareRow], t
     let legend = format!("{ACCEPTED_GLYPH} accepted  {RULE_GLYPH} rule's α  Δ: pts from AT");
     lines.push(Line::styled(fit_words(&legend, width), t.muted));
     frame.render_widget(Paragraph::new(lines), inner);
-}
-
-fn fmt_alpha(a: f64) -> String {
-    super::alpha_plane::short_alpha(a)
 }
 
 /// 11.2M, 590k, 650: a parameter count in at most five characters.
@@ -153,57 +148,52 @@ fn render_plane(frame: &mut Frame, area: Rect, s: &State, rows: &[CompareRow], t
     let Some(plot) = plane_axes(frame.buffer_mut(), inner, x, y, t.muted) else {
         return;
     };
-    let canvas = Canvas::default()
-        .background_color(t.base.bg.unwrap_or(Color::Reset))
-        .marker(Marker::Braille)
-        .x_bounds([x.0, x.1])
-        .y_bounds([y.0, y.1])
-        .paint(|ctx| {
-            if let Some(floor) = floor {
-                let colour = t.tolerance.fg.unwrap_or(Color::Reset);
-                ctx.draw(&CanvasLine::new(x.0, floor, x.1, floor, colour));
-                ctx.layer();
-            }
-            for (i, r) in rows.iter().enumerate() {
-                let colour = series_colour(t, i);
-                for w in r.points.windows(2) {
-                    ctx.draw(&CanvasLine::new(
-                        w[0].clean_acc,
-                        w[0].robust_acc,
-                        w[1].clean_acc,
-                        w[1].robust_acc,
-                        colour,
-                    ));
-                }
-            }
-            // Glyphs over the lines: the AT point, then each candidate's α.
+    let canvas = plane_canvas(t, x, y, |ctx| {
+        if let Some(floor) = floor {
+            let colour = t.tolerance.fg.unwrap_or(Color::Reset);
+            ctx.draw(&CanvasLine::new(x.0, floor, x.1, floor, colour));
             ctx.layer();
-            if let Some(at) = rows
-                .iter()
-                .find_map(|r| r.points.iter().find(|p| p.alpha == 0.0))
-            {
-                ctx.print(
-                    at.clean_acc,
-                    at.robust_acc,
-                    Span::styled(AT_GLYPH.to_string(), t.baseline),
-                );
+        }
+        for (i, r) in rows.iter().enumerate() {
+            let colour = series_colour(t, i);
+            for w in r.points.windows(2) {
+                ctx.draw(&CanvasLine::new(
+                    w[0].clean_acc,
+                    w[0].robust_acc,
+                    w[1].clean_acc,
+                    w[1].robust_acc,
+                    colour,
+                ));
             }
-            for (i, r) in rows.iter().enumerate() {
-                let Some(d) = r.delta() else { continue };
-                let Some(p) = r.points.iter().find(|p| p.alpha == d.alpha) else {
-                    continue;
-                };
-                let glyph = match d.kind {
-                    AlphaKind::Accepted => ACCEPTED_GLYPH,
-                    AlphaKind::Rule => RULE_GLYPH,
-                };
-                let st = Style::new().fg(series_colour(t, i));
-                ctx.print(
-                    p.clean_acc,
-                    p.robust_acc,
-                    Span::styled(glyph.to_string(), st),
-                );
-            }
-        });
+        }
+        // Glyphs over the lines: the AT point, then each candidate's α.
+        ctx.layer();
+        if let Some(at) = rows
+            .iter()
+            .find_map(|r| r.points.iter().find(|p| p.alpha == 0.0))
+        {
+            ctx.print(
+                at.clean_acc,
+                at.robust_acc,
+                Span::styled(AT_GLYPH.to_string(), t.baseline),
+            );
+        }
+        for (i, r) in rows.iter().enumerate() {
+            let Some(d) = r.delta() else { continue };
+            let Some(p) = r.points.iter().find(|p| p.alpha == d.alpha) else {
+                continue;
+            };
+            let glyph = match d.kind {
+                AlphaKind::Accepted => ACCEPTED_GLYPH,
+                AlphaKind::Rule => RULE_GLYPH,
+            };
+            let st = Style::new().fg(series_colour(t, i));
+            ctx.print(
+                p.clean_acc,
+                p.robust_acc,
+                Span::styled(glyph.to_string(), st),
+            );
+        }
+    });
     frame.render_widget(canvas, plot);
 }
