@@ -138,9 +138,11 @@ fn shards_in_parallel_and_bad_merges() {
 }
 
 /// The Slurm scripts under scripts/slurm: submit-mrc.sh wires an array and a dependent
-/// merge job (checked with a stand-in `sbatch` that records its calls), and the job
-/// scripts themselves, run as Slurm would run them (array task ids in the environment),
-/// produce a merged result.
+/// merge job (checked with a stand-in `sbatch` that records its calls), with the resources
+/// of RIFT_GRES / RIFT_CPUS_PER_TASK, and `--only` resubmits some shards of the same N; the
+/// job scripts themselves, run as Slurm would run them (array task ids in the
+/// environment), produce a merged result. `tests/slurm_cluster.rs` runs them on a real
+/// Slurm.
 #[test]
 fn slurm_scripts_submit_and_run_the_shards() {
     let tmp = tempfile::tempdir().unwrap();
@@ -163,32 +165,92 @@ fn slurm_scripts_submit_and_run_the_shards() {
     let path = format!("{}:{}", path_str(&bin), std::env::var("PATH").unwrap());
     let mut mrc: Vec<&str> = MRC.to_vec();
     mrc.extend(["--modules", "conv1,linear"]);
-    let out = Command::new("bash")
-        .arg(scripts.join("submit-mrc.sh"))
-        .args(["2", path_str(&dir), "--"])
-        .args(&mrc)
-        .args(["--then-run", "--lr", "0.01"])
-        .env("PATH", &path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let submit = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new("bash")
+            .arg(scripts.join("submit-mrc.sh"))
+            .args(args)
+            .args([path_str(&dir), "--"])
+            .args(&mrc)
+            .args(["--then-run", "--lr", "0.01"])
+            .env("PATH", &path)
+            .env_remove("RIFT_GRES")
+            .env_remove("RIFT_CPUS_PER_TASK")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Defaults: a GPU and 8 CPUs per job.
+    let said = submit(&["2"], &[]);
+    assert!(
+        said.contains("array 1001 (shards 0-1 of 2) and merge job 1002"),
+        "{said}"
+    );
+    // A CPU-only cluster: no GRES, 2 CPUs; shard 1 of 2 alone.
+    let cpu_only = [("RIFT_GRES", ""), ("RIFT_CPUS_PER_TASK", "2")];
+    let said = submit(&["--only", "1", "2"], &cpu_only);
+    assert!(
+        said.contains("array 1003 (shards 1 of 2) and merge job 1004"),
+        "{said}"
+    );
     let calls = std::fs::read_to_string(&log).unwrap();
     let calls: Vec<&str> = calls.lines().collect();
-    assert_eq!(calls.len(), 2, "{calls:?}");
-    assert!(calls[0].contains("--array=0-1") && calls[0].contains("mrc-shard.sbatch"));
-    assert!(calls[1].contains("--dependency=afterok:1001") && calls[1].contains("merge.sbatch"));
-    assert!(calls[1].contains("--run --lr 0.01"), "{}", calls[1]);
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    let starts = [
+        "--parsable --cpus-per-task=8 --gres=gpu:1 --array=0-1 --export=ALL,RIFT_SHARDS=2 ",
+        "--parsable --cpus-per-task=8 --gres=gpu:1 --dependency=afterok:1001 --kill-on-invalid-dep=yes ",
+        "--parsable --cpus-per-task=2 --array=1 --export=ALL,RIFT_SHARDS=2 ",
+        "--parsable --cpus-per-task=2 --dependency=afterok:1003 --kill-on-invalid-dep=yes ",
+    ];
+    for (call, start) in calls.iter().zip(starts) {
+        assert!(
+            call.starts_with(start),
+            "{call}\ndoes not start with\n{start}"
+        );
+    }
+    for i in [0, 2] {
+        assert!(calls[i].contains("mrc-shard.sbatch"), "{}", calls[i]);
+    }
+    for i in [1, 3] {
+        assert!(calls[i].contains("merge.sbatch"), "{}", calls[i]);
+        assert!(calls[i].ends_with("--run --lr 0.01"), "{}", calls[i]);
+    }
+    // A shard that is not among N, and a bad CPU count, are refused before sbatch.
+    for (args, env) in [
+        (&["--only", "2", "2"][..], &[][..]),
+        (&["2"][..], &[("RIFT_CPUS_PER_TASK", "0")][..]),
+    ] {
+        let out = Command::new("bash")
+            .arg(scripts.join("submit-mrc.sh"))
+            .args(args)
+            .args([path_str(&dir), "--"])
+            .env("PATH", &path)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} {env:?}: {}",
+            stderr_of(&out)
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 4);
 
-    // What Slurm then runs: both array tasks at once, then the merge.
-    let tasks: Vec<_> = (0..2)
-        .map(|i| {
+    // What Slurm then runs: both array tasks at once (task 1 as `--only 1` runs it: an
+    // array of one task, N from RIFT_SHARDS), then the merge.
+    let tasks: Vec<_> = [("0", "2"), ("1", "1")]
+        .iter()
+        .map(|(id, task_count)| {
             Command::new("bash")
                 .arg(scripts.join("mrc-shard.sbatch"))
                 .arg(path_str(&dir))
                 .args(&mrc)
                 .current_dir(root)
-                .env("SLURM_ARRAY_TASK_ID", i.to_string())
-                .env("SLURM_ARRAY_TASK_COUNT", "2")
+                .env("SLURM_ARRAY_TASK_ID", id)
+                .env("SLURM_ARRAY_TASK_COUNT", task_count)
+                .env("RIFT_SHARDS", "2")
                 .env("RIFT", rift_bin())
                 .spawn()
                 .unwrap()
