@@ -405,6 +405,11 @@ pub struct RunArgs {
     pub screen: Option<rift::engine::rift::screen::ExactLowest>,
     #[command(flatten)]
     pub final_eval: FinalEvalArgs,
+    /// Continue the session but recompute STAGE and every stage after it (baseline, mrc,
+    /// finetune, sweep, ood, final-eval), with this command line's settings; needed when
+    /// a setting that changes STAGE's result differs from the session's.
+    #[arg(long, value_name = "STAGE", value_parser = rift::engine::rift::run_config::SessionStage::parse)]
+    pub restart_from: Option<rift::engine::rift::run_config::SessionStage>,
     /// Also write the final session (all settings and results) as YAML or JSON here.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -509,4 +514,8 @@ pub struct TuiArgs {
     /// What `e` runs (default: standard AutoAttack on the first 1000 test samples).
     #[command(flatten)]
     pub final_eval: FinalEvalArgs,
+    /// Continue the session in --session but recompute STAGE and every stage after it, as
+    /// `rift run --restart-from`.
+    #[arg(long, value_name = "STAGE", value_parser = rift::engine::rift::run_config::SessionStage::parse)]
+    pub restart_from: Option<rift::engine::rift::run_config::SessionStage>,
 }

@@ -10,6 +10,7 @@ use common::{
     assert_fails_cleanly, demo_run_args, path_str, rift, rift_bin, rift_ok, run_python, stderr_of,
     tiny_mnist,
 };
+use rift::engine::rift::partial::PartialMrc;
 use rift::report::session::Session;
 use serde_json::Value;
 use std::process::{Command, Stdio};
@@ -33,8 +34,16 @@ fn a_killed_run_continues_where_it_stopped() {
         .unwrap();
     let partial = s.join("mrc_partial.yaml");
     let start = Instant::now();
+    // The partial file exists from the adversarial set on; wait for a first exact score.
+    let scores = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| serde_yaml::from_str::<PartialMrc>(&t).ok())
+            .map(|r| r.scores.into_iter().map(|m| m.name).collect())
+            .unwrap_or_default()
+    };
     loop {
-        if partial.exists() {
+        if !scores(&partial).is_empty() {
             break;
         }
         if let Ok(sess) = Session::load(&s) {
@@ -60,17 +69,9 @@ fn a_killed_run_continues_where_it_stopped() {
     );
     assert!(killed.interpolation.is_none());
     // Modules fully scored before the kill must not be scored again.
-    let scored_before: Vec<String> = match std::fs::read_to_string(&partial) {
-        Ok(text) => {
-            let v: serde_yaml::Value =
-                serde_yaml::from_str(&text).expect("mrc_partial.yaml parses");
-            v.as_sequence()
-                .unwrap()
-                .iter()
-                .map(|m| m["name"].as_str().unwrap().to_string())
-                .collect()
-        }
-        Err(_) => killed
+    let scored_before: Vec<String> = match partial.exists() {
+        true => scores(&partial),
+        false => killed
             .mrc
             .as_ref()
             .unwrap()
@@ -231,33 +232,34 @@ fn a_killed_run_continues_where_it_stopped() {
     assert_fails_cleanly(&out, "rift report of a missing session", &["nowhere"]);
 }
 
-/// A `mrc_partial.yaml` that does not parse is not silently dropped: `rift run` warns,
-/// names where it kept the file (`mrc_partial.yaml.corrupt-1`, content unchanged) and
-/// scores every module.
+/// A `mrc_partial.yaml` that does not parse holds finished work: `rift run` refuses it
+/// before any compute, naming the file, and leaves it as it was; moving it away lets the
+/// run score every module.
 #[test]
-fn a_corrupt_partial_mrc_file_is_kept_aside_with_a_warning() {
+fn a_corrupt_partial_mrc_file_is_refused_before_any_compute() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path();
     let data = tiny_mnist(t, 128, 96);
     let s = t.join("s");
     std::fs::create_dir_all(&s).unwrap();
     let garbage = "- name: conv1\n  mrc: [0.1,\n";
-    std::fs::write(s.join("mrc_partial.yaml"), garbage).unwrap();
-    let out = rift(&demo_run_args(&s, &data, &[]));
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr_of(&out)
+    let partial = s.join("mrc_partial.yaml");
+    std::fs::write(&partial, garbage).unwrap();
+    let args = demo_run_args(&s, &data, &[]);
+    let out = rift(&args);
+    assert_fails_cleanly(
+        &out,
+        "a corrupt mrc_partial.yaml",
+        &["mrc_partial.yaml", "move it away"],
     );
-    assert!(out.status.success(), "{printed}");
+    assert_eq!(std::fs::read_to_string(&partial).unwrap(), garbage);
     assert!(
-        printed.contains("warning") && printed.contains("mrc_partial.yaml.corrupt-1"),
-        "{printed}"
+        !Session::path(&s).exists(),
+        "a session was started before the refusal"
     );
-    assert_eq!(
-        std::fs::read_to_string(s.join("mrc_partial.yaml.corrupt-1")).unwrap(),
-        garbage
-    );
+    std::fs::rename(&partial, s.join("inspect-me.yaml")).unwrap();
+    let out = rift(&args);
+    assert!(out.status.success(), "{}", stderr_of(&out));
     let session = Session::load(&s).unwrap();
     assert_eq!(session.mrc.expect("mrc").modules.len(), 5);
 }

@@ -140,6 +140,8 @@ fn session() -> Session {
         },
         created: "2025-03-01T10:00:00Z".into(),
         updated: "2025-03-01T14:21:09Z".into(),
+        config: None,
+        continued: Vec::new(),
         settings: SessionSettings {
             checkpoint: "checkpoints/wrn34_tiny_at.pth".into(),
             arch: "wrn34-10".into(),

@@ -58,7 +58,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     let (mut p, plan) = open(run, "rift compare")?;
     let Plan {
         rt,
-        mrc: mrc_cfg,
+        config,
         search,
         devices,
         settings,
@@ -78,7 +78,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     // What every candidate shares: the AT baseline (and its verdicts), MRC, AT OOD.
     baseline_once(&mut p, &cancel, &mut sink)?;
     if candidates.iter().any(Candidate::needs_mrc) {
-        mrc_once(&mut p, run, &mrc_cfg, &cancel, &mut sink)?;
+        mrc_once(&mut p, &config.mrc, &cancel, &mut sink)?;
     }
     let at = at_verdicts(&mut p, &dir, &cancel, &mut sink)?;
     if p.session.ood_at.is_none() && !p.ood_corruptions().is_empty() {
@@ -124,7 +124,9 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         } else {
             let mut settings = settings.clone();
             settings.layer = c.label();
-            let mut s = Session::new(&cdir, settings, &p.model);
+            let mut config = config.clone();
+            config.finetune.layer = c.label();
+            let mut s = Session::new(&cdir, settings, Some(config), &p.model);
             s.baseline = p.session.baseline.clone();
             s.mrc = p.session.mrc.clone();
             s.ood_at = p.session.ood_at.clone();

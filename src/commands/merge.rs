@@ -4,9 +4,9 @@
 //! continues from, so a following `rift run` on the same settings computes no MRC module
 //! again and goes on to fine-tuning.
 use super::mrc::print_mrc_table;
-use super::run_mrc::PARTIAL_MRC;
 use crate::cli::MergeArgs;
 use anyhow::{Context, Result};
+use rift::engine::rift::mrc_stage::PARTIAL_MRC;
 use rift::engine::rift::shard::{merge as merge_shards, MergeError, ShardResult, SHARD_DIR};
 
 pub const MERGED: &str = "mrc.yaml";

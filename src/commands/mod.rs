@@ -17,7 +17,6 @@ mod progress;
 mod progress_style;
 mod run;
 mod run_final;
-mod run_mrc;
 mod train_at;
 mod tui;
 

@@ -5,13 +5,15 @@ use anyhow::{bail, Result};
 use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::{save_by_extension, save_format_for};
 use rift::engine::data::DatasetKind;
-use rift::engine::rift::adv_set::{build, AdvSetPlan, AdvSplit, TensorSet};
-use rift::engine::rift::events::{Event, Stage};
+use rift::engine::rift::adv_set::{AdvSplit, TensorSet};
+use rift::engine::rift::events::Event;
 use rift::engine::rift::mrc::{select_modules, MrcConfig, Variant};
-use rift::engine::rift::multi_device::{compute_on_devices, Devices};
+use rift::engine::rift::multi_device::Devices;
 use rift::engine::rift::results::{MrcResult, ScreenSummary};
-use rift::engine::rift::scoring::{compute, MrcInputs};
-use rift::engine::rift::screen::{screen_then_exact, ExactLowest, ScreenConfig};
+
+use rift::engine::rift::mrc_stage::{MrcInput, MrcStage};
+use rift::engine::rift::run_config::{MrcPlan, ScreenPlan};
+use rift::engine::rift::screen::ExactLowest;
 use rift::engine::rift::shard::ShardResult;
 use rift::engine::tensors::to_raw;
 use rift::engine::CancelFlag;
@@ -203,77 +205,48 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
     let cfg = mrc_config(&flags, rt.seed)?;
     let (ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
     let all_modules = select_modules(&model, &args.mrc.modules)?;
-    let modules = match args.shard {
-        Some(shard) => shard.select(&all_modules),
-        None => all_modules.clone(),
+    let plan = MrcPlan {
+        modules: args.mrc.modules.clone(),
+        adv_split: adv_split.name().to_string(),
+        adv_limit: args.mrc.adv_limit,
+        config: cfg,
+        screen: args.screen.then(|| ScreenPlan {
+            exact: args.exact_lowest.unwrap_or(ExactLowest::None),
+            one_step: args.one_step,
+        }),
     };
-    let (set, idx) = adv_split.load(kind, &args.data.data_dir, args.mrc.adv_limit)?;
-    model.check_input(&[1, set.channels as i64, set.height as i64, set.width as i64])?;
-    let cancel = CancelFlag::default();
-    let mut printer = Printer::new();
-    let mut sink = |e: Event| printer.show(&e);
-    let plan = AdvSetPlan {
+    let devices = match args.devices.len() {
+        0 | 1 => None,
+        _ => Some(
+            args.devices
+                .iter()
+                .map(|d| rift::engine::device::choose(d).map(|(dev, _)| dev))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let choice = model_choice(&args.model)?;
+    let load = model_on(&ckpt, &choice, kind, rt.compute);
+    let input = MrcInput {
+        model: &model,
         attack: &attack,
         seed: rt.seed,
         batch_size: args.data.batch_size,
+        kind,
+        data_dir: &args.data.data_dir,
+        loaded: &[],
+        shard: args.shard,
+        devices: devices.as_deref().map(|list| Devices { list, load: &load }),
     };
-    let adv = build(&model, &set, &idx, &plan, &cancel, &mut sink)?;
-    if let Some(p) = &args.save_adv_set {
-        save_adv_set(p, &adv)?;
+    let cancel = CancelFlag::default();
+    let mut printer = Printer::new();
+    let mut sink = |e: Event| printer.show(&e);
+    let mut stage = MrcStage::new(plan, None);
+    let result = stage.run(&input, &cancel, &mut sink);
+    // The set is written even when scoring failed: it took the attack's time to build.
+    if let (Some(p), Some(adv)) = (&args.save_adv_set, stage.adv_set()) {
+        save_adv_set(p, adv)?;
     }
-    let inputs = MrcInputs {
-        model: &model,
-        adv: &adv,
-        adv_split: adv_split.name(),
-        cfg: &cfg,
-    };
-    let result = if args.screen {
-        let screen = ScreenConfig {
-            epsilon: cfg.epsilon,
-            batch_size: cfg.batch_size,
-            one_step: args.one_step,
-        };
-        screen_then_exact(
-            &inputs,
-            &modules,
-            &screen,
-            args.exact_lowest.unwrap_or(ExactLowest::None),
-            &cancel,
-            &mut sink,
-        )?
-    } else if args.devices.len() > 1 {
-        let devices = args
-            .devices
-            .iter()
-            .map(|d| rift::engine::device::choose(d).map(|(dev, _)| dev))
-            .collect::<Result<Vec<_>, _>>()?;
-        sink(Event::started_text(
-            Stage::Mrc,
-            format!(
-                "{} modules on {} devices{}",
-                modules.len(),
-                devices.len(),
-                if cfg.fast { " (fast path)" } else { "" }
-            ),
-        ));
-        let choice = model_choice(&args.model)?;
-        let load = model_on(&ckpt, &choice, kind, rt.compute);
-        let on = Devices {
-            list: &devices,
-            load: &load,
-        };
-        compute_on_devices(on, &inputs, &modules, &cancel, &mut sink)?
-    } else {
-        sink(Event::started_text(
-            Stage::Mrc,
-            format!(
-                "{} modules{}",
-                modules.len(),
-                if cfg.fast { " (fast path)" } else { "" }
-            ),
-        ));
-        compute(&inputs, &modules, &cancel, &mut sink)?
-    };
+    let result = result?;
     print_mrc_table(&result);
     if let (Some(shard), Some(dir)) = (args.shard, &args.session) {
         let path = shard.path(dir);
@@ -287,7 +260,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
             "wrote shard {} of {} ({} modules) to {}; `rift merge {}` combines the shards",
             shard.index,
             shard.count,
-            modules.len(),
+            args.shard.map_or(0, |s| s.select(&all_modules).len()),
             path.display(),
             dir.display()
         );

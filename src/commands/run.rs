@@ -6,26 +6,30 @@ use super::interpolate::{search_config, sweep_config, sweep_devices};
 use super::mrc::mrc_config;
 use super::progress::Printer;
 use super::run_final::{final_eval_plan, final_eval_stage, print_final_eval};
-use super::run_mrc::{mrc_stage, PARTIAL_MRC};
 use super::{attack_config, load_model, model_choice, model_on, runtime};
 use crate::cli::RunArgs;
 use anyhow::{bail, Context, Result};
 use rift::engine::checkpoint::load_checkpoint;
+use rift::engine::continuation::{check, continue_session, Requested};
 use rift::engine::data::DatasetKind;
 use rift::engine::device::device_name;
 use rift::engine::models::Precision;
 use rift::engine::rift::adv_set::AdvSplit;
 use rift::engine::rift::alpha_search::SearchConfig;
-use rift::engine::rift::events::{Event, OodModel, Sink, Stage, EVENTS_FORMAT};
+use rift::engine::rift::events::{Event, OodModel, Sink, EVENTS_FORMAT};
 use rift::engine::rift::finetune::Trained;
+use rift::engine::rift::mrc_stage::{MrcStage, PARTIAL_MRC};
 use rift::engine::rift::multi_device::Devices;
 use rift::engine::rift::ood::{default_severities, parse_severities};
+use rift::engine::rift::partial::check_partial;
 use rift::engine::rift::pipeline::{OodSetup, Pipeline, PipelineSetup, SweepHow};
+use rift::engine::rift::run_config::{
+    DataConfig, FinetunePlan, ModelConfig, MrcPlan, OodPlan, RunConfig, ScreenPlan, SessionStage,
+};
 use rift::engine::CancelFlag;
 use rift::report::session::{now_rfc3339, Session, SessionSettings, EVENTS_FILE};
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
 /// Appends events to `events.jsonl`, one JSON object a line, flushed as it goes.
 pub(super) struct EventLog(std::fs::File);
@@ -57,7 +61,8 @@ impl EventLog {
 pub struct Plan {
     pub rt: super::Runtime,
     pub setup: PipelineSetup,
-    pub mrc: rift::engine::rift::mrc::MrcConfig,
+    /// Every setting that changes a number, whole (`session.yaml`'s `config`).
+    pub config: RunConfig,
     pub search: Option<SearchConfig>,
     /// `--devices` for the α sweep.
     pub devices: Option<Vec<tch::Device>>,
@@ -97,6 +102,9 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         (None, Some(k)) => default_severities(k),
         (None, None) => vec![],
     };
+    let adv_split = AdvSplit::parse(kind, &args.mrc.adv_split)?
+        .name()
+        .to_string();
     let settings = SessionSettings {
         checkpoint: args.model.checkpoint.display().to_string(),
         arch: args.model.reading.arch.clone(),
@@ -113,9 +121,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         mrc_variant: mrc_cfg.variant.name().to_string(),
         mrc_epsilon: mrc_cfg.epsilon,
         mrc_epochs: mrc_cfg.epochs,
-        adv_split: AdvSplit::parse(kind, &args.mrc.adv_split)?
-            .name()
-            .to_string(),
+        adv_split: adv_split.clone(),
         adv_limit: args.mrc.adv_limit,
         mrc_fast: mrc_cfg.fast,
         mrc_screen: args.screen.map(|e| e.text()),
@@ -136,6 +142,50 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         ood_headline: (args.ood.ood_headline != "found").then(|| args.ood.ood_headline.clone()),
     };
     let final_eval = final_eval_plan(&args.final_eval, &attack, rt.seed, args.data.batch_size)?;
+    let config = RunConfig {
+        model: ModelConfig {
+            checkpoint: settings.checkpoint.clone(),
+            arch: args.model.reading.arch.clone(),
+            width: args.model.reading.width,
+            normalize: args.model.reading.normalize.clone(),
+            activation: args.model.reading.activation.clone(),
+            precision: rt.compute.precision.name().to_string(),
+            channels_last: rt.compute.channels_last,
+            zoo: None,
+        },
+        data: DataConfig {
+            dataset: settings.dataset.clone(),
+            data_dir: settings.data_dir.clone(),
+            eval_limit: args.data.limit,
+            batch_size: args.data.batch_size,
+            seed: rt.seed,
+        },
+        attack: attack.clone(),
+        mrc: MrcPlan {
+            modules: args.mrc.modules.clone(),
+            adv_split,
+            adv_limit: args.mrc.adv_limit,
+            config: mrc_cfg,
+            screen: args.screen.map(|exact| ScreenPlan {
+                exact,
+                one_step: false,
+            }),
+        },
+        finetune: FinetunePlan {
+            layer: args.ft.layer.clone(),
+            config: ft_cfg.clone(),
+        },
+        sweep: sweep_cfg.clone(),
+        search: search.clone(),
+        ood: ood_kind.map(|k| OodPlan {
+            dataset: k.name().to_string(),
+            dir: ood_dir.display().to_string(),
+            severities: severities.clone(),
+            headline: args.ood.ood_headline.clone(),
+        }),
+        final_eval: final_eval.clone(),
+        preset: args.runtime.preset.clone(),
+    };
     let setup = PipelineSetup {
         kind,
         data_dir: args.data.data_dir.clone(),
@@ -156,11 +206,57 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     Ok(Plan {
         rt,
         setup,
-        mrc: mrc_cfg,
+        config,
         search,
         devices,
         settings,
     })
+}
+
+/// The session in `dir` continued with `plan` (refused when a setting that changes a
+/// result differs, unless `restart_from` recomputes from there), or a new one for `model`.
+/// Shared by `rift run`, `rift compare` and the explorer.
+pub fn open_session(
+    dir: &Path,
+    plan: &Plan,
+    restart_from: Option<SessionStage>,
+    model: &rift::engine::models::Model,
+) -> Result<Session> {
+    let device = device_name(plan.rt.device);
+    if !Session::path(dir).exists() {
+        if let Some(stage) = restart_from {
+            bail!("--restart-from {}: {} holds no session to continue (a new session computes every stage anyway)", stage.name(), dir.display());
+        }
+        let mut s = Session::new(dir, plan.settings.clone(), Some(plan.config.clone()), model);
+        s.settings.device = device;
+        return Ok(s);
+    }
+    let s = Session::load(dir)?;
+    let req = Requested {
+        config: &plan.config,
+        settings: &plan.settings,
+        restart_from,
+        device: &device,
+    };
+    let s = continue_session(s, dir, &req)?;
+    match restart_from {
+        Some(stage) => eprintln!(
+            "continuing the session in {}, recomputing from {} on",
+            dir.display(),
+            stage.name()
+        ),
+        None => eprintln!("continuing the session in {}", dir.display()),
+    }
+    Ok(s)
+}
+
+/// A partial MRC file that does not read is refused now, not after the baseline (unless
+/// `--restart-from` drops it).
+pub fn check_partial_file(dir: &Path, restart_from: Option<SessionStage>) -> Result<()> {
+    if restart_from.is_some_and(|s| s <= SessionStage::Mrc) {
+        return Ok(());
+    }
+    Ok(check_partial(&dir.join(PARTIAL_MRC))?)
 }
 
 /// The pipeline of a session directory: the plan checked, the model loaded, the session
@@ -168,25 +264,28 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
 /// model, all before the first stage. Shared by `rift run` and `rift compare`.
 pub(super) fn open(args: &RunArgs, what: &str) -> Result<(Pipeline, Plan)> {
     let mut plan = plan(args, what)?;
-    let (settings, rt) = (&plan.settings, &plan.rt);
     let dir = args.session.as_path();
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
-    let (ckpt, model) = load_model(&args.model, plan.setup.kind, rt.device, rt.compute)?;
-    let mut session = if Session::path(dir).exists() {
+    // A session with other settings is refused before the model loads.
+    if Session::path(dir).exists() {
         let s = Session::load(dir)?;
-        let (mut a, mut b) = (s.settings.clone(), settings.clone());
-        a.device.clear();
-        b.device.clear();
-        if a != b {
-            bail!("{} was made with different settings (compare its session.yaml with this command line); use another --session to start afresh, or the same flags to continue it", dir.display());
-        }
-        eprintln!("continuing the session in {}", dir.display());
-        s
-    } else {
-        Session::new(dir, settings.clone(), &model)
-    };
-    session.settings.device = device_name(rt.device);
+        let req = Requested {
+            config: &plan.config,
+            settings: &plan.settings,
+            restart_from: args.restart_from,
+            device: &plan.settings.device,
+        };
+        check(&s, dir, &req)?;
+    }
+    check_partial_file(dir, args.restart_from)?;
+    let (ckpt, model) = load_model(
+        &args.model,
+        plan.setup.kind,
+        plan.rt.device,
+        plan.rt.compute,
+    )?;
+    let session = open_session(dir, &plan, args.restart_from, &model)?;
     let setup = plan.setup.clone();
     let p = Pipeline::new(setup, ckpt, model, session)?;
     if let Some(fe) = &p.setup.final_eval {
@@ -203,7 +302,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let (mut p, plan) = open(args, "rift run")?;
     let Plan {
         rt,
-        mrc: mrc_cfg,
+        config,
         search,
         devices,
         ..
@@ -217,7 +316,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     baseline_once(&mut p, &cancel, &mut sink)?;
 
     // 2. MRC, module by module (partial results survive a kill).
-    mrc_once(&mut p, args, &mrc_cfg, &cancel, &mut sink)?;
+    mrc_once(&mut p, &config.mrc, &cancel, &mut sink)?;
 
     // 3–6. Fine-tune, sweep, the chosen model, OOD and the final evaluation.
     let layers = resolve_layers(&args.ft.layer, p.session.mrc.as_ref(), None)?;
@@ -267,24 +366,24 @@ pub(super) fn baseline_once(p: &mut Pipeline, cancel: &CancelFlag, sink: Sink) -
     Ok(())
 }
 
-/// MRC into the session, module by module (partial results survive a kill), unless the
-/// session holds it already.
+/// MRC into the session, module by module (each exact score reaches the partial file as
+/// it finishes, so a killed run continues from it), unless the session holds it already.
 pub(super) fn mrc_once(
     p: &mut Pipeline,
-    args: &RunArgs,
-    mrc_cfg: &rift::engine::rift::mrc::MrcConfig,
+    plan: &MrcPlan,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<()> {
     if p.session.mrc.is_some() {
         return Ok(());
     }
-    let t = Instant::now();
-    let dir = p.setup.session_dir.clone();
-    p.session.mrc = Some(mrc_stage(p, args, mrc_cfg, cancel, sink)?);
-    p.finish_stage(Stage::Mrc, t, sink);
+    let partial = p.setup.session_dir.join(PARTIAL_MRC);
+    let mut stage = MrcStage::new(plan.clone(), Some(partial.clone()));
+    p.mrc(&mut stage, cancel, sink)?;
     save(p)?;
-    let _ = std::fs::remove_file(dir.join(PARTIAL_MRC));
+    // The scores are in session.yaml now; a partial file left behind would be harmless
+    // (a session holding MRC never reads it) but misleading.
+    let _ = std::fs::remove_file(partial);
     Ok(())
 }
 

@@ -2,12 +2,17 @@
 //! same stages and settings as `rift run`; `--resume` reopens a saved session, `--follow`
 //! watches a headless run.
 use super::load_model;
-use crate::cli::{Cli, Command, ModelArgs, RunArgs, TuiArgs};
+use crate::cli::{Cli, Command, ModelArgs, ReadingArgs, RunArgs, RuntimeArgs, TuiArgs};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use rift::engine::continuation::{continue_session, Requested};
+use rift::engine::data::DatasetKind;
 use rift::engine::rift::ood::corruptions_found;
+use rift::engine::rift::pipeline::{OodSetup, PipelineSetup};
+use rift::engine::rift::run_config::RunConfig;
+use rift::engine::rift::run_config::ScreenPlan;
 use rift::engine::rift::screen::ExactLowest;
-use rift::jobs::{follow::follow, JobSetup, MrcSetup, Worker};
+use rift::jobs::{follow::follow, JobSetup, Worker};
 use rift::report::session::{Session, SessionSettings};
 use rift::tui::app::{run as run_app, AppOptions};
 use std::io::IsTerminal;
@@ -39,6 +44,7 @@ pub fn tui(args: &TuiArgs) -> Result<()> {
         ood: args.ood.clone(),
         screen: args.screen,
         final_eval: args.final_eval.clone(),
+        restart_from: args.restart_from,
         output: None,
     };
     explore(&run, args.theme.clone(), "rift run", None)
@@ -52,7 +58,9 @@ fn need_terminal(headless: &str) -> Result<()> {
 }
 
 /// Opens the explorer on the settings of a `rift run` command line; `headless` names the
-/// command to use without a terminal; `resume` is the saved session to start from.
+/// command to use without a terminal; `resume` is the saved session to start from. A
+/// session already in `--session` is continued when its settings agree (or with
+/// `--restart-from`), and refused before the model loads when they do not.
 pub fn explore(
     args: &RunArgs,
     theme: Option<String>,
@@ -60,13 +68,47 @@ pub fn explore(
     resume: Option<Session>,
 ) -> Result<()> {
     need_terminal(headless)?;
+    let mut plan = super::run::plan(args, "the explorer")?;
+    // The explorer always screens first (the estimates preview the bars and order the
+    // exact work); exact MRC then covers every module unless --screen K.
+    let exact_lowest = args.screen.unwrap_or(ExactLowest::All);
+    plan.settings.mrc_screen = Some(exact_lowest.text());
+    plan.config.mrc.screen = Some(ScreenPlan {
+        exact: exact_lowest,
+        one_step: false,
+    });
+    let dir = args.session.as_path();
+    let resume = match resume {
+        Some(s) => Some(s),
+        None if Session::path(dir).exists() => {
+            let req = Requested {
+                config: &plan.config,
+                settings: &plan.settings,
+                restart_from: args.restart_from,
+                device: &plan.settings.device,
+            };
+            Some(continue_session(Session::load(dir)?, dir, &req)?)
+        }
+        None => None,
+    };
+    super::run::check_partial_file(dir, args.restart_from)?;
+    launch(plan, args.model.clone(), theme, resume)
+}
+
+/// The explorer's worker and UI on `plan`, the model read as `model_args` says.
+fn launch(
+    plan: super::run::Plan,
+    model_args: ModelArgs,
+    theme: Option<String>,
+    resume: Option<Session>,
+) -> Result<()> {
     let super::run::Plan {
         rt,
         mut setup,
-        mrc,
-        mut settings,
+        config,
+        settings,
         ..
-    } = super::run::plan(args, "the explorer")?;
+    } = plan;
     // OOD runs after an accepted α when the corrupted set is there (as in `rift run`).
     setup.ood = setup
         .ood
@@ -81,35 +123,28 @@ pub fn explore(
         follow: None,
         ood: setup.ood.is_some(),
     };
-    // The explorer always screens first (the estimates preview the bars and order the
-    // exact work); exact MRC then covers every module unless --screen K.
-    let exact_lowest = args.screen.unwrap_or(ExactLowest::All);
-    settings.mrc_screen = Some(exact_lowest.text());
-    let model_args = args.model.clone();
     let (device, compute) = (rt.device, rt.compute);
     let kind = setup.kind;
     let (handle, rx) = Worker::spawn(JobSetup {
         load: Box::new(move || load_model(&model_args, kind, device, compute)),
         pipeline: setup,
-        mrc: MrcSetup {
-            modules: args.mrc.modules.clone(),
-            // Resolved per dataset as published (`--adv-split auto`), as `rift run` records it.
-            adv_split: settings.adv_split.clone(),
-            adv_limit: args.mrc.adv_limit,
-            mrc,
-            exact_lowest,
-            one_step: false,
-        },
+        config,
         settings,
         resume,
     })?;
     run_app((Some(handle), rx), opts)
 }
 
-/// `--resume DIR`: the session's own settings, as the `rift run` line that made them.
+/// `--resume DIR`: the session's own settings. A session that records its configs whole
+/// is rebuilt from them (`plan_from_config`); an older one from the `rift run` line its
+/// summary describes.
 fn resume(dir: &Path, theme: Option<String>) -> Result<()> {
     let session = Session::load(dir)?;
     need_terminal("rift report --session DIR")?;
+    if let Some(config) = session.config.clone() {
+        let (plan, model_args) = plan_from_config(&config, &session, dir)?;
+        return launch(plan, model_args, theme, Some(session));
+    }
     let argv = run_argv(&session.settings, dir);
     let cli = Cli::try_parse_from(&argv).with_context(|| {
         format!(
@@ -121,6 +156,66 @@ fn resume(dir: &Path, theme: Option<String>) -> Result<()> {
         bail!("internal: the resumed settings did not parse as `rift run`");
     };
     explore(&run, theme, "rift report --session DIR", Some(session))
+}
+
+/// The plan of a session's recorded configs, every stage exactly as it ran; the device is
+/// chosen afresh (`auto`), so a session made on a GPU machine opens on a laptop.
+pub fn plan_from_config(
+    config: &RunConfig,
+    session: &Session,
+    dir: &Path,
+) -> Result<(super::run::Plan, ModelArgs)> {
+    let m = &config.model;
+    let rt = super::runtime(&RuntimeArgs {
+        device: "auto".into(),
+        seed: config.data.seed,
+        threads: None,
+        precision: m.precision.clone(),
+        channels_last: m.channels_last,
+        preset: config.preset.clone(),
+    })?;
+    let model_args = ModelArgs {
+        checkpoint: m.checkpoint.clone().into(),
+        reading: ReadingArgs {
+            arch: m.arch.clone(),
+            width: m.width,
+            activation: m.activation.clone(),
+            normalize: m.normalize.clone(),
+        },
+    };
+    let kind = DatasetKind::parse(&config.data.dataset)?;
+    let ood = match &config.ood {
+        Some(o) => Some(OodSetup {
+            kind: DatasetKind::parse(&o.dataset)?,
+            dir: o.dir.clone().into(),
+            severities: o.severities.clone(),
+        }),
+        None => None,
+    };
+    let setup = PipelineSetup {
+        kind,
+        data_dir: config.data.data_dir.clone().into(),
+        attack: config.attack.clone(),
+        eval_limit: config.data.eval_limit,
+        batch_size: config.data.batch_size,
+        seed: config.data.seed,
+        finetune: config.finetune.config.clone(),
+        sweep: config.sweep.clone(),
+        ood,
+        session_dir: dir.to_path_buf(),
+        final_eval: config.final_eval.clone(),
+    };
+    let mut settings = session.settings.clone();
+    settings.device = rift::engine::device::device_name(rt.device);
+    let plan = super::run::Plan {
+        rt,
+        setup,
+        config: config.clone(),
+        search: config.search.clone(),
+        devices: None,
+        settings,
+    };
+    Ok((plan, model_args))
 }
 
 /// `--follow DIR`: the explorer on another process's events, read-only.

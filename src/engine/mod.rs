@@ -4,6 +4,7 @@ pub mod attack;
 pub mod autoattack;
 pub mod batches;
 pub mod checkpoint;
+pub mod continuation;
 pub mod data;
 pub mod device;
 pub mod error_text;

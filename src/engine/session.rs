@@ -6,6 +6,7 @@ use crate::engine::attack::PgdConfig;
 use crate::engine::eval::EvalResult;
 use crate::engine::models::Model;
 use crate::engine::rift::results::{FinetuneResult, InterpolationResult, MrcResult, OodResult};
+use crate::engine::rift::run_config::RunConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -97,6 +98,20 @@ pub struct SessionSettings {
     pub ood_headline: Option<String>,
 }
 
+/// One continuation of a session (`rift run` again, `rift tui --resume`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Continuation {
+    /// RFC 3339 UTC.
+    pub at: String,
+    pub device: String,
+    /// `--restart-from STAGE`, when the continuation recomputed from a stage on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_from: Option<String>,
+    /// Settings that changed with it: `setting: old -> new`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
+}
+
 /// The model summary recorded with a session.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SessionModel {
@@ -131,7 +146,17 @@ pub struct Session {
     /// RFC 3339 UTC.
     pub created: String,
     pub updated: String,
+    /// The settings in a few words each, for reports and the explorer's lines.
     pub settings: SessionSettings,
+    /// Every setting that changes a number, whole, as the engine used it: a continued run
+    /// is compared with it and the explorer's `--resume` rebuilds its plan from it
+    /// (absent in sessions written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<RunConfig>,
+    /// Each time the session was continued by another process: when, on which device, and
+    /// what it was asked to change that changes no number (absent: never continued).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub continued: Vec<Continuation>,
     pub model: SessionModel,
     /// Clean and robust accuracy of the AT model on the test split (the sanity check).
     pub baseline: Option<EvalResult>,
@@ -156,7 +181,12 @@ pub struct Session {
 impl Session {
     /// A fresh session in `dir` (named after it) for `model` run with `settings`: no
     /// results yet. `rift run` and the explorer both start here.
-    pub fn new(dir: &Path, settings: SessionSettings, model: &Model) -> Session {
+    pub fn new(
+        dir: &Path,
+        settings: SessionSettings,
+        config: Option<RunConfig>,
+        model: &Model,
+    ) -> Session {
         Session {
             name: dir
                 .file_name()
@@ -169,6 +199,8 @@ impl Session {
             created: now_rfc3339(),
             updated: now_rfc3339(),
             settings,
+            config,
+            continued: Vec::new(),
             model: SessionModel {
                 arch: model.spec.name(),
                 num_classes: model.spec.num_classes,

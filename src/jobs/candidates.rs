@@ -193,7 +193,11 @@ impl Candidates {
         } else {
             let mut settings = current.settings.clone();
             settings.layer = label.to_string();
-            Session::new(dir, settings, model)
+            let config = current.config.clone().map(|mut c| {
+                c.finetune.layer = label.to_string();
+                c
+            });
+            Session::new(dir, settings, config, model)
         };
         share_results(current, &mut next);
         next.settings.device = current.settings.device.clone();

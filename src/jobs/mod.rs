@@ -4,10 +4,9 @@ mod candidates;
 pub mod follow;
 pub mod handle;
 pub mod messages;
-mod mrc_job;
 mod requests;
 pub mod worker;
 
 pub use handle::JobHandle;
 pub use messages::{CandidateSummary, JobCommand, JobEvent, JobRequest};
-pub use worker::{JobSetup, MrcSetup, OodSetup, Worker};
+pub use worker::{JobSetup, OodSetup, Worker};

@@ -75,6 +75,13 @@ impl<'a> Aside<'a> {
         }
     }
 
+    /// The baseline the job computed before its main stage (MRC's job): a save from now on
+    /// writes it.
+    pub fn finished_baseline(&mut self, session: &Session) {
+        self.session.baseline = session.baseline.clone();
+        self.session.stage_seconds = session.stage_seconds.clone();
+    }
+
     /// Keeps what the job has finished so far (its α points).
     pub fn observe(&mut self, e: &Event) {
         if let Event::SweepPoint { point } = e {

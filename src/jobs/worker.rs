@@ -5,15 +5,15 @@
 use super::candidates::Candidates;
 use super::handle::JobHandle;
 use super::messages::{JobCommand, JobEvent, JobRequest};
-use super::mrc_job::MrcJob;
-pub use super::mrc_job::MrcSetup;
 use super::requests::Aside;
 use crate::engine::checkpoint::Checkpoint;
 use crate::engine::error_text::paragraph;
 use crate::engine::models::Model;
 use crate::engine::rift::events::{Event, OodModel, Stage, StageAbout};
 use crate::engine::rift::final_eval::FinalEvalPlan;
+use crate::engine::rift::mrc_stage::{MrcStage, PARTIAL_MRC};
 use crate::engine::rift::pipeline::{record_chosen, Pipeline, PipelineSetup, SweepHow};
+use crate::engine::rift::run_config::RunConfig;
 use crate::engine::session::{ChosenWeights, Session, SessionSettings};
 use crate::engine::CancelFlag;
 use anyhow::{bail, Context, Result};
@@ -32,7 +32,9 @@ pub type ModelLoader = Box<dyn FnOnce() -> Result<(Checkpoint, Model)> + Send>;
 pub struct JobSetup {
     pub load: ModelLoader,
     pub pipeline: PipelineSetup,
-    pub mrc: MrcSetup,
+    /// Every setting that changes a number (its `mrc` is the MRC job's plan); recorded
+    /// whole in the session.
+    pub config: RunConfig,
     pub settings: SessionSettings,
     /// `rift tui --resume`: the saved session to continue (its fine-tuned weights are
     /// reloaded so α can be refined and accepted without fine-tuning again).
@@ -41,8 +43,9 @@ pub struct JobSetup {
 
 pub struct Worker {
     p: Pipeline,
-    /// MRC as far as it got, so that MRC paused for another job continues.
-    mrc: MrcJob,
+    /// MRC as far as it got, so that MRC paused for another job continues; each exact
+    /// score also reaches the session's partial file as it finishes.
+    mrc: MrcStage,
     /// The session's candidates (one per fine-tuned module set, `candidates.rs`).
     candidates: Candidates,
     tx: UnboundedSender<JobEvent>,
@@ -75,10 +78,14 @@ impl Worker {
         let JobSetup {
             load,
             pipeline,
-            mrc,
+            config,
             settings,
             resume,
         } = setup;
+        let mrc = MrcStage::new(
+            config.mrc.clone(),
+            Some(pipeline.session_dir.join(PARTIAL_MRC)),
+        );
         let (ckpt, model) = load()?;
         let device = settings.device.clone();
         let candidates = Candidates::new(pipeline.session_dir.clone());
@@ -87,7 +94,7 @@ impl Worker {
                 session.settings.device = device.clone();
                 session
             }
-            None => Session::new(&pipeline.session_dir, settings, &model),
+            None => Session::new(&pipeline.session_dir, settings, Some(config), &model),
         };
         let resumed = session.finetuned_weights.is_some();
         let mut p = Pipeline::new(pipeline, ckpt, model, session)?;
@@ -111,7 +118,7 @@ impl Worker {
         let _ = tx.send(JobEvent::Candidates(candidates.summaries(&p)));
         Ok(Worker {
             p,
-            mrc: MrcJob::new(mrc),
+            mrc,
             candidates,
             tx,
         })
@@ -210,19 +217,13 @@ impl Worker {
     }
 
     fn run(&mut self, cmd: &JobCommand, cancel: &CancelFlag, aside: &mut Aside) -> Result<Stage> {
+        if *cmd == JobCommand::StartMrc {
+            return self.run_mrc(cancel, aside);
+        }
         let tx = self.tx.clone();
-        // Every engine event is also the point where requests are served (`requests.rs`).
-        let mut sink = |e: Event| {
-            aside.observe(&e);
-            Self::emit(&tx, e);
-            aside.poll();
-        };
+        let mut sink = job_sink(aside, &tx);
         let p = &mut self.p;
         match cmd {
-            JobCommand::StartMrc => {
-                self.mrc.run(p, cancel, &mut sink)?;
-                Ok(Stage::Mrc)
-            }
             JobCommand::StartFinetune { layers, lr } => {
                 if let Some(dir) = self.candidates.dir_for(p, layers) {
                     Self::show(p, &self.candidates, &self.tx, dir, &layers.join("+"))?;
@@ -279,10 +280,45 @@ impl Worker {
                 }
                 Ok(Stage::Candidate)
             }
-            JobCommand::Request(_) | JobCommand::Cancel | JobCommand::Shutdown => {
-                bail!("internal: not a job")
+            JobCommand::StartMrc
+            | JobCommand::Request(_)
+            | JobCommand::Cancel
+            | JobCommand::Shutdown => {
+                bail!("internal: not a job here")
             }
         }
+    }
+
+    /// The AT baseline (once), then the MRC stage, continued where it stopped (in this
+    /// process, or in the partial file a saved or killed explorer left). The baseline and
+    /// the finished MRC reach session.yaml at once; each exact score reaches the partial
+    /// file as it finishes (`MrcStage`).
+    fn run_mrc(&mut self, cancel: &CancelFlag, aside: &mut Aside) -> Result<Stage> {
+        let tx = self.tx.clone();
+        let root = self.candidates.root().to_path_buf();
+        let p = &mut self.p;
+        if p.session.baseline.is_none() {
+            p.baseline(cancel, &mut job_sink(aside, &tx))?;
+            Self::write_session(p, &root)?;
+            // A save during MRC writes it too.
+            aside.finished_baseline(&p.session);
+        }
+        p.mrc(&mut self.mrc, cancel, &mut job_sink(aside, &tx))?;
+        Self::write_session(p, &root)?;
+        let _ = std::fs::remove_file(root.join(PARTIAL_MRC));
+        Ok(Stage::Mrc)
+    }
+
+    /// The session on display as its session.yaml (atomically), when it is the explorer's
+    /// own (results of the shared stages: baseline, MRC): no report, no weights.
+    fn write_session(p: &mut Pipeline, root: &std::path::Path) -> Result<()> {
+        if p.setup.session_dir != root {
+            return Ok(());
+        }
+        crate::engine::files::create_dir(root)?;
+        p.session.updated = crate::engine::session::now_rfc3339();
+        p.session.save(root)?;
+        Ok(())
     }
 
     /// session.yaml (atomically), the fine-tuned weights, report.md and the plots.
@@ -333,4 +369,17 @@ impl Worker {
         let _ = tx.send(JobEvent::CandidateShown(Box::new(p.session.clone())));
         Ok(())
     }
+}
+
+/// A job's event sink: each engine event goes to the UI, and is where requests are served
+/// (`requests.rs`).
+fn job_sink<'s, 'a: 's>(
+    aside: &'s mut Aside<'a>,
+    tx: &'s UnboundedSender<JobEvent>,
+) -> Box<dyn FnMut(Event) + 's> {
+    Box::new(move |e: Event| {
+        aside.observe(&e);
+        let _ = tx.send(JobEvent::Engine(e));
+        aside.poll();
+    })
 }

@@ -60,6 +60,8 @@ pub fn mrc_only() -> Session {
         },
         created: "2025-01-02T03:04:05Z".into(),
         updated: "2025-01-02T04:05:06Z".into(),
+        config: None,
+        continued: Vec::new(),
         settings: SessionSettings {
             checkpoint: "ckpt/resnet18_at.pth".into(),
             arch: "resnet18".into(),

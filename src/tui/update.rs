@@ -170,7 +170,9 @@ pub fn update(s: &mut State, msg: Msg) -> Option<Cmd> {
             None
         }
         Msg::Quit => {
-            if s.unsaved && s.read_only.is_none() && !s.confirm_quit {
+            // A running job's progress (the module being scored, the epoch being trained)
+            // is lost on quitting too, so that asks as well.
+            if (s.unsaved || s.busy) && s.read_only.is_none() && !s.confirm_quit {
                 s.confirm_quit = true;
                 None
             } else {
@@ -480,7 +482,8 @@ fn engine_event(s: &mut State, ev: Event) {
                 .filter(|m| !m.mrc.is_nan())
                 .min_by(|a, b| criticality_cmp(a.mrc, b.mrc).then(a.depth.cmp(&b.depth)))
                 .map(|m| m.name.clone());
-            s.unsaved = true;
+            // No unsaved mark: the worker writes each exact score to the session's
+            // partial file, and the finished MRC to session.yaml.
             if let Some(name) = selected {
                 s.select_module(&name);
             }

@@ -132,7 +132,8 @@ fn mrc_events_fill_bars_and_cursor_lands_on_recommended() {
     assert_eq!(s.mrc_total, 3);
     assert_eq!(s.recommended.as_deref(), Some("layer1.0.conv1"));
     assert_eq!(finished(&mut s, Stage::Mrc), None);
-    assert!(!s.busy && s.mrc_done && s.unsaved);
+    // The worker wrote every score as it came (and the result at the end).
+    assert!(!s.busy && s.mrc_done && !s.unsaved);
     assert_eq!(
         s.selected_module().map(|m| m.name.as_str()),
         Some("layer1.0.conv1")
@@ -312,7 +313,12 @@ fn accept_and_refine_need_a_sweep() {
 
 #[test]
 fn save_clears_unsaved_and_quit_asks_first() {
-    let mut s = after_mrc();
+    let unsaved = || {
+        let mut s = after_mrc();
+        s.unsaved = true; // a fine-tuning epoch or an α point, say
+        s
+    };
+    let mut s = unsaved();
     assert_eq!(update(&mut s, Msg::Quit), None);
     assert!(s.confirm_quit && !s.quit);
     update(&mut s, Msg::Dismiss);
@@ -328,11 +334,16 @@ fn save_clears_unsaved_and_quit_asks_first() {
     assert!(!s.unsaved);
     assert_eq!(update(&mut s, Msg::Quit), Some(Cmd::Quit));
     assert!(s.quit);
-    let mut s = after_mrc();
+    let mut s = unsaved();
     update(&mut s, Msg::Quit);
     assert_eq!(update(&mut s, Msg::ConfirmQuit), Some(Cmd::Quit));
-    let mut s = after_mrc();
+    let mut s = unsaved();
     assert_eq!(update(&mut s, Msg::ForceQuit), Some(Cmd::Quit));
+    // A running job's progress is not on disk: q asks then too.
+    let mut s = after_mrc();
+    s.busy = true;
+    assert_eq!(update(&mut s, Msg::Quit), None);
+    assert!(s.confirm_quit);
 }
 
 #[test]
@@ -433,6 +444,7 @@ fn every_key_maps() {
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
     assert_eq!(to_msg(ctrl_c, &s), Some(Msg::ForceQuit));
     let mut s = after_mrc();
+    s.unsaved = true;
     update(&mut s, Msg::Quit);
     assert_eq!(to_msg(key(KeyCode::Char('y')), &s), Some(Msg::ConfirmQuit));
     assert_eq!(to_msg(key(KeyCode::Char('n')), &s), Some(Msg::Dismiss));

@@ -10,8 +10,11 @@ use rift::engine::rift::finetune::FinetuneConfig;
 use rift::engine::rift::interpolate::SweepConfig;
 use rift::engine::rift::mrc::MrcConfig;
 use rift::engine::rift::pipeline::PipelineSetup;
+use rift::engine::rift::run_config::{
+    DataConfig, FinetunePlan, ModelConfig, MrcPlan, RunConfig, ScreenPlan,
+};
 use rift::engine::rift::screen::ExactLowest;
-use rift::jobs::{JobEvent, JobSetup, MrcSetup};
+use rift::jobs::{JobEvent, JobSetup};
 use rift::report::session::SessionSettings;
 use std::path::PathBuf;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -39,6 +42,77 @@ pub fn job_setup(f: JobFixture) -> JobSetup {
         ..ModelChoice::default()
     };
     let attack = f.attack;
+    let pipeline = PipelineSetup {
+        kind,
+        data_dir: f.data_dir.into(),
+        attack: attack.clone(),
+        eval_limit: Some(16),
+        batch_size: 8,
+        seed: 0,
+        finetune: FinetuneConfig {
+            epochs: f.ft_epochs,
+            batch_size: 512,
+            test_limit: Some(16),
+            milestones: vec![1],
+            ..FinetuneConfig::default()
+        },
+        sweep: SweepConfig {
+            alphas: vec![0.0, 0.5, 1.0],
+            refine: 0,
+            tolerance: 0.1,
+            attack: attack.clone(),
+            limit: Some(16),
+            batch_size: 8,
+            seed: 0,
+        },
+        ood: None,
+        session_dir: f.session,
+        final_eval: None,
+    };
+    let config = RunConfig {
+        model: ModelConfig {
+            checkpoint: f.checkpoint.into(),
+            arch: "auto".into(),
+            width: None,
+            normalize: "auto".into(),
+            activation: f.activation.map(str::to_string),
+            precision: "fp32".into(),
+            channels_last: false,
+            zoo: None,
+        },
+        data: DataConfig {
+            dataset: f.dataset.into(),
+            data_dir: f.data_dir.into(),
+            eval_limit: Some(16),
+            batch_size: 8,
+            seed: 0,
+        },
+        attack: attack.clone(),
+        mrc: MrcPlan {
+            modules: f.modules,
+            adv_split: "test".into(),
+            adv_limit: Some(16),
+            config: MrcConfig {
+                epochs: 1,
+                batch_size: 8,
+                fast: true,
+                ..MrcConfig::default()
+            },
+            screen: Some(ScreenPlan {
+                exact: ExactLowest::All,
+                one_step: false,
+            }),
+        },
+        finetune: FinetunePlan {
+            layer: "auto".into(),
+            config: pipeline.finetune.clone(),
+        },
+        sweep: pipeline.sweep.clone(),
+        search: None,
+        ood: None,
+        final_eval: None,
+        preset: None,
+    };
     JobSetup {
         load: Box::new(move || {
             let ckpt = load_checkpoint(&checkpoint)?;
@@ -51,46 +125,8 @@ pub fn job_setup(f: JobFixture) -> JobSetup {
             )?;
             Ok((ckpt, model))
         }),
-        pipeline: PipelineSetup {
-            kind,
-            data_dir: f.data_dir.into(),
-            attack: attack.clone(),
-            eval_limit: Some(16),
-            batch_size: 8,
-            seed: 0,
-            finetune: FinetuneConfig {
-                epochs: f.ft_epochs,
-                batch_size: 512,
-                test_limit: Some(16),
-                milestones: vec![1],
-                ..FinetuneConfig::default()
-            },
-            sweep: SweepConfig {
-                alphas: vec![0.0, 0.5, 1.0],
-                refine: 0,
-                tolerance: 0.1,
-                attack: attack.clone(),
-                limit: Some(16),
-                batch_size: 8,
-                seed: 0,
-            },
-            ood: None,
-            session_dir: f.session,
-            final_eval: None,
-        },
-        mrc: MrcSetup {
-            modules: f.modules,
-            adv_split: "test".into(),
-            adv_limit: Some(16),
-            mrc: MrcConfig {
-                epochs: 1,
-                batch_size: 8,
-                fast: true,
-                ..MrcConfig::default()
-            },
-            exact_lowest: ExactLowest::All,
-            one_step: false,
-        },
+        pipeline,
+        config,
         settings: SessionSettings {
             checkpoint: f.checkpoint.into(),
             arch: "auto".into(),

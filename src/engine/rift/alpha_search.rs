@@ -36,7 +36,7 @@ use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 use tch::Kind;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SearchConfig {
     pub subset: SubsetSize,
     /// Most attack work to spend, as a fraction of the grid's (1/3 by default: issue 5).

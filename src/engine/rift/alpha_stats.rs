@@ -14,7 +14,8 @@ pub const Z99: f64 = 2.575_829_303_548_901;
 pub const MIN_SUBSET: usize = 100;
 
 /// How many samples the screen uses.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SubsetSize {
     /// The default: a tenth of the evaluated samples (at least `MIN_SUBSET`), but never so
     /// many that α = 0 and two more completions (the choice, and room for rejecting others)

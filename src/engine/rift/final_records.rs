@@ -16,7 +16,7 @@ pub const STATE_CHOSEN: &str = "final_eval_chosen.json";
 
 /// What the final evaluation runs: the attacks with their budgets, ε and seed (the run's),
 /// and how many of the first test samples.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FinalEvalPlan {
     pub aa: AaConfig,
     pub limit: usize,

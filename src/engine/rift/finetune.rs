@@ -15,13 +15,14 @@ use rand::SeedableRng;
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SelectOn {
     Val,
     Test,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FinetuneConfig {
     pub lr: f64,
     pub momentum: f64,

@@ -214,7 +214,7 @@ pub fn parse_alphas(s: &str) -> Result<Vec<f64>, String> {
     Ok(v)
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SweepConfig {
     pub alphas: Vec<f64>,
     pub refine: usize,

@@ -18,7 +18,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use tch::{Kind, Tensor};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Variant {
     /// Max end-of-epoch loss over all epochs (the published code).
     Code,
@@ -42,7 +43,7 @@ impl Variant {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MrcConfig {
     pub epsilon: f64,
     pub epochs: usize,

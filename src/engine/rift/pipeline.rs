@@ -3,7 +3,7 @@
 //! chosen model's weights and OOD accuracy. `rift run` drives them in order (skipping what
 //! its session already holds); the explorer's worker drives one per job. Both pass the
 //! same cancel flag and event sink, and read the results from `Pipeline::session`.
-//! (MRC still has its two drivers, `commands/run_mrc.rs` and `jobs/mrc_job.rs`.)
+//! MRC is one stage too (`mrc_stage.rs`, `Pipeline::mrc`), which `rift mrc` also runs.
 use super::alpha_search::SearchConfig;
 use super::events::{Event, OodModel, Sink, Stage, StageAbout};
 use super::finetune::{finetune, FinetuneConfig, FinetuneData, Trained};

@@ -40,7 +40,8 @@ impl ScreenConfig {
 }
 
 /// Which screened modules get exact MRC, lowest estimate first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ExactLowest {
     /// Estimates only.
     None,
