@@ -172,6 +172,7 @@ pub(super) fn open(args: &RunArgs, what: &str) -> Result<(Pipeline, Plan)> {
     let dir = args.session.as_path();
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
+    super::held_locks::hold_session_lock(dir)?;
     let (ckpt, model) = load_model(&args.model, plan.setup.kind, rt.device, rt.compute)?;
     let mut session = if Session::path(dir).exists() {
         let s = Session::load(dir)?;

@@ -60,6 +60,7 @@ pub fn explore(
     resume: Option<Session>,
 ) -> Result<()> {
     need_terminal(headless)?;
+    super::held_locks::hold_session_lock(&args.session)?;
     let super::run::Plan {
         rt,
         mut setup,

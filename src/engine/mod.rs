@@ -13,6 +13,7 @@ pub mod models;
 pub mod panics;
 pub mod rift;
 pub mod session;
+pub mod session_lock;
 pub mod tensors;
 
 use std::sync::atomic::{AtomicBool, Ordering};
