@@ -316,7 +316,7 @@ pub(super) fn after_mrc(
     sink: Sink,
 ) -> Result<f64> {
     // Fine-tune the chosen module(s); the AT weights are restored afterwards.
-    let reloaded = p.session.finetune.is_some() && p.reload_finetuned().unwrap_or(false);
+    let reloaded = p.session.finetune.is_some() && p.continue_finetuned(sink)?;
     if !reloaded {
         let cfg = p.setup.finetune.clone();
         p.finetune(what, &cfg, cancel, sink)?;
@@ -368,7 +368,7 @@ pub(super) fn after_mrc(
 
     // OOD of the AT and chosen models, when the corrupted set is there.
     if let Some(ood) = p.setup.ood.clone() {
-        if p.ood_corruptions().is_empty() {
+        if p.ood_corruptions()?.is_empty() {
             sink(Event::Warning {
                 message: format!(
                     "no {} files under {}; OOD skipped",

@@ -12,6 +12,7 @@ use super::interpolate::{
 };
 use super::multi_device::Devices;
 use super::ood::{corruptions_found, evaluate_ood};
+use super::ood_dir::corruptions_in_reach;
 use super::results::SweepPoint;
 use super::validate::{datasets_fit, PipelineData};
 use crate::engine::attack::PgdConfig;
@@ -60,6 +61,13 @@ pub enum PipelineError {
         path: PathBuf,
         source: super::interpolate::InterpolateError,
     },
+    #[error("{source}; rift keeps that file as it is rather than fine-tune over it: delete {} to fine-tune again", path.display())]
+    FinetunedUnusable {
+        path: PathBuf,
+        source: Box<PipelineError>,
+    },
+    #[error(transparent)]
+    OodDir(#[from] super::ood_dir::OodDirError),
     #[error(transparent)]
     Data(#[from] crate::engine::data::DataError),
     #[error(transparent)]
@@ -158,6 +166,10 @@ impl Pipeline {
         model: Model,
         session: Session,
     ) -> Result<Pipeline> {
+        // An OOD directory that cannot be read is refused now, not skipped after the rest.
+        if let Some(ood) = &setup.ood {
+            corruptions_in_reach(ood.kind, &ood.dir)?;
+        }
         let test = load_split(setup.kind, &setup.data_dir, Split::Test)?;
         // Every dataset the stages will read (test, training, OOD) against the model, now,
         // not after hours of MRC and fine-tuning.
@@ -502,15 +514,6 @@ impl Pipeline {
         let chosen = write_chosen_files(ends, alpha, &self.setup.session_dir)?;
         record_chosen(&mut self.session, chosen.clone());
         Ok(chosen)
-    }
-
-    /// The corruption types present for the configured OOD set (empty: none configured
-    /// or none on disk).
-    pub fn ood_corruptions(&self) -> Vec<String> {
-        match &self.setup.ood {
-            Some(ood) => corruptions_found(ood.kind, &ood.dir).unwrap_or_default(),
-            None => Vec::new(),
-        }
     }
 
     /// Corruption accuracy of the AT model or of the model at `alpha`; leaves the model
