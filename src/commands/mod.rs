@@ -2,6 +2,7 @@
 mod aa_progress;
 mod autoattack;
 mod compare;
+mod compare_check;
 mod demo;
 mod doctor;
 mod eval;

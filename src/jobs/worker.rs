@@ -106,6 +106,9 @@ impl Worker {
         )));
         let _ = tx.send(JobEvent::Finished { stage: Stage::Load });
         let _ = tx.send(JobEvent::Candidates(candidates.summaries(&p)));
+        for message in candidates.unreadable() {
+            let _ = tx.send(JobEvent::Engine(Event::Warning { message }));
+        }
         Ok(Worker {
             p,
             mrc: MrcJob::new(mrc),
