@@ -64,7 +64,10 @@ fn an_unreadable_ood_directory_is_refused_before_any_stage() {
     let link = t.join("broken-link");
     std::os::unix::fs::symlink(t.join("gone"), &link).unwrap();
     for (ood_dir, what) in [(&file, "is not a directory"), (&link, "cannot read")] {
-        let s = t.join(format!("s-{}", ood_dir.file_name().unwrap().to_string_lossy()));
+        let s = t.join(format!(
+            "s-{}",
+            ood_dir.file_name().unwrap().to_string_lossy()
+        ));
         let extra = ["--ood-dataset", "cifar10-c", "--ood-dir", path_str(ood_dir)];
         let out = rift(&demo_run_args(&s, Path::new("assets/demo"), &extra));
         let shown = ood_dir.display().to_string();
@@ -112,9 +115,9 @@ fn the_explorer_warns_of_a_candidate_it_cannot_read() {
         JobEvent::Finished { stage: Stage::Save }
     );
     let shown = damaged.display().to_string();
-    let warned = seen.iter().any(|e| {
-        matches!(e, JobEvent::Engine(Event::Warning { message }) if message.contains(&shown))
-    });
+    let warned = seen.iter().any(
+        |e| matches!(e, JobEvent::Engine(Event::Warning { message }) if message.contains(&shown)),
+    );
     assert!(warned, "no warning naming {shown}: {seen:?}");
     assert_eq!(std::fs::read_to_string(&damaged).unwrap(), "name: {{");
 }

@@ -49,7 +49,11 @@ fn differs_from_at(p: &Pipeline) -> Vec<String> {
 fn cancelled_stages_leave_the_at_weights() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = finetuned_pipeline(dir.path());
-    assert_eq!(differs_from_at(&p), Vec::<String>::new(), "after fine-tuning");
+    assert_eq!(
+        differs_from_at(&p),
+        Vec::<String>::new(),
+        "after fine-tuning"
+    );
     let fine_tuned = p.endpoints().unwrap().state_at(1.0).unwrap();
     assert_ne!(
         fine_tuned,
@@ -84,5 +88,9 @@ fn cancelled_stages_leave_the_at_weights() {
     // The verdicts of θ(0.5), cancelled.
     let r = p.verdicts_at(0.5, &cancel, &mut |_| {});
     assert!(r.is_err(), "the cancelled evaluation returned Ok");
-    assert_eq!(differs_from_at(&p), Vec::<String>::new(), "after verdicts_at");
+    assert_eq!(
+        differs_from_at(&p),
+        Vec::<String>::new(),
+        "after verdicts_at"
+    );
 }

@@ -237,12 +237,21 @@ mod tests {
         };
         assert_eq!(holder.as_ref().unwrap().pid, std::process::id());
         let text = err.to_string();
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
-        assert!(text.contains(&format!("rift tui --follow {}", s.display())), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("rift tui --follow {}", s.display())),
+            "{text}"
+        );
         drop(first);
         assert_eq!(std::fs::read_to_string(s.join(LOCK_FILE)).unwrap(), "");
         let again = SessionLock::acquire(&s).unwrap();
-        assert!(again.taken_over.is_none(), "a released lock is not a takeover");
+        assert!(
+            again.taken_over.is_none(),
+            "a released lock is not a takeover"
+        );
     }
 
     #[test]

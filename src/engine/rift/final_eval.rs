@@ -70,9 +70,8 @@ impl Pipeline {
         let dir = self.setup.session_dir.clone();
         crate::engine::files::create_dir(&dir)?;
         let t = Instant::now();
-        let mut one = |which| {
-            self.restoring(|p| p.final_eval_one(plan, n, which, alpha, cancel, sink))
-        };
+        let mut one =
+            |which| self.restoring(|p| p.final_eval_one(plan, n, which, alpha, cancel, sink));
         let at = one(OodModel::At)?;
         let chosen = one(OodModel::Chosen)?;
         let difference = PairedDifference::of(&at.robust_flags, &chosen.robust_flags);

@@ -440,7 +440,9 @@ impl Pipeline {
             let model = &p.model;
             Ok(match how {
                 SweepHow::Grid => sweep(model, &task, cancel, sink)?,
-                SweepHow::Search(sc) => super::alpha_search::search(model, &task, sc, cancel, sink)?,
+                SweepHow::Search(sc) => {
+                    super::alpha_search::search(model, &task, sc, cancel, sink)?
+                }
                 SweepHow::Devices(devices) => {
                     super::sweep_devices::sweep_on_devices(devices, &task, cancel, sink)?
                 }
