@@ -35,6 +35,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => commands::demo(a),
         Command::Tui(a) => commands::tui(a),
     };
+    // The command is over: its session lock goes (a killed process leaves its record).
+    commands::release_held_locks();
     if std::env::var_os("RIFT_PEAK_MEMORY").is_some() {
         // For benchmarks: the process's peak resident memory, as the kernel counts it.
         if let Ok(status) = std::fs::read_to_string("/proc/self/status") {

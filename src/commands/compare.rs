@@ -71,6 +71,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     for c in candidates {
         c.check(&p.model.spec.name(), &modules, scored)?;
     }
+    super::compare_check::check_candidate_dirs(&dir, candidates)?;
     save(&mut p)?;
     let mut sink = event_sink(&dir)?;
     let cancel = CancelFlag::default();
@@ -81,7 +82,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         mrc_once(&mut p, &config.mrc, &cancel, &mut sink)?;
     }
     let at = at_verdicts(&mut p, &dir, &cancel, &mut sink)?;
-    if p.session.ood_at.is_none() && !p.ood_corruptions().is_empty() {
+    if p.session.ood_at.is_none() && !p.ood_corruptions()?.is_empty() {
         p.ood(OodModel::At, 0.0, &cancel, &mut sink)?;
         save(&mut p)?;
     }

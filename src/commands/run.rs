@@ -267,7 +267,9 @@ pub(super) fn open(args: &RunArgs, what: &str) -> Result<(Pipeline, Plan)> {
     let dir = args.session.as_path();
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
-    // A session with other settings is refused before the model loads.
+    // One writer per session; then a session with other settings is refused, both before
+    // the model loads.
+    super::held_locks::hold_session_lock(dir)?;
     if Session::path(dir).exists() {
         let s = Session::load(dir)?;
         let req = Requested {
@@ -414,7 +416,7 @@ pub(super) fn after_mrc(
     sink: Sink,
 ) -> Result<f64> {
     // Fine-tune the chosen module(s); the AT weights are restored afterwards.
-    let reloaded = p.session.finetune.is_some() && p.reload_finetuned().unwrap_or(false);
+    let reloaded = p.session.finetune.is_some() && p.continue_finetuned(sink)?;
     if !reloaded {
         let cfg = p.setup.finetune.clone();
         p.finetune(what, &cfg, cancel, sink)?;
@@ -466,7 +468,7 @@ pub(super) fn after_mrc(
 
     // OOD of the AT and chosen models, when the corrupted set is there.
     if let Some(ood) = p.setup.ood.clone() {
-        if p.ood_corruptions().is_empty() {
+        if p.ood_corruptions()?.is_empty() {
             sink(Event::Warning {
                 message: format!(
                     "no {} files under {}; OOD skipped",

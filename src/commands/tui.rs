@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use rift::engine::continuation::{continue_session, Requested};
 use rift::engine::data::DatasetKind;
-use rift::engine::rift::ood::corruptions_found;
+use rift::engine::rift::ood_dir::corruptions_in_reach;
 use rift::engine::rift::pipeline::{OodSetup, PipelineSetup};
 use rift::engine::rift::run_config::RunConfig;
 use rift::engine::rift::run_config::ScreenPlan;
@@ -68,6 +68,8 @@ pub fn explore(
     resume: Option<Session>,
 ) -> Result<()> {
     need_terminal(headless)?;
+    // One writer per session, before anything of it is read.
+    super::held_locks::hold_session_lock(&args.session)?;
     let mut plan = super::run::plan(args, "the explorer")?;
     // The explorer always screens first (the estimates preview the bars and order the
     // exact work); exact MRC then covers every module unless --screen K.
@@ -110,10 +112,12 @@ fn launch(
         ..
     } = plan;
     // OOD runs after an accepted α when the corrupted set is there (as in `rift run`).
-    setup.ood = setup
-        .ood
-        .take()
-        .filter(|o| corruptions_found(o.kind, &o.dir).is_ok_and(|n| !n.is_empty()));
+    // An unreadable corrupted-set directory is an error now, not a silent "no OOD".
+    if let Some(o) = setup.ood.take() {
+        if !corruptions_in_reach(o.kind, &o.dir)?.is_empty() {
+            setup.ood = Some(o);
+        }
+    }
     let opts = AppOptions {
         theme,
         lr: setup.finetune.lr,
@@ -142,6 +146,7 @@ fn resume(dir: &Path, theme: Option<String>) -> Result<()> {
     let session = Session::load(dir)?;
     need_terminal("rift report --session DIR")?;
     if let Some(config) = session.config.clone() {
+        super::held_locks::hold_session_lock(dir)?;
         let (plan, model_args) = plan_from_config(&config, &session, dir)?;
         return launch(plan, model_args, theme, Some(session));
     }

@@ -14,6 +14,7 @@ pub mod models;
 pub mod panics;
 pub mod rift;
 pub mod session;
+pub mod session_lock;
 pub mod tensors;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,10 @@ impl CancelFlag {
     }
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+    /// Whether another clone of this flag exists (someone may still check it).
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
     }
 }
 

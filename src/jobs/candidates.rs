@@ -74,6 +74,35 @@ impl Candidates {
             })
     }
 
+    /// A warning for each file of the session's candidates that is there but cannot be
+    /// read: a candidate whose `session.yaml` is unreadable is left out of the list (its
+    /// files are not written over: showing or fine-tuning into it fails naming the file),
+    /// one whose `candidate.yaml` is unreadable is listed by its modules, and an unreadable
+    /// `compare.yaml` leaves the candidates in name order.
+    pub fn unreadable(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let compare = self.root.join(COMPARE_FILE);
+        if compare.exists() {
+            if let Err(e) = read_yaml::<CompareResult>(&compare) {
+                out.push(format!("{e}; the candidates are listed in name order"));
+            }
+        }
+        for dir in self.dirs().iter().skip(1) {
+            if let Err(e) = Session::load(dir) {
+                let e = crate::engine::error_text::paragraph(&e);
+                out.push(format!("candidate {} is left out: {e}", dir.display()));
+                continue;
+            }
+            let row = dir.join(CANDIDATE_FILE);
+            if row.exists() {
+                if let Err(e) = read_yaml::<CandidateRow>(&row) {
+                    out.push(format!("{e}; the candidate is listed by its modules"));
+                }
+            }
+        }
+        out
+    }
+
     /// The candidates to list: the one on display (from the pipeline, live), and every
     /// other directory whose session has a fine-tuning.
     pub fn summaries(&self, p: &Pipeline) -> Vec<CandidateSummary> {
@@ -215,6 +244,13 @@ impl Candidates {
         root.updated = crate::engine::session::now_rfc3339();
         root.save(&self.root)
     }
+}
+
+/// A YAML file read as `T`; the error names the file.
+fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_yaml::from_str(&text).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// Copies what every candidate shares from `from` into `to` (where `from` has it).

@@ -30,10 +30,22 @@ pub enum JobCommand {
     /// job runs (`jobs/requests.rs`); answered with `Saved`/`Accepted` or `RequestFailed`,
     /// never `Finished`.
     Request(JobRequest),
-    /// Stop the running job (also done directly through the handle's cancel flag).
+    /// Stop the running job and the jobs queued before this (`JobHandle::cancel`, which
+    /// sending this calls).
     Cancel,
     /// End the worker thread.
     Shutdown,
+}
+
+impl JobCommand {
+    /// A job: run one at a time, ended by `Finished`, `Failed` or `Cancelled` (requests,
+    /// `Cancel` and `Shutdown` are not).
+    pub fn is_job(&self) -> bool {
+        !matches!(
+            self,
+            JobCommand::Request(_) | JobCommand::Cancel | JobCommand::Shutdown
+        )
+    }
 }
 
 /// What the explorer may ask while a job runs (`s` and `a`).

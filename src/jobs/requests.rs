@@ -15,6 +15,7 @@
 //! job to end. Once it ends, the worker records an α accepted during it in the pipeline's
 //! own session (when the session holds that α's point), so later saves keep it.
 //! The UI thread could not do this itself: the fine-tuned endpoints live on the worker.
+use super::handle::Sent;
 use super::messages::{JobCommand, JobEvent, JobRequest};
 use crate::engine::checkpoint::save_safetensors;
 use crate::engine::error_text::paragraph;
@@ -31,9 +32,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// What a running job's requests are served from.
 pub(super) struct Aside<'a> {
-    commands: &'a Receiver<JobCommand>,
-    /// Commands that are not requests, kept for after the job.
-    later: &'a mut VecDeque<JobCommand>,
+    commands: &'a Receiver<Sent>,
+    /// Commands that are not requests, kept (with their cancel flags) for after the job.
+    later: &'a mut VecDeque<Sent>,
     tx: UnboundedSender<JobEvent>,
     dir: PathBuf,
     /// The session as the job found it, with the α points measured since.
@@ -52,8 +53,8 @@ impl<'a> Aside<'a> {
     pub fn new(
         p: &Pipeline,
         job: &JobCommand,
-        commands: &'a Receiver<JobCommand>,
-        later: &'a mut VecDeque<JobCommand>,
+        commands: &'a Receiver<Sent>,
+        later: &'a mut VecDeque<Sent>,
         tx: UnboundedSender<JobEvent>,
     ) -> Aside<'a> {
         let mut session = p.session.clone();
@@ -99,10 +100,10 @@ impl<'a> Aside<'a> {
 
     /// Serves the requests waiting on the channel; keeps other commands for later.
     pub fn poll(&mut self) {
-        while let Ok(cmd) = self.commands.try_recv() {
-            match cmd {
-                JobCommand::Request(r) => self.serve(&r),
-                other => self.later.push_back(other),
+        while let Ok(sent) = self.commands.try_recv() {
+            match &sent.cmd {
+                JobCommand::Request(r) => self.serve(r),
+                _ => self.later.push_back(sent),
             }
         }
     }

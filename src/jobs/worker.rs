@@ -3,7 +3,7 @@
 //! libtorch blocks, so this is a named `std::thread`, not a tokio task; it reports over a
 //! tokio unbounded channel, which a plain thread can send on.
 use super::candidates::Candidates;
-use super::handle::JobHandle;
+use super::handle::{JobHandle, Sent};
 use super::messages::{JobCommand, JobEvent, JobRequest};
 use super::requests::Aside;
 use crate::engine::checkpoint::Checkpoint;
@@ -19,7 +19,6 @@ use crate::engine::CancelFlag;
 use anyhow::{bail, Context, Result};
 use std::collections::VecDeque;
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 pub use crate::engine::rift::pipeline::OodSetup;
@@ -57,21 +56,19 @@ impl Worker {
     pub fn spawn(setup: JobSetup) -> Result<(JobHandle, UnboundedReceiver<JobEvent>)> {
         let (tx, rx) = unbounded_channel();
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
-        let cancel = Arc::new(Mutex::new(CancelFlag::default()));
-        let shared = cancel.clone();
         let join = std::thread::Builder::new()
             .name("rift-worker".into())
             .spawn(move || {
                 let err_tx = tx.clone();
                 match Worker::start(setup, tx) {
-                    Ok(mut w) => w.serve(cmd_rx, shared),
+                    Ok(mut w) => w.serve(cmd_rx),
                     Err(e) => {
                         let _ = err_tx.send(JobEvent::Failed(paragraph(e.as_ref())));
                     }
                 }
             })
             .context("cannot start the worker thread")?;
-        Ok((JobHandle::new(cmd_tx, cancel, join), rx))
+        Ok((JobHandle::new(cmd_tx, join), rx))
     }
 
     fn start(setup: JobSetup, tx: UnboundedSender<JobEvent>) -> Result<Worker> {
@@ -116,6 +113,9 @@ impl Worker {
         )));
         let _ = tx.send(JobEvent::Finished { stage: Stage::Load });
         let _ = tx.send(JobEvent::Candidates(candidates.summaries(&p)));
+        for message in candidates.unreadable() {
+            let _ = tx.send(JobEvent::Engine(Event::Warning { message }));
+        }
         Ok(Worker {
             p,
             mrc,
@@ -124,20 +124,22 @@ impl Worker {
         })
     }
 
-    fn serve(&mut self, rx: Receiver<JobCommand>, cancel: Arc<Mutex<CancelFlag>>) {
+    /// Runs the jobs in the order sent, each with the cancel flag the handle sent with it
+    /// (`handle.rs`); the flag is dropped when the job ends, which tells the handle so.
+    fn serve(&mut self, rx: Receiver<Sent>) {
         // Commands that arrived while a job ran (requests are served then, these wait).
         let mut later = VecDeque::new();
         loop {
-            let cmd = match later.pop_front() {
-                Some(cmd) => cmd,
+            let Sent { cmd, cancel: flag } = match later.pop_front() {
+                Some(sent) => sent,
                 None => match rx.recv() {
-                    Ok(cmd) => cmd,
+                    Ok(sent) => sent,
                     Err(_) => break,
                 },
             };
             match &cmd {
                 JobCommand::Shutdown => break,
-                // The handle sets the flag itself; nothing is queued to stop.
+                // The handle sets the flags itself; nothing is queued to stop.
                 JobCommand::Cancel => continue,
                 JobCommand::Request(r) => {
                     self.serve_request(r);
@@ -145,9 +147,12 @@ impl Worker {
                 }
                 _ => {}
             }
-            let flag = CancelFlag::default();
-            if let Ok(mut slot) = cancel.lock() {
-                *slot = flag.clone();
+            // Cancelled while it waited: it ends without running.
+            if flag.is_cancelled() {
+                if self.tx.send(JobEvent::Cancelled).is_err() {
+                    break;
+                }
+                continue;
             }
             let mut aside = Aside::new(&self.p, &cmd, &rx, &mut later, self.tx.clone());
             let outcome = self.run(&cmd, &flag, &mut aside);

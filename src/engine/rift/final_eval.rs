@@ -70,10 +70,10 @@ impl Pipeline {
         let dir = self.setup.session_dir.clone();
         crate::engine::files::create_dir(&dir)?;
         let t = Instant::now();
-        let at = self.final_eval_one(plan, n, OodModel::At, alpha, cancel, sink);
-        let at = self.restore_at().and(at)?;
-        let chosen = self.final_eval_one(plan, n, OodModel::Chosen, alpha, cancel, sink);
-        let chosen = self.restore_at().and(chosen)?;
+        let mut one =
+            |which| self.restoring(|p| p.final_eval_one(plan, n, which, alpha, cancel, sink));
+        let at = one(OodModel::At)?;
+        let chosen = one(OodModel::Chosen)?;
         let difference = PairedDifference::of(&at.robust_flags, &chosen.robust_flags);
         let result = FinalEval {
             alpha,

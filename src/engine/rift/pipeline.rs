@@ -12,6 +12,7 @@ use super::interpolate::{
 };
 use super::multi_device::Devices;
 use super::ood::{corruptions_found, evaluate_ood};
+use super::ood_dir::corruptions_in_reach;
 use super::results::SweepPoint;
 use super::validate::{datasets_fit, PipelineData};
 use crate::engine::attack::PgdConfig;
@@ -60,6 +61,13 @@ pub enum PipelineError {
         path: PathBuf,
         source: super::interpolate::InterpolateError,
     },
+    #[error("{source}; rift keeps that file as it is rather than fine-tune over it: delete {} to fine-tune again", path.display())]
+    FinetunedUnusable {
+        path: PathBuf,
+        source: Box<PipelineError>,
+    },
+    #[error(transparent)]
+    OodDir(#[from] super::ood_dir::OodDirError),
     #[error(transparent)]
     Data(#[from] crate::engine::data::DataError),
     #[error(transparent)]
@@ -158,6 +166,10 @@ impl Pipeline {
         model: Model,
         session: Session,
     ) -> Result<Pipeline> {
+        // An OOD directory that cannot be read is refused now, not skipped after the rest.
+        if let Some(ood) = &setup.ood {
+            corruptions_in_reach(ood.kind, &ood.dir)?;
+        }
         let test = load_split(setup.kind, &setup.data_dir, Split::Test)?;
         // Every dataset the stages will read (test, training, OOD) against the model, now,
         // not after hours of MRC and fine-tuning.
@@ -201,6 +213,18 @@ impl Pipeline {
                 .load_state(&self.ckpt.tensors, &self.ckpt.path.display().to_string())?,
         }
         Ok(())
+    }
+
+    /// Runs `body` (a stage's work on the model), then puts the AT weights back whatever it
+    /// returned: every stage that changes the model runs through here, so no early return
+    /// (an error, a cancel) leaves the model at another α for the next stage or job. The
+    /// body's error comes first (it is why the stage stopped), then a failed restore's.
+    pub(super) fn restoring<T>(&mut self, body: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let outcome = body(self);
+        let restored = self.restore_at();
+        let value = outcome?;
+        restored?;
+        Ok(value)
     }
 
     /// Hands the pipeline another session and its directory, returning the previous ones:
@@ -247,31 +271,26 @@ impl Pipeline {
     /// judged exactly as the baseline and the sweep judge (same attack, seed, samples), so
     /// their counts equal that α's sweep point. Leaves the model at the AT weights.
     pub fn verdicts_at(&mut self, alpha: f64, cancel: &CancelFlag, sink: Sink) -> Result<Verdicts> {
-        match (&self.ends, alpha == 0.0) {
-            (Some(ends), _) => ends.apply(&self.model, alpha)?,
-            (None, true) => self.restore_at()?,
-            (None, false) => {
-                return Err(PipelineError::NotFinetuned(format!(
-                    "evaluate at α = {alpha}"
-                )))
-            }
+        if self.ends.is_none() && alpha != 0.0 {
+            return Err(PipelineError::NotFinetuned(format!(
+                "evaluate at α = {alpha}"
+            )));
         }
-        let plan = self.eval_plan();
-        let r = evaluate_verdicts(
-            &self.model,
-            &self.test,
-            &plan,
-            cancel,
-            &mut |done, total| {
+        self.restoring(|p| {
+            match &p.ends {
+                Some(ends) => ends.apply(&p.model, alpha)?,
+                None => p.restore_at()?,
+            }
+            let plan = p.eval_plan();
+            let mut progress = |done, total| {
                 sink(Event::Progress {
                     stage: Stage::Candidate,
                     done,
                     total,
                 })
-            },
-        );
-        self.restore_at()?;
-        Ok(r?.1)
+            };
+            Ok(evaluate_verdicts(&p.model, &p.test, &plan, cancel, &mut progress)?.1)
+        })
     }
 
     /// Clean and robust accuracy of the AT model (the sweep's α = 0 point).
@@ -299,31 +318,30 @@ impl Pipeline {
             return Err(PipelineError::NoModule);
         }
         let t = Instant::now();
-        self.restore_at()?;
-        let train = match self.train.take() {
-            Some(train) => train,
-            None => load_split(self.setup.kind, &self.setup.data_dir, Split::Train)?,
-        };
-        let train = &*self.train.insert(train);
-        let augmenter = Augmenter::for_dataset(self.setup.kind, train.height);
-        let data = FinetuneData {
-            train,
-            test: &self.test,
-            augmenter: &augmenter,
-        };
-        let r = finetune(&self.model, what, data, cfg, cancel, sink);
-        let state = r.as_ref().ok().map(|_| self.model.state()).transpose();
-        self.restore_at()?;
-        let (r, state) = (r?, state?);
+        let (r, state) = self.restoring(|p| {
+            p.restore_at()?;
+            let train = match p.train.take() {
+                Some(train) => train,
+                None => load_split(p.setup.kind, &p.setup.data_dir, Split::Train)?,
+            };
+            let train = &*p.train.insert(train);
+            let augmenter = Augmenter::for_dataset(p.setup.kind, train.height);
+            let data = FinetuneData {
+                train,
+                test: &p.test,
+                augmenter: &augmenter,
+            };
+            let r = finetune(&p.model, what, data, cfg, cancel, sink)?;
+            Ok((r, p.model.state()?))
+        })?;
         if let Some(msg) = &r.diverged {
             sink(Event::Warning {
                 message: msg.clone(),
             });
         }
-        if let Some(state) = state {
-            self.ends = Some(Endpoints::new(&self.model, &state)?);
-            self.finetuned = Some(state);
-        }
+        // The model is at the AT weights again: they are the endpoints' α = 0.
+        self.ends = Some(Endpoints::new(&self.model, &state)?);
+        self.finetuned = Some(state);
         self.session.finetune = Some(r);
         self.session.interpolation = None;
         self.session.chosen = None;
@@ -396,35 +414,41 @@ impl Pipeline {
 
     /// The α sweep between the endpoints; leaves the model at the AT weights.
     pub fn sweep(&mut self, how: SweepHow, cancel: &CancelFlag, sink: Sink) -> Result<()> {
-        let Some(ends) = &self.ends else {
+        if self.ends.is_none() {
             return Err(PipelineError::NotFinetuned("interpolate".into()));
-        };
+        }
         let t = Instant::now();
-        let cfg = &self.setup.sweep;
-        sink(Event::started(
-            Stage::Interpolate,
-            StageAbout::Sweep {
-                alphas: cfg.alphas.len(),
-                refine: cfg.refine,
-            },
-        ));
-        let known = self.known_points();
-        let task = SweepTask {
-            ends,
-            test: &self.test,
-            cfg,
-            known: &known,
-        };
-        let model = &self.model;
-        let r = match how {
-            SweepHow::Grid => sweep(model, &task, cancel, sink)?,
-            SweepHow::Search(sc) => super::alpha_search::search(model, &task, sc, cancel, sink)?,
-            SweepHow::Devices(devices) => {
-                super::sweep_devices::sweep_on_devices(devices, &task, cancel, sink)?
-            }
-        };
+        let r = self.restoring(|p| {
+            let Some(ends) = &p.ends else {
+                return Err(PipelineError::NotFinetuned("interpolate".into()));
+            };
+            let cfg = &p.setup.sweep;
+            sink(Event::started(
+                Stage::Interpolate,
+                StageAbout::Sweep {
+                    alphas: cfg.alphas.len(),
+                    refine: cfg.refine,
+                },
+            ));
+            let known = p.known_points();
+            let task = SweepTask {
+                ends,
+                test: &p.test,
+                cfg,
+                known: &known,
+            };
+            let model = &p.model;
+            Ok(match how {
+                SweepHow::Grid => sweep(model, &task, cancel, sink)?,
+                SweepHow::Search(sc) => {
+                    super::alpha_search::search(model, &task, sc, cancel, sink)?
+                }
+                SweepHow::Devices(devices) => {
+                    super::sweep_devices::sweep_on_devices(devices, &task, cancel, sink)?
+                }
+            })
+        })?;
         self.session.interpolation = Some(r);
-        self.restore_at()?;
         self.finish_stage(Stage::Interpolate, t, sink);
         Ok(())
     }
@@ -444,31 +468,36 @@ impl Pipeline {
         }
         let mut points = interp.points.clone();
         let total = new.len();
-        for (i, &alpha) in new.iter().enumerate() {
-            // Each batch is an event: the explorer serves requests there.
-            let batch = &mut || {
-                sink(Event::Batch {
+        let ends = ends.share();
+        self.restoring(|p| {
+            for (i, &alpha) in new.iter().enumerate() {
+                // Each batch is an event: the explorer serves requests there.
+                let batch = &mut || {
+                    sink(Event::Batch {
+                        stage: Stage::Refine,
+                    })
+                };
+                let point = evaluate_alpha(
+                    &p.model,
+                    &ends,
+                    alpha,
+                    &p.test,
+                    &p.setup.sweep,
+                    cancel,
+                    batch,
+                )?;
+                sink(Event::SweepPoint {
+                    point: point.clone(),
+                });
+                sink(Event::Progress {
                     stage: Stage::Refine,
-                })
-            };
-            let p = evaluate_alpha(
-                &self.model,
-                ends,
-                alpha,
-                &self.test,
-                &self.setup.sweep,
-                cancel,
-                batch,
-            )?;
-            sink(Event::SweepPoint { point: p.clone() });
-            sink(Event::Progress {
-                stage: Stage::Refine,
-                done: i + 1,
-                total,
-            });
-            points.push(p);
-        }
-        self.restore_at()?;
+                    done: i + 1,
+                    total,
+                });
+                points.push(point);
+            }
+            Ok(())
+        })?;
         points.sort_by(|a, b| a.alpha.total_cmp(&b.alpha));
         if let Some(interp) = &mut self.session.interpolation {
             interp.chosen_alpha = choose_alpha(&points, interp.tolerance);
@@ -487,15 +516,6 @@ impl Pipeline {
         let chosen = write_chosen_files(ends, alpha, &self.setup.session_dir)?;
         record_chosen(&mut self.session, chosen.clone());
         Ok(chosen)
-    }
-
-    /// The corruption types present for the configured OOD set (empty: none configured
-    /// or none on disk).
-    pub fn ood_corruptions(&self) -> Vec<String> {
-        match &self.setup.ood {
-            Some(ood) => corruptions_found(ood.kind, &ood.dir).unwrap_or_default(),
-            None => Vec::new(),
-        }
     }
 
     /// Corruption accuracy of the AT model or of the model at `alpha`; leaves the model
@@ -520,22 +540,20 @@ impl Pipeline {
                 corruptions,
             },
         ));
-        match (&self.ends, which) {
-            (Some(ends), _) => ends.apply(&self.model, alpha)?,
-            (None, OodModel::At) => self.restore_at()?,
-            (None, OodModel::Chosen) => return Err(PipelineError::NotSwept("evaluate")),
+        if self.ends.is_none() && which == OodModel::Chosen {
+            return Err(PipelineError::NotSwept("evaluate"));
         }
-        let r = evaluate_ood(
-            &self.model,
-            ood.kind,
-            &ood.dir,
-            &ood.severities,
-            self.setup.batch_size,
-            cancel,
-            sink,
-        );
-        self.restore_at()?;
-        let r = r?;
+        let r = self.restoring(|p| {
+            match &p.ends {
+                Some(ends) => ends.apply(&p.model, alpha)?,
+                None => p.restore_at()?,
+            }
+            let size = p.setup.batch_size;
+            let (kind, dir, severities) = (ood.kind, &ood.dir, &ood.severities);
+            Ok(evaluate_ood(
+                &p.model, kind, dir, severities, size, cancel, sink,
+            )?)
+        })?;
         match which {
             OodModel::At => self.session.ood_at = Some(r),
             OodModel::Chosen => self.session.ood_chosen = Some(r),
