@@ -105,6 +105,41 @@ fn bench_mrc(dir: &std::path::Path, card: &mut Scorecard) {
         modules.len(), times[0], times[1], ratio, card.target("mrc --fast speed-up >= 1.5x", ratio >= 1.5),
         max_rel, card.target("mrc --fast gives the same values (rel. < 1e-4)", max_rel < 1e-4)
     );
+    bench_session_io(&results[1], times[1], card);
+}
+
+/// What the MRC stage adds for a session (issue 23): the session lock taken and released
+/// once, and the partial file (adversarial-set summary and every finished score) written
+/// atomically after each module, as `MrcStage` writes it — against the fast MRC run just
+/// measured, in the same process.
+fn bench_session_io(r: &MrcResult, mrc_seconds: f64, card: &mut Scorecard) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mrc_partial.yaml");
+    let t = Instant::now();
+    let lock = rift::engine::session_lock::SessionLock::acquire(dir.path()).expect("lock");
+    for k in 1..=r.modules.len() {
+        let record = rift::engine::rift::partial::PartialMrc {
+            adv_set: Some(rift::engine::rift::partial::AdvSetSummary {
+                n: r.adv_n,
+                loss: r.baseline_loss,
+                acc: r.baseline_acc,
+            }),
+            estimates: Vec::new(),
+            scores: r.modules[..k].to_vec(),
+        };
+        let text = serde_yaml::to_string(&record).expect("yaml");
+        rift::engine::files::atomic_write(&path, text.as_bytes()).expect("write");
+    }
+    drop(lock);
+    let io = t.elapsed().as_secs_f64();
+    let share = 100.0 * io / mrc_seconds;
+    println!(
+        "session i/o of an MRC stage ({} partial writes + the lock): {:.1} ms, {:.3}% of the fast MRC run (target < 1%) {}",
+        r.modules.len(),
+        1e3 * io,
+        share,
+        card.target("partial file + lock < 1% of an MRC run", share < 1.0)
+    );
 }
 
 fn cifar_model(dir: &std::path::Path) -> Model {
@@ -158,6 +193,7 @@ fn demo_model_and_set() -> (Model, TensorSet) {
         steps: 10,
         random_start: false,
         restarts: 1,
+        norm: Default::default(),
     };
     let adv = rift::engine::rift::adv_set::generate(
         &model,

@@ -90,7 +90,13 @@ pub struct AttackArgs {
     /// comma-separated list of apgd-ce, apgd-dlr, apgd-t, fab-t, square, pgd).
     #[arg(long, default_value = "pgd")]
     pub attack: String,
-    /// L∞ radius in [0, 1] pixel units; fractions like 8/255 are accepted.
+    /// The threat model: linf (the paper's) or l2 (PGD-L2 as torchattacks' PGDL2, e.g.
+    /// RobustBench's CIFAR-10 L2 with --eps 0.5 --step 0.1). L1 is not implemented.
+    /// AutoAttack (`--attack autoattack`, `--final-eval`) runs under linf only for now.
+    #[arg(long, default_value = "linf", value_parser = rift::engine::attack::Norm::parse)]
+    pub norm: rift::engine::attack::Norm,
+    /// Radius in the norm's units: L∞ in [0, 1] pixel units (fractions like 8/255 are
+    /// accepted); L2 over the whole image in [0, 1] pixels (no default: give it with --norm l2).
     #[arg(long, default_value = "8/255", value_parser = parse_fraction)]
     pub eps: f64,
     /// PGD step size (the published code's 2/225 is a typo; pass it explicitly if wanted).

@@ -339,6 +339,7 @@ fn the_worker_runs_every_stage_on_a_dm_wideresnet() {
             steps: 2,
             random_start: true,
             restarts: 1,
+            norm: Default::default(),
         },
         activation: Some("silu"),
     });

@@ -27,6 +27,7 @@ pub fn config_of(args: &EvalArgs) -> Result<AaConfig> {
         steps: args.attack.steps,
         random_start: !args.attack.no_random_start,
         restarts: args.attack.restarts,
+        norm: args.attack.norm,
     };
     aa_config(
         attacks,
@@ -47,6 +48,9 @@ pub fn aa_config(
     budget: &AaBudgetArgs,
     batch_size: usize,
 ) -> Result<AaConfig> {
+    if pgd.norm != rift::engine::attack::Norm::Linf {
+        bail!("AutoAttack runs under linf only for now (its L2 attacks are not implemented yet): use --norm linf, or --attack pgd for PGD-L2");
+    }
     if !(pgd.eps > 0.0 && pgd.eps <= 1.0) {
         bail!(
             "--eps must be in (0, 1] pixel units (e.g. 8/255), got {}",

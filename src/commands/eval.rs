@@ -56,11 +56,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     println!("{:<10} {:>8.2} {:>8}", "clean", result.clean_acc, result.n);
     if let (Some(r), Some(cfg)) = (result.robust_acc, &attack) {
         println!(
-            "{:<10} {:>8.2} {:>8}   PGD-{} eps {:.4} step {:.4} restarts {}{}",
+            "{:<10} {:>8.2} {:>8}   {} eps {:.4} step {:.4} restarts {}{}",
             "robust",
             r,
             result.n,
-            cfg.steps,
+            cfg.label(),
             cfg.eps,
             cfg.step,
             cfg.restarts,

@@ -41,7 +41,7 @@ pub use tui::tui;
 
 use crate::cli::{AttackArgs, ModelArgs, RuntimeArgs};
 use anyhow::{bail, Result};
-use rift::engine::attack::PgdConfig;
+use rift::engine::attack::{Norm, PgdConfig};
 use rift::engine::checkpoint::{load_checkpoint, Checkpoint};
 use rift::engine::data::DatasetKind;
 use rift::engine::device;
@@ -133,18 +133,38 @@ pub fn attack_config(args: &AttackArgs) -> Result<Option<PgdConfig>> {
             if args.restarts == 0 {
                 bail!("--restarts must be at least 1");
             }
-            if args.eps > 1.0 || args.step > 1.0 {
-                bail!("--eps and --step are in [0, 1] pixel units (e.g. 8/255), got eps {} and step {}", args.eps, args.step);
-            }
+            check_radius(args)?;
             Ok(Some(PgdConfig {
                 eps: args.eps,
                 step: args.step,
                 steps: args.steps,
                 random_start: !args.no_random_start,
                 restarts: args.restarts,
+                norm: args.norm,
             }))
         }
         other => bail!("unknown attack `{other}`; expected pgd or none"),
+    }
+}
+
+/// `--eps`/`--step` in the norm's units. The L∞ defaults (8/255, 2/255) are no L2 radius,
+/// so `--norm l2` needs both given (decision: no L2 default, since the L2 radius depends
+/// on the image size: 0.5 on CIFAR, 3.0 on ImageNet).
+fn check_radius(args: &AttackArgs) -> Result<()> {
+    let positive = |v: f64| v > 0.0 && v.is_finite();
+    match args.norm {
+        Norm::Linf if args.eps > 1.0 || args.step > 1.0 || args.eps < 0.0 || args.step < 0.0 => {
+            bail!("--eps and --step are in [0, 1] pixel units (e.g. 8/255), got eps {} and step {}", args.eps, args.step)
+        }
+        Norm::L2 if args.eps == 8.0 / 255.0 || args.step == 2.0 / 255.0 => bail!(
+            "--norm l2 reads --eps and --step as L2 lengths over the whole image: give both (RobustBench's CIFAR-10 L2 is --eps 0.5 --step 0.1); the defaults 8/255 and 2/255 are L∞ values"
+        ),
+        Norm::L2 if !positive(args.eps) || !positive(args.step) => bail!(
+            "--norm l2: --eps and --step must be positive lengths, got eps {} and step {}",
+            args.eps,
+            args.step
+        ),
+        _ => Ok(()),
     }
 }
 

@@ -1,6 +1,9 @@
-//! PGD-L∞ (Madry et al.) exactly as SPEC.md §0: optional uniform random start, signed
+//! PGD (Madry et al.) under L∞ exactly as SPEC.md §0: optional uniform random start, signed
 //! gradient steps, projection onto the ε-ball around the clean input and onto [0, 1] after
-//! every step, model in eval mode; restarts keep the per-sample worst case.
+//! every step, model in eval mode; restarts keep the per-sample worst case. Under L2 as
+//! torchattacks' `PGDL2` computes it: a random start at a uniformly scaled radius along a
+//! Gaussian direction, steps along the per-sample L2-normalised gradient, projection onto
+//! the L2 ball (scaling the perturbation down to ε when it is longer), then onto [0, 1].
 use super::models::Model;
 use super::CancelFlag;
 use rand::{Rng, SeedableRng};
@@ -66,6 +69,37 @@ impl<'a> Noise<'a> {
             .wrapping_add(index as u64)
     }
 
+    /// An L2 random start shaped like `x`: a standard Gaussian direction per sample scaled
+    /// to length `eps · r`, r uniform in [0, 1] (torchattacks' `PGDL2`), keyed as `sample`.
+    fn sample_l2(self, x: &Tensor, eps: f64) -> Result<Tensor, tch::TchError> {
+        let n = x.size().first().copied().unwrap_or(0).max(0) as usize;
+        let (dir, r) = if self == Noise::Global {
+            (
+                x.f_randn_like()?,
+                Tensor::f_rand([n as i64], (Kind::Float, x.device()))?,
+            )
+        } else {
+            let per = x.numel().checked_div(n).unwrap_or(0);
+            let mut v = Vec::with_capacity(n * per);
+            let mut radii = Vec::with_capacity(n);
+            for s in 0..n {
+                // Its own stream, apart from the L∞ start's, for the same key.
+                let mut rng = ChaCha8Rng::seed_from_u64(self.key(s) ^ 0x4C32_5F53_5441_5254);
+                radii.push(rng.gen_range(0.0f32..1.0));
+                v.extend((0..per).map(|_| standard_normal(&mut rng)));
+            }
+            let dir = Tensor::f_from_slice(&v)?
+                .f_view(x.size().as_slice())?
+                .f_to_device(x.device())?;
+            (dir, Tensor::f_from_slice(&radii)?.f_to_device(x.device())?)
+        };
+        let scale = r
+            .f_reshape([n as i64, 1, 1, 1])?
+            .f_div(&l2_norms(&dir)?)?
+            .f_mul_scalar(eps)?;
+        dir.f_mul(&scale)?.f_to_kind(x.kind())
+    }
+
     /// Uniform noise in [−eps, eps] shaped like `x` (a batch), on its device.
     fn sample(self, x: &Tensor, eps: f64) -> Result<Tensor, tch::TchError> {
         if self == Noise::Global {
@@ -86,6 +120,37 @@ impl<'a> Noise<'a> {
     }
 }
 
+/// The threat model's norm: ε and the step are read in its units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// ‖δ‖∞ ≤ ε, in [0, 1] pixel units (8/255 on CIFAR): the paper's.
+    #[default]
+    Linf,
+    /// ‖δ‖₂ ≤ ε over the whole image (0.5 on RobustBench's CIFAR-10 L2).
+    L2,
+}
+
+impl Norm {
+    pub fn parse(s: &str) -> Result<Norm, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "linf" | "l-inf" | "inf" => Ok(Norm::Linf),
+            "l2" => Ok(Norm::L2),
+            "l1" => {
+                Err("--norm l1: APGD-L1 is not implemented; rift attacks under linf or l2".into())
+            }
+            other => Err(format!("unknown norm `{other}`; expected linf or l2")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Norm::Linf => "Linf",
+            Norm::L2 => "L2",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct PgdConfig {
     pub eps: f64,
@@ -93,6 +158,9 @@ pub struct PgdConfig {
     pub steps: usize,
     pub random_start: bool,
     pub restarts: usize,
+    /// L∞ (absent in sessions written before L2 existed) or L2.
+    #[serde(default)]
+    pub norm: Norm,
 }
 
 impl Default for PgdConfig {
@@ -103,11 +171,20 @@ impl Default for PgdConfig {
             steps: 10,
             random_start: true,
             restarts: 1,
+            norm: Norm::Linf,
         }
     }
 }
 
 impl PgdConfig {
+    /// `PGD-10 (L2)` / `PGD-10`: how outputs name the attack.
+    pub fn label(&self) -> String {
+        match self.norm {
+            Norm::Linf => format!("PGD-{}", self.steps),
+            Norm::L2 => format!("PGD-{} (L2)", self.steps),
+        }
+    }
+
     /// No attack (`--attack none`): zero steps and no random start, so an "adversarial"
     /// set built with it holds the clean inputs themselves, not noisy copies.
     pub fn clean() -> Self {
@@ -145,6 +222,9 @@ pub fn pgd(
     cancel: &CancelFlag,
 ) -> Result<Tensor, AttackError> {
     let x0 = x.f_detach()?;
+    if cfg.norm == Norm::L2 {
+        return pgd_l2(model, &x0, y, cfg, noise, cancel);
+    }
     let mut adv = if cfg.random_start {
         (&x0 + noise.sample(&x0, cfg.eps)?).f_clamp(0.0, 1.0)?
     } else {
@@ -164,6 +244,48 @@ pub fn pgd(
             .f_max_other(&lo)?
             .f_min_other(&hi)?
             .f_clamp(0.0, 1.0)?;
+    }
+    Ok(adv.f_detach()?)
+}
+
+/// Per-sample L2 norm of a batch, shaped [n, 1, 1, 1] to scale it.
+fn l2_norms(t: &Tensor) -> Result<Tensor, tch::TchError> {
+    let n = t.size().first().copied().unwrap_or(0);
+    t.f_reshape([n, -1])?
+        .f_norm_scalaropt_dim(2, [1i64].as_slice(), false)?
+        .f_reshape([n, 1, 1, 1])
+}
+
+/// PGD under L2 (see the module comment), from clean inputs `x0`.
+fn pgd_l2(
+    model: &Model,
+    x0: &Tensor,
+    y: &Tensor,
+    cfg: &PgdConfig,
+    noise: Noise,
+    cancel: &CancelFlag,
+) -> Result<Tensor, AttackError> {
+    let mut adv = if cfg.random_start {
+        (x0 + noise.sample_l2(x0, cfg.eps)?).f_clamp(0.0, 1.0)?
+    } else {
+        x0.shallow_clone()
+    };
+    for _ in 0..cfg.steps {
+        if cancel.is_cancelled() {
+            return Err(AttackError::Cancelled);
+        }
+        let a = adv.f_detach()?.set_requires_grad(true);
+        let l = loss(model, &a, y)?;
+        let grad = Tensor::f_run_backward(&[&l], &[&a], false, false)?;
+        // torchattacks adds 1e-10 to the gradient's norm so a zero gradient stays zero.
+        let unit = grad[0].f_div(&l2_norms(&grad[0])?.f_add_scalar(1e-10)?)?;
+        let moved = a.f_detach()?.f_add(&unit.f_mul_scalar(cfg.step)?)?;
+        let delta = moved.f_sub(x0)?;
+        let factor = l2_norms(&delta)?
+            .f_reciprocal()?
+            .f_mul_scalar(cfg.eps)?
+            .f_clamp_max(1.0)?;
+        adv = x0.f_add(&delta.f_mul(&factor)?)?.f_clamp(0.0, 1.0)?;
     }
     Ok(adv.f_detach()?)
 }
@@ -201,9 +323,30 @@ pub fn robust_correct(
     Ok((robust, worst))
 }
 
+/// A standard normal draw (Box–Muller), so keyed starts need no other crate.
+fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
+    let u1: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+    let u2: f64 = rng.gen_range(0.0..1.0);
+    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn l2_starts_lie_in_the_ball_and_are_keyed_by_sample() {
+        let x = Tensor::zeros([6, 3, 4, 4], (Kind::Float, tch::Device::Cpu));
+        let key = Noise::Keyed { seed: 5, first: 0 };
+        let all = key.sample_l2(&x, 0.5).unwrap();
+        let norms = l2_norms(&all).unwrap().view([-1]);
+        let norms: Vec<f64> = (0..6).map(|i| norms.double_value(&[i])).collect();
+        assert!(norms.iter().all(|&n| n <= 0.5 + 1e-6), "{norms:?}");
+        assert!(norms.iter().any(|&n| n > 0.05), "{norms:?}");
+        let tail = key.at(4).sample_l2(&x.narrow(0, 4, 2), 0.5).unwrap();
+        assert!(all.narrow(0, 4, 2).equal(&tail));
+        assert!(!key.restart(1).sample_l2(&x, 0.5).unwrap().equal(&all));
+    }
 
     #[test]
     fn keyed_noise_depends_on_the_sample_not_the_batch() {

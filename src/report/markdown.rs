@@ -3,7 +3,7 @@
 use super::markdown_text::{alpha_text, delta, figure, over_255, pct, sig4};
 use super::plots::{baseline_point, Figure};
 use super::session::Session;
-use crate::engine::attack::PgdConfig;
+use crate::engine::attack::{Norm, PgdConfig};
 use crate::engine::rift::results::{
     CorruptionAcc, FinetuneResult, InterpolationResult, MrcResult, OodResult,
 };
@@ -43,10 +43,13 @@ fn cell(s: &str) -> String {
 }
 
 fn attack_text(a: &PgdConfig) -> String {
+    // L∞ radii read as fractions of 255; an L2 length is a plain number.
+    let (norm, eps, step) = match a.norm {
+        Norm::Linf => ("L∞", over_255(a.eps), over_255(a.step)),
+        Norm::L2 => ("L2", format!("{}", a.eps), format!("{}", a.step)),
+    };
     format!(
-        "PGD-L∞, ε = {}, step {}, {} steps, random start {}, {} restart{} (per-sample worst case)",
-        over_255(a.eps),
-        over_255(a.step),
+        "PGD-{norm}, ε = {eps}, step {step}, {} steps, random start {}, {} restart{} (per-sample worst case)",
         a.steps,
         if a.random_start { "on" } else { "off" },
         a.restarts,

@@ -173,6 +173,7 @@ pub fn demo_attack() -> PgdConfig {
         steps: 2,
         random_start: true,
         restarts: 1,
+        norm: Default::default(),
     }
 }
 

@@ -135,7 +135,7 @@ pub fn build(
     let batch_size = plan.batch_size.max(1);
     sink(Event::started_text(
         Stage::AdvSet,
-        format!("PGD-{} on {} samples", plan.attack.steps, indices.len()),
+        format!("{} on {} samples", plan.attack.label(), indices.len()),
     ));
     tch::manual_seed(plan.seed as i64);
     let noise = Noise::Keyed {

@@ -61,6 +61,19 @@ pub struct ShardResult {
     pub result: MrcResult,
 }
 
+/// `shard 1 of 3 is missing` / `shards 1,2 of 4 are missing`: every one, so a cluster
+/// user resubmits them all at once.
+fn missing_text(missing: &[usize], count: usize) -> String {
+    match missing {
+        [one] => format!("shard {one} of {count} is missing"),
+        many => format!("shards {} of {count} are missing", join(many)),
+    }
+}
+
+fn join(v: &[usize]) -> String {
+    v.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MergeError {
     #[error("no shard results under {0}: run `rift mrc --shard I/N --session DIR` first")]
@@ -73,9 +86,10 @@ pub enum MergeError {
         i: usize,
         j: usize,
     },
-    #[error("shard {missing} of {count} is missing (found {found}); rerun it with `rift mrc --shard {missing}/{count}`")]
+    #[error("{} (found {found}); rerun {} with `rift mrc --shard I/{count}` for each, or on Slurm `scripts/slurm/submit-mrc.sh --only {} {count} DIR -- …`", missing_text(missing, *count), if missing.len() == 1 { "it" } else { "them" }, join(missing))]
     Missing {
-        missing: usize,
+        /// Every missing shard index, ascending.
+        missing: Vec<usize>,
         count: usize,
         found: String,
     },
@@ -140,7 +154,8 @@ pub fn merge(mut shards: Vec<ShardResult>) -> Result<MrcResult, MergeError> {
     }
     let count = first.shard.count;
     let found: Vec<usize> = shards.iter().map(|s| s.shard.index).collect();
-    if let Some(missing) = (0..count).find(|i| !found.contains(i)) {
+    let missing: Vec<usize> = (0..count).filter(|i| !found.contains(i)).collect();
+    if !missing.is_empty() {
         let found: Vec<String> = found.iter().map(|i| i.to_string()).collect();
         return Err(MergeError::Missing {
             missing,
@@ -184,6 +199,32 @@ pub fn merge(mut shards: Vec<ShardResult>) -> Result<MrcResult, MergeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_missing_shard_is_named() {
+        let one = MergeError::Missing {
+            missing: vec![1],
+            count: 3,
+            found: "0, 2".into(),
+        }
+        .to_string();
+        assert!(
+            one.starts_with("shard 1 of 3 is missing (found 0, 2)"),
+            "{one}"
+        );
+        assert!(one.contains("--only 1 3 DIR"), "{one}");
+        let two = MergeError::Missing {
+            missing: vec![1, 3],
+            count: 4,
+            found: "0, 2".into(),
+        }
+        .to_string();
+        assert!(two.starts_with("shards 1,3 of 4 are missing"), "{two}");
+        assert!(
+            two.contains("rerun them") && two.contains("--only 1,3 4 DIR"),
+            "{two}"
+        );
+    }
 
     #[test]
     fn parse_and_slice() {
