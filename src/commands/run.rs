@@ -17,7 +17,9 @@ use rift::engine::models::Precision;
 use rift::engine::rift::adv_set::AdvSplit;
 use rift::engine::rift::alpha_search::SearchConfig;
 use rift::engine::rift::events::{Event, OodModel, Sink, EVENTS_FORMAT};
+use rift::engine::rift::chosen_file::check_chosen_files;
 use rift::engine::rift::finetune::Trained;
+use rift::engine::rift::finetuned_file::check_finetuned_file;
 use rift::engine::rift::mrc_stage::{MrcStage, PARTIAL_MRC};
 use rift::engine::rift::multi_device::Devices;
 use rift::engine::rift::ood::{default_severities, parse_severities};
@@ -259,6 +261,23 @@ pub fn check_partial_file(dir: &Path, restart_from: Option<SessionStage>) -> Res
     Ok(check_partial(&dir.join(PARTIAL_MRC))?)
 }
 
+/// Weights the session names that are there but do not load are refused now, before any
+/// stage (a stage `--restart-from` recomputes writes them anew, so they are not checked).
+fn check_weight_files(
+    dir: &Path,
+    s: &Session,
+    restart_from: Option<SessionStage>,
+) -> Result<()> {
+    let kept = |stage: SessionStage| restart_from.is_none_or(|r| r > stage);
+    if kept(SessionStage::Finetune) {
+        check_finetuned_file(dir, s)?;
+    }
+    if kept(SessionStage::Sweep) {
+        check_chosen_files(dir, s)?;
+    }
+    Ok(())
+}
+
 /// The pipeline of a session directory: the plan checked, the model loaded, the session
 /// continued (same settings) or started, and the final evaluation checked against the
 /// model, all before the first stage. Shared by `rift run` and `rift compare`.
@@ -279,6 +298,7 @@ pub(super) fn open(args: &RunArgs, what: &str) -> Result<(Pipeline, Plan)> {
             device: &plan.settings.device,
         };
         check(&s, dir, &req)?;
+        check_weight_files(dir, &s, args.restart_from)?;
     }
     check_partial_file(dir, args.restart_from)?;
     let (ckpt, model) = load_model(
