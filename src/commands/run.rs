@@ -39,11 +39,20 @@ pub(super) struct EventLog(std::fs::File);
 impl EventLog {
     pub(super) fn open(dir: &Path) -> Result<EventLog> {
         let path = dir.join(EVENTS_FILE);
-        let f = std::fs::OpenOptions::new()
+        let mut f = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
+        // A run killed mid-append leaves a last line without its newline. The log is a
+        // record rift never reads back to decide what to compute, so that line is kept as
+        // it is; this run starts on a line of its own rather than glue its first event to
+        // it (a reader skips the one torn line instead of losing this run's first event).
+        if ends_torn(&mut f).with_context(|| format!("cannot read {}", path.display()))? {
+            f.write_all(b"\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         Ok(EventLog(f))
     }
     pub(super) fn write(&mut self, e: &Event) {
@@ -51,11 +60,25 @@ impl EventLog {
         if matches!(e, Event::Batch { .. }) {
             return;
         }
-        if let Ok(line) = serde_json::to_string(e) {
-            let _ = writeln!(self.0, "{line}");
+        if let Ok(mut line) = serde_json::to_string(e) {
+            // One write for the line and its newline, so a kill cannot split them.
+            line.push('\n');
+            let _ = self.0.write_all(line.as_bytes());
             let _ = self.0.flush();
         }
     }
+}
+
+/// Whether the file is non-empty and its last byte is not a newline.
+fn ends_torn(f: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if f.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// Everything a pipeline run needs from its command line, checked before any work:
