@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChosenFileError {
-    #[error("the session's chosen weights {} do not load: {source}; rift keeps that file as it is rather than write the chosen model over it: delete {} (and chosen.pth / chosen.safetensors beside it) to write the chosen model again", path.display(), path.display())]
+    #[error("the session's chosen weights {} do not load: {source}; rift keeps that file as it is rather than write the chosen model over it: delete {} to write the chosen model again", path.display(), path.display())]
     Unusable {
         path: PathBuf,
         source: Box<CheckpointError>,
