@@ -16,8 +16,8 @@ use rift::engine::device::device_name;
 use rift::engine::models::Precision;
 use rift::engine::rift::adv_set::AdvSplit;
 use rift::engine::rift::alpha_search::SearchConfig;
-use rift::engine::rift::events::{Event, OodModel, Sink, EVENTS_FORMAT};
 use rift::engine::rift::chosen_file::check_chosen_files;
+use rift::engine::rift::events::{Event, OodModel, Sink, EVENTS_FORMAT};
 use rift::engine::rift::finetune::Trained;
 use rift::engine::rift::finetuned_file::check_finetuned_file;
 use rift::engine::rift::mrc_stage::{MrcStage, PARTIAL_MRC};
@@ -286,11 +286,7 @@ pub fn check_partial_file(dir: &Path, restart_from: Option<SessionStage>) -> Res
 
 /// Weights the session names that are there but do not load are refused now, before any
 /// stage (a stage `--restart-from` recomputes writes them anew, so they are not checked).
-fn check_weight_files(
-    dir: &Path,
-    s: &Session,
-    restart_from: Option<SessionStage>,
-) -> Result<()> {
+fn check_weight_files(dir: &Path, s: &Session, restart_from: Option<SessionStage>) -> Result<()> {
     let kept = |stage: SessionStage| restart_from.is_none_or(|r| r > stage);
     if kept(SessionStage::Finetune) {
         check_finetuned_file(dir, s)?;

@@ -243,10 +243,11 @@ impl Session {
             path: path.clone(),
             source,
         })?;
-        let session: Session = serde_yaml::from_str(&text).map_err(|source| SessionError::Parse {
-            path: path.clone(),
-            source,
-        })?;
+        let session: Session =
+            serde_yaml::from_str(&text).map_err(|source| SessionError::Parse {
+                path: path.clone(),
+                source,
+            })?;
         // A prefix of a YAML mapping is often a YAML mapping, and a stage field that is not
         // there reads as a stage not done: a file cut short parses, and its lost stages would
         // silently run again. Every file rift writes ends with `stage_seconds`.
