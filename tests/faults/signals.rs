@@ -343,6 +343,9 @@ fn interrupt_and_continue(
     Ok(session)
 }
 
+/// A finished job: its case (none for a reference) and the session it left, or why not.
+type Finished = (Option<(usize, Signal)>, Result<PathBuf, String>);
+
 /// Runs the uninterrupted references and every (moment, signal) case, two processes at a
 /// time, then compares each continued session with its reference. Returns the finished
 /// reference sessions of `rift run` and `rift compare`.
@@ -360,8 +363,7 @@ pub fn signals_in_every_stage(dir: &Path, data: &Path, tally: &Tally) -> (PathBu
         .partition(|(i, _)| MOMENTS[*i].command == Command_::Compare);
     jobs.extend(cmp.into_iter().chain(run).map(|(i, s)| Job::Case(i, s)));
     let jobs = Mutex::new(jobs);
-    let done: Mutex<Vec<(Option<(usize, Signal)>, Result<PathBuf, String>)>> =
-        Mutex::new(Vec::new());
+    let done: Mutex<Vec<Finished>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| loop {
