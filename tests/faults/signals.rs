@@ -7,7 +7,7 @@
 //! OOD is not among the stages: the bundled demo model is an MNIST model and rift knows no
 //! MNIST corruption set, so an OOD stage needs a second (CIFAR) fixture and run, which
 //! would double the suite's time.
-use crate::common::{demo_run_args, path_str, rift_bin, DEMO_MODEL};
+use crate::common::{demo_run_args, rift_bin};
 use crate::session_diff::differences;
 use crate::Tally;
 use serde_json::Value;
@@ -106,55 +106,27 @@ pub fn run_args(session: &Path, data: &Path) -> Vec<String> {
     args
 }
 
-/// `rift compare` of two candidates (RiFT's module and the last layer) on the same tiny
-/// demo settings as tests/compare.rs.
+/// `rift compare` of two candidates (RiFT's module and the last layer) on the tiny demo
+/// settings of `rift run` (as tests/session_lock.rs makes them).
 pub fn compare_args(session: &Path, data: &Path) -> Vec<String> {
-    [
-        "compare",
-        "--checkpoint",
-        DEMO_MODEL,
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        path_str(data),
-        "--session",
-        path_str(session),
+    let extra = [
         "--candidates",
         "rift,last",
-        "--limit",
-        "96",
-        "--adv-limit",
-        "64",
-        "--steps",
-        "2",
-        "--eps",
-        "0.1",
-        "--step",
-        "0.05",
-        "--modules",
-        "conv1,layer1.0.conv1,layer2.0.shortcut.0,layer3.1.conv2,linear",
-        "--mrc-epochs",
-        "2",
-        "--epochs",
-        "1",
         "--lr",
         "0.05",
-        "--alphas",
-        "0,0.5,1",
-        "--refine",
-        "0",
         "--tolerance",
         "5",
-        "--device",
-        "cpu",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+        "--refine",
+        "0",
+    ];
+    let mut args = demo_run_args(session, data, &extra);
+    args[0] = "compare".into();
+    args
 }
 
+/// The rift command a case interrupts.
 #[derive(Clone, Copy, PartialEq)]
-enum Command_ {
+enum Subcommand {
     Run,
     Compare,
 }
@@ -164,7 +136,7 @@ enum Command_ {
 /// stage finished (so the case tested what it names).
 struct Moment {
     what: &'static str,
-    command: Command_,
+    command: Subcommand,
     trigger: fn(&[Value]) -> bool,
     under_way: fn(&Path, &[Value]) -> bool,
 }
@@ -183,61 +155,61 @@ fn candidate_unfinished(dir: &Path, events: &[Value], label: &str) -> bool {
 const MOMENTS: [Moment; 10] = [
     Moment {
         what: "the adversarial set",
-        command: Command_::Run,
+        command: Subcommand::Run,
         trigger: |e| started(e, "adv_set") > 0,
         under_way: |_, e| open(e, "adv_set"),
     },
     Moment {
         what: "the first MRC module",
-        command: Command_::Run,
+        command: Subcommand::Run,
         trigger: |e| count(e, "module_epoch") > 0,
         under_way: |_, e| open(e, "mrc") && count(e, "module_scored") == 0,
     },
     Moment {
         what: "a later MRC module (the fourth)",
-        command: Command_::Run,
+        command: Subcommand::Run,
         trigger: |e| count(e, "module_scored") >= 3,
         under_way: |_, e| open(e, "mrc") && count(e, "module_scored") < 5,
     },
     Moment {
         what: "fine-tuning epoch 2 of 3",
-        command: Command_::Run,
+        command: Subcommand::Run,
         trigger: |e| count(e, "finetune_epoch") >= 1,
         under_way: |_, e| open(e, "finetune"),
     },
     Moment {
         what: "an α point of the grid",
-        command: Command_::Run,
+        command: Subcommand::Run,
         trigger: |e| count(e, "sweep_point") >= 1,
         under_way: |_, e| open(e, "interpolate") && count(e, "sweep_point") < 3,
     },
     Moment {
         what: "refinement",
-        command: Command_::Run,
+        command: Subcommand::Run,
         trigger: |e| count(e, "sweep_point") >= 3,
         under_way: |_, e| open(e, "interpolate"),
     },
     Moment {
         what: "the final AutoAttack of the AT model",
-        command: Command_::Run,
+        command: Subcommand::Run,
         trigger: |e| count(e, "auto_attack") > 0,
         under_way: |_, e| open(e, "final_eval") && started(e, "final_eval") == 1,
     },
     Moment {
         what: "the final AutoAttack of the chosen model",
-        command: Command_::Run,
+        command: Subcommand::Run,
         trigger: |e| started(e, "final_eval") >= 2,
         under_way: |_, e| open(e, "final_eval"),
     },
     Moment {
         what: "compare candidate 1 of 2",
-        command: Command_::Compare,
+        command: Subcommand::Compare,
         trigger: |e| started(e, "candidate") >= 1,
         under_way: |d, e| candidate_unfinished(d, e, "rift"),
     },
     Moment {
         what: "compare candidate 2 of 2",
-        command: Command_::Compare,
+        command: Subcommand::Compare,
         trigger: |e| started(e, "candidate") >= 2,
         under_way: |d, e| candidate_unfinished(d, e, "last"),
     },
@@ -272,19 +244,19 @@ pub fn run_to_end(args: &[String]) -> std::process::Output {
         .expect("cannot run the rift binary")
 }
 
-fn args_for(command: Command_, session: &Path, data: &Path) -> Vec<String> {
+fn args_for(command: Subcommand, session: &Path, data: &Path) -> Vec<String> {
     match command {
-        Command_::Run => run_args(session, data),
-        Command_::Compare => compare_args(session, data),
+        Subcommand::Run => run_args(session, data),
+        Subcommand::Compare => compare_args(session, data),
     }
 }
 
 /// Session directory names: the session's name is its directory's, so every copy of one
 /// command uses the same one.
-fn session_name(command: Command_) -> &'static str {
+fn session_name(command: Subcommand) -> &'static str {
     match command {
-        Command_::Run => "s",
-        Command_::Compare => "c",
+        Subcommand::Run => "s",
+        Subcommand::Compare => "c",
     }
 }
 
@@ -351,16 +323,16 @@ type Finished = (Option<(usize, Signal)>, Result<PathBuf, String>);
 /// reference sessions of `rift run` and `rift compare`.
 pub fn signals_in_every_stage(dir: &Path, data: &Path, tally: &Tally) -> (PathBuf, PathBuf) {
     enum Job {
-        Reference(Command_),
+        Reference(Subcommand),
         Case(usize, Signal),
     }
     let mut jobs: VecDeque<Job> = VecDeque::new();
-    jobs.push_back(Job::Reference(Command_::Run));
-    jobs.push_back(Job::Reference(Command_::Compare));
+    jobs.push_back(Job::Reference(Subcommand::Run));
+    jobs.push_back(Job::Reference(Subcommand::Compare));
     // Compare cases first: they are the longest, so the two workers end together.
     let (cmp, run): (Vec<_>, Vec<_>) = cases()
         .into_iter()
-        .partition(|(i, _)| MOMENTS[*i].command == Command_::Compare);
+        .partition(|(i, _)| MOMENTS[*i].command == Subcommand::Compare);
     jobs.extend(cmp.into_iter().chain(run).map(|(i, s)| Job::Case(i, s)));
     let jobs = Mutex::new(jobs);
     let done: Mutex<Vec<Finished>> = Mutex::new(Vec::new());
@@ -392,7 +364,7 @@ pub fn signals_in_every_stage(dir: &Path, data: &Path, tally: &Tally) -> (PathBu
             });
         }
     });
-    let reference = |c: Command_| {
+    let reference = |c: Subcommand| {
         dir.join(format!("reference-{}", session_name(c)))
             .join(session_name(c))
     };
@@ -411,5 +383,5 @@ pub fn signals_in_every_stage(dir: &Path, data: &Path, tally: &Tally) -> (PathBu
             }
         }
     }
-    (reference(Command_::Run), reference(Command_::Compare))
+    (reference(Subcommand::Run), reference(Subcommand::Compare))
 }
