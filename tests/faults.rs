@@ -21,6 +21,7 @@ mod session_diff;
 #[path = "faults/signals.rs"]
 mod signals;
 
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -72,7 +73,10 @@ fn faults_injected_sessions_intact() {
         tally.intact.load(Ordering::SeqCst),
     );
     let failures = tally.failures.into_inner().unwrap();
-    eprintln!(
+    // Straight to the process's stderr, not through eprintln!, which the test harness
+    // captures: `make test` shows the line whether the test passes or not.
+    let _ = writeln!(
+        std::io::stderr(),
         "faults injected: {n}, sessions intact: {m} ({:.0} s)",
         started.elapsed().as_secs_f64()
     );
