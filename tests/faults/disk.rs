@@ -147,14 +147,27 @@ fn full_disk(dir: &Path, data: &Path, reference: &Path) -> Result<(), String> {
     }
     consistent_with(reference, &session).map_err(|e| format!("{what}: {e}"))?;
     disk.remount("size=64m");
-    let out = rift(&args);
+    continues_intact(
+        &format!("{what}, once space is freed"),
+        &args,
+        reference,
+        &session,
+    )
+}
+
+/// The same command, run again once the fault is gone, finishes the session equal to the
+/// uninterrupted one.
+fn continues_intact(
+    what: &str,
+    args: &[String],
+    reference: &Path,
+    session: &Path,
+) -> Result<(), String> {
+    let out = rift(args);
     if !out.status.success() {
-        return Err(format!(
-            "{what}: continuing once space is freed failed:\n{}",
-            stderr_of(&out)
-        ));
+        return Err(format!("{what}: continuing failed:\n{}", stderr_of(&out)));
     }
-    let diff = differences(reference, &session);
+    let diff = differences(reference, session);
     if !diff.is_empty() {
         return Err(format!("{what}: the continued session differs: {diff:?}"));
     }
@@ -174,18 +187,12 @@ fn read_only_session(dir: &Path, data: &Path, reference: &Path) -> Result<(), St
     if !diff.is_empty() {
         return Err(format!("{what}: the session changed: {diff:?}"));
     }
-    let out = rift(&args);
-    if !out.status.success() {
-        return Err(format!(
-            "{what}: continuing once writable failed:\n{}",
-            stderr_of(&out)
-        ));
-    }
-    let diff = differences(reference, &session);
-    if !diff.is_empty() {
-        return Err(format!("{what}: the continued session differs: {diff:?}"));
-    }
-    Ok(())
+    continues_intact(
+        &format!("{what}, once writable"),
+        &args,
+        reference,
+        &session,
+    )
 }
 
 fn read_only_parent(dir: &Path, data: &Path) -> Result<(), String> {
