@@ -4,6 +4,7 @@
 //! before, an unreadable `candidate.yaml` made the candidate run again and write over it,
 //! and an unreadable session failed the comparison hours in, at that candidate.
 use anyhow::{anyhow, Context, Result};
+use rift::engine::rift::chosen_file::check_chosen_files;
 use rift::engine::rift::compare::{Candidate, CandidateRow, CANDIDATES_DIR, CANDIDATE_FILE};
 use rift::engine::rift::finetuned_file::check_finetuned_file;
 use rift::report::session::Session;
@@ -37,6 +38,7 @@ pub fn check_candidate_dirs(dir: &Path, candidates: &[Candidate]) -> Result<()> 
         if Session::path(&cdir).exists() {
             let session = Session::load(&cdir).with_context(keep)?;
             check_finetuned_file(&cdir, &session)?;
+            check_chosen_files(&cdir, &session)?;
         }
     }
     Ok(())

@@ -16,8 +16,10 @@ use rift::engine::device::device_name;
 use rift::engine::models::Precision;
 use rift::engine::rift::adv_set::AdvSplit;
 use rift::engine::rift::alpha_search::SearchConfig;
+use rift::engine::rift::chosen_file::check_chosen_files;
 use rift::engine::rift::events::{Event, OodModel, Sink, EVENTS_FORMAT};
 use rift::engine::rift::finetune::Trained;
+use rift::engine::rift::finetuned_file::check_finetuned_file;
 use rift::engine::rift::mrc_stage::{MrcStage, PARTIAL_MRC};
 use rift::engine::rift::multi_device::Devices;
 use rift::engine::rift::ood::{default_severities, parse_severities};
@@ -37,11 +39,20 @@ pub(super) struct EventLog(std::fs::File);
 impl EventLog {
     pub(super) fn open(dir: &Path) -> Result<EventLog> {
         let path = dir.join(EVENTS_FILE);
-        let f = std::fs::OpenOptions::new()
+        let mut f = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
+        // A run killed mid-append leaves a last line without its newline. The log is a
+        // record rift never reads back to decide what to compute, so that line is kept as
+        // it is; this run starts on a line of its own rather than glue its first event to
+        // it (a reader skips the one torn line instead of losing this run's first event).
+        if ends_torn(&mut f).with_context(|| format!("cannot read {}", path.display()))? {
+            f.write_all(b"\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         Ok(EventLog(f))
     }
     pub(super) fn write(&mut self, e: &Event) {
@@ -49,11 +60,25 @@ impl EventLog {
         if matches!(e, Event::Batch { .. }) {
             return;
         }
-        if let Ok(line) = serde_json::to_string(e) {
-            let _ = writeln!(self.0, "{line}");
+        if let Ok(mut line) = serde_json::to_string(e) {
+            // One write for the line and its newline, so a kill cannot split them.
+            line.push('\n');
+            let _ = self.0.write_all(line.as_bytes());
             let _ = self.0.flush();
         }
     }
+}
+
+/// Whether the file is non-empty and its last byte is not a newline.
+fn ends_torn(f: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if f.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// Everything a pipeline run needs from its command line, checked before any work:
@@ -259,6 +284,19 @@ pub fn check_partial_file(dir: &Path, restart_from: Option<SessionStage>) -> Res
     Ok(check_partial(&dir.join(PARTIAL_MRC))?)
 }
 
+/// Weights the session names that are there but do not load are refused now, before any
+/// stage (a stage `--restart-from` recomputes writes them anew, so they are not checked).
+fn check_weight_files(dir: &Path, s: &Session, restart_from: Option<SessionStage>) -> Result<()> {
+    let kept = |stage: SessionStage| restart_from.is_none_or(|r| r > stage);
+    if kept(SessionStage::Finetune) {
+        check_finetuned_file(dir, s)?;
+    }
+    if kept(SessionStage::Sweep) {
+        check_chosen_files(dir, s)?;
+    }
+    Ok(())
+}
+
 /// The pipeline of a session directory: the plan checked, the model loaded, the session
 /// continued (same settings) or started, and the final evaluation checked against the
 /// model, all before the first stage. Shared by `rift run` and `rift compare`.
@@ -279,6 +317,7 @@ pub(super) fn open(args: &RunArgs, what: &str) -> Result<(Pipeline, Plan)> {
             device: &plan.settings.device,
         };
         check(&s, dir, &req)?;
+        check_weight_files(dir, &s, args.restart_from)?;
     }
     check_partial_file(dir, args.restart_from)?;
     let (ckpt, model) = load_model(

@@ -25,6 +25,8 @@ pub enum SessionError {
         path: PathBuf,
         source: serde_yaml::Error,
     },
+    #[error("{} is cut short: it ends before `{LAST_FIELD}`, the last field rift writes (a session file rift wrote whole always has it, so the stages after the cut would look not done and be computed again); rift leaves it as it is: restore it from a copy, or move the session directory away to start again", path.display())]
+    CutShort { path: PathBuf },
     #[error("cannot write the session as YAML: {0}")]
     Serialise(serde_yaml::Error),
     #[error(transparent)]
@@ -139,6 +141,9 @@ pub struct ChosenWeights {
     pub safetensors: String,
 }
 
+/// The last field of `Session`, which rift always writes: a file without it was cut short.
+const LAST_FIELD: &str = "stage_seconds";
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Session {
     pub name: String,
@@ -173,7 +178,7 @@ pub struct Session {
     /// sessions without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_eval: Option<crate::engine::rift::final_records::FinalEval>,
-    /// Wall time per finished stage, seconds.
+    /// Wall time per finished stage, seconds. Always written, and last (`LAST_FIELD`).
     #[serde(default)]
     pub stage_seconds: Vec<(String, f64)>,
 }
@@ -238,7 +243,20 @@ impl Session {
             path: path.clone(),
             source,
         })?;
-        serde_yaml::from_str(&text).map_err(|source| SessionError::Parse { path, source })
+        let session: Session =
+            serde_yaml::from_str(&text).map_err(|source| SessionError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+        // A prefix of a YAML mapping is often a YAML mapping, and a stage field that is not
+        // there reads as a stage not done: a file cut short parses, and its lost stages would
+        // silently run again. Every file rift writes ends with `stage_seconds`.
+        let whole = serde_yaml::from_str::<serde_yaml::Mapping>(&text)
+            .is_ok_and(|m| m.contains_key(LAST_FIELD));
+        if !whole {
+            return Err(SessionError::CutShort { path });
+        }
+        Ok(session)
     }
 
     /// Atomic: temporary file + rename.

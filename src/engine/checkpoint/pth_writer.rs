@@ -211,20 +211,22 @@ pub fn write_pth<W: Write + Seek>(
         }
     }
     let pkl = state_dict_pickle(tensors);
-    let mut zw = zip::ZipWriter::new(out);
+    let mut zw = zip::ZipWriter::new(StopAtFirstError::new(out));
     let opts = |large: bool| {
         zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .with_alignment(64)
             .large_file(large)
     };
-    let entry =
-        |zw: &mut zip::ZipWriter<W>, name: String, data: &[u8]| -> Result<(), CheckpointError> {
-            zw.start_file(name.clone(), opts(data.len() as u64 >= u32::MAX as u64))
-                .map_err(|e| werr(format!("zip entry {name}: {e}")))?;
-            zw.write_all(data)
-                .map_err(|e| werr(format!("zip entry {name}: {e}")))
-        };
+    let entry = |zw: &mut zip::ZipWriter<StopAtFirstError<W>>,
+                 name: String,
+                 data: &[u8]|
+     -> Result<(), CheckpointError> {
+        zw.start_file(name.clone(), opts(data.len() as u64 >= u32::MAX as u64))
+            .map_err(|e| werr(format!("zip entry {name}: {e}")))?;
+        zw.write_all(data)
+            .map_err(|e| werr(format!("zip entry {name}: {e}")))
+    };
     let a = "archive";
     entry(&mut zw, format!("{a}/data.pkl"), &pkl)?;
     entry(&mut zw, format!("{a}/.format_version"), b"1")?;
@@ -244,4 +246,84 @@ pub fn write_pth<W: Write + Seek>(
         .map_err(|e| werr(format!("finishing the zip archive: {e}")))?;
     inner.flush().map_err(|e| werr(e.to_string()))?;
     Ok(())
+}
+
+/// The archive's output, which after its first failed write, flush or seek takes every
+/// later one as done without touching `inner`. That first error is the one `write_pth`
+/// reports (the caller removes the half-written file); a `ZipWriter` dropped after an
+/// error finalises the archive, and on a full disk that failed again and printed its own
+/// "ZipWriter drop failed" line into rift's one-paragraph error.
+struct StopAtFirstError<W> {
+    inner: W,
+    failed: bool,
+    /// Position and length the archive would have (kept after a failure, for its seeks).
+    pos: u64,
+    end: u64,
+}
+
+impl<W> StopAtFirstError<W> {
+    fn new(inner: W) -> Self {
+        StopAtFirstError {
+            inner,
+            failed: false,
+            pos: 0,
+            end: 0,
+        }
+    }
+    fn advance(&mut self, n: usize) {
+        self.pos += n as u64;
+        self.end = self.end.max(self.pos);
+    }
+    fn fail<T>(&mut self, e: std::io::Error) -> std::io::Result<T> {
+        self.failed = true;
+        Err(e)
+    }
+}
+
+impl<W: Write> Write for StopAtFirstError<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            self.advance(buf.len());
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Ok(n) => {
+                self.advance(n);
+                Ok(n)
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        match self.inner.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+impl<W: Seek> Seek for StopAtFirstError<W> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        use std::io::SeekFrom;
+        if !self.failed {
+            return match self.inner.seek(to) {
+                Ok(p) => {
+                    self.pos = p;
+                    self.end = self.end.max(p);
+                    Ok(p)
+                }
+                Err(e) => self.fail(e),
+            };
+        }
+        let from = match to {
+            SeekFrom::Start(n) => n as i128,
+            SeekFrom::Current(d) => self.pos as i128 + d as i128,
+            SeekFrom::End(d) => self.end as i128 + d as i128,
+        };
+        self.pos = from.max(0) as u64;
+        Ok(self.pos)
+    }
 }

@@ -4,6 +4,7 @@ pub mod adv_set;
 pub mod alpha_search;
 pub mod alpha_stats;
 pub mod baseline;
+pub mod chosen_file;
 pub mod compare;
 pub mod events;
 pub mod final_eval;
