@@ -74,17 +74,24 @@ pub fn check(
     dir: &Path,
     req: &Requested,
 ) -> Result<Vec<SettingDifference>, ContinueError> {
-    let mut diffs = match &session.config {
+    let diffs = match &session.config {
         Some(recorded) => recorded.differences(req.config),
         None => legacy_differences(&session.settings, req.settings, dir, req.restart_from)?,
     };
-    diffs.retain(|d| !changes_no_number(d));
-    if let Some(earliest) = earliest_stage(&diffs) {
+    // A difference mixes nothing when the session holds no result of its stage or a later
+    // one (`--final-eval` added to a finished run, `--ood-dataset` to one without OOD):
+    // allowed, and recorded with the continuation.
+    let mixing: Vec<SettingDifference> = diffs
+        .iter()
+        .filter(|d| !changes_no_number(d) && holds_results_from(session, dir, d.stage))
+        .cloned()
+        .collect();
+    if let Some(earliest) = earliest_stage(&mixing) {
         match req.restart_from {
             None => {
                 return Err(ContinueError::Differs {
                     dir: dir.to_path_buf(),
-                    diffs,
+                    diffs: mixing,
                     earliest,
                 })
             }
@@ -92,7 +99,7 @@ pub fn check(
                 return Err(ContinueError::RestartTooLate {
                     asked,
                     earliest,
-                    diffs,
+                    diffs: mixing,
                 })
             }
             Some(_) => {}
@@ -126,6 +133,27 @@ pub fn continue_session(
     session.settings = req.settings.clone();
     session.settings.device = req.device.to_string();
     Ok(session)
+}
+
+/// Whether `session` (in `dir`) holds a result, finished or partial, of `stage` or of any
+/// stage after it.
+fn holds_results_from(session: &Session, dir: &Path, stage: SessionStage) -> bool {
+    let on_disk = |f: &str| dir.join(f).exists();
+    SessionStage::ALL
+        .into_iter()
+        .filter(|s| *s >= stage)
+        .any(|s| match s {
+            SessionStage::Baseline => session.baseline.is_some(),
+            SessionStage::Mrc => session.mrc.is_some() || on_disk(PARTIAL_MRC),
+            SessionStage::Finetune => {
+                session.finetune.is_some() || session.finetuned_weights.is_some()
+            }
+            SessionStage::Sweep => session.interpolation.is_some() || session.chosen.is_some(),
+            SessionStage::Ood => session.ood_at.is_some() || session.ood_chosen.is_some(),
+            SessionStage::FinalEval => {
+                session.final_eval.is_some() || on_disk(STATE_AT) || on_disk(STATE_CHOSEN)
+            }
+        })
 }
 
 /// A session from before `config` was recorded: its summary compared as it always was

@@ -2,7 +2,6 @@
 //! corruption files means "no OOD stage" (a warning, as before), but one that cannot be
 //! read at all (missing, a file, a broken link, no permission) is an error then, not an
 //! "OOD skipped" hours later: the user asked for a corrupted set and would not get it.
-use super::pipeline::Pipeline;
 use crate::engine::data::{cifar_c, tiny_imagenet, DataError, DatasetKind};
 use std::path::{Path, PathBuf};
 
@@ -19,17 +18,6 @@ pub enum OodDirError {
     NotADirectory { dir: PathBuf, dataset: &'static str },
     #[error(transparent)]
     Data(DataError),
-}
-
-impl Pipeline {
-    /// The corruption types present for the configured OOD set (empty: none configured
-    /// or none on disk); an OOD directory that cannot be read is an error, not "none".
-    pub fn ood_corruptions(&self) -> Result<Vec<String>, OodDirError> {
-        match &self.setup.ood {
-            Some(ood) => corruptions_in_reach(ood.kind, &ood.dir),
-            None => Ok(Vec::new()),
-        }
-    }
 }
 
 /// The corruptions of `kind` under `dir`: empty when the directory holds none (the OOD

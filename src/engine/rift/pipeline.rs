@@ -199,6 +199,15 @@ impl Pipeline {
         self.ends.as_ref()
     }
 
+    /// The corruption types present for the configured OOD set (empty: none configured
+    /// or none on disk); an OOD directory that cannot be read is an error, not "none".
+    pub fn ood_corruptions(&self) -> Result<Vec<String>, super::ood_dir::OodDirError> {
+        match &self.setup.ood {
+            Some(ood) => corruptions_in_reach(ood.kind, &ood.dir),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// The training split, once a stage has loaded it.
     pub fn train(&self) -> Option<&ImageSet> {
         self.train.as_ref()
