@@ -222,16 +222,11 @@ pub fn pgd(
     cancel: &CancelFlag,
 ) -> Result<Tensor, AttackError> {
     let x0 = x.f_detach()?;
-    if cfg.norm == Norm::L2 {
-        return pgd_l2(model, &x0, y, cfg, noise, cancel);
-    }
-    let mut adv = if cfg.random_start {
-        (&x0 + noise.sample(&x0, cfg.eps)?).f_clamp(0.0, 1.0)?
-    } else {
-        x0.shallow_clone()
+    let mut adv = match (cfg.random_start, cfg.norm) {
+        (false, _) => x0.shallow_clone(),
+        (true, Norm::Linf) => (&x0 + noise.sample(&x0, cfg.eps)?).f_clamp(0.0, 1.0)?,
+        (true, Norm::L2) => (&x0 + noise.sample_l2(&x0, cfg.eps)?).f_clamp(0.0, 1.0)?,
     };
-    let lo = x0.f_sub_scalar(cfg.eps)?;
-    let hi = x0.f_add_scalar(cfg.eps)?;
     for _ in 0..cfg.steps {
         if cancel.is_cancelled() {
             return Err(AttackError::Cancelled);
@@ -239,13 +234,35 @@ pub fn pgd(
         let a = adv.f_detach()?.set_requires_grad(true);
         let l = loss(model, &a, y)?;
         let grad = Tensor::f_run_backward(&[&l], &[&a], false, false)?;
-        let step = grad[0].f_sign()?.f_mul_scalar(cfg.step)?;
-        adv = (a.f_detach()? + step)
-            .f_max_other(&lo)?
-            .f_min_other(&hi)?
-            .f_clamp(0.0, 1.0)?;
+        adv = step_and_project(&a.f_detach()?, &grad[0], &x0, cfg)?;
     }
     Ok(adv.f_detach()?)
+}
+
+/// One ascent step from `a` along `grad` and the projection back onto the ε-ball around
+/// `x0` and onto [0, 1], in the norm's own way (see the module comment).
+fn step_and_project(
+    a: &Tensor,
+    grad: &Tensor,
+    x0: &Tensor,
+    cfg: &PgdConfig,
+) -> Result<Tensor, tch::TchError> {
+    match cfg.norm {
+        Norm::Linf => (a + grad.f_sign()?.f_mul_scalar(cfg.step)?)
+            .f_max_other(&x0.f_sub_scalar(cfg.eps)?)?
+            .f_min_other(&x0.f_add_scalar(cfg.eps)?)?
+            .f_clamp(0.0, 1.0),
+        Norm::L2 => {
+            // torchattacks adds 1e-10 to the gradient's norm so a zero gradient stays zero.
+            let unit = grad.f_div(&l2_norms(grad)?.f_add_scalar(1e-10)?)?;
+            let delta = a.f_add(&unit.f_mul_scalar(cfg.step)?)?.f_sub(x0)?;
+            let factor = l2_norms(&delta)?
+                .f_reciprocal()?
+                .f_mul_scalar(cfg.eps)?
+                .f_clamp_max(1.0)?;
+            x0.f_add(&delta.f_mul(&factor)?)?.f_clamp(0.0, 1.0)
+        }
+    }
 }
 
 /// Per-sample L2 norm of a batch, shaped [n, 1, 1, 1] to scale it.
@@ -254,40 +271,6 @@ fn l2_norms(t: &Tensor) -> Result<Tensor, tch::TchError> {
     t.f_reshape([n, -1])?
         .f_norm_scalaropt_dim(2, [1i64].as_slice(), false)?
         .f_reshape([n, 1, 1, 1])
-}
-
-/// PGD under L2 (see the module comment), from clean inputs `x0`.
-fn pgd_l2(
-    model: &Model,
-    x0: &Tensor,
-    y: &Tensor,
-    cfg: &PgdConfig,
-    noise: Noise,
-    cancel: &CancelFlag,
-) -> Result<Tensor, AttackError> {
-    let mut adv = if cfg.random_start {
-        (x0 + noise.sample_l2(x0, cfg.eps)?).f_clamp(0.0, 1.0)?
-    } else {
-        x0.shallow_clone()
-    };
-    for _ in 0..cfg.steps {
-        if cancel.is_cancelled() {
-            return Err(AttackError::Cancelled);
-        }
-        let a = adv.f_detach()?.set_requires_grad(true);
-        let l = loss(model, &a, y)?;
-        let grad = Tensor::f_run_backward(&[&l], &[&a], false, false)?;
-        // torchattacks adds 1e-10 to the gradient's norm so a zero gradient stays zero.
-        let unit = grad[0].f_div(&l2_norms(&grad[0])?.f_add_scalar(1e-10)?)?;
-        let moved = a.f_detach()?.f_add(&unit.f_mul_scalar(cfg.step)?)?;
-        let delta = moved.f_sub(x0)?;
-        let factor = l2_norms(&delta)?
-            .f_reciprocal()?
-            .f_mul_scalar(cfg.eps)?
-            .f_clamp_max(1.0)?;
-        adv = x0.f_add(&delta.f_mul(&factor)?)?.f_clamp(0.0, 1.0)?;
-    }
-    Ok(adv.f_detach()?)
 }
 
 /// Per-sample correctness of the clean prediction (bool tensor).
