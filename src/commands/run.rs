@@ -238,25 +238,21 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     })
 }
 
-/// The session in `dir` continued with `plan` (refused when a setting that changes a
-/// result differs, unless `restart_from` recomputes from there), or a new one for `model`.
-/// Shared by `rift run`, `rift compare` and the explorer.
-pub fn open_session(
+/// `existing` (the session read from `dir`, already checked against `plan`) continued
+/// with it, or a new session for `model`.
+fn open_session(
+    existing: Option<Session>,
     dir: &Path,
     plan: &Plan,
     restart_from: Option<SessionStage>,
     model: &rift::engine::models::Model,
 ) -> Result<Session> {
     let device = device_name(plan.rt.device);
-    if !Session::path(dir).exists() {
-        if let Some(stage) = restart_from {
-            bail!("--restart-from {}: {} holds no session to continue (a new session computes every stage anyway)", stage.name(), dir.display());
-        }
+    let Some(s) = existing else {
         let mut s = Session::new(dir, plan.settings.clone(), Some(plan.config.clone()), model);
         s.settings.device = device;
         return Ok(s);
-    }
-    let s = Session::load(dir)?;
+    };
     let req = Requested {
         config: &plan.config,
         settings: &plan.settings,
@@ -308,16 +304,26 @@ pub(super) fn open(args: &RunArgs, what: &str) -> Result<(Pipeline, Plan)> {
     // One writer per session; then a session with other settings is refused, both before
     // the model loads.
     super::held_locks::hold_session_lock(dir)?;
-    if Session::path(dir).exists() {
-        let s = Session::load(dir)?;
-        let req = Requested {
-            config: &plan.config,
-            settings: &plan.settings,
-            restart_from: args.restart_from,
-            device: &plan.settings.device,
-        };
-        check(&s, dir, &req)?;
-        check_weight_files(dir, &s, args.restart_from)?;
+    let existing = match Session::path(dir).exists() {
+        true => Some(Session::load(dir)?),
+        false => None,
+    };
+    match &existing {
+        Some(s) => {
+            let req = Requested {
+                config: &plan.config,
+                settings: &plan.settings,
+                restart_from: args.restart_from,
+                device: &plan.settings.device,
+            };
+            check(s, dir, &req)?;
+            check_weight_files(dir, s, args.restart_from)?;
+        }
+        None => {
+            if let Some(stage) = args.restart_from {
+                bail!("--restart-from {}: {} holds no session to continue (a new session computes every stage anyway)", stage.name(), dir.display());
+            }
+        }
     }
     check_partial_file(dir, args.restart_from)?;
     let (ckpt, model) = load_model(
@@ -326,7 +332,7 @@ pub(super) fn open(args: &RunArgs, what: &str) -> Result<(Pipeline, Plan)> {
         plan.rt.device,
         plan.rt.compute,
     )?;
-    let session = open_session(dir, &plan, args.restart_from, &model)?;
+    let session = open_session(existing, dir, &plan, args.restart_from, &model)?;
     let setup = plan.setup.clone();
     let p = Pipeline::new(setup, ckpt, model, session)?;
     if let Some(fe) = &p.setup.final_eval {

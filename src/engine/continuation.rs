@@ -8,8 +8,9 @@ use crate::engine::rift::compare::CANDIDATES_DIR;
 use crate::engine::rift::final_records::{STATE_AT, STATE_CHOSEN};
 use crate::engine::rift::mrc_stage::PARTIAL_MRC;
 use crate::engine::rift::run_config::{
-    describe_differences, earliest_stage, RunConfig, SessionStage, SettingDifference,
+    describe_differences, earliest_stage, RunConfig, ScreenPlan, SessionStage, SettingDifference,
 };
+use crate::engine::rift::screen::ExactLowest;
 use crate::engine::session::{now_rfc3339, Continuation, Session, SessionSettings};
 use std::path::{Path, PathBuf};
 
@@ -47,16 +48,29 @@ pub enum ContinueError {
 /// for recomputation and gives the same values.
 const NO_NUMBER: &[&str] = &["mrc.config.cache_budget_mib"];
 
-/// Whether a difference changes no number. Besides `NO_NUMBER`: screening before exact MRC
-/// of every module (the explorer's way) or none (`rift run`'s) gives every module the same
-/// exact value (each module's ascent is seeded by the module, not by the order), so a
-/// session moves between the explorer and `rift run`; screening that leaves modules
-/// without exact MRC (`--screen K`) or adds the one-step estimate does change the result.
-fn changes_no_number(d: &SettingDifference) -> bool {
-    const EXACT_ALL: &str = r#"{"exact":"all","one_step":false}"#;
-    let exact_all = |v: &str| v == "none" || v == EXACT_ALL;
+/// Whether a difference changes no number: `NO_NUMBER`, or screening that still scores
+/// every module exactly (see `scores_every_module`) on both sides.
+fn changes_no_number(
+    d: &SettingDifference,
+    recorded: Option<&RunConfig>,
+    requested: &RunConfig,
+) -> bool {
     NO_NUMBER.contains(&d.setting.as_str())
-        || (d.setting == "mrc.screen" && exact_all(&d.recorded) && exact_all(&d.requested))
+        || (d.setting == "mrc.screen"
+            && recorded.is_some_and(|r| scores_every_module(r.mrc.screen))
+            && scores_every_module(requested.mrc.screen))
+}
+
+/// Screening before exact MRC of every module (the explorer's way) or none (`rift run`'s)
+/// gives every module the same exact value (each module's ascent is seeded by the module,
+/// not by the order), so a session moves between the explorer and `rift run`; screening
+/// that leaves modules without exact MRC (`--screen K`) or adds the one-step estimate does
+/// change the result.
+fn scores_every_module(screen: Option<ScreenPlan>) -> bool {
+    match screen {
+        None => true,
+        Some(s) => s.exact == ExactLowest::All && !s.one_step,
+    }
 }
 
 /// The new command line of a continued session.
@@ -83,7 +97,10 @@ pub fn check(
     // allowed, and recorded with the continuation.
     let mixing: Vec<SettingDifference> = diffs
         .iter()
-        .filter(|d| !changes_no_number(d) && holds_results_from(session, dir, d.stage))
+        .filter(|d| {
+            !changes_no_number(d, session.config.as_ref(), req.config)
+                && holds_results_from(session, dir, d.stage)
+        })
         .cloned()
         .collect();
     if let Some(earliest) = earliest_stage(&mixing) {

@@ -120,11 +120,6 @@ impl MrcStage {
         self.progress.as_ref().map(|p| &p.adv)
     }
 
-    /// Exact scores finished so far in this process (a partial file holds the same).
-    pub fn scores(&self) -> &[ModuleScore] {
-        self.progress.as_ref().map_or(&[], |p| &p.done)
-    }
-
     /// Runs or continues the stage; its result is every selected module's score.
     pub fn run(
         &mut self,
@@ -132,16 +127,16 @@ impl MrcStage {
         cancel: &CancelFlag,
         sink: Sink,
     ) -> Result<MrcResult, MrcStageError> {
-        if self.progress.is_none() {
-            self.progress = Some(self.prepare(input, cancel, sink)?);
-        }
-        let (plan, partial) = (&self.plan, self.partial.as_deref());
-        let Some(p) = self.progress.as_mut() else {
-            unreachable!("prepared above");
+        let mut p = match self.progress.take() {
+            Some(p) => p,
+            None => self.prepare(input, cancel, sink)?,
         };
+        let (plan, partial) = (&self.plan, self.partial.as_deref());
         let run = Instant::now();
-        let scored = score(plan, partial, p, input, cancel, sink);
+        let scored = score(plan, partial, &mut p, input, cancel, sink);
         p.seconds += run.elapsed().as_secs_f64();
+        // Kept whatever happened: a later run (the explorer's next MRC job) continues it.
+        let p = &*self.progress.insert(p);
         scored?;
         let split = AdvSplit::parse(input.kind, &plan.adv_split)?;
         let on = MeasuredOn {
@@ -206,19 +201,8 @@ impl MrcStage {
             }
         }
         // The set and the estimates reach disk before the first exact module starts.
-        let record = PartialMrc {
-            adv_set: Some(AdvSetSummary {
-                n: adv.n,
-                loss: base.0,
-                acc: base.1,
-            }),
-            estimates: screened
-                .as_ref()
-                .map_or_else(Vec::new, |s| s.estimates.clone()),
-            scores: done.clone(),
-        };
         if let Some(path) = &self.partial {
-            write_partial(path, &record)?;
+            write_partial(path, &partial_record(&adv, base, screened.as_ref(), &done))?;
         }
         Ok(Progress {
             adv,
@@ -268,25 +252,10 @@ fn score(
     for s in p.done.iter() {
         sink(Event::ModuleScored { score: s.clone() });
     }
-    let summary = AdvSetSummary {
-        n: p.adv.n,
-        loss: p.base.0,
-        acc: p.base.1,
-    };
-    let estimates = p
-        .screened
-        .as_ref()
-        .map_or_else(Vec::new, |s| s.estimates.clone());
+    let (adv, base, screened) = (&p.adv, p.base, p.screened.as_ref());
     let write = |done: &[ModuleScore]| -> Result<(), MrcStageError> {
         match partial {
-            Some(path) => write_partial(
-                path,
-                &PartialMrc {
-                    adv_set: Some(summary.clone()),
-                    estimates: estimates.clone(),
-                    scores: done.to_vec(),
-                },
-            ),
+            Some(path) => write_partial(path, &partial_record(adv, base, screened, done)),
             None => Ok(()),
         }
     };
@@ -318,6 +287,24 @@ fn score(
             };
             scorer.score_all(&p.order, &mut p.done, cancel, sink, write)
         }
+    }
+}
+
+/// What the partial file holds: the set's summary, the estimates and the scores so far.
+fn partial_record(
+    adv: &TensorSet,
+    base: (f64, f64),
+    screened: Option<&Screened>,
+    done: &[ModuleScore],
+) -> PartialMrc {
+    PartialMrc {
+        adv_set: Some(AdvSetSummary {
+            n: adv.n,
+            loss: base.0,
+            acc: base.1,
+        }),
+        estimates: screened.map_or_else(Vec::new, |s| s.estimates.clone()),
+        scores: done.to_vec(),
     }
 }
 
