@@ -62,8 +62,8 @@ fn changes_no_number(
 }
 
 /// Screening before exact MRC of every module (the explorer's way) or none (`rift run`'s)
-/// gives every module the same exact value (each module's ascent is seeded by the module,
-/// not by the order), so a session moves between the explorer and `rift run`; screening
+/// gives every module the same exact value (every module's ascent shuffles alike, from the
+/// run's seed, whatever the order), so a session moves between the explorer and `rift run`; screening
 /// that leaves modules without exact MRC (`--screen K`) or adds the one-step estimate does
 /// change the result.
 fn scores_every_module(screen: Option<ScreenPlan>) -> bool {

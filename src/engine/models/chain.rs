@@ -162,20 +162,54 @@ impl Chain<'_> {
         module.strip_prefix(block).and_then(|l| l.strip_prefix('.'))
     }
 
+    /// The boundary `module`'s cache is computed from: 0 is the normalised input (the
+    /// stem's module), `i + 1` the input of block `i`, `blocks + 1` the last block's output
+    /// (the classifier's). None when `module` is not one of the network's modules.
+    pub fn boundary(&self, module: &str) -> Option<usize> {
+        if module == self.stem.name {
+            return Some(0);
+        }
+        if let Some(i) = self
+            .blocks
+            .iter()
+            .position(|(name, _)| Self::leaf_in(module, name).is_some())
+        {
+            return Some(i + 1);
+        }
+        (module == self.classifier.name).then_some(self.blocks.len() + 1)
+    }
+
+    /// The activations at boundary `to` from those at boundary `from` (≤ `to`): the part
+    /// of the network between them, eval mode. Modules scored in forward order thus share
+    /// one walk through the prefix instead of each recomputing it from the input.
+    pub fn advance(&self, x: &Tensor, from: usize, to: usize) -> Tensor {
+        let mut out = x.shallow_clone();
+        for b in from..to {
+            out = match b {
+                0 => self.stem(&out),
+                _ => self.blocks[b - 1].1.forward(&out, false),
+            };
+        }
+        out
+    }
+
+    /// `module`'s cache from the activations at its `boundary`.
+    pub fn cache_at(&self, at: &Tensor, module: &str) -> Option<Vec<Tensor>> {
+        match self.boundary(module)? {
+            0 => Some(vec![at.shallow_clone()]),
+            b if b <= self.blocks.len() => {
+                let (name, block) = &self.blocks[b - 1];
+                block.prepare(at, Self::leaf_in(module, name)?)
+            }
+            _ => Some(vec![self.head(at)]),
+        }
+    }
+
     /// The cache for `module` from normalised inputs `xn`; None when `module` is not one
     /// of the network's modules.
     pub fn prefix(&self, xn: &Tensor, module: &str) -> Option<Vec<Tensor>> {
-        if module == self.stem.name {
-            return Some(vec![xn.shallow_clone()]);
-        }
-        let mut out = self.stem(xn);
-        for (name, block) in &self.blocks {
-            if let Some(leaf) = Self::leaf_in(module, name) {
-                return block.prepare(&out, leaf);
-            }
-            out = block.forward(&out, false);
-        }
-        (module == self.classifier.name).then(|| vec![self.head(&out)])
+        let at = self.advance(xn, 0, self.boundary(module)?);
+        self.cache_at(&at, module)
     }
 
     /// Logits from `prefix`'s cache of the same module (and the same samples).

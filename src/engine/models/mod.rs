@@ -467,12 +467,42 @@ impl Model {
             let xn = self.normalize(x);
             self.chain().prefix(&xn, module)
         });
-        cache.ok_or_else(|| {
-            ModelError::BadInput(format!(
-                "`{module}` is not a module of {}",
-                self.spec.name()
-            ))
+        cache.ok_or_else(|| self.not_a_module(module))
+    }
+
+    /// The prefix boundary `module`'s fast-path cache is computed from (`Chain::boundary`;
+    /// 0 is the raw input here, normalised on the way).
+    pub fn prefix_boundary(&self, module: &str) -> Result<usize, ModelError> {
+        self.chain()
+            .boundary(module)
+            .ok_or_else(|| self.not_a_module(module))
+    }
+
+    /// Activations at prefix boundary `to` from those at `from` (raw pixels when `from`
+    /// is 0), eval mode, no gradients.
+    pub fn advance_prefix(&self, at: &Tensor, from: usize, to: usize) -> Tensor {
+        tch::no_grad(|| match from {
+            0 if to > 0 => self.chain().advance(&self.normalize(at), 0, to),
+            0 => at.shallow_clone(),
+            _ => self.chain().advance(at, from, to),
         })
+    }
+
+    /// `module`'s fast-path cache from the activations at its prefix boundary (raw pixels
+    /// for the stem's module); equal to `prefix_cache` of the same samples.
+    pub fn prefix_cache_at(&self, at: &Tensor, module: &str) -> Result<Vec<Tensor>, ModelError> {
+        let cache = tch::no_grad(|| match self.chain().boundary(module) {
+            Some(0) => Some(vec![self.normalize(at)]),
+            _ => self.chain().cache_at(at, module),
+        });
+        cache.ok_or_else(|| self.not_a_module(module))
+    }
+
+    fn not_a_module(&self, module: &str) -> ModelError {
+        ModelError::BadInput(format!(
+            "`{module}` is not a module of {}",
+            self.spec.name()
+        ))
     }
 
     /// Eval-mode logits from a `prefix_cache` of the same module (and the same samples).

@@ -8,9 +8,14 @@
 //!
 //! The fast path caches, once per module, everything upstream of the module (which is
 //! frozen, with eval-mode BatchNorm, so it never changes) and runs only the suffix: the
-//! same numbers for far less work.
+//! same numbers for far less work. The walk through the prefix is shared between modules
+//! (`prefix_walk.rs`), so a whole run computes the frozen prefix about once, and so is
+//! the first ascent step, the same for every module up to which weight it moves
+//! (`first_steps.rs`).
 use super::adv_set::TensorSet;
 use super::events::{Event, Sink, Stage};
+use super::first_steps::FirstSteps;
+use super::prefix_walk::PrefixWalk;
 use super::results::{criticality_cmp, ModuleScore, MrcResult};
 use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::CancelFlag;
@@ -116,15 +121,29 @@ pub fn select_modules(
         .collect()
 }
 
-/// Per-module seed, so a module's result does not depend on which others ran before it
-/// (or on which device or machine ran it).
-fn module_seed(seed: u64, depth: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(depth as u64 + 1)
+/// The ascent's shuffles: every module of a run visits the set in the same orders (common
+/// random numbers, from the run's seed alone), so a module's result depends neither on
+/// which others ran before it nor on the device or machine that ran it, differences
+/// between modules are not blurred by different batch orders, and every module's first
+/// step is on the same batch (which the fast path computes once for all: `first_steps.rs`).
+/// Returns the generator for the later epochs and the first epoch's order.
+pub(crate) fn first_order(seed: u64, n: usize) -> (rand_chacha::ChaCha8Rng, Vec<i64>) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut order: Vec<i64> = (0..n as i64).collect();
+    order.shuffle(&mut rng);
+    (rng, order)
 }
 
-/// One module's measurement: the model, the fixed set, the module (its depth seeds the
-/// ascent's shuffles), the set's loss and accuracy at the AT weights, and the settings.
+/// What the fast path shares between the modules of one run: the walk through the frozen
+/// prefix and the first ascent steps. Unused by the faithful path.
+#[derive(Default)]
+pub struct FastShared {
+    pub walk: PrefixWalk,
+    pub first_steps: FirstSteps,
+}
+
+/// One module's measurement: the model, the fixed set, the module (and its depth, for
+/// the record), the set's loss and accuracy at the AT weights, and the settings.
 #[derive(Clone, Copy)]
 struct Ascent<'a> {
     model: &'a Model,
@@ -136,13 +155,16 @@ struct Ascent<'a> {
 }
 
 /// Scores one module (`(depth, info)`); the model's weights are restored before returning
-/// (also on error).
+/// (also on error). `shared` is what the fast path shares between modules (unused by the
+/// faithful path); pass the same one for every module of a run.
+#[allow(clippy::too_many_arguments)]
 pub fn score_module(
     model: &Model,
     adv: &TensorSet,
     (depth, info): (usize, &ModuleInfo),
     baseline: (f64, f64),
     cfg: &MrcConfig,
+    shared: &mut FastShared,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<ModuleScore, MrcError> {
@@ -161,7 +183,7 @@ pub fn score_module(
         baseline,
         cfg,
     };
-    let result = ascend(&job, &w, &w0, cancel, sink);
+    let result = ascend(&job, &w, &w0, shared, cancel, sink);
     tch::no_grad(|| -> Result<(), tch::TchError> {
         let mut w = w.shallow_clone();
         w.f_copy_(&w0)?;
@@ -176,6 +198,7 @@ fn ascend(
     job: &Ascent,
     w: &Tensor,
     w0: &Tensor,
+    shared: &mut FastShared,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<ModuleScore, MrcError> {
@@ -189,10 +212,20 @@ fn ascend(
     } = job;
     let device = model.device();
     let module = info.name.as_str();
-    let cache = if cfg.fast && cache_fits(model, adv, module, cfg, sink)? {
-        Some(cached_prefix(model, adv, module, cfg.batch_size)?)
+    let fit = if cfg.fast {
+        cache_fits(model, adv, module, cfg, sink)?
     } else {
-        None
+        Fit::Neither
+    };
+    let cache = match fit {
+        Fit::Neither => None,
+        fit => Some(shared.walk.cache_for(
+            model,
+            adv,
+            module,
+            cfg.batch_size,
+            fit == Fit::WithBoundary,
+        )?),
     };
     let logits = |idx: &Tensor| -> Result<Tensor, tch::TchError> {
         match &cache {
@@ -207,37 +240,40 @@ fn ascend(
         }
     };
     let w0_norm = w0.f_norm()?.f_double_value(&[])?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(module_seed(cfg.seed, depth));
-    let mut order: Vec<i64> = (0..adv.n as i64).collect();
+    let (mut rng, mut order) = first_order(cfg.seed, adv.n);
     let (mut losses, mut accs) = (Vec::new(), Vec::new());
     let _ = w.set_requires_grad(true);
     let bs = cfg.batch_size.max(1);
+    // The first step's gradient when the fast path computed it with every other module's.
+    let mut first_grad = shared.first_steps.take(module);
     // Mean loss, with its graph, of the next epoch's first batch (see below).
     let mut carried: Option<Tensor> = None;
-    order.shuffle(&mut rng);
     for epoch in 0..cfg.epochs {
         for (b, chunk) in order.chunks(bs).enumerate() {
             if cancel.is_cancelled() {
                 return Err(MrcError::Cancelled);
             }
-            let loss = match carried.take() {
-                Some(l) if b == 0 => l,
+            let grad = match (first_grad.take(), carried.take()) {
+                (Some(g), _) => g,
+                (None, Some(l)) if b == 0 => {
+                    Tensor::f_run_backward(&[&l], &[w], false, false)?.remove(0)
+                }
                 _ => {
                     let idx = Tensor::f_from_slice(chunk)?.f_to_device(device)?;
                     let y = adv.y.f_index_select(0, &idx)?;
-                    logits(&idx)?.f_cross_entropy_loss::<Tensor>(
+                    let loss = logits(&idx)?.f_cross_entropy_loss::<Tensor>(
                         &y,
                         None,
                         tch::Reduction::Mean,
                         -100,
                         0.0,
-                    )?
+                    )?;
+                    Tensor::f_run_backward(&[&loss], &[w], false, false)?.remove(0)
                 }
             };
-            let grad = Tensor::f_run_backward(&[&loss], &[w], false, false)?;
             tch::no_grad(|| -> Result<(), tch::TchError> {
                 // SGD on −loss with lr: w ← w + lr·∇loss.
-                let _ = w.shallow_clone().f_add_(&grad[0].f_mul_scalar(cfg.lr)?)?;
+                let _ = w.shallow_clone().f_add_(&grad.f_mul_scalar(cfg.lr)?)?;
                 Ok(())
             })?;
             sink(Event::Batch { stage: Stage::Mrc });
@@ -352,58 +388,49 @@ fn evaluate_fused(
     Ok((loss_sum / n, 100.0 * correct as f64 / n, first))
 }
 
-/// Whether `module`'s prefix cache fits the budget, measured on one sample (the cache grows
-/// linearly with the set); when it does not, says so once.
+/// What the fast path may hold in memory for a module under `--cache-budget`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fit {
+    /// Its cache and the shared walk's boundary activations.
+    WithBoundary,
+    /// Its cache only: the walk restarts from the input for the next module.
+    CacheOnly,
+    /// Not even its cache: its prefix is recomputed each batch (the faithful forward).
+    Neither,
+}
+
+/// What of `module`'s fast path fits the budget, measured on one sample (both grow
+/// linearly with the set); when not even its cache does, says so once.
 fn cache_fits(
     model: &Model,
     adv: &TensorSet,
     module: &str,
     cfg: &MrcConfig,
     sink: Sink,
-) -> Result<bool, MrcError> {
+) -> Result<Fit, MrcError> {
     let Some(budget) = cfg.cache_budget_mib else {
-        return Ok(true);
+        return Ok(Fit::WithBoundary);
     };
     let one = model.prefix_cache(&adv.x.f_narrow(0, 0, 1)?, module)?;
     let per_sample: usize = one
         .iter()
         .map(|t| t.numel() * t.kind().elt_size_in_bytes())
         .sum();
-    let need = (per_sample * adv.n) as f64 / (1024.0 * 1024.0);
+    let mib = |bytes: usize| (bytes * adv.n) as f64 / (1024.0 * 1024.0);
+    let need = mib(per_sample);
+    let boundary = mib(PrefixWalk::boundary_bytes_per_sample(model, adv, module)?);
+    if need + boundary <= budget {
+        return Ok(Fit::WithBoundary);
+    }
     if need <= budget {
-        return Ok(true);
+        return Ok(Fit::CacheOnly);
     }
     sink(Event::Warning {
         message: format!(
             "{module}: its cached activations would take {need:.1} MiB (budget {budget} MiB); recomputing its prefix each batch instead (same values, slower)"
         ),
     });
-    Ok(false)
-}
-
-fn cached_prefix(
-    model: &Model,
-    adv: &TensorSet,
-    module: &str,
-    batch: usize,
-) -> Result<Vec<Tensor>, MrcError> {
-    let mut parts: Vec<Vec<Tensor>> = Vec::new();
-    let mut i = 0;
-    while i < adv.n {
-        let len = batch.min(adv.n - i) as i64;
-        let c = model.prefix_cache(&adv.x.f_narrow(0, i as i64, len)?, module)?;
-        if parts.is_empty() {
-            parts = c.iter().map(|_| Vec::new()).collect();
-        }
-        for (p, t) in parts.iter_mut().zip(c) {
-            p.push(t);
-        }
-        i += len as usize;
-    }
-    Ok(parts
-        .iter()
-        .map(|p| Tensor::f_cat(p, 0))
-        .collect::<Result<Vec<_>, _>>()?)
+    Ok(Fit::Neither)
 }
 
 /// What an MRC result records about the adversarial set it measured on.

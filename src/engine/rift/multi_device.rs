@@ -2,8 +2,8 @@
 //! are independent (SPEC.md §1), so each device gets its own copy of the model and scores
 //! a round-robin slice of the modules (as `--shard` slices them across machines) on its
 //! own thread. The adversarial set and its baseline are computed once and copied to each
-//! device; each module's ascent is seeded by the module, so a module's value does not
-//! depend on which device or thread ran it.
+//! device; every module's ascent shuffles alike, from the run's seed, so a module's value
+//! does not depend on which device or thread ran it.
 use super::adv_set::TensorSet;
 use super::events::{Event, Sink, Stage};
 use super::interpolate::InterpolateError;

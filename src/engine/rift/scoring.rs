@@ -3,7 +3,8 @@
 //! and continued between jobs) and each device of `--devices`.
 use super::adv_set::TensorSet;
 use super::events::{Event, Sink, Stage};
-use super::mrc::{finish, score_module, MeasuredOn, MrcConfig, MrcError};
+use super::first_steps::FirstSteps;
+use super::mrc::{finish, first_order, score_module, FastShared, MeasuredOn, MrcConfig, MrcError};
 use super::results::{attach, ModuleScore, MrcResult, Screened};
 use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::CancelFlag;
@@ -26,8 +27,9 @@ impl Scorer<'_> {
     /// `Progress` of the modules already done. Each score gets
     /// its estimate, is emitted (`ModuleScored`, then `Progress` of `done` over `order`),
     /// appended to `done` and handed to `after_each` (to persist partial results) before
-    /// the next module starts. A module's value does not depend on the order (its shuffles
-    /// are seeded per module), so a run continued from `done` equals an uninterrupted one.
+    /// the next module starts. A module's value does not depend on the order (every module
+    /// shuffles alike, from the run's seed), so a run continued from `done` equals an
+    /// uninterrupted one.
     pub fn score_all<E: From<MrcError>>(
         &self,
         order: &[(usize, ModuleInfo)],
@@ -47,6 +49,19 @@ impl Scorer<'_> {
             done: already,
             total: order.len(),
         });
+        let mut shared = FastShared::default();
+        let pending: Vec<&str> = order
+            .iter()
+            .map(|(_, m)| m.name.as_str())
+            .filter(|name| !done.iter().any(|s| s.name == *name))
+            .collect();
+        // One pass for every module's first step pays off from two modules on.
+        if self.cfg.fast && pending.len() > 1 && self.adv.n > 0 && !cancel.is_cancelled() {
+            let (_, first) = first_order(self.cfg.seed, self.adv.n);
+            let batch = &first[..self.cfg.batch_size.clamp(1, first.len())];
+            shared.first_steps = FirstSteps::compute(self.model, self.adv, &pending, batch)
+                .map_err(MrcError::from)?;
+        }
         for (depth, info) in order {
             if done.iter().any(|s| s.name == info.name) {
                 continue;
@@ -57,6 +72,7 @@ impl Scorer<'_> {
                 (*depth, info),
                 self.baseline,
                 self.cfg,
+                &mut shared,
                 cancel,
                 sink,
             )?;
