@@ -50,6 +50,7 @@ impl EvalOutput {
         ckpt: &rift::engine::checkpoint::Checkpoint,
         model: &rift::engine::models::Model,
         rt: &super::Runtime,
+        zoo: Option<&str>,
     ) -> EvalOutput {
         EvalOutput {
             result,
@@ -57,7 +58,7 @@ impl EvalOutput {
             split: "test",
             attack,
             autoattack,
-            model: model_summary(ckpt, model),
+            model: model_summary(ckpt, model, zoo),
             device: device_name(rt.device),
             compute: rt.compute.text(),
             seed: rt.seed,
@@ -88,7 +89,7 @@ pub(super) fn load_for_eval(args: &EvalArgs) -> Result<Loaded> {
             anyhow::anyhow!(
                 "{} test images do not fit {}: {e}",
                 kind.name(),
-                args.model.checkpoint.display()
+                args.model.checkpoint().display()
             )
         })?;
     if set.num_classes as i64 > model.spec.num_classes {
@@ -96,7 +97,7 @@ pub(super) fn load_for_eval(args: &EvalArgs) -> Result<Loaded> {
             "{} has {} classes but the model in {} predicts {}",
             kind.name(),
             set.num_classes,
-            args.model.checkpoint.display(),
+            args.model.checkpoint().display(),
             model.spec.num_classes
         );
     }
