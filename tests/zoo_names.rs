@@ -251,3 +251,74 @@ fn bad_zoo_ids_and_flags_fail_cleanly() {
     // Neither --checkpoint nor --zoo: clap's usage error.
     assert_failed(&rift(&["inspect"]), 2, &["--checkpoint"]);
 }
+
+/// A tiny CIFAR-10 (tests/py/zoo.py's `dm_fixture`) and Rebuffi2021Fixing_R18_ddpm built
+/// by its table constructor, cached under OUT/models.
+const MAKE_RUN_FIXTURE: &str = r#"
+import sys, os, json, torch, torch.nn as nn
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from reference_models import randomize_bn
+from zoo import zoo_module, dm_fixture
+out = sys.argv[1]
+dm_fixture(out)
+zid = "cifar10/Linf/Rebuffi2021Fixing_R18_ddpm"
+e = [e for e in json.load(open("assets/zoo/robustbench-1.1.1.json"))["entries"]
+     if e["dataset"] + "/" + e["threat"] + "/" + e["name"] == zid][0]
+net = eval(e["architecture"], {**vars(zoo_module("dm_wide_resnet")), "nn": nn})
+randomize_bn(net, seed=3)
+path = os.path.join(out, "models", zid + ".pt")
+os.makedirs(os.path.dirname(path))
+torch.save(net.state_dict(), path)
+"#;
+
+#[test]
+fn eval_and_run_record_the_zoo_id() {
+    let dir = tempfile::tempdir().unwrap();
+    run_python(MAKE_RUN_FIXTURE, &[path_str(dir.path())]);
+    let id = "cifar10/Linf/Rebuffi2021Fixing_R18_ddpm";
+    let models = dir.path().join("models");
+    let common = [
+        "--zoo",
+        id,
+        "--model-dir",
+        path_str(&models),
+        "--data-dir",
+        path_str(dir.path()),
+        "--device",
+        "cpu",
+    ];
+    let json = dir.path().join("eval.json");
+    let mut args = vec!["eval", "--attack", "none", "--limit", "8"];
+    args.extend(common);
+    args.extend(["--output", path_str(&json)]);
+    let run = rift(&args);
+    let err = common::stderr_of(&run);
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains(&format!("dm-preactresnet18 (zoo {id})")), "{err}");
+    let out = common::read_json(&json);
+    assert_eq!(out["model"]["zoo"], id, "{out}");
+
+    let session = dir.path().join("session");
+    let mut args = vec!["run", "--session", path_str(&session)];
+    args.extend(common);
+    args.extend(["--limit", "8", "--adv-limit", "8", "--steps", "1"]);
+    args.extend(["--eps", "0.03", "--step", "0.015", "--mrc-epochs", "1"]);
+    args.extend(["--fast", "--screen", "1", "--epochs", "1", "--alphas", "0,1"]);
+    rift_ok(&args);
+    let yaml = std::fs::read_to_string(session.join("session.yaml")).unwrap();
+    assert!(yaml.matches(&format!("zoo: {id}")).count() >= 1, "{yaml}");
+    let report = std::fs::read_to_string(session.join("report.md")).unwrap();
+    assert!(report.contains(&format!("RobustBench `{id}`")), "{report}");
+    // Continuing the session with the same id recomputes nothing and is accepted; naming
+    // another entry's file through --checkpoint without --zoo is a recorded difference.
+    rift_ok(&args);
+    let mut other = vec!["run", "--session", path_str(&session)];
+    let file = models.join(format!("{id}.pt"));
+    other.extend(["--checkpoint", path_str(&file), "--data-dir", path_str(dir.path())]);
+    other.extend(["--device", "cpu", "--limit", "8", "--adv-limit", "8", "--steps", "1"]);
+    other.extend(["--eps", "0.03", "--step", "0.015", "--mrc-epochs", "1"]);
+    other.extend(["--fast", "--screen", "1", "--epochs", "1", "--alphas", "0,1"]);
+    let run = rift(&other);
+    assert!(!run.status.success(), "a run without --zoo continued a --zoo session");
+    assert!(common::stderr_of(&run).contains("zoo"), "{}", common::stderr_of(&run));
+}
