@@ -11,7 +11,12 @@ pub const PRESETS: [&str; 1] = ["published"];
 pub struct ModelArgs {
     /// Checkpoint: torch.save .pth (zip or legacy format) or .safetensors. Optional with
     /// --zoo (then MODEL_DIR/DATASET/THREAT/NAME.pt, robustbench's cache path).
-    #[arg(long, visible_alias = "resume", value_name = "FILE", required_unless_present = "zoo")]
+    #[arg(
+        long,
+        visible_alias = "resume",
+        value_name = "FILE",
+        required_unless_present = "zoo"
+    )]
     pub checkpoint: Option<PathBuf>,
     #[command(flatten)]
     pub reading: ReadingArgs,

@@ -226,8 +226,8 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
             &ckpt,
             &model,
             &rt,
-            args.model.reading.zoo.as_deref(),
-        );
+        )
+        .with_zoo(args.model.reading.zoo.as_deref());
         rift::report::write_structured(path, &out)?;
         eprintln!("wrote {}", path.display());
     }

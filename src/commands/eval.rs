@@ -79,16 +79,8 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             config: attack,
             autoattack: None,
         };
-        let out = EvalOutput::new(
-            result,
-            record,
-            None,
-            kind,
-            &ckpt,
-            &model,
-            &rt,
-            args.model.reading.zoo.as_deref(),
-        );
+        let out = EvalOutput::new(result, record, None, kind, &ckpt, &model, &rt)
+            .with_zoo(args.model.reading.zoo.as_deref());
         rift::report::write_structured(path, &out)?;
         eprintln!("wrote {}", path.display());
     }

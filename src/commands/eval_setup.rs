@@ -41,6 +41,12 @@ pub(super) struct EvalOutput {
 }
 
 impl EvalOutput {
+    /// Records the `--zoo` id the model was named by.
+    pub(super) fn with_zoo(mut self, zoo: Option<&str>) -> EvalOutput {
+        self.model.zoo = zoo.map(str::to_string);
+        self
+    }
+
     /// The output of `rift eval` (PGD or AutoAttack) with the run's model, device and versions.
     pub(super) fn new(
         result: EvalResult,
@@ -50,7 +56,6 @@ impl EvalOutput {
         ckpt: &rift::engine::checkpoint::Checkpoint,
         model: &rift::engine::models::Model,
         rt: &super::Runtime,
-        zoo: Option<&str>,
     ) -> EvalOutput {
         EvalOutput {
             result,
@@ -58,7 +63,8 @@ impl EvalOutput {
             split: "test",
             attack,
             autoattack,
-            model: model_summary(ckpt, model, zoo),
+            // The zoo id is the caller's to add (`with_zoo`).
+            model: model_summary(ckpt, model, None),
             device: device_name(rt.device),
             compute: rt.compute.text(),
             seed: rt.seed,

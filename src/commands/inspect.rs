@@ -151,7 +151,10 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             .map_or(String::new(), |p| format!(", prefix `{p}` stripped"))
     );
     if let Some(id) = &out.zoo {
-        println!("zoo {id} (robustbench {})", rift::engine::zoo::ROBUSTBENCH_VERSION);
+        println!(
+            "zoo {id} (robustbench {})",
+            rift::engine::zoo::ROBUSTBENCH_VERSION
+        );
     }
     println!(
         "arch {}  classes {}  input channels {}  classifier width {}  parameters {}",

@@ -125,7 +125,11 @@ fn apply(model: &mut ModelArgs, dataset: Option<&str>) -> Result<()> {
                 entry.classes.unwrap_or(0),
                 kind.name(),
                 entry.dataset,
-                if kind.name().ends_with("-c") { "-c" } else { "" }
+                if kind.name().ends_with("-c") {
+                    "-c"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -196,10 +200,7 @@ fn refuse_conflicts(reading: &ReadingArgs, entry: &ZooEntry) -> Result<()> {
 /// classes), checked on its keys and shapes before any compute; Ok(None) without `--zoo`.
 /// Returns the normalisation to use: the entry's, or the file's own `mu`/`sigma` where
 /// robustbench keeps the statistics as buffers that loading the file overwrites.
-pub fn check_zoo_file(
-    reading: &ReadingArgs,
-    ckpt: &Checkpoint,
-) -> Result<Option<NormalizeChoice>> {
+pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option<NormalizeChoice>> {
     let Some(id) = &reading.zoo else {
         return Ok(None);
     };

@@ -139,9 +139,7 @@ impl ZooEntry {
 
     /// Whether the family's activation is a flag (the DM networks; every other is ReLU).
     pub fn has_activation_flag(&self) -> bool {
-        self.family
-            .as_deref()
-            .is_some_and(|f| f.starts_with("dm-"))
+        self.family.as_deref().is_some_and(|f| f.starts_with("dm-"))
     }
 
     /// The flags `--zoo` stands for, as `(flag, value)`; empty when unsupported.
@@ -317,7 +315,10 @@ mod tests {
             lookup("cifar10/Linf/Debenedetti2022Light_XCiT-S12"),
             Err(ZooError::Unsupported { .. })
         ));
-        assert!(matches!(lookup("Carmon2019Unlabeled"), Err(ZooError::Malformed(_))));
+        assert!(matches!(
+            lookup("Carmon2019Unlabeled"),
+            Err(ZooError::Malformed(_))
+        ));
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }
