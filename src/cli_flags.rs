@@ -53,7 +53,7 @@ pub struct ReadingArgs {
     pub zoo: Option<String>,
     /// With --zoo and no --checkpoint: the directory robustbench's `load_model` saves to
     /// (its `model_dir`); the file read is DIR/DATASET/THREAT/NAME.pt.
-    #[arg(long, value_name = "DIR", default_value = rift::engine::zoo::DEFAULT_MODEL_DIR)]
+    #[arg(long, value_name = "DIR", default_value = rift::engine::zoo::DEFAULT_MODEL_DIR, requires = "zoo")]
     pub model_dir: PathBuf,
 }
 
