@@ -48,6 +48,12 @@ pub fn zoo(args: &ZooArgs) -> Result<()> {
             None => writeln!(text, "    supported: --zoo sets {}", e.flags_text()),
             Some(reason) => writeln!(text, "    unsupported: {reason}"),
         };
+        if e.is_supported() && e.stats_in_buffers() {
+            let _ = writeln!(
+                text,
+                "    (robustbench keeps these as `mu`/`sigma` buffers: a file's own mu/sigma win)"
+            );
+        }
         if let Some(p) = &e.preprocessing {
             let _ = writeln!(text, "    preprocessing: {p}");
         }
