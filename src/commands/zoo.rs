@@ -257,3 +257,37 @@ pub fn zoo_suffix(reading: &ReadingArgs) -> String {
         .map(|id| format!(" (zoo {id})"))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every supported entry's flags are accepted by rift's own parsers, and its
+    /// architecture has the entry's depth and width.
+    #[test]
+    fn every_supported_entry_spells_valid_flags() {
+        let supported: Vec<&ZooEntry> = zoo::entries()
+            .unwrap()
+            .iter()
+            .filter(|e| e.is_supported())
+            .collect();
+        assert!(supported.len() > 100);
+        for e in supported {
+            let arch = e.arch.as_deref().unwrap();
+            let spec = ArchSpec::parse(arch, None, e.classes.unwrap(), 3, (32, 32))
+                .unwrap_or_else(|err| panic!("{}: {err}", e.id()));
+            assert!(
+                spec.name().contains(&e.depth.unwrap().to_string()),
+                "{}",
+                e.id()
+            );
+            assert_eq!(Some(spec.width), e.width, "{}", e.id());
+            NormalizeChoice::parse(&e.normalize_flag())
+                .unwrap_or_else(|err| panic!("{}: {err}", e.id()));
+            if let Some(a) = &e.activation {
+                Activation::parse(a).unwrap_or_else(|err| panic!("{}: {err}", e.id()));
+            }
+            assert_eq!(spec.family.has_activation_choice(), e.has_activation_flag());
+        }
+    }
+}
