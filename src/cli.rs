@@ -54,6 +54,26 @@ pub enum Command {
     Ood(OodArgs),
     /// PGD adversarial training, to make an AT checkpoint.
     TrainAt(TrainAtArgs),
+    /// The RobustBench model zoo (robustbench 1.1.1): every entry by its id
+    /// DATASET/THREAT/NAME, its architecture, the flags `--zoo` sets, and whether rift
+    /// supports it (and why not).
+    Zoo(ZooArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ZooArgs {
+    /// Only this dataset's leaderboards.
+    #[arg(long, value_parser = rift::engine::zoo::DATASETS)]
+    pub dataset: Option<String>,
+    /// Only this threat model's leaderboards.
+    #[arg(long, value_parser = rift::engine::zoo::THREATS)]
+    pub threat: Option<String>,
+    /// Only the entries rift supports.
+    #[arg(long)]
+    pub supported: bool,
+    /// The entries and counts as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -475,7 +495,7 @@ pub struct DemoArgs {
 #[derive(Args, Debug)]
 pub struct TuiArgs {
     /// The AT checkpoint (.pth or .safetensors); not with --resume or --follow.
-    #[arg(long, value_name = "FILE", required_unless_present_any = ["resume", "follow"], conflicts_with_all = ["resume", "follow"])]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["resume", "follow", "zoo"], conflicts_with_all = ["resume", "follow"])]
     pub checkpoint: Option<PathBuf>,
     // `--arch`, `--width`, `--activation`, `--normalize`: `ModelArgs` less its checkpoint.
     #[command(flatten)]

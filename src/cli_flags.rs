@@ -9,9 +9,15 @@ pub const PRESETS: [&str; 1] = ["published"];
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Checkpoint: torch.save .pth (zip or legacy format) or .safetensors.
-    #[arg(long, visible_alias = "resume", value_name = "FILE")]
-    pub checkpoint: PathBuf,
+    /// Checkpoint: torch.save .pth (zip or legacy format) or .safetensors. Optional with
+    /// --zoo (then MODEL_DIR/DATASET/THREAT/NAME.pt, robustbench's cache path).
+    #[arg(
+        long,
+        visible_alias = "resume",
+        value_name = "FILE",
+        required_unless_present = "zoo"
+    )]
+    pub checkpoint: Option<PathBuf>,
     #[command(flatten)]
     pub reading: ReadingArgs,
 }
@@ -40,6 +46,25 @@ pub struct ReadingArgs {
         value_name = "auto|none|NAME|M1,M2,M3/S1,S2,S3"
     )]
     pub normalize: String,
+    /// A RobustBench model by its id DATASET/THREAT/NAME (e.g.
+    /// cifar10/Linf/Wang2023Better_WRN-70-16; `rift zoo` lists them): sets --arch,
+    /// --activation and --normalize exactly as robustbench 1.1.1 builds it.
+    #[arg(long, value_name = "DATASET/THREAT/NAME")]
+    pub zoo: Option<String>,
+    /// With --zoo and no --checkpoint: the directory robustbench's `load_model` saves to
+    /// (its `model_dir`); the file read is DIR/DATASET/THREAT/NAME.pt.
+    #[arg(long, value_name = "DIR", default_value = rift::engine::zoo::DEFAULT_MODEL_DIR, requires = "zoo")]
+    pub model_dir: PathBuf,
+}
+
+impl ModelArgs {
+    /// The checkpoint file: given, or filled in from --zoo before any command runs
+    /// (`commands::zoo::apply_zoo`); clap refuses a command line with neither.
+    pub fn checkpoint(&self) -> &std::path::Path {
+        self.checkpoint
+            .as_deref()
+            .unwrap_or_else(|| std::path::Path::new(""))
+    }
 }
 
 #[derive(Args, Debug, Clone)]

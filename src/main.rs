@@ -17,7 +17,12 @@ fn main() -> ExitCode {
             eprintln!("{report}");
         }
     }));
-    let cli = Cli::parse_from(preset::expand(std::env::args_os().collect()));
+    let mut cli = Cli::parse_from(preset::expand(std::env::args_os().collect()));
+    // `--zoo` becomes the flags and the file it stands for before any command runs.
+    if let Err(e) = commands::apply_zoo(&mut cli.command) {
+        eprintln!("error: {}", error_paragraph(&e));
+        return ExitCode::FAILURE;
+    }
     let result = match &cli.command {
         Command::Doctor(a) => commands::doctor(a),
         Command::Inspect(a) => commands::inspect(a),
@@ -34,6 +39,7 @@ fn main() -> ExitCode {
         Command::Report(a) => commands::report(a),
         Command::Demo(a) => commands::demo(a),
         Command::Tui(a) => commands::tui(a),
+        Command::Zoo(a) => commands::zoo(a),
     };
     // The command is over: its session lock goes (a killed process leaves its record).
     commands::release_held_locks();

@@ -144,6 +144,7 @@ fn session() -> Session {
         continued: Vec::new(),
         settings: SessionSettings {
             checkpoint: "checkpoints/wrn34_tiny_at.pth".into(),
+            zoo: None,
             arch: "wrn34-10".into(),
             dataset: "tiny-imagenet".into(),
             data_dir: "data/tiny-imagenet-200".into(),

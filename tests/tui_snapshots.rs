@@ -27,6 +27,7 @@ fn running() -> State {
                 modules: 21,
                 normalization: String::new(),
                 device: "cpu".into(),
+                zoo: None,
             },
         ),
     );

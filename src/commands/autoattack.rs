@@ -89,8 +89,8 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
     let n = args.data.limit.map_or(set.n, |l| l.min(set.n));
     let identity = format!(
         "{} ({} bytes) on {} test from {}, {}",
-        args.model.checkpoint.display(),
-        std::fs::metadata(&args.model.checkpoint).map_or(0, |m| m.len()),
+        args.model.checkpoint().display(),
+        std::fs::metadata(args.model.checkpoint()).map_or(0, |m| m.len()),
         kind.name(),
         args.data.data_dir.display(),
         rt.compute.text()
@@ -114,7 +114,7 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
         _ => None,
     };
     eprintln!(
-        "AutoAttack ({}) at eps {:.5} on {} {} test images, {} on {} ({}), {}",
+        "AutoAttack ({}) at eps {:.5} on {} {} test images, {}{} on {} ({}), {}",
         cfg.attacks
             .iter()
             .map(|k| k.name())
@@ -124,6 +124,7 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
         n,
         kind.name(),
         model.spec.name(),
+        super::zoo::zoo_suffix(&args.model.reading),
         device_name(rt.device),
         rt.device_reason,
         rt.compute.text()
@@ -225,7 +226,8 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
             &ckpt,
             &model,
             &rt,
-        );
+        )
+        .with_zoo(args.model.reading.zoo.as_deref());
         rift::report::write_structured(path, &out)?;
         eprintln!("wrote {}", path.display());
     }

@@ -22,8 +22,9 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     } = load_for_eval(args)?;
     let n = args.data.limit.map_or(set.n, |l| l.min(set.n));
     eprintln!(
-        "evaluating {} on {} {} test images on {} ({}), {}",
+        "evaluating {}{} on {} {} test images on {} ({}), {}",
         model.spec.name(),
+        super::zoo::zoo_suffix(&args.model.reading),
         n,
         kind.name(),
         device_name(rt.device),
@@ -78,7 +79,8 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             config: attack,
             autoattack: None,
         };
-        let out = EvalOutput::new(result, record, None, kind, &ckpt, &model, &rt);
+        let out = EvalOutput::new(result, record, None, kind, &ckpt, &model, &rt)
+            .with_zoo(args.model.reading.zoo.as_deref());
         rift::report::write_structured(path, &out)?;
         eprintln!("wrote {}", path.display());
     }

@@ -41,6 +41,12 @@ pub(super) struct EvalOutput {
 }
 
 impl EvalOutput {
+    /// Records the `--zoo` id the model was named by.
+    pub(super) fn with_zoo(mut self, zoo: Option<&str>) -> EvalOutput {
+        self.model.zoo = zoo.map(str::to_string);
+        self
+    }
+
     /// The output of `rift eval` (PGD or AutoAttack) with the run's model, device and versions.
     pub(super) fn new(
         result: EvalResult,
@@ -57,7 +63,8 @@ impl EvalOutput {
             split: "test",
             attack,
             autoattack,
-            model: model_summary(ckpt, model),
+            // The zoo id is the caller's to add (`with_zoo`).
+            model: model_summary(ckpt, model, None),
             device: device_name(rt.device),
             compute: rt.compute.text(),
             seed: rt.seed,
@@ -88,7 +95,7 @@ pub(super) fn load_for_eval(args: &EvalArgs) -> Result<Loaded> {
             anyhow::anyhow!(
                 "{} test images do not fit {}: {e}",
                 kind.name(),
-                args.model.checkpoint.display()
+                args.model.checkpoint().display()
             )
         })?;
     if set.num_classes as i64 > model.spec.num_classes {
@@ -96,7 +103,7 @@ pub(super) fn load_for_eval(args: &EvalArgs) -> Result<Loaded> {
             "{} has {} classes but the model in {} predicts {}",
             kind.name(),
             set.num_classes,
-            args.model.checkpoint.display(),
+            args.model.checkpoint().display(),
             model.spec.num_classes
         );
     }

@@ -29,6 +29,9 @@ impl From<ModuleInfo> for ModuleRow {
 #[derive(Serialize)]
 struct Inspection {
     checkpoint: String,
+    /// The RobustBench id of `--zoo`, when the model was named by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zoo: Option<String>,
     format: String,
     container_key: Option<String>,
     stripped_prefix: Option<String>,
@@ -52,8 +55,11 @@ struct Inspection {
 }
 
 pub fn inspect(args: &InspectArgs) -> Result<()> {
-    let choice = model_choice(&args.model)?;
-    let ckpt = load_checkpoint(&args.model.checkpoint)?;
+    let mut choice = model_choice(&args.model)?;
+    let ckpt = load_checkpoint(args.model.checkpoint())?;
+    if let Some(normalize) = super::zoo::check_zoo_file(&args.model.reading, &ckpt)? {
+        choice.normalize = normalize;
+    }
     let (mean, std) = DatasetKind::Cifar10.mean_std();
     // Normalisation does not matter for inspection; the CIFAR stats only fill the slot
     // when the model has 3 channels. Build with matching channel count otherwise.
@@ -68,7 +74,7 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         (vec![0.0; channels], vec![1.0; channels])
     };
     let model = Model::from_checkpoint_with(&ckpt, &choice, Device::Cpu, (&mean, &std, "none"))?;
-    let summary = model_summary(&ckpt, &model);
+    let summary = model_summary(&ckpt, &model, args.model.reading.zoo.as_deref());
     let spec = &model.spec;
     let activation = match model.activation_source {
         ActivationSource::Fixed => format!("{} (fixed by the family)", spec.activation.name()),
@@ -103,6 +109,7 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     }
     let out = Inspection {
         checkpoint: summary.checkpoint,
+        zoo: summary.zoo,
         format: format!("{:?}", ckpt.format),
         container_key: ckpt.container_key.clone(),
         stripped_prefix: ckpt.stripped_prefix.clone(),
@@ -143,6 +150,12 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             .as_ref()
             .map_or(String::new(), |p| format!(", prefix `{p}` stripped"))
     );
+    if let Some(id) = &out.zoo {
+        println!(
+            "zoo {id} (robustbench {})",
+            rift::engine::zoo::ROBUSTBENCH_VERSION
+        );
+    }
     println!(
         "arch {}  classes {}  input channels {}  classifier width {}  parameters {}",
         out.arch, out.num_classes, out.in_channels, out.feature_dim, out.params

@@ -21,6 +21,7 @@ mod run;
 mod run_final;
 mod train_at;
 mod tui;
+mod zoo;
 
 pub use compare::compare;
 pub use demo::demo;
@@ -38,6 +39,7 @@ pub use run::run;
 pub use run_final::report;
 pub use train_at::train_at;
 pub use tui::tui;
+pub use zoo::{apply_zoo, zoo};
 
 use crate::cli::{AttackArgs, ModelArgs, RuntimeArgs};
 use anyhow::{bail, Result};
@@ -85,8 +87,11 @@ pub fn load_model(
     device: Device,
     compute: Compute,
 ) -> Result<(Checkpoint, Model)> {
-    let choice = model_choice(args)?;
-    let ckpt = load_checkpoint(&args.checkpoint)?;
+    let mut choice = model_choice(args)?;
+    let ckpt = load_checkpoint(args.checkpoint())?;
+    if let Some(normalize) = zoo::check_zoo_file(&args.reading, &ckpt)? {
+        choice.normalize = normalize;
+    }
     // Model errors name the checkpoint file themselves.
     let model = model_on(&ckpt, &choice, dataset, compute)(device)?;
     Ok((ckpt, model))
@@ -172,15 +177,19 @@ fn check_radius(args: &AttackArgs) -> Result<()> {
 #[derive(Serialize)]
 pub struct ModelSummary {
     pub checkpoint: String,
+    /// The RobustBench id of `--zoo`, when the model was named by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zoo: Option<String>,
     pub arch: String,
     pub num_classes: i64,
     pub in_channels: i64,
     pub normalization: String,
 }
 
-pub fn model_summary(ckpt: &Checkpoint, model: &Model) -> ModelSummary {
+pub fn model_summary(ckpt: &Checkpoint, model: &Model, zoo: Option<&str>) -> ModelSummary {
     ModelSummary {
         checkpoint: ckpt.path.display().to_string(),
+        zoo: zoo.map(str::to_string),
         arch: model.spec.name(),
         num_classes: model.spec.num_classes,
         in_channels: model.spec.in_channels,

@@ -35,7 +35,7 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         format!(
             "{} does not fit {}",
             args.input.display(),
-            args.model.checkpoint.display()
+            args.model.checkpoint().display()
         )
     })?;
     let n = x.size()[0];

@@ -131,7 +131,8 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
         .name()
         .to_string();
     let settings = SessionSettings {
-        checkpoint: args.model.checkpoint.display().to_string(),
+        checkpoint: args.model.checkpoint().display().to_string(),
+        zoo: args.model.reading.zoo.clone(),
         arch: args.model.reading.arch.clone(),
         dataset: kind.name().to_string(),
         data_dir: args.data.data_dir.display().to_string(),
@@ -176,7 +177,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
             activation: args.model.reading.activation.clone(),
             precision: rt.compute.precision.name().to_string(),
             channels_last: rt.compute.channels_last,
-            zoo: None,
+            zoo: args.model.reading.zoo.clone(),
         },
         data: DataConfig {
             dataset: settings.dataset.clone(),
@@ -481,7 +482,7 @@ pub(super) fn after_mrc(
         // pipeline's copy is busy being swept).
         let for_devices = match sweep_with.devices {
             Some(_) => Some((
-                load_checkpoint(&sweep_with.model.checkpoint)?,
+                load_checkpoint(sweep_with.model.checkpoint())?,
                 model_choice(sweep_with.model)?,
             )),
             None => None,

@@ -30,7 +30,7 @@ pub fn tui(args: &TuiArgs) -> Result<()> {
     };
     let run = RunArgs {
         model: ModelArgs {
-            checkpoint,
+            checkpoint: Some(checkpoint),
             reading: args.reading.clone(),
         },
         data: args.data.clone(),
@@ -180,12 +180,15 @@ pub fn plan_from_config(
         preset: config.preset.clone(),
     })?;
     let model_args = ModelArgs {
-        checkpoint: m.checkpoint.clone().into(),
+        checkpoint: Some(m.checkpoint.clone().into()),
         reading: ReadingArgs {
             arch: m.arch.clone(),
             width: m.width,
             activation: m.activation.clone(),
             normalize: m.normalize.clone(),
+            // The recorded checkpoint is the resolved file, so the directory is not needed.
+            zoo: m.zoo.clone(),
+            model_dir: rift::engine::zoo::DEFAULT_MODEL_DIR.into(),
         },
     };
     let kind = DatasetKind::parse(&config.data.dataset)?;
@@ -248,6 +251,9 @@ pub fn run_argv(s: &SessionSettings, dir: &Path) -> Vec<String> {
         v.push(value);
     };
     flag("checkpoint", s.checkpoint.clone());
+    if let Some(id) = &s.zoo {
+        flag("zoo", id.clone());
+    }
     flag("arch", s.arch.clone());
     flag("dataset", s.dataset.clone());
     flag("data-dir", s.data_dir.clone());

@@ -16,6 +16,7 @@ pub mod rift;
 pub mod session;
 pub mod session_lock;
 pub mod tensors;
+pub mod zoo;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -44,6 +44,9 @@ pub struct Versions {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SessionSettings {
     pub checkpoint: String,
+    /// `--zoo DATASET/THREAT/NAME` when the model was named by its RobustBench id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zoo: Option<String>,
     pub arch: String,
     pub dataset: String,
     pub data_dir: String,

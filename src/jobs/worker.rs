@@ -109,6 +109,7 @@ impl Worker {
                 modules: p.model.modules().len(),
                 normalization: p.model.normalization.short(),
                 device,
+                zoo: p.session.settings.zoo.clone(),
             },
         )));
         let _ = tx.send(JobEvent::Finished { stage: Stage::Load });

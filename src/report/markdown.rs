@@ -15,9 +15,15 @@ pub fn render_markdown(session: &Session) -> String {
     let _ = writeln!(md, "# RiFT session `{}`\n", session.name);
     let _ = writeln!(
         md,
-        "Robust Critical Fine-Tuning of `{}` ({} on {}). Created {}, last updated {}.\n",
+        "Robust Critical Fine-Tuning of `{}` ({}{} on {}). Created {}, last updated {}.\n",
         session.settings.checkpoint,
         session.model.arch,
+        session
+            .settings
+            .zoo
+            .as_ref()
+            .map(|id| format!(", RobustBench `{id}`"))
+            .unwrap_or_default(),
         session.settings.dataset,
         session.created,
         session.updated

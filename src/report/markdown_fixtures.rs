@@ -64,6 +64,7 @@ pub fn mrc_only() -> Session {
         continued: Vec::new(),
         settings: SessionSettings {
             checkpoint: "ckpt/resnet18_at.pth".into(),
+            zoo: None,
             arch: "resnet18".into(),
             dataset: "cifar10".into(),
             data_dir: "data".into(),

@@ -13,8 +13,14 @@ pub fn restore(s: &mut State, session: &Session) {
     } else {
         format!(", {}", m.normalization_short)
     };
+    let zoo = session
+        .settings
+        .zoo
+        .as_ref()
+        .map(|id| format!(" = {id}"))
+        .unwrap_or_default();
     s.model_info = format!(
-        "{} ({} parameters, {} modules{norm}) on {}",
+        "{}{zoo} ({} parameters, {} modules{norm}) on {}",
         m.arch, m.params, m.modules, session.settings.device
     );
     s.device = session.settings.device.clone();

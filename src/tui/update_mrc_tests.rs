@@ -126,6 +126,7 @@ fn the_device_comes_from_the_load_event() {
                 modules: 21,
                 normalization: String::new(),
                 device: "cuda:0".into(),
+                zoo: None,
             },
         ),
     );

@@ -129,6 +129,7 @@ pub fn job_setup(f: JobFixture) -> JobSetup {
         config,
         settings: SessionSettings {
             checkpoint: f.checkpoint.into(),
+            zoo: None,
             arch: "auto".into(),
             dataset: f.dataset.into(),
             data_dir: f.data_dir.into(),

@@ -135,6 +135,7 @@ pub fn three_modules_scored(s: &mut State, device: &str) {
         modules: 21,
         normalization: String::new(),
         device: device.into(),
+        zoo: None,
     };
     ev(s, Event::started(Stage::Load, model));
     ev(s, Event::started_text(Stage::Mrc, "3 modules"));

@@ -112,6 +112,9 @@ pub enum StageAbout {
         #[serde(default)]
         normalization: String,
         device: String,
+        /// The RobustBench id of `--zoo`, when the model was named by it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zoo: Option<String>,
     },
     /// Fine-tuning of `layers` at `lr` for `epochs`.
     Finetune {
@@ -153,8 +156,13 @@ impl fmt::Display for StageAbout {
                 modules,
                 normalization,
                 device,
+                zoo,
             } => {
-                write!(f, "{arch} ({params} parameters, {modules} modules")?;
+                write!(f, "{arch}")?;
+                if let Some(id) = zoo {
+                    write!(f, " = {id}")?;
+                }
+                write!(f, " ({params} parameters, {modules} modules")?;
                 if !normalization.is_empty() {
                     write!(f, ", {normalization}")?;
                 }
@@ -350,3 +358,34 @@ impl Event {
 
 /// Where events go: a closure, so the CLI can print, a session can log, the TUI can send.
 pub type Sink<'a> = &'a mut dyn FnMut(Event);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_line_names_the_zoo_entry() {
+        let about = |zoo: Option<&str>| StageAbout::Model {
+            arch: "dm-wrn-28-10".into(),
+            params: 36_479_194,
+            modules: 30,
+            normalization: "mean/std".into(),
+            device: "cpu".into(),
+            zoo: zoo.map(str::to_string),
+        };
+        assert_eq!(
+            about(Some("cifar10/Linf/Wang2023Better_WRN-28-10")).to_string(),
+            "dm-wrn-28-10 = cifar10/Linf/Wang2023Better_WRN-28-10 (36479194 parameters, 30 modules, mean/std) on cpu"
+        );
+        assert_eq!(
+            about(None).to_string(),
+            "dm-wrn-28-10 (36479194 parameters, 30 modules, mean/std) on cpu"
+        );
+        // Events written before the field existed still read.
+        let old = r#"{"kind":"model","arch":"a","params":1,"modules":2,"device":"cpu"}"#;
+        assert!(matches!(
+            serde_json::from_str::<StageAbout>(old).unwrap(),
+            StageAbout::Model { zoo: None, .. }
+        ));
+    }
+}

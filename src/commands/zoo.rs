@@ -1,0 +1,293 @@
+//! `rift zoo` (the RobustBench table, filtered, with counts per leaderboard) and `--zoo`:
+//! the id becomes the flags and the file it stands for before any command runs, and the
+//! file is checked to hold the entry's architecture before any compute.
+use crate::cli::{Command, ModelArgs, ReadingArgs, ZooArgs};
+use anyhow::{bail, Result};
+use rift::engine::checkpoint::Checkpoint;
+use rift::engine::data::DatasetKind;
+use rift::engine::models::{Activation, ArchSpec, NormalizeChoice};
+use rift::engine::zoo::{self, ZooEntry};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+#[derive(Serialize)]
+struct Listing<'a> {
+    robustbench: &'static str,
+    entries: Vec<&'a ZooEntry>,
+    counts: Vec<zoo::LeaderboardCount>,
+}
+
+pub fn zoo(args: &ZooArgs) -> Result<()> {
+    let all = zoo::entries()?;
+    let board = |e: &ZooEntry| {
+        args.dataset.as_ref().is_none_or(|d| &e.dataset == d)
+            && args.threat.as_ref().is_none_or(|t| &e.threat == t)
+    };
+    // Counts are per leaderboard, so `--supported` filters the list, not the counts.
+    let boards: Vec<&ZooEntry> = all.iter().filter(|e| board(e)).collect();
+    let counts = zoo::counts(&boards);
+    let shown: Vec<&ZooEntry> = boards
+        .iter()
+        .copied()
+        .filter(|e| !args.supported || e.is_supported())
+        .collect();
+    if args.json {
+        let listing = Listing {
+            robustbench: zoo::ROBUSTBENCH_VERSION,
+            entries: shown,
+            counts,
+        };
+        return print_all(&(serde_json::to_string_pretty(&listing)? + "\n"));
+    }
+    let mut text = String::new();
+    for e in &shown {
+        let _ = writeln!(text, "{}\n    {}", e.id(), e.architecture);
+        let _ = match &e.unsupported {
+            None => writeln!(text, "    supported: --zoo sets {}", e.flags_text()),
+            Some(reason) => writeln!(text, "    unsupported: {reason}"),
+        };
+        if e.is_supported() && e.stats_in_buffers() {
+            let _ = writeln!(
+                text,
+                "    (robustbench keeps these as `mu`/`sigma` buffers: a file's own mu/sigma win)"
+            );
+        }
+        if let Some(p) = &e.preprocessing {
+            let _ = writeln!(text, "    preprocessing: {p}");
+        }
+    }
+    let _ = writeln!(
+        text,
+        "\nsupported per leaderboard (robustbench {}):",
+        zoo::ROBUSTBENCH_VERSION
+    );
+    let (mut supported, mut total) = (0, 0);
+    for c in &counts {
+        let board = format!("{}/{}", c.dataset, c.threat);
+        let _ = writeln!(text, "  {board:<20} {:>3} / {}", c.supported, c.total);
+        supported += c.supported;
+        total += c.total;
+    }
+    let _ = writeln!(text, "  {:<20} {supported:>3} / {total}", "total");
+    print_all(&text)
+}
+
+/// Writes the listing to stdout; a reader that stops early (`rift zoo | head`) is no error.
+fn print_all(text: &str) -> Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// Resolves `--zoo` on every command that loads a model: the entry's flags, the
+/// checkpoint path when none was given, and the dataset checked against the entry's.
+pub fn apply_zoo(command: &mut Command) -> Result<()> {
+    match command {
+        Command::Inspect(a) => apply(&mut a.model, None),
+        Command::Predict(a) => apply(&mut a.model, None),
+        Command::Eval(a) => apply(&mut a.model, Some(&a.data.dataset)),
+        Command::Mrc(a) => apply(&mut a.model, Some(&a.data.dataset)),
+        Command::Finetune(a) => apply(&mut a.model, Some(&a.data.dataset)),
+        Command::Interpolate(a) => apply(&mut a.model, Some(&a.data.dataset)),
+        Command::Ood(a) => apply(&mut a.model, Some(&a.dataset)),
+        Command::Run(a) => apply(&mut a.model, Some(&a.data.dataset)),
+        Command::Compare(a) => apply(&mut a.run.model, Some(&a.run.data.dataset)),
+        Command::Tui(a) => {
+            let mut model = ModelArgs {
+                checkpoint: a.checkpoint.take(),
+                reading: a.reading.clone(),
+            };
+            let applied = apply(&mut model, Some(&a.data.dataset));
+            a.checkpoint = model.checkpoint;
+            a.reading = model.reading;
+            applied
+        }
+        Command::Doctor(_)
+        | Command::Merge(_)
+        | Command::Report(_)
+        | Command::Demo(_)
+        | Command::TrainAt(_)
+        | Command::Zoo(_) => Ok(()),
+    }
+}
+
+fn apply(model: &mut ModelArgs, dataset: Option<&str>) -> Result<()> {
+    let Some(id) = model.reading.zoo.clone() else {
+        return Ok(());
+    };
+    let entry = zoo::lookup(&id)?;
+    refuse_conflicts(&model.reading, entry)?;
+    if let Some(name) = dataset {
+        let kind = DatasetKind::parse(name)?;
+        let base = kind.name().trim_end_matches("-c");
+        if base != entry.dataset {
+            bail!(
+                "--zoo {} is a {} model ({} classes) but the data is {}: add --dataset {}{}",
+                entry.id(),
+                entry.dataset,
+                entry.classes.unwrap_or(0),
+                kind.name(),
+                entry.dataset,
+                if kind.name().ends_with("-c") {
+                    "-c"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let reading = &mut model.reading;
+    reading.arch = entry.arch.clone().unwrap_or_else(|| "auto".into());
+    reading.width = None;
+    reading.activation = entry
+        .has_activation_flag()
+        .then(|| entry.activation.clone())
+        .flatten();
+    reading.normalize = entry.normalize_flag();
+    // Canonical id: the one recorded in outputs and sessions.
+    reading.zoo = Some(entry.id());
+    if model.checkpoint.is_none() {
+        let path = entry.checkpoint_path(&reading.model_dir);
+        if !path.is_file() {
+            bail!(entry.missing_file_message(&path, &reading.model_dir));
+        }
+        model.checkpoint = Some(path);
+    }
+    Ok(())
+}
+
+/// Flags given with `--zoo` must say what the entry says (the defaults `auto` say nothing).
+fn refuse_conflicts(reading: &ReadingArgs, entry: &ZooEntry) -> Result<()> {
+    let arch = entry.arch.as_deref().unwrap_or("auto");
+    let conflict = |flag: &str, given: &str, wants: &str| -> Result<()> {
+        bail!(
+            "{flag} {given} conflicts with --zoo {}, which is {} ({}): drop {flag}, or drop --zoo and give --checkpoint",
+            entry.id(),
+            wants,
+            entry.architecture
+        )
+    };
+    let name_of = |a: &str| ArchSpec::parse(a, None, 10, 3, (32, 32)).map(|s| s.name());
+    if reading.arch != "auto" && name_of(&reading.arch).ok() != name_of(arch).ok() {
+        conflict("--arch", &reading.arch, &format!("--arch {arch}"))?;
+    }
+    if let Some(w) = reading.width {
+        if Some(w) != entry.width {
+            conflict(
+                "--width",
+                &w.to_string(),
+                &format!("width {}", entry.width.unwrap_or(0)),
+            )?;
+        }
+    }
+    if let Some(a) = &reading.activation {
+        let wanted = entry.activation.as_deref().unwrap_or("relu");
+        if Activation::parse(a).ok() != Activation::parse(wanted).ok() {
+            conflict("--activation", a, &format!("activation {wanted}"))?;
+        }
+    }
+    if reading.normalize != "auto" {
+        let given = NormalizeChoice::parse(&reading.normalize).ok();
+        if given != NormalizeChoice::parse(&entry.normalize_flag()).ok() {
+            conflict(
+                "--normalize",
+                &reading.normalize,
+                &format!("--normalize {}", entry.normalize_flag()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// With `--zoo`: the file must hold the entry's architecture (family, depth, width,
+/// classes), checked on its keys and shapes before any compute; Ok(None) without `--zoo`.
+/// Returns the normalisation to use: the entry's, or the file's own `mu`/`sigma` where
+/// robustbench keeps the statistics as buffers that loading the file overwrites.
+pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option<NormalizeChoice>> {
+    let Some(id) = &reading.zoo else {
+        return Ok(None);
+    };
+    let entry = zoo::lookup(id)?;
+    let arch = entry.arch.as_deref().unwrap_or("auto");
+    let classes = entry.classes.unwrap_or(10);
+    let expected = ArchSpec::parse(arch, None, classes, 3, (32, 32))?;
+    let shapes: HashMap<String, Vec<usize>> = ckpt
+        .tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.clone()))
+        .collect();
+    let path = ckpt.path.display();
+    let detected = ArchSpec::detect(&shapes).map_err(|reason| {
+        anyhow::anyhow!(
+            "--zoo {id} is a {} with {classes} classes ({}), but {path} holds no network rift recognises: {reason}",
+            expected.name(),
+            entry.architecture
+        )
+    })?;
+    let same = detected.family == expected.family
+        && detected.blocks == expected.blocks
+        && detected.width == expected.width;
+    if !same || detected.num_classes != classes {
+        bail!(
+            "--zoo {id} is a {} with {classes} classes ({}), but {path} holds a {} with {} classes (read from its keys and shapes): the file is not this entry's; check the id, or drop --zoo and give --arch yourself",
+            expected.name(),
+            entry.architecture,
+            detected.name(),
+            detected.num_classes
+        );
+    }
+    let file_has_stats = ["mu", "sigma"]
+        .iter()
+        .all(|k| ckpt.tensors.iter().any(|(name, _)| name == k));
+    Ok(Some(if entry.stats_in_buffers() && file_has_stats {
+        NormalizeChoice::Auto
+    } else {
+        NormalizeChoice::parse(&entry.normalize_flag()).map_err(anyhow::Error::msg)?
+    }))
+}
+
+/// The zoo id in words for outputs that name the model (`… (zoo ID)`), or nothing.
+pub fn zoo_suffix(reading: &ReadingArgs) -> String {
+    reading
+        .zoo
+        .as_ref()
+        .map(|id| format!(" (zoo {id})"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every supported entry's flags are accepted by rift's own parsers, and its
+    /// architecture has the entry's depth and width.
+    #[test]
+    fn every_supported_entry_spells_valid_flags() {
+        let supported: Vec<&ZooEntry> = zoo::entries()
+            .unwrap()
+            .iter()
+            .filter(|e| e.is_supported())
+            .collect();
+        assert!(supported.len() > 100);
+        for e in supported {
+            let arch = e.arch.as_deref().unwrap();
+            let spec = ArchSpec::parse(arch, None, e.classes.unwrap(), 3, (32, 32))
+                .unwrap_or_else(|err| panic!("{}: {err}", e.id()));
+            assert!(
+                spec.name().contains(&e.depth.unwrap().to_string()),
+                "{}",
+                e.id()
+            );
+            assert_eq!(Some(spec.width), e.width, "{}", e.id());
+            NormalizeChoice::parse(&e.normalize_flag())
+                .unwrap_or_else(|err| panic!("{}: {err}", e.id()));
+            if let Some(a) = &e.activation {
+                Activation::parse(a).unwrap_or_else(|err| panic!("{}: {err}", e.id()));
+            }
+            assert_eq!(spec.family.has_activation_choice(), e.has_activation_flag());
+        }
+    }
+}

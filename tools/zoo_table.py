@@ -1,0 +1,329 @@
+"""Writes rift's table of the RobustBench model zoo (assets/zoo/robustbench-1.1.1.json).
+
+Run with the venv's python: `python3 tools/zoo_table.py [OUT.json]` (default: the checked-in
+file; `-` writes to stdout). It reads robustbench 1.1.1's `model_zoo/cifar10.py`,
+`cifar100.py` and `imagenet.py` from the unpacked wheel ($RIFT_VENV/wheels/robustbench, or
+the running python's prefix) with the `ast` module only: robustbench is never imported,
+since its dependency list does not install and importing it would run its code. The
+`tests/zoo_names.rs` test regenerates the table and fails on any difference.
+
+For every entry the table records robustbench's constructor as written, the architecture it
+resolves to (a class defined in the zoo file is followed to its base class, its
+`super().__init__` arguments, its `mu`/`sigma` buffers and its forward), and what rift needs
+to build it: family, `--arch`, depth, width, activation, classes, the input normalisation,
+ImageNet's evaluation preprocessing — or, where rift has no such network yet, the reason.
+"""
+import ast
+import json
+import os
+import re
+import sys
+
+VERSION = "1.1.1"
+DATASETS = [("cifar10", "cifar10.py"), ("cifar100", "cifar100.py"), ("imagenet", "imagenet.py")]
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "assets", "zoo",
+                           f"robustbench-{VERSION}.json")
+
+
+def wheel_dir():
+    venv = os.environ.get("RIFT_VENV") or sys.prefix
+    return os.path.join(venv, "wheels", "robustbench")
+
+
+def parse(path):
+    with open(path) as f:
+        return ast.parse(f.read(), filename=path)
+
+
+def literal(node, consts):
+    """A literal (numbers, strings, lists, tuples, `[0.5] * 3`) or a module constant."""
+    if isinstance(node, ast.Name) and node.id in consts:
+        return consts[node.id]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        return literal(node.left, consts) * literal(node.right, consts)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [literal(e, consts) for e in node.elts]
+    return ast.literal_eval(node)
+
+
+def module_constants(tree):
+    """Module-level `NAME = literal` assignments."""
+    out = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            try:
+                out[stmt.targets[0].id] = literal(stmt.value, out)
+            except (ValueError, TypeError, SyntaxError):
+                pass
+    return out
+
+
+def signature(func):
+    """Parameter names (without self) and their default expressions."""
+    args = [a.arg for a in func.args.args if a.arg != "self"]
+    defaults = dict(zip(args[len(args) - len(func.args.defaults):], func.args.defaults))
+    return args, defaults
+
+
+class Call:
+    """A constructor call with every argument named (positional ones by the callee's
+    signature when rift knows it) and the callee's defaults filled in."""
+
+    def __init__(self, callee, args, kwargs):
+        self.callee, self.args, self.kwargs = callee, args, kwargs
+
+    def text(self):
+        parts = [ast.unparse(a) for a in self.args] + [f"{k}={ast.unparse(v)}" for k, v in self.kwargs.items()]
+        return f"{self.callee}({', '.join(parts)})"
+
+
+def callee_name(func):
+    return ast.unparse(func)
+
+
+def bind(call, signatures, substitute):
+    """Names the arguments of `call` by the callee's signature (if known), substituting
+    names bound by an enclosing `__init__` (`depth=depth`)."""
+    name = callee_name(call.func)
+    args = [substitute(a) for a in call.args]
+    kwargs = {k.arg: substitute(k.value) for k in call.keywords}
+    sig = signatures.get(name.split(".")[-1])
+    if sig is None:
+        return Call(name, args, kwargs)
+    params, defaults = sig
+    named = dict(zip(params, args))
+    named.update(kwargs)
+    for p, d in defaults.items():
+        named.setdefault(p, d)
+    return Call(name, [], {p: named[p] for p in params if p in named})
+
+
+def architecture_signatures(arch_dir):
+    """Signatures of the architectures rift can build, from robustbench's own files."""
+    wanted = {"wide_resnet.py": ["WideResNet"], "dm_wide_resnet.py": ["DMWideResNet", "DMPreActResNet"],
+              "resnet.py": ["ResNet", "PreActResNet"]}
+    sigs, consts = {}, {}
+    for file, classes in wanted.items():
+        tree = parse(os.path.join(arch_dir, file))
+        consts.update(module_constants(tree))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name in classes:
+                init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+                sigs[node.name] = signature(init)
+        # `def ResNet18(): return ResNet(BasicBlock, [2, 2, 2, 2])` and friends.
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and not node.args.args and len(node.body) == 1 \
+                    and isinstance(node.body[0], ast.Return) and isinstance(node.body[0].value, ast.Call):
+                sigs.setdefault("factories", {})[node.name] = node.body[0].value
+    return sigs, consts
+
+
+def resolve_class(cls, signatures):
+    """A class defined in a zoo file: (base call, normalisation, forward quirk or None)."""
+    init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    params, defaults = signature(init) if init else ([], {})
+    substitute = lambda a: defaults.get(a.id, a) if isinstance(a, ast.Name) else a  # noqa: E731
+    base_call, buffers = None, {}
+    for node in ast.walk(init) if init else []:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "__init__" and isinstance(node.func.value, ast.Call) \
+                    and callee_name(node.func.value.func) == "super":
+                base_call = node
+            if node.func.attr == "register_buffer" and len(node.args) == 2:
+                value = node.args[1]
+                # torch.tensor([...]).view(1, 3, 1, 1)
+                while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "view":
+                    value = value.func.value
+                buffers[literal(node.args[0], {})] = literal(value.args[0], {})
+    base = callee_name(cls.bases[0]) if cls.bases else "object"
+    forward = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None)
+    steps = [ast.unparse(s) for s in forward.body] if forward else []
+    quirk, two_x_minus_one = None, False
+    for s in steps:
+        if s in ("x = (x - self.mu) / self.sigma",) or s.startswith("return super("):
+            continue
+        if s == "x = 2.0 * x - 1.0":
+            two_x_minus_one = True
+            continue
+        quirk = quirk or s
+    if base in ("nn.Module", "torch.nn.Module"):
+        return Call(base, [], {}), None, (f"architecture ensemble ({cls.name} averages the softmax of "
+                                          "its members) not implemented yet")
+    call = Call(base, [], {})
+    if base_call is not None:
+        fake = ast.Call(func=ast.Name(id=base), args=base_call.args, keywords=base_call.keywords)
+        call = bind(fake, signatures, substitute)
+    if "mu" in buffers and "sigma" in buffers:
+        norm = {"mean": buffers["mu"], "std": buffers["sigma"], "source": "buffers"}
+    elif two_x_minus_one:
+        norm = {"mean": [0.5] * 3, "std": [0.5] * 3, "source": "forward: 2x - 1"}
+    else:
+        norm = None
+    if quirk is not None and "mean(" in quirk:
+        quirk = f"per-image standardisation in {cls.name}.forward (`{quirk}`) not implemented yet"
+    elif quirk is not None:
+        quirk = f"{cls.name}.forward does more than normalise (`{quirk}`): not implemented yet"
+    return call, norm, quirk
+
+
+def dm_activation(node):
+    name = ast.unparse(node)
+    return {"Swish": "silu", "nn.SiLU": "silu", "nn.ReLU": "relu"}.get(name)
+
+
+UNSUPPORTED_CALLEES = [
+    ("RobustWideResNet", "RobustWRN (per-stage depths and widths)"),
+    ("robust_resnet.get_model", "RobustResNet (per-stage depths and widths)"),
+    ("get_robustarch_model", "RaWideResNet (SE blocks)"),
+    ("get_sparse_model", "MeanSparse wrapper"),
+    ("get_composite_model", "a composite of several members (Bai2023)"),
+    ("get_nonlin_mixed_classifier", "MixedNUTS (a nonlinearly mixed pair of members)"),
+    ("LRR_ResNet", "CARD LRR ResNet"),
+    ("WidePreActResNet", "CARD Binary WidePreActResNet"),
+    ("CifarResNeXt", "CIFAR ResNeXt (AugMix)"),
+    ("ResNest152", "ResNeSt-152"),
+    ("BoostingWideResNet", "Pang2020's WideResNet with L2-normalised features"),
+    ("pssilu_wrn_28_10", "WideResNet with PSSiLU activations (Dai2021)"),
+    ("rebuffi_sodef", "SODEF (a neural ODE on a DM WideResNet)"),
+    ("get_convstem_models", "ConvStem ViT/ConvNeXt"),
+    ("build_swin", "Swin transformer (MIMIR)"),
+]
+
+
+def unsupported_reason(call_text):
+    timm = re.search(r"create_model\(\s*'([^']+)'", call_text)
+    if timm:
+        kind = "XCiT (timm `{}`)" if "xcit" in timm.group(1) else "timm `{}`"
+        return f"architecture {kind.format(timm.group(1))} not implemented yet"
+    torchvision = re.search(r"pt_models\.(\w+)", call_text)
+    if torchvision:
+        return (f"architecture torchvision `{torchvision.group(1)}` (ImageNet stem with max-pool, "
+                "classifier `fc`) not implemented yet")
+    for key, what in UNSUPPORTED_CALLEES:
+        if key in call_text:
+            return f"architecture {what} not implemented yet"
+    return f"architecture `{call_text}` not implemented yet"
+
+
+def rift_config(call, signatures, consts):
+    """(fields, reason): what rift builds for a resolved call, or why it cannot."""
+    value = lambda k: literal(call.kwargs[k], consts)  # noqa: E731
+    name = call.callee.split(".")[-1]
+    if name == "WideResNet":
+        depth, width = value("depth"), value("widen_factor")
+        return {"family": "wrn", "arch": f"wrn-{depth}-{width}", "depth": depth, "width": width,
+                "activation": "relu", "classes": value("num_classes"),
+                "sub_block1": value("sub_block1"), "bias_last": value("bias_last")}, None
+    if name in ("DMWideResNet", "DMPreActResNet"):
+        act = dm_activation(call.kwargs["activation_fn"])
+        if act is None:
+            return None, f"DM activation `{ast.unparse(call.kwargs['activation_fn'])}` not implemented yet"
+        if value("padding") != 0 or value("num_input_channels") != 3:
+            return None, "DM network with padding or other than 3 input channels not implemented yet"
+        depth = value("depth")
+        norm = {"mean": value("mean"), "std": value("std"), "source": "DM mean/std arguments"}
+        if name == "DMWideResNet":
+            fields = {"family": "dm-wrn", "arch": f"dm-wrn-{depth}-{value('width')}", "depth": depth,
+                      "width": value("width")}
+        elif depth in (18, 34):
+            fields = {"family": "dm-preactresnet", "arch": f"dm-preactresnet{depth}", "depth": depth, "width": 64}
+        else:
+            return None, f"DM PreActResNet of depth {depth} not implemented yet (rift has 18 and 34)"
+        fields.update({"activation": act, "classes": value("num_classes"), "normalize": norm})
+        return fields, None
+    if name in ("ResNet", "PreActResNet"):
+        block = ast.unparse(call.kwargs["block"])
+        blocks = value("num_blocks")
+        depths = {(2, 2, 2, 2): 18, (3, 4, 6, 3): 34}
+        if name == "ResNet":
+            if block not in ("BasicBlock", "Bottleneck"):
+                return None, f"ResNet with block {block} not implemented yet"
+            depth = {(2, 2, 2, 2): 18, (3, 4, 6, 3): 34 if block == "BasicBlock" else 50}.get(tuple(blocks))
+            family = "resnet" if block == "BasicBlock" else "resnet-bottleneck"
+        else:
+            if block != "PreActBlockV2" or value("bn_before_fc") is not True or value("out_shortcut"):
+                return None, ("architecture PreActResNet V1 (shortcut from the raw block input, no "
+                              "BatchNorm before the classifier) not implemented yet")
+            depth, family = depths.get(tuple(blocks)), "preactresnet"
+        if depth is None:
+            return None, f"{name} with blocks {blocks} not implemented yet"
+        prefix = "preactresnet" if name == "PreActResNet" else "resnet"
+        return {"family": family, "arch": f"{prefix}{depth}", "depth": depth, "width": 64,
+                "activation": "relu", "classes": value("num_classes")}, None
+    return None, unsupported_reason(call.text())
+
+
+def entries_of(dataset, tree, signatures, consts):
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    consts = {**consts, **module_constants(tree)}
+    dicts = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call) \
+                and callee_name(stmt.value.func) == "OrderedDict":
+            dicts[stmt.targets[0].id] = stmt.value
+    # The last OrderedDict maps ThreatModel.X to the per-threat dicts.
+    *threat_dicts, index = dicts.values()
+    out = []
+    for pair in index.args[0].elts:
+        threat = ast.unparse(pair.elts[0]).split(".")[-1]
+        for item in dicts[pair.elts[1].id].args[0].elts:
+            name = literal(item.elts[0], {})
+            spec = {literal(k, {}): v for k, v in zip(item.elts[1].keys, item.elts[1].values)}
+            out.append(entry(dataset, threat, name, spec, classes, signatures, consts))
+    return out
+
+
+def entry(dataset, threat, name, spec, classes, signatures, consts):
+    model = spec["model"]
+    constructor = ast.unparse(model)
+    body = model.body if isinstance(model, ast.Lambda) else model
+    norm, quirk = None, None
+    factories = signatures.get("factories", {})
+    if isinstance(body, ast.Name) and body.id in classes:
+        call, norm, quirk = resolve_class(classes[body.id], signatures)
+    elif isinstance(body, ast.Name) and body.id in factories:
+        call = bind(factories[body.id], signatures, lambda a: a)
+    elif isinstance(body, ast.Call) and isinstance(body.func, ast.Name) and body.func.id in factories and not body.args:
+        call = bind(factories[body.func.id], signatures, lambda a: a)
+    elif isinstance(body, ast.Call):
+        call = bind(body, signatures, lambda a: a)
+    else:
+        call = Call(ast.unparse(body), [], {})
+    fields, reason = (None, quirk) if quirk else rift_config(call, signatures, consts)
+    if norm is None and fields is not None:
+        norm = fields.pop("normalize", None)
+    if norm is None and isinstance(body, ast.Call) and callee_name(body.func) == "normalize_model":
+        norm = {"mean": literal(body.args[1], consts), "std": literal(body.args[2], consts),
+                "source": "normalize_model"}
+    row = {"dataset": dataset, "threat": threat, "name": name, "constructor": " ".join(constructor.split()),
+           "architecture": call.text()}
+    row.update(fields or {})
+    row["normalize"] = norm if norm is not None else "none"
+    row["preprocessing"] = literal(spec["preprocessing"], {}) if "preprocessing" in spec else None
+    row["unsupported"] = reason
+    return row
+
+
+def table():
+    root = wheel_dir()
+    signatures, consts = architecture_signatures(os.path.join(root, "model_zoo", "architectures"))
+    entries = []
+    for dataset, file in DATASETS:
+        entries += entries_of(dataset, parse(os.path.join(root, "model_zoo", file)), signatures, consts)
+    return {"robustbench": VERSION, "generator": "tools/zoo_table.py",
+            "sources": [f"robustbench/model_zoo/{f}" for _, f in DATASETS], "entries": entries}
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_OUT
+    text = json.dumps(table(), indent=1) + "\n"
+    if out == "-":
+        sys.stdout.write(text)
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
