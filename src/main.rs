@@ -7,7 +7,21 @@ use clap::Parser;
 use cli::{Cli, Command};
 use std::process::ExitCode;
 
+/// Writing to a closed pipe (`rift inspect … | head -1`) ends rift quietly, as it ends every
+/// Unix tool, instead of panicking inside `println!` (Rust's runtime ignores SIGPIPE, so
+/// each print would fail with EPIPE). rift writes to no child process and no socket, and
+/// every session file is replaced atomically, so dying of SIGPIPE loses nothing saved.
+#[cfg(unix)]
+fn restore_default_sigpipe() {
+    // SAFETY: installs the default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    restore_default_sigpipe();
     rift::engine::device::tune_allocator();
     // A panic is a bug in rift, never the user's fault: say so in one paragraph instead of
     // a backtrace. (Bad input is reported through errors, below.)

@@ -226,3 +226,33 @@ fn an_ood_dataset_that_does_not_fit_is_refused_before_any_stage() {
         assert!(!yaml.contains("clean_acc"), "a stage ran:\n{yaml}");
     }
 }
+
+/// A reader that stops early (`rift zoo | head -1`) ends rift by SIGPIPE, as it ends any
+/// Unix tool: no panic report on stderr, no error status of rift's own.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_rift_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(common::rift_bin())
+        .args(["zoo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run the rift binary");
+    // Close the read end before rift writes: its first print meets a closed pipe.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("rift");
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "rift should end by SIGPIPE, got {:?}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

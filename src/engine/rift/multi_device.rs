@@ -102,6 +102,8 @@ pub fn compute_on_devices(
     // One flag for all device threads: the user's cancel, or the first thread's failure,
     // stops the others within a batch.
     let stop = CancelFlag::default();
+    let caller_threads = tch::get_num_threads();
+    let cpu_threads = cpu_threads_each(devices.list);
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = devices
             .list
@@ -123,6 +125,9 @@ pub fn compute_on_devices(
                 let stop = stop.clone();
                 let load = devices.load;
                 scope.spawn(move || -> Result<Vec<_>, DevicesError> {
+                    if device == Device::Cpu {
+                        tch::set_num_threads(cpu_threads);
+                    }
                     let r = score_part(load, device, set, &part, cfg, &stop, &tx);
                     if r.is_err() {
                         stop.cancel();
@@ -163,6 +168,8 @@ pub fn compute_on_devices(
             .map(|h| h.join().unwrap_or(Err(DevicesError::Panicked("MRC"))))
             .collect::<Vec<_>>()
     });
+    // libtorch also keeps the count process-wide for threads started later: put it back.
+    tch::set_num_threads(caller_threads);
     // The first real failure wins over the cancellations it caused.
     let mut scores = Vec::new();
     let mut cancelled = false;
@@ -182,6 +189,16 @@ pub fn compute_on_devices(
         baseline,
     };
     Ok(finish(scores, cfg, &on, start.elapsed().as_secs_f64()))
+}
+
+/// Intra-op threads of each CPU worker: the process's threads shared among the CPU entries
+/// of the list (`cpu,cpu` on 2 threads: one each), so several CPU workers use the cores
+/// side by side instead of each asking for all of them. libtorch's count is per calling
+/// thread (OpenMP) but also remembered process-wide for new threads, which
+/// `compute_on_devices` restores when its workers are done.
+fn cpu_threads_each(list: &[Device]) -> i32 {
+    let cpus = list.iter().filter(|d| **d == Device::Cpu).count().max(1) as i32;
+    (tch::get_num_threads() / cpus).max(1)
 }
 
 /// One device's share: its own model and copy of the set, its modules in order.
