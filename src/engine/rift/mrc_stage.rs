@@ -268,14 +268,17 @@ fn score(
                 adv_split: split.name(),
                 cfg,
             };
-            let r = compute_on_devices(devices, &what, &left, cancel, sink)?;
-            for mut s in r.modules {
-                if let Some(sc) = &p.screened {
+            // Each score reaches the partial file as it arrives, from whichever device.
+            let done = &mut p.done;
+            compute_on_devices(devices, &what, &left, cancel, sink, |s: &ModuleScore| {
+                let mut s = s.clone();
+                if let Some(sc) = screened {
                     attach(&mut s, sc);
                 }
-                p.done.push(s);
-            }
-            write(&p.done)
+                done.push(s);
+                write(done)
+            })?;
+            Ok(())
         }
         _ => {
             let scorer = Scorer {

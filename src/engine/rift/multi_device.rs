@@ -82,13 +82,16 @@ struct SharedSet {
 }
 
 /// Exact MRC of `modules`, spread over `devices`; the same result as `scoring::compute`.
-pub fn compute_on_devices(
+/// Each score is handed to `after_each` as it arrives (to persist it at once, as the
+/// single-device loop does); its failure stops every device and is returned.
+pub fn compute_on_devices<E: From<DevicesError>>(
     devices: Devices,
     what: &MrcInputs,
     modules: &[(usize, ModuleInfo)],
     cancel: &CancelFlag,
     sink: Sink,
-) -> Result<MrcResult, DevicesError> {
+    mut after_each: impl FnMut(&ModuleScore) -> Result<(), E>,
+) -> Result<MrcResult, E> {
     let MrcInputs {
         model,
         adv,
@@ -96,8 +99,11 @@ pub fn compute_on_devices(
         cfg,
     } = *what;
     let start = Instant::now();
-    let baseline = adv.announce_baseline(model, cfg.batch_size, sink)?;
+    let baseline = adv
+        .announce_baseline(model, cfg.batch_size, sink)
+        .map_err(DevicesError::from)?;
     let (tx, rx) = mpsc::channel::<Event>();
+    let mut persist_failed: Option<E> = None;
     let total = modules.len();
     // One flag for all device threads: the user's cancel, or the first thread's failure,
     // stops the others within a batch.
@@ -148,6 +154,12 @@ pub fn compute_on_devices(
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
+            if let (Event::ModuleScored { score }, None) = (&e, &persist_failed) {
+                if let Err(err) = after_each(score) {
+                    persist_failed = Some(err);
+                    stop.cancel();
+                }
+            }
             let scored = matches!(e, Event::ModuleScored { .. });
             // Each device counts its own share; the total over devices is counted here.
             if matches!(e, Event::Progress { .. }) {
@@ -170,6 +182,9 @@ pub fn compute_on_devices(
     });
     // libtorch also keeps the count process-wide for threads started later: put it back.
     tch::set_num_threads(caller_threads);
+    if let Some(err) = persist_failed {
+        return Err(err);
+    }
     // The first real failure wins over the cancellations it caused.
     let mut scores = Vec::new();
     let mut cancelled = false;
@@ -177,11 +192,11 @@ pub fn compute_on_devices(
         match r {
             Ok(v) => scores.extend(v),
             Err(e) if e.is_cancelled() => cancelled = true,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     if cancelled {
-        return Err(DevicesError::Cancelled);
+        return Err(DevicesError::Cancelled.into());
     }
     let on = MeasuredOn {
         split: adv_split,
