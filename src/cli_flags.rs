@@ -91,8 +91,9 @@ pub struct AttackArgs {
     #[arg(long, default_value = "pgd")]
     pub attack: String,
     /// The threat model: linf (the paper's) or l2 (PGD-L2 as torchattacks' PGDL2, e.g.
-    /// RobustBench's CIFAR-10 L2 with --eps 0.5 --step 0.1). L1 is not implemented.
-    /// AutoAttack (`--attack autoattack`, `--final-eval`) runs under linf only for now.
+    /// RobustBench's CIFAR-10 L2 with --eps 0.5 --step 0.1; AutoAttack-L2 as the reference's
+    /// L2 version). L1 is refused: AutoAttack's L1 version needs APGD-L1 and Square-L1,
+    /// which rift does not implement.
     #[arg(long, default_value = "linf", value_parser = rift::engine::attack::Norm::parse)]
     pub norm: rift::engine::attack::Norm,
     /// Radius in the norm's units: L∞ in [0, 1] pixel units (fractions like 8/255 are

@@ -150,6 +150,7 @@ mod tests {
             eps: 8.0 / 255.0,
             seconds: 4.0,
             robust_flags: flags.to_vec(),
+            broken_by: vec![None; flags.len()],
         }
     }
 

@@ -2,6 +2,7 @@
 //! leaf, so the session, events and final-evaluation records can name these types without
 //! depending on the attacks themselves.
 use crate::engine::attack::{AttackError, PgdConfig};
+use crate::engine::norms::Norm;
 use serde::{Deserialize, Serialize};
 
 /// One attack of the ensemble.
@@ -90,8 +91,11 @@ impl AttackKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AaConfig {
     pub attacks: Vec<AttackKind>,
-    /// L∞ radius in [0, 1] pixel units.
+    /// Radius in the norm's units: L∞ in [0, 1] pixel units, L2 over the whole image.
     pub eps: f64,
+    /// The threat model (L∞ in state files and sessions written before L2 existed).
+    #[serde(default)]
+    pub norm: Norm,
     pub seed: u64,
     /// APGD iterations (100 as published) and restarts of APGD-CE/-DLR (1 in the standard version).
     pub apgd_iters: usize,
@@ -113,6 +117,7 @@ impl AaConfig {
         AaConfig {
             attacks: STANDARD.to_vec(),
             eps,
+            norm: Norm::Linf,
             seed,
             apgd_iters: 100,
             apgd_restarts: 1,
@@ -144,11 +149,20 @@ impl AaConfig {
     /// Bad values found before any compute: radius, counts, and class count of the model.
     pub fn validate(&self, num_classes: i64) -> Result<(), AaError> {
         let bad = |m: String| Err(AaError::Config(m));
-        if !(self.eps > 0.0 && self.eps <= 1.0) {
-            return bad(format!(
-                "--eps must be in (0, 1] pixel units (e.g. 8/255), got {}",
-                self.eps
-            ));
+        match self.norm {
+            Norm::Linf if !(self.eps > 0.0 && self.eps <= 1.0) => {
+                return bad(format!(
+                    "--eps must be in (0, 1] pixel units (e.g. 8/255), got {}",
+                    self.eps
+                ))
+            }
+            Norm::L2 if !(self.eps > 0.0 && self.eps.is_finite()) => {
+                return bad(format!(
+                    "--norm l2: --eps must be a positive L2 length over the whole image (e.g. 0.5 on CIFAR-10), got {}",
+                    self.eps
+                ))
+            }
+            _ => {}
         }
         if self.attacks.is_empty() {
             return bad("no attack to run".into());

@@ -1,88 +1,22 @@
-//! FAB-T (Croce & Hein 2020, targeted, L∞): at each step the decision boundary between the
+//! FAB-T (Croce & Hein 2020, targeted, L∞ or L2): at each step the decision boundary between the
 //! true and the target class is linearised, and the point moves to the closest point of
 //! that hyperplane from both the current iterate and the clean input (a convex
 //! combination, α ≤ α_max, with overshoot η); a success is pulled back towards the clean
-//! input by β. The smallest perturbation found counts if it is within ε.
+//! input by β. The smallest perturbation found counts if it is within ε. Norms enter in
+//! the projection (`fab_projections`) and in measuring steps and perturbations.
 //!
 //! A sample is finished once a success within ε is found (later iterations only shrink
 //! the norm further), so such rows leave the batch.
-use super::{keep_rows, linf, logits, per_sample, rows, AaConfig, AaError};
+use super::fab_projections::{project_l2, project_linf};
+use super::{keep_rows, logits, per_sample, rows, AaConfig, AaError};
 use crate::engine::models::Model;
+use crate::engine::norms::Norm;
 use crate::engine::CancelFlag;
 use tch::{Kind, Tensor};
 
 const ALPHA_MAX: f64 = 0.1;
 const ETA: f64 = 1.05;
 const BETA: f64 = 0.9;
-
-/// Minimal L∞ step `d` per row that puts `t + d` on the hyperplane w·x = b inside the box
-/// [0, 1] (the exact projection of the FAB paper, by bisection over the sorted breakpoints).
-/// `t`, `w`: rows × features; `b`: rows.
-pub fn project_linf(t: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor, tch::TchError> {
-    let feats = t.size()[1];
-    let side = w
-        .f_mul(t)?
-        .f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?
-        - b;
-    let sign = side.f_ge(0.0)?.f_to_kind(Kind::Float)? * 2.0 - 1.0;
-    let w = w * sign.f_unsqueeze(1)?;
-    let b = b * &sign;
-    let nonzero = w.f_ne(0.0)?.f_to_kind(Kind::Float)?;
-    let a = w.f_lt(0.0)?.f_to_kind(Kind::Float)?;
-    let d = (&a - t) * &nonzero;
-    let p = &a - t * (&a * 2.0 - 1.0);
-    let order = p.f_argsort(1, false)?;
-    let b = &b
-        - w.f_mul(t)?
-            .f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?;
-    let b0 = w
-        .f_mul(&d)?
-        .f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?;
-    let rev = order.f_flip([1])?;
-    let ws = w.f_gather(1, &rev, false)?;
-    let bs2 = -&ws * d.f_gather(1, &rev, false)?;
-    let s = ws.f_abs()?.f_cumsum(1, Kind::Float)?;
-    let sb = bs2.f_cumsum(1, Kind::Float)? + b0.f_unsqueeze(1)?;
-    let last = |m: &Tensor| m.f_select(1, feats - 1);
-    let p_first = p
-        .f_gather(1, &order.f_narrow(1, 0, 1)?, false)?
-        .f_squeeze_dim(1)?;
-    let b2 = last(&sb)? - last(&s)? * p_first;
-    let c_l = (&b - b2).f_gt(0.0)?;
-    let c2 = (&b - &b0).f_gt(0.0)?.f_logical_and(&c_l.f_logical_not()?)?;
-
-    // Bisection on every row (only the rows of c2 use the result).
-    let m = rows(t);
-    let mut lb = Tensor::f_zeros([m], (Kind::Float, t.device()))?;
-    let mut ub = Tensor::f_full([m], (feats - 1) as f64, (Kind::Float, t.device()))?;
-    let iters = (feats as f64).log2().ceil() as usize;
-    for _ in 0..iters {
-        let mid = ((&lb + &ub) / 2.0).f_floor()?;
-        let mid_i = mid.f_to_kind(Kind::Int64)?.f_unsqueeze(1)?;
-        let cur = order.f_gather(1, &((feats - 1) - &mid_i), false)?;
-        let b2 = (sb.f_gather(1, &mid_i, false)?
-            - s.f_gather(1, &mid_i, false)? * p.f_gather(1, &cur, false)?)
-        .f_squeeze_dim(1)?;
-        let c = (&b - b2).f_gt(0.0)?;
-        lb = mid.f_where_self(&c, &lb)?;
-        ub = ub.f_where_self(&c, &mid)?;
-    }
-    let lb_i = lb.f_to_kind(Kind::Int64)?.f_unsqueeze(1)?;
-
-    let lmbd_l = ((&b - last(&sb)?) / -last(&s)?)
-        .f_clamp_min(0.0)?
-        .f_unsqueeze(1)?;
-    let d_l = (&a * 2.0 - 1.0) * lmbd_l;
-    let sb_lb = sb.f_gather(1, &lb_i, false)?.f_squeeze_dim(1)?;
-    let s_lb = s.f_gather(1, &lb_i, false)?.f_squeeze_dim(1)?;
-    let lmbd_2 = ((&b - sb_lb) / -s_lb).f_clamp_min(0.0)?.f_unsqueeze(1)?;
-    let d_2: Tensor = lmbd_2.f_minimum(&d)? * &a + (-&lmbd_2).f_maximum(&d)? * (1.0 - &a);
-    let d = d_l.f_where_self(
-        &c_l.f_unsqueeze(1)?,
-        &d_2.f_where_self(&c2.f_unsqueeze(1)?, &d)?,
-    )?;
-    Ok(d * nonzero)
-}
 
 /// Logit difference (target − true) and its gradient at `x1`.
 fn diff_and_grad(
@@ -132,21 +66,25 @@ pub fn run(
             + w.f_mul(&x1.f_flatten(1, -1)?)?
                 .f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?;
         let pts = Tensor::f_cat(&[x1.f_flatten(1, -1)?, im.f_flatten(1, -1)?], 0)?;
-        let d3 = project_linf(
+        let project = match cfg.norm {
+            Norm::Linf => project_linf,
+            Norm::L2 => project_l2,
+        };
+        let d3 = project(
             &pts,
             &Tensor::f_cat(&[&w, &w], 0)?,
             &Tensor::f_cat(&[&b, &b], 0)?,
         )?;
         let d1 = d3.f_narrow(0, 0, bs)?.f_view_as(&x1)?;
         let d2 = d3.f_narrow(0, bs, bs)?.f_view_as(&x1)?;
-        let a0 = d3.f_abs()?.f_amax(&[1i64][..], false)?.f_clamp_min(1e-8)?;
+        let a0 = cfg.norm.lengths(&d3)?.f_clamp_min(1e-8)?;
         let (a1, a2) = (a0.f_narrow(0, 0, bs)?, a0.f_narrow(0, bs, bs)?);
         let alpha = per_sample(&(&a1 / (&a1 + &a2)).f_clamp(0.0, ALPHA_MAX)?)?;
         let from_iterate: Tensor = (&x1 + d1 * ETA) * (1.0 - &alpha);
         let from_clean: Tensor = (&im + d2 * ETA) * &alpha;
         x1 = (from_iterate + from_clean).f_clamp(0.0, 1.0)?;
         let is_adv = tch::no_grad(|| logits(model, &x1)?.f_argmax(1, false)?.f_ne_tensor(&y))?;
-        let norm = linf(&(&x1 - &im))?;
+        let norm = cfg.norm.lengths(&(&x1 - &im))?;
         let better = is_adv.f_logical_and(&norm.f_lt_tensor(&best_norm)?)?;
         best = x1.f_where_self(&per_sample(&better)?, &best)?;
         best_norm = norm.f_where_self(&better, &best_norm)?;
