@@ -180,6 +180,40 @@ fn fab_t_under_l2_breaks_the_points_pyautoattack_breaks() {
     assert!(!broken.is_empty() && broken.iter().all(|v| *v == "fab-t"));
 }
 
+/// `rift eval`'s per-point robust flags and pyautoattack's for `attack` under L2 on the
+/// first `n` demo digits.
+fn flags_of_both(attack: &str, n: &str) -> (Vec<bool>, Vec<bool>, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = rift_l2(attack, n, &dir.path().join("out.json"));
+    let theirs = reference_l2(attack, n);
+    let flags = |v: &serde_json::Value| -> Vec<bool> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_bool().unwrap())
+            .collect()
+    };
+    (
+        flags(&ours["per_sample"]["robust"]),
+        flags(&theirs[attack]["robust_flags"]),
+        ours,
+    )
+}
+
+#[test]
+fn untargeted_fab_under_l2_breaks_the_points_pyautoattack_breaks() {
+    // One run, no random start (rift's `--attack fab` outside the plus version; the
+    // reference helper sets FAB's restarts to 1): deterministic in both.
+    let (ours, theirs, out) = flags_of_both("fab", "50");
+    let differ: Vec<usize> = (0..50).filter(|&i| ours[i] != theirs[i]).collect();
+    assert!(differ.is_empty(), "FAB L2 verdicts differ at {differ:?}");
+    let r = f(&out["robust_acc"]);
+    assert!(
+        r < f(&out["clean_acc"]) - 5.0,
+        "FAB broke nothing: robust {r}"
+    );
+}
+
 #[test]
 fn the_l2_ensemble_matches_pyautoattack_after_each_attack() {
     let n = "200";

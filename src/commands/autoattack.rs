@@ -5,7 +5,7 @@ use super::eval_setup::{load_for_eval, AttackRecord, EvalOutput, Loaded};
 use crate::cli::{AaBudgetArgs, EvalArgs};
 use anyhow::{bail, Context, Result};
 use rift::engine::attack::{Norm, PgdConfig};
-use rift::engine::autoattack::{self, AaConfig, AaState, AttackKind};
+use rift::engine::autoattack::{self, AaConfig, AaState, AaVersion, AttackKind, STANDARD};
 use rift::engine::device::device_name;
 use rift::engine::eval::EvalResult;
 use rift::engine::files::SaveError;
@@ -65,15 +65,31 @@ pub fn aa_config(
     if attacks.contains(&AttackKind::Square) && budget.square_queries == 0 {
         bail!("--square-queries must be at least 1 when Square runs (got 0)");
     }
+    let version = budget.version;
+    if version != AaVersion::Standard && attacks != STANDARD {
+        bail!(
+            "--version {} chooses the attacks itself: use it with --attack autoattack (or --final-eval autoattack), not with a list of attacks",
+            version.name()
+        );
+    }
+    let attacks = if attacks == STANDARD {
+        version.attacks()
+    } else {
+        attacks
+    };
+    let plus = version == AaVersion::Plus;
     Ok(AaConfig {
         attacks,
+        version,
         eps: pgd.eps,
         norm: pgd.norm,
         seed,
         apgd_iters: budget.apgd_iters,
-        apgd_restarts: budget.apgd_restarts,
+        apgd_restarts: budget.apgd_restarts.unwrap_or(if plus { 5 } else { 1 }),
         targets: budget.targets,
         fab_iters: budget.fab_iters,
+        fab_restarts: if plus { 5 } else { 1 },
+        eot_iter: if version == AaVersion::Rand { 20 } else { 1 },
         square_queries: budget.square_queries,
         square_p_init: 0.8,
         pgd: pgd.clone(),
@@ -171,6 +187,9 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
         cfg: &cfg,
         identity: &identity,
     };
+    for w in autoattack::ensemble::model_warnings(task)? {
+        eprintln!("warning: {w}");
+    }
     let report = match autoattack::evaluate(task, resume, &mut save, &mut sink, &cancel) {
         Ok(r) => r,
         Err(autoattack::AaError::Cancelled) => match &args.autoattack.state {
@@ -213,6 +232,9 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
         cfg.eps
     );
     println!("{:.1} s on {}", report.seconds, device_name(rt.device));
+    if let Some(w) = autoattack::checks::square_warning(&report) {
+        eprintln!("warning: {w}");
+    }
     if let Some(path) = &args.output {
         let out = EvalOutput::new(
             EvalResult {

@@ -65,21 +65,35 @@ pub fn loss_per_sample(
     }
 }
 
-/// Loss, gradient of its sum, and prediction-correctness at `x`.
+/// Loss, gradient of its sum, and prediction-correctness at `x`. With `eot` > 1 the
+/// gradient is the mean over that many passes (EOT, for randomised models); loss and
+/// prediction are the last pass's, as the reference's.
 fn loss_and_grad(
     model: &Model,
     x: &Tensor,
     y: &Tensor,
     target: Option<&Tensor>,
     loss: ApgdLoss,
+    eot: usize,
 ) -> Result<(Tensor, Tensor, Tensor), tch::TchError> {
-    let a = x.f_detach()?.set_requires_grad(true);
-    let z = logits(model, &a)?;
-    let l = loss_per_sample(&z, y, target, loss)?;
-    let g = Tensor::f_run_backward(&[&l.f_sum(Kind::Float)?], &[&a], false, false)?;
-    let correct = z.f_argmax(1, false)?.f_eq_tensor(y)?;
-    let g = g.into_iter().next().unwrap_or_else(|| a.zeros_like());
-    Ok((l.f_detach()?, g, correct))
+    let mut sum: Option<Tensor> = None;
+    let mut last = None;
+    for _ in 0..eot.max(1) {
+        let a = x.f_detach()?.set_requires_grad(true);
+        let z = logits(model, &a)?;
+        let l = loss_per_sample(&z, y, target, loss)?;
+        let g = Tensor::f_run_backward(&[&l.f_sum(Kind::Float)?], &[&a], false, false)?;
+        let g = g.into_iter().next().unwrap_or_else(|| a.zeros_like());
+        sum = Some(match sum {
+            Some(s) => s + g,
+            None => g,
+        });
+        last = Some((l.f_detach()?, z.f_argmax(1, false)?.f_eq_tensor(y)?));
+    }
+    let (l, correct) = last.ok_or_else(|| tch::TchError::Kind("no EOT pass".into()))?;
+    let g = sum.ok_or_else(|| tch::TchError::Kind("no EOT pass".into()))?;
+    let g = if eot > 1 { g / eot as f64 } else { g };
+    Ok((l, g, correct))
 }
 
 /// Uniform noise in [−1, 1] shaped like `x`, row s from `rngs[s]`.
@@ -196,8 +210,14 @@ pub fn run(
     let mut x_adv = (&x0 + start * eps).f_clamp(0.0, 1.0)?;
     let mut lo = x0.f_sub_scalar(eps)?;
     let mut hi = x0.f_add_scalar(eps)?;
-    let (mut l, mut grad, correct) =
-        loss_and_grad(model, &x_adv, &y, targeted.then_some(&target), loss)?;
+    let (mut l, mut grad, correct) = loss_and_grad(
+        model,
+        &x_adv,
+        &y,
+        targeted.then_some(&target),
+        loss,
+        cfg.eot_iter,
+    )?;
     let mut x_best = x_adv.shallow_clone();
     let mut grad_best = grad.shallow_clone();
     let mut loss_best = l.shallow_clone();
@@ -256,8 +276,14 @@ pub fn run(
             hi: &hi,
         };
         x_adv = region.step(&x_adv, &grad, &step, &momentum, a)?;
-        let (li, gi, correct) =
-            loss_and_grad(model, &x_adv, &y, targeted.then_some(&target), loss)?;
+        let (li, gi, correct) = loss_and_grad(
+            model,
+            &x_adv,
+            &y,
+            targeted.then_some(&target),
+            loss,
+            cfg.eot_iter,
+        )?;
         l = li;
         grad = gi;
         fooled = correct.f_logical_not()?;

@@ -65,7 +65,7 @@ fn attack_batch(
         AttackKind::ApgdCe | AttackKind::ApgdDlr | AttackKind::ApgdT => {
             apgd::attack(model, &x, &y, kind, cfg, idx, cancel)?
         }
-        AttackKind::FabT => fab::attack(model, &x, &y, cfg, cancel)?,
+        AttackKind::Fab | AttackKind::FabT => fab::attack(model, &x, &y, kind, cfg, idx, cancel)?,
         AttackKind::Square => square::attack(model, &x, &y, cfg, idx, cancel)?,
         AttackKind::Pgd => {
             let pgd = crate::engine::attack::PgdConfig {
@@ -131,6 +131,18 @@ pub fn evaluate(
     let mut attack =
         |kind: AttackKind, idx: &[usize]| attack_batch(model, set, kind, cfg, idx, cancel);
     run_ensemble(&mut state, &mut clean, &mut attack, save, sink, cancel)
+}
+
+/// The reference's checks on the model (`checks::model_warnings`) on the first batch of
+/// the task's points.
+pub fn model_warnings(task: AaTask) -> Result<Vec<String>, AaError> {
+    let n = task.n.min(task.set.n).min(task.cfg.batch_size.max(1));
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let idx: Vec<usize> = (0..n).collect();
+    let (x, y) = gather(task.set, &idx, task.model.device())?;
+    Ok(super::checks::model_warnings(task.model, &x, &y, task.cfg)?)
 }
 
 type BatchFn<'a> = dyn FnMut(&[usize]) -> Result<Vec<bool>, AaError> + 'a;

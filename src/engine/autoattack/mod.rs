@@ -7,6 +7,7 @@
 //! the evaluated set), so a point's attack does not depend on its batch: an interrupted run
 //! resumed from its state file gives the result of an uninterrupted one.
 pub mod apgd;
+pub mod checks;
 pub mod config;
 pub mod ensemble;
 pub mod fab;
@@ -17,7 +18,7 @@ pub mod state;
 
 pub mod report;
 
-pub use config::{AaConfig, AaError, AttackKind, STANDARD};
+pub use config::{AaConfig, AaError, AaVersion, AttackKind, PLUS, RAND, STANDARD};
 pub use ensemble::{evaluate, AaTask};
 pub use report::{AaReport, AaUpdate, AttackOutcome};
 pub use state::AaState;
