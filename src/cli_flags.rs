@@ -116,8 +116,9 @@ pub struct AttackArgs {
     #[arg(long, default_value = "pgd")]
     pub attack: String,
     /// The threat model: linf (the paper's) or l2 (PGD-L2 as torchattacks' PGDL2, e.g.
-    /// RobustBench's CIFAR-10 L2 with --eps 0.5 --step 0.1). L1 is not implemented.
-    /// AutoAttack (`--attack autoattack`, `--final-eval`) runs under linf only for now.
+    /// RobustBench's CIFAR-10 L2 with --eps 0.5 --step 0.1; AutoAttack-L2 as the reference's
+    /// L2 version). L1 is refused: AutoAttack's L1 version needs APGD-L1 and Square-L1,
+    /// which rift does not implement.
     #[arg(long, default_value = "linf", value_parser = rift::engine::attack::Norm::parse)]
     pub norm: rift::engine::attack::Norm,
     /// Radius in the norm's units: L∞ in [0, 1] pixel units (fractions like 8/255 are
@@ -153,16 +154,22 @@ pub struct AutoAttackArgs {
 /// --final-eval`.
 #[derive(Args, Debug, Clone)]
 pub struct AaBudgetArgs {
+    /// AutoAttack's version (with `autoattack`): standard (APGD-CE, APGD-T, FAB-T, Square),
+    /// plus (APGD-CE and APGD-DLR with 5 restarts, untargeted FAB with 5 restarts, Square,
+    /// then APGD-T and FAB-T, as the reference's `plus`), or rand (APGD-CE and APGD-DLR with
+    /// EOT over 20 gradient samples, for randomised defences).
+    #[arg(long = "version", value_name = "standard|plus|rand", default_value = "standard", value_parser = rift::engine::autoattack::AaVersion::parse)]
+    pub version: rift::engine::autoattack::AaVersion,
     /// APGD iterations per run.
     #[arg(long, default_value_t = 100)]
     pub apgd_iters: usize,
-    /// Restarts of APGD-CE and APGD-DLR.
-    #[arg(long, default_value_t = 1)]
-    pub apgd_restarts: usize,
+    /// Restarts of APGD-CE and APGD-DLR (default 1; 5 with --version plus).
+    #[arg(long)]
+    pub apgd_restarts: Option<usize>,
     /// Target classes of APGD-T and FAB-T.
     #[arg(long, default_value_t = 9)]
     pub targets: usize,
-    /// FAB-T iterations per target.
+    /// FAB iterations per run (per target for FAB-T).
     #[arg(long, default_value_t = 100)]
     pub fab_iters: usize,
     /// Square's query budget.

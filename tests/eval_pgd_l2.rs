@@ -141,22 +141,4 @@ fn bad_l2_flags_are_refused_before_any_compute() {
     let out2 = rift(&eval_args(out, &["--norm", "l1"]));
     assert!(!out2.status.success());
     assert!(common::stderr_of(&out2).contains("not implemented"));
-    // AutoAttack has no L2 attacks yet: said, not run under L∞ by mistake.
-    assert_failed(
-        &rift(&eval_args(
-            out,
-            &[
-                "--norm",
-                "l2",
-                "--eps",
-                "0.5",
-                "--step",
-                "0.1",
-                "--attack",
-                "autoattack",
-            ],
-        )),
-        EXIT_ERROR,
-        &["linf only"],
-    );
 }

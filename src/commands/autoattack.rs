@@ -4,8 +4,8 @@
 use super::eval_setup::{load_for_eval, AttackRecord, EvalOutput, Loaded};
 use crate::cli::{AaBudgetArgs, EvalArgs};
 use anyhow::{bail, Context, Result};
-use rift::engine::attack::PgdConfig;
-use rift::engine::autoattack::{self, AaConfig, AaState, AttackKind};
+use rift::engine::attack::{Norm, PgdConfig};
+use rift::engine::autoattack::{self, AaConfig, AaState, AaVersion, AttackKind, STANDARD};
 use rift::engine::device::device_name;
 use rift::engine::eval::EvalResult;
 use rift::engine::files::SaveError;
@@ -48,26 +48,48 @@ pub fn aa_config(
     budget: &AaBudgetArgs,
     batch_size: usize,
 ) -> Result<AaConfig> {
-    if pgd.norm != rift::engine::attack::Norm::Linf {
-        bail!("AutoAttack runs under linf only for now (its L2 attacks are not implemented yet): use --norm linf, or --attack pgd for PGD-L2");
-    }
-    if !(pgd.eps > 0.0 && pgd.eps <= 1.0) {
-        bail!(
+    match pgd.norm {
+        Norm::Linf if !(pgd.eps > 0.0 && pgd.eps <= 1.0) => bail!(
             "--eps must be in (0, 1] pixel units (e.g. 8/255), got {}",
             pgd.eps
-        );
+        ),
+        Norm::L2 if pgd.eps == 8.0 / 255.0 => bail!(
+            "--norm l2 reads --eps as an L2 length over the whole image: give it (RobustBench's CIFAR-10 L2 is --eps 0.5); the default 8/255 is an L∞ value"
+        ),
+        Norm::L2 if !(pgd.eps > 0.0 && pgd.eps.is_finite()) => bail!(
+            "--norm l2: --eps must be a positive L2 length over the whole image (e.g. 0.5 on CIFAR-10), got {}",
+            pgd.eps
+        ),
+        _ => {}
     }
     if attacks.contains(&AttackKind::Square) && budget.square_queries == 0 {
         bail!("--square-queries must be at least 1 when Square runs (got 0)");
     }
+    let version = budget.version;
+    if version != AaVersion::Standard && attacks != STANDARD {
+        bail!(
+            "--version {} chooses the attacks itself: use it with --attack autoattack (or --final-eval autoattack), not with a list of attacks",
+            version.name()
+        );
+    }
+    let attacks = if attacks == STANDARD {
+        version.attacks()
+    } else {
+        attacks
+    };
+    let plus = version == AaVersion::Plus;
     Ok(AaConfig {
         attacks,
+        version,
         eps: pgd.eps,
+        norm: pgd.norm,
         seed,
         apgd_iters: budget.apgd_iters,
-        apgd_restarts: budget.apgd_restarts,
+        apgd_restarts: budget.apgd_restarts.unwrap_or(if plus { 5 } else { 1 }),
         targets: budget.targets,
         fab_iters: budget.fab_iters,
+        fab_restarts: if plus { 5 } else { 1 },
+        eot_iter: if version == AaVersion::Rand { 20 } else { 1 },
         square_queries: budget.square_queries,
         square_p_init: 0.8,
         pgd: pgd.clone(),
@@ -114,12 +136,13 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
         _ => None,
     };
     eprintln!(
-        "AutoAttack ({}) at eps {:.5} on {} {} test images, {}{} on {} ({}), {}",
+        "AutoAttack ({}) at {} eps {:.5} on {} {} test images, {}{} on {} ({}), {}",
         cfg.attacks
             .iter()
             .map(|k| k.name())
             .collect::<Vec<_>>()
             .join(", "),
+        cfg.norm.name(),
         cfg.eps,
         n,
         kind.name(),
@@ -165,6 +188,9 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
         cfg: &cfg,
         identity: &identity,
     };
+    for w in autoattack::ensemble::model_warnings(task)? {
+        eprintln!("warning: {w}");
+    }
     let report = match autoattack::evaluate(task, resume, &mut save, &mut sink, &cancel) {
         Ok(r) => r,
         Err(autoattack::AaError::Cancelled) => match &args.autoattack.state {
@@ -198,14 +224,18 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
         );
     }
     println!(
-        "{:<10} {:>8.2} {:>8}   {} eps {:.5}",
+        "{:<10} {:>8.2} {:>8}   {} {} eps {:.5}",
         "robust",
         report.robust_acc,
         report.n,
         cfg.list_name(),
+        cfg.norm.name(),
         cfg.eps
     );
     println!("{:.1} s on {}", report.seconds, device_name(rt.device));
+    if let Some(w) = autoattack::checks::square_warning(&report) {
+        eprintln!("warning: {w}");
+    }
     if let Some(path) = &args.output {
         let out = EvalOutput::new(
             EvalResult {

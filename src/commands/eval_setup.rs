@@ -31,6 +31,9 @@ pub(super) struct EvalOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoattack: Option<rift::engine::autoattack::AaReport>,
     pub model: ModelSummary,
+    /// The verdict on every evaluated point, in order (AutoAttack's runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_sample: Option<PerSample>,
     pub device: String,
     /// Precision and layout (`fp32` unless `--precision`/`--channels-last`).
     pub compute: String,
@@ -38,6 +41,15 @@ pub(super) struct EvalOutput {
     pub threads: i32,
     pub rift_version: &'static str,
     pub torch_version: &'static str,
+}
+
+/// Per-point verdicts: `robust` (one boolean per point, in order) and, for AutoAttack, the
+/// attack that broke each point (null where none did, or where it was wrong clean).
+#[derive(Serialize)]
+pub(super) struct PerSample {
+    pub robust: Vec<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken_by: Option<Vec<Option<String>>>,
 }
 
 impl EvalOutput {
@@ -57,6 +69,10 @@ impl EvalOutput {
         model: &rift::engine::models::Model,
         rt: &super::Runtime,
     ) -> EvalOutput {
+        let per_sample = autoattack.as_ref().map(|r| PerSample {
+            robust: r.robust_flags.clone(),
+            broken_by: Some(r.broken_by.clone()),
+        });
         EvalOutput {
             result,
             dataset: kind.name().to_string(),
@@ -65,6 +81,7 @@ impl EvalOutput {
             autoattack,
             // The zoo id is the caller's to add (`with_zoo`).
             model: model_summary(ckpt, model, None),
+            per_sample,
             device: device_name(rt.device),
             compute: rt.compute.text(),
             seed: rt.seed,

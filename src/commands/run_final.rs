@@ -61,8 +61,11 @@ pub fn print_final_eval(s: &Session) {
         return;
     };
     println!(
-        "AutoAttack ({}, eps {:.5}) on the {}:",
-        f.attacks, f.config.eps, f.samples
+        "AutoAttack ({}, {} eps {:.5}) on the {}:",
+        f.attacks,
+        f.config.norm.name(),
+        f.config.eps,
+        f.samples
     );
     for (name, r) in [
         ("AT model".to_string(), &f.at),

@@ -5,6 +5,9 @@
 //! Gaussian direction, steps along the per-sample L2-normalised gradient, projection onto
 //! the L2 ball (scaling the perturbation down to ε when it is longer), then onto [0, 1].
 use super::models::Model;
+use super::norms::l2_norms4 as l2_norms;
+// Where callers have always found it.
+pub use super::norms::Norm;
 use super::CancelFlag;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -117,37 +120,6 @@ impl<'a> Noise<'a> {
             .f_view(x.size().as_slice())?
             .f_to_kind(x.kind())?
             .f_to_device(x.device())
-    }
-}
-
-/// The threat model's norm: ε and the step are read in its units.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Norm {
-    /// ‖δ‖∞ ≤ ε, in [0, 1] pixel units (8/255 on CIFAR): the paper's.
-    #[default]
-    Linf,
-    /// ‖δ‖₂ ≤ ε over the whole image (0.5 on RobustBench's CIFAR-10 L2).
-    L2,
-}
-
-impl Norm {
-    pub fn parse(s: &str) -> Result<Norm, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "linf" | "l-inf" | "inf" => Ok(Norm::Linf),
-            "l2" => Ok(Norm::L2),
-            "l1" => {
-                Err("--norm l1: APGD-L1 is not implemented; rift attacks under linf or l2".into())
-            }
-            other => Err(format!("unknown norm `{other}`; expected linf or l2")),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Norm::Linf => "Linf",
-            Norm::L2 => "L2",
-        }
     }
 }
 
@@ -265,14 +237,6 @@ fn step_and_project(
     }
 }
 
-/// Per-sample L2 norm of a batch, shaped [n, 1, 1, 1] to scale it.
-fn l2_norms(t: &Tensor) -> Result<Tensor, tch::TchError> {
-    let n = t.size().first().copied().unwrap_or(0);
-    t.f_reshape([n, -1])?
-        .f_norm_scalaropt_dim(2, [1i64].as_slice(), false)?
-        .f_reshape([n, 1, 1, 1])
-}
-
 /// Per-sample correctness of the clean prediction (bool tensor).
 pub fn clean_correct(model: &Model, x: &Tensor, y: &Tensor) -> Result<Tensor, tch::TchError> {
     tch::no_grad(|| model.forward(x, false).f_argmax(-1, false)?.f_eq_tensor(y))
@@ -307,7 +271,7 @@ pub fn robust_correct(
 }
 
 /// A standard normal draw (Box–Muller), so keyed starts need no other crate.
-fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
+pub(crate) fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
     let u1: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
     let u2: f64 = rng.gen_range(0.0..1.0);
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32

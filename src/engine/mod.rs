@@ -11,6 +11,7 @@ pub mod error_text;
 pub mod eval;
 pub mod files;
 pub mod models;
+pub mod norms;
 pub mod panics;
 pub mod rift;
 pub mod session;

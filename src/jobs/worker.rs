@@ -270,13 +270,9 @@ impl Worker {
             }
             JobCommand::StartFinalEval { alpha } => {
                 let s = &p.setup;
-                if s.attack.norm != crate::engine::attack::Norm::Linf {
-                    bail!("AutoAttack runs under linf only for now (its L2 attacks are not implemented yet); this session attacks under {}", s.attack.norm.name());
-                }
-                let plan = s
-                    .final_eval
-                    .clone()
-                    .unwrap_or_else(|| FinalEvalPlan::standard(s.attack.eps, s.seed, s.batch_size));
+                let plan = s.final_eval.clone().unwrap_or_else(|| {
+                    FinalEvalPlan::standard(s.attack.eps, s.attack.norm, s.seed, s.batch_size)
+                });
                 p.final_eval(&plan, *alpha, cancel, &mut sink)?;
                 Ok(Stage::FinalEval)
             }

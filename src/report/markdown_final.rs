@@ -15,7 +15,7 @@ pub fn final_eval_section(md: &mut String, s: &Session) {
     let c = &f.config;
     let _ = writeln!(
         md,
-        "`{}` ({}) at ε = {}, seed {}, on the {} (the same samples for both models); \
+        "`{}` ({}) at {} ε = {}, seed {}, on the {} (the same samples for both models); \
          APGD {} iterations × {} restart(s), {} targets, FAB {} iterations, Square {} queries.\n",
         f.attacks,
         c.attacks
@@ -23,7 +23,11 @@ pub fn final_eval_section(md: &mut String, s: &Session) {
             .map(|k| k.name())
             .collect::<Vec<_>>()
             .join(" → "),
-        over_255(c.eps),
+        c.norm.name(),
+        match c.norm {
+            crate::engine::norms::Norm::Linf => over_255(c.eps),
+            crate::engine::norms::Norm::L2 => format!("{}", c.eps),
+        },
         c.seed,
         f.samples,
         c.apgd_iters,
@@ -150,6 +154,7 @@ mod tests {
             eps: 8.0 / 255.0,
             seconds: 4.0,
             robust_flags: flags.to_vec(),
+            broken_by: vec![None; flags.len()],
         }
     }
 
@@ -174,7 +179,7 @@ mod tests {
         let md = crate::report::markdown::render_markdown(&s);
         for needle in [
             "## AutoAttack (final evaluation)",
-            "at ε = 8/255, seed 0, on the first 4 of the test split",
+            "at Linf ε = 8/255, seed 0, on the first 4 of the test split",
             "| model | clean % | after apgd-ce % | after square % | robust % |",
             "| AT (α = 0) | 75.00 | 75.00 | 50.00 | **50.00** |",
             "| chosen (α = 0.6) | 100.00 | 75.00 | 75.00 | **75.00** |",

@@ -10,7 +10,14 @@
                               standard version's settings (budgets as given); ATTACKS is
                               `autoattack` or a list; each list entry `+`-joined runs as one
                               ensemble. Prints JSON {name: {"clean": %, "robust": {attack:
-                              cumulative %}, "final": %, "seconds": s}} per list entry.
+                              cumulative %}, "final": %, "seconds": s, "robust_flags":
+                              [bool per point]}} per list entry.
+  aa-l2 MODEL DATA N EPS ATTACKS [...]
+                              the same under the L2 threat model (pyautoattack's norm='L2').
+  projections OUT SEED        random points, hyperplanes and perturbations with the
+                              reference's outputs -> OUT (safetensors): FAB's projection_l2
+                              and projection_linf, and APGD's L2 projection (its inline
+                              `x + normalize(p - x) * min(eps, L2_norm(p - x))`, clipped).
 Only torch, numpy, safetensors and pyautoattack: nothing is downloaded.
 """
 import json, os, sys, time
@@ -66,7 +73,7 @@ def demo_model(path):
     return Normalized(net, [0.1307], [0.3081]).eval()
 
 
-def run_aa(model_path, data, n, eps, attacks, apgd_iters, targets, fab_iters, square_queries):
+def run_aa(model_path, data, n, eps, attacks, apgd_iters, targets, fab_iters, square_queries, norm="Linf"):
     from pyautoattack import AutoAttack
     torch.set_num_threads(int(os.environ.get("RIFT_THREADS", "2")))
     model = demo_model(model_path) if "mnist_at" in model_path else model_of(model_path)
@@ -78,7 +85,7 @@ def run_aa(model_path, data, n, eps, attacks, apgd_iters, targets, fab_iters, sq
     out = {}
     for entry in attacks.split(","):
         names = ["apgd-ce", "apgd-t", "fab-t", "square"] if entry == "autoattack" else entry.split("+")
-        aa = AutoAttack(model, norm="Linf", eps=eps, seed=0, version="custom", attacks=names)
+        aa = AutoAttack(model, norm=norm, eps=eps, seed=0, version="custom", attacks=names)
         aa.verbose = False
         # The standard version's settings, also for single attacks, with the given budgets
         # (APGD's checkpoints follow its iteration count, as its constructor computes them).
@@ -108,13 +115,50 @@ def run_aa(model_path, data, n, eps, attacks, apgd_iters, targets, fab_iters, sq
                 keep[idx_r[~ok]] = False
             robust[name] = keep.float().mean().item() * 100
         out[entry] = {"clean": correct.float().mean().item() * 100, "robust": robust,
-                      "final": keep.float().mean().item() * 100, "seconds": time.time() - start}
+                      "final": keep.float().mean().item() * 100, "seconds": time.time() - start,
+                      "robust_flags": keep.tolist()}
     print(json.dumps(out))
+
+
+def projections(out, seed):
+    """Inputs in every regime of the projections: points in [0, 1] (some on the box's
+    faces), Gaussian weights with exact and near zeros, offsets that put the hyperplane
+    near the point, far from it, and out of the box's reach."""
+    from pyautoattack.fab_projections import projection_l2, projection_linf
+    from pyautoattack.other_utils import L2_norm
+    from pyautoattack.autopgd_base import APGDAttack
+    from safetensors.torch import save_file
+    g = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, (m, d) in {"small": (256, 12), "image": (48, 3 * 32 * 32)}.items():
+        t = torch.rand(m, d, generator=g)
+        t[t < 0.05] = 0.0
+        t[t > 0.95] = 1.0
+        w = torch.randn(m, d, generator=g)
+        w[torch.rand(m, d, generator=g) < 0.05] = 0.0
+        w[torch.rand(m, d, generator=g) < 0.02] *= 1e-9
+        scale = torch.tensor([0.01, 0.3, 3.0, 300.0])[torch.randint(0, 4, (m,), generator=g)]
+        b = (w * t).sum(1) + torch.randn(m, generator=g) * scale * w.abs().sum(1) ** 0.5
+        tensors[f"{name}.t"], tensors[f"{name}.w"], tensors[f"{name}.b"] = t, w, b
+        tensors[f"{name}.l2"] = projection_l2(t, w, b)
+        tensors[f"{name}.linf"] = projection_linf(t, w, b)
+    # APGD's L2 projection, as attack_single_run writes it, on image batches.
+    x = torch.rand(64, 3, 32, 32, generator=g)
+    p = (x + torch.randn(64, 3, 32, 32, generator=g) * torch.linspace(0.001, 0.05, 64).view(-1, 1, 1, 1))
+    apgd = APGDAttack(lambda z: z, norm="L2", eps=0.5)
+    apgd.init_hyperparam(x)
+    eps = 0.5
+    proj = torch.clamp(x + apgd.normalize(p - x) * torch.min(eps * torch.ones_like(x), L2_norm(p - x, keepdim=True)), 0.0, 1.0)
+    tensors.update({"ball.x": x, "ball.p": p, "ball.out": proj})
+    save_file({k: v.contiguous() for k, v in tensors.items()}, out)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "train":
         train(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "projections":
+        projections(sys.argv[2], int(sys.argv[3]))
     else:
         budgets = [int(v) for v in sys.argv[7:11]] if len(sys.argv) > 7 else [100, 9, 100, 5000]
-        run_aa(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6], *budgets)
+        norm = "L2" if sys.argv[1] == "aa-l2" else "Linf"
+        run_aa(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6], *budgets, norm=norm)

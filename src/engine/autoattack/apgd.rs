@@ -1,12 +1,17 @@
-//! APGD (Croce & Hein 2020, Alg. 1), L∞: a step size that starts at 2ε and halves at
-//! checkpoints where the loss oscillated or stalled (restarting from the best point),
+//! APGD (Croce & Hein 2020, Alg. 1), L∞ and L2: a step size that starts at 2ε and halves
+//! at checkpoints where the loss oscillated or stalled (restarting from the best point),
 //! momentum 0.75, and per sample the best point kept. Losses: cross-entropy, DLR, and the
-//! targeted DLR of APGD-T against the top-`targets` classes.
+//! targeted DLR of APGD-T against the top-`targets` classes. Under L∞ the step follows the
+//! gradient's sign and the start is uniform in the ball's surface box; under L2, as the
+//! reference's `L2` branch: the start is at distance ε along a Gaussian direction, the step
+//! follows the L2-normalised gradient, and each point is projected by shortening its
+//! perturbation to ε and clipping to [0, 1] (`norms::project_l2_ball`).
 //!
 //! A sample is finished once fooled (an APGD run never un-fools a sample), so fooled rows
 //! leave the batch: the rest run exactly as before, on a smaller batch.
 use super::{keep_rows, logits, per_sample, rows, streams, AaConfig, AaError, AttackKind};
 use crate::engine::models::Model;
+use crate::engine::norms::{l2_normalize, linf_normalize, project_l2_ball, Norm};
 use crate::engine::CancelFlag;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -60,21 +65,35 @@ pub fn loss_per_sample(
     }
 }
 
-/// Loss, gradient of its sum, and prediction-correctness at `x`.
+/// Loss, gradient of its sum, and prediction-correctness at `x`. With `eot` > 1 the
+/// gradient is the mean over that many passes (EOT, for randomised models); loss and
+/// prediction are the last pass's, as the reference's.
 fn loss_and_grad(
     model: &Model,
     x: &Tensor,
     y: &Tensor,
     target: Option<&Tensor>,
     loss: ApgdLoss,
+    eot: usize,
 ) -> Result<(Tensor, Tensor, Tensor), tch::TchError> {
-    let a = x.f_detach()?.set_requires_grad(true);
-    let z = logits(model, &a)?;
-    let l = loss_per_sample(&z, y, target, loss)?;
-    let g = Tensor::f_run_backward(&[&l.f_sum(Kind::Float)?], &[&a], false, false)?;
-    let correct = z.f_argmax(1, false)?.f_eq_tensor(y)?;
-    let g = g.into_iter().next().unwrap_or_else(|| a.zeros_like());
-    Ok((l.f_detach()?, g, correct))
+    let mut sum: Option<Tensor> = None;
+    let mut last = None;
+    for _ in 0..eot.max(1) {
+        let a = x.f_detach()?.set_requires_grad(true);
+        let z = logits(model, &a)?;
+        let l = loss_per_sample(&z, y, target, loss)?;
+        let g = Tensor::f_run_backward(&[&l.f_sum(Kind::Float)?], &[&a], false, false)?;
+        let g = g.into_iter().next().unwrap_or_else(|| a.zeros_like());
+        sum = Some(match sum {
+            Some(s) => s + g,
+            None => g,
+        });
+        last = Some((l.f_detach()?, z.f_argmax(1, false)?.f_eq_tensor(y)?));
+    }
+    let (l, correct) = last.ok_or_else(|| tch::TchError::Kind("no EOT pass".into()))?;
+    let g = sum.ok_or_else(|| tch::TchError::Kind("no EOT pass".into()))?;
+    let g = if eot > 1 { g / eot as f64 } else { g };
+    Ok((l, g, correct))
 }
 
 /// Uniform noise in [−1, 1] shaped like `x`, row s from `rngs[s]`.
@@ -89,9 +108,58 @@ pub(crate) fn uniform_like(x: &Tensor, rngs: &mut [ChaCha8Rng]) -> Result<Tensor
         .f_to_device(x.device())
 }
 
+/// Standard normal noise shaped like `x`, row s from `rngs[s]`.
+pub(crate) fn gaussian_like(x: &Tensor, rngs: &mut [ChaCha8Rng]) -> Result<Tensor, tch::TchError> {
+    let per = x.numel() / rngs.len().max(1);
+    let mut v = Vec::with_capacity(x.numel());
+    for r in rngs.iter_mut() {
+        v.extend((0..per).map(|_| crate::engine::attack::standard_normal(r)));
+    }
+    Tensor::f_from_slice(&v)?
+        .f_view(x.size().as_slice())?
+        .f_to_device(x.device())
+}
+
 /// Projection onto the ε-ball around `x` and onto [0, 1].
 fn project(p: &Tensor, lo: &Tensor, hi: &Tensor) -> Result<Tensor, tch::TchError> {
     p.f_max_other(lo)?.f_min_other(hi)?.f_clamp(0.0, 1.0)
+}
+
+/// The region a run stays in: the L∞ box [lo, hi] ∩ [0, 1], or the L2 ball of radius
+/// `eps` around `x0` (then [0, 1]).
+struct Region<'a> {
+    norm: Norm,
+    eps: f64,
+    x0: &'a Tensor,
+    lo: &'a Tensor,
+    hi: &'a Tensor,
+}
+
+impl Region<'_> {
+    fn project(&self, p: &Tensor) -> Result<Tensor, tch::TchError> {
+        match self.norm {
+            Norm::Linf => project(p, self.lo, self.hi),
+            Norm::L2 => project_l2_ball(self.x0, p, self.eps),
+        }
+    }
+
+    /// One APGD step from `x_adv` with per-sample `step` along `grad`, mixed with the last
+    /// move `momentum` (weight 1 − a), each stage projected back.
+    fn step(
+        &self,
+        x_adv: &Tensor,
+        grad: &Tensor,
+        step: &Tensor,
+        momentum: &Tensor,
+        a: f64,
+    ) -> Result<Tensor, tch::TchError> {
+        let direction = match self.norm {
+            Norm::Linf => grad.f_sign()?,
+            Norm::L2 => l2_normalize(grad)?,
+        };
+        let z = self.project(&(x_adv + step * direction))?;
+        self.project(&(x_adv + (z - x_adv) * a + momentum * (1.0 - a)))
+    }
 }
 
 /// The schedule's lengths for `iters` iterations: first checkpoint, minimum and decrement.
@@ -135,13 +203,21 @@ pub fn run(
         None => y.shallow_clone(),
     };
     let targeted = loss == ApgdLoss::DlrTargeted;
-    let t = uniform_like(&x0, rngs)?;
-    let t = &t / (per_sample(&super::linf(&t)?)? + 1e-12);
-    let mut x_adv = (&x0 + t * eps).f_clamp(0.0, 1.0)?;
+    let start = match cfg.norm {
+        Norm::Linf => linf_normalize(&uniform_like(&x0, rngs)?)?,
+        Norm::L2 => l2_normalize(&gaussian_like(&x0, rngs)?)?,
+    };
+    let mut x_adv = (&x0 + start * eps).f_clamp(0.0, 1.0)?;
     let mut lo = x0.f_sub_scalar(eps)?;
     let mut hi = x0.f_add_scalar(eps)?;
-    let (mut l, mut grad, correct) =
-        loss_and_grad(model, &x_adv, &y, targeted.then_some(&target), loss)?;
+    let (mut l, mut grad, correct) = loss_and_grad(
+        model,
+        &x_adv,
+        &y,
+        targeted.then_some(&target),
+        loss,
+        cfg.eot_iter,
+    )?;
     let mut x_best = x_adv.shallow_clone();
     let mut grad_best = grad.shallow_clone();
     let mut loss_best = l.shallow_clone();
@@ -192,14 +268,22 @@ pub fn run(
         let momentum = x_adv.f_sub(&x_old)?;
         x_old = x_adv.shallow_clone();
         let a = if i > 0 { 0.75 } else { 1.0 };
-        let z = project(&(&x_adv + &step * grad.f_sign()?), &lo, &hi)?;
-        x_adv = project(
-            &(&x_adv + (z - &x_adv) * a + momentum * (1.0 - a)),
-            &lo,
-            &hi,
+        let region = Region {
+            norm: cfg.norm,
+            eps,
+            x0: &x0,
+            lo: &lo,
+            hi: &hi,
+        };
+        x_adv = region.step(&x_adv, &grad, &step, &momentum, a)?;
+        let (li, gi, correct) = loss_and_grad(
+            model,
+            &x_adv,
+            &y,
+            targeted.then_some(&target),
+            loss,
+            cfg.eot_iter,
         )?;
-        let (li, gi, correct) =
-            loss_and_grad(model, &x_adv, &y, targeted.then_some(&target), loss)?;
         l = li;
         grad = gi;
         fooled = correct.f_logical_not()?;

@@ -51,7 +51,7 @@ fn flags_of(t: &Tensor) -> Result<Vec<bool>, tch::TchError> {
 }
 
 /// One attack on one batch of still-robust points: per point, still robust? An adversarial
-/// point counts only if it is misclassified and within ε (plus float slack).
+/// point counts only if it is misclassified and within ε in the run's norm (plus float slack).
 fn attack_batch(
     model: &Model,
     set: &ImageSet,
@@ -65,7 +65,7 @@ fn attack_batch(
         AttackKind::ApgdCe | AttackKind::ApgdDlr | AttackKind::ApgdT => {
             apgd::attack(model, &x, &y, kind, cfg, idx, cancel)?
         }
-        AttackKind::FabT => fab::attack(model, &x, &y, cfg, cancel)?,
+        AttackKind::Fab | AttackKind::FabT => fab::attack(model, &x, &y, kind, cfg, idx, cancel)?,
         AttackKind::Square => square::attack(model, &x, &y, cfg, idx, cancel)?,
         AttackKind::Pgd => {
             let pgd = crate::engine::attack::PgdConfig {
@@ -82,7 +82,7 @@ fn attack_batch(
     };
     // The verdict is the model's on the returned point, whatever the attack believed.
     let ok = clean_correct(model, &adv, &y)?;
-    let outside = super::linf(&(&adv - &x))?.f_gt(cfg.eps + 1e-6)?;
+    let outside = cfg.norm.lengths(&(&adv - &x))?.f_gt(cfg.eps + 1e-6)?;
     Ok(flags_of(&ok.f_logical_or(&outside)?)?)
 }
 
@@ -131,6 +131,18 @@ pub fn evaluate(
     let mut attack =
         |kind: AttackKind, idx: &[usize]| attack_batch(model, set, kind, cfg, idx, cancel);
     run_ensemble(&mut state, &mut clean, &mut attack, save, sink, cancel)
+}
+
+/// The reference's checks on the model (`checks::model_warnings`) on the first batch of
+/// the task's points.
+pub fn model_warnings(task: AaTask) -> Result<Vec<String>, AaError> {
+    let n = task.n.min(task.set.n).min(task.cfg.batch_size.max(1));
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let idx: Vec<usize> = (0..n).collect();
+    let (x, y) = gather(task.set, &idx, task.model.device())?;
+    Ok(super::checks::model_warnings(task.model, &x, &y, task.cfg)?)
 }
 
 type BatchFn<'a> = dyn FnMut(&[usize]) -> Result<Vec<bool>, AaError> + 'a;
@@ -269,6 +281,7 @@ pub fn run_ensemble(
             *f = true;
         }
     }
+    let broken_by = broken_by(n, &clean_idx, &state.finished);
     Ok(AaReport {
         n,
         clean_acc: pct(clean_idx.len(), n),
@@ -279,7 +292,35 @@ pub fn run_ensemble(
         eps: cfg.eps,
         seconds: start.elapsed().as_secs_f64(),
         robust_flags: flags,
+        broken_by,
     })
+}
+
+/// Per sample, the attack that broke it: the first finished attack whose robust set no
+/// longer holds a sample that was correct clean (None: robust, or wrong clean).
+fn broken_by(n: usize, clean: &[usize], finished: &[FinishedAttack]) -> Vec<Option<String>> {
+    let mut alive = vec![false; n];
+    for &i in clean {
+        if let Some(a) = alive.get_mut(i) {
+            *a = true;
+        }
+    }
+    let mut out = vec![None; n];
+    for attack in finished {
+        let mut still = vec![false; n];
+        for &i in &attack.robust {
+            if let Some(s) = still.get_mut(i) {
+                *s = true;
+            }
+        }
+        for i in 0..n {
+            if alive[i] && !still[i] {
+                out[i] = Some(attack.attack.clone());
+                alive[i] = false;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -336,6 +377,11 @@ mod tests {
         assert_eq!(r.robust_correct, 2);
         let robust: Vec<usize> = (0..10).filter(|&i| r.robust_flags[i]).collect();
         assert_eq!(robust, vec![5, 7]);
+        let by = |i: usize| r.broken_by[i].as_deref();
+        assert_eq!(
+            (by(0), by(1), by(5), by(9)),
+            (Some("apgd-ce"), Some("square"), None, None)
+        );
         assert!(seen
             .iter()
             .filter(|(k, _)| *k == AttackKind::Square)

@@ -1,88 +1,24 @@
-//! FAB-T (Croce & Hein 2020, targeted, L∞): at each step the decision boundary between the
-//! true and the target class is linearised, and the point moves to the closest point of
+//! FAB (Croce & Hein 2020, L∞ or L2), targeted (FAB-T) and untargeted: at each step the
+//! decision boundary between the true and the target class (untargeted: the class whose
+//! linearised boundary is closest in the norm) is linearised, and the point moves to the closest point of
 //! that hyperplane from both the current iterate and the clean input (a convex
 //! combination, α ≤ α_max, with overshoot η); a success is pulled back towards the clean
-//! input by β. The smallest perturbation found counts if it is within ε.
+//! input by β. The smallest perturbation found counts if it is within ε. Norms enter in
+//! the projection (`fab_projections`) and in measuring steps and perturbations.
 //!
 //! A sample is finished once a success within ε is found (later iterations only shrink
 //! the norm further), so such rows leave the batch.
-use super::{keep_rows, linf, logits, per_sample, rows, AaConfig, AaError};
+use super::apgd::{gaussian_like, uniform_like};
+use super::fab_projections::{project_l2, project_linf};
+use super::{keep_rows, logits, per_sample, rows, streams, AaConfig, AaError, AttackKind};
 use crate::engine::models::Model;
+use crate::engine::norms::{l2_normalize, linf_normalize, Norm};
 use crate::engine::CancelFlag;
 use tch::{Kind, Tensor};
 
 const ALPHA_MAX: f64 = 0.1;
 const ETA: f64 = 1.05;
 const BETA: f64 = 0.9;
-
-/// Minimal L∞ step `d` per row that puts `t + d` on the hyperplane w·x = b inside the box
-/// [0, 1] (the exact projection of the FAB paper, by bisection over the sorted breakpoints).
-/// `t`, `w`: rows × features; `b`: rows.
-pub fn project_linf(t: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor, tch::TchError> {
-    let feats = t.size()[1];
-    let side = w
-        .f_mul(t)?
-        .f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?
-        - b;
-    let sign = side.f_ge(0.0)?.f_to_kind(Kind::Float)? * 2.0 - 1.0;
-    let w = w * sign.f_unsqueeze(1)?;
-    let b = b * &sign;
-    let nonzero = w.f_ne(0.0)?.f_to_kind(Kind::Float)?;
-    let a = w.f_lt(0.0)?.f_to_kind(Kind::Float)?;
-    let d = (&a - t) * &nonzero;
-    let p = &a - t * (&a * 2.0 - 1.0);
-    let order = p.f_argsort(1, false)?;
-    let b = &b
-        - w.f_mul(t)?
-            .f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?;
-    let b0 = w
-        .f_mul(&d)?
-        .f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?;
-    let rev = order.f_flip([1])?;
-    let ws = w.f_gather(1, &rev, false)?;
-    let bs2 = -&ws * d.f_gather(1, &rev, false)?;
-    let s = ws.f_abs()?.f_cumsum(1, Kind::Float)?;
-    let sb = bs2.f_cumsum(1, Kind::Float)? + b0.f_unsqueeze(1)?;
-    let last = |m: &Tensor| m.f_select(1, feats - 1);
-    let p_first = p
-        .f_gather(1, &order.f_narrow(1, 0, 1)?, false)?
-        .f_squeeze_dim(1)?;
-    let b2 = last(&sb)? - last(&s)? * p_first;
-    let c_l = (&b - b2).f_gt(0.0)?;
-    let c2 = (&b - &b0).f_gt(0.0)?.f_logical_and(&c_l.f_logical_not()?)?;
-
-    // Bisection on every row (only the rows of c2 use the result).
-    let m = rows(t);
-    let mut lb = Tensor::f_zeros([m], (Kind::Float, t.device()))?;
-    let mut ub = Tensor::f_full([m], (feats - 1) as f64, (Kind::Float, t.device()))?;
-    let iters = (feats as f64).log2().ceil() as usize;
-    for _ in 0..iters {
-        let mid = ((&lb + &ub) / 2.0).f_floor()?;
-        let mid_i = mid.f_to_kind(Kind::Int64)?.f_unsqueeze(1)?;
-        let cur = order.f_gather(1, &((feats - 1) - &mid_i), false)?;
-        let b2 = (sb.f_gather(1, &mid_i, false)?
-            - s.f_gather(1, &mid_i, false)? * p.f_gather(1, &cur, false)?)
-        .f_squeeze_dim(1)?;
-        let c = (&b - b2).f_gt(0.0)?;
-        lb = mid.f_where_self(&c, &lb)?;
-        ub = ub.f_where_self(&c, &mid)?;
-    }
-    let lb_i = lb.f_to_kind(Kind::Int64)?.f_unsqueeze(1)?;
-
-    let lmbd_l = ((&b - last(&sb)?) / -last(&s)?)
-        .f_clamp_min(0.0)?
-        .f_unsqueeze(1)?;
-    let d_l = (&a * 2.0 - 1.0) * lmbd_l;
-    let sb_lb = sb.f_gather(1, &lb_i, false)?.f_squeeze_dim(1)?;
-    let s_lb = s.f_gather(1, &lb_i, false)?.f_squeeze_dim(1)?;
-    let lmbd_2 = ((&b - sb_lb) / -s_lb).f_clamp_min(0.0)?.f_unsqueeze(1)?;
-    let d_2: Tensor = lmbd_2.f_minimum(&d)? * &a + (-&lmbd_2).f_maximum(&d)? * (1.0 - &a);
-    let d = d_l.f_where_self(
-        &c_l.f_unsqueeze(1)?,
-        &d_2.f_where_self(&c2.f_unsqueeze(1)?, &d)?,
-    )?;
-    Ok(d * nonzero)
-}
 
 /// Logit difference (target − true) and its gradient at `x1`.
 fn diff_and_grad(
@@ -100,13 +36,77 @@ fn diff_and_grad(
     Ok((diff.f_detach()?, g))
 }
 
-/// One targeted FAB run (no random start, as the standard version) on still-robust points.
-/// Returns per sample whether no success within ε was found, and the found point.
+/// The untargeted boundary at `x1`: of the hyperplanes between the true class and every
+/// other class (logit differences and their gradients, one backward pass per class), the
+/// closest in the norm (distance |Δlogit| / ‖∇Δlogit‖ in the dual norm). Returns (w, Δ).
+fn closest_boundary(
+    model: &Model,
+    x1: &Tensor,
+    y: &Tensor,
+    norm: Norm,
+) -> Result<(Tensor, Tensor), tch::TchError> {
+    let bs = rows(x1);
+    let a = x1.f_detach()?.set_requires_grad(true);
+    let z = logits(model, &a)?;
+    let classes = z.size()[1];
+    let mut grads = Vec::with_capacity(classes as usize);
+    for c in 0..classes {
+        let g = Tensor::f_run_backward(
+            &[&z.f_select(1, c)?.f_sum(Kind::Float)?],
+            &[&a],
+            true,
+            false,
+        )?;
+        let g = g.into_iter().next().unwrap_or_else(|| a.zeros_like());
+        grads.push(g.f_flatten(1, -1)?);
+    }
+    let g = Tensor::f_stack(&grads, 1)?;
+    let d = g.size()[2];
+    let z = z.f_detach()?;
+    let yy = y.f_view([-1, 1])?;
+    let df = (&z - z.f_gather(1, &yy, false)?).f_scatter_value(1, &yy, 1e10)?;
+    let pick = |i: &Tensor| i.f_view([-1, 1, 1])?.f_expand([bs, 1, d], false);
+    let dg = &g - g.f_gather(1, &pick(&yy)?, false)?;
+    let dual = match norm {
+        Norm::Linf => dg
+            .f_abs()?
+            .f_sum_dim_intlist(&[2i64][..], false, Kind::Float)?,
+        Norm::L2 => dg
+            .f_square()?
+            .f_sum_dim_intlist(&[2i64][..], false, Kind::Float)?
+            .f_sqrt()?,
+    };
+    let closest = (df.f_abs()? / (dual + 1e-12)).f_argmin(1, false)?;
+    let w = dg.f_gather(1, &pick(&closest)?, false)?.f_squeeze_dim(1)?;
+    let diff = df
+        .f_gather(1, &closest.f_view([-1, 1])?, false)?
+        .f_squeeze_dim(1)?;
+    Ok((w, diff))
+}
+
+/// The random start of FAB's later restarts: half the radius along a uniform (L∞) or
+/// Gaussian (L2) direction, clipped to [0, 1].
+fn random_start(
+    x: &Tensor,
+    rngs: &mut [rand_chacha::ChaCha8Rng],
+    cfg: &AaConfig,
+) -> Result<Tensor, tch::TchError> {
+    let t = match cfg.norm {
+        Norm::Linf => linf_normalize(&uniform_like(x, rngs)?)?,
+        Norm::L2 => l2_normalize(&gaussian_like(x, rngs)?)?,
+    };
+    (x + t * (cfg.eps * 0.5)).f_clamp(0.0, 1.0)
+}
+
+/// One FAB run on still-robust points: towards `target` (FAB-T) or the closest boundary
+/// (None), from `start` (None: the clean point). Returns per sample whether no success
+/// within ε was found, and the found point.
 pub fn run(
     model: &Model,
     x: &Tensor,
     y: &Tensor,
-    target: &Tensor,
+    target: Option<&Tensor>,
+    start: Option<Tensor>,
     cfg: &AaConfig,
     cancel: &CancelFlag,
 ) -> Result<(Tensor, Tensor), AaError> {
@@ -117,8 +117,9 @@ pub fn run(
     let mut active = Tensor::f_arange(n, (Kind::Int64, x.device()))?;
     let mut im = x.f_detach()?;
     let mut y = y.shallow_clone();
-    let mut target = target.shallow_clone();
-    let mut x1 = im.shallow_clone();
+    let targeted = target.is_some();
+    let mut target = target.map_or_else(|| y.shallow_clone(), |t| t.shallow_clone());
+    let mut x1 = start.unwrap_or_else(|| im.shallow_clone());
     let mut best = im.shallow_clone();
     let mut best_norm = Tensor::f_full([n], 1e10, (Kind::Float, x.device()))?;
     for _ in 0..cfg.fab_iters {
@@ -126,27 +127,35 @@ pub fn run(
             return Err(AaError::Cancelled);
         }
         let bs = rows(&x1);
-        let (df, dg) = diff_and_grad(model, &x1, &y, &target)?;
-        let w = dg.f_flatten(1, -1)?;
+        let (w, df) = if targeted {
+            let (df, dg) = diff_and_grad(model, &x1, &y, &target)?;
+            (dg.f_flatten(1, -1)?, df)
+        } else {
+            closest_boundary(model, &x1, &y, cfg.norm)?
+        };
         let b = -&df
             + w.f_mul(&x1.f_flatten(1, -1)?)?
                 .f_sum_dim_intlist(&[1i64][..], false, Kind::Float)?;
         let pts = Tensor::f_cat(&[x1.f_flatten(1, -1)?, im.f_flatten(1, -1)?], 0)?;
-        let d3 = project_linf(
+        let project = match cfg.norm {
+            Norm::Linf => project_linf,
+            Norm::L2 => project_l2,
+        };
+        let d3 = project(
             &pts,
             &Tensor::f_cat(&[&w, &w], 0)?,
             &Tensor::f_cat(&[&b, &b], 0)?,
         )?;
         let d1 = d3.f_narrow(0, 0, bs)?.f_view_as(&x1)?;
         let d2 = d3.f_narrow(0, bs, bs)?.f_view_as(&x1)?;
-        let a0 = d3.f_abs()?.f_amax(&[1i64][..], false)?.f_clamp_min(1e-8)?;
+        let a0 = cfg.norm.lengths(&d3)?.f_clamp_min(1e-8)?;
         let (a1, a2) = (a0.f_narrow(0, 0, bs)?, a0.f_narrow(0, bs, bs)?);
         let alpha = per_sample(&(&a1 / (&a1 + &a2)).f_clamp(0.0, ALPHA_MAX)?)?;
         let from_iterate: Tensor = (&x1 + d1 * ETA) * (1.0 - &alpha);
         let from_clean: Tensor = (&im + d2 * ETA) * &alpha;
         x1 = (from_iterate + from_clean).f_clamp(0.0, 1.0)?;
         let is_adv = tch::no_grad(|| logits(model, &x1)?.f_argmax(1, false)?.f_ne_tensor(&y))?;
-        let norm = linf(&(&x1 - &im))?;
+        let norm = cfg.norm.lengths(&(&x1 - &im))?;
         let better = is_adv.f_logical_and(&norm.f_lt_tensor(&best_norm)?)?;
         best = x1.f_where_self(&per_sample(&better)?, &best)?;
         best_norm = norm.f_where_self(&better, &best_norm)?;
@@ -180,31 +189,59 @@ pub fn run(
     Ok((out_robust, out_adv))
 }
 
-/// FAB-T over the top `cfg.targets` classes of the clean logits (rank 2 first), each on
-/// the points still robust.
+/// FAB-T over the top `cfg.targets` classes of the clean logits (rank 2 first), or
+/// untargeted FAB with `cfg.fab_restarts` restarts (later ones from random starts keyed by
+/// `keys`), each run on the points still robust.
 pub fn attack(
     model: &Model,
     x: &Tensor,
     y: &Tensor,
+    kind: AttackKind,
     cfg: &AaConfig,
+    keys: &[usize],
     cancel: &CancelFlag,
 ) -> Result<(Tensor, Tensor), AaError> {
-    let ranking = tch::no_grad(|| logits(model, x)?.f_argsort(1, false))?;
+    let targeted = kind == AttackKind::FabT;
+    let ranking = if targeted {
+        Some(tch::no_grad(|| logits(model, x)?.f_argsort(1, false))?)
+    } else {
+        None
+    };
+    let runs = if targeted {
+        cfg.targets
+    } else {
+        cfg.fab_restarts
+    };
     let mut robust = Tensor::f_ones([rows(x)], (Kind::Bool, x.device()))?;
     let mut adv = x.f_detach()?;
-    for r in 0..cfg.targets {
+    for r in 0..runs {
         let idx = robust.f_nonzero()?.f_squeeze_dim(1)?;
         if idx.numel() == 0 {
             break;
         }
-        let target = ranking
-            .f_index_select(0, &idx)?
-            .f_select(1, -(r as i64) - 2)?;
+        let xs = x.f_index_select(0, &idx)?;
+        let target = match &ranking {
+            Some(order) => Some(
+                order
+                    .f_index_select(0, &idx)?
+                    .f_select(1, -(r as i64) - 2)?,
+            ),
+            None => None,
+        };
+        let start = if !targeted && r > 0 {
+            let picked = Vec::<i64>::try_from(&idx.f_to_device(tch::Device::Cpu)?)?;
+            let sub_keys: Vec<usize> = picked.iter().map(|&i| keys[i as usize]).collect();
+            let mut rngs = streams(cfg.seed, kind, r as u64, &sub_keys);
+            Some(random_start(&xs, &mut rngs, cfg)?)
+        } else {
+            None
+        };
         let (still, pts) = run(
             model,
-            &x.f_index_select(0, &idx)?,
+            &xs,
             &y.f_index_select(0, &idx)?,
-            &target,
+            target.as_ref(),
+            start,
             cfg,
             cancel,
         )?;

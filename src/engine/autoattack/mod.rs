@@ -1,4 +1,4 @@
-//! AutoAttack (Croce & Hein, ICML 2020), L∞: APGD-CE, APGD-DLR, APGD-T, FAB-T and Square,
+//! AutoAttack (Croce & Hein, ICML 2020), L∞ and L2: APGD-CE, APGD-DLR, APGD-T, FAB-T and Square,
 //! and the ensemble that runs them in order, each only on the points every earlier attack
 //! left robust, so the result is the per-sample worst case. Written after the published
 //! algorithms (the `pyautoattack` package is the reference the tests compare against).
@@ -7,15 +7,18 @@
 //! the evaluated set), so a point's attack does not depend on its batch: an interrupted run
 //! resumed from its state file gives the result of an uninterrupted one.
 pub mod apgd;
+pub mod checks;
 pub mod config;
 pub mod ensemble;
 pub mod fab;
+pub mod fab_projections;
 pub mod square;
+pub mod square_l2;
 pub mod state;
 
 pub mod report;
 
-pub use config::{AaConfig, AaError, AttackKind, STANDARD};
+pub use config::{AaConfig, AaError, AaVersion, AttackKind, PLUS, RAND, STANDARD};
 pub use ensemble::{evaluate, AaTask};
 pub use report::{AaReport, AaUpdate, AttackOutcome};
 pub use state::AaState;
@@ -53,11 +56,6 @@ pub(crate) fn rows(t: &Tensor) -> i64 {
 /// `t` viewed as one value per sample, broadcastable against an N×C×H×W batch.
 pub(crate) fn per_sample(t: &Tensor) -> Result<Tensor, tch::TchError> {
     t.f_view([-1, 1, 1, 1])
-}
-
-/// Per-sample L∞ norm of an N×C×H×W batch.
-pub(crate) fn linf(t: &Tensor) -> Result<Tensor, tch::TchError> {
-    t.f_abs()?.f_flatten(1, -1)?.f_amax(&[1i64][..], false)
 }
 
 /// Merges one run over the rows `idx` of a batch into the batch's result: rows the run

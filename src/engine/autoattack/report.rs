@@ -55,4 +55,8 @@ pub struct AaReport {
     /// of two models on the same samples.
     #[serde(skip)]
     pub robust_flags: Vec<bool>,
+    /// Per sample: the attack that broke it (the first of the ensemble whose point was
+    /// misclassified within ε), None where the sample is robust or misclassified clean.
+    #[serde(skip)]
+    pub broken_by: Vec<Option<String>>,
 }

@@ -1,10 +1,12 @@
-//! Square Attack (Andriushchenko et al. 2020), L∞, score-based: start from vertical stripes
-//! of ±ε, then per query change one random square (the same ±2ε per channel) and keep it
-//! when the margin loss drops or the point is misclassified. The square's side follows
-//! the published schedule of p (fraction of pixels) over the queries, without rescaling.
+//! Square Attack (Andriushchenko et al. 2020), score-based. Under L∞: start from vertical
+//! stripes of ±ε, then per query change one random square (the same ±2ε per channel).
+//! Under L2 the start and the proposals are `square_l2`'s. A proposal is kept when the
+//! margin loss drops or the point is misclassified. The square's side follows the
+//! published schedule of p (fraction of pixels) over the queries, without rescaling.
 //! Every sample draws its own squares from its own stream; fooled samples stop.
-use super::{keep_rows, logits, rows, streams, AaConfig, AaError, AttackKind};
+use super::{keep_rows, logits, square_l2, streams, AaConfig, AaError, AttackKind};
 use crate::engine::models::Model;
+use crate::engine::norms::Norm;
 use crate::engine::CancelFlag;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -74,14 +76,17 @@ pub fn attack(
     let mut active = Tensor::f_arange(n, (Kind::Int64, dev))?;
     let mut x0 = x.f_detach()?;
     let mut y = y.shallow_clone();
-    let stripes = Tensor::f_from_slice(&signs(&mut rngs, (c * w) as usize))?
-        .f_view([n, c, 1, w])?
-        .f_to_device(dev)?;
-    let mut best = (&x0 + stripes * eps).f_clamp(0.0, 1.0)?;
+    let mut best = match cfg.norm {
+        Norm::Linf => {
+            let stripes = Tensor::f_from_slice(&signs(&mut rngs, (c * w) as usize))?
+                .f_view([n, c, 1, w])?
+                .f_to_device(dev)?;
+            (&x0 + stripes * eps).f_clamp(0.0, 1.0)?
+        }
+        Norm::L2 => square_l2::init(&x0, &mut rngs, eps)?,
+    };
     let mut best_margin = margin(model, &best, &y)?;
     let (mut lo, mut hi) = (x0.f_sub_scalar(eps)?, x0.f_add_scalar(eps)?);
-    let rows_h = Tensor::f_arange(h, (Kind::Int64, dev))?.f_view([1, 1, h, 1])?;
-    let cols_w = Tensor::f_arange(w, (Kind::Int64, dev))?.f_view([1, 1, 1, w])?;
     for it in 0..=cfg.square_queries {
         // Fooled samples are final: record them and drop their rows.
         let fooled = best_margin.f_le(0.0)?;
@@ -117,32 +122,13 @@ pub fn attack(
         if cancel.is_cancelled() {
             return Err(AaError::Cancelled);
         }
-        let m = rows(&best);
-        let s = side_at(cfg.square_p_init, it, h, w);
-        let mut corner = Vec::with_capacity(2 * m as usize);
-        for r in rngs.iter_mut() {
-            corner.push(r.gen_range(0..(h - s).max(1)));
-            corner.push(r.gen_range(0..(w - s).max(1)));
-        }
-        let corner = Tensor::f_from_slice(&corner)?
-            .f_view([m, 2])?
-            .f_to_device(dev)?;
-        let vh = corner.f_select(1, 0)?.f_view([m, 1, 1, 1])?;
-        let vw = corner.f_select(1, 1)?.f_view([m, 1, 1, 1])?;
-        let in_rows = rows_h
-            .f_ge_tensor(&vh)?
-            .f_logical_and(&rows_h.f_lt_tensor(&(&vh + s))?)?;
-        let in_cols = cols_w
-            .f_ge_tensor(&vw)?
-            .f_logical_and(&cols_w.f_lt_tensor(&(&vw + s))?)?;
-        let window = in_rows.f_logical_and(&in_cols)?.f_to_kind(Kind::Float)?;
-        let colour = Tensor::f_from_slice(&signs(&mut rngs, c as usize))?
-            .f_view([m, c, 1, 1])?
-            .f_to_device(dev)?;
-        let candidate = (&best + window * colour * (2.0 * eps))
-            .f_max_other(&lo)?
-            .f_min_other(&hi)?
-            .f_clamp(0.0, 1.0)?;
+        let candidate = match cfg.norm {
+            Norm::Linf => linf_candidate(&best, &lo, &hi, &mut rngs, cfg, it)?,
+            Norm::L2 => {
+                let s = square_l2::side(p_at(cfg.square_p_init, it), h, w);
+                square_l2::candidate(&best, &x0, &mut rngs, s, eps)?
+            }
+        };
         let cand_margin = margin(model, &candidate, &y)?;
         let improved = cand_margin
             .f_lt_tensor(&best_margin)?
@@ -151,6 +137,49 @@ pub fn attack(
         best_margin = cand_margin.f_where_self(&improved, &best_margin)?;
     }
     Ok((out_robust, out_adv))
+}
+
+/// One L∞ query's candidates: per sample a square of side `side_at(it)` at a random place,
+/// moved by ±2ε per channel, projected back onto the box [lo, hi] ∩ [0, 1].
+fn linf_candidate(
+    best: &Tensor,
+    lo: &Tensor,
+    hi: &Tensor,
+    rngs: &mut [ChaCha8Rng],
+    cfg: &AaConfig,
+    it: usize,
+) -> Result<Tensor, tch::TchError> {
+    let size = best.size();
+    let (m, c, h, w) = (size[0], size[1], size[2], size[3]);
+    let dev = best.device();
+    let eps = cfg.eps;
+    let rows_h = Tensor::f_arange(h, (Kind::Int64, dev))?.f_view([1, 1, h, 1])?;
+    let cols_w = Tensor::f_arange(w, (Kind::Int64, dev))?.f_view([1, 1, 1, w])?;
+    let s = side_at(cfg.square_p_init, it, h, w);
+    let mut corner = Vec::with_capacity(2 * m as usize);
+    for r in rngs.iter_mut() {
+        corner.push(r.gen_range(0..(h - s).max(1)));
+        corner.push(r.gen_range(0..(w - s).max(1)));
+    }
+    let corner = Tensor::f_from_slice(&corner)?
+        .f_view([m, 2])?
+        .f_to_device(dev)?;
+    let vh = corner.f_select(1, 0)?.f_view([m, 1, 1, 1])?;
+    let vw = corner.f_select(1, 1)?.f_view([m, 1, 1, 1])?;
+    let in_rows = rows_h
+        .f_ge_tensor(&vh)?
+        .f_logical_and(&rows_h.f_lt_tensor(&(&vh + s))?)?;
+    let in_cols = cols_w
+        .f_ge_tensor(&vw)?
+        .f_logical_and(&cols_w.f_lt_tensor(&(&vw + s))?)?;
+    let window = in_rows.f_logical_and(&in_cols)?.f_to_kind(Kind::Float)?;
+    let colour = Tensor::f_from_slice(&signs(rngs, c as usize))?
+        .f_view([m, c, 1, 1])?
+        .f_to_device(dev)?;
+    (best + window * colour * (2.0 * eps))
+        .f_max_other(lo)?
+        .f_min_other(hi)?
+        .f_clamp(0.0, 1.0)
 }
 
 #[cfg(test)]

@@ -23,12 +23,18 @@ pub struct FinalEvalPlan {
 }
 
 impl FinalEvalPlan {
-    /// Standard AutoAttack at `eps` with `seed` on the first `DEFAULT_FINAL_LIMIT` samples
-    /// (the explorer's `e` when no `--final-eval` was given).
-    pub fn standard(eps: f64, seed: u64, batch_size: usize) -> FinalEvalPlan {
+    /// Standard AutoAttack at `eps` in `norm` with `seed` on the first
+    /// `DEFAULT_FINAL_LIMIT` samples (the explorer's `e` when no `--final-eval` was given).
+    pub fn standard(
+        eps: f64,
+        norm: crate::engine::norms::Norm,
+        seed: u64,
+        batch_size: usize,
+    ) -> FinalEvalPlan {
         FinalEvalPlan {
             aa: AaConfig {
                 batch_size,
+                norm,
                 ..AaConfig::standard(eps, seed)
             },
             limit: DEFAULT_FINAL_LIMIT,

@@ -1,0 +1,295 @@
+//! AutoAttack under L2 against pyautoattack 0.2.0 (norm='L2'): FAB's L2 and L∞ projections
+//! and APGD's L2 projection equal the reference's functions on random inputs (1e-6); FAB-T
+//! and untargeted FAB (deterministic in both: no random start) break the same points,
+//! sample by sample; in the standard ensemble each attack breaks as many points as the
+//! reference's on the bundled demo model; `--norm l1` and an L2 run without --eps are refused before compute.
+//!
+//! The demo model is an L∞-trained MNIST ResNet18 whose L2 robustness shows gradient
+//! masking: with 10 APGD iterations the random start alone moves APGD's robust accuracy on
+//! 200 points by up to 4.5 points between seeds (measured: 65.0, 69.0, 67.5, 69.5 % for
+//! seeds 0–3 at ε 2.5, mean 67.75 %; pyautoattack 68.0 %), so the attacks with random
+//! starts or random squares are compared within `RANDOM_TOLERANCE` (the largest measured
+//! distance from the reference, 3.0, plus half a point); the deterministic FAB-T must agree
+//! point for point.
+mod common;
+
+use common::{assert_failed, path_str, python, rift_bin, stderr_of, DEMO_MODEL, EXIT_ERROR};
+use std::path::Path;
+use std::process::Command;
+use tch::Tensor;
+
+const REFERENCE: &str = "tests/py/autoattack_ref.py";
+/// APGD iterations, targets of APGD-T/FAB-T, FAB iterations, Square queries (small: the
+/// published budgets take hours on 2 shared cores; both sides use the same).
+const BUDGETS: [&str; 4] = ["10", "3", "10", "100"];
+const EPS: &str = "2.5";
+const RANDOM_TOLERANCE: f64 = 3.5;
+
+fn reference(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(REFERENCE)
+        .args(args)
+        .env("RIFT_THREADS", "2")
+        .output()
+        .expect("cannot start the venv python; run .ci/bootstrap");
+    assert!(
+        out.status.success(),
+        "reference failed:\n{}",
+        stderr_of(&out)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("reference output {text}: {e}"))
+}
+
+/// `rift eval` on the demo model under L2 with `attack` on the first `n` digits.
+fn rift_l2(attack: &str, n: &str, out: &Path) -> serde_json::Value {
+    let mut args = vec![
+        "eval",
+        "--checkpoint",
+        DEMO_MODEL,
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        "assets/demo",
+        "--attack",
+        attack,
+        "--norm",
+        "l2",
+        "--eps",
+        EPS,
+        "--limit",
+        n,
+        "--batch-size",
+        n,
+        "--device",
+        "cpu",
+        "--output",
+        path_str(out),
+    ];
+    for (flag, v) in [
+        "--apgd-iters",
+        "--targets",
+        "--fab-iters",
+        "--square-queries",
+    ]
+    .iter()
+    .zip(BUDGETS)
+    {
+        args.extend([*flag, v]);
+    }
+    let o = Command::new(rift_bin())
+        .args(&args)
+        .env("RIFT_THREADS", "2")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "rift {args:?}:\n{}", stderr_of(&o));
+    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+}
+
+fn reference_l2(attacks: &str, n: &str) -> serde_json::Value {
+    let mut args = vec!["aa-l2", DEMO_MODEL, "assets/demo", n, EPS, attacks];
+    args.extend(BUDGETS);
+    reference(&args)
+}
+
+fn f(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn projections_equal_the_references_on_random_inputs() {
+    use rift::engine::autoattack::fab_projections::{project_l2, project_linf};
+    use rift::engine::norms::project_l2_ball;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("projections.safetensors");
+    let out = Command::new(python())
+        .args([REFERENCE, "projections", path_str(&file), "7"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let all: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&file)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let get = |k: &str| all.get(k).unwrap_or_else(|| panic!("no {k}"));
+    for set in ["small", "image"] {
+        let (t, w, b) = (
+            get(&format!("{set}.t")),
+            get(&format!("{set}.w")),
+            get(&format!("{set}.b")),
+        );
+        let l2 = project_l2(t, w, b).unwrap();
+        let theirs = get(&format!("{set}.l2"));
+        let diff = max_abs_diff(&l2, theirs);
+        assert!(diff <= 1e-6, "{set}: projection_l2 differs by {diff}");
+        // The inputs reach every case: no step, a partial one, and all coordinates at a bound.
+        let moved = theirs
+            .abs()
+            .sum_dim_intlist(&[1i64][..], false, tch::Kind::Float);
+        assert!(
+            moved.gt(0.0).any().int64_value(&[]) == 1,
+            "{set}: no row moved"
+        );
+        let linf = project_linf(t, w, b).unwrap();
+        let diff = max_abs_diff(&linf, get(&format!("{set}.linf")));
+        assert!(diff <= 1e-6, "{set}: projection_linf differs by {diff}");
+    }
+    let ball = project_l2_ball(get("ball.x"), get("ball.p"), 0.5).unwrap();
+    let diff = max_abs_diff(&ball, get("ball.out"));
+    assert!(diff <= 1e-6, "APGD's L2 projection differs by {diff}");
+    // Some perturbations were longer than ε (shortened), some shorter (kept).
+    let moved = max_abs_diff(&ball, &get("ball.p").clamp(0.0, 1.0));
+    assert!(moved > 1e-3, "no perturbation was shortened");
+}
+
+#[test]
+fn fab_t_under_l2_breaks_the_points_pyautoattack_breaks() {
+    let n = "100";
+    let dir = tempfile::tempdir().unwrap();
+    let ours = rift_l2("fab-t", n, &dir.path().join("fab.json"));
+    let theirs = reference_l2("fab-t", n);
+    let robust: Vec<bool> = ours["per_sample"]["robust"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_bool().unwrap())
+        .collect();
+    let reference: Vec<bool> = theirs["fab-t"]["robust_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_bool().unwrap())
+        .collect();
+    assert_eq!(robust.len(), 100);
+    let differ: Vec<usize> = (0..100).filter(|&i| robust[i] != reference[i]).collect();
+    assert!(differ.is_empty(), "FAB-T L2 verdicts differ at {differ:?}");
+    // Mid-range: FAB-T breaks some points and leaves others.
+    let r = f(&ours["robust_acc"]);
+    assert!(r > 20.0 && r < f(&ours["clean_acc"]) - 5.0, "robust {r}");
+    let broken: Vec<&serde_json::Value> = ours["per_sample"]["broken_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| !v.is_null())
+        .collect();
+    assert!(!broken.is_empty() && broken.iter().all(|v| *v == "fab-t"));
+}
+
+/// `rift eval`'s per-point robust flags and pyautoattack's for `attack` under L2 on the
+/// first `n` demo digits.
+fn flags_of_both(attack: &str, n: &str) -> (Vec<bool>, Vec<bool>, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = rift_l2(attack, n, &dir.path().join("out.json"));
+    let theirs = reference_l2(attack, n);
+    let flags = |v: &serde_json::Value| -> Vec<bool> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_bool().unwrap())
+            .collect()
+    };
+    (
+        flags(&ours["per_sample"]["robust"]),
+        flags(&theirs[attack]["robust_flags"]),
+        ours,
+    )
+}
+
+#[test]
+fn untargeted_fab_under_l2_breaks_the_points_pyautoattack_breaks() {
+    // One run, no random start (rift's `--attack fab` outside the plus version; the
+    // reference helper sets FAB's restarts to 1): deterministic in both.
+    let (ours, theirs, out) = flags_of_both("fab", "50");
+    let differ: Vec<usize> = (0..50).filter(|&i| ours[i] != theirs[i]).collect();
+    assert!(differ.is_empty(), "FAB L2 verdicts differ at {differ:?}");
+    let r = f(&out["robust_acc"]);
+    assert!(
+        r < f(&out["clean_acc"]) - 5.0,
+        "FAB broke nothing: robust {r}"
+    );
+}
+
+#[test]
+fn the_l2_ensemble_matches_pyautoattack_after_each_attack() {
+    let n = "200";
+    let dir = tempfile::tempdir().unwrap();
+    let ours = rift_l2("autoattack", n, &dir.path().join("aa.json"));
+    let theirs = reference_l2("apgd-ce+apgd-t+fab-t+square", n);
+    let theirs = &theirs["apgd-ce+apgd-t+fab-t+square"];
+    assert!((f(&ours["clean_acc"]) - f(&theirs["clean"])).abs() < 0.01);
+    assert_eq!(ours["attack"]["autoattack"]["norm"], "l2");
+    // Each attack's own share: the points (percent of n) it broke among those the earlier
+    // attacks left. Compared per attack, since the earlier attacks' random-start spread
+    // carries into every later cumulative number (measured: rift 65.0 → 58.0 after APGD-CE
+    // and APGD-T, pyautoattack 68.0 → 62.0; APGD-T broke 7.0 and 6.0 points).
+    let (mut ours_before, mut theirs_before) = (f(&ours["clean_acc"]), f(&theirs["clean"]));
+    for step in ours["autoattack"]["attacks"].as_array().unwrap() {
+        let name = step["attack"].as_str().unwrap();
+        let (r, t) = (f(&step["robust_acc"]), f(&theirs["robust"][name]));
+        let (broke, theirs_broke) = (ours_before - r, theirs_before - t);
+        eprintln!(
+            "L2 after {name}: rift {r:.2}% (broke {broke:.2})  pyautoattack {t:.2}% (broke {theirs_broke:.2})"
+        );
+        if name == "square" {
+            // Square-L2 draws its two windows per sample, the reference one pair per query
+            // for the whole batch; on these points that makes it the stronger of the two
+            // (measured: it broke 25.0 points, the reference's 21.0), which the evaluation
+            // may be (every point is checked to lie within ε), but not the weaker.
+            assert!(
+                broke >= theirs_broke - RANDOM_TOLERANCE,
+                "square broke {broke} points, pyautoattack's {theirs_broke}"
+            );
+        } else {
+            assert!(
+                (broke - theirs_broke).abs() <= RANDOM_TOLERANCE,
+                "{name} broke {broke} points, pyautoattack's {theirs_broke}"
+            );
+        }
+        (ours_before, theirs_before) = (r, t);
+    }
+    // Never less strict than the reference (measured: 32.5 % and 39.5 %).
+    let (r, t) = (f(&ours["robust_acc"]), f(&theirs["final"]));
+    assert!(r <= t + RANDOM_TOLERANCE, "final {r} vs pyautoattack {t}");
+    let r = f(&ours["robust_acc"]);
+    assert!(r > 10.0 && r < f(&ours["clean_acc"]) - 10.0, "robust {r}");
+    // Every point the ensemble broke is named by the attack that broke it.
+    let per = &ours["per_sample"];
+    let robust = per["robust"].as_array().unwrap();
+    let by = per["broken_by"].as_array().unwrap();
+    assert_eq!(robust.len(), 200);
+    let named = by.iter().filter(|v| !v.is_null()).count();
+    let clean = f(&ours["clean_correct"]) as usize;
+    let kept = robust.iter().filter(|v| v.as_bool() == Some(true)).count();
+    assert_eq!(named, clean - kept);
+}
+
+#[test]
+fn l1_and_an_l2_run_without_eps_are_refused_before_compute() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--checkpoint",
+            DEMO_MODEL,
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            "assets/demo",
+            "--device",
+            "cpu",
+            "--limit",
+            "8",
+            "--attack",
+            "autoattack",
+        ];
+        args.extend_from_slice(extra);
+        Command::new(rift_bin()).args(&args).output().unwrap()
+    };
+    let err = assert_failed(&run(&["--norm", "l1"]), 2, &["APGD-L1"]);
+    assert!(!err.contains("points still robust"), "{err}");
+    assert_failed(&run(&["--norm", "l2"]), EXIT_ERROR, &["--eps", "L2"]);
+}
