@@ -175,7 +175,6 @@ UNSUPPORTED_CALLEES = [
     ("RobustWideResNet", "RobustWRN (per-stage depths and widths)"),
     ("robust_resnet.get_model", "RobustResNet (per-stage depths and widths)"),
     ("get_robustarch_model", "RaWideResNet (SE blocks)"),
-    ("get_sparse_model", "MeanSparse wrapper"),
     ("get_composite_model", "a composite of several members (Bai2023)"),
     ("get_nonlin_mixed_classifier", "MixedNUTS (a nonlinearly mixed pair of members)"),
     ("LRR_ResNet", "CARD LRR ResNet"),
@@ -203,6 +202,74 @@ def unsupported_reason(call_text):
         if key in call_text:
             return f"architecture {what} not implemented yet"
     return f"architecture `{call_text}` not implemented yet"
+
+
+def sparse_model_call(arch_dir, model, dataset):
+    """What robustbench's `get_sparse_model(model, dataset)` (sparsified_model.py) builds for
+    string arguments: (architecture file, class, call) of the branch its if-chain takes, the
+    class followed through its import alias; None where no branch builds a network."""
+    tree = parse(os.path.join(arch_dir, "sparsified_model.py"))
+    aliases = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                aliases[a.asname or a.name] = (node.module.split(".")[-1], a.name)
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "get_sparse_model")
+    env = {"model": model, "dataset": dataset}
+
+    def holds(test):
+        if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and len(test.ops) == 1 \
+                and isinstance(test.ops[0], ast.Eq) and isinstance(test.comparators[0], ast.Constant):
+            return env.get(test.left.id) == test.comparators[0].value
+        return False
+
+    def walk(stmts):
+        for stmt in stmts:
+            if isinstance(stmt, ast.If):
+                found = walk(stmt.body) if holds(stmt.test) else walk(stmt.orelse)
+                if found:
+                    return found
+            elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call) \
+                    and ast.unparse(stmt.targets[0]) == "model":
+                return stmt.value
+        return None
+    call = walk(func.body)
+    if call is None or callee_name(call.func) not in aliases:
+        return None
+    file, cls = aliases[callee_name(call.func)]
+    return file, cls, call
+
+
+def meansparse_config(call, signatures, consts):
+    """(fields, reason, architecture text) for `get_sparse_model(...)`: rift builds the
+    MeanSparse DM WideResNet (the class of `Meansparse_wrn_*.py`, DMWideResNet's
+    signature); any other wrapped network gets its reason."""
+    args = [literal(a, {}) if isinstance(a, ast.Constant) else None for a in call.args]
+    kwargs = {k: literal(v, {}) if isinstance(v, ast.Constant) else None for k, v in call.kwargs.items()}
+    model = args[0] if args else kwargs.get("model")
+    dataset = args[1] if len(args) > 1 else kwargs.get("dataset")
+    arch_dir = os.path.join(wheel_dir(), "model_zoo", "architectures")
+    found = isinstance(model, str) and sparse_model_call(arch_dir, model, dataset)
+    if not found:
+        return None, unsupported_reason(call.text()), call.text()
+    file, cls, node = found
+    tree = parse(os.path.join(arch_dir, file + ".py"))
+    sigs = {n.name: signature(m) for n in tree.body if isinstance(n, ast.ClassDef)
+            for m in n.body if isinstance(m, ast.FunctionDef) and m.name == "__init__"}
+    fake = ast.Call(func=ast.Name(id=cls), args=node.args, keywords=node.keywords)
+    bound = bind(fake, sigs, lambda a: a)
+    text = f"{file}.{bound.text()}"
+    # The DM WideResNet with MeanSparse ops (the class names differ between the files).
+    is_dm_wrn = cls.endswith("DMWideResNet") and any(
+        isinstance(n, ast.ClassDef) and n.name == cls and "meansparse_end" in ast.unparse(n) for n in tree.body)
+    if not is_dm_wrn:
+        what = "RaWideResNet (SE blocks)" if "ra_wrn" in file else f"`{cls}`"
+        return None, f"architecture MeanSparse over {what} ({file}.py) not implemented yet", text
+    fields, reason = rift_config(Call("DMWideResNet", [], bound.kwargs), signatures, consts)
+    if fields is not None:
+        fields["family"] = "meansparse-dm-wrn"
+        fields["arch"] = "meansparse-" + fields["arch"]
+    return fields, reason, text
 
 
 def rift_config(call, signatures, consts):
@@ -289,14 +356,20 @@ def entry(dataset, threat, name, spec, classes, signatures, consts):
         call = bind(body, signatures, lambda a: a)
     else:
         call = Call(ast.unparse(body), [], {})
-    fields, reason = (None, quirk) if quirk else rift_config(call, signatures, consts)
+    architecture = call.text()
+    if quirk:
+        fields, reason = None, quirk
+    elif call.callee == "get_sparse_model":
+        fields, reason, architecture = meansparse_config(call, signatures, consts)
+    else:
+        fields, reason = rift_config(call, signatures, consts)
     if norm is None and fields is not None:
         norm = fields.pop("normalize", None)
     if norm is None and isinstance(body, ast.Call) and callee_name(body.func) == "normalize_model":
         norm = {"mean": literal(body.args[1], consts), "std": literal(body.args[2], consts),
                 "source": "normalize_model"}
     row = {"dataset": dataset, "threat": threat, "name": name, "constructor": " ".join(constructor.split()),
-           "architecture": call.text()}
+           "architecture": architecture}
     row.update(fields or {})
     row["normalize"] = norm if norm is not None else "none"
     row["preprocessing"] = literal(spec["preprocessing"], {}) if "preprocessing" in spec else None

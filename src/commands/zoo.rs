@@ -228,6 +228,7 @@ pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option
         )
     })?;
     let same = detected.family == expected.family
+        && detected.meansparse == expected.meansparse
         && detected.blocks == expected.blocks
         && detected.width == expected.width;
     if !same || detected.num_classes != classes {

@@ -31,8 +31,8 @@ pub struct ZooEntry {
     pub constructor: String,
     /// The network it builds, every argument named (classes followed to their base).
     pub architecture: String,
-    /// rift's family (wrn, dm-wrn, dm-preactresnet, resnet, resnet-bottleneck,
-    /// preactresnet); absent when unsupported.
+    /// rift's family (wrn, dm-wrn, meansparse-dm-wrn, dm-preactresnet, resnet,
+    /// resnet-bottleneck, preactresnet); absent when unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     /// rift's `--arch` name.
@@ -139,7 +139,9 @@ impl ZooEntry {
 
     /// Whether the family's activation is a flag (the DM networks; every other is ReLU).
     pub fn has_activation_flag(&self) -> bool {
-        self.family.as_deref().is_some_and(|f| f.starts_with("dm-"))
+        self.family
+            .as_deref()
+            .is_some_and(|f| f.starts_with("dm-") || f.starts_with("meansparse-dm-"))
     }
 
     /// The flags `--zoo` stands for, as `(flag, value)`; empty when unsupported.

@@ -77,10 +77,13 @@ pub struct ArchSpec {
     pub sub_block1: bool,
     /// Whether the classifier has a bias (robustbench's WideResNet `bias_last=False` drops it).
     pub classifier_bias: bool,
+    /// DM WideResNet: robustbench's MeanSparse variant (Amini2024), a `MeanSparse` op after
+    /// every BatchNorm and residual sum (`meansparse-dm-wrn-D-K`).
+    pub meansparse: bool,
 }
 
 pub const KNOWN_ARCHS: &str =
-    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), dm-preactresnet18, dm-preactresnet34";
+    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34";
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
     Some(match depth {
@@ -109,7 +112,8 @@ impl ArchSpec {
             Family::PreActResNet => format!("preactresnet{}{}", 2 * total + 2, w),
             Family::WideResNet => format!("wrn-{}-{}", 6 * self.blocks[0] + 4, self.width),
             Family::DmWideResNet => {
-                format!("dm-wrn-{}-{}", 6 * self.blocks[0] + 4, self.width)
+                let ms = if self.meansparse { "meansparse-" } else { "" };
+                format!("{ms}dm-wrn-{}-{}", 6 * self.blocks[0] + 4, self.width)
             }
             Family::DmPreActResNet => format!("dm-preactresnet{}{}", 2 * total + 2, w),
         }
@@ -137,6 +141,7 @@ impl ArchSpec {
             },
             sub_block1: family == Family::WideResNet,
             classifier_bias: true,
+            meansparse: false,
         }
     }
 
@@ -158,6 +163,17 @@ impl ArchSpec {
             _ => (lower.clone(), None),
         };
         let width = width.or(suffix_width);
+        let (meansparse, base) = match base.strip_prefix("meansparse-") {
+            Some(rest) if rest.starts_with("dm-wrn") || rest.starts_with("dm-wideresnet") => {
+                (true, rest.to_string())
+            }
+            Some(_) => {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} (rift has MeanSparse only over the DM WideResNet: meansparse-dm-wrn-DEPTH-K)"
+                )))
+            }
+            None => (false, base),
+        };
         let (dm, base) = match base.strip_prefix("dm-") {
             Some(rest) => (true, rest.to_string()),
             None => (false, base),
@@ -207,6 +223,7 @@ impl ArchSpec {
             (true, _) => return Err(unknown()),
         };
         let mut spec = ArchSpec::with_defaults(family, blocks, width, num_classes, in_channels);
+        spec.meansparse = meansparse;
         spec.feature_dim = spec.feature_dim_for(input_hw).ok_or_else(|| {
             ModelError::BadInput(format!(
                 "{}×{} inputs are too small for {}",
@@ -338,6 +355,8 @@ impl ArchSpec {
             }
             let mut spec =
                 ArchSpec::with_defaults(Family::DmWideResNet, vec![n; 3], w[0] / 16, 10, stem[1]);
+            spec.meansparse = shape("layer.0.block.0.meansparse_0.running_mean").is_some()
+                || shape("meansparse_end.running_mean").is_some();
             spec.classifier_from(shape, "logits")?;
             return Ok(Some(spec));
         }

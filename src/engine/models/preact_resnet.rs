@@ -157,6 +157,7 @@ impl PreActResNet {
             head_norm: Some(NormAct {
                 bn: &self.bn,
                 act: Activation::Relu,
+                sparse: None,
             }),
             pool: 4,
             classifier: &self.linear,
