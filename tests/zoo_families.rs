@@ -417,3 +417,153 @@ fn mrc_on_a_meansparse_wideresnet_matches_pytorch_and_the_fast_path() {
     );
     assert_eq!(said.trim(), "ok");
 }
+
+/// robustbench's PreActResNet-18 V1 (`PreActBlock`, `bn_before_fc=False`, `out_shortcut=
+/// False`) with randomised BatchNorm, and three zoo entries built from the table's own
+/// constructor (`architecture`) with their `mu`/`sigma` buffers where robustbench keeps
+/// them (shifted, so the file's values must win): V1 with and without buffers, and
+/// CIFAR-100 Rice2020 (`PreActBlock` with `out_shortcut=True` and the final BN, which is
+/// rift's preactresnet18). Saved where `--zoo` looks.
+const MAKE_PREACT: &str = r#"
+import sys, os, json, numpy as np, torch
+import torch.nn as nn
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from reference_models import randomize_bn
+from zoo import zoo_module
+torch.set_num_threads(2)
+out = sys.argv[1]
+resnet = zoo_module("resnet")
+table = {e["dataset"] + "/" + e["threat"] + "/" + e["name"]: e
+         for e in json.load(open("assets/zoo/robustbench-1.1.1.json"))["entries"]}
+
+class Buffered(nn.Module):
+    def __init__(self, net, mu, sigma):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mu", torch.tensor(mu).view(1, 3, 1, 1))
+        self.register_buffer("sigma", torch.tensor(sigma).view(1, 3, 1, 1))
+    def forward(self, x):
+        return self.net((x - self.mu) / self.sigma)
+
+torch.manual_seed(2)
+net = resnet.PreActResNet(resnet.PreActBlock, [2, 2, 2, 2])
+randomize_bn(net, seed=4)
+net.eval()
+x = torch.rand(3, 3, 32, 32)
+with torch.no_grad():
+    logits = net(x)
+torch.save(net.state_dict(), os.path.join(out, "v1.pth"))
+np.save(os.path.join(out, "v1.in.npy"), x.numpy())
+np.save(os.path.join(out, "v1.ref.npy"), logits.numpy())
+for i, zid in enumerate(sys.argv[2:]):
+    e = table[zid]
+    net = eval(e["architecture"], vars(resnet))
+    randomize_bn(net, seed=i)
+    net.eval()
+    if e["normalize"] != "none":
+        mu = [m + 0.05 for m in e["normalize"]["mean"]]
+        sigma = [s * 1.5 for s in e["normalize"]["std"]]
+        model = Buffered(net, mu, sigma).eval()
+        state = {**net.state_dict(), "mu": model.mu, "sigma": model.sigma}
+    else:
+        model, state = net, net.state_dict()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = model(x)
+    path = os.path.join(out, "models", zid + ".pt")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save(state, path)
+    stem = os.path.join(out, zid.replace("/", "~"))
+    np.save(stem + ".in.npy", x.numpy())
+    np.save(stem + ".ref.npy", logits.numpy())
+    print(zid)
+"#;
+
+#[test]
+fn preactresnet_v1_equals_robustbench_and_its_zoo_entries_load_by_id() {
+    use rift::engine::checkpoint::load_checkpoint;
+    use rift::engine::models::{Model, ModelChoice};
+    let ids = [
+        "cifar10/Linf/Wong2020Fast",
+        "cifar10/Linf/Andriushchenko2020Understanding",
+        "cifar100/Linf/Rice2020Overfitting",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![path_str(dir.path())];
+    args.extend(ids);
+    let made = run_python(MAKE_PREACT, &args);
+    assert_eq!(made.lines().count(), 3, "{made}");
+
+    // Detected from the keys (no final `bn`), and named explicitly.
+    let v1 = dir.path().join("v1.pth");
+    for extra in [&[][..], &["--arch", "preactresnet18-v1"][..]] {
+        let mut extra = extra.to_vec();
+        extra.extend(["--normalize", "none"]);
+        let run = predict(dir.path(), "v1", path_str(&v1), &extra);
+        let said = stderr_of(&run);
+        assert!(run.status.success(), "{extra:?}: {said}");
+        assert!(said.contains("wrote preactresnet18-v1 logits"), "{said}");
+        let d = max_abs_diff(
+            &dir.path().join("v1.rift.npy"),
+            &dir.path().join("v1.ref.npy"),
+        );
+        assert!(d <= 1e-4, "{extra:?}: max |rift - torch| = {d}");
+    }
+    let run = predict(
+        dir.path(),
+        "v1",
+        path_str(&v1),
+        &["--arch", "preactresnet18"],
+    );
+    assert_failed(&run, 1, &["does not match preactresnet18", "bn.weight"]);
+    let run = predict(dir.path(), "v1", path_str(&v1), &["--arch", "resnet18-v1"]);
+    assert_failed(&run, 1, &["resnet18-v1", "preactresnet18-v1"]);
+
+    // MRC's fast path: every module's cut (the raw-input shortcut included).
+    let (mean, std) = (vec![0.5f32; 3], vec![0.25f32; 3]);
+    let ckpt = load_checkpoint(&v1).unwrap();
+    let model = Model::from_checkpoint_with(
+        &ckpt,
+        &ModelChoice::default(),
+        tch::Device::Cpu,
+        (&mean, &std, "test"),
+    )
+    .unwrap();
+    assert!(model.spec.preact_v1);
+    tch::manual_seed(0);
+    let x = tch::Tensor::rand([2, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu));
+    let full = tch::no_grad(|| model.forward(&x, false));
+    let modules = model.modules();
+    assert_eq!(modules.len(), 1 + 8 * 2 + 3 + 1);
+    for m in modules {
+        let cache = model.prefix_cache(&x, &m.name).unwrap();
+        let fast = tch::no_grad(|| model.suffix_logits(&m.name, &cache));
+        let diff = (&fast - &full).abs().max().double_value(&[]);
+        assert!(diff <= 1e-5, "{}: |suffix - forward| = {diff}", m.name);
+    }
+
+    // The entries by id: no --checkpoint, --arch or --normalize.
+    for id in ids {
+        assert!(
+            rift::engine::zoo::lookup(id).unwrap().is_supported(),
+            "{id}"
+        );
+        let stem = id.replace('/', "~");
+        let at = |s: &str| dir.path().join(format!("{stem}.{s}"));
+        rift_ok(&[
+            "predict",
+            "--zoo",
+            id,
+            "--model-dir",
+            path_str(&dir.path().join("models")),
+            "--input",
+            path_str(&at("in.npy")),
+            "--output",
+            path_str(&at("rift.npy")),
+            "--device",
+            "cpu",
+        ]);
+        let d = max_abs_diff(&at("rift.npy"), &at("ref.npy"));
+        assert!(d <= 1e-4, "{id}: max |rift - torch| = {d}");
+    }
+}

@@ -308,14 +308,21 @@ def rift_config(call, signatures, consts):
             depth = {(2, 2, 2, 2): 18, (3, 4, 6, 3): 34 if block == "BasicBlock" else 50}.get(tuple(blocks))
             family = "resnet" if block == "BasicBlock" else "resnet-bottleneck"
         else:
-            if block != "PreActBlockV2" or value("bn_before_fc") is not True or value("out_shortcut"):
-                return None, ("architecture PreActResNet V1 (shortcut from the raw block input, no "
-                              "BatchNorm before the classifier) not implemented yet")
-            depth, family = depths.get(tuple(blocks)), "preactresnet"
+            # PreActBlock with out_shortcut=True computes exactly PreActBlockV2's forward
+            # (the shortcut sees the activated input); with bn_before_fc that is rift's
+            # preactresnet. PreActBlock with neither is V1.
+            bn, out_shortcut = value("bn_before_fc"), value("out_shortcut")
+            v2 = block == "PreActBlockV2" or (block == "PreActBlock" and out_shortcut)
+            v1 = block == "PreActBlock" and not out_shortcut and not bn
+            if not ((v2 and bn is True) or v1):
+                return None, (f"architecture PreActResNet with {block}, bn_before_fc={bn}, "
+                              f"out_shortcut={out_shortcut} not implemented yet")
+            depth, family = depths.get(tuple(blocks)), "preactresnet-v1" if v1 else "preactresnet"
         if depth is None:
             return None, f"{name} with blocks {blocks} not implemented yet"
         prefix = "preactresnet" if name == "PreActResNet" else "resnet"
-        return {"family": family, "arch": f"{prefix}{depth}", "depth": depth, "width": 64,
+        suffix = "-v1" if family == "preactresnet-v1" else ""
+        return {"family": family, "arch": f"{prefix}{depth}{suffix}", "depth": depth, "width": 64,
                 "activation": "relu", "classes": value("num_classes")}, None
     return None, unsupported_reason(call.text())
 

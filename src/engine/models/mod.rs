@@ -28,7 +28,7 @@ use tch::{nn, Device, Kind, Tensor};
 pub enum ModelError {
     #[error("unknown architecture `{0}`; expected `auto` or one of: {KNOWN_ARCHS}")]
     UnknownArch(String),
-    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant) and DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits); pass --arch if the keys are right but the shapes confuse detection")]
+    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant) and DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits); pass --arch if the keys are right but the shapes confuse detection")]
     CannotDetect { path: String, reason: String },
     #[error("{path} does not match {arch}: {details}")]
     StateMismatch {
