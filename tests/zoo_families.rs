@@ -567,3 +567,88 @@ fn preactresnet_v1_equals_robustbench_and_its_zoo_entries_load_by_id() {
         assert!(d <= 1e-4, "{id}: max |rift - torch| = {d}");
     }
 }
+
+/// Ding2020MMA's entries (L∞ and L2): robustbench's own `Ding2020MMANet` class, its source
+/// taken from the wheel's `model_zoo/cifar10.py` and run over the zoo's WideResNet-28-4
+/// (per-image standardisation in its forward), random weights and BatchNorm statistics,
+/// saved where `--zoo` looks; plus a batch with a constant image (its std is below the
+/// floor `1/√(C·H·W)`, which then divides).
+const MAKE_DING: &str = r#"
+import sys, os, ast, numpy as np, torch
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from reference_models import randomize_bn
+from zoo import zoo_module, ARCH_DIR
+torch.set_num_threads(2)
+out = sys.argv[1]
+src = open(os.path.join(ARCH_DIR, "..", "cifar10.py")).read()
+cls = next(n for n in ast.parse(src).body if isinstance(n, ast.ClassDef) and n.name == "Ding2020MMANet")
+scope = {"WideResNet": zoo_module("wide_resnet").WideResNet, "torch": torch}
+exec(ast.get_source_segment(src, cls), scope)
+torch.manual_seed(5)
+for i, zid in enumerate(sys.argv[2:]):
+    net = scope["Ding2020MMANet"]()
+    randomize_bn(net, seed=i)
+    net.eval()
+    x = torch.rand(3, 3, 32, 32)
+    x[2] = 0.3
+    with torch.no_grad():
+        logits = net(x)
+    path = os.path.join(out, "models", zid + ".pt")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save(net.state_dict(), path)
+    stem = os.path.join(out, zid.replace("/", "~"))
+    np.save(stem + ".in.npy", x.numpy())
+    np.save(stem + ".ref.npy", logits.numpy())
+    print(zid)
+"#;
+
+#[test]
+fn ding2020mma_per_image_standardisation_by_zoo_id() {
+    let ids = ["cifar10/Linf/Ding2020MMA", "cifar10/L2/Ding2020MMA"];
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![path_str(dir.path())];
+    args.extend(ids);
+    let made = run_python(MAKE_DING, &args);
+    assert_eq!(made.lines().count(), 2, "{made}");
+    for id in ids {
+        let entry = rift::engine::zoo::lookup(id).unwrap();
+        assert!(entry.is_supported(), "{id}");
+        assert_eq!(entry.normalize_flag(), "per-image");
+        let stem = id.replace('/', "~");
+        let at = |s: &str| dir.path().join(format!("{stem}.{s}"));
+        let said = rift_ok(&[
+            "inspect",
+            "--zoo",
+            id,
+            "--model-dir",
+            path_str(&dir.path().join("models")),
+        ]);
+        assert!(said.contains("per-image"), "{said}");
+        rift_ok(&[
+            "predict",
+            "--zoo",
+            id,
+            "--model-dir",
+            path_str(&dir.path().join("models")),
+            "--input",
+            path_str(&at("in.npy")),
+            "--output",
+            path_str(&at("rift.npy")),
+            "--device",
+            "cpu",
+        ]);
+        let d = max_abs_diff(&at("rift.npy"), &at("ref.npy"));
+        assert!(d <= 1e-4, "{id}: max |rift - torch| = {d}");
+    }
+    // The flag matters: the same file with raw pixels gives other logits.
+    let id = ids[0];
+    let stem = id.replace('/', "~");
+    let file = dir.path().join(format!("models/{id}.pt"));
+    let run = predict(dir.path(), &stem, path_str(&file), &["--normalize", "none"]);
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    let d = max_abs_diff(
+        &dir.path().join(format!("{stem}.rift.npy")),
+        &dir.path().join(format!("{stem}.ref.npy")),
+    );
+    assert!(d > 1e-2, "per-image standardisation changes nothing ({d})");
+}

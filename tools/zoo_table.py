@@ -139,6 +139,13 @@ def resolve_class(cls, signatures):
     forward = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None)
     steps = [ast.unparse(s) for s in forward.body] if forward else []
     quirk, two_x_minus_one = None, False
+    # Ding2020MMANet's forward: per-image standardisation, then the base network.
+    per_image_steps = ["mu = x.mean(dim=(1, 2, 3), keepdim=True)", "std = x.std(dim=(1, 2, 3), keepdim=True)",
+                       "std_min = torch.ones_like(std) / (x.shape[1] * x.shape[2] * x.shape[3]) ** 0.5",
+                       "x = (x - mu) / torch.max(std, std_min)"]
+    per_image = steps[:len(per_image_steps)] == per_image_steps
+    if per_image:
+        steps = steps[len(per_image_steps):]
     for s in steps:
         if s in ("x = (x - self.mu) / self.sigma",) or s.startswith("return super("):
             continue
@@ -153,7 +160,9 @@ def resolve_class(cls, signatures):
     if base_call is not None:
         fake = ast.Call(func=ast.Name(id=base), args=base_call.args, keywords=base_call.keywords)
         call = bind(fake, signatures, substitute)
-    if "mu" in buffers and "sigma" in buffers:
+    if per_image:
+        norm = "per-image"
+    elif "mu" in buffers and "sigma" in buffers:
         norm = {"mean": buffers["mu"], "std": buffers["sigma"], "source": "buffers"}
     elif two_x_minus_one:
         norm = {"mean": [0.5] * 3, "std": [0.5] * 3, "source": "forward: 2x - 1"}

@@ -62,7 +62,8 @@ pub struct ZooEntry {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum ZooNormalize {
-    /// `"none"`: raw [0, 1] pixels.
+    /// `"none"`: raw [0, 1] pixels; `"per-image"`: each image standardised by its own
+    /// statistics (Ding2020MMA's forward).
     Raw(String),
     /// Per-channel statistics and where robustbench keeps them: `buffers` (the module's
     /// `mu`/`sigma`, which a file's own values overwrite when loaded), `DM mean/std
@@ -123,6 +124,7 @@ impl ZooEntry {
     /// `--normalize` as rift spells it: `none` or `M1,M2,M3/S1,S2,S3`.
     pub fn normalize_flag(&self) -> String {
         match &self.normalize {
+            ZooNormalize::Raw(s) if s == "per-image" => s.clone(),
             ZooNormalize::Raw(_) => "none".into(),
             ZooNormalize::Stats { mean, std, .. } => {
                 let join = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(",");

@@ -426,6 +426,9 @@ impl Model {
     fn normalize(&self, x: &Tensor) -> Tensor {
         let x = match &self.input_stats {
             Some((mean, std)) => (x - mean) / std,
+            None if self.normalization.choice == NormalizeChoice::PerImage => {
+                normalize::per_image(x)
+            }
             None => x.shallow_clone(),
         };
         if self.compute.channels_last {
