@@ -39,11 +39,12 @@ pub struct ReadingArgs {
     pub activation: Option<String>,
     /// The model's input normalisation: auto (the checkpoint's mu/sigma or mean/std when
     /// present, else the dataset's statistics), none (raw [0, 1] pixels), cifar10,
-    /// cifar100, imagenet, mnist, or per-channel MEANS/STDS (0.4914,0.4822,0.4465/0.2023,0.1994,0.2010).
+    /// cifar100, imagenet, mnist, per-image (each image by its own mean and std, as
+    /// Ding2020MMA), or per-channel MEANS/STDS (0.4914,0.4822,0.4465/0.2023,0.1994,0.2010).
     #[arg(
         long,
         default_value = "auto",
-        value_name = "auto|none|NAME|M1,M2,M3/S1,S2,S3"
+        value_name = "auto|none|per-image|NAME|M1,M2,M3/S1,S2,S3"
     )]
     pub normalize: String,
     /// A RobustBench model by its id DATASET/THREAT/NAME (e.g.

@@ -139,6 +139,13 @@ def resolve_class(cls, signatures):
     forward = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None)
     steps = [ast.unparse(s) for s in forward.body] if forward else []
     quirk, two_x_minus_one = None, False
+    # Ding2020MMANet's forward: per-image standardisation, then the base network.
+    per_image_steps = ["mu = x.mean(dim=(1, 2, 3), keepdim=True)", "std = x.std(dim=(1, 2, 3), keepdim=True)",
+                       "std_min = torch.ones_like(std) / (x.shape[1] * x.shape[2] * x.shape[3]) ** 0.5",
+                       "x = (x - mu) / torch.max(std, std_min)"]
+    per_image = steps[:len(per_image_steps)] == per_image_steps
+    if per_image:
+        steps = steps[len(per_image_steps):]
     for s in steps:
         if s in ("x = (x - self.mu) / self.sigma",) or s.startswith("return super("):
             continue
@@ -153,7 +160,9 @@ def resolve_class(cls, signatures):
     if base_call is not None:
         fake = ast.Call(func=ast.Name(id=base), args=base_call.args, keywords=base_call.keywords)
         call = bind(fake, signatures, substitute)
-    if "mu" in buffers and "sigma" in buffers:
+    if per_image:
+        norm = "per-image"
+    elif "mu" in buffers and "sigma" in buffers:
         norm = {"mean": buffers["mu"], "std": buffers["sigma"], "source": "buffers"}
     elif two_x_minus_one:
         norm = {"mean": [0.5] * 3, "std": [0.5] * 3, "source": "forward: 2x - 1"}
@@ -175,7 +184,6 @@ UNSUPPORTED_CALLEES = [
     ("RobustWideResNet", "RobustWRN (per-stage depths and widths)"),
     ("robust_resnet.get_model", "RobustResNet (per-stage depths and widths)"),
     ("get_robustarch_model", "RaWideResNet (SE blocks)"),
-    ("get_sparse_model", "MeanSparse wrapper"),
     ("get_composite_model", "a composite of several members (Bai2023)"),
     ("get_nonlin_mixed_classifier", "MixedNUTS (a nonlinearly mixed pair of members)"),
     ("LRR_ResNet", "CARD LRR ResNet"),
@@ -203,6 +211,74 @@ def unsupported_reason(call_text):
         if key in call_text:
             return f"architecture {what} not implemented yet"
     return f"architecture `{call_text}` not implemented yet"
+
+
+def sparse_model_call(arch_dir, model, dataset):
+    """What robustbench's `get_sparse_model(model, dataset)` (sparsified_model.py) builds for
+    string arguments: (architecture file, class, call) of the branch its if-chain takes, the
+    class followed through its import alias; None where no branch builds a network."""
+    tree = parse(os.path.join(arch_dir, "sparsified_model.py"))
+    aliases = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                aliases[a.asname or a.name] = (node.module.split(".")[-1], a.name)
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "get_sparse_model")
+    env = {"model": model, "dataset": dataset}
+
+    def holds(test):
+        if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and len(test.ops) == 1 \
+                and isinstance(test.ops[0], ast.Eq) and isinstance(test.comparators[0], ast.Constant):
+            return env.get(test.left.id) == test.comparators[0].value
+        return False
+
+    def walk(stmts):
+        for stmt in stmts:
+            if isinstance(stmt, ast.If):
+                found = walk(stmt.body) if holds(stmt.test) else walk(stmt.orelse)
+                if found:
+                    return found
+            elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call) \
+                    and ast.unparse(stmt.targets[0]) == "model":
+                return stmt.value
+        return None
+    call = walk(func.body)
+    if call is None or callee_name(call.func) not in aliases:
+        return None
+    file, cls = aliases[callee_name(call.func)]
+    return file, cls, call
+
+
+def meansparse_config(call, signatures, consts):
+    """(fields, reason, architecture text) for `get_sparse_model(...)`: rift builds the
+    MeanSparse DM WideResNet (the class of `Meansparse_wrn_*.py`, DMWideResNet's
+    signature); any other wrapped network gets its reason."""
+    args = [literal(a, {}) if isinstance(a, ast.Constant) else None for a in call.args]
+    kwargs = {k: literal(v, {}) if isinstance(v, ast.Constant) else None for k, v in call.kwargs.items()}
+    model = args[0] if args else kwargs.get("model")
+    dataset = args[1] if len(args) > 1 else kwargs.get("dataset")
+    arch_dir = os.path.join(wheel_dir(), "model_zoo", "architectures")
+    found = isinstance(model, str) and sparse_model_call(arch_dir, model, dataset)
+    if not found:
+        return None, unsupported_reason(call.text()), call.text()
+    file, cls, node = found
+    tree = parse(os.path.join(arch_dir, file + ".py"))
+    sigs = {n.name: signature(m) for n in tree.body if isinstance(n, ast.ClassDef)
+            for m in n.body if isinstance(m, ast.FunctionDef) and m.name == "__init__"}
+    fake = ast.Call(func=ast.Name(id=cls), args=node.args, keywords=node.keywords)
+    bound = bind(fake, sigs, lambda a: a)
+    text = f"{file}.{bound.text()}"
+    # The DM WideResNet with MeanSparse ops (the class names differ between the files).
+    is_dm_wrn = cls.endswith("DMWideResNet") and any(
+        isinstance(n, ast.ClassDef) and n.name == cls and "meansparse_end" in ast.unparse(n) for n in tree.body)
+    if not is_dm_wrn:
+        what = "RaWideResNet (SE blocks)" if "ra_wrn" in file else f"`{cls}`"
+        return None, f"architecture MeanSparse over {what} ({file}.py) not implemented yet", text
+    fields, reason = rift_config(Call("DMWideResNet", [], bound.kwargs), signatures, consts)
+    if fields is not None:
+        fields["family"] = "meansparse-dm-wrn"
+        fields["arch"] = "meansparse-" + fields["arch"]
+    return fields, reason, text
 
 
 def rift_config(call, signatures, consts):
@@ -241,14 +317,21 @@ def rift_config(call, signatures, consts):
             depth = {(2, 2, 2, 2): 18, (3, 4, 6, 3): 34 if block == "BasicBlock" else 50}.get(tuple(blocks))
             family = "resnet" if block == "BasicBlock" else "resnet-bottleneck"
         else:
-            if block != "PreActBlockV2" or value("bn_before_fc") is not True or value("out_shortcut"):
-                return None, ("architecture PreActResNet V1 (shortcut from the raw block input, no "
-                              "BatchNorm before the classifier) not implemented yet")
-            depth, family = depths.get(tuple(blocks)), "preactresnet"
+            # PreActBlock with out_shortcut=True computes exactly PreActBlockV2's forward
+            # (the shortcut sees the activated input); with bn_before_fc that is rift's
+            # preactresnet. PreActBlock with neither is V1.
+            bn, out_shortcut = value("bn_before_fc"), value("out_shortcut")
+            v2 = block == "PreActBlockV2" or (block == "PreActBlock" and out_shortcut)
+            v1 = block == "PreActBlock" and not out_shortcut and not bn
+            if not ((v2 and bn is True) or v1):
+                return None, (f"architecture PreActResNet with {block}, bn_before_fc={bn}, "
+                              f"out_shortcut={out_shortcut} not implemented yet")
+            depth, family = depths.get(tuple(blocks)), "preactresnet-v1" if v1 else "preactresnet"
         if depth is None:
             return None, f"{name} with blocks {blocks} not implemented yet"
         prefix = "preactresnet" if name == "PreActResNet" else "resnet"
-        return {"family": family, "arch": f"{prefix}{depth}", "depth": depth, "width": 64,
+        suffix = "-v1" if family == "preactresnet-v1" else ""
+        return {"family": family, "arch": f"{prefix}{depth}{suffix}", "depth": depth, "width": 64,
                 "activation": "relu", "classes": value("num_classes")}, None
     return None, unsupported_reason(call.text())
 
@@ -289,14 +372,20 @@ def entry(dataset, threat, name, spec, classes, signatures, consts):
         call = bind(body, signatures, lambda a: a)
     else:
         call = Call(ast.unparse(body), [], {})
-    fields, reason = (None, quirk) if quirk else rift_config(call, signatures, consts)
+    architecture = call.text()
+    if quirk:
+        fields, reason = None, quirk
+    elif call.callee == "get_sparse_model":
+        fields, reason, architecture = meansparse_config(call, signatures, consts)
+    else:
+        fields, reason = rift_config(call, signatures, consts)
     if norm is None and fields is not None:
         norm = fields.pop("normalize", None)
     if norm is None and isinstance(body, ast.Call) and callee_name(body.func) == "normalize_model":
         norm = {"mean": literal(body.args[1], consts), "std": literal(body.args[2], consts),
                 "source": "normalize_model"}
     row = {"dataset": dataset, "threat": threat, "name": name, "constructor": " ".join(constructor.split()),
-           "architecture": call.text()}
+           "architecture": architecture}
     row.update(fields or {})
     row["normalize"] = norm if norm is not None else "none"
     row["preprocessing"] = literal(spec["preprocessing"], {}) if "preprocessing" in spec else None

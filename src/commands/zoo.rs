@@ -228,6 +228,8 @@ pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option
         )
     })?;
     let same = detected.family == expected.family
+        && detected.meansparse == expected.meansparse
+        && detected.preact_v1 == expected.preact_v1
         && detected.blocks == expected.blocks
         && detected.width == expected.width;
     if !same || detected.num_classes != classes {

@@ -31,8 +31,8 @@ pub struct ZooEntry {
     pub constructor: String,
     /// The network it builds, every argument named (classes followed to their base).
     pub architecture: String,
-    /// rift's family (wrn, dm-wrn, dm-preactresnet, resnet, resnet-bottleneck,
-    /// preactresnet); absent when unsupported.
+    /// rift's family (wrn, dm-wrn, meansparse-dm-wrn, dm-preactresnet, resnet,
+    /// resnet-bottleneck, preactresnet); absent when unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     /// rift's `--arch` name.
@@ -62,7 +62,8 @@ pub struct ZooEntry {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum ZooNormalize {
-    /// `"none"`: raw [0, 1] pixels.
+    /// `"none"`: raw [0, 1] pixels; `"per-image"`: each image standardised by its own
+    /// statistics (Ding2020MMA's forward).
     Raw(String),
     /// Per-channel statistics and where robustbench keeps them: `buffers` (the module's
     /// `mu`/`sigma`, which a file's own values overwrite when loaded), `DM mean/std
@@ -123,6 +124,7 @@ impl ZooEntry {
     /// `--normalize` as rift spells it: `none` or `M1,M2,M3/S1,S2,S3`.
     pub fn normalize_flag(&self) -> String {
         match &self.normalize {
+            ZooNormalize::Raw(s) if s == "per-image" => s.clone(),
             ZooNormalize::Raw(_) => "none".into(),
             ZooNormalize::Stats { mean, std, .. } => {
                 let join = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
@@ -139,7 +141,9 @@ impl ZooEntry {
 
     /// Whether the family's activation is a flag (the DM networks; every other is ReLU).
     pub fn has_activation_flag(&self) -> bool {
-        self.family.as_deref().is_some_and(|f| f.starts_with("dm-"))
+        self.family
+            .as_deref()
+            .is_some_and(|f| f.starts_with("dm-") || f.starts_with("meansparse-dm-"))
     }
 
     /// The flags `--zoo` stands for, as `(flag, value)`; empty when unsupported.

@@ -90,3 +90,43 @@ def corrupted_set(out, net, names, n, seed=1):
         pred = predict(images[c])
         acc[c] = [float((pred[s * n:(s + 1) * n] == labels).mean() * 100) for s in range(5)]
     return acc
+
+
+def build_meansparse(depth, width, num_classes=10, activation="silu", file="Meansparse_wrn_70_16"):
+    """robustbench's MeanSparse DM WideResNet at any depth and width: the class of
+    `Meansparse_wrn_70_16.py` (DMWideResNet) or of `Meansparse_wrn_94_16.py`
+    (MeanSparse_DMWideResNet), as `get_sparse_model` builds them (SiLU by default)."""
+    module = zoo_module(file)
+    cls = module.MeanSparse_DMWideResNet if file == "Meansparse_wrn_94_16" else module.DMWideResNet
+    act = nn.SiLU if activation == "silu" else nn.ReLU
+    return cls(num_classes=num_classes, depth=depth, width=width, activation_fn=act)
+
+
+def randomize_meansparse(net, seed=0, threshold=0.5, zero_every=0):
+    """Random MeanSparse statistics that bite: per-channel means and variances near the
+    BatchNorm outputs' scale and a threshold that snaps a good share of activations onto
+    the mean (every `zero_every`-th op gets threshold 0, robustbench's identity case).
+    Returns the number of MeanSparse ops."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    ops = [m for m in net.modules() if type(m).__name__ == "MeanSparse"]
+    with torch.no_grad():
+        for i, m in enumerate(ops):
+            c = m.running_mean.shape[0]
+            m.running_mean.copy_(torch.randn(c, generator=g) * 0.2)
+            m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.5)
+            t = 0.0 if zero_every and i % zero_every == zero_every - 1 else threshold
+            m.threshold.fill_(t)
+            m.batch_num.fill_(float(i + 3))
+    return len(ops)
+
+
+def without_meansparse(net):
+    """The same network with every MeanSparse threshold 0 (a copy): its logits show
+    whether the MeanSparse ops change anything."""
+    import copy
+    other = copy.deepcopy(net)
+    for m in other.modules():
+        if type(m).__name__ == "MeanSparse":
+            m.threshold.fill_(0.0)
+    return other

@@ -77,10 +77,17 @@ pub struct ArchSpec {
     pub sub_block1: bool,
     /// Whether the classifier has a bias (robustbench's WideResNet `bias_last=False` drops it).
     pub classifier_bias: bool,
+    /// DM WideResNet: robustbench's MeanSparse variant (Amini2024), a `MeanSparse` op after
+    /// every BatchNorm and residual sum (`meansparse-dm-wrn-D-K`).
+    pub meansparse: bool,
+    /// PreActResNet: robustbench's V1 (`PreActBlock`, `bn_before_fc=False`,
+    /// `out_shortcut=False`): shortcut from the raw block input, no final BatchNorm
+    /// (`preactresnet18-v1`).
+    pub preact_v1: bool,
 }
 
 pub const KNOWN_ARCHS: &str =
-    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), dm-preactresnet18, dm-preactresnet34";
+    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34";
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
     Some(match depth {
@@ -106,10 +113,14 @@ impl ArchSpec {
         match self.family {
             Family::ResNet => format!("resnet{}{}", 2 * total + 2, w),
             Family::ResNetBottleneck => format!("resnet{}{}", 3 * total + 2, w),
-            Family::PreActResNet => format!("preactresnet{}{}", 2 * total + 2, w),
+            Family::PreActResNet => {
+                let v1 = if self.preact_v1 { "-v1" } else { "" };
+                format!("preactresnet{}{w}{v1}", 2 * total + 2)
+            }
             Family::WideResNet => format!("wrn-{}-{}", 6 * self.blocks[0] + 4, self.width),
             Family::DmWideResNet => {
-                format!("dm-wrn-{}-{}", 6 * self.blocks[0] + 4, self.width)
+                let ms = if self.meansparse { "meansparse-" } else { "" };
+                format!("{ms}dm-wrn-{}-{}", 6 * self.blocks[0] + 4, self.width)
             }
             Family::DmPreActResNet => format!("dm-preactresnet{}{}", 2 * total + 2, w),
         }
@@ -137,6 +148,8 @@ impl ArchSpec {
             },
             sub_block1: family == Family::WideResNet,
             classifier_bias: true,
+            meansparse: false,
+            preact_v1: false,
         }
     }
 
@@ -151,6 +164,15 @@ impl ArchSpec {
     ) -> Result<ArchSpec, ModelError> {
         let lower = name.to_ascii_lowercase().replace('_', "-");
         let unknown = || ModelError::UnknownArch(name.to_string());
+        let (lower, preact_v1) = match lower.strip_suffix("-v1") {
+            Some(rest) if rest.starts_with("preactresnet") => (rest.to_string(), true),
+            Some(_) => {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} (only PreActResNets have a V1: preactresnet18-v1, preactresnet34-v1)"
+                )))
+            }
+            None => (lower, false),
+        };
         let (base, suffix_width) = match lower.rsplit_once("-w") {
             Some((b, w)) if w.chars().all(|c| c.is_ascii_digit()) && !w.is_empty() => {
                 (b.to_string(), w.parse::<i64>().ok())
@@ -158,6 +180,17 @@ impl ArchSpec {
             _ => (lower.clone(), None),
         };
         let width = width.or(suffix_width);
+        let (meansparse, base) = match base.strip_prefix("meansparse-") {
+            Some(rest) if rest.starts_with("dm-wrn") || rest.starts_with("dm-wideresnet") => {
+                (true, rest.to_string())
+            }
+            Some(_) => {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} (rift has MeanSparse only over the DM WideResNet: meansparse-dm-wrn-DEPTH-K)"
+                )))
+            }
+            None => (false, base),
+        };
         let (dm, base) = match base.strip_prefix("dm-") {
             Some(rest) => (true, rest.to_string()),
             None => (false, base),
@@ -207,6 +240,8 @@ impl ArchSpec {
             (true, _) => return Err(unknown()),
         };
         let mut spec = ArchSpec::with_defaults(family, blocks, width, num_classes, in_channels);
+        spec.meansparse = meansparse;
+        spec.preact_v1 = preact_v1;
         spec.feature_dim = spec.feature_dim_for(input_hw).ok_or_else(|| {
             ModelError::BadInput(format!(
                 "{}×{} inputs are too small for {}",
@@ -297,14 +332,20 @@ impl ArchSpec {
                 "expected four stages layer1..layer4, found blocks {blocks:?}"
             ));
         }
+        // Pre-activation networks have no BatchNorm after the stem (`bn1`); V1 has no final
+        // `bn` either.
+        let preact = !shapes.contains_key("bn1.weight")
+            && shapes.contains_key("layer1.0.bn1.weight")
+            && !shapes.contains_key("layer1.0.conv3.weight");
         let family = if shapes.contains_key("layer1.0.conv3.weight") {
             Family::ResNetBottleneck
-        } else if shapes.contains_key("bn.weight") && !shapes.contains_key("bn1.weight") {
+        } else if preact {
             Family::PreActResNet
         } else {
             Family::ResNet
         };
         let mut spec = ArchSpec::with_defaults(family, blocks, conv1[0], 10, in_channels);
+        spec.preact_v1 = preact && !shapes.contains_key("bn.weight");
         spec.classifier_from(&shape, "linear")?;
         Ok(spec)
     }
@@ -338,6 +379,8 @@ impl ArchSpec {
             }
             let mut spec =
                 ArchSpec::with_defaults(Family::DmWideResNet, vec![n; 3], w[0] / 16, 10, stem[1]);
+            spec.meansparse = shape("layer.0.block.0.meansparse_0.running_mean").is_some()
+                || shape("meansparse_end.running_mean").is_some();
             spec.classifier_from(shape, "logits")?;
             return Ok(Some(spec));
         }

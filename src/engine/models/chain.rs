@@ -4,6 +4,7 @@
 //! and its blocks implement `CutBlock`; the walking over blocks lives here once.
 use super::arch::Activation;
 use super::layers::{pooled, BatchNorm2d, Conv2d, Linear, ModuleInfo};
+use super::mean_sparse::MeanSparse;
 use tch::Tensor;
 
 /// A residual block the fast path can cut inside (eval mode, no gradients).
@@ -20,12 +21,14 @@ pub trait CutBlock {
     fn out_size(&self, s: i64) -> i64;
 }
 
-/// A network that is exactly stem convolution → named blocks → BatchNorm, activation,
-/// `avg_pool2d(·, pool)` → classifier (the DM families).
+/// A network that is exactly stem convolution → named blocks → BatchNorm, (MeanSparse,)
+/// activation, `avg_pool2d(·, pool)` → classifier (the DM families).
 pub struct ChainNet<B> {
     pub stem: Conv2d,
     pub blocks: Vec<(String, B)>,
     pub batchnorm: BatchNorm2d,
+    /// The MeanSparse networks' `meansparse_end`, between the BatchNorm and the activation.
+    pub sparse_end: Option<MeanSparse>,
     pub act: Activation,
     pub pool: i64,
     pub classifier: Linear,
@@ -39,10 +42,9 @@ pub fn pool_flat(x: &Tensor, k: i64) -> Tensor {
 
 impl<B: CutBlock> ChainNet<B> {
     fn head(&self, out: &Tensor, train: bool) -> Tensor {
-        pool_flat(
-            &self.act.apply(&self.batchnorm.forward(out, train)),
-            self.pool,
-        )
+        let normed =
+            super::mean_sparse::maybe(&self.sparse_end, self.batchnorm.forward(out, train));
+        pool_flat(&self.act.apply(&normed), self.pool)
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
@@ -77,6 +79,7 @@ impl<B: CutBlock> ChainNet<B> {
             head_norm: Some(NormAct {
                 bn: &self.batchnorm,
                 act: self.act,
+                sparse: self.sparse_end.as_ref(),
             }),
             pool: self.pool,
             classifier: &self.classifier,
@@ -100,16 +103,22 @@ pub fn staged_blocks<'a, B: CutBlock + 'a>(
 }
 
 /// A BatchNorm (eval mode) followed by its activation: how ResNet's stem ends, and how
-/// the head of the pre-activation, wide and DM networks begins.
+/// the head of the pre-activation, wide and DM networks begins (with a MeanSparse op
+/// between the two in the MeanSparse networks).
 #[derive(Clone, Copy)]
 pub struct NormAct<'a> {
     pub bn: &'a BatchNorm2d,
     pub act: Activation,
+    pub sparse: Option<&'a MeanSparse>,
 }
 
 impl NormAct<'_> {
     fn apply(&self, x: &Tensor) -> Tensor {
-        self.act.apply(&self.bn.forward(x, false))
+        let normed = self.bn.forward(x, false);
+        match self.sparse {
+            Some(s) => self.act.apply(&s.forward(&normed)),
+            None => self.act.apply(&normed),
+        }
     }
 }
 

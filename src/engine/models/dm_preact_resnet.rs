@@ -129,6 +129,7 @@ pub fn dm_preact_resnet(
         stem,
         blocks,
         batchnorm,
+        sparse_end: None,
         act,
         pool: 4,
         classifier,

@@ -5,9 +5,16 @@
 //! `conv_0` is unpadded and the block pads its input itself, asymmetrically at stride 2
 //! (see `Conv2d::dm_same`), and the activation is ReLU or Swish/SiLU. The model's
 //! `mean`/`std` are non-persistent buffers, absent from checkpoints.
+//!
+//! With `spec.meansparse` it is robustbench's MeanSparse variant of the same network
+//! (`Meansparse_wrn_70_16.py`, `Meansparse_wrn_94_16.py`): a `MeanSparse` op after every
+//! BatchNorm, before its activation (`meansparse_0`, `meansparse_1`, the head's
+//! `meansparse_end`), and after every residual sum (`meansparse_2`); everything else,
+//! the keys included, is the same.
 use super::arch::{Activation, ArchSpec};
 use super::chain::{ChainNet, CutBlock};
 use super::layers::{BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
+use super::mean_sparse::{maybe, MeanSparse};
 use tch::{nn, Tensor};
 
 pub struct DmBlock {
@@ -18,6 +25,8 @@ pub struct DmBlock {
     /// Present exactly when in and out widths differ; it sees the activated input.
     shortcut: Option<Conv2d>,
     act: Activation,
+    /// MeanSparse after `batchnorm_0`, after `batchnorm_1` and after the residual sum.
+    sparse: [Option<MeanSparse>; 3],
 }
 
 impl DmBlock {
@@ -25,15 +34,23 @@ impl DmBlock {
         p: nn::Path,
         keys: &mut KeyOrder,
         (c_in, c_out, stride): (i64, i64, i64),
-        act: Activation,
+        (act, meansparse): (Activation, bool),
     ) -> Self {
+        // Registration order is robustbench's, so saved keys come in its order.
+        let ms = |keys: &mut KeyOrder, name: &str, c: i64| {
+            meansparse.then(|| MeanSparse::new(&p / name, keys, c))
+        };
         let batchnorm_0 = BatchNorm2d::new(&p / "batchnorm_0", keys, c_in);
+        let sparse_0 = ms(keys, "meansparse_0", c_in);
         let conv_0 = Conv2d::dm_same(&p / "conv_0", keys, c_in, c_out, stride);
         let batchnorm_1 = BatchNorm2d::new(&p / "batchnorm_1", keys, c_out);
+        let sparse_1 = ms(keys, "meansparse_1", c_out);
         let conv_1 = Conv2d::new(&p / "conv_1", keys, c_out, c_out, 3, 1);
         let shortcut =
             (c_in != c_out).then(|| Conv2d::new(&p / "shortcut", keys, c_in, c_out, 1, stride));
+        let sparse_2 = ms(keys, "meansparse_2", c_out);
         DmBlock {
+            sparse: [sparse_0, sparse_1, sparse_2],
             batchnorm_0,
             conv_0,
             batchnorm_1,
@@ -43,11 +60,27 @@ impl DmBlock {
         }
     }
 
-    fn main_path(&self, activated: &Tensor, train: bool) -> Tensor {
-        let mid = self
+    /// The activated input both paths start from (the shortcut convolution sees it too).
+    fn activated(&self, x: &Tensor, train: bool) -> Tensor {
+        let normed = maybe(&self.sparse[0], self.batchnorm_0.forward(x, train));
+        self.act.apply(&normed)
+    }
+
+    /// `conv_1`'s input.
+    fn mid(&self, activated: &Tensor, train: bool) -> Tensor {
+        let normed = self
             .batchnorm_1
             .forward(&self.conv_0.forward(activated), train);
-        self.conv_1.forward(&self.act.apply(&mid))
+        self.act.apply(&maybe(&self.sparse[1], normed))
+    }
+
+    fn main_path(&self, activated: &Tensor, train: bool) -> Tensor {
+        self.conv_1.forward(&self.mid(activated, train))
+    }
+
+    /// The block's output from the residual sum.
+    fn out(&self, sum: Tensor) -> Tensor {
+        maybe(&self.sparse[2], sum)
     }
 
     fn short(&self, x: &Tensor, activated: &Tensor) -> Tensor {
@@ -60,20 +93,15 @@ impl DmBlock {
 
 impl CutBlock for DmBlock {
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let activated = self.act.apply(&self.batchnorm_0.forward(x, train));
-        self.short(x, &activated) + self.main_path(&activated, train)
+        let activated = self.activated(x, train);
+        self.out(self.short(x, &activated) + self.main_path(&activated, train))
     }
 
     fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
-        let activated = self.act.apply(&self.batchnorm_0.forward(x, false));
+        let activated = self.activated(x, false);
         Some(match leaf {
             "conv_0" => vec![self.short(x, &activated), activated],
-            "conv_1" => {
-                let mid = self
-                    .batchnorm_1
-                    .forward(&self.conv_0.forward(&activated), false);
-                vec![self.short(x, &activated), self.act.apply(&mid)]
-            }
+            "conv_1" => vec![self.short(x, &activated), self.mid(&activated, false)],
             "shortcut" if self.shortcut.is_some() => {
                 vec![self.main_path(&activated, false), activated]
             }
@@ -83,12 +111,13 @@ impl CutBlock for DmBlock {
 
     /// Same operand order as `forward` (shortcut + main).
     fn resume(&self, leaf: &str, c: &[Tensor]) -> Tensor {
-        match (leaf, &self.shortcut) {
+        let sum = match (leaf, &self.shortcut) {
             ("conv_0", _) => &c[0] + self.main_path(&c[1], false),
             ("conv_1", _) => &c[0] + self.conv_1.forward(&c[1]),
             (_, Some(conv)) => conv.forward(&c[1]) + &c[0],
-            (_, None) => Tensor::new(),
-        }
+            (_, None) => return Tensor::new(),
+        };
+        self.out(sum)
     }
 
     fn modules(&self, out: &mut Vec<ModuleInfo>) {
@@ -104,9 +133,11 @@ impl CutBlock for DmBlock {
     }
 }
 
-/// `spec.blocks[0]` blocks per group (depth = 6n + 4), widen factor `spec.width`.
+/// `spec.blocks[0]` blocks per group (depth = 6n + 4), widen factor `spec.width`, with
+/// MeanSparse ops where `spec.meansparse`.
 pub fn dm_wide_resnet(p: &nn::Path, keys: &mut KeyOrder, spec: &ArchSpec) -> ChainNet<DmBlock> {
     let (n, k, act) = (spec.blocks[0], spec.width, spec.activation);
+    let ms = spec.meansparse;
     let ch = [16, 16 * k, 32 * k, 64 * k];
     let stem = Conv2d::new(p / "init_conv", keys, spec.in_channels, ch[0], 3, 1);
     let layer = p / "layer";
@@ -118,16 +149,23 @@ pub fn dm_wide_resnet(p: &nn::Path, keys: &mut KeyOrder, spec: &ArchSpec) -> Cha
             } else {
                 (ch[g + 1], 1)
             };
-            let block = DmBlock::new(&layer / g / "block" / i, keys, (c_in, ch[g + 1], s), act);
+            let block = DmBlock::new(
+                &layer / g / "block" / i,
+                keys,
+                (c_in, ch[g + 1], s),
+                (act, ms),
+            );
             blocks.push((format!("layer.{g}.block.{i}"), block));
         }
     }
     let batchnorm = BatchNorm2d::new(p / "batchnorm", keys, ch[3]);
+    let sparse_end = ms.then(|| MeanSparse::new(p / "meansparse_end", keys, ch[3]));
     let classifier = Linear::new(p / "logits", keys, spec.feature_dim, spec.num_classes);
     ChainNet {
         stem,
         blocks,
         batchnorm,
+        sparse_end,
         act,
         pool: 8,
         classifier,

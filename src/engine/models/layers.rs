@@ -14,7 +14,7 @@ pub struct KeyOrder {
 }
 
 impl KeyOrder {
-    fn push(&mut self, p: &nn::Path, name: &str) {
+    pub(super) fn push(&mut self, p: &nn::Path, name: &str) {
         self.names.push(p.path(name));
     }
 }

@@ -6,6 +6,7 @@ pub mod compute;
 mod dm_preact_resnet;
 mod dm_wide_resnet;
 mod layers;
+mod mean_sparse;
 mod normalize;
 mod preact_resnet;
 mod resnet;
@@ -27,7 +28,7 @@ use tch::{nn, Device, Kind, Tensor};
 pub enum ModelError {
     #[error("unknown architecture `{0}`; expected `auto` or one of: {KNOWN_ARCHS}")]
     UnknownArch(String),
-    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits) and DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits); pass --arch if the keys are right but the shapes confuse detection")]
+    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant) and DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits); pass --arch if the keys are right but the shapes confuse detection")]
     CannotDetect { path: String, reason: String },
     #[error("{path} does not match {arch}: {details}")]
     StateMismatch {
@@ -256,6 +257,9 @@ impl Model {
         // Loaded models start frozen (attacks need input gradients only); training code
         // unfreezes exactly what it trains.
         let mut model = model;
+        if model.spec.meansparse {
+            model.keys = mean_sparse::head_key_order(model.keys, &ckpt.tensors);
+        }
         if choice.activation.is_some() {
             model.activation_source = ActivationSource::Flag;
         }
@@ -422,6 +426,9 @@ impl Model {
     fn normalize(&self, x: &Tensor) -> Tensor {
         let x = match &self.input_stats {
             Some((mean, std)) => (x - mean) / std,
+            None if self.normalization.choice == NormalizeChoice::PerImage => {
+                normalize::per_image(x)
+            }
             None => x.shallow_clone(),
         };
         if self.compute.channels_last {

@@ -25,6 +25,10 @@ pub enum NormalizeChoice {
     Named(String),
     /// `M1,M2,M3/S1,S2,S3`.
     Custom { mean: Vec<f32>, std: Vec<f32> },
+    /// `per-image`: each image standardised by its own mean and standard deviation over
+    /// all its pixels and channels, `(x − mean(x)) / max(std(x), 1/√(C·H·W))` with the
+    /// unbiased std (robustbench's Ding2020MMANet forward).
+    PerImage,
 }
 
 impl NormalizeChoice {
@@ -33,12 +37,13 @@ impl NormalizeChoice {
         match lower.as_str() {
             "auto" => return Ok(NormalizeChoice::Auto),
             "none" => return Ok(NormalizeChoice::None),
+            "per-image" => return Ok(NormalizeChoice::PerImage),
             "cifar10" | "cifar100" | "imagenet" | "mnist" => {
                 return Ok(NormalizeChoice::Named(lower));
             }
             _ => {}
         }
-        let expected = "expected auto, none, cifar10, cifar100, imagenet, mnist, or per-channel MEANS/STDS such as 0.5,0.5,0.5/0.25,0.25,0.25";
+        let expected = "expected auto, none, cifar10, cifar100, imagenet, mnist, per-image, or per-channel MEANS/STDS such as 0.5,0.5,0.5/0.25,0.25,0.25";
         let Some((m, s)) = lower.split_once('/') else {
             return Err(format!("`{text}` is not a normalisation; {expected}"));
         };
@@ -73,6 +78,7 @@ impl NormalizeChoice {
         match self {
             NormalizeChoice::Auto => "auto".into(),
             NormalizeChoice::None => "none".into(),
+            NormalizeChoice::PerImage => "per-image".into(),
             NormalizeChoice::Named(n) => n.clone(),
             NormalizeChoice::Custom { mean, std } => format!("{}/{}", join(mean), join(std)),
         }
@@ -113,6 +119,7 @@ impl Normalization {
             (NormSource::Dataset(d), _) => format!("{d} mean/std, auto"),
             (NormSource::Checkpoint(m, s), _) => format!("checkpoint {m}/{s}, auto"),
             (NormSource::Flag, NormalizeChoice::None) => "no normalization".into(),
+            (NormSource::Flag, NormalizeChoice::PerImage) => "per-image standardisation".into(),
             (NormSource::Flag, NormalizeChoice::Named(n)) => format!("{n} mean/std"),
             (NormSource::Flag, c) => format!("mean/std {}", c.text()),
         }
@@ -129,6 +136,9 @@ impl Normalization {
             }
             (NormSource::Flag, NormalizeChoice::None) => {
                 "none: raw [0, 1] pixels (--normalize none)".into()
+            }
+            (NormSource::Flag, NormalizeChoice::PerImage) => {
+                "per-image standardisation: (x - mean(x)) / max(std(x), 1/sqrt(C*H*W)) (--normalize per-image)".into()
             }
             (NormSource::Flag, NormalizeChoice::Named(n)) => {
                 format!("{n} mean/std (--normalize {n})")
@@ -238,7 +248,8 @@ pub(super) fn resolve(
             ),
             (None, None) => return Err(ModelError::BadInput("no normalisation given".into())),
         },
-        NormalizeChoice::None => (NormSource::Flag, None),
+        // Per-image statistics are computed in `forward` (see `per_image`).
+        NormalizeChoice::None | NormalizeChoice::PerImage => (NormSource::Flag, None),
         NormalizeChoice::Named(name) => {
             let (m, s) = NormalizeChoice::named_stats(name);
             (
@@ -253,6 +264,16 @@ pub(super) fn resolve(
     })
 }
 
+/// `NormalizeChoice::PerImage` on an N×C×H×W batch.
+pub(super) fn per_image(x: &Tensor) -> Tensor {
+    let size = x.size();
+    let n: i64 = size[1..].iter().product();
+    let dims: &[i64] = &[1, 2, 3];
+    let mean = x.mean_dim(Some(dims), true, None::<Kind>);
+    let std = x.std_dim(Some(dims), true, true);
+    (x - mean) / std.clamp_min(1.0 / (n as f64).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +283,7 @@ mod tests {
         for text in [
             "auto",
             "none",
+            "per-image",
             "cifar10",
             "cifar100",
             "imagenet",

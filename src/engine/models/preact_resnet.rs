@@ -1,6 +1,11 @@
 //! PreActResNet as in the Bag-of-Tricks AT code (Pang et al. 2021, `preactresnet.py`):
 //! pre-activation blocks (`bn1`, `conv1`, `bn2`, `conv2`, a bias-free 1×1 `shortcut.0`
 //! where shapes change), a final `bn`, `avg_pool2d(·, 4)` and `linear`.
+//!
+//! With `spec.preact_v1` it is robustbench's `PreActResNet(PreActBlock, …)` with
+//! `bn_before_fc=False` and `out_shortcut=False` (Andriushchenko 2020, Wong 2020): the
+//! shortcut convolution sees the raw block input instead of the activated one, and there
+//! is no final BatchNorm (nor ReLU) before the pooling; the keys are the same less `bn`.
 use super::arch::{Activation, ArchSpec};
 use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
@@ -12,10 +17,17 @@ struct PreActBlock {
     bn2: BatchNorm2d,
     conv2: Conv2d,
     shortcut: Option<Conv2d>,
+    /// V1: the shortcut convolution takes the raw block input.
+    raw_shortcut: bool,
 }
 
 impl PreActBlock {
-    fn new(p: nn::Path, keys: &mut KeyOrder, c_in: i64, planes: i64, stride: i64) -> Self {
+    fn new(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        (c_in, planes, stride): (i64, i64, i64),
+        raw_shortcut: bool,
+    ) -> Self {
         let bn1 = BatchNorm2d::new(&p / "bn1", keys, c_in);
         let conv1 = Conv2d::new(&p / "conv1", keys, c_in, planes, 3, stride);
         let bn2 = BatchNorm2d::new(&p / "bn2", keys, planes);
@@ -28,6 +40,23 @@ impl PreActBlock {
             bn2,
             conv2,
             shortcut,
+            raw_shortcut,
+        }
+    }
+
+    /// What the shortcut convolution sees: the raw input (V1) or the activated one.
+    fn shortcut_input(&self, x: &Tensor, activated: &Tensor) -> Tensor {
+        if self.raw_shortcut {
+            x.shallow_clone()
+        } else {
+            activated.shallow_clone()
+        }
+    }
+
+    fn short(&self, x: &Tensor, activated: &Tensor) -> Tensor {
+        match &self.shortcut {
+            Some(conv) => conv.forward(&self.shortcut_input(x, activated)),
+            None => x.shallow_clone(),
         }
     }
 }
@@ -35,7 +64,9 @@ impl PreActBlock {
 pub struct PreActResNet {
     conv1: Conv2d,
     layers: Vec<Vec<PreActBlock>>,
-    bn: BatchNorm2d,
+    /// None in V1 (`bn_before_fc=False`).
+    bn: Option<BatchNorm2d>,
+    channels: i64,
     pub linear: Linear,
 }
 
@@ -51,17 +82,19 @@ impl PreActResNet {
             let mut stage_blocks = Vec::new();
             for j in 0..n {
                 let stride = if i > 0 && j == 0 { 2 } else { 1 };
-                stage_blocks.push(PreActBlock::new(&stage / j, keys, c_in, planes, stride));
+                let dims = (c_in, planes, stride);
+                stage_blocks.push(PreActBlock::new(&stage / j, keys, dims, spec.preact_v1));
                 c_in = planes;
             }
             layers.push(stage_blocks);
         }
-        let bn = BatchNorm2d::new(p / "bn", keys, c_in);
+        let bn = (!spec.preact_v1).then(|| BatchNorm2d::new(p / "bn", keys, c_in));
         let linear = Linear::new(p / "linear", keys, spec.feature_dim, spec.num_classes);
         PreActResNet {
             conv1,
             layers,
             bn,
+            channels: c_in,
             linear,
         }
     }
@@ -71,7 +104,10 @@ impl PreActResNet {
         for block in self.layers.iter().flatten() {
             out = block.forward(&out, train);
         }
-        let out = self.bn.forward(&out, train).relu();
+        let out = match &self.bn {
+            Some(bn) => bn.forward(&out, train).relu(),
+            None => out,
+        };
         self.linear.forward(&pool_flat(&out, 4))
     }
 
@@ -81,7 +117,7 @@ impl PreActResNet {
             sh = block.out_size(sh);
             sw = block.out_size(sw);
         }
-        Some(self.bn.weight.size()[0] * pooled(sh, 4)? * pooled(sw, 4)?)
+        Some(self.channels * pooled(sh, 4)? * pooled(sw, 4)?)
     }
 }
 
@@ -89,10 +125,7 @@ impl PreActResNet {
 impl CutBlock for PreActBlock {
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let out = self.bn1.forward(x, train).relu();
-        let short = match &self.shortcut {
-            Some(conv) => conv.forward(&out),
-            None => x.shallow_clone(),
-        };
+        let short = self.short(x, &out);
         let out = self.conv1.forward(&out);
         let out = self.conv2.forward(&self.bn2.forward(&out, train).relu());
         out + short
@@ -112,10 +145,7 @@ impl CutBlock for PreActBlock {
 
     fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
         let a = self.bn1.forward(x, false).relu();
-        let short = match &self.shortcut {
-            Some(conv) => conv.forward(&a),
-            None => x.shallow_clone(),
-        };
+        let short = self.short(x, &a);
         Some(match leaf {
             "conv1" => vec![a, short],
             "conv2" => vec![
@@ -126,7 +156,7 @@ impl CutBlock for PreActBlock {
                 let main = self
                     .conv2
                     .forward(&self.bn2.forward(&self.conv1.forward(&a), false).relu());
-                vec![main, a]
+                vec![main, self.shortcut_input(x, &a)]
             }
             _ => return None,
         })
@@ -148,15 +178,16 @@ impl CutBlock for PreActBlock {
 
 impl PreActResNet {
     /// This network as MRC's fast path sees it (`chain.rs`): stem conv1, the blocks, final
-    /// BatchNorm → ReLU → `avg_pool2d(·, 4)`, the classifier.
+    /// BatchNorm → ReLU (none in V1) → `avg_pool2d(·, 4)`, the classifier.
     pub fn chain(&self) -> Chain<'_> {
         Chain {
             stem: &self.conv1,
             stem_norm: None,
             blocks: staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1)),
-            head_norm: Some(NormAct {
-                bn: &self.bn,
+            head_norm: self.bn.as_ref().map(|bn| NormAct {
+                bn,
                 act: Activation::Relu,
+                sparse: None,
             }),
             pool: 4,
             classifier: &self.linear,

@@ -226,6 +226,7 @@ impl ResNet {
             stem_norm: Some(NormAct {
                 bn: &self.bn1,
                 act: Activation::Relu,
+                sparse: None,
             }),
             blocks: staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1)),
             head_norm: None,

@@ -204,6 +204,7 @@ impl WideResNet {
             head_norm: Some(NormAct {
                 bn: &self.bn1,
                 act: Activation::Relu,
+                sparse: None,
             }),
             pool: 8,
             classifier: &self.linear,
