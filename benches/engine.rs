@@ -81,18 +81,26 @@ np.save(f"{d}/y.npy", y.numpy())
 model = Normalized(net, [0.4914, 0.4822, 0.4465], [0.2471, 0.2435, 0.2616]).eval()
 for p in model.parameters():
     p.requires_grad_(False)
-t = time.time()
-correct = 0
-clean = 0
-for i in range(0, n, 128):
-    # The same work as `rift eval`: clean accuracy, then PGD and robust accuracy.
-    with torch.no_grad():
-        clean += (model(x[i:i+128]).argmax(1) == y[i:i+128]).sum().item()
-    adv = pgd(model, x[i:i+128], y[i:i+128], 8/255, 2/255, 10, random_start=False)
-    with torch.no_grad():
-        correct += (model(adv).argmax(1) == y[i:i+128]).sum().item()
-print(time.time() - t, correct, clean)
+best = None
+for _ in range(int(sys.argv[4])):
+    t = time.time()
+    correct = 0
+    clean = 0
+    for i in range(0, n, 128):
+        # The same work as `rift eval`: clean accuracy, then PGD and robust accuracy.
+        with torch.no_grad():
+            clean += (model(x[i:i+128]).argmax(1) == y[i:i+128]).sum().item()
+        adv = pgd(model, x[i:i+128], y[i:i+128], 8/255, 2/255, 10, random_start=False)
+        with torch.no_grad():
+            correct += (model(adv).argmax(1) == y[i:i+128]).sum().item()
+    secs = time.time() - t
+    best = secs if best is None else min(best, secs)
+print(best, correct, clean)
 "#;
+
+/// Runs per side; each side's best counts (one cold run swung the ratio 0.76–0.97 on the
+/// same idle machine, as the versus bench found for its short stages).
+const PGD_RUNS: usize = 3;
 
 fn bench_pgd(card: &mut Scorecard) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -106,6 +114,7 @@ fn bench_pgd(card: &mut Scorecard) {
             dir.path().to_str().unwrap(),
             &n.to_string(),
             &threads.to_string(),
+            &PGD_RUNS.to_string(),
         ])
         .output()
         .expect("python");
@@ -158,17 +167,26 @@ fn bench_pgd(card: &mut Scorecard) {
         limit: None,
         batch_size: 128,
     };
-    let result =
-        evaluate(&model, &set, &plan, &CancelFlag::default(), &mut |_, _| {}).expect("eval");
+    let runs: Vec<_> = (0..PGD_RUNS)
+        .map(|_| {
+            evaluate(&model, &set, &plan, &CancelFlag::default(), &mut |_, _| {}).expect("eval")
+        })
+        .collect();
+    let result = runs
+        .into_iter()
+        .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+        .expect("runs");
     let ratio = py_secs / result.seconds;
     println!(
-        "pgd-10 eval (resnet18-w16, {n} imgs, {threads} threads): rift {:.2}s, pytorch {:.2}s, ratio {:.2} (target >= 0.90) {}; clean correct rift {} / pytorch {}; robust correct rift {} / pytorch {}",
+        "pgd-10 eval (resnet18-w16, {n} imgs, {threads} threads, best of {PGD_RUNS}): rift {:.2}s, pytorch {:.2}s, ratio {:.2} (target >= 0.90) {}; clean correct rift {} / pytorch {}; robust correct rift {} / pytorch {}",
         result.seconds, py_secs, ratio, card.target("pgd-10 eval ratio >= 0.90", ratio >= 0.9),
         result.clean_correct, py_clean, result.robust_correct.unwrap_or(0), py_correct
     );
 }
 
 fn main() -> std::process::ExitCode {
+    // As the rift binary does first thing (see `tune_allocator`): measure rift as it runs.
+    rift::engine::device::tune_allocator();
     let mut card = Scorecard::new("engine");
     // `cargo bench` passes --bench; a filter argument selects one benchmark.
     let filter: Vec<String> = std::env::args()

@@ -467,6 +467,8 @@ fn bench_stages(
 }
 
 fn main() -> std::process::ExitCode {
+    // As the rift binary does first thing (see `tune_allocator`): measure rift as it runs.
+    rift::engine::device::tune_allocator();
     let mut card = Scorecard::new("pipeline");
     let filter: Vec<String> = std::env::args()
         .skip(1)
