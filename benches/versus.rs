@@ -446,7 +446,8 @@ fn main() -> std::process::ExitCode {
             label: "resnet18-w16 (cpu)".into(),
             settings: cpu.clone(),
             rows: ALL_ROWS,
-            speed: &[],
+            // Issue 26: MRC --fast at 10 epochs against the published algorithm.
+            speed: &[("mrc", 3.0)],
         },
         // Issue 11: a zoo network (robustbench's DM WideResNet code on the eager side).
         BenchModel {
