@@ -13,6 +13,8 @@
 //! strides, so inputs and convolution weights are given NHWC strides (a permuted copy seen
 //! through the inverse permutation; tch has no memory-format call) and every op after them
 //! keeps the layout. Results differ from NCHW only by summation order inside kernels.
+//! MRC's exact loop on the CPU uses `ChannelsLastWeights` whatever the setting: there the
+//! layout is the difference between missing and meeting its speed target (issue 26).
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tch::{Kind, Tensor};
@@ -108,6 +110,40 @@ pub fn to_channels_last(t: &Tensor) -> Tensor {
     t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
+/// Convolution weights laid out channels-last for as long as this lives, NCHW again when
+/// it drops (every exit path, errors and cancels included). Same values, same variables:
+/// only strides change, so an optimiser or a copy into them is unaffected.
+pub struct ChannelsLastWeights {
+    relaid: Vec<Tensor>,
+}
+
+impl ChannelsLastWeights {
+    /// Re-lays `vars`' 4-D members out channels-last (those already so are left alone).
+    pub(crate) fn new(vars: impl Iterator<Item = Tensor>) -> Result<Self, tch::TchError> {
+        // On an error the guard drops here and puts back what it relaid so far.
+        let mut guard = ChannelsLastWeights { relaid: Vec::new() };
+        tch::no_grad(|| -> Result<(), tch::TchError> {
+            for mut v in vars.filter(|v| v.dim() == 4 && !is_channels_last(v)) {
+                v.f_set_data(&to_channels_last(&v))?;
+                guard.relaid.push(v);
+            }
+            Ok(())
+        })?;
+        Ok(guard)
+    }
+}
+
+impl Drop for ChannelsLastWeights {
+    fn drop(&mut self) {
+        tch::no_grad(|| {
+            for v in &mut self.relaid {
+                // Contiguous again; a failure leaves the same values with NHWC strides.
+                let _ = v.f_set_data(&to_contiguous(v));
+            }
+        });
+    }
+}
+
 /// The same values with the default (NCHW) strides.
 pub fn to_contiguous(t: &Tensor) -> Tensor {
     t.contiguous()
@@ -122,6 +158,23 @@ pub fn is_channels_last(t: &Tensor) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_last_weights_are_put_back_when_the_guard_drops() {
+        let conv = Tensor::randn([8, 3, 3, 3], (Kind::Float, tch::Device::Cpu));
+        let bias = Tensor::randn([8], (Kind::Float, tch::Device::Cpu));
+        let before = conv.copy();
+        {
+            let _g =
+                ChannelsLastWeights::new([conv.shallow_clone(), bias.shallow_clone()].into_iter())
+                    .unwrap();
+            assert!(is_channels_last(&conv), "every handle sees the new strides");
+            assert!(bias.is_contiguous());
+            assert!(conv.equal(&before));
+        }
+        assert!(conv.is_contiguous() && !is_channels_last(&conv));
+        assert!(conv.equal(&before));
+    }
 
     #[test]
     fn precision_names_round_trip() {

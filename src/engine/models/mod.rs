@@ -467,6 +467,15 @@ impl Model {
         Ok(())
     }
 
+    /// Convolution weights channels-last until the guard drops, `compute()` unchanged:
+    /// the first convolution then writes NHWC activations and every later op keeps them,
+    /// as with `--channels-last`, for one stage only. MRC's exact loop uses it on the CPU.
+    pub fn channels_last_weights(&self) -> Result<compute::ChannelsLastWeights, ModelError> {
+        Ok(compute::ChannelsLastWeights::new(
+            self.vs.variables().into_values(),
+        )?)
+    }
+
     /// The cache MRC's fast path keeps for `module`: everything the logits depend on that
     /// a perturbation of `module` cannot change (eval mode, no gradients).
     pub fn prefix_cache(&self, x: &Tensor, module: &str) -> Result<Vec<Tensor>, ModelError> {
