@@ -1,7 +1,9 @@
 //! Standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square; published budgets) through rift
 //! versus pyautoattack 0.2.0 on the same model, samples, ε and device, in one run: the
-//! bundled demo model (MNIST AT ResNet18-w8) at ε = 0.2 (robust accuracy mid-range; at 0.3 it is 0 %) on the first `RIFT_BENCH_AA_N`
-//! digits (default 100: about 12 minutes for both sides on 2 idle cores, so `make bench` runs end to end in one sitting). Prints the speed ratio (pyautoattack seconds / rift seconds,
+//! bundled demo model (MNIST AT ResNet18-w8) at ε = 0.2 (at 0.3 robust accuracy is 0 %) on
+//! the first `RIFT_BENCH_AA_N` digits (default 100: about 12 minutes for both sides on 2
+//! idle cores, so `make bench` runs end to end in one sitting). Prints the speed ratio
+//! (pyautoattack seconds / rift seconds,
 //! attacks only, model loading excluded on both sides) and both robust accuracies; the
 //! summary line and the exit status say whether the ≥ 1.0 target is met.
 mod common;
