@@ -109,6 +109,12 @@ pub struct EvalArgs {
     pub autoattack: AutoAttackArgs,
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write the adversarial examples to FILE (.safetensors, or .pt/.pth for torch.load):
+    /// `x_adv` (float32 N×C×H×W, pixels in [0, 1], the evaluated points in order) and `y`.
+    /// AutoAttack's is the clean image where no attack broke the point, as the reference's;
+    /// PGD's is the attack's output for every point.
+    #[arg(long, value_name = "FILE")]
+    pub save_adv: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -252,14 +252,15 @@ mod tests {
 /// explorer share these flags).
 #[derive(Args, Debug, Clone, Default)]
 pub struct SessionOodArgs {
-    /// Corrupted test set for OOD: cifar10-c, cifar100-c or tiny-imagenet-c (default: the
-    /// dataset's own, when found).
+    /// Corrupted test set for OOD: cifar10-c, cifar100-c, tiny-imagenet-c or mnist-c
+    /// (default: the dataset's own -C set, when found; MNIST's only when given).
     #[arg(long)]
     pub ood_dataset: Option<String>,
     /// Where the corrupted set lives (default: --data-dir).
     #[arg(long, value_name = "DIR")]
     pub ood_dir: Option<PathBuf>,
-    /// Severities: 1-5, 3, or 1,3,5 (default: 1-5 for CIFAR, 1 for Tiny-ImageNet-C as published).
+    /// Severities: 1-5, 3, or 1,3,5 (default: 1-5 for CIFAR, 1 for Tiny-ImageNet-C as
+    /// published; MNIST-C has only 1).
     #[arg(long)]
     pub severities: Option<String>,
     /// The OOD number summaries lead with: found (the mean over the corruptions present),

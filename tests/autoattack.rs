@@ -12,7 +12,8 @@
 mod common;
 
 use common::{
-    assert_failed, path_str, python, rift_bin, stderr_of, DEMO_MODEL, EXIT_ERROR, EXIT_USAGE,
+    assert_failed, demo_args, path_str, python, rift_bin, stderr_of, DEMO_MODEL, EXIT_ERROR,
+    EXIT_USAGE,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -356,19 +357,7 @@ fn an_interrupted_run_resumes_to_the_same_result() {
 
 /// `code`: 1 for rift's own checks, 2 where clap refuses the value (a negative ε).
 fn assert_clean_failure(extra: &[&str], code: i32, must_mention: &[&str]) {
-    let mut args = vec![
-        "eval",
-        "--checkpoint",
-        DEMO_MODEL,
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        "assets/demo",
-        "--device",
-        "cpu",
-        "--limit",
-        "16",
-    ];
+    let mut args = demo_args("eval", &["--limit", "16"]);
     args.extend_from_slice(extra);
     let err = assert_failed(&rift_env(&args, &[]), code, must_mention);
     // Found before any attack runs.

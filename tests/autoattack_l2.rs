@@ -13,7 +13,9 @@
 //! point for point.
 mod common;
 
-use common::{assert_failed, path_str, python, rift_bin, stderr_of, DEMO_MODEL, EXIT_ERROR};
+use common::{
+    assert_failed, demo_args, path_str, python, rift_bin, stderr_of, DEMO_MODEL, EXIT_ERROR,
+};
 use std::path::Path;
 use std::process::Command;
 use tch::Tensor;
@@ -271,21 +273,7 @@ fn the_l2_ensemble_matches_pyautoattack_after_each_attack() {
 #[test]
 fn l1_and_an_l2_run_without_eps_are_refused_before_compute() {
     let run = |extra: &[&str]| {
-        let mut args = vec![
-            "eval",
-            "--checkpoint",
-            DEMO_MODEL,
-            "--dataset",
-            "mnist",
-            "--data-dir",
-            "assets/demo",
-            "--device",
-            "cpu",
-            "--limit",
-            "8",
-            "--attack",
-            "autoattack",
-        ];
+        let mut args = demo_args("eval", &["--limit", "8", "--attack", "autoattack"]);
         args.extend_from_slice(extra);
         Command::new(rift_bin()).args(&args).output().unwrap()
     };

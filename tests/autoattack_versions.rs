@@ -5,35 +5,29 @@
 //! compared with pyautoattack in tests/autoattack.rs and tests/autoattack_l2.rs.
 mod common;
 
-use common::{assert_failed, path_str, rift_bin, DEMO_MODEL, EXIT_ERROR};
+use common::{assert_failed, demo_args, path_str, rift_bin, EXIT_ERROR};
 use std::process::{Command, Output};
 
 fn run(extra: &[&str]) -> Output {
-    let mut args = vec![
+    let mut args = demo_args(
         "eval",
-        "--checkpoint",
-        DEMO_MODEL,
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        "assets/demo",
-        "--device",
-        "cpu",
-        "--limit",
-        "6",
-        "--batch-size",
-        "6",
-        "--eps",
-        "0.1",
-        "--apgd-iters",
-        "3",
-        "--targets",
-        "2",
-        "--fab-iters",
-        "3",
-        "--square-queries",
-        "5",
-    ];
+        &[
+            "--limit",
+            "6",
+            "--batch-size",
+            "6",
+            "--eps",
+            "0.1",
+            "--apgd-iters",
+            "3",
+            "--targets",
+            "2",
+            "--fab-iters",
+            "3",
+            "--square-queries",
+            "5",
+        ],
+    );
     args.extend_from_slice(extra);
     Command::new(rift_bin())
         .args(&args)

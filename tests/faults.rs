@@ -62,6 +62,8 @@ impl Tally {
 fn faults_injected_sessions_intact() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::tiny_mnist(dir.path(), 128, 96);
+    // The corrupted set the runs' OOD stage reads (`--ood-dataset mnist-c`).
+    common::tiny_mnist_c(&data, 8);
     let tally = Tally::default();
     let started = std::time::Instant::now();
     let (run, compare) =

@@ -8,17 +8,7 @@ mod common;
 use common::{assert_failed, path_str, rift, rift_ok, run_python, DEMO_MODEL, EXIT_ERROR};
 
 fn mrc_base() -> Vec<&'static str> {
-    vec![
-        "mrc",
-        "--checkpoint",
-        DEMO_MODEL,
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        "assets/demo",
-        "--device",
-        "cpu",
-    ]
+    common::demo_args("mrc", &[])
 }
 
 /// Largest |x − digit/255| between the saved set and the first N demo test digits, and

@@ -1,7 +1,7 @@
 //! `rift eval --attack autoattack|LIST`: AutoAttack at the command edge — flags to
 //! `AaConfig`, the state file (read before any compute, written atomically after every
 //! batch), progress, and the text/JSON/YAML output of `rift eval`.
-use super::eval_setup::{load_for_eval, AttackRecord, EvalOutput, Loaded};
+use super::eval_setup::{load_for_eval, AttackRecord, EvalOutput, Loaded, PerSample};
 use crate::cli::{AaBudgetArgs, EvalArgs};
 use anyhow::{bail, Context, Result};
 use rift::engine::attack::{Norm, PgdConfig};
@@ -135,6 +135,16 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
         }
         _ => None,
     };
+    if let (Some(adv), Some(state)) = (&args.save_adv, &resume) {
+        if !state.finished.is_empty() || state.partial.is_some() {
+            bail!(
+                "--save-adv {}: the run in {} already attacked some points, and a state file keeps their verdicts but not their adversarial examples. Resume without --save-adv, or start over (delete the state file or pass another --state) to save them",
+                adv.display(),
+                args.autoattack.state.as_deref().unwrap_or(std::path::Path::new("")).display()
+            );
+        }
+    }
+
     eprintln!(
         "AutoAttack ({}) at {} eps {:.5} on {} {} test images, {}{} on {} ({}), {}",
         cfg.attacks
@@ -191,7 +201,18 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
     for w in autoattack::ensemble::model_warnings(task)? {
         eprintln!("warning: {w}");
     }
-    let report = match autoattack::evaluate(task, resume, &mut save, &mut sink, &cancel) {
+    let mut examples = match &args.save_adv {
+        Some(_) => Some(rift::engine::adv_examples::AdvExamples::clean(&set, n)?),
+        None => None,
+    };
+    let report = match autoattack::ensemble::evaluate_saving(
+        task,
+        resume,
+        &mut save,
+        &mut sink,
+        &cancel,
+        examples.as_mut(),
+    ) {
         Ok(r) => r,
         Err(autoattack::AaError::Cancelled) => match &args.autoattack.state {
             Some(p) => bail!(
@@ -236,7 +257,23 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
     if let Some(w) = autoattack::checks::square_warning(&report) {
         eprintln!("warning: {w}");
     }
+    for line in reference_lines(&report, cfg.norm) {
+        eprintln!("{line}");
+    }
+    if let (Some(path), Some(ex)) = (&args.save_adv, &examples) {
+        ex.save(path)?;
+        eprintln!(
+            "wrote {} adversarial examples (x_adv, y) to {}",
+            report.n,
+            path.display()
+        );
+    }
     if let Some(path) = &args.output {
+        let per_sample = PerSample {
+            robust: report.robust_flags.clone(),
+            broken_by: Some(report.broken_by.clone()),
+        };
+        let check = report.check.clone();
         let out = EvalOutput::new(
             EvalResult {
                 clean_acc: report.clean_acc,
@@ -257,9 +294,29 @@ pub fn eval_autoattack(args: &EvalArgs) -> Result<()> {
             &model,
             &rt,
         )
-        .with_zoo(args.model.reading.zoo.as_deref());
+        .with_zoo(args.model.reading.zoo.as_deref())
+        .with_evidence(per_sample, check, args.save_adv.as_deref());
         rift::report::write_structured(path, &out)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The reference's closing log lines (`initial accuracy`, `robust accuracy after ATTACK`
+/// with the time so far, the perturbation and NaN check, `robust accuracy`), its spelling.
+pub fn reference_lines(report: &autoattack::AaReport, norm: Norm) -> Vec<String> {
+    let mut lines = vec![format!("initial accuracy: {:.2}%", report.clean_acc)];
+    let mut total = 0.0;
+    for a in &report.attacks {
+        total += a.seconds;
+        lines.push(format!(
+            "robust accuracy after {}: {:.2}% (total time {:.1} s)",
+            a.attack.to_uppercase(),
+            a.robust_acc,
+            total
+        ));
+    }
+    lines.push(report.check.line(norm));
+    lines.push(format!("robust accuracy: {:.2}%", report.robust_acc));
+    lines
 }

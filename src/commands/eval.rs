@@ -2,13 +2,16 @@ use super::attack_config;
 use crate::cli::EvalArgs;
 use anyhow::Result;
 use rift::engine::device::device_name;
-use rift::engine::eval::{evaluate, EvalPlan};
+use rift::engine::eval::{evaluate_keeping, EvalPlan};
 use rift::engine::CancelFlag;
 use std::io::Write;
 
-use super::eval_setup::{load_for_eval, AttackRecord, EvalOutput, Loaded};
+use super::eval_setup::{
+    check_save_adv, load_for_eval, AttackRecord, EvalOutput, Loaded, PerSample,
+};
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
+    check_save_adv(args)?;
     if super::autoattack::wanted(&args.attack.attack) {
         return super::autoattack::eval_autoattack(args);
     }
@@ -39,10 +42,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         limit: args.data.limit,
         batch_size: args.data.batch_size,
     };
-    let result = evaluate(
+    let (result, kept) = evaluate_keeping(
         &model,
         &set,
         &plan,
+        args.save_adv.is_some(),
         &CancelFlag::default(),
         &mut |done, total| {
             if last.elapsed().as_secs_f64() > 1.0 || done == total {
@@ -73,14 +77,33 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         );
     }
     println!("{:.1} s on {}", result.seconds, device_name(rt.device));
+    if let Some(cfg) = &attack {
+        eprintln!("{}", kept.check.line(cfg.norm));
+    }
+    if let (Some(path), Some(adv)) = (&args.save_adv, &kept.adv) {
+        adv.save(path)?;
+        eprintln!(
+            "wrote {} adversarial examples (x_adv, y) to {}",
+            result.n,
+            path.display()
+        );
+    }
     if let Some(path) = &args.output {
+        let attacked = attack.is_some();
         let record = AttackRecord {
-            name: if attack.is_some() { "pgd" } else { "none" }.into(),
+            name: if attacked { "pgd" } else { "none" }.into(),
             config: attack,
             autoattack: None,
         };
-        let out = EvalOutput::new(result, record, None, kind, &ckpt, &model, &rt)
+        let mut out = EvalOutput::new(result, record, None, kind, &ckpt, &model, &rt)
             .with_zoo(args.model.reading.zoo.as_deref());
+        if attacked {
+            let per_sample = PerSample {
+                robust: kept.verdicts.robust,
+                broken_by: None,
+            };
+            out = out.with_evidence(per_sample, kept.check, args.save_adv.as_deref());
+        }
         rift::report::write_structured(path, &out)?;
         eprintln!("wrote {}", path.display());
     }

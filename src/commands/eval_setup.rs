@@ -4,11 +4,13 @@
 use super::{load_model, model_summary, runtime, ModelSummary};
 use crate::cli::EvalArgs;
 use anyhow::Result;
+use rift::engine::adv_examples::PerturbationCheck;
 use rift::engine::attack::PgdConfig;
 use rift::engine::data::{load_split, DatasetKind, Split};
 use rift::engine::device::device_name;
 use rift::engine::eval::EvalResult;
 use serde::Serialize;
+use std::path::Path;
 
 #[derive(Serialize)]
 pub(super) struct AttackRecord {
@@ -31,9 +33,15 @@ pub(super) struct EvalOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoattack: Option<rift::engine::autoattack::AaReport>,
     pub model: ModelSummary,
-    /// The verdict on every evaluated point, in order (AutoAttack's runs).
+    /// The verdict on every evaluated point, in order (PGD and AutoAttack runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_sample: Option<PerSample>,
+    /// The reference's closing check over the adversarial examples (attacked runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adversarial_check: Option<PerturbationCheck>,
+    /// Where `--save-adv` wrote the adversarial examples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adversarial_examples: Option<String>,
     pub device: String,
     /// Precision and layout (`fp32` unless `--precision`/`--channels-last`).
     pub compute: String,
@@ -53,6 +61,19 @@ pub(super) struct PerSample {
 }
 
 impl EvalOutput {
+    /// Records the per-point verdicts, the check and the examples' file of an attacked run.
+    pub(super) fn with_evidence(
+        mut self,
+        per_sample: PerSample,
+        check: PerturbationCheck,
+        saved: Option<&Path>,
+    ) -> EvalOutput {
+        self.per_sample = Some(per_sample);
+        self.adversarial_check = Some(check);
+        self.adversarial_examples = saved.map(|p| p.display().to_string());
+        self
+    }
+
     /// Records the `--zoo` id the model was named by.
     pub(super) fn with_zoo(mut self, zoo: Option<&str>) -> EvalOutput {
         self.model.zoo = zoo.map(str::to_string);
@@ -82,6 +103,8 @@ impl EvalOutput {
             // The zoo id is the caller's to add (`with_zoo`).
             model: model_summary(ckpt, model, None),
             per_sample,
+            adversarial_check: None,
+            adversarial_examples: None,
             device: device_name(rt.device),
             compute: rt.compute.text(),
             seed: rt.seed,
@@ -99,6 +122,33 @@ pub(super) struct Loaded {
     pub ckpt: rift::engine::checkpoint::Checkpoint,
     pub model: rift::engine::models::Model,
     pub set: rift::engine::data::ImageSet,
+}
+
+/// `--save-adv`'s file, checked before any compute: a known extension, an existing
+/// folder, and an attack to take the examples from.
+pub(super) fn check_save_adv(args: &EvalArgs) -> Result<()> {
+    let Some(path) = &args.save_adv else {
+        return Ok(());
+    };
+    rift::engine::checkpoint::save_format_for(path)?;
+    if args.attack.attack.trim().eq_ignore_ascii_case("none") {
+        anyhow::bail!(
+            "--save-adv {} needs an attack to take adversarial examples from, but --attack is none",
+            path.display()
+        );
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "--save-adv {}: the folder {} does not exist; create it first (nothing was computed)",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 pub(super) fn load_for_eval(args: &EvalArgs) -> Result<Loaded> {

@@ -4,67 +4,54 @@ use crate::cli::{FinetuneArgs, FinetuneFlags};
 use anyhow::{bail, Context, Result};
 use rift::engine::checkpoint::save_by_extension;
 use rift::engine::data::{load_split, Augmenter, DatasetKind, Split};
+use rift::engine::rift::compare::Candidate;
 use rift::engine::rift::finetune::{
-    check_distinct_layers, finetune as run_finetune, FinetuneConfig, FinetuneData, SelectOn,
+    finetune as run_finetune, FinetuneConfig, FinetuneData, SelectOn, Trained,
 };
 use rift::engine::rift::results::MrcResult;
 use rift::engine::CancelFlag;
 use std::path::Path;
 
-/// `--layer`: a name, a comma list, or `lowest:K` of a saved MRC result.
+/// `--layer` (`auto`, `lowest:K` of a saved MRC result, or a comma list of modules) as the
+/// modules it trains, through the engine's `Candidate`.
 pub fn resolve_layers(
     spec: &str,
     mrc: Option<&MrcResult>,
     mrc_path: Option<&Path>,
 ) -> Result<Vec<String>> {
-    let spec = if spec == "auto" { "lowest:1" } else { spec };
-    if let Some(k) = spec.strip_prefix("lowest:") {
-        let k: usize = k
-            .parse()
-            .with_context(|| format!("`{spec}`: expected lowest:K with K a number"))?;
+    let candidate = Candidate::from_layer_flag(spec).map_err(anyhow::Error::msg)?;
+    let shown = mrc_path.map_or(String::new(), |p| format!(" {}", p.display()));
+    if candidate.needs_mrc() {
         let Some(r) = mrc else {
             bail!("--layer {spec} needs a saved MRC result: pass --mrc-result FILE (from `rift mrc --output FILE`)");
         };
         if r.modules.is_empty() && !r.estimated_only.is_empty() {
             bail!(
-                "--layer {spec}: the MRC result{} holds only first-order screening estimates (not in the paper), and estimates never choose a module: rerun `rift mrc --screen` with --exact-lowest K",
-                mrc_path.map_or(String::new(), |p| format!(" {}", p.display()))
+                "--layer {spec}: the MRC result{shown} holds only first-order screening estimates (not in the paper), and estimates never choose a module: rerun `rift mrc --screen` with --exact-lowest K"
             );
         }
-        if k == 0 || k > r.modules.len() {
-            bail!(
-                "--layer {spec}: the MRC result{} has {} modules",
-                mrc_path.map_or(String::new(), |p| format!(" {}", p.display())),
-                r.modules.len()
-            );
+        if let Candidate::Lowest(k) = candidate {
+            if k > r.modules.len() {
+                bail!(
+                    "--layer {spec}: the MRC result{shown} has {} modules",
+                    r.modules.len()
+                );
+            }
         }
-        return Ok(r.modules.iter().take(k).map(|m| m.name.clone()).collect());
     }
-    explicit_layers(spec)
+    match candidate.resolve(mrc, &[], 0) {
+        Ok(Trained::Modules(names)) => Ok(names),
+        Ok(Trained::AllParameters) => bail!("--layer {spec} names no module"),
+        Err(e) => bail!("--layer {spec}: {e}"),
+    }
 }
 
 /// Checks `--layer` now when it names modules itself (`auto` and `lowest:K` wait for MRC),
 /// so that a pipeline refuses a bad list before its first stage.
 pub fn check_layer_flag(spec: &str) -> Result<()> {
-    if spec == "auto" || spec.starts_with("lowest:") {
-        return Ok(());
-    }
-    explicit_layers(spec).map(drop)
-}
-
-/// The modules an explicit `--layer a,b` names (not `auto` / `lowest:K`, which need MRC),
-/// checked before any stage runs: not empty, none named twice.
-pub fn explicit_layers(spec: &str) -> Result<Vec<String>> {
-    let layers: Vec<String> = spec
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if layers.is_empty() {
-        bail!("--layer is empty; name a module such as layer2.1.conv2");
-    }
-    check_distinct_layers(&layers)?;
-    Ok(layers)
+    Candidate::from_layer_flag(spec)
+        .map(drop)
+        .map_err(anyhow::Error::msg)
 }
 
 pub fn load_mrc_result(path: &Path) -> Result<MrcResult> {

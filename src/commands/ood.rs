@@ -47,9 +47,12 @@ pub fn ood(args: &OodArgs) -> Result<()> {
     let kind = DatasetKind::parse(&args.dataset)?;
     if !matches!(
         kind,
-        DatasetKind::Cifar10C | DatasetKind::Cifar100C | DatasetKind::TinyImageNetC
+        DatasetKind::Cifar10C
+            | DatasetKind::Cifar100C
+            | DatasetKind::TinyImageNetC
+            | DatasetKind::MnistC
     ) {
-        bail!("rift ood evaluates corrupted sets: --dataset cifar10-c, cifar100-c or tiny-imagenet-c, not {}", kind.name());
+        bail!("rift ood evaluates corrupted sets: --dataset cifar10-c, cifar100-c, tiny-imagenet-c or mnist-c, not {}", kind.name());
     }
     let severities = match &args.severities {
         Some(s) => parse_severities(s).map_err(anyhow::Error::msg)?,

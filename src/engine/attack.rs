@@ -6,6 +6,7 @@
 //! the L2 ball (scaling the perturbation down to ε when it is longer), then onto [0, 1].
 use super::models::Model;
 use super::norms::l2_norms4 as l2_norms;
+use super::tensors::mean_cross_entropy;
 // Where callers have always found it.
 pub use super::norms::Norm;
 use super::CancelFlag;
@@ -179,9 +180,7 @@ pub enum AttackError {
 
 /// Mean cross-entropy, the loss the published attack ascends.
 fn loss(model: &Model, x: &Tensor, y: &Tensor) -> Result<Tensor, tch::TchError> {
-    model
-        .forward(x, false)
-        .f_cross_entropy_loss::<Tensor>(y, None, tch::Reduction::Mean, -100, 0.0)
+    mean_cross_entropy(&model.forward(x, false), y)
 }
 
 /// One PGD run from `x` (pixels in [0, 1]) against labels `y`.

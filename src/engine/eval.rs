@@ -1,4 +1,5 @@
 //! Clean and PGD-robust accuracy over (the first `limit` samples of) a test set.
+use super::adv_examples::{AdvExamples, PerturbationCheck};
 use super::attack::{clean_correct, robust_correct, AttackError, Noise, PgdConfig};
 use super::batches::range_batch;
 use super::data::ImageSet;
@@ -6,6 +7,7 @@ use super::models::Model;
 use super::CancelFlag;
 use serde::Serialize;
 use std::time::Instant;
+use tch::Tensor;
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct EvalResult {
@@ -48,7 +50,7 @@ pub fn evaluate(
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalResult, AttackError> {
-    evaluate_inner(model, set, plan, cancel, progress, None)
+    Ok(evaluate_keeping(model, set, plan, false, cancel, progress)?.0)
 }
 
 /// `evaluate`, also keeping every sample's clean and robust verdict.
@@ -59,9 +61,40 @@ pub fn evaluate_verdicts(
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(EvalResult, Verdicts), AttackError> {
-    let mut v = Verdicts::default();
-    let r = evaluate_inner(model, set, plan, cancel, progress, Some(&mut v))?;
-    Ok((r, v))
+    let (r, kept) = evaluate_keeping(model, set, plan, false, cancel, progress)?;
+    Ok((r, kept.verdicts))
+}
+
+/// What an evaluation keeps besides its counts.
+#[derive(Default)]
+pub struct Kept {
+    pub verdicts: Verdicts,
+    /// The attack's output for every point, with `keep_adv` and an attack.
+    pub adv: Option<AdvExamples>,
+    /// The reference's closing check over the attack's outputs (empty without an attack).
+    pub check: PerturbationCheck,
+}
+
+/// `evaluate`, keeping every sample's verdicts, the check on the attack's outputs and,
+/// with `keep_adv`, the outputs themselves (on the CPU).
+pub fn evaluate_keeping(
+    model: &Model,
+    set: &ImageSet,
+    plan: &EvalPlan,
+    keep_adv: bool,
+    cancel: &CancelFlag,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(EvalResult, Kept), AttackError> {
+    let n = plan.limit.map_or(set.n, |l| l.min(set.n));
+    let mut kept = Kept {
+        adv: match (keep_adv, plan.attack) {
+            (true, Some(_)) => Some(AdvExamples::clean(set, n)?),
+            _ => None,
+        },
+        ..Kept::default()
+    };
+    let r = evaluate_inner(model, set, plan, cancel, progress, &mut kept)?;
+    Ok((r, kept))
 }
 
 fn flags(t: &tch::Tensor) -> Result<Vec<bool>, tch::TchError> {
@@ -77,7 +110,7 @@ fn evaluate_inner(
     plan: &EvalPlan,
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(usize, usize),
-    mut verdicts: Option<&mut Verdicts>,
+    kept: &mut Kept,
 ) -> Result<EvalResult, AttackError> {
     let start = Instant::now();
     let n = plan.limit.map_or(set.n, |l| l.min(set.n));
@@ -99,14 +132,18 @@ fn evaluate_inner(
         let (x, y) = range_batch(set, i, end, model.device())?;
         let ok = clean_correct(model, &x, &y)?;
         clean += ok.f_sum(tch::Kind::Int64)?.int64_value(&[]) as usize;
-        if let Some(v) = verdicts.as_deref_mut() {
-            v.clean.extend(flags(&ok)?);
-        }
+        kept.verdicts.clean.extend(flags(&ok)?);
         if let Some(cfg) = attack {
-            let (ok, _) = robust_correct(model, &x, &y, cfg, noise.at(i), cancel)?;
+            let (ok, adv) = robust_correct(model, &x, &y, cfg, noise.at(i), cancel)?;
             robust += ok.f_sum(tch::Kind::Int64)?.int64_value(&[]) as usize;
-            if let Some(v) = verdicts.as_deref_mut() {
-                v.robust.extend(flags(&ok)?);
+            kept.verdicts.robust.extend(flags(&ok)?);
+            // Every point's output is an adversarial candidate (its verdict's image).
+            let every = Tensor::f_ones([(end - i) as i64], (tch::Kind::Bool, x.device()))?;
+            kept.check
+                .merge(&PerturbationCheck::of_batch(&x, &adv, &every, cfg.norm)?);
+            if let Some(store) = kept.adv.as_mut() {
+                let idx: Vec<usize> = (i..end).collect();
+                store.put(&idx, &adv, &every)?;
             }
         }
         i = end;

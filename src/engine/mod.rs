@@ -1,5 +1,6 @@
 //! The compute engine: checkpoints, models, data, attacks and evaluation. No UI and no
 //! async runtime here; long loops take a `CancelFlag` and report through callbacks.
+pub mod adv_examples;
 pub mod attack;
 pub mod autoattack;
 pub mod batches;

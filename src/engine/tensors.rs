@@ -55,3 +55,10 @@ pub fn to_raw(t: &Tensor) -> Result<RawTensor, tch::TchError> {
         data,
     })
 }
+
+/// Mean cross-entropy of `logits` against labels `y`, with PyTorch's `F.cross_entropy`
+/// defaults (no class weights, ignore index -100, no label smoothing): the loss the
+/// published attack, MRC's ascent and fine-tuning all use.
+pub fn mean_cross_entropy(logits: &Tensor, y: &Tensor) -> Result<Tensor, tch::TchError> {
+    logits.f_cross_entropy_loss::<Tensor>(y, None, tch::Reduction::Mean, -100, 0.0)
+}

@@ -155,6 +155,7 @@ mod tests {
             seconds: 4.0,
             robust_flags: flags.to_vec(),
             broken_by: vec![None; flags.len()],
+            check: Default::default(),
         }
     }
 

@@ -111,6 +111,24 @@ pub fn assert_failed(out: &Output, code: i32, needles: &[&str]) -> String {
     err
 }
 
+/// `rift SUBCOMMAND` on the bundled demo model and its MNIST digits, on the CPU, then
+/// `extra`.
+pub fn demo_args<'a>(subcommand: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        subcommand,
+        "--checkpoint",
+        DEMO_MODEL,
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        "assets/demo",
+        "--device",
+        "cpu",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
 /// Writes uncompressed MNIST IDX files of `n_train` / `n_test` demo digits drawn at random
 /// (`tests/py/mnist_idx.py`) into `dir/tiny` and returns that folder.
 pub fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
@@ -122,6 +140,45 @@ pub fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
         &[path_str(&out), &n_train.to_string(), &n_test.to_string()],
     );
     out
+}
+
+/// An MNIST-C-shaped corrupted set under `data/mnist_c` (the layout `mnist_c.zip`
+/// unpacks to) made from the test digits of the MNIST folder `data`, each repeated
+/// `repeat` times: three corruptions named as MNIST-C's, with simple deterministic
+/// stand-in transforms (noise, brightness, a stripe), and `identity`. For sessions with an
+/// OOD stage on the demo model, not for accuracy claims.
+pub fn tiny_mnist_c(data: &Path, repeat: usize) -> PathBuf {
+    use rift::engine::data::{encode_npy, load_split, DatasetKind, NpyDType, Split};
+    let set = load_split(DatasetKind::Mnist, data, Split::Test).expect("tiny MNIST test split");
+    let root = data.join("mnist_c");
+    let per = set.image_len();
+    type PixelMap = fn(usize, u8) -> u8;
+    let transforms: [(&str, PixelMap); 4] = [
+        ("identity", |_, p| p),
+        ("shot_noise", |i, p| {
+            (p as i32 + ((i * 37) % 61) as i32 - 30).clamp(0, 255) as u8
+        }),
+        ("brightness", |_, p| p.saturating_add(90)),
+        ("stripe", |i, p| if (i % 28) / 4 == 3 { 255 } else { p }),
+    ];
+    for (name, f) in transforms {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut pixels = Vec::with_capacity(set.n * repeat * per);
+        let mut labels = Vec::with_capacity(set.n * repeat);
+        for _ in 0..repeat {
+            for k in 0..set.n {
+                pixels.extend(set.image(k).iter().enumerate().map(|(i, &p)| f(i, p)));
+                labels.push(set.labels[k] as u8);
+            }
+        }
+        let n = labels.len();
+        let images = encode_npy(NpyDType::U8, &[n, 28, 28, 1], &pixels).unwrap();
+        std::fs::write(dir.join("test_images.npy"), images).unwrap();
+        let labels = encode_npy(NpyDType::U8, &[n], &labels).unwrap();
+        std::fs::write(dir.join("test_labels.npy"), labels).unwrap();
+    }
+    root
 }
 
 /// Largest |a − b| between two .npy arrays of the same shape (logits of rift and PyTorch).

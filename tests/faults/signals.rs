@@ -4,9 +4,8 @@
 //! stage is under way, the same command is run again, and the session must equal an
 //! uninterrupted one, bit for bit (`session_diff::differences`).
 //!
-//! OOD is not among the stages: the bundled demo model is an MNIST model and rift knows no
-//! MNIST corruption set, so an OOD stage needs a second (CIFAR) fixture and run, which
-//! would double the suite's time.
+//! The OOD stages (AT and chosen model) read an MNIST-C-shaped set made from the tiny
+//! test digits (`common::tiny_mnist_c`, under the data folder), so the demo model has one.
 use crate::common::{demo_run_args, rift_bin};
 use crate::session_diff::differences;
 use crate::Tally;
@@ -77,6 +76,27 @@ fn open(events: &[Value], stage: &str) -> bool {
         .any(|e| e["event"] == "stage_finished" && e["stage"] == stage)
 }
 
+/// OOD of `model` (`at` or `chosen`) has started: its stage starts as `ood` and finishes
+/// as `ood_at` / `ood_chosen`.
+fn ood_started(events: &[Value], model: &str) -> bool {
+    events.iter().any(|e| {
+        e["event"] == "stage_started" && e["stage"] == "ood" && e["about"]["model"] == model
+    })
+}
+
+/// OOD of `model` has started and not finished since.
+fn ood_open(events: &[Value], model: &str) -> bool {
+    let Some(last) = events.iter().rposition(|e| {
+        e["event"] == "stage_started" && e["stage"] == "ood" && e["about"]["model"] == model
+    }) else {
+        return false;
+    };
+    let finished = format!("ood_{model}");
+    !events[last..]
+        .iter()
+        .any(|e| e["event"] == "stage_finished" && e["stage"] == finished.as_str())
+}
+
 /// AutoAttack's budgets for the final evaluation: far below the published ones, so the
 /// stage lasts seconds (tests/final_eval.rs checks the numbers themselves).
 const FINAL_EVAL: [&str; 12] = [
@@ -98,7 +118,7 @@ const FINAL_EVAL: [&str; 12] = [
 /// (so one can be interrupted after another finished), one refinement round and the final
 /// AutoAttack.
 pub fn run_args(session: &Path, data: &Path) -> Vec<String> {
-    let mut extra = vec!["--lr", "0.05", "--refine", "1"];
+    let mut extra = vec!["--lr", "0.05", "--refine", "1", "--ood-dataset", "mnist-c"];
     extra.extend_from_slice(&FINAL_EVAL);
     let mut args = demo_run_args(session, data, &extra);
     let epochs = args.iter().position(|a| a == "--epochs").unwrap();
@@ -152,7 +172,7 @@ fn candidate_unfinished(dir: &Path, events: &[Value], label: &str) -> bool {
             .exists()
 }
 
-const MOMENTS: [Moment; 10] = [
+const MOMENTS: [Moment; 12] = [
     Moment {
         what: "the adversarial set",
         command: Subcommand::Run,
@@ -190,6 +210,18 @@ const MOMENTS: [Moment; 10] = [
         under_way: |_, e| open(e, "interpolate"),
     },
     Moment {
+        what: "OOD of the AT model",
+        command: Subcommand::Run,
+        trigger: |e| ood_started(e, "at"),
+        under_way: |_, e| ood_open(e, "at"),
+    },
+    Moment {
+        what: "OOD of the chosen model",
+        command: Subcommand::Run,
+        trigger: |e| ood_started(e, "chosen"),
+        under_way: |_, e| ood_open(e, "chosen"),
+    },
+    Moment {
         what: "the final AutoAttack of the AT model",
         command: Subcommand::Run,
         trigger: |e| count(e, "auto_attack") > 0,
@@ -216,7 +248,7 @@ const MOMENTS: [Moment; 10] = [
 ];
 
 /// Which signals hit each moment: SIGKILL every one, and SIGTERM and SIGINT in turn (each
-/// five). Every signal in every moment would add half again to the suite's time.
+/// six). Every signal in every moment would add half again to the suite's time.
 fn cases() -> Vec<(usize, Signal)> {
     let mut v = Vec::new();
     for i in 0..MOMENTS.len() {

@@ -11,6 +11,10 @@ use crate::engine::models::Model;
 use crate::engine::norms::l2_lengths;
 use tch::{Kind, Tensor};
 
+/// Why `--precision bf16` and AutoAttack do not mix; warned about, not refused (a quick
+/// look at a bf16 deployment is a fair question), wherever AutoAttack runs in bf16.
+pub const BF16_VERDICTS: &str = "--precision bf16 changes AutoAttack's verdicts: bfloat16 logits flip points whose margin is near zero and the attacks' gradients lose precision, so robust accuracy is not comparable with the published (fp32) numbers";
+
 /// Warnings about `model` on a batch `x`, `y` (the first points evaluated).
 pub fn model_warnings(
     model: &Model,
@@ -19,6 +23,9 @@ pub fn model_warnings(
     cfg: &AaConfig,
 ) -> Result<Vec<String>, tch::TchError> {
     let mut out = Vec::new();
+    if model.compute().precision == crate::engine::models::Precision::Bf16 {
+        out.push(BF16_VERDICTS.to_string());
+    }
     let passes = tch::no_grad(|| -> Result<Vec<Tensor>, tch::TchError> {
         (0..5).map(|_| logits(model, x)).collect()
     })?;

@@ -6,6 +6,7 @@ use super::state::{AaState, FinishedAttack, PartialAttack};
 // Re-exported where callers have always found them.
 pub use super::report::{AaReport, AaUpdate, AttackOutcome};
 use super::{apgd, fab, square, AaConfig, AaError, AttackKind};
+use crate::engine::adv_examples::{AdvExamples, PerturbationCheck};
 use crate::engine::attack::{clean_correct, robust_correct, Noise};
 use crate::engine::batches::images_to_tensor;
 use crate::engine::data::ImageSet;
@@ -50,8 +51,9 @@ fn flags_of(t: &Tensor) -> Result<Vec<bool>, tch::TchError> {
     Ok(v.into_iter().map(|b| b != 0).collect())
 }
 
-/// One attack on one batch of still-robust points: per point, still robust? An adversarial
-/// point counts only if it is misclassified and within ε in the run's norm (plus float slack).
+/// One attack on one batch of still-robust points: the batch, the attack's points and, per
+/// point, whether it is still robust (bool). An adversarial point counts only if it is
+/// misclassified and within ε in the run's norm (plus float slack).
 fn attack_batch(
     model: &Model,
     set: &ImageSet,
@@ -59,7 +61,7 @@ fn attack_batch(
     cfg: &AaConfig,
     idx: &[usize],
     cancel: &CancelFlag,
-) -> Result<Vec<bool>, AaError> {
+) -> Result<(Tensor, Tensor, Tensor), AaError> {
     let (x, y) = gather(set, idx, model.device())?;
     let (_, adv) = match kind {
         AttackKind::ApgdCe | AttackKind::ApgdDlr | AttackKind::ApgdT => {
@@ -83,7 +85,25 @@ fn attack_batch(
     // The verdict is the model's on the returned point, whatever the attack believed.
     let ok = clean_correct(model, &adv, &y)?;
     let outside = cfg.norm.lengths(&(&adv - &x))?.f_gt(cfg.eps + 1e-6)?;
-    Ok(flags_of(&ok.f_logical_or(&outside)?)?)
+    let robust = ok.f_logical_or(&outside)?;
+    Ok((x, adv, robust))
+}
+
+/// What one attack batch leaves: per point, still robust; and the reference's check over
+/// the adversarial examples it found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchOutcome {
+    pub robust: Vec<bool>,
+    pub check: PerturbationCheck,
+}
+
+impl FromIterator<bool> for BatchOutcome {
+    fn from_iter<I: IntoIterator<Item = bool>>(iter: I) -> Self {
+        BatchOutcome {
+            robust: iter.into_iter().collect(),
+            check: PerturbationCheck::default(),
+        }
+    }
 }
 
 /// What one AutoAttack evaluation attacks, and how: `model` on the first `n` samples of
@@ -108,6 +128,20 @@ pub fn evaluate(
     sink: Sink,
     cancel: &CancelFlag,
 ) -> Result<AaReport, AaError> {
+    evaluate_saving(task, resume, save, sink, cancel, None)
+}
+
+/// `evaluate`, also putting every adversarial example found into `adv` (made with
+/// `AdvExamples::clean` for the task's points; examples of batches finished before a resume
+/// are not in it).
+pub fn evaluate_saving(
+    task: AaTask,
+    resume: Option<AaState>,
+    save: &mut dyn FnMut(&AaState) -> Result<(), crate::engine::files::SaveError>,
+    sink: Sink,
+    cancel: &CancelFlag,
+    mut adv: Option<&mut AdvExamples>,
+) -> Result<AaReport, AaError> {
     let AaTask {
         model,
         set,
@@ -128,8 +162,17 @@ pub fn evaluate(
         let (x, y) = gather(set, idx, model.device())?;
         Ok(flags_of(&clean_correct(model, &x, &y)?)?)
     };
-    let mut attack =
-        |kind: AttackKind, idx: &[usize]| attack_batch(model, set, kind, cfg, idx, cancel);
+    let mut attack = |kind: AttackKind, idx: &[usize]| -> Result<BatchOutcome, AaError> {
+        let (x, found, robust) = attack_batch(model, set, kind, cfg, idx, cancel)?;
+        let broken = robust.f_logical_not()?;
+        if let Some(store) = adv.as_deref_mut() {
+            store.put(idx, &found, &broken)?;
+        }
+        Ok(BatchOutcome {
+            robust: flags_of(&robust)?,
+            check: PerturbationCheck::of_batch(&x, &found, &broken, cfg.norm)?,
+        })
+    };
     run_ensemble(&mut state, &mut clean, &mut attack, save, sink, cancel)
 }
 
@@ -146,7 +189,7 @@ pub fn model_warnings(task: AaTask) -> Result<Vec<String>, AaError> {
 }
 
 type BatchFn<'a> = dyn FnMut(&[usize]) -> Result<Vec<bool>, AaError> + 'a;
-type AttackFn<'a> = dyn FnMut(AttackKind, &[usize]) -> Result<Vec<bool>, AaError> + 'a;
+type AttackFn<'a> = dyn FnMut(AttackKind, &[usize]) -> Result<BatchOutcome, AaError> + 'a;
 
 /// The ensemble's bookkeeping, independent of the model: `clean` and `attack` say per point
 /// of a batch whether it is still correct / robust.
@@ -232,8 +275,15 @@ pub fn run_ensemble(
             let t0 = Instant::now();
             let end = (done + bs).min(candidates.len());
             let chunk = &candidates[done..end];
-            let ok = attack(kind, chunk)?;
-            still.extend(chunk.iter().zip(ok).filter(|(_, ok)| *ok).map(|(i, _)| *i));
+            let out = attack(kind, chunk)?;
+            state.check.merge(&out.check);
+            still.extend(
+                chunk
+                    .iter()
+                    .zip(out.robust)
+                    .filter(|(_, ok)| *ok)
+                    .map(|(i, _)| *i),
+            );
             done = end;
             seconds += t0.elapsed().as_secs_f64();
             state.partial = Some(PartialAttack {
@@ -293,6 +343,7 @@ pub fn run_ensemble(
         seconds: start.elapsed().as_secs_f64(),
         robust_flags: flags,
         broken_by,
+        check: state.check.clone(),
     })
 }
 

@@ -1,5 +1,6 @@
 //! What an AutoAttack run reports: its progress updates and its result. Plain data (a
 //! leaf), shared by the event stream, sessions and the explorer.
+use crate::engine::adv_examples::PerturbationCheck;
 use serde::{Deserialize, Serialize};
 
 /// Progress of an AutoAttack run, for the event sink.
@@ -59,4 +60,7 @@ pub struct AaReport {
     /// misclassified within ε), None where the sample is robust or misclassified clean.
     #[serde(skip)]
     pub broken_by: Vec<Option<String>>,
+    /// The reference's closing check over the adversarial examples found.
+    #[serde(default)]
+    pub check: PerturbationCheck,
 }

@@ -2,6 +2,7 @@
 //! result, each finished attack's robust points, and the attack in progress up to its last
 //! finished batch. The caller stores it (JSON, written atomically) after every batch.
 use super::{AaConfig, AaError};
+use crate::engine::adv_examples::PerturbationCheck;
 use serde::{Deserialize, Serialize};
 
 /// What a finished attack left: the indices (into the evaluated samples) still robust.
@@ -40,6 +41,9 @@ pub struct AaState {
     pub finished: Vec<FinishedAttack>,
     #[serde(default)]
     pub partial: Option<PartialAttack>,
+    /// The reference's closing check over the adversarial examples found so far.
+    #[serde(default)]
+    pub check: PerturbationCheck,
 }
 
 pub const STATE_FORMAT: u32 = 1;
@@ -55,6 +59,7 @@ impl AaState {
             clean_seconds: 0.0,
             finished: Vec::new(),
             partial: None,
+            check: PerturbationCheck::default(),
         }
     }
 

@@ -75,7 +75,7 @@ impl Augmenter {
             | DatasetKind::Cifar10C
             | DatasetKind::Cifar100C => Augmenter::new(4, true),
             DatasetKind::TinyImageNet | DatasetKind::TinyImageNetC => Augmenter::new(8, true),
-            DatasetKind::Mnist => Augmenter::new(2, false),
+            DatasetKind::Mnist | DatasetKind::MnistC => Augmenter::new(2, false),
             DatasetKind::ImageFolder => Augmenter::new(height / 8, true),
         }
     }

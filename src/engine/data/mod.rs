@@ -11,13 +11,14 @@ pub mod cifar_c;
 pub mod error;
 pub mod image_folder;
 pub mod mnist;
+pub mod mnist_c;
 pub mod npy;
 pub mod tiny_imagenet;
 
 pub use augment::{gather_batch, shuffled_batches, Augmenter};
 pub use cifar_c::{list_corruptions, load_corruption, PUBLISHED_18, STANDARD_15};
 pub use error::DataError;
-pub use npy::{parse_npy, read_npy, write_npy_f32, NpyArray, NpyDType};
+pub use npy::{encode_npy, parse_npy, read_npy, write_npy_f32, NpyArray, NpyDType};
 pub use tiny_imagenet::load_corruption_tin;
 
 use std::path::{Path, PathBuf};
@@ -121,6 +122,8 @@ pub enum DatasetKind {
     TinyImageNet,
     TinyImageNetC,
     Mnist,
+    /// MNIST-C (Mu & Gilmer 2019): MNIST's test set under 15 corruptions, one severity.
+    MnistC,
     ImageFolder,
 }
 
@@ -149,6 +152,7 @@ impl DatasetKind {
             "tinyimagenet" | "tinyimagenet200" => DatasetKind::TinyImageNet,
             "tinyimagenetc" | "tinyimagenet200c" => DatasetKind::TinyImageNetC,
             "mnist" => DatasetKind::Mnist,
+            "mnistc" => DatasetKind::MnistC,
             "imagefolder" | "folder" => DatasetKind::ImageFolder,
             _ => return Err(DataError::UnknownDataset(name.to_string())),
         })
@@ -164,6 +168,7 @@ impl DatasetKind {
             DatasetKind::TinyImageNet => "tiny-imagenet",
             DatasetKind::TinyImageNetC => "tiny-imagenet-c",
             DatasetKind::Mnist => "mnist",
+            DatasetKind::MnistC => "mnist-c",
             DatasetKind::ImageFolder => "imagefolder",
         }
     }
@@ -185,14 +190,17 @@ impl DatasetKind {
             DatasetKind::TinyImageNet | DatasetKind::TinyImageNetC | DatasetKind::ImageFolder => {
                 (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec())
             }
-            DatasetKind::Mnist => (vec![0.1307], vec![0.3081]),
+            DatasetKind::Mnist | DatasetKind::MnistC => (vec![0.1307], vec![0.3081]),
         }
     }
 
     /// Number of classes when fixed by the dataset (`None` for ImageFolder).
     pub fn num_classes(self) -> Option<usize> {
         match self {
-            DatasetKind::Cifar10 | DatasetKind::Cifar10C | DatasetKind::Mnist => Some(10),
+            DatasetKind::Cifar10
+            | DatasetKind::Cifar10C
+            | DatasetKind::Mnist
+            | DatasetKind::MnistC => Some(10),
             DatasetKind::Cifar100 | DatasetKind::Cifar100C => Some(100),
             DatasetKind::TinyImageNet | DatasetKind::TinyImageNetC => Some(200),
             DatasetKind::ImageFolder => None,
@@ -205,6 +213,8 @@ impl DatasetKind {
             DatasetKind::Cifar10 => Some(DatasetKind::Cifar10C),
             DatasetKind::Cifar100 => Some(DatasetKind::Cifar100C),
             DatasetKind::TinyImageNet => Some(DatasetKind::TinyImageNetC),
+            // Not MNIST-C: it is opt-in (`--ood-dataset mnist-c`), so MNIST sessions made
+            // before it existed continue with the same settings.
             _ => None,
         }
     }
@@ -217,7 +227,7 @@ impl DatasetKind {
             | DatasetKind::Cifar10C
             | DatasetKind::Cifar100C => Some((3, 32, 32)),
             DatasetKind::TinyImageNet | DatasetKind::TinyImageNetC => Some((3, 64, 64)),
-            DatasetKind::Mnist => Some((1, 28, 28)),
+            DatasetKind::Mnist | DatasetKind::MnistC => Some((1, 28, 28)),
             DatasetKind::ImageFolder => None,
         }
     }
@@ -260,6 +270,11 @@ impl DatasetKind {
                 "              t10k-images-idx3-ubyte,t10k-labels-idx1-ubyte}[.gz]\n",
                 "  or the same under <data_dir>/MNIST/raw/ (torchvision) or <data_dir>/mnist/"
             ),
+            DatasetKind::MnistC => concat!(
+                "  <data_dir>/<corruption>/test_images.npy (N×28×28×1 uint8) and test_labels.npy,\n",
+                "  as mnist_c.zip unpacks (one folder per corruption, one severity each),\n",
+                "  or the same under <data_dir>/mnist_c/"
+            ),
             DatasetKind::ImageFolder => concat!(
                 "  <data_dir>/train/<class>/*.{jpg,jpeg,png}\n",
                 "  <data_dir>/test/<class>/*.{jpg,jpeg,png} (or <data_dir>/val/<class>/...)\n",
@@ -297,7 +312,10 @@ pub fn load_split(kind: DatasetKind, data_dir: &Path, split: Split) -> Result<Im
         DatasetKind::TinyImageNet => tiny_imagenet::load(data_dir, split)?,
         DatasetKind::Mnist => mnist::load(data_dir, split)?,
         DatasetKind::ImageFolder => image_folder::load(data_dir, split)?,
-        DatasetKind::Cifar10C | DatasetKind::Cifar100C | DatasetKind::TinyImageNetC => {
+        DatasetKind::Cifar10C
+        | DatasetKind::Cifar100C
+        | DatasetKind::TinyImageNetC
+        | DatasetKind::MnistC => {
             return Err(DataError::Invalid(format!(
                 "{kind} has no train/test split: load one corruption at chosen severities \
                  (load_corruption / load_corruption_tin); expected layout:\n{}",
@@ -364,9 +382,13 @@ pub fn load_corrupted(
             let dir = tiny_imagenet::find_c_dir(data_dir)?;
             load_corruption_tin(&dir, corruption, severities)?
         }
+        DatasetKind::MnistC => {
+            let dir = mnist_c::find_dir(data_dir)?;
+            mnist_c::load_corruption(&dir, corruption, severities)?
+        }
         other => {
             return Err(DataError::Invalid(format!(
-                "{other} is not a corruption dataset (use cifar10-c, cifar100-c or tiny-imagenet-c)"
+                "{other} is not a corruption dataset (use cifar10-c, cifar100-c, tiny-imagenet-c or mnist-c)"
             )))
         }
     };

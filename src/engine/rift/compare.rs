@@ -113,6 +113,35 @@ impl Candidate {
         })
     }
 
+    /// Parses `--layer` of `rift finetune` / `rift run` into the candidate it names, so that
+    /// one engine type says what is trained everywhere: `auto` is RiFT's own choice (the
+    /// lowest exact MRC), `lowest:K` the K lowest together, `a,b` those modules together
+    /// (not empty, none twice; checked against the model where it is loaded).
+    pub fn from_layer_flag(spec: &str) -> Result<Candidate, String> {
+        let spec = spec.trim();
+        if spec == "auto" {
+            return Ok(Candidate::Rift);
+        }
+        if let Some(k) = spec.strip_prefix("lowest:") {
+            return match k.parse::<usize>() {
+                Ok(k) if k >= 1 => Ok(Candidate::Lowest(k)),
+                _ => Err(format!(
+                    "--layer `{spec}`: expected lowest:K with K a whole number from 1"
+                )),
+            };
+        }
+        let names: Vec<String> = spec
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Err("--layer is empty; name a module such as layer2.1.conv2".into());
+        }
+        super::finetune::check_distinct_layers(&names).map_err(|e| e.to_string())?;
+        Ok(Candidate::Named(names))
+    }
+
     /// The name tables and files use: the keyword as given, or the modules joined by `+`.
     pub fn label(&self) -> String {
         match self {

@@ -12,6 +12,7 @@ use super::events::{Event, OodModel, Sink, Stage, StageAbout};
 use super::final_stats::PairedDifference;
 use super::pipeline::{Pipeline, PipelineError};
 use crate::engine::autoattack::{self, AaConfig, AaError, AaReport, AaState, AaTask};
+use crate::engine::models::Precision;
 use crate::engine::CancelFlag;
 
 use std::path::Path;
@@ -138,6 +139,11 @@ impl Pipeline {
                 )
             }
         };
+        if which == OodModel::At && self.model.compute().precision == Precision::Bf16 {
+            sink(Event::Warning {
+                message: autoattack::checks::BF16_VERDICTS.to_string(),
+            });
+        }
         let path = dir.join(file);
         let resume = saved_state(&path, &plan.aa, n, &identity);
         let mut save = |s: &AaState| -> std::result::Result<(), crate::engine::files::SaveError> {

@@ -10,6 +10,7 @@ use super::results::{FinetuneEpoch, FinetuneResult};
 use crate::engine::batches::{images_to_tensor, range_batch};
 use crate::engine::data::{gather_batch, shuffled_batches, Augmenter, ImageSet};
 use crate::engine::models::Model;
+use crate::engine::tensors::mean_cross_entropy;
 use crate::engine::CancelFlag;
 use rand::SeedableRng;
 use std::time::Instant;
@@ -323,8 +324,7 @@ fn run(
             let labels: Vec<i64> = indices.iter().map(|&i| train.labels[i]).collect();
             let (x, y) = images_to_tensor(&buf, &shape(indices.len()), &labels, model.device())?;
             let logits = model.forward(&x, !cfg.freeze_bn_stats);
-            let loss =
-                logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, 0.0)?;
+            let loss = mean_cross_entropy(&logits, &y)?;
             let l = loss.f_double_value(&[])?;
             if !l.is_finite() {
                 diverged = Some(format!(

@@ -7,6 +7,7 @@
 //! about the cost of two modules' first steps.
 use super::adv_set::TensorSet;
 use crate::engine::models::Model;
+use crate::engine::tensors::mean_cross_entropy;
 use std::collections::HashMap;
 use tch::Tensor;
 
@@ -41,13 +42,7 @@ impl FirstSteps {
             let idx = Tensor::f_from_slice(first_batch)?.f_to_device(model.device())?;
             let x = adv.x.f_index_select(0, &idx)?;
             let y = adv.y.f_index_select(0, &idx)?;
-            let loss = model.forward(&x, false).f_cross_entropy_loss::<Tensor>(
-                &y,
-                None,
-                tch::Reduction::Mean,
-                -100,
-                0.0,
-            )?;
+            let loss = mean_cross_entropy(&model.forward(&x, false), &y)?;
             let inputs: Vec<&Tensor> = weights.iter().map(|(_, w)| w).collect();
             Tensor::f_run_backward(&[&loss], &inputs, false, false)
         })();

@@ -18,6 +18,7 @@ use super::first_steps::FirstSteps;
 use super::prefix_walk::PrefixWalk;
 use super::results::{criticality_cmp, ModuleScore, MrcResult};
 use crate::engine::models::{Model, ModuleInfo};
+use crate::engine::tensors::mean_cross_entropy;
 use crate::engine::CancelFlag;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -261,13 +262,7 @@ fn ascend(
                 _ => {
                     let idx = Tensor::f_from_slice(chunk)?.f_to_device(device)?;
                     let y = adv.y.f_index_select(0, &idx)?;
-                    let loss = logits(&idx)?.f_cross_entropy_loss::<Tensor>(
-                        &y,
-                        None,
-                        tch::Reduction::Mean,
-                        -100,
-                        0.0,
-                    )?;
+                    let loss = mean_cross_entropy(&logits(&idx)?, &y)?;
                     Tensor::f_run_backward(&[&loss], &[w], false, false)?.remove(0)
                 }
             };
@@ -364,8 +359,7 @@ fn evaluate_fused(
         let y = labels.f_index_select(0, &idx)?;
         let pass = || -> Result<(Tensor, Tensor), tch::TchError> {
             let l = logits(&idx)?;
-            let mean =
-                l.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, 0.0)?;
+            let mean = mean_cross_entropy(&l, &y)?;
             Ok((l, mean))
         };
         let (l, mean) = if keep_first && b == 0 {

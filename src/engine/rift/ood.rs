@@ -31,10 +31,10 @@ pub enum OodError {
 }
 
 /// Severities used by the published code: all five for CIFAR-C, severity 1 for
-/// Tiny-ImageNet-C.
+/// Tiny-ImageNet-C; MNIST-C has only one.
 pub fn default_severities(kind: DatasetKind) -> Vec<u8> {
     match kind {
-        DatasetKind::TinyImageNetC => vec![1],
+        DatasetKind::TinyImageNetC | DatasetKind::MnistC => vec![1],
         _ => vec![1, 2, 3, 4, 5],
     }
 }
@@ -74,6 +74,10 @@ pub fn corruptions_found(kind: DatasetKind, data_dir: &Path) -> Result<Vec<Strin
             Ok(crate::engine::data::tiny_imagenet::list_corruptions_tin(
                 &dir,
             ))
+        }
+        DatasetKind::MnistC => {
+            let dir = crate::engine::data::mnist_c::find_dir(data_dir)?;
+            Ok(crate::engine::data::mnist_c::list_corruptions(&dir))
         }
         _ => Ok(list_corruptions(&crate::engine::data::cifar_c::find_dir(
             kind, data_dir,

@@ -2,7 +2,7 @@
 //! corruption files means "no OOD stage" (a warning, as before), but one that cannot be
 //! read at all (missing, a file, a broken link, no permission) is an error then, not an
 //! "OOD skipped" hours later: the user asked for a corrupted set and would not get it.
-use crate::engine::data::{cifar_c, tiny_imagenet, DataError, DatasetKind};
+use crate::engine::data::{cifar_c, mnist_c, tiny_imagenet, DataError, DatasetKind};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,7 @@ pub fn corruptions_in_reach(kind: DatasetKind, dir: &Path) -> Result<Vec<String>
     readable_dir(dir, kind)?;
     let found = match kind {
         DatasetKind::TinyImageNetC => tiny_imagenet::find_c_dir(dir),
+        DatasetKind::MnistC => mnist_c::find_dir(dir),
         _ => cifar_c::find_dir(kind, dir),
     };
     match found {

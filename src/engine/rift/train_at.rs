@@ -11,6 +11,7 @@ use crate::engine::batches::images_to_tensor;
 use crate::engine::data::{shuffled_batches, Augmenter, ImageSet};
 use crate::engine::eval::{evaluate, EvalPlan};
 use crate::engine::models::Model;
+use crate::engine::tensors::mean_cross_entropy;
 use crate::engine::CancelFlag;
 use rand::SeedableRng;
 use tch::{Kind, Tensor};
@@ -138,8 +139,7 @@ pub fn train_at(
                 cancel,
             )?;
             let logits = model.forward(&adv, true);
-            let loss =
-                logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, 0.0)?;
+            let loss = mean_cross_entropy(&logits, &y)?;
             let l = loss.f_double_value(&[])?;
             if !l.is_finite() {
                 return Err(TrainError::Diverged(l, epoch));
