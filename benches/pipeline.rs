@@ -17,11 +17,11 @@ mod common;
 use common::{python, Scorecard};
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::models::Model;
-use rift::engine::rift::adv_set::TensorSet;
+use rift::engine::rift::mrc::adv_set::TensorSet;
+use rift::engine::rift::mrc::results::MrcResult;
+use rift::engine::rift::mrc::scoring::{compute, MrcInputs};
+use rift::engine::rift::mrc::screen::{estimate, screen_then_exact, ExactLowest, ScreenConfig};
 use rift::engine::rift::mrc::{select_modules, MrcConfig};
-use rift::engine::rift::results::MrcResult;
-use rift::engine::rift::scoring::{compute, MrcInputs};
-use rift::engine::rift::screen::{estimate, screen_then_exact, ExactLowest, ScreenConfig};
 use rift::engine::CancelFlag;
 use std::process::Command;
 use std::time::Instant;
@@ -118,8 +118,8 @@ fn bench_session_io(r: &MrcResult, mrc_seconds: f64, card: &mut Scorecard) {
     let t = Instant::now();
     let lock = rift::engine::session_lock::SessionLock::acquire(dir.path()).expect("lock");
     for k in 1..=r.modules.len() {
-        let record = rift::engine::rift::partial::PartialMrc {
-            adv_set: Some(rift::engine::rift::partial::AdvSetSummary {
+        let record = rift::engine::rift::mrc::partial::PartialMrc {
+            adv_set: Some(rift::engine::rift::mrc::partial::AdvSetSummary {
                 n: r.adv_n,
                 loss: r.baseline_loss,
                 acc: r.baseline_acc,
@@ -195,7 +195,7 @@ fn demo_model_and_set() -> (Model, TensorSet) {
         restarts: 1,
         norm: Default::default(),
     };
-    let adv = rift::engine::rift::adv_set::generate(
+    let adv = rift::engine::rift::mrc::adv_set::generate(
         &model,
         (&test, &idx),
         &pgd,
@@ -354,7 +354,7 @@ fn time_to_recommendation(label: &str, model: &Model, adv: &TensorSet, exact: (&
         })
         .collect();
     let mrc: Vec<f64> = exact.0.modules.iter().map(|m| m.mrc).collect();
-    let rho = rift::engine::rift::screen::spearman(&est, &mrc);
+    let rho = rift::engine::rift::mrc::screen::spearman(&est, &mrc);
     println!(
         "time to recommendation [{label}]: --screen --exact-lowest 3 {:.1}s -> {} ; exact all {:.1}s -> {} ; {:.1}x faster; same module: {}; Spearman rho (estimate vs exact, all modules) {}",
         t,

@@ -16,7 +16,7 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use rift::engine::rift::events::{Event, Stage, StageAbout};
-use rift::engine::rift::results::{FinetuneEpoch, ModuleScore, SweepPoint};
+use rift::engine::rift::mrc::results::{FinetuneEpoch, ModuleScore, SweepPoint};
 use rift::jobs::JobEvent;
 use rift::tui::theme::Theme;
 use rift::tui::{update, view, Msg, State};

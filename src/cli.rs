@@ -147,7 +147,7 @@ pub struct MrcFlags {
     /// Split the adversarial set comes from: auto (as the published code: train for
     /// Tiny-ImageNet, test for every other dataset), test, train, or holdout (a held-out
     /// 10% of the training split, so module choice never looks at test data).
-    #[arg(long, default_value = rift::engine::rift::adv_set::ADV_SPLIT_AS_PUBLISHED)]
+    #[arg(long, default_value = rift::engine::rift::mrc::adv_set::ADV_SPLIT_AS_PUBLISHED)]
     pub adv_split: String,
     /// Use only the first N samples of that split.
     #[arg(long)]
@@ -199,16 +199,16 @@ pub struct MrcArgs {
     pub one_step: bool,
     /// With --screen: exact MRC (as published; --fast honoured) of the K lowest-estimate
     /// modules, lowest first, or of all of them (then Spearman ρ against the estimates).
-    #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::screen::ExactLowest::parse)]
-    pub exact_lowest: Option<rift::engine::rift::screen::ExactLowest>,
+    #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::mrc::screen::ExactLowest::parse)]
+    pub exact_lowest: Option<rift::engine::rift::mrc::screen::ExactLowest>,
     /// Write the adversarial set MRC measures on (`x`: float32 N×C×H×W in [0, 1], `y`:
     /// int64 labels) as .safetensors or .pth, by extension.
     #[arg(long, value_name = "FILE")]
     pub save_adv_set: Option<PathBuf>,
     /// Score only shard I of N of the modules (module k goes to shard k mod N, I from 0)
     /// into DIR/mrc_shards/ of --session; `rift merge DIR` combines the shards.
-    #[arg(long, value_name = "I/N", value_parser = rift::engine::rift::shard::Shard::parse, requires = "session", conflicts_with = "screen")]
-    pub shard: Option<rift::engine::rift::shard::Shard>,
+    #[arg(long, value_name = "I/N", value_parser = rift::engine::rift::mrc::shard::Shard::parse, requires = "session", conflicts_with = "screen")]
+    pub shard: Option<rift::engine::rift::mrc::shard::Shard>,
     /// Spread the modules over several devices of this machine, one model copy and thread
     /// each (e.g. cuda:0,cuda:1; `cpu,cpu` works too); results equal a single-device run.
     #[arg(
@@ -427,8 +427,8 @@ pub struct RunArgs {
     pub ood: SessionOodArgs,
     /// First-order screening of every module (not in the paper), then exact MRC only for
     /// the K lowest-estimate modules (or all); the module choice uses exact values only.
-    #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::screen::ExactLowest::parse)]
-    pub screen: Option<rift::engine::rift::screen::ExactLowest>,
+    #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::mrc::screen::ExactLowest::parse)]
+    pub screen: Option<rift::engine::rift::mrc::screen::ExactLowest>,
     #[command(flatten)]
     pub final_eval: FinalEvalArgs,
     /// Continue the session but recompute STAGE and every stage after it (baseline, mrc,
@@ -529,8 +529,8 @@ pub struct TuiArgs {
     pub session: PathBuf,
     /// Exact MRC for the K lowest first-order estimates only (default: all; the explorer
     /// always screens first to order the exact work and preview the bars).
-    #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::screen::ExactLowest::parse)]
-    pub screen: Option<rift::engine::rift::screen::ExactLowest>,
+    #[arg(long, value_name = "K|all", value_parser = rift::engine::rift::mrc::screen::ExactLowest::parse)]
+    pub screen: Option<rift::engine::rift::mrc::screen::ExactLowest>,
     /// The corrupted test set evaluated after `a` accepts an α.
     #[command(flatten)]
     pub ood: SessionOodArgs,

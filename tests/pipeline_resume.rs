@@ -10,7 +10,7 @@ use common::{
     assert_fails_cleanly, demo_run_args, path_str, rift, rift_bin, rift_ok, run_python, stderr_of,
     tiny_mnist,
 };
-use rift::engine::rift::partial::PartialMrc;
+use rift::engine::rift::mrc::partial::PartialMrc;
 use rift::report::session::Session;
 use serde_json::Value;
 use std::process::{Command, Stdio};

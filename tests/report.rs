@@ -4,7 +4,7 @@
 //! Set `RIFT_REPORT_TEST_DIR=/some/dir` to keep the rendered session there for a look.
 use rift::engine::attack::PgdConfig;
 use rift::engine::eval::EvalResult;
-use rift::engine::rift::results::*;
+use rift::engine::rift::mrc::results::*;
 use rift::report::session::*;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -9,7 +9,7 @@ use common::{
     assert_failed, path_str, read_json, rift, rift_ok, run_python, stderr_of, tiny_mnist,
     DEMO_MODEL, EXIT_ERROR, EXIT_USAGE,
 };
-use rift::engine::rift::screen::{average_ranks, spearman, ExactLowest};
+use rift::engine::rift::mrc::screen::{average_ranks, spearman, ExactLowest};
 use rift::report::session::Session;
 use serde_json::Value;
 use std::collections::HashMap;

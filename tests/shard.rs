@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_failed, path_str, rift, rift_bin, rift_ok, stderr_of, DEMO_MODEL, EXIT_ERROR};
-use rift::engine::rift::results::MrcResult;
+use rift::engine::rift::mrc::results::MrcResult;
 use std::path::Path;
 use std::process::Command;
 

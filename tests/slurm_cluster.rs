@@ -9,7 +9,7 @@ mod common;
 
 use cluster::Cluster;
 use common::{assert_failed, path_str, rift_bin, rift_ok, DEMO_MODEL, EXIT_ERROR};
-use rift::engine::rift::results::MrcResult;
+use rift::engine::rift::mrc::results::MrcResult;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! its colours for two themes, the table's Δ numbers read back from the screen against
 //! the candidates' own curves, and each label in its path's colour.
 use rift::engine::rift::events::{Event, Stage, StageAbout};
-use rift::engine::rift::results::SweepPoint;
+use rift::engine::rift::mrc::results::SweepPoint;
 use rift::jobs::{CandidateSummary, JobEvent};
 use rift::tui::compare_rows::compare_rows;
 use rift::tui::theme::Theme;

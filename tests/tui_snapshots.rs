@@ -1,7 +1,7 @@
 //! Rendered frames of the explorer (ratatui `TestBackend` + insta) in its empty, running
 //! and finished states, at 80×24 and 160×48; colours checked cell by cell for two themes.
 use rift::engine::rift::events::{Event, Stage, StageAbout};
-use rift::engine::rift::results::{FinetuneEpoch, SweepPoint};
+use rift::engine::rift::mrc::results::{FinetuneEpoch, SweepPoint};
 use rift::jobs::JobEvent;
 use rift::tui::theme::Theme;
 use rift::tui::{update, view, Msg, State};

@@ -6,7 +6,7 @@ use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 use ratatui::Terminal;
 use rift::engine::rift::events::{Event, Stage, StageAbout};
-use rift::engine::rift::results::{FinetuneEpoch, SweepPoint};
+use rift::engine::rift::mrc::results::{FinetuneEpoch, SweepPoint};
 use rift::jobs::JobEvent;
 use rift::tui::state::AlphaView;
 use rift::tui::theme::Theme;

@@ -10,7 +10,7 @@ use common::jobs::{job_setup, scored_modules, JobFixture};
 use common::{path_str, read_json, rift_ok, run_python};
 use rift::engine::attack::PgdConfig;
 use rift::engine::rift::events::{Event, Stage};
-use rift::engine::rift::results::MrcResult;
+use rift::engine::rift::mrc::results::MrcResult;
 use rift::jobs::{JobCommand, JobEvent, Worker};
 use rift::report::session::Session;
 use serde_json::Value;

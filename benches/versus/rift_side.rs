@@ -7,11 +7,11 @@ use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
 use rift::engine::eval::{evaluate, EvalPlan};
 use rift::engine::models::{Compute, Model, Precision};
-use rift::engine::rift::adv_set::{generate, TensorSet};
+use rift::engine::rift::alpha::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig};
 use rift::engine::rift::finetune::{finetune, FinetuneConfig, FinetuneData, SelectOn};
-use rift::engine::rift::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig};
+use rift::engine::rift::mrc::adv_set::{generate, TensorSet};
+use rift::engine::rift::mrc::scoring::{compute, MrcInputs};
 use rift::engine::rift::mrc::{select_modules, MrcConfig};
-use rift::engine::rift::scoring::{compute, MrcInputs};
 use rift::engine::tensors::to_raw;
 use rift::engine::CancelFlag;
 use serde_json::{json, Map, Value};
@@ -184,7 +184,7 @@ fn sweep_points(model: &Model, ends: &Endpoints, test: &ImageSet, n: usize) -> M
         batch_size: 128,
         seed: 0,
     };
-    let task = rift::engine::rift::interpolate::SweepTask {
+    let task = rift::engine::rift::alpha::interpolate::SweepTask {
         ends,
         test,
         cfg: &cfg,

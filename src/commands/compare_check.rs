@@ -4,9 +4,9 @@
 //! before, an unreadable `candidate.yaml` made the candidate run again and write over it,
 //! and an unreadable session failed the comparison hours in, at that candidate.
 use anyhow::{anyhow, Context, Result};
-use rift::engine::rift::chosen_file::check_chosen_files;
+use rift::engine::rift::alpha::chosen_file::check_chosen_files;
 use rift::engine::rift::compare::{Candidate, CandidateRow, CANDIDATES_DIR, CANDIDATE_FILE};
-use rift::engine::rift::finetuned_file::check_finetuned_file;
+use rift::engine::rift::finetune::finetuned_file::check_finetuned_file;
 use rift::report::session::Session;
 use std::path::Path;
 

@@ -8,7 +8,7 @@ use rift::engine::rift::compare::Candidate;
 use rift::engine::rift::finetune::{
     finetune as run_finetune, FinetuneConfig, FinetuneData, SelectOn, Trained,
 };
-use rift::engine::rift::results::MrcResult;
+use rift::engine::rift::mrc::results::MrcResult;
 use rift::engine::CancelFlag;
 use std::path::Path;
 

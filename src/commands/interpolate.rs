@@ -5,11 +5,13 @@ use anyhow::{bail, Result};
 use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::{load_checkpoint, save_by_extension, save_format_for};
 use rift::engine::data::{load_split, DatasetKind, Split};
-use rift::engine::rift::alpha_search::{search, SearchConfig, SubsetSize};
-use rift::engine::rift::interpolate::{parse_alphas, sweep, Endpoints, SweepConfig, SweepTask};
-use rift::engine::rift::multi_device::Devices;
-use rift::engine::rift::results::{InterpolationResult, SearchPoint};
-use rift::engine::rift::sweep_devices::sweep_on_devices;
+use rift::engine::rift::alpha::interpolate::{
+    parse_alphas, sweep, Endpoints, SweepConfig, SweepTask,
+};
+use rift::engine::rift::alpha::search::{search, SearchConfig, SubsetSize};
+use rift::engine::rift::alpha::sweep_devices::sweep_on_devices;
+use rift::engine::rift::mrc::multi_device::Devices;
+use rift::engine::rift::mrc::results::{InterpolationResult, SearchPoint};
 use rift::engine::CancelFlag;
 
 pub fn sweep_config(

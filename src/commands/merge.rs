@@ -6,8 +6,8 @@
 use super::mrc::print_mrc_table;
 use crate::cli::MergeArgs;
 use anyhow::{Context, Result};
-use rift::engine::rift::mrc_stage::PARTIAL_MRC;
-use rift::engine::rift::shard::{merge as merge_shards, MergeError, ShardResult, SHARD_DIR};
+use rift::engine::rift::mrc::shard::{merge as merge_shards, MergeError, ShardResult, SHARD_DIR};
+use rift::engine::rift::mrc::stage::PARTIAL_MRC;
 
 pub const MERGED: &str = "mrc.yaml";
 

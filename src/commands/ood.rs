@@ -3,8 +3,8 @@ use super::{load_model, runtime};
 use crate::cli::OodArgs;
 use anyhow::{bail, Result};
 use rift::engine::data::DatasetKind;
-use rift::engine::rift::ood::{default_severities, evaluate_ood, parse_severities};
-use rift::engine::rift::results::OodResult;
+use rift::engine::rift::final_eval::ood::{default_severities, evaluate_ood, parse_severities};
+use rift::engine::rift::mrc::results::OodResult;
 use rift::engine::CancelFlag;
 
 /// The per-corruption table, the `headline` mean first, then every mean.

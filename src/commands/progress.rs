@@ -6,7 +6,7 @@
 use super::progress_style::{duration, rate, stage_bar};
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use rift::engine::rift::events::{Event, Stage};
-use rift::engine::rift::screen::ESTIMATE_LABEL;
+use rift::engine::rift::mrc::screen::ESTIMATE_LABEL;
 use std::io::Write;
 use std::time::{Duration, Instant};
 

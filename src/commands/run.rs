@@ -14,16 +14,16 @@ use rift::engine::continuation::{check, continue_session, Requested};
 use rift::engine::data::DatasetKind;
 use rift::engine::device::device_name;
 use rift::engine::models::Precision;
-use rift::engine::rift::adv_set::AdvSplit;
-use rift::engine::rift::alpha_search::SearchConfig;
-use rift::engine::rift::chosen_file::check_chosen_files;
+use rift::engine::rift::alpha::chosen_file::check_chosen_files;
+use rift::engine::rift::alpha::search::SearchConfig;
 use rift::engine::rift::events::{Event, OodModel, Sink, EVENTS_FORMAT};
+use rift::engine::rift::final_eval::ood::{default_severities, parse_severities};
+use rift::engine::rift::finetune::finetuned_file::check_finetuned_file;
 use rift::engine::rift::finetune::Trained;
-use rift::engine::rift::finetuned_file::check_finetuned_file;
-use rift::engine::rift::mrc_stage::{MrcStage, PARTIAL_MRC};
-use rift::engine::rift::multi_device::Devices;
-use rift::engine::rift::ood::{default_severities, parse_severities};
-use rift::engine::rift::partial::check_partial;
+use rift::engine::rift::mrc::adv_set::AdvSplit;
+use rift::engine::rift::mrc::multi_device::Devices;
+use rift::engine::rift::mrc::partial::check_partial;
+use rift::engine::rift::mrc::stage::{MrcStage, PARTIAL_MRC};
 use rift::engine::rift::pipeline::{OodSetup, Pipeline, PipelineSetup, SweepHow};
 use rift::engine::rift::run_config::{
     DataConfig, FinetunePlan, ModelConfig, MrcPlan, OodPlan, RunConfig, ScreenPlan, SessionStage,

@@ -94,22 +94,24 @@ pub fn train_at(args: &TrainAtArgs) -> Result<()> {
     let aug = Augmenter::for_dataset(kind, train.height);
     let save = args.save.clone();
     let arch = model.spec.name();
-    let mut on_epoch =
-        |m: &Model, o: &rift::engine::rift::optim::Sgd, epoch: usize| -> Result<(), SaveError> {
-            let state = m.state()?;
-            save_by_extension(&save, &state)?;
-            let mut momentum: Vec<(String, RawTensor)> = Vec::new();
-            for (n, b) in names.iter().zip(o.buffers()) {
-                if let Some(b) = b {
-                    momentum.push((format!("momentum.{n}"), to_raw(b)?));
-                }
+    let mut on_epoch = |m: &Model,
+                        o: &rift::engine::rift::finetune::optim::Sgd,
+                        epoch: usize|
+     -> Result<(), SaveError> {
+        let state = m.state()?;
+        save_by_extension(&save, &state)?;
+        let mut momentum: Vec<(String, RawTensor)> = Vec::new();
+        for (n, b) in names.iter().zip(o.buffers()) {
+            if let Some(b) = b {
+                momentum.push((format!("momentum.{n}"), to_raw(b)?));
             }
-            let meta = vec![
-                ("epoch".to_string(), epoch.to_string()),
-                ("arch".to_string(), arch.clone()),
-            ];
-            Ok(save_safetensors(&state_path(&save), &momentum, &meta)?)
-        };
+        }
+        let meta = vec![
+            ("epoch".to_string(), epoch.to_string()),
+            ("arch".to_string(), arch.clone()),
+        ];
+        Ok(save_safetensors(&state_path(&save), &momentum, &meta)?)
+    };
     let mut printer = Printer::new();
     let mut epochs_log: Vec<Event> = Vec::new();
     eprintln!(

@@ -5,12 +5,12 @@
 //! results and files are dropped first, the earlier ones kept). What changes no number
 //! (the device, threads) is allowed and recorded in the session's `continued` list.
 use crate::engine::rift::compare::CANDIDATES_DIR;
-use crate::engine::rift::final_records::{STATE_AT, STATE_CHOSEN};
-use crate::engine::rift::mrc_stage::PARTIAL_MRC;
+use crate::engine::rift::final_eval::records::{STATE_AT, STATE_CHOSEN};
+use crate::engine::rift::mrc::screen::ExactLowest;
+use crate::engine::rift::mrc::stage::PARTIAL_MRC;
 use crate::engine::rift::run_config::{
     describe_differences, earliest_stage, RunConfig, ScreenPlan, SessionStage, SettingDifference,
 };
-use crate::engine::rift::screen::ExactLowest;
 use crate::engine::session::{now_rfc3339, Continuation, Session, SessionSettings};
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,9 @@ use super::files::WriteError;
 use crate::engine::attack::PgdConfig;
 use crate::engine::eval::EvalResult;
 use crate::engine::models::Model;
-use crate::engine::rift::results::{FinetuneResult, InterpolationResult, MrcResult, OodResult};
+use crate::engine::rift::mrc::results::{
+    FinetuneResult, InterpolationResult, MrcResult, OodResult,
+};
 use crate::engine::rift::run_config::RunConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -180,7 +182,7 @@ pub struct Session {
     /// `rift run --final-eval`: AutoAttack of the AT and the chosen model (absent in
     /// sessions without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub final_eval: Option<crate::engine::rift::final_records::FinalEval>,
+    pub final_eval: Option<crate::engine::rift::final_eval::records::FinalEval>,
     /// Wall time per finished stage, seconds. Always written, and last (`LAST_FIELD`).
     #[serde(default)]
     pub stage_seconds: Vec<(String, f64)>,

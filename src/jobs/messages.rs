@@ -1,6 +1,6 @@
 //! The typed messages between the UI and the worker thread: small, `Clone`, plain numbers.
 use crate::engine::rift::events::{Event, Stage};
-use crate::engine::rift::results::SweepPoint;
+use crate::engine::rift::mrc::results::SweepPoint;
 use crate::engine::session::Session;
 
 /// What the UI asks the worker to do. Jobs run one at a time, in the order sent.

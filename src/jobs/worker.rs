@@ -11,7 +11,7 @@ use crate::engine::error_text::paragraph;
 use crate::engine::models::Model;
 use crate::engine::rift::events::{Event, OodModel, Stage, StageAbout};
 use crate::engine::rift::final_eval::FinalEvalPlan;
-use crate::engine::rift::mrc_stage::{MrcStage, PARTIAL_MRC};
+use crate::engine::rift::mrc::stage::{MrcStage, PARTIAL_MRC};
 use crate::engine::rift::pipeline::{record_chosen, Pipeline, PipelineSetup, SweepHow};
 use crate::engine::rift::run_config::RunConfig;
 use crate::engine::session::{ChosenWeights, Session, SessionSettings};

@@ -4,7 +4,7 @@ use super::markdown_text::{alpha_text, delta, figure, over_255, pct, sig4};
 use super::plots::{baseline_point, Figure};
 use super::session::Session;
 use crate::engine::attack::{Norm, PgdConfig};
-use crate::engine::rift::results::{
+use crate::engine::rift::mrc::results::{
     CorruptionAcc, FinetuneResult, InterpolationResult, MrcResult, OodResult,
 };
 use std::fmt::Write;

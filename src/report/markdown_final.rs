@@ -129,7 +129,7 @@ fn pgd_beside(md: &mut String, s: &Session, f: &FinalEval) {
 mod tests {
     use super::*;
     use crate::engine::autoattack::{AaConfig, AttackOutcome};
-    use crate::engine::rift::final_stats::PairedDifference;
+    use crate::engine::rift::final_eval::stats::PairedDifference;
 
     fn report(clean: f64, steps: &[(&str, f64)], flags: &[bool]) -> AaReport {
         let n = flags.len();

@@ -1,7 +1,7 @@
 //! A session with every stage filled in, for the report tests.
 use crate::engine::attack::PgdConfig;
 use crate::engine::eval::EvalResult;
-use crate::engine::rift::results::*;
+use crate::engine::rift::mrc::results::*;
 use crate::report::session::*;
 use std::collections::BTreeMap;
 
@@ -186,10 +186,10 @@ pub fn full() -> Session {
         let exact: Vec<f64> = m.modules.iter().map(|x| x.mrc).collect();
         m.screen = Some(ScreenSummary {
             method: "first_order".into(),
-            label: crate::engine::rift::screen::ESTIMATE_LABEL.into(),
+            label: crate::engine::rift::mrc::screen::ESTIMATE_LABEL.into(),
             seconds: 3.5,
             exact_lowest: "all".into(),
-            spearman_vs_exact: crate::engine::rift::screen::spearman(&est, &exact),
+            spearman_vs_exact: crate::engine::rift::mrc::screen::spearman(&est, &exact),
             spearman_step_vs_exact: None,
             lowest_matches: Some(true),
         });

@@ -4,7 +4,7 @@ use super::markdown_text::{figure, sig4};
 use super::plots::Figure;
 use super::plots_screen::{pairs_spearman, screen_pairs};
 use super::session::Session;
-use crate::engine::rift::results::{criticality_cmp, MrcResult};
+use crate::engine::rift::mrc::results::{criticality_cmp, MrcResult};
 use std::fmt::Write;
 
 /// Writes the screening subsection when the session's MRC step screened modules.

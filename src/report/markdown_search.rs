@@ -2,7 +2,7 @@
 //! a subset and which were evaluated on the full set, with 95 % intervals, and the attack
 //! work against the full grid's.
 use super::markdown_text::{alpha_text, pct};
-use crate::engine::rift::results::{InterpolationResult, SearchPoint};
+use crate::engine::rift::mrc::results::{InterpolationResult, SearchPoint};
 use std::fmt::Write;
 
 fn interval(acc: f64, ci: [f64; 2], n: usize) -> String {
@@ -91,7 +91,7 @@ pub fn search_section(md: &mut String, i: &InterpolationResult) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rift::results::{AlphaSearch, PairedDrop, SweepPoint};
+    use crate::engine::rift::mrc::results::{AlphaSearch, PairedDrop, SweepPoint};
 
     fn sp(alpha: f64, robust_n: usize) -> SearchPoint {
         SearchPoint {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::engine::rift::results::ModuleEstimate;
+use crate::engine::rift::mrc::results::ModuleEstimate;
 
 #[test]
 fn number_formats() {

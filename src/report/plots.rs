@@ -11,7 +11,7 @@ use super::plot_style::{
 pub use super::plots_alpha::{baseline_point, draw_alpha};
 use super::session::Session;
 use crate::engine::rift::compare::CompareResult;
-use crate::engine::rift::results::{FinetuneEpoch, FinetuneResult, MrcResult};
+use crate::engine::rift::mrc::results::{FinetuneEpoch, FinetuneResult, MrcResult};
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -227,8 +227,9 @@ where
     if n == 0 {
         return Err(anyhow!("the MRC result has no modules to plot"));
     }
-    let is_recommended =
-        |m: &crate::engine::rift::results::ModuleScore| m.recommended || m.name == mrc.recommended;
+    let is_recommended = |m: &crate::engine::rift::mrc::results::ModuleScore| {
+        m.recommended || m.name == mrc.recommended
+    };
     let (y_lo, y_top) = bar_range(modules.iter().map(|m| m.mrc));
     let (drop_lo, drop_top) = bar_range(modules.iter().map(|m| m.robust_acc_drop));
     let longest = modules

@@ -1,6 +1,6 @@
 //! The α figure: clean and robust accuracy over the interpolation weight.
 use super::plot_style::{line_swatch, padded_range, CHOSEN, CLEAN, FONT, ROBUST};
-use crate::engine::rift::results::{InterpolationResult, SweepPoint};
+use crate::engine::rift::mrc::results::{InterpolationResult, SweepPoint};
 use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;

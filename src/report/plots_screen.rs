@@ -2,8 +2,8 @@
 //! modules that have both, with Spearman's ρ, so a reader sees how far the cheap ranking
 //! can be trusted on this model.
 use super::plot_style::{FONT, HIGHLIGHT, LABEL, POINT};
-use crate::engine::rift::results::MrcResult;
-use crate::engine::rift::screen::spearman;
+use crate::engine::rift::mrc::results::MrcResult;
+use crate::engine::rift::mrc::screen::spearman;
 use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;

@@ -1,7 +1,7 @@
 //! The explorer's AutoAttack check as plain data (a leaf: `state.rs` holds it, and
 //! `aa_check.rs` changes it from the worker's events).
 use crate::engine::rift::events::OodModel;
-use crate::engine::rift::final_records::FinalEvalSummary;
+use crate::engine::rift::final_eval::records::FinalEvalSummary;
 
 /// The attack the check is running now, for the per-attack progress line.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,8 +3,8 @@
 //! The candidate on display comes from the live panels (its sweep may be running), the
 //! others from the worker's last `Candidates` list.
 use super::state::State;
-use crate::engine::rift::interpolate::choose_alpha;
-use crate::engine::rift::results::SweepPoint;
+use crate::engine::rift::alpha::interpolate::choose_alpha;
+use crate::engine::rift::mrc::results::SweepPoint;
 
 /// Which α stands for a candidate in the table.
 #[derive(Clone, Copy, Debug, PartialEq)]

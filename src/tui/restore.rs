@@ -1,8 +1,8 @@
 //! `rift tui --resume`: every panel rebuilt from a saved `session.yaml`, without
 //! recomputing anything. Pure, like `update`.
 use super::state::State;
-use crate::engine::rift::interpolate::choose_alpha;
-use crate::engine::rift::results::ModuleEstimate;
+use crate::engine::rift::alpha::interpolate::choose_alpha;
+use crate::engine::rift::mrc::results::ModuleEstimate;
 use crate::report::session::Session;
 
 pub fn restore(s: &mut State, session: &Session) {

@@ -1,6 +1,6 @@
 //! Everything the explorer shows, as plain data: no terminal, no channels, no clocks.
 use crate::engine::rift::events::Stage;
-use crate::engine::rift::results::{
+use crate::engine::rift::mrc::results::{
     criticality_cmp, CorruptionAcc, FinetuneEpoch, ModuleEstimate, ModuleScore, SweepPoint,
 };
 use crate::jobs::{CandidateSummary, JobCommand};

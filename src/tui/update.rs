@@ -1,9 +1,9 @@
 //! `update(state, msg)`: every change of the explorer's state, as a pure function. What it
 //! asks of the outside world (start a job, cancel, quit) comes back as a `Cmd`.
 use super::state::{AlphaView, JobStatus, RunningModule, SortOrder, State};
+use crate::engine::rift::alpha::interpolate::choose_alpha;
 use crate::engine::rift::events::{Event, OodModel, Stage, StageAbout};
-use crate::engine::rift::interpolate::choose_alpha;
-use crate::engine::rift::results::{criticality_cmp, ModuleEstimate};
+use crate::engine::rift::mrc::results::{criticality_cmp, ModuleEstimate};
 use crate::jobs::{JobCommand, JobEvent};
 
 pub use super::msg::Msg;

@@ -6,7 +6,7 @@ use super::state::State;
 use super::update::tests::{after_mrc, engine, finished, point, state};
 use super::update::{update, Cmd, Msg};
 use crate::engine::rift::events::{Event, Stage, StageAbout};
-use crate::engine::rift::results::SweepPoint;
+use crate::engine::rift::mrc::results::SweepPoint;
 use crate::jobs::{CandidateSummary, JobCommand, JobEvent};
 use crate::report::session::Session;
 

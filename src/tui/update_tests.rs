@@ -1,5 +1,5 @@
 use super::*;
-use crate::engine::rift::results::{FinetuneEpoch, ModuleScore, SweepPoint};
+use crate::engine::rift::mrc::results::{FinetuneEpoch, ModuleScore, SweepPoint};
 use crate::tui::keys::to_msg;
 use crate::tui::state::SortOrder;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -515,7 +515,7 @@ fn loading_alone_leaves_no_job_behind() {
 
 #[test]
 fn accepting_with_a_corrupted_set_evaluates_ood() {
-    use crate::engine::rift::results::CorruptionAcc;
+    use crate::engine::rift::mrc::results::CorruptionAcc;
     let corruption = |name: &str, acc: f64| CorruptionAcc {
         name: name.into(),
         acc,

@@ -2,7 +2,7 @@
 //! time left of long jobs, epoch boundaries of the fine-tuning chart, and the status
 //! lines of the follower and of an accepted α.
 use super::*;
-use crate::engine::rift::results::SweepPoint;
+use crate::engine::rift::mrc::results::SweepPoint;
 use crate::tui::keys::to_msg;
 use crate::tui::state::AlphaView;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};

@@ -5,15 +5,15 @@ use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
 use rift::engine::models::{Activation, Model, ModelChoice};
+use rift::engine::rift::alpha::interpolate::SweepConfig;
 use rift::engine::rift::events::{Event, Stage};
 use rift::engine::rift::finetune::FinetuneConfig;
-use rift::engine::rift::interpolate::SweepConfig;
+use rift::engine::rift::mrc::screen::ExactLowest;
 use rift::engine::rift::mrc::MrcConfig;
 use rift::engine::rift::pipeline::PipelineSetup;
 use rift::engine::rift::run_config::{
     DataConfig, FinetunePlan, ModelConfig, MrcPlan, RunConfig, ScreenPlan,
 };
-use rift::engine::rift::screen::ExactLowest;
 use rift::jobs::{JobEvent, JobSetup};
 use rift::report::session::SessionSettings;
 use std::path::PathBuf;

@@ -5,7 +5,7 @@ use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 use ratatui::Terminal;
 use rift::engine::rift::events::{Event, Stage, StageAbout};
-use rift::engine::rift::results::ModuleScore;
+use rift::engine::rift::mrc::results::ModuleScore;
 use rift::jobs::JobEvent;
 use rift::tui::theme::Theme;
 use rift::tui::{update, view, Msg, State};

@@ -1,10 +1,10 @@
 //! The first stage of a session (`rift run` and the explorer): clean and robust accuracy of
 //! the AT model on the test split, with the events the panels and logs show.
-use super::events::{Event, Sink, Stage};
 use crate::engine::attack::AttackError;
 use crate::engine::data::ImageSet;
 use crate::engine::eval::{evaluate_verdicts, EvalPlan, EvalResult, Verdicts};
 use crate::engine::models::Model;
+use crate::engine::rift::events::{Event, Sink, Stage};
 use crate::engine::CancelFlag;
 
 /// Evaluates `model` on `test` as `plan` says (the α sweep's plan, so this is its α = 0

@@ -3,10 +3,10 @@
 //! rerun on the user's own model. This file holds what a candidate is, how it resolves to
 //! the tensors it trains, and the comparison's result rows; `commands/compare.rs` drives
 //! the stages (one `Pipeline`, one session per candidate).
-use super::final_stats::{newcombe_independent, PairedDifference};
-use super::finetune::Trained;
-use super::results::{MrcResult, OodResult, SweepPoint};
 use crate::engine::eval::Verdicts;
+use crate::engine::rift::final_eval::stats::{newcombe_independent, PairedDifference};
+use crate::engine::rift::finetune::Trained;
+use crate::engine::rift::mrc::results::{MrcResult, OodResult, SweepPoint};
 use crate::engine::session::Session;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -138,7 +138,7 @@ impl Candidate {
         if names.is_empty() {
             return Err("--layer is empty; name a module such as layer2.1.conv2".into());
         }
-        super::finetune::check_distinct_layers(&names).map_err(|e| e.to_string())?;
+        crate::engine::rift::finetune::check_distinct_layers(&names).map_err(|e| e.to_string())?;
         Ok(Candidate::Named(names))
     }
 
@@ -193,7 +193,7 @@ impl Candidate {
                         });
                     }
                 }
-                super::finetune::check_distinct_layers(names)
+                crate::engine::rift::finetune::check_distinct_layers(names)
                     .map_err(|_| CompareError::Repeated(self.label()))
             }
             Candidate::Lowest(k) if *k > scored => Err(CompareError::TooFewScored {
@@ -218,12 +218,13 @@ impl Candidate {
         modules: &[String],
         seed: u64,
     ) -> Result<Trained, CompareError> {
-        let ranked = || -> Result<&[super::results::ModuleScore], CompareError> {
-            match mrc {
-                Some(r) if !r.modules.is_empty() => Ok(&r.modules),
-                _ => Err(CompareError::NoExactMrc(self.label())),
-            }
-        };
+        let ranked =
+            || -> Result<&[crate::engine::rift::mrc::results::ModuleScore], CompareError> {
+                match mrc {
+                    Some(r) if !r.modules.is_empty() => Ok(&r.modules),
+                    _ => Err(CompareError::NoExactMrc(self.label())),
+                }
+            };
         let one = |name: &str| Trained::Modules(vec![name.to_string()]);
         Ok(match self {
             Candidate::Rift => one(&ranked()?[0].name),
@@ -335,7 +336,7 @@ pub struct IntervalMethods {
 impl IntervalMethods {
     pub fn current() -> IntervalMethods {
         IntervalMethods {
-            paired: super::final_stats::METHOD.into(),
+            paired: crate::engine::rift::final_eval::stats::METHOD.into(),
             ood: "newcombe-independent-hybrid-score (pooled over corruptions and severities)"
                 .into(),
         }
@@ -364,7 +365,7 @@ fn pooled(r: &OodResult) -> (usize, usize) {
 /// mean's when every corruption has as many images, as in CIFAR-10-C).
 pub fn ood_change(at: &OodResult, chosen: &OodResult) -> Change {
     let ((k1, n1), (k2, n2)) = (pooled(chosen), pooled(at));
-    let (_, ci) = newcombe_independent(k1, n1, k2, n2, super::alpha_stats::Z95);
+    let (_, ci) = newcombe_independent(k1, n1, k2, n2, crate::engine::rift::alpha::stats::Z95);
     let change = chosen.mean_acc - at.mean_acc;
     let pooled_change = 100.0 * (k1 as f64 / n1.max(1) as f64 - k2 as f64 / n2.max(1) as f64);
     // Centre the interval on the mean's change (they differ only with unequal sizes).

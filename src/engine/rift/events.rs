@@ -1,7 +1,7 @@
 //! Progress events of the RiFT steps: small, `Clone`, plain numbers (never tensors). The
 //! headless commands print them, `rift run` appends them to `events.jsonl`, and the TUI
 //! consumes the same values.
-use super::results::{CorruptionAcc, FinetuneEpoch, ModuleScore, SweepPoint};
+use crate::engine::rift::mrc::results::{CorruptionAcc, FinetuneEpoch, ModuleScore, SweepPoint};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -332,7 +332,7 @@ pub enum Event {
     },
     /// The final AutoAttack evaluation of the AT and the chosen model is done.
     FinalEval {
-        summary: super::final_records::FinalEvalSummary,
+        summary: crate::engine::rift::final_eval::records::FinalEvalSummary,
     },
 }
 

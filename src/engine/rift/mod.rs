@@ -1,33 +1,17 @@
-//! The RiFT method (SPEC.md §1–§3): module robust criticality, fine-tuning of one module,
-//! interpolation, OOD evaluation, and adversarial training to make AT models.
-pub mod adv_set;
-pub mod alpha_search;
-pub mod alpha_stats;
+//! The RiFT method (SPEC.md §1–§3), one folder per stage: `mrc` (the adversarial set,
+//! screening and exact module robust criticality, with its partial file, shards and
+//! devices), `finetune` (one module), `alpha` (interpolation, sweep and search),
+//! `final_eval` (AutoAttack of the AT and chosen models, OOD) and `compare`; around them
+//! the pipeline that orders the stages, its events and plan, and adversarial training
+//! to make AT models.
+pub mod alpha;
 pub mod baseline;
-pub mod chosen_file;
 pub mod compare;
 pub mod events;
 pub mod final_eval;
-pub mod final_records;
-pub mod final_stats;
 pub mod finetune;
-pub mod finetuned_file;
-pub mod first_steps;
-pub mod interpolate;
 pub mod mrc;
-pub mod mrc_stage;
-pub mod multi_device;
-pub mod ood;
-pub mod ood_dir;
-pub mod optim;
-pub mod partial;
 pub mod pipeline;
-pub mod prefix_walk;
-pub mod results;
 pub mod run_config;
-pub mod scoring;
-pub mod screen;
-pub mod shard;
-pub mod sweep_devices;
 pub mod train_at;
 pub mod validate;

@@ -3,18 +3,7 @@
 //! chosen model's weights and OOD accuracy. `rift run` drives them in order (skipping what
 //! its session already holds); the explorer's worker drives one per job. Both pass the
 //! same cancel flag and event sink, and read the results from `Pipeline::session`.
-//! MRC is one stage too (`mrc_stage.rs`, `Pipeline::mrc`), which `rift mrc` also runs.
-use super::alpha_search::SearchConfig;
-use super::events::{Event, OodModel, Sink, Stage, StageAbout};
-use super::finetune::{finetune, FinetuneConfig, FinetuneData, Trained};
-use super::interpolate::{
-    choose_alpha, evaluate_alpha, refinement, sweep, Endpoints, SweepConfig, SweepTask,
-};
-use super::multi_device::Devices;
-use super::ood::{corruptions_found, evaluate_ood};
-use super::ood_dir::corruptions_in_reach;
-use super::results::SweepPoint;
-use super::validate::{datasets_fit, PipelineData};
+//! MRC is one stage too (`mrc/stage.rs`, `Pipeline::mrc`), which `rift mrc` also runs.
 use crate::engine::attack::PgdConfig;
 use crate::engine::checkpoint::{
     load_checkpoint, save_pth, save_safetensors, Checkpoint, RawTensor,
@@ -22,6 +11,17 @@ use crate::engine::checkpoint::{
 use crate::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
 use crate::engine::eval::{evaluate_verdicts, EvalPlan, Verdicts};
 use crate::engine::models::Model;
+use crate::engine::rift::alpha::interpolate::{
+    choose_alpha, evaluate_alpha, refinement, sweep, Endpoints, SweepConfig, SweepTask,
+};
+use crate::engine::rift::alpha::search::SearchConfig;
+use crate::engine::rift::events::{Event, OodModel, Sink, Stage, StageAbout};
+use crate::engine::rift::final_eval::ood::{corruptions_found, evaluate_ood};
+use crate::engine::rift::final_eval::ood_dir::corruptions_in_reach;
+use crate::engine::rift::finetune::{finetune, FinetuneConfig, FinetuneData, Trained};
+use crate::engine::rift::mrc::multi_device::Devices;
+use crate::engine::rift::mrc::results::SweepPoint;
+use crate::engine::rift::validate::{datasets_fit, PipelineData};
 use crate::engine::session::{ChosenWeights, Session};
 use crate::engine::CancelFlag;
 use std::path::{Path, PathBuf};
@@ -59,7 +59,7 @@ pub enum PipelineError {
     #[error("the fine-tuned weights {} do not match the model: {source}", path.display())]
     ReloadMismatch {
         path: PathBuf,
-        source: super::interpolate::InterpolateError,
+        source: crate::engine::rift::alpha::interpolate::InterpolateError,
     },
     #[error("{source}; rift keeps that file as it is rather than fine-tune over it: delete {} to fine-tune again", path.display())]
     FinetunedUnusable {
@@ -67,11 +67,11 @@ pub enum PipelineError {
         source: Box<PipelineError>,
     },
     #[error(transparent)]
-    OodDir(#[from] super::ood_dir::OodDirError),
+    OodDir(#[from] crate::engine::rift::final_eval::ood_dir::OodDirError),
     #[error(transparent)]
     Data(#[from] crate::engine::data::DataError),
     #[error(transparent)]
-    Fit(#[from] super::validate::FitError),
+    Fit(#[from] crate::engine::rift::validate::FitError),
     #[error(transparent)]
     Model(#[from] crate::engine::models::ModelError),
     #[error(transparent)]
@@ -79,13 +79,13 @@ pub enum PipelineError {
     #[error(transparent)]
     Attack(#[from] crate::engine::attack::AttackError),
     #[error(transparent)]
-    Finetune(#[from] super::finetune::FinetuneError),
+    Finetune(#[from] crate::engine::rift::finetune::FinetuneError),
     #[error(transparent)]
-    Interpolate(#[from] super::interpolate::InterpolateError),
+    Interpolate(#[from] crate::engine::rift::alpha::interpolate::InterpolateError),
     #[error(transparent)]
-    Devices(#[from] super::multi_device::DevicesError),
+    Devices(#[from] crate::engine::rift::mrc::multi_device::DevicesError),
     #[error(transparent)]
-    Ood(#[from] super::ood::OodError),
+    Ood(#[from] crate::engine::rift::final_eval::ood::OodError),
     #[error(transparent)]
     Write(#[from] crate::engine::files::WriteError),
 }
@@ -129,7 +129,7 @@ pub struct PipelineSetup {
     pub session_dir: PathBuf,
     /// `--final-eval`: AutoAttack of the AT and chosen model after α (`final_eval.rs`);
     /// the explorer's `e` uses standard AutoAttack when it is absent.
-    pub final_eval: Option<super::final_records::FinalEvalPlan>,
+    pub final_eval: Option<crate::engine::rift::final_eval::records::FinalEvalPlan>,
 }
 
 /// How the α sweep evaluates its points.
@@ -201,7 +201,9 @@ impl Pipeline {
 
     /// The corruption types present for the configured OOD set (empty: none configured
     /// or none on disk); an OOD directory that cannot be read is an error, not "none".
-    pub fn ood_corruptions(&self) -> Result<Vec<String>, super::ood_dir::OodDirError> {
+    pub fn ood_corruptions(
+        &self,
+    ) -> Result<Vec<String>, crate::engine::rift::final_eval::ood_dir::OodDirError> {
         match &self.setup.ood {
             Some(ood) => corruptions_in_reach(ood.kind, &ood.dir),
             None => Ok(Vec::new()),
@@ -306,7 +308,8 @@ impl Pipeline {
     pub fn baseline(&mut self, cancel: &CancelFlag, sink: Sink) -> Result<()> {
         let t = Instant::now();
         let plan = self.eval_plan();
-        let (r, v) = super::baseline::baseline(&self.model, &self.test, &plan, cancel, sink)?;
+        let (r, v) =
+            crate::engine::rift::baseline::baseline(&self.model, &self.test, &plan, cancel, sink)?;
         self.session.baseline = Some(r);
         self.at_verdicts = Some(v);
         self.finish_stage(Stage::Baseline, t, sink);
@@ -450,10 +453,12 @@ impl Pipeline {
             Ok(match how {
                 SweepHow::Grid => sweep(model, &task, cancel, sink)?,
                 SweepHow::Search(sc) => {
-                    super::alpha_search::search(model, &task, sc, cancel, sink)?
+                    crate::engine::rift::alpha::search::search(model, &task, sc, cancel, sink)?
                 }
                 SweepHow::Devices(devices) => {
-                    super::sweep_devices::sweep_on_devices(devices, &task, cancel, sink)?
+                    crate::engine::rift::alpha::sweep_devices::sweep_on_devices(
+                        devices, &task, cancel, sink,
+                    )?
                 }
             })
         })?;

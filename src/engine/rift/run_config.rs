@@ -5,13 +5,13 @@
 //! the new command line's: `differences` names each setting that differs with both values
 //! and the first stage whose result it changes, so `rift run` refuses before any compute.
 //! What changes no number (the device, threads, the theme) is not in here.
-use super::alpha_search::SearchConfig;
-use super::final_records::FinalEvalPlan;
-use super::finetune::FinetuneConfig;
-use super::interpolate::SweepConfig;
-use super::mrc::MrcConfig;
-use super::screen::ExactLowest;
 use crate::engine::attack::PgdConfig;
+use crate::engine::rift::alpha::interpolate::SweepConfig;
+use crate::engine::rift::alpha::search::SearchConfig;
+use crate::engine::rift::final_eval::records::FinalEvalPlan;
+use crate::engine::rift::finetune::FinetuneConfig;
+use crate::engine::rift::mrc::screen::ExactLowest;
+use crate::engine::rift::mrc::MrcConfig;
 use serde::{Deserialize, Serialize};
 
 /// The model as it is read from its checkpoint.
@@ -43,7 +43,7 @@ pub struct DataConfig {
     pub seed: u64,
 }
 
-/// How the MRC stage runs (`mrc_stage.rs`).
+/// How the MRC stage runs (`mrc/stage.rs`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MrcPlan {
     /// `--modules` (empty: every module).

@@ -3,14 +3,14 @@
 //! milestones (100 and 105 of 110 epochs). Adversarial examples are generated with the
 //! model in eval mode (BatchNorm statistics untouched by the attack), then the update runs
 //! in train mode. The caller saves after each epoch as it likes (`on_epoch`).
-use super::events::{Event, Sink, Stage};
-use super::finetune::clean_accuracy;
-use super::optim::{multistep_lr, Sgd};
 use crate::engine::attack::{pgd, AttackError, PgdConfig};
 use crate::engine::batches::images_to_tensor;
 use crate::engine::data::{shuffled_batches, Augmenter, ImageSet};
 use crate::engine::eval::{evaluate, EvalPlan};
 use crate::engine::models::Model;
+use crate::engine::rift::events::{Event, Sink, Stage};
+use crate::engine::rift::finetune::clean_accuracy;
+use crate::engine::rift::finetune::optim::{multistep_lr, Sgd};
 use crate::engine::tensors::mean_cross_entropy;
 use crate::engine::CancelFlag;
 use rand::SeedableRng;

@@ -5,7 +5,7 @@
 //! accuracy the rule accepts. A `Canvas` draws the path (a `Chart` cannot place labels at
 //! points), inside axes drawn here.
 use super::alpha::{ACCEPTED_GLYPH, RULE_GLYPH};
-use crate::engine::rift::results::SweepPoint;
+use crate::engine::rift::mrc::results::SweepPoint;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use ratatui::buffer::Buffer;

@@ -3,7 +3,7 @@
 //! accuracies; a narrow panel keeps the chart and the latest epoch's accuracies on a line.
 use super::{fit_pieces, panel, Piece};
 use crate::engine::rift::events::Stage;
-use crate::engine::rift::results::FinetuneEpoch;
+use crate::engine::rift::mrc::results::FinetuneEpoch;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use crate::tui::update::fmt_lr;

@@ -6,13 +6,15 @@
 //! set (BatchNorm in eval mode, the same mean cross-entropy as exact MRC) yields that
 //! gradient for every module at once. The estimates rank modules and order the exact work;
 //! the recommendation and every reported MRC value stay exact.
-use super::adv_set::{loss_and_acc, TensorSet};
-use super::events::{Event, Sink, Stage};
-use super::mrc::{finish, MeasuredOn, MrcConfig, MrcError};
-pub use super::results::{attach, Screened};
-use super::results::{criticality_cmp, ModuleEstimate, ModuleScore, MrcResult, ScreenSummary};
-use super::scoring::{MrcInputs, Scorer};
 use crate::engine::models::{Model, ModuleInfo};
+use crate::engine::rift::events::{Event, Sink, Stage};
+use crate::engine::rift::mrc::adv_set::{loss_and_acc, TensorSet};
+pub use crate::engine::rift::mrc::results::{attach, Screened};
+use crate::engine::rift::mrc::results::{
+    criticality_cmp, ModuleEstimate, ModuleScore, MrcResult, ScreenSummary,
+};
+use crate::engine::rift::mrc::scoring::{MrcInputs, Scorer};
+use crate::engine::rift::mrc::{finish, MeasuredOn, MrcConfig, MrcError};
 use crate::engine::CancelFlag;
 use std::time::Instant;
 use tch::Tensor;

@@ -1,14 +1,14 @@
 //! Out-of-distribution accuracy on the corrupted test sets (SPEC.md §3): per corruption and
 //! severity, all selected severities pooled, the mean over the corruptions found, and the
 //! published 18-corruption and standard-15 means when all their files are present.
-use super::events::{Event, Sink, Stage};
-use super::finetune::clean_accuracy;
-use super::results::{CorruptionAcc, OodResult};
 use crate::engine::data::{
     list_corruptions, load_corrupted, severity_sizes, DataError, DatasetKind, PUBLISHED_18,
     STANDARD_15,
 };
 use crate::engine::models::{Model, ModelError};
+use crate::engine::rift::events::{Event, Sink, Stage};
+use crate::engine::rift::finetune::clean_accuracy;
+use crate::engine::rift::mrc::results::{CorruptionAcc, OodResult};
 use crate::engine::CancelFlag;
 use std::collections::BTreeMap;
 use std::path::Path;

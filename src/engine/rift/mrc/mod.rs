@@ -12,12 +12,22 @@
 //! (`prefix_walk.rs`), so a whole run computes the frozen prefix about once, and so is
 //! the first ascent step, the same for every module up to which weight it moves
 //! (`first_steps.rs`).
-use super::adv_set::TensorSet;
-use super::events::{Event, Sink, Stage};
-use super::first_steps::FirstSteps;
-use super::prefix_walk::PrefixWalk;
-use super::results::{criticality_cmp, ModuleScore, MrcResult};
+pub mod adv_set;
+pub mod first_steps;
+pub mod multi_device;
+pub mod partial;
+pub mod prefix_walk;
+pub mod results;
+pub mod scoring;
+pub mod screen;
+pub mod shard;
+pub mod stage;
 use crate::engine::models::{Model, ModuleInfo};
+use crate::engine::rift::events::{Event, Sink, Stage};
+use crate::engine::rift::mrc::adv_set::TensorSet;
+use crate::engine::rift::mrc::first_steps::FirstSteps;
+use crate::engine::rift::mrc::prefix_walk::PrefixWalk;
+use crate::engine::rift::mrc::results::{criticality_cmp, ModuleScore, MrcResult};
 use crate::engine::tensors::mean_cross_entropy;
 use crate::engine::CancelFlag;
 use rand::seq::SliceRandom;

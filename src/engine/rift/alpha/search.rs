@@ -18,17 +18,21 @@
 //! 5. Optional refinement screens midpoints around the choice and treats them likewise.
 //! 6. The rule is applied to full-set numbers only: rejections are statistical, the choice
 //!    is exact.
-use super::alpha_stats::Paired;
-pub use super::alpha_stats::{fpc_interval, wilson, SubsetSize, MIN_SUBSET, Z95, Z99};
-use super::events::{Event, Sink, Stage};
-use super::interpolate::{
-    choose_alpha, refinement, Endpoints, InterpolateError, SweepConfig, SweepTask,
-};
-use super::results::{AlphaSearch, InterpolationResult, PairedDrop, SearchPoint, SweepPoint};
 use crate::engine::attack::{clean_correct, robust_correct, AttackError, Noise};
 use crate::engine::batches::range_batch;
 use crate::engine::data::ImageSet;
 use crate::engine::models::Model;
+use crate::engine::rift::alpha::interpolate::{
+    choose_alpha, refinement, Endpoints, InterpolateError, SweepConfig, SweepTask,
+};
+use crate::engine::rift::alpha::stats::Paired;
+pub use crate::engine::rift::alpha::stats::{
+    fpc_interval, wilson, SubsetSize, MIN_SUBSET, Z95, Z99,
+};
+use crate::engine::rift::events::{Event, Sink, Stage};
+use crate::engine::rift::mrc::results::{
+    AlphaSearch, InterpolationResult, PairedDrop, SearchPoint, SweepPoint,
+};
 use crate::engine::CancelFlag;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -586,5 +590,5 @@ pub fn search(
 }
 
 #[cfg(test)]
-#[path = "alpha_search_tests.rs"]
+#[path = "search_tests.rs"]
 mod tests;

@@ -1,10 +1,10 @@
 //! The fixed adversarial set MRC measures on (SPEC.md §1 step 1), the held-out split of
 //! the training data, and mean loss/accuracy over a set of tensors.
-use super::events::{Event, Sink, Stage};
 use crate::engine::attack::{clean_correct, robust_correct, AttackError, Noise, PgdConfig};
 use crate::engine::batches::images_to_tensor;
 use crate::engine::data::{gather_batch, load_split, DataError, DatasetKind, ImageSet, Split};
 use crate::engine::models::Model;
+use crate::engine::rift::events::{Event, Sink, Stage};
 use crate::engine::CancelFlag;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

@@ -5,13 +5,13 @@
 //! copy the endpoints exactly. Each α is evaluated for clean and robust accuracy with the
 //! same attack seed, and α is chosen by the paper's rule: the largest clean-accuracy gain
 //! whose robust accuracy is at most `tolerance` points below α = 0.
-use super::events::{Event, Sink, Stage};
-use super::results::{InterpolationResult, SweepPoint};
 use crate::engine::attack::{AttackError, PgdConfig};
 use crate::engine::checkpoint::RawTensor;
 use crate::engine::data::ImageSet;
 use crate::engine::eval::{evaluate, EvalPlan};
 use crate::engine::models::Model;
+use crate::engine::rift::events::{Event, Sink, Stage};
+use crate::engine::rift::mrc::results::{InterpolationResult, SweepPoint};
 use crate::engine::tensors::{to_raw, to_tensor};
 use crate::engine::CancelFlag;
 use std::time::Instant;

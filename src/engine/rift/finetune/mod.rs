@@ -3,13 +3,15 @@
 //! running statistics update (unless frozen), the learning rate ×0.1 at the milestones,
 //! and the epoch with the best selection accuracy kept — on a held-out validation part
 //! of the training split by default, on the test split to reproduce the published code.
-use super::adv_set::holdout_split;
-use super::events::{Event, Sink, Stage, StageAbout};
-use super::optim::{multistep_lr, Sgd};
-use super::results::{FinetuneEpoch, FinetuneResult};
+pub mod finetuned_file;
+pub mod optim;
 use crate::engine::batches::{images_to_tensor, range_batch};
 use crate::engine::data::{gather_batch, shuffled_batches, Augmenter, ImageSet};
 use crate::engine::models::Model;
+use crate::engine::rift::events::{Event, Sink, Stage, StageAbout};
+use crate::engine::rift::finetune::optim::{multistep_lr, Sgd};
+use crate::engine::rift::mrc::adv_set::holdout_split;
+use crate::engine::rift::mrc::results::{FinetuneEpoch, FinetuneResult};
 use crate::engine::tensors::mean_cross_entropy;
 use crate::engine::CancelFlag;
 use rand::SeedableRng;

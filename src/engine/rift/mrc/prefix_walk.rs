@@ -3,8 +3,8 @@
 //! is shared: modules scored in forward order advance one set of boundary activations
 //! block by block (each block computed once per MRC run) instead of each recomputing its
 //! whole prefix from the input — the same tensors, batch by batch, so the same values.
-use super::adv_set::TensorSet;
 use crate::engine::models::{Model, ModelError};
+use crate::engine::rift::mrc::adv_set::TensorSet;
 use tch::Tensor;
 
 /// Boundary activations of the whole set, kept between modules.

@@ -3,9 +3,9 @@
 //! `finetuned.safetensors` used to start a new fine-tuning that overwrote it, so the only
 //! copy of the work was lost without a word, and the sweep saved beside it described
 //! weights that no longer existed.
-use super::events::{Event, Sink};
-use super::pipeline::{Pipeline, PipelineError};
 use crate::engine::checkpoint::load_checkpoint;
+use crate::engine::rift::events::{Event, Sink};
+use crate::engine::rift::pipeline::{Pipeline, PipelineError};
 use crate::engine::session::Session;
 use std::path::{Path, PathBuf};
 

@@ -7,20 +7,22 @@
 //! killed run, a saved explorer session or an MRC paused for another job continues where
 //! it stopped; each module's value does not depend on the order (its shuffles are seeded
 //! per module), so a continued stage equals an uninterrupted one.
-use super::adv_set::{build, AdvSetError, AdvSetPlan, AdvSplit, TensorSet};
-use super::events::{Event, Sink, Stage};
-use super::mrc::{finish, select_modules, MeasuredOn, MrcError};
-use super::multi_device::{compute_on_devices, Devices, DevicesError};
-use super::partial::{load_partial, AdvSetSummary, PartialError, PartialMrc};
-use super::results::{attach, ModuleScore, MrcResult, Screened};
-use super::run_config::MrcPlan;
-use super::scoring::{MrcInputs, Scorer};
-use super::screen::{assemble, estimate, exact_order, ScreenConfig, ESTIMATE_LABEL};
-use super::shard::Shard;
 use crate::engine::attack::PgdConfig;
 use crate::engine::data::{load_split, DatasetKind, ImageSet, Split};
 use crate::engine::files::{atomic_write, WriteError};
 use crate::engine::models::{Model, ModuleInfo};
+use crate::engine::rift::events::{Event, Sink, Stage};
+use crate::engine::rift::mrc::adv_set::{build, AdvSetError, AdvSetPlan, AdvSplit, TensorSet};
+use crate::engine::rift::mrc::multi_device::{compute_on_devices, Devices, DevicesError};
+use crate::engine::rift::mrc::partial::{load_partial, AdvSetSummary, PartialError, PartialMrc};
+use crate::engine::rift::mrc::results::{attach, ModuleScore, MrcResult, Screened};
+use crate::engine::rift::mrc::scoring::{MrcInputs, Scorer};
+use crate::engine::rift::mrc::screen::{
+    assemble, estimate, exact_order, ScreenConfig, ESTIMATE_LABEL,
+};
+use crate::engine::rift::mrc::shard::Shard;
+use crate::engine::rift::mrc::{finish, select_modules, MeasuredOn, MrcError};
+use crate::engine::rift::run_config::MrcPlan;
 use crate::engine::CancelFlag;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -47,7 +49,7 @@ pub enum MrcStageError {
     #[error(transparent)]
     Model(#[from] crate::engine::models::ModelError),
     #[error(transparent)]
-    Restore(Box<super::pipeline::PipelineError>),
+    Restore(Box<crate::engine::rift::pipeline::PipelineError>),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
 }
@@ -346,7 +348,7 @@ fn adv_set(
     Ok(build(input.model, set, &idx, &build_plan, cancel, sink)?)
 }
 
-impl super::pipeline::Pipeline {
+impl crate::engine::rift::pipeline::Pipeline {
     /// The MRC stage on the pipeline's model, attack, seed and data (its test split, and
     /// its training split once loaded, are not read again) into its session. The model is
     /// at the AT weights before and after.

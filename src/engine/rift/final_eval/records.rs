@@ -1,8 +1,8 @@
 //! What the final evaluation (`final_eval.rs`) is asked to run and what it records: plain
 //! data in a leaf, so sessions and events can hold it without depending on the pipeline.
-use super::final_stats::PairedDifference;
 use crate::engine::autoattack::config::AaConfig;
 use crate::engine::autoattack::report::AaReport;
+use crate::engine::rift::final_eval::stats::PairedDifference;
 use serde::{Deserialize, Serialize};
 
 /// Test samples of the final evaluation when `--final-limit` is not given (the whole test

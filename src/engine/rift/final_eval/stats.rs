@@ -8,7 +8,7 @@
 //! intervals of the two accuracies, combined with the phi correlation of the 2×2 table of
 //! per-sample verdicts. Unlike the Wald interval on per-sample differences it does not
 //! collapse to zero width when no sample is discordant, and it stays inside [−100, 100].
-use super::alpha_stats::{wilson, Z95};
+use crate::engine::rift::alpha::stats::{wilson, Z95};
 use serde::{Deserialize, Serialize};
 
 /// The method's name as recorded in sessions.

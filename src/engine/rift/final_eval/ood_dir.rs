@@ -35,7 +35,7 @@ pub fn corruptions_in_reach(kind: DatasetKind, dir: &Path) -> Result<Vec<String>
         Err(DataError::NotFound { .. }) => return Ok(Vec::new()),
         Err(e) => return Err(OodDirError::Data(e)),
     }
-    super::ood::corruptions_found(kind, dir).map_err(OodDirError::Data)
+    crate::engine::rift::final_eval::ood::corruptions_found(kind, dir).map_err(OodDirError::Data)
 }
 
 /// `dir` is a directory whose entries can be listed.

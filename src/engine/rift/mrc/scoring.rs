@@ -1,12 +1,14 @@
 //! The per-module exact MRC loop, written once for every driver: `rift mrc` (plain and
 //! screened), `rift run` (with partial results on disk), the explorer's MRC job (paused
 //! and continued between jobs) and each device of `--devices`.
-use super::adv_set::TensorSet;
-use super::events::{Event, Sink, Stage};
-use super::first_steps::FirstSteps;
-use super::mrc::{finish, first_order, score_module, FastShared, MeasuredOn, MrcConfig, MrcError};
-use super::results::{attach, ModuleScore, MrcResult, Screened};
 use crate::engine::models::{Model, ModuleInfo};
+use crate::engine::rift::events::{Event, Sink, Stage};
+use crate::engine::rift::mrc::adv_set::TensorSet;
+use crate::engine::rift::mrc::first_steps::FirstSteps;
+use crate::engine::rift::mrc::results::{attach, ModuleScore, MrcResult, Screened};
+use crate::engine::rift::mrc::{
+    finish, first_order, score_module, FastShared, MeasuredOn, MrcConfig, MrcError,
+};
 use crate::engine::CancelFlag;
 use std::time::Instant;
 

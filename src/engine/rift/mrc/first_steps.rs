@@ -5,8 +5,8 @@
 //! the whole network give every module's: the same kernels on the same tensors as each
 //! module's own pass (checked bit for bit by the pipeline bench and `tests/mrc.rs`), for
 //! about the cost of two modules' first steps.
-use super::adv_set::TensorSet;
 use crate::engine::models::Model;
+use crate::engine::rift::mrc::adv_set::TensorSet;
 use crate::engine::tensors::mean_cross_entropy;
 use std::collections::HashMap;
 use tch::Tensor;

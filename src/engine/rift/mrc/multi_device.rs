@@ -4,16 +4,16 @@
 //! own thread. The adversarial set and its baseline are computed once and copied to each
 //! device; every module's ascent shuffles alike, from the run's seed, so a module's value
 //! does not depend on which device or thread ran it.
-use super::adv_set::TensorSet;
-use super::events::{Event, Sink, Stage};
-use super::interpolate::InterpolateError;
-use super::mrc::{finish, MeasuredOn, MrcConfig, MrcError};
-use super::results::{ModuleScore, MrcResult};
-use super::scoring::{MrcInputs, Scorer};
-use super::shard::Shard;
 use crate::engine::attack::AttackError;
 use crate::engine::device::device_name;
 use crate::engine::models::{Model, ModelError, ModuleInfo};
+use crate::engine::rift::alpha::interpolate::InterpolateError;
+use crate::engine::rift::events::{Event, Sink, Stage};
+use crate::engine::rift::mrc::adv_set::TensorSet;
+use crate::engine::rift::mrc::results::{ModuleScore, MrcResult};
+use crate::engine::rift::mrc::scoring::{MrcInputs, Scorer};
+use crate::engine::rift::mrc::shard::Shard;
+use crate::engine::rift::mrc::{finish, MeasuredOn, MrcConfig, MrcError};
 use crate::engine::CancelFlag;
 use std::sync::mpsc;
 use std::time::Instant;

@@ -1,4 +1,4 @@
-//! The statistics behind α search (`alpha_search.rs`): subset sizes, Wilson intervals for
+//! The statistics behind α search (`search.rs`): subset sizes, Wilson intervals for
 //! reported accuracies, and the interval the search decides with — the robust-accuracy
 //! difference between an α and α = 0 on the *same* samples (same attack seeds), extended to
 //! the whole evaluated set with the finite-population correction. Paired differences are

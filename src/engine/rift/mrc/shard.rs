@@ -4,9 +4,9 @@
 //! spreads cheap early and costly late modules evenly. Every shard builds the same
 //! adversarial set (same split, limit, attack and seed); the merge checks that they did by
 //! comparing the unperturbed model's loss on it, which any difference would change.
-use super::mrc::{finish, MeasuredOn, MrcConfig, Variant};
-use super::results::MrcResult;
 use crate::engine::models::ModuleInfo;
+use crate::engine::rift::mrc::results::MrcResult;
+use crate::engine::rift::mrc::{finish, MeasuredOn, MrcConfig, Variant};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -4,13 +4,13 @@
 //! grid, then each refinement round). Random starts are keyed by sample
 //! (`attack::Noise::Keyed`), so a point's numbers do not depend on which device or thread
 //! evaluated it: the result equals `interpolate::sweep` on one device.
-use super::events::Sink;
-use super::interpolate::{
+use crate::engine::data::ImageSet;
+use crate::engine::rift::alpha::interpolate::{
     choose_alpha, evaluate_alpha, sweep_rounds, Endpoints, SweepConfig, SweepStep, SweepTask,
 };
-use super::multi_device::{load_on, Devices, DevicesError, LoadOn};
-use super::results::{InterpolationResult, SweepPoint};
-use crate::engine::data::ImageSet;
+use crate::engine::rift::events::Sink;
+use crate::engine::rift::mrc::multi_device::{load_on, Devices, DevicesError, LoadOn};
+use crate::engine::rift::mrc::results::{InterpolationResult, SweepPoint};
 use crate::engine::CancelFlag;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

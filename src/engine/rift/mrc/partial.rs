@@ -7,7 +7,7 @@
 //! cannot be read is refused, naming it: it holds finished work, so rift neither
 //! overwrites it nor scores every module again behind the user's back (`check_partial`
 //! lets commands refuse it before any compute).
-use super::results::{ModuleEstimate, ModuleScore};
+use crate::engine::rift::mrc::results::{ModuleEstimate, ModuleScore};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -1,24 +1,28 @@
 //! The final check after α is chosen (issue 12): AutoAttack on the AT model and on the
 //! chosen model (the weights at the chosen α), on the same first N test samples, with the
 //! run's PGD ε and seed, and the paired difference "chosen − AT" with its 95 % interval
-//! (`final_stats.rs`). `rift run --final-eval` and the explorer's `e` both call
+//! (`stats.rs`). `rift run --final-eval` and the explorer's `e` both call
 //! `Pipeline::final_eval`.
 //!
 //! Each model's AutoAttack state is kept in the session directory (`final_eval_at.json`,
 //! `final_eval_chosen.json`): it records which samples each attack left robust, so an
 //! interrupted final evaluation continues where it stopped, and the per-sample verdicts
 //! behind the interval stay on disk.
-use super::events::{Event, OodModel, Sink, Stage, StageAbout};
-use super::final_stats::PairedDifference;
-use super::pipeline::{Pipeline, PipelineError};
+pub mod ood;
+pub mod ood_dir;
+pub mod records;
+pub mod stats;
 use crate::engine::autoattack::{self, AaConfig, AaError, AaReport, AaState, AaTask};
 use crate::engine::models::Precision;
+use crate::engine::rift::events::{Event, OodModel, Sink, Stage, StageAbout};
+use crate::engine::rift::final_eval::stats::PairedDifference;
+use crate::engine::rift::pipeline::{Pipeline, PipelineError};
 use crate::engine::CancelFlag;
 
 use std::path::Path;
 use std::time::Instant;
 
-pub use super::final_records::{
+pub use crate::engine::rift::final_eval::records::{
     FinalEval, FinalEvalPlan, FinalEvalSummary, DEFAULT_FINAL_LIMIT, STATE_AT, STATE_CHOSEN,
 };
 
