@@ -387,6 +387,26 @@ fn eval_and_run_record_the_zoo_id() {
         !run.status.success(),
         "a run without --zoo continued a --zoo session"
     );
+    // rift compare names the AT model by its zoo id in every table it writes.
+    let cmp = dir.path().join("compare");
+    let latex = dir.path().join("table.tex");
+    let mut args = vec!["compare", "--session", path_str(&cmp)];
+    args.extend(common);
+    args.extend(["--limit", "8", "--adv-limit", "8", "--steps", "1"]);
+    args.extend(["--eps", "0.03", "--step", "0.015", "--mrc-epochs", "1"]);
+    args.extend(["--fast", "--epochs", "1", "--alphas", "0,1"]);
+    args.extend(["--candidates", "rift,last", "--latex", path_str(&latex)]);
+    let text = rift_ok(&args);
+    assert!(text.contains(&format!("AT model {id}: clean")), "{text}");
+    let yaml = std::fs::read_to_string(cmp.join("compare.yaml")).unwrap();
+    assert!(yaml.contains(&format!("model: {id}")), "{yaml}");
+    let report = std::fs::read_to_string(cmp.join("report.md")).unwrap();
+    assert!(
+        report.contains(&format!("AT model `{id}`: clean")),
+        "{report}"
+    );
+    let tex = std::fs::read_to_string(&latex).unwrap();
+    assert!(tex.contains(&format!("% AT model: {id}")), "{tex}");
     assert!(
         common::stderr_of(&run).contains("zoo"),
         "{}",

@@ -156,7 +156,12 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         .iter()
         .find_map(|r| r.autoattack.as_ref().map(|a| a.value - a.change))
         .zip(p.setup.final_eval.as_ref().map(|f| f.limit.min(p.test.n)));
+    let settings = &p.session.settings;
     let result = CompareResult {
+        model: settings
+            .zoo
+            .clone()
+            .unwrap_or_else(|| settings.checkpoint.clone()),
         at: at_row(&p.session, &at, final_at),
         candidates: rows,
         tolerance: p.setup.sweep.tolerance,

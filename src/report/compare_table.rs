@@ -57,8 +57,11 @@ pub fn compare_markdown(r: &CompareResult) -> String {
     let _ = writeln!(s, "## Candidates compared\n");
     let _ = write!(
         s,
-        "AT model: clean {:.2} %, robust {:.2} % on {} test samples",
-        r.at.clean, r.at.robust, r.at.n
+        "AT model{}: clean {:.2} %, robust {:.2} % on {} test samples",
+        model_name(r, "`"),
+        r.at.clean,
+        r.at.robust,
+        r.at.n
     );
     if let Some(o) = r.at.ood {
         let _ = write!(s, ", OOD {o:.2} %");
@@ -135,11 +138,24 @@ pub fn compare_markdown(r: &CompareResult) -> String {
     s
 }
 
+/// ` NAME` of the AT model (a `--zoo` id or a checkpoint), quoted with `quote`; empty for a
+/// comparison saved before the name was recorded.
+fn model_name(r: &CompareResult, quote: &str) -> String {
+    if r.model.is_empty() {
+        String::new()
+    } else {
+        format!(" {quote}{}{quote}", r.model)
+    }
+}
+
 /// The summary `rift compare` prints.
 pub fn compare_text(r: &CompareResult) -> String {
     let mut s = format!(
-        "AT model: clean {:.2}%  robust {:.2}%  (n = {})\n",
-        r.at.clean, r.at.robust, r.at.n
+        "AT model{}: clean {:.2}%  robust {:.2}%  (n = {})\n",
+        model_name(r, ""),
+        r.at.clean,
+        r.at.robust,
+        r.at.n
     );
     let width = r
         .candidates
@@ -244,6 +260,9 @@ pub fn compare_latex(r: &CompareResult) -> String {
     let cols = 4 + usize::from(has_ood) + usize::from(has_aa);
     let mut s =
         String::from("% rift compare: changes from the AT model in points, 95% CI in brackets\n");
+    if !r.model.is_empty() {
+        let _ = writeln!(s, "% AT model: {}", r.model.replace('\n', " "));
+    }
     let _ = writeln!(s, "\\begin{{tabular}}{{l{}}}", "r".repeat(cols));
     s.push_str("\\toprule\n");
     s.push_str("Candidate & Params & $\\alpha$ & Clean & Robust");

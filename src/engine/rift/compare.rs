@@ -314,6 +314,9 @@ pub struct CandidateRow {
 /// `compare.yaml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompareResult {
+    /// The AT model compared: its `--zoo` id when it was named by one, else its checkpoint.
+    #[serde(default)]
+    pub model: String,
     pub at: AtRow,
     pub candidates: Vec<CandidateRow>,
     /// Points of robust accuracy the α rule may lose against α = 0.
