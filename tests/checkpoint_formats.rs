@@ -53,6 +53,17 @@ for legacy in (False, True):
     case("net" + sfx, {"net": sd}, sd, container="net", legacy=legacy)
     case("state_dict" + sfx, {"epoch": 3, "state_dict": sd}, sd, container="state_dict", legacy=legacy)
     case("model" + sfx, {"model": sd}, sd, container="model", legacy=legacy)
+    # robustbench's shapes: `model_state_dict`; Kireev's {last, best} (robustbench takes
+    # `last`), bare or holding a `state_dict` with DataParallel's prefix; `module.model.`.
+    case("model_state_dict" + sfx, {"model_state_dict": sd, "epoch": 9}, sd,
+         container="model_state_dict", legacy=legacy)
+    best = {k: v + 1 if v.is_floating_point() else v for k, v in sd.items()}
+    case("last_best" + sfx, {"last": sd, "best": best}, sd, container="last", legacy=legacy)
+    dp_sd = {"module." + k: v for k, v in sd.items()}
+    case("last_best_nested" + sfx, {"best": {"state_dict": best}, "last": {"state_dict": dp_sd, "epoch": 30}},
+         sd, container="last.state_dict", prefix="module.", legacy=legacy)
+    case("module_model" + sfx, {"state_dict": {"module.model." + k: v for k, v in sd.items()}}, sd,
+         container="state_dict", prefix="module.model.", legacy=legacy)
     dp = nn.DataParallel(net).state_dict()
     case("module_prefix" + sfx, dp, sd, prefix="module.", legacy=legacy)
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)

@@ -101,8 +101,62 @@ fn kind(v: &Value) -> String {
     }
 }
 
+/// The checkpoint under `last` of a `{last, best}` pair (Kireev et al.'s files, which
+/// RobustBench's `load_model` reads by taking `last`), with the other keys; `root` back
+/// when it is no such pair.
+fn take_last(root: Value) -> Result<(Value, Vec<(Value, Value)>), Value> {
+    let Value::Dict(mut items) = root else {
+        return Err(root);
+    };
+    let is_pair = |items: &[(Value, Value)]| {
+        let has = |name: &str| {
+            items
+                .iter()
+                .any(|(k, _)| key_text(k).as_deref() == Some(name))
+        };
+        has("last") && has("best")
+    };
+    let last = is_pair(&items)
+        .then(|| {
+            items.iter().position(|(k, v)| {
+                key_text(k).as_deref() == Some("last") && matches!(v, Value::Dict(_))
+            })
+        })
+        .flatten();
+    match last {
+        Some(pos) => {
+            let (_, v) = items.remove(pos);
+            Ok((v, items))
+        }
+        None => Err(Value::Dict(items)),
+    }
+}
+
 /// Finds the state dict in `root`; `None` when there is none.
 pub fn find_state_dict(root: Value) -> Result<Found, Value> {
+    let root =
+        match take_last(root) {
+            Ok((last, others)) => {
+                return match find_state_dict(last) {
+                    Ok(mut found) => {
+                        found.container_key = Some(match found.container_key {
+                            Some(inner) => format!("last.{inner}"),
+                            None => "last".into(),
+                        });
+                        found.metadata.extend(others.iter().map(|(k, v)| {
+                            (key_text(k).unwrap_or_else(|| summarize(k)), summarize(v))
+                        }));
+                        Ok(found)
+                    }
+                    Err(inner) => {
+                        let mut items = others;
+                        items.push((Value::Str("last".into()), inner));
+                        Err(Value::Dict(items))
+                    }
+                };
+            }
+            Err(root) => root,
+        };
     let (tensors, container_key, rest) = if is_tensor_dict(&root) {
         (take_tensors(root), None, Vec::new())
     } else {
