@@ -213,18 +213,19 @@ def unsupported_reason(call_text):
     return f"architecture `{call_text}` not implemented yet"
 
 
-def sparse_model_call(arch_dir, model, dataset):
-    """What robustbench's `get_sparse_model(model, dataset)` (sparsified_model.py) builds for
-    string arguments: (architecture file, class, call) of the branch its if-chain takes, the
-    class followed through its import alias; None where no branch builds a network."""
-    tree = parse(os.path.join(arch_dir, "sparsified_model.py"))
+def import_aliases(tree):
+    """`from a.b.file import name as alias` of a module: {alias: (file, name)}."""
     aliases = {}
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom):
+        if isinstance(node, ast.ImportFrom) and node.module:
             for a in node.names:
                 aliases[a.asname or a.name] = (node.module.split(".")[-1], a.name)
-    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "get_sparse_model")
-    env = {"model": model, "dataset": dataset}
+    return aliases
+
+
+def assigned_call(func, env):
+    """The call a factory function assigns to `model` in the branch of its if-chain that
+    holds for `env` (string parameters compared with `==`); None where none does."""
 
     def holds(test):
         if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and len(test.ops) == 1 \
@@ -242,7 +243,17 @@ def sparse_model_call(arch_dir, model, dataset):
                     and ast.unparse(stmt.targets[0]) == "model":
                 return stmt.value
         return None
-    call = walk(func.body)
+    return walk(func.body)
+
+
+def sparse_model_call(arch_dir, model, dataset):
+    """What robustbench's `get_sparse_model(model, dataset)` (sparsified_model.py) builds for
+    string arguments: (architecture file, class, call) of the branch its if-chain takes, the
+    class followed through its import alias; None where no branch builds a network."""
+    tree = parse(os.path.join(arch_dir, "sparsified_model.py"))
+    aliases = import_aliases(tree)
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "get_sparse_model")
+    call = assigned_call(func, {"model": model, "dataset": dataset})
     if call is None or callee_name(call.func) not in aliases:
         return None
     file, cls = aliases[callee_name(call.func)]
@@ -269,16 +280,112 @@ def meansparse_config(call, signatures, consts):
     bound = bind(fake, sigs, lambda a: a)
     text = f"{file}.{bound.text()}"
     # The DM WideResNet with MeanSparse ops (the class names differ between the files).
-    is_dm_wrn = cls.endswith("DMWideResNet") and any(
+    has_meansparse = any(
         isinstance(n, ast.ClassDef) and n.name == cls and "meansparse_end" in ast.unparse(n) for n in tree.body)
-    if not is_dm_wrn:
-        what = "RaWideResNet (SE blocks)" if "ra_wrn" in file else f"`{cls}`"
-        return None, f"architecture MeanSparse over {what} ({file}.py) not implemented yet", text
+    if has_meansparse and cls == "NormalizedWideResNet":
+        fields, reason = ra_wrn_config(bound, consts)
+        if fields is not None:
+            fields["family"] = "meansparse-ra-wrn"
+            fields["arch"] = "meansparse-" + fields["arch"]
+        return fields, reason, text
+    if not (has_meansparse and cls.endswith("DMWideResNet")):
+        return None, f"architecture MeanSparse over `{cls}` ({file}.py) not implemented yet", text
     fields, reason = rift_config(Call("DMWideResNet", [], bound.kwargs), signatures, consts)
     if fields is not None:
         fields["family"] = "meansparse-dm-wrn"
         fields["arch"] = "meansparse-" + fields["arch"]
     return fields, reason, text
+
+
+def bind_all(call, func):
+    """`call` of `func` with every argument named: positional ones by its signature, then
+    its defaults, then keywords it collects in `**kwargs`, in that order."""
+    params, defaults = signature(func)
+    named = dict(zip(params, call.args))
+    keywords = {k.arg: k.value for k in call.keywords}
+    out = {p: keywords.pop(p, named.get(p, defaults.get(p))) for p in params}
+    out = {p: v for p, v in out.items() if v is not None}
+    out.update(keywords)
+    return Call(callee_name(call.func), [], out)
+
+
+def factory_config(factory, args, consts):
+    """(fields, reason, architecture text) for a zoo entry that calls an architecture file's
+    factory (`get_robustarch_model('ra_wrn70_16')`, imported from `robustarch_wide_resnet`
+    as `get_model`): the class its if-chain builds for those literal arguments."""
+    file, name = factory
+    arch_dir = os.path.join(wheel_dir(), "model_zoo", "architectures")
+    tree = parse(os.path.join(arch_dir, file + ".py"))
+    func = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+    params = [a.arg for a in func.args.args] if func else []
+    env = dict(zip(params, [literal(a, {}) if isinstance(a, ast.Constant) else None for a in args]))
+    node = assigned_call(func, env) if func else None
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    if node is None or callee_name(node.func) not in classes:
+        return None, None, None
+    init = next(m for m in classes[callee_name(node.func)].body
+                if isinstance(m, ast.FunctionDef) and m.name == "__init__")
+    bound = bind_all(node, init)
+    text = f"{file}.{bound.text()}"
+    if bound.callee == "NormalizedWideResNet":
+        fields, reason = ra_wrn_config(bound, consts)
+        return fields, reason, text
+    if bound.callee == "NormalizedConfigurableModel":
+        return None, ("architecture RaResNet (robustarch's `NormalizedConfigurableModel`: bottleneck "
+                      "blocks with grouped convolutions and SE, an ImageNet stem) not implemented yet; "
+                      "ImageNet data not supported yet (issue 22)"), text
+    return None, f"architecture `{bound.callee}` ({file}.py) not implemented yet", text
+
+
+# rift's names for RaWideResNet configurations that have one: what rift's `ra-wrn-70-16`
+# builds (src/engine/models/ra_config.rs), robustbench's `get_model('ra_wrn70_16')`.
+RA_PRESETS = {"ra-wrn-70-16": {"depth": 70, "width": 16, "stem": 96, "blocks": [30, 31, 10],
+                               "widths": [216, 432, 864], "groups": [1, 1, 1], "squeeze": [54, 108, 216]}}
+ACTIVATIONS = {"SiLU": "silu", "Swish": "silu", "ReLU": "relu"}
+
+
+def activation_of(node):
+    """`torch.nn.SiLU`, `nn.modules.activation.ReLU`, ... as rift's --activation, or None."""
+    return ACTIVATIONS.get(ast.unparse(node).split(".")[-1])
+
+
+def ra_wrn_config(call, consts):
+    """(fields, reason) for robustbench's RaWideResNet (`NormalizedWideResNet` of
+    `robustarch_wide_resnet.py` or `Meansparse_ra_wrn_70_16.py`), named as rift names it:
+    `ra-wrn-70-16`, or the configuration spelled out."""
+    value = lambda k: literal(call.kwargs[k], consts)  # noqa: E731
+    if value("padding") != 0 or value("num_input_channels") != 3:
+        return None, "RaWideResNet with input padding or other than 3 input channels not implemented yet"
+    act = activation_of(call.kwargs["activation_fn"])
+    if act is None:
+        return None, f"RaWideResNet activation `{ast.unparse(call.kwargs['activation_fn'])}` not implemented yet"
+    stem, blocks, widths, groups = value("stem_width"), value("depth"), value("stage_width"), value("groups")
+    ratio = value("se_ratio")
+    # robustbench's `int(round(se_ratio * out_planes))`, with Python's rounding.
+    squeeze = [int(round(ratio * w)) for w in widths] if ratio else None
+    suffix = ""
+    if squeeze:
+        order, se_act = value("se_order"), activation_of(call.kwargs["se_activation"])
+        if order not in (1, 2):
+            return None, f"RaWideResNet with se_order={order} (its SE built but never run) not implemented yet"
+        if se_act is None:
+            return None, f"RaWideResNet SE activation `{ast.unparse(call.kwargs['se_activation'])}` not implemented yet"
+        suffix = ("-seorder1" if order == 1 else "") + ("" if se_act == "relu" else f"-se{se_act}")
+    layout = {"stem": stem, "blocks": blocks, "widths": widths, "groups": groups, "squeeze": squeeze}
+    fields = {"family": "ra-wrn"}
+    preset = [(n, p) for n, p in RA_PRESETS.items() if all(p[k] == v for k, v in layout.items())]
+    if preset:
+        name, p = preset[0]
+        fields.update({"arch": name + suffix, "depth": p["depth"], "width": p["width"]})
+    else:
+        dotted = lambda v: ".".join(str(x) for x in v)  # noqa: E731
+        name = f"ra-wrn-{dotted(blocks)}-{dotted(widths)}-stem{stem}"
+        name += f"-groups{dotted(groups)}" if groups != [1, 1, 1] else ""
+        name += f"-se{dotted(squeeze)}" if squeeze else ""
+        fields["arch"] = name + suffix
+    norm = {"mean": value("mean"), "std": value("std"), "source": "NormalizedWideResNet mean/std arguments"}
+    fields.update({"activation": act, "classes": value("num_classes"), "normalize": norm})
+    return fields, None
 
 
 def rift_config(call, signatures, consts):
@@ -338,6 +445,9 @@ def rift_config(call, signatures, consts):
 
 def entries_of(dataset, tree, signatures, consts):
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    # Architecture-file factories the zoo file imports by another name.
+    factories = {alias: target for alias, target in import_aliases(tree).items()
+                 if target[1] == "get_model"}
     consts = {**consts, **module_constants(tree)}
     dicts = {}
     for stmt in tree.body:
@@ -352,11 +462,11 @@ def entries_of(dataset, tree, signatures, consts):
         for item in dicts[pair.elts[1].id].args[0].elts:
             name = literal(item.elts[0], {})
             spec = {literal(k, {}): v for k, v in zip(item.elts[1].keys, item.elts[1].values)}
-            out.append(entry(dataset, threat, name, spec, classes, signatures, consts))
+            out.append(entry(dataset, threat, name, spec, classes, signatures, consts, factories))
     return out
 
 
-def entry(dataset, threat, name, spec, classes, signatures, consts):
+def entry(dataset, threat, name, spec, classes, signatures, consts, file_factories):
     model = spec["model"]
     constructor = ast.unparse(model)
     body = model.body if isinstance(model, ast.Lambda) else model
@@ -373,8 +483,13 @@ def entry(dataset, threat, name, spec, classes, signatures, consts):
     else:
         call = Call(ast.unparse(body), [], {})
     architecture = call.text()
+    factory_fields = None
+    if isinstance(body, ast.Call) and callee_name(body.func) in file_factories:
+        factory_fields = factory_config(file_factories[callee_name(body.func)], body.args, consts)
     if quirk:
         fields, reason = None, quirk
+    elif factory_fields and factory_fields[2]:
+        fields, reason, architecture = factory_fields
     elif call.callee == "get_sparse_model":
         fields, reason, architecture = meansparse_config(call, signatures, consts)
     else:

@@ -3,7 +3,9 @@ use crate::cli::InspectArgs;
 use anyhow::Result;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
-use rift::engine::models::{ActivationSource, Family, Model, ModuleInfo, NormSource};
+use rift::engine::models::{
+    ActivationSource, Family, Model, ModuleInfo, NormSource, RaWideConfig, SeOrder,
+};
 use serde::Serialize;
 use tch::Device;
 
@@ -107,6 +109,12 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             }
         ));
     }
+    if let Some(ra) = &spec.ra {
+        detected.extend(ra_details(ra, &spec.blocks));
+        if ra.se.is_some() && args.model.reading.arch == "auto" {
+            assumed.push("SE after conv_1 with relu (the state does not record where the SE sits nor its activation; an --arch name ending in -seorder1 or -sesilu says otherwise)".into());
+        }
+    }
     let out = Inspection {
         checkpoint: summary.checkpoint,
         zoo: summary.zoo,
@@ -162,17 +170,31 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     );
     println!("detected: {}", out.detected.join(", "));
     println!("activation {}", out.activation);
+    for note in out.assumed.iter().filter(|a| a.starts_with("SE ")) {
+        println!("assumed: {note}");
+    }
     println!("normalization {}", out.normalization);
     for (k, v) in &ckpt.metadata {
         println!("  {k}: {v}");
     }
+    // Columns as wide as their longest entry (a RaWideResNet's kinds run long).
+    let name_w = out
+        .modules
+        .iter()
+        .map(|m| m.name.len())
+        .fold(28, usize::max);
+    let kind_w = out
+        .modules
+        .iter()
+        .map(|m| m.kind.len())
+        .fold(22, usize::max);
     println!(
-        "{:>3}  {:<28} {:<22} {:>10}  shape",
+        "{:>3}  {:<name_w$} {:<kind_w$} {:>10}  shape",
         "#", "module", "kind", "params"
     );
     for (i, m) in out.modules.iter().enumerate() {
         println!(
-            "{:>3}  {:<28} {:<22} {:>10}  {:?}",
+            "{:>3}  {:<name_w$} {:<kind_w$} {:>10}  {:?}",
             i, m.name, m.kind, m.params, m.shape
         );
     }
@@ -190,4 +212,29 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         rift::report::write_structured(path, &out)?;
     }
     Ok(())
+}
+
+/// A RaWideResNet's configuration in words, one line each.
+fn ra_details(ra: &RaWideConfig, blocks: &[usize]) -> Vec<String> {
+    let slashed = |v: &[i64]| v.iter().map(i64::to_string).collect::<Vec<_>>().join("/");
+    let blocks: Vec<i64> = blocks.iter().map(|&b| b as i64).collect();
+    let mut out = vec![
+        format!("stem width {}", ra.stem_width),
+        format!("blocks per stage {}", slashed(&blocks)),
+        format!("stage widths {}", slashed(&ra.stage_widths)),
+        format!("groups {}", slashed(&ra.groups)),
+    ];
+    out.push(match &ra.se {
+        Some(se) => format!(
+            "squeeze-and-excitation {} wide, after {}, {}",
+            slashed(&se.squeeze),
+            match se.order {
+                SeOrder::AfterConv0 => "conv_0",
+                SeOrder::AfterConv1 => "conv_1",
+            },
+            se.activation.name()
+        ),
+        None => "no squeeze-and-excitation".into(),
+    });
+    out
 }

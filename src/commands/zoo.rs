@@ -231,7 +231,8 @@ pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option
         && detected.meansparse == expected.meansparse
         && detected.preact_v1 == expected.preact_v1
         && detected.blocks == expected.blocks
-        && detected.width == expected.width;
+        && detected.width == expected.width
+        && detected.ra.map(|c| c.layout()) == expected.ra.map(|c| c.layout());
     if !same || detected.num_classes != classes {
         bail!(
             "--zoo {id} is a {} with {classes} classes ({}), but {path} holds a {} with {} classes (read from its keys and shapes): the file is not this entry's; check the id, or drop --zoo and give --arch yourself",

@@ -31,8 +31,8 @@ pub struct ZooEntry {
     pub constructor: String,
     /// The network it builds, every argument named (classes followed to their base).
     pub architecture: String,
-    /// rift's family (wrn, dm-wrn, meansparse-dm-wrn, dm-preactresnet, resnet,
-    /// resnet-bottleneck, preactresnet); absent when unsupported.
+    /// rift's family (wrn, dm-wrn, meansparse-dm-wrn, dm-preactresnet, ra-wrn,
+    /// meansparse-ra-wrn, resnet, resnet-bottleneck, preactresnet); absent when unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     /// rift's `--arch` name.
@@ -67,7 +67,8 @@ pub enum ZooNormalize {
     Raw(String),
     /// Per-channel statistics and where robustbench keeps them: `buffers` (the module's
     /// `mu`/`sigma`, which a file's own values overwrite when loaded), `DM mean/std
-    /// arguments`, `forward: 2x - 1`, `normalize_model`.
+    /// arguments`, `NormalizedWideResNet mean/std arguments` (the RaWideResNet's),
+    /// `forward: 2x - 1`, `normalize_model`.
     Stats {
         mean: Vec<f64>,
         std: Vec<f64>,
@@ -139,11 +140,13 @@ impl ZooEntry {
         matches!(&self.normalize, ZooNormalize::Stats { source, .. } if source == "buffers")
     }
 
-    /// Whether the family's activation is a flag (the DM networks; every other is ReLU).
+    /// Whether the family's activation is a flag (the DM networks and the RaWideResNet;
+    /// every other is ReLU).
     pub fn has_activation_flag(&self) -> bool {
-        self.family
-            .as_deref()
-            .is_some_and(|f| f.starts_with("dm-") || f.starts_with("meansparse-dm-"))
+        self.family.as_deref().is_some_and(|f| {
+            let f = f.strip_prefix("meansparse-").unwrap_or(f);
+            f.starts_with("dm-") || f == "ra-wrn"
+        })
     }
 
     /// The flags `--zoo` stands for, as `(flag, value)`; empty when unsupported.

@@ -130,3 +130,81 @@ def without_meansparse(net):
         if type(m).__name__ == "MeanSparse":
             m.threshold.fill_(0.0)
     return other
+
+
+def torchvision_stand_in():
+    """robustbench's RaWideResNet files import `SqueezeExcitation` (and, for the ImageNet
+    model, `Conv2dNormActivation`) from `torchvision.ops.misc`; the test venv holds torch
+    without torchvision (.ci/bootstrap). Where torchvision is missing, this puts a module of
+    that name in its place whose SqueezeExcitation is torchvision's as documented —
+    `AdaptiveAvgPool2d(1)`, 1×1 `fc1` and `fc2` with bias, the activation between them, a
+    sigmoid, the input scaled by the result — written here, the one part of those networks
+    that is not robustbench's own code. Returns whether the stand-in is in use."""
+    import types
+    import torch
+    try:
+        import torchvision.ops.misc  # noqa: F401
+        return False
+    except ImportError:
+        pass
+
+    class SqueezeExcitation(torch.nn.Module):
+        def __init__(self, input_channels, squeeze_channels, activation=torch.nn.ReLU,
+                     scale_activation=torch.nn.Sigmoid):
+            super().__init__()
+            self.avgpool = torch.nn.AdaptiveAvgPool2d(1)
+            self.fc1 = torch.nn.Conv2d(input_channels, squeeze_channels, 1)
+            self.fc2 = torch.nn.Conv2d(squeeze_channels, input_channels, 1)
+            self.activation = activation()
+            self.scale_activation = scale_activation()
+
+        def forward(self, x):
+            scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
+            return scale * x
+
+    class Conv2dNormActivation(torch.nn.Sequential):
+        def __init__(self, *args, **kwargs):
+            raise NotImplementedError("the torchvision stand-in builds no Conv2dNormActivation")
+
+    misc = types.ModuleType("torchvision.ops.misc")
+    misc.SqueezeExcitation = SqueezeExcitation
+    misc.Conv2dNormActivation = Conv2dNormActivation
+    ops = types.ModuleType("torchvision.ops")
+    ops.misc = misc
+    tv = types.ModuleType("torchvision")
+    tv.ops = ops
+    sys.modules.update({"torchvision": tv, "torchvision.ops": ops, "torchvision.ops.misc": misc})
+    return True
+
+
+def ra_module(meansparse=False):
+    """robustbench's `robustarch_wide_resnet.py`, or `Meansparse_ra_wrn_70_16.py` (the
+    MeanSparse variant), as a module. Both import `CIFAR10_MEAN`/`CIFAR10_STD` from
+    `robustbench.model_zoo.architectures.dm_wide_resnet`: that name is bound to the file
+    loaded by path (empty parent packages around it), so robustbench's own `__init__`,
+    whose dependencies are not installed, never runs."""
+    import types
+    torchvision_stand_in()
+    parents = ["robustbench", "robustbench.model_zoo", "robustbench.model_zoo.architectures"]
+    for name in parents:
+        if name not in sys.modules:
+            package = types.ModuleType(name)
+            package.__path__ = []
+            sys.modules[name] = package
+    dm_name = parents[-1] + ".dm_wide_resnet"
+    if dm_name not in sys.modules:
+        sys.modules[dm_name] = zoo_module("dm_wide_resnet")
+    return zoo_module("Meansparse_ra_wrn_70_16" if meansparse else "robustarch_wide_resnet")
+
+
+def build_ra(stem, blocks, widths, groups=(1, 1, 1), activation="silu", se_ratio=None,
+             se_activation="relu", se_order=2, meansparse=False, num_classes=10):
+    """robustbench's RaWideResNet (`NormalizedWideResNet`) of any configuration, with the
+    CIFAR-10 statistics its zoo entries use."""
+    module = ra_module(meansparse)
+    act = {"silu": nn.SiLU, "relu": nn.ReLU}
+    return module.NormalizedWideResNet(
+        mean=(0.4914, 0.4822, 0.4465), std=(0.2471, 0.2435, 0.2616), stem_width=stem,
+        depth=list(blocks), stage_width=list(widths), groups=list(groups),
+        activation_fn=act[activation], se_ratio=se_ratio, se_activation=act[se_activation],
+        se_order=se_order, num_classes=num_classes)

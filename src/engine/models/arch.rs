@@ -1,8 +1,9 @@
 //! Architecture specifications: parsed from `--arch` names or inferred from a checkpoint's
 //! keys and shapes (`--arch auto`).
+pub use super::activation::Activation;
+use super::ra_config::RaWideConfig;
 use super::ModelError;
 use std::collections::HashMap;
-use tch::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -15,47 +16,19 @@ pub enum Family {
     DmWideResNet,
     /// DeepMind's PreActResNet (robustbench `DMPreActResNet`: Rebuffi 2021).
     DmPreActResNet,
+    /// robustbench's RaWideResNet (`NormalizedWideResNet` of `robustarch_wide_resnet.py`:
+    /// Peng 2023), configured by `ArchSpec::ra`.
+    RaWideResNet,
 }
 
 impl Family {
     /// Whether the family's activation is a choice the state dict does not record (the DM
-    /// networks are trained with ReLU or Swish/SiLU).
+    /// networks are trained with ReLU or Swish/SiLU, the RaWideResNet takes any).
     pub fn has_activation_choice(self) -> bool {
-        matches!(self, Family::DmWideResNet | Family::DmPreActResNet)
-    }
-}
-
-/// The nonlinearity of the DM families (every other family is ReLU by construction).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    Relu,
-    /// Swish, x·σ(x) (robustbench's `Swish` module computes the same function).
-    Silu,
-}
-
-impl Activation {
-    pub fn parse(s: &str) -> Result<Activation, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "relu" => Ok(Activation::Relu),
-            "silu" | "swish" => Ok(Activation::Silu),
-            _ => Err(format!(
-                "unknown activation `{s}`; expected relu or silu (swish)"
-            )),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Relu => "relu",
-            Activation::Silu => "silu",
-        }
-    }
-
-    pub fn apply(self, x: &Tensor) -> Tensor {
-        match self {
-            Activation::Relu => x.relu(),
-            Activation::Silu => x.silu(),
-        }
+        matches!(
+            self,
+            Family::DmWideResNet | Family::DmPreActResNet | Family::RaWideResNet
+        )
     }
 }
 
@@ -65,29 +38,36 @@ pub struct ArchSpec {
     /// Blocks per stage (ResNet/PreAct: 4 stages; WRN: the same n for each of 3 groups).
     pub blocks: Vec<usize>,
     /// ResNet/PreAct: channels of the first stage (64 as published). WRN: widen factor k.
+    /// RaWideResNet: 16 for `ra-wrn-70-16`, 0 for any other configuration (its widths are
+    /// per stage, in `ra`).
     pub width: i64,
     pub num_classes: i64,
     pub in_channels: i64,
     /// Width of the classifier's input (depends on the input size).
     pub feature_dim: i64,
-    /// ReLU except for the DM families, whose default is the zoo's Swish/SiLU.
+    /// ReLU except for the DM families and the RaWideResNet, whose default is the zoo's
+    /// Swish/SiLU.
     pub activation: Activation,
     /// WideResNet: whether the state holds `sub_block1`, the copy of `block1` that the
     /// TRADES code builds and never calls (robustbench's `sub_block1=True`).
     pub sub_block1: bool,
     /// Whether the classifier has a bias (robustbench's WideResNet `bias_last=False` drops it).
     pub classifier_bias: bool,
-    /// DM WideResNet: robustbench's MeanSparse variant (Amini2024), a `MeanSparse` op after
-    /// every BatchNorm and residual sum (`meansparse-dm-wrn-D-K`).
+    /// DM WideResNet and RaWideResNet: robustbench's MeanSparse variant (Amini2024), a
+    /// `MeanSparse` op after every BatchNorm and residual sum (`meansparse-dm-wrn-D-K`,
+    /// `meansparse-ra-wrn-70-16`).
     pub meansparse: bool,
     /// PreActResNet: robustbench's V1 (`PreActBlock`, `bn_before_fc=False`,
     /// `out_shortcut=False`): shortcut from the raw block input, no final BatchNorm
     /// (`preactresnet18-v1`).
     pub preact_v1: bool,
+    /// RaWideResNet: stem, stage widths, groups and squeeze-and-excitation (Some exactly
+    /// for that family).
+    pub ra: Option<RaWideConfig>,
 }
 
 pub const KNOWN_ARCHS: &str =
-    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34";
+    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16";
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
     Some(match depth {
@@ -123,6 +103,14 @@ impl ArchSpec {
                 format!("{ms}dm-wrn-{}-{}", 6 * self.blocks[0] + 4, self.width)
             }
             Family::DmPreActResNet => format!("dm-preactresnet{}{}", 2 * total + 2, w),
+            Family::RaWideResNet => {
+                let ms = if self.meansparse { "meansparse-" } else { "" };
+                let config = self
+                    .ra
+                    .as_ref()
+                    .map_or("ra-wrn".into(), |c| c.name(&self.blocks));
+                format!("{ms}{config}")
+            }
         }
     }
 
@@ -150,6 +138,7 @@ impl ArchSpec {
             classifier_bias: true,
             meansparse: false,
             preact_v1: false,
+            ra: None,
         }
     }
 
@@ -164,6 +153,22 @@ impl ArchSpec {
     ) -> Result<ArchSpec, ModelError> {
         let lower = name.to_ascii_lowercase().replace('_', "-");
         let unknown = || ModelError::UnknownArch(name.to_string());
+        let ms_body = lower.strip_prefix("meansparse-");
+        if let Some(rest) = ms_body.unwrap_or(&lower).strip_prefix("ra-wrn") {
+            if width.is_some() {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} with --width (a RaWideResNet's widths are per stage, in its name)"
+                )));
+            }
+            let (blocks, config) = RaWideConfig::parse(rest)
+                .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
+            let mut spec =
+                ArchSpec::with_defaults(Family::RaWideResNet, blocks, 0, num_classes, in_channels);
+            spec.width = config.nominal_width(&spec.blocks);
+            spec.ra = Some(config);
+            spec.meansparse = ms_body.is_some();
+            return spec.with_feature_dim(input_hw);
+        }
         let (lower, preact_v1) = match lower.strip_suffix("-v1") {
             Some(rest) if rest.starts_with("preactresnet") => (rest.to_string(), true),
             Some(_) => {
@@ -186,7 +191,7 @@ impl ArchSpec {
             }
             Some(_) => {
                 return Err(ModelError::UnknownArch(format!(
-                    "{name} (rift has MeanSparse only over the DM WideResNet: meansparse-dm-wrn-DEPTH-K)"
+                    "{name} (rift has MeanSparse only over the DM WideResNet and the RaWideResNet: meansparse-dm-wrn-DEPTH-K, meansparse-ra-wrn-70-16)"
                 )))
             }
             None => (false, base),
@@ -242,15 +247,20 @@ impl ArchSpec {
         let mut spec = ArchSpec::with_defaults(family, blocks, width, num_classes, in_channels);
         spec.meansparse = meansparse;
         spec.preact_v1 = preact_v1;
-        spec.feature_dim = spec.feature_dim_for(input_hw).ok_or_else(|| {
+        spec.with_feature_dim(input_hw)
+    }
+
+    /// The spec with its classifier width for inputs of `input_hw`.
+    fn with_feature_dim(mut self, input_hw: (i64, i64)) -> Result<ArchSpec, ModelError> {
+        self.feature_dim = self.feature_dim_for(input_hw).ok_or_else(|| {
             ModelError::BadInput(format!(
                 "{}×{} inputs are too small for {}",
                 input_hw.0,
                 input_hw.1,
-                spec.name()
+                self.name()
             ))
         })?;
-        Ok(spec)
+        Ok(self)
     }
 
     /// Channels after the last stage.
@@ -259,17 +269,21 @@ impl ArchSpec {
             Family::ResNet | Family::PreActResNet | Family::DmPreActResNet => self.width * 8,
             Family::ResNetBottleneck => self.width * 32,
             Family::WideResNet | Family::DmWideResNet => 64 * self.width,
+            Family::RaWideResNet => self.ra.map_or(0, |c| c.stage_widths[2]),
         }
     }
 
     /// The classifier width for an input size (stride-2 stages, then the published pool).
     pub fn feature_dim_for(&self, (h, w): (i64, i64)) -> Option<i64> {
         let (halvings, pool) = match self.family {
-            Family::WideResNet | Family::DmWideResNet => (2, 8),
+            Family::WideResNet | Family::DmWideResNet | Family::RaWideResNet => (2, 8),
             _ => (3, 4),
         };
         // Padding 1 each side gives ⌈s/2⌉; the DM networks' (0,1) padding gives ⌊s/2⌋.
-        let dm = matches!(self.family, Family::DmWideResNet | Family::DmPreActResNet);
+        let dm = matches!(
+            self.family,
+            Family::DmWideResNet | Family::DmPreActResNet | Family::RaWideResNet
+        );
         let shrink = |mut s: i64| {
             for _ in 0..halvings {
                 s = if dm { s / 2 } else { (s + 1) / 2 };
@@ -351,7 +365,8 @@ impl ArchSpec {
     }
 
     /// The DM families, told apart by their stems (`init_conv`: WideResNet, `conv_2d`:
-    /// PreActResNet); Ok(None) when neither is present.
+    /// PreActResNet), and the RaWideResNet (`init_conv` with what no DM WideResNet has:
+    /// SE, groups, a stem or widths of its own); Ok(None) when neither stem is present.
     fn detect_dm(
         shape: &dyn Fn(&str) -> Option<Vec<i64>>,
         count_blocks: &dyn Fn(&str, &str) -> usize,
@@ -364,6 +379,16 @@ impl ArchSpec {
             }
         };
         if let Some(stem) = stem_of("init_conv.weight")? {
+            if let Some((blocks, config)) = RaWideConfig::detect(shape, count_blocks, stem[0])? {
+                let mut spec =
+                    ArchSpec::with_defaults(Family::RaWideResNet, blocks, 0, 10, stem[1]);
+                spec.width = config.nominal_width(&spec.blocks);
+                spec.ra = Some(config);
+                spec.meansparse = shape("layer.0.block.0.meansparse_0.running_mean").is_some()
+                    || shape("meansparse_end.running_mean").is_some();
+                spec.classifier_from(shape, "logits")?;
+                return Ok(Some(spec));
+            }
             let n = count_blocks("layer.0.block", "conv_0.weight");
             if n == 0 {
                 return Err(

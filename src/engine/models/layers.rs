@@ -31,8 +31,12 @@ pub struct ModuleInfo {
 pub struct Conv2d {
     pub name: String,
     pub weight: Tensor,
+    /// Only the squeeze-and-excitation convolutions of the RaWideResNet have one.
+    pub bias: Option<Tensor>,
     stride: i64,
     padding: i64,
+    /// Channel groups (`groups` of `nn.Conv2d`; the weight is `c_out × c_in/groups × k × k`).
+    groups: i64,
     /// The DM networks' explicit padding before an unpadded convolution: (1,1,1,1) at
     /// stride 1 (the same as `padding` 1, which is how it runs) and (0,1,0,1) — left/top
     /// nothing, right/bottom one — at stride 2, TensorFlow's `SAME` for even sizes.
@@ -41,7 +45,8 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// A bias-free convolution (every conv of the supported networks is bias-free).
+    /// A bias-free convolution (every conv of the supported networks is bias-free but the
+    /// RaWideResNet's squeeze-and-excitation ones, see `pointwise_with_bias`).
     pub fn new(
         p: nn::Path,
         keys: &mut KeyOrder,
@@ -50,31 +55,74 @@ impl Conv2d {
         k: i64,
         stride: i64,
     ) -> Self {
+        Self::grouped(p, keys, (c_in, c_out, 1), k, stride)
+    }
+
+    /// A bias-free convolution of `c_in → c_out` channels in `groups` groups (both
+    /// divisible by it; the caller checks).
+    pub fn grouped(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        channels: (i64, i64, i64),
+        k: i64,
+        stride: i64,
+    ) -> Self {
+        Self::build(&p, keys, channels, k, stride)
+    }
+
+    fn build(
+        p: &nn::Path,
+        keys: &mut KeyOrder,
+        (c_in, c_out, groups): (i64, i64, i64),
+        k: i64,
+        stride: i64,
+    ) -> Self {
         let padding = if k == 3 { 1 } else { 0 };
         let weight = p.var(
             "weight",
-            &[c_out, c_in, k, k],
+            &[c_out, c_in / groups, k, k],
             Init::Kaiming {
                 dist: nn::init::NormalOrUniform::Normal,
                 fan: nn::init::FanInOut::FanOut,
                 non_linearity: nn::init::NonLinearity::ReLU,
             },
         );
-        keys.push(&p, "weight");
+        keys.push(p, "weight");
         Conv2d {
             name: strip_dot(&p.path("")),
             weight,
+            bias: None,
             stride,
             padding,
+            groups,
             pad_right_bottom: false,
             bf16: keys.bf16.clone(),
         }
     }
 
+    /// A 1×1 convolution with a bias (`nn.Conv2d(c_in, c_out, 1)`: torchvision's
+    /// `SqueezeExcitation` builds its `fc1` and `fc2` so). The bias starts at zero.
+    pub fn pointwise_with_bias(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64) -> Self {
+        let mut conv = Self::build(&p, keys, (c_in, c_out, 1), 1, 1);
+        conv.bias = Some(p.var("bias", &[c_out], Init::Const(0.0)));
+        keys.push(&p, "bias");
+        conv
+    }
+
     /// A bias-free 3×3 convolution of the DM networks (`padding=0` in the module, the
     /// input padded by the block; see `pad_right_bottom`). Only strides 1 and 2 exist there.
     pub fn dm_same(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64, stride: i64) -> Self {
-        let mut conv = Self::new(p, keys, c_in, c_out, 3, stride);
+        Self::dm_same_grouped(p, keys, (c_in, c_out, 1), stride)
+    }
+
+    /// `dm_same` in `groups` groups (the RaWideResNet's `conv_0`).
+    pub fn dm_same_grouped(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        channels: (i64, i64, i64),
+        stride: i64,
+    ) -> Self {
+        let mut conv = Self::grouped(p, keys, channels, 3, stride);
         if stride != 1 {
             conv.padding = 0;
             conv.pad_right_bottom = true;
@@ -91,9 +139,15 @@ impl Conv2d {
         } else {
             x
         };
-        maybe_bf16(&self.bf16, x, &[&self.weight], |x, w| {
-            x.conv2d(&w[0], None::<&Tensor>, [s, s], [p, p], [1, 1], 1)
-        })
+        let g = self.groups;
+        match &self.bias {
+            Some(bias) => maybe_bf16(&self.bf16, x, &[&self.weight, bias], |x, w| {
+                x.conv2d(&w[0], Some(&w[1]), [s, s], [p, p], [1, 1], g)
+            }),
+            None => maybe_bf16(&self.bf16, x, &[&self.weight], |x, w| {
+                x.conv2d(&w[0], None::<&Tensor>, [s, s], [p, p], [1, 1], g)
+            }),
+        }
     }
 
     pub fn info(&self) -> ModuleInfo {
@@ -103,10 +157,20 @@ impl Conv2d {
         } else {
             ""
         };
+        let groups = if self.groups > 1 {
+            format!(" groups {}", self.groups)
+        } else {
+            String::new()
+        };
+        let bias = self.bias.as_ref().map_or(0, |_| s[0]);
+        let with_bias = if bias > 0 { " with bias" } else { "" };
         ModuleInfo {
             name: self.name.clone(),
-            kind: format!("Conv2d {}x{} stride {}{pad}", s[2], s[3], self.stride),
-            params: s.iter().product(),
+            kind: format!(
+                "Conv2d {}x{} stride {}{pad}{groups}{with_bias}",
+                s[2], s[3], self.stride
+            ),
+            params: s.iter().product::<i64>() + bias,
             shape: s,
         }
     }
@@ -125,10 +189,17 @@ pub struct BatchNorm2d {
     pub running_mean: Tensor,
     pub running_var: Tensor,
     pub num_batches_tracked: Tensor,
+    /// PyTorch's default 0.1; the RaWideResNet's BatchNorms use 0.01.
+    momentum: f64,
 }
 
 impl BatchNorm2d {
     pub fn new(p: nn::Path, keys: &mut KeyOrder, c: i64) -> Self {
+        Self::with_momentum(p, keys, c, 0.1)
+    }
+
+    /// A BatchNorm whose running statistics move by `momentum` per training batch.
+    pub fn with_momentum(p: nn::Path, keys: &mut KeyOrder, c: i64, momentum: f64) -> Self {
         let weight = p.var("weight", &[c], Init::Const(1.0));
         let bias = p.var("bias", &[c], Init::Const(0.0));
         let running_mean = p.zeros_no_train("running_mean", &[c]);
@@ -153,11 +224,12 @@ impl BatchNorm2d {
             running_mean,
             running_var,
             num_batches_tracked,
+            momentum,
         }
     }
 
-    /// Train mode uses batch statistics and updates the running ones in place (momentum
-    /// 0.1, eps 1e-5: PyTorch's defaults); eval mode uses the running statistics.
+    /// Train mode uses batch statistics and updates the running ones in place (by
+    /// `momentum`; eps 1e-5, PyTorch's default); eval mode uses the running statistics.
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         if train {
             tch::no_grad(|| {
@@ -172,7 +244,7 @@ impl BatchNorm2d {
             Some(&self.running_mean),
             Some(&self.running_var),
             train,
-            0.1,
+            self.momentum,
             1e-5,
             true,
         )

@@ -1,5 +1,6 @@
 //! The supported networks (tch over `nn::Path`, keys identical to PyTorch's), their
 //! detection from checkpoints, and loading with a strict key/shape diff.
+mod activation;
 mod arch;
 mod chain;
 pub mod compute;
@@ -9,13 +10,17 @@ mod layers;
 mod mean_sparse;
 mod normalize;
 mod preact_resnet;
+mod ra_config;
+mod ra_wide_resnet;
 mod resnet;
+mod state_diff;
 mod wide_resnet;
 
 pub use arch::{Activation, ArchSpec, Family, KNOWN_ARCHS};
 pub use compute::{Compute, Precision};
 pub use layers::ModuleInfo;
 pub use normalize::{NormSource, Normalization, NormalizeChoice};
+pub use ra_config::{RaWideConfig, SeOrder, SqueezeExcite};
 
 use super::checkpoint::{Checkpoint, RawTensor};
 use super::tensors::{kind_of, to_raw, to_tensor};
@@ -28,7 +33,7 @@ use tch::{nn, Device, Kind, Tensor};
 pub enum ModelError {
     #[error("unknown architecture `{0}`; expected `auto` or one of: {KNOWN_ARCHS}")]
     UnknownArch(String),
-    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant) and DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits); pass --arch if the keys are right but the shapes confuse detection")]
+    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant), DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits) and RaWideResNets (a DM WideResNet's keys with se.fc1/se.fc2 in every block, grouped convolutions, or a stem or widths no DM WideResNet has; with meansparse_*: their MeanSparse variant); pass --arch if the keys are right but the shapes confuse detection")]
     CannotDetect { path: String, reason: String },
     #[error("{path} does not match {arch}: {details}")]
     StateMismatch {
@@ -38,7 +43,7 @@ pub enum ModelError {
     },
     #[error("bad input: {0}")]
     BadInput(String),
-    #[error("--activation {activation}: {arch} has no activation to choose (only the DM families dm-wrn-D-K and dm-preactresnet18|34 do; every other family is ReLU by construction)")]
+    #[error("--activation {activation}: {arch} has no activation to choose (only the DM families dm-wrn-D-K and dm-preactresnet18|34 and the RaWideResNet ra-wrn-… do; every other family is ReLU by construction)")]
     NoActivationChoice { activation: String, arch: String },
     #[error("libtorch error: {0}")]
     Torch(#[from] tch::TchError),
@@ -50,6 +55,7 @@ enum Net {
     Wide(wide_resnet::WideResNet),
     DmWide(chain::ChainNet<dm_wide_resnet::DmBlock>),
     DmPreAct(chain::ChainNet<dm_preact_resnet::DmPreActBlock>),
+    RaWide(chain::ChainNet<ra_wide_resnet::RaBlock>),
 }
 
 /// What the user chose about the model on the command line (`--arch`, `--width`,
@@ -160,6 +166,17 @@ impl Model {
             }
             Family::DmPreActResNet => {
                 Net::DmPreAct(dm_preact_resnet::dm_preact_resnet(&root, &mut keys, &spec))
+            }
+            Family::RaWideResNet => {
+                let config = spec.ra.ok_or_else(|| {
+                    ModelError::BadInput(format!(
+                        "{} has no RaWideResNet configuration",
+                        spec.name()
+                    ))
+                })?;
+                Net::RaWide(ra_wide_resnet::ra_wide_resnet(
+                    &root, &mut keys, &spec, &config,
+                ))
             }
         };
         let activation_source = if spec.family.has_activation_choice() {
@@ -274,59 +291,11 @@ impl Model {
         path: &str,
     ) -> Result<(), ModelError> {
         let vars = self.vs.variables();
-        let given: HashMap<&str, &RawTensor> =
-            tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
-        let missing: Vec<&str> = self
-            .keys
-            .iter()
-            .filter(|k| !given.contains_key(k.as_str()))
-            .map(|k| k.as_str())
-            .collect();
-        let unexpected: Vec<&str> = tensors
-            .iter()
-            .filter(|(k, _)| !vars.contains_key(k))
-            .map(|(k, _)| k.as_str())
-            .collect();
-        let mut wrong_shape = Vec::new();
-        for (k, t) in tensors {
-            if let Some(v) = vars.get(k) {
-                let want: Vec<usize> = v.size().iter().map(|&d| d as usize).collect();
-                if want != t.shape {
-                    wrong_shape.push(format!("{k} (file {:?}, model {:?})", t.shape, want));
-                }
-            }
-        }
-        if !missing.is_empty() || !unexpected.is_empty() || !wrong_shape.is_empty() {
-            let mut parts = Vec::new();
-            let list = |what: &str, items: Vec<String>| {
-                let n = items.len();
-                let shown: Vec<String> = items.into_iter().take(12).collect();
-                let more = if n > shown.len() {
-                    format!(", … ({} more)", n - shown.len())
-                } else {
-                    String::new()
-                };
-                format!("{n} {what}: {}{more}", shown.join(", "))
-            };
-            if !missing.is_empty() {
-                parts.push(list(
-                    "missing keys",
-                    missing.iter().map(|s| s.to_string()).collect(),
-                ));
-            }
-            if !unexpected.is_empty() {
-                parts.push(list(
-                    "unexpected keys",
-                    unexpected.iter().map(|s| s.to_string()).collect(),
-                ));
-            }
-            if !wrong_shape.is_empty() {
-                parts.push(list("wrongly shaped keys", wrong_shape));
-            }
+        if let Some(details) = state_diff::mismatch(&self.keys, &vars, tensors) {
             return Err(ModelError::StateMismatch {
                 path: path.to_string(),
                 arch: self.spec.name(),
-                details: parts.join("; "),
+                details,
             });
         }
         tch::no_grad(|| -> Result<(), ModelError> {
@@ -397,6 +366,7 @@ impl Model {
             Net::Wide(n) => n.feature_dim(h, w),
             Net::DmWide(n) => n.feature_dim(h, w),
             Net::DmPreAct(n) => n.feature_dim(h, w),
+            Net::RaWide(n) => n.feature_dim(h, w),
         };
         if got != Some(self.spec.feature_dim) {
             return Err(ModelError::BadInput(format!(
@@ -419,6 +389,7 @@ impl Model {
             Net::Wide(n) => n.forward(&x, train),
             Net::DmWide(n) => n.forward(&x, train),
             Net::DmPreAct(n) => n.forward(&x, train),
+            Net::RaWide(n) => n.forward(&x, train),
         }
     }
 
@@ -534,6 +505,7 @@ impl Model {
             Net::Wide(n) => n.chain(),
             Net::DmWide(n) => n.chain(),
             Net::DmPreAct(n) => n.chain(),
+            Net::RaWide(n) => n.chain(),
         }
     }
 
