@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    assert_failed, assert_mrc_matches_reference, max_abs_diff, mrc_scores, path_str, rift, rift_ok,
-    run_python, stderr_of,
+    assert_failed, assert_fast_equals_faithful, assert_mrc_matches_reference, max_abs_diff,
+    mrc_scores, path_str, rift, rift_ok, run_python, stderr_of, tiny_zoo_run_args,
 };
 
 /// Small MeanSparse networks from both of robustbench's files (70-16's `DMWideResNet`,
@@ -369,45 +369,13 @@ fn mrc_on_a_meansparse_wideresnet_matches_pytorch_and_the_fast_path() {
     assert_mrc_matches_reference(&ours, &reference, 3.2);
     let fast = mrc_scores(&mrc_json(dir.path(), "fast", &["--fast"]));
     assert_eq!(fast.len(), 7);
-    for (name, mrc, drop) in &fast {
-        let (_, f_mrc, f_drop) = ours.iter().find(|s| &s.0 == name).unwrap();
-        assert!(
-            (mrc - f_mrc).abs() <= 1e-4 * f_mrc.abs().max(1e-2),
-            "{name}: fast {mrc} vs faithful {f_mrc}"
-        );
-        assert!(
-            (drop - f_drop).abs() < 1e-9,
-            "{name}: fast drop {drop} vs {f_drop}"
-        );
-    }
+    assert_fast_equals_faithful(&fast, &ours);
 
     // Fine-tuning one module and interpolating: the chosen file loads back into
     // robustbench's module, MeanSparse state untouched.
     let session = dir.path().join("session");
     let ckpt = dir.path().join("ms.pth");
-    let mut args = vec![
-        "run",
-        "--checkpoint",
-        path_str(&ckpt),
-        "--dataset",
-        "cifar10",
-    ];
-    args.extend([
-        "--data-dir",
-        path_str(dir.path()),
-        "--session",
-        path_str(&session),
-    ]);
-    args.extend(["--limit", "32", "--adv-limit", "32", "--steps", "2"]);
-    args.extend([
-        "--eps",
-        "0.03",
-        "--step",
-        "0.015",
-        "--mrc-epochs",
-        "1",
-        "--fast",
-    ]);
+    let mut args = tiny_zoo_run_args(&ckpt, dir.path(), &session, "1", &[]);
     args.extend(["--modules", "layer.1.block.0.conv_0,logits"]);
     args.extend(["--layer", "layer.1.block.0.conv_0", "--epochs", "1"]);
     args.extend(["--alphas", "0,1", "--device", "cpu"]);

@@ -6,7 +6,8 @@
 //! (random pixels and labels, written here).
 mod common;
 
-use common::{assert_mrc_matches_reference, mrc_scores, path_str, rift_ok, run_python};
+use common::{assert_fast_equals_faithful, assert_mrc_matches_reference, mrc_scores, path_str};
+use common::{rift_ok, run_python, tiny_zoo_run_args};
 use rift::report::session::Session;
 
 /// Writes the DM WRN-10-1 checkpoint and a CIFAR-10 binary copy (`dm_fixture` in
@@ -90,45 +91,13 @@ fn mrc_on_a_dm_wideresnet_matches_pytorch_and_the_fast_path() {
     // the_forward_pass` in zoo_models.rs checks every module's cut) gives the same values.
     let fast = mrc_scores(&mrc_json(dir.path(), "fast", &["--fast"]));
     assert_eq!(fast.len(), 6);
-    for (name, mrc, drop) in &fast {
-        let (_, f_mrc, f_drop) = ours.iter().find(|s| &s.0 == name).unwrap();
-        assert!(
-            (mrc - f_mrc).abs() <= 1e-4 * f_mrc.abs().max(1e-2),
-            "{name}: fast {mrc} vs faithful {f_mrc}"
-        );
-        assert!(
-            (drop - f_drop).abs() < 1e-9,
-            "{name}: fast drop {drop} vs {f_drop}"
-        );
-    }
+    assert_fast_equals_faithful(&fast, &ours);
 
     // The whole pipeline on the same network: MRC (screened), fine-tuning the module
     // named as in the checkpoint, interpolation; the session records how inputs were read.
     let session = dir.path().join("session");
     let ckpt = dir.path().join("dm.pth");
-    let mut args = vec![
-        "run",
-        "--checkpoint",
-        path_str(&ckpt),
-        "--dataset",
-        "cifar10",
-    ];
-    args.extend([
-        "--data-dir",
-        path_str(dir.path()),
-        "--session",
-        path_str(&session),
-    ]);
-    args.extend(["--limit", "32", "--adv-limit", "32", "--steps", "2"]);
-    args.extend([
-        "--eps",
-        "0.03",
-        "--step",
-        "0.015",
-        "--mrc-epochs",
-        "2",
-        "--fast",
-    ]);
+    let mut args = tiny_zoo_run_args(&ckpt, dir.path(), &session, "2", &[]);
     args.extend([
         "--modules",
         "init_conv,layer.1.block.0.conv_0,layer.2.block.0.shortcut,logits",

@@ -5,7 +5,8 @@
 //! zoo_rawrn.rs.
 mod common;
 
-use common::{assert_mrc_matches_reference, mrc_scores, path_str, rift_ok, run_python};
+use common::{assert_fast_equals_faithful, assert_mrc_matches_reference, mrc_scores, path_str};
+use common::{rift_ok, run_python, tiny_zoo_run_args};
 use std::path::Path;
 
 /// The tiny CIFAR-10 of the stage tests (`dm_fixture`), a small MeanSparse RaWideResNet
@@ -117,45 +118,13 @@ fn mrc_on_a_rawrn_matches_pytorch_and_the_fast_path() {
     assert_mrc_matches_reference(&ours, &reference, 3.2);
     let fast = mrc_scores(&mrc_json(dir.path(), "fast", &["--fast"]));
     assert_eq!(fast.len(), 8);
-    for (name, mrc, drop) in &fast {
-        let (_, f_mrc, f_drop) = ours.iter().find(|s| &s.0 == name).unwrap();
-        assert!(
-            (mrc - f_mrc).abs() <= 1e-4 * f_mrc.abs().max(1e-2),
-            "{name}: fast {mrc} vs faithful {f_mrc}"
-        );
-        assert!(
-            (drop - f_drop).abs() < 1e-9,
-            "{name}: fast drop {drop} vs {f_drop}"
-        );
-    }
+    assert_fast_equals_faithful(&fast, &ours);
 
     // The whole pipeline fine-tuning an SE convolution: the chosen file loads back into
     // robustbench's MeanSparse module, MeanSparse state untouched.
     let session = dir.path().join("session");
     let ckpt = dir.path().join("ra.pth");
-    let mut args = vec![
-        "run",
-        "--checkpoint",
-        path_str(&ckpt),
-        "--dataset",
-        "cifar10",
-    ];
-    args.extend([
-        "--data-dir",
-        path_str(dir.path()),
-        "--session",
-        path_str(&session),
-    ]);
-    args.extend(["--limit", "32", "--adv-limit", "32", "--steps", "2"]);
-    args.extend([
-        "--eps",
-        "0.03",
-        "--step",
-        "0.015",
-        "--mrc-epochs",
-        "1",
-        "--fast",
-    ]);
+    let mut args = tiny_zoo_run_args(&ckpt, dir.path(), &session, "1", &[]);
     args.extend(["--modules", "layer.1.block.0.se.fc1,logits"]);
     args.extend(["--layer", "layer.1.block.0.se.fc1", "--epochs", "1"]);
     args.extend(["--alphas", "0,1", "--device", "cpu"]);

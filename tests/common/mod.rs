@@ -129,6 +129,54 @@ pub fn demo_args<'a>(subcommand: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
+/// `--fast` MRC scores equal the faithful ones (`mrc_scores` of each run), module by module.
+pub fn assert_fast_equals_faithful(fast: &[(String, f64, f64)], faithful: &[(String, f64, f64)]) {
+    assert_eq!(fast.len(), faithful.len());
+    for (name, mrc, drop) in fast {
+        let (_, f_mrc, f_drop) = faithful.iter().find(|s| &s.0 == name).unwrap();
+        assert!(
+            (mrc - f_mrc).abs() <= 1e-4 * f_mrc.abs().max(1e-2),
+            "{name}: fast {mrc} vs faithful {f_mrc}"
+        );
+        assert!(
+            (drop - f_drop).abs() < 1e-9,
+            "{name}: fast drop {drop} vs {f_drop}"
+        );
+    }
+}
+
+/// `rift run` on a tiny zoo fixture (`ckpt` and CIFAR-10 batches in `data`, 32 samples, PGD-2
+/// at ε 0.03, `--fast` MRC of `mrc_epochs` epochs) into `session`, then `extra` (the modules,
+/// the layer, the epochs, ...).
+pub fn tiny_zoo_run_args<'a>(
+    ckpt: &'a Path,
+    data: &'a Path,
+    session: &'a Path,
+    mrc_epochs: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--checkpoint",
+        path_str(ckpt),
+        "--dataset",
+        "cifar10",
+    ];
+    args.extend(["--data-dir", path_str(data), "--session", path_str(session)]);
+    args.extend(["--limit", "32", "--adv-limit", "32", "--steps", "2"]);
+    args.extend([
+        "--eps",
+        "0.03",
+        "--step",
+        "0.015",
+        "--mrc-epochs",
+        mrc_epochs,
+        "--fast",
+    ]);
+    args.extend_from_slice(extra);
+    args
+}
+
 /// Writes uncompressed MNIST IDX files of `n_train` / `n_test` demo digits drawn at random
 /// (`tests/py/mnist_idx.py`) into `dir/tiny` and returns that folder.
 pub fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
