@@ -37,43 +37,7 @@ const MODULES: &str =
     "init_conv,layer.0.block.0.conv_0,layer.1.block.0.conv_0,layer.1.block.0.shortcut,layer.2.block.0.conv_1,logits";
 
 fn mrc_json(dir: &std::path::Path, name: &str, extra: &[&str]) -> serde_json::Value {
-    let out = dir.join(format!("{name}.json"));
-    let ckpt = dir.join("dm.pth");
-    let mut args = vec![
-        "mrc",
-        "--checkpoint",
-        path_str(&ckpt),
-        "--dataset",
-        "cifar10",
-    ];
-    args.extend([
-        "--data-dir",
-        path_str(dir),
-        "--adv-split",
-        "test",
-        "--adv-limit",
-        "32",
-        "--mrc-epochs",
-        "5",
-        "--modules",
-        MODULES,
-    ]);
-    args.extend([
-        "--eps",
-        "0.03137254901960784",
-        "--step",
-        "0.00784313725490196",
-    ]);
-    args.extend([
-        "--no-random-start",
-        "--device",
-        "cpu",
-        "--output",
-        path_str(&out),
-    ]);
-    args.extend_from_slice(extra);
-    rift_ok(&args);
-    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    common::zoo_mrc_json(dir, "dm.pth", MODULES, name, extra)
 }
 
 #[test]

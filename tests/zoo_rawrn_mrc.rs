@@ -7,7 +7,6 @@ mod common;
 
 use common::{assert_fast_equals_faithful, assert_mrc_matches_reference, mrc_scores, path_str};
 use common::{rift_ok, run_python, tiny_zoo_run_args};
-use std::path::Path;
 
 /// The tiny CIFAR-10 of the stage tests (`dm_fixture`), a small MeanSparse RaWideResNet
 /// with grouped convolutions and SE saved as ra.pth, and the published MRC
@@ -40,41 +39,8 @@ print(json.dumps(published_mrc(net, chosen, adv, y, 5)))
 /// grouped conv_1, the last stage's SE, the classifier.
 const MODULES: &str = "init_conv,layer.0.block.0.conv_0,layer.0.block.0.se.fc1,layer.0.block.0.se.fc2,layer.0.block.0.shortcut,layer.1.block.0.conv_1,layer.2.block.0.se.fc2,logits";
 
-fn mrc_json(dir: &Path, name: &str, extra: &[&str]) -> serde_json::Value {
-    let out = dir.join(format!("{name}.json"));
-    let ckpt = dir.join("ra.pth");
-    let mut args = vec![
-        "mrc",
-        "--checkpoint",
-        path_str(&ckpt),
-        "--dataset",
-        "cifar10",
-    ];
-    args.extend(["--data-dir", path_str(dir), "--adv-split", "test"]);
-    args.extend([
-        "--adv-limit",
-        "32",
-        "--mrc-epochs",
-        "5",
-        "--modules",
-        MODULES,
-    ]);
-    args.extend([
-        "--eps",
-        "0.03137254901960784",
-        "--step",
-        "0.00784313725490196",
-    ]);
-    args.extend([
-        "--no-random-start",
-        "--device",
-        "cpu",
-        "--output",
-        path_str(&out),
-    ]);
-    args.extend_from_slice(extra);
-    rift_ok(&args);
-    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+fn mrc_json(dir: &std::path::Path, name: &str, extra: &[&str]) -> serde_json::Value {
+    common::zoo_mrc_json(dir, "ra.pth", MODULES, name, extra)
 }
 
 /// Loads a rift-written file strictly into robustbench's module of the configuration

@@ -177,6 +177,46 @@ pub fn tiny_zoo_run_args<'a>(
     args
 }
 
+/// `rift mrc` of `modules` of the zoo fixture `dir/CKPT` on its first 32 CIFAR-10 test
+/// images (PGD-10 at 8/255 without random start, 5 epochs, the published MRC's settings in
+/// `tests/py/mrc_ref.py`), then `extra`; the output written as `dir/NAME.json`, parsed.
+pub fn zoo_mrc_json(dir: &Path, ckpt: &str, modules: &str, name: &str, extra: &[&str]) -> Value {
+    let out = dir.join(format!("{name}.json"));
+    let ckpt = dir.join(ckpt);
+    let mut args = vec![
+        "mrc",
+        "--checkpoint",
+        path_str(&ckpt),
+        "--dataset",
+        "cifar10",
+    ];
+    args.extend(["--data-dir", path_str(dir), "--adv-split", "test"]);
+    args.extend([
+        "--adv-limit",
+        "32",
+        "--mrc-epochs",
+        "5",
+        "--modules",
+        modules,
+    ]);
+    args.extend([
+        "--eps",
+        "0.03137254901960784",
+        "--step",
+        "0.00784313725490196",
+    ]);
+    args.extend([
+        "--no-random-start",
+        "--device",
+        "cpu",
+        "--output",
+        path_str(&out),
+    ]);
+    args.extend_from_slice(extra);
+    rift_ok(&args);
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
 /// Writes uncompressed MNIST IDX files of `n_train` / `n_test` demo digits drawn at random
 /// (`tests/py/mnist_idx.py`) into `dir/tiny` and returns that folder.
 pub fn tiny_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
