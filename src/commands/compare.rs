@@ -10,9 +10,10 @@ use crate::cli::CompareArgs;
 use anyhow::{bail, Context, Result};
 use rift::engine::eval::Verdicts;
 use rift::engine::files::atomic_write;
+use rift::engine::rift::candidate_dir::CandidateDir;
 use rift::engine::rift::compare::{
     at_row, candidate_row, Candidate, CandidateRow, CompareResult, IntervalMethods, RowInputs,
-    CANDIDATES_DIR, CANDIDATE_FILE, COMPARE_FILE,
+    CANDIDATES_DIR, COMPARE_FILE,
 };
 use rift::engine::rift::events::{Event, OodModel, Sink, Stage, StageAbout};
 use rift::engine::rift::final_eval::STATE_AT;
@@ -94,9 +95,10 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     };
     let mut rows = Vec::new();
     for (i, c) in candidates.iter().enumerate() {
-        let rel = format!("{CANDIDATES_DIR}/{}", c.dir_name());
-        let cdir = dir.join(&rel);
-        if let Some(row) = finished_row(&cdir, c) {
+        let rel = CandidateDir::relative(c);
+        let candidate_dir = CandidateDir::of(&dir, c);
+        let cdir = candidate_dir.path().to_path_buf();
+        if let Some(row) = candidate_dir.finished(c) {
             sink(Event::Warning {
                 message: format!(
                     "candidate {} is finished in {} (not run again)",
@@ -148,7 +150,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         p.switch_session(shared, shared_dir)?;
         let row = outcome?;
         share_file(&cdir.join(STATE_AT), &dir.join(STATE_AT));
-        write_yaml(&cdir.join(CANDIDATE_FILE), &row)?;
+        candidate_dir.write_row(&row)?;
         rows.push(row);
     }
 
@@ -218,13 +220,6 @@ fn store_verdicts(path: &Path, v: &Verdicts) -> Result<()> {
         path,
         serde_json::to_string(&stored)?.as_bytes(),
     )?)
-}
-
-/// A candidate's row when its directory says it is finished (for this candidate).
-fn finished_row(cdir: &Path, c: &Candidate) -> Option<CandidateRow> {
-    let text = std::fs::read_to_string(cdir.join(CANDIDATE_FILE)).ok()?;
-    let row: CandidateRow = serde_yaml::from_str(&text).ok()?;
-    (row.candidate == c.label()).then_some(row)
 }
 
 /// Copies `from` to `to` when `to` is absent (best effort: a missing copy only costs time).

@@ -5,7 +5,8 @@
 //! and an unreadable session failed the comparison hours in, at that candidate.
 use anyhow::{anyhow, Context, Result};
 use rift::engine::rift::alpha::chosen_file::check_chosen_files;
-use rift::engine::rift::compare::{Candidate, CandidateRow, CANDIDATES_DIR, CANDIDATE_FILE};
+use rift::engine::rift::candidate_dir::CandidateDir;
+use rift::engine::rift::compare::Candidate;
 use rift::engine::rift::finetune::finetuned_file::check_finetuned_file;
 use rift::report::session::Session;
 use std::path::Path;
@@ -13,7 +14,8 @@ use std::path::Path;
 /// Checks the directory of every candidate in `candidates` under comparison `dir`.
 pub fn check_candidate_dirs(dir: &Path, candidates: &[Candidate]) -> Result<()> {
     for c in candidates {
-        let cdir = dir.join(CANDIDATES_DIR).join(c.dir_name());
+        let candidate_dir = CandidateDir::of(dir, c);
+        let cdir = candidate_dir.path();
         let keep = || {
             format!(
                 "rift leaves it as it is rather than run candidate {} over it: move {} away to run the candidate again",
@@ -21,24 +23,13 @@ pub fn check_candidate_dirs(dir: &Path, candidates: &[Candidate]) -> Result<()> 
                 cdir.display()
             )
         };
-        let row = cdir.join(CANDIDATE_FILE);
-        if row.exists() {
-            let parsed = std::fs::read_to_string(&row)
-                .map_err(anyhow::Error::from)
-                .and_then(|t| Ok(serde_yaml::from_str::<CandidateRow>(&t)?));
-            if let Err(e) = parsed {
-                return Err(anyhow!(
-                    "cannot read candidate {}'s result {}: {e}; {}",
-                    c.label(),
-                    row.display(),
-                    keep()
-                ));
-            }
+        if let Err(e) = candidate_dir.row() {
+            return Err(anyhow!("candidate {}'s result: {e}; {}", c.label(), keep()));
         }
-        if Session::path(&cdir).exists() {
-            let session = Session::load(&cdir).with_context(keep)?;
-            check_finetuned_file(&cdir, &session)?;
-            check_chosen_files(&cdir, &session)?;
+        if Session::path(cdir).exists() {
+            let session = Session::load(cdir).with_context(keep)?;
+            check_finetuned_file(cdir, &session)?;
+            check_chosen_files(cdir, &session)?;
         }
     }
     Ok(())

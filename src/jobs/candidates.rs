@@ -20,9 +20,8 @@
 //! - The accepted α is per candidate: `a` writes `chosen.pth`/`chosen.safetensors` in the
 //!   directory of the candidate on display.
 use super::messages::CandidateSummary;
-use crate::engine::rift::compare::{
-    Candidate, CandidateRow, CompareResult, CANDIDATES_DIR, CANDIDATE_FILE, COMPARE_FILE,
-};
+use crate::engine::rift::candidate_dir::CandidateDir;
+use crate::engine::rift::compare::{Candidate, CompareResult, COMPARE_FILE};
 use crate::engine::rift::pipeline::Pipeline;
 use crate::engine::session::{Session, SessionError};
 use std::path::{Path, PathBuf};
@@ -45,14 +44,10 @@ impl Candidates {
     /// Every directory that may hold a candidate: the explorer's own, then
     /// `candidates/*` in name order.
     fn dirs(&self) -> Vec<PathBuf> {
-        let mut sub: Vec<PathBuf> = std::fs::read_dir(self.root.join(CANDIDATES_DIR))
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|d| Session::path(d).is_file())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut sub: Vec<PathBuf> = CandidateDir::all(&self.root)
+            .into_iter()
+            .map(CandidateDir::into_path)
+            .collect();
         // A `rift compare` directory: its candidates in the order it ran them (the
         // table's), the others after them by name.
         let order = self.compare_order();
@@ -93,11 +88,8 @@ impl Candidates {
                 out.push(format!("candidate {} is left out: {e}", dir.display()));
                 continue;
             }
-            let row = dir.join(CANDIDATE_FILE);
-            if row.exists() {
-                if let Err(e) = read_yaml::<CandidateRow>(&row) {
-                    out.push(format!("{e}; the candidate is listed by its modules"));
-                }
+            if let Err(e) = CandidateDir::at(dir).row() {
+                out.push(format!("{e}; the candidate is listed by its modules"));
             }
         }
         out
@@ -191,8 +183,7 @@ impl Candidates {
             .filter(|d| d != &p.setup.session_dir)
             .find(|d| Session::load(d).is_ok_and(|s| same(&s)));
         Some(existing.unwrap_or_else(|| {
-            let name = Candidate::Named(layers.to_vec()).dir_name();
-            self.root.join(CANDIDATES_DIR).join(name)
+            CandidateDir::of(&self.root, &Candidate::Named(layers.to_vec())).into_path()
         }))
     }
 
@@ -269,10 +260,7 @@ fn share_results(from: &Session, to: &mut Session) {
 /// A candidate's name: `rift compare`'s (its `candidate.yaml`), else its modules joined by
 /// `+` (`all` for every parameter), else the session's layer setting when it names one.
 fn label_of(dir: &Path, s: &Session) -> Option<String> {
-    let from_compare = std::fs::read_to_string(dir.join(CANDIDATE_FILE))
-        .ok()
-        .and_then(|t| serde_yaml::from_str::<CandidateRow>(&t).ok())
-        .map(|r| r.candidate);
+    let from_compare = CandidateDir::at(dir).compare_label();
     if from_compare.is_some() {
         return from_compare;
     }

@@ -6,6 +6,7 @@
 //! to make AT models.
 pub mod alpha;
 pub mod baseline;
+pub mod candidate_dir;
 pub mod compare;
 pub mod events;
 pub mod final_eval;
