@@ -2,7 +2,7 @@
 //! process of its own (so its peak memory is the stage's, as on the Python side), printing
 //! one JSON line. `seconds` covers the stage's work only, after the checkpoint and data are
 //! loaded — the same span the eager script times.
-use rift::engine::attack::PgdConfig;
+use rift::engine::attack::{Norm, PgdConfig};
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
 use rift::engine::eval::{evaluate, EvalPlan};
@@ -242,8 +242,17 @@ pub fn run(stage: &str, s: &Settings) {
             out.insert("train_loss".into(), json!(loss));
             out.insert("test_acc".into(), json!(acc));
         }
-        "eval" => {
-            let attack = pgd();
+        "eval" | "eval-l2" => {
+            // eval-l2: what eager_l2.py computes (ε 0.5, step 0.1, as RobustBench's L2).
+            let attack = match stage {
+                "eval-l2" => PgdConfig {
+                    norm: Norm::L2,
+                    eps: 0.5,
+                    step: 0.1,
+                    ..pgd()
+                },
+                _ => pgd(),
+            };
             let plan = EvalPlan {
                 attack: Some(&attack),
                 seed: 0,
