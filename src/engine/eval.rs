@@ -50,7 +50,8 @@ pub fn evaluate(
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalResult, AttackError> {
-    Ok(evaluate_keeping(model, set, plan, false, cancel, progress)?.0)
+    let mut kept = Kept::default();
+    evaluate_inner(model, set, plan, cancel, progress, &mut kept, Keep::Counts)
 }
 
 /// `evaluate`, also keeping every sample's clean and robust verdict.
@@ -61,7 +62,16 @@ pub fn evaluate_verdicts(
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(EvalResult, Verdicts), AttackError> {
-    let (r, kept) = evaluate_keeping(model, set, plan, false, cancel, progress)?;
+    let mut kept = Kept::default();
+    let r = evaluate_inner(
+        model,
+        set,
+        plan,
+        cancel,
+        progress,
+        &mut kept,
+        Keep::Verdicts,
+    )?;
     Ok((r, kept.verdicts))
 }
 
@@ -93,8 +103,26 @@ pub fn evaluate_keeping(
         },
         ..Kept::default()
     };
-    let r = evaluate_inner(model, set, plan, cancel, progress, &mut kept)?;
+    let r = evaluate_inner(
+        model,
+        set,
+        plan,
+        cancel,
+        progress,
+        &mut kept,
+        Keep::Evidence,
+    )?;
     Ok((r, kept))
+}
+
+/// What `evaluate_inner` keeps beyond the counts: the sweep, the baseline and the benches
+/// call it per batch many times over and pay for no more than they read.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+enum Keep {
+    Counts,
+    Verdicts,
+    /// Verdicts, the perturbation check and (when `Kept::adv` is there) the examples.
+    Evidence,
 }
 
 fn flags(t: &tch::Tensor) -> Result<Vec<bool>, tch::TchError> {
@@ -111,6 +139,7 @@ fn evaluate_inner(
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(usize, usize),
     kept: &mut Kept,
+    keep: Keep,
 ) -> Result<EvalResult, AttackError> {
     let start = Instant::now();
     let n = plan.limit.map_or(set.n, |l| l.min(set.n));
@@ -132,18 +161,24 @@ fn evaluate_inner(
         let (x, y) = range_batch(set, i, end, model.device())?;
         let ok = clean_correct(model, &x, &y)?;
         clean += ok.f_sum(tch::Kind::Int64)?.int64_value(&[]) as usize;
-        kept.verdicts.clean.extend(flags(&ok)?);
+        if keep >= Keep::Verdicts {
+            kept.verdicts.clean.extend(flags(&ok)?);
+        }
         if let Some(cfg) = attack {
             let (ok, adv) = robust_correct(model, &x, &y, cfg, noise.at(i), cancel)?;
             robust += ok.f_sum(tch::Kind::Int64)?.int64_value(&[]) as usize;
-            kept.verdicts.robust.extend(flags(&ok)?);
-            // Every point's output is an adversarial candidate (its verdict's image).
-            let every = Tensor::f_ones([(end - i) as i64], (tch::Kind::Bool, x.device()))?;
-            kept.check
-                .merge(&PerturbationCheck::of_batch(&x, &adv, &every, cfg.norm)?);
-            if let Some(store) = kept.adv.as_mut() {
-                let idx: Vec<usize> = (i..end).collect();
-                store.put(&idx, &adv, &every)?;
+            if keep >= Keep::Verdicts {
+                kept.verdicts.robust.extend(flags(&ok)?);
+            }
+            if keep == Keep::Evidence {
+                // Every point's output is an adversarial candidate (its verdict's image).
+                let every = Tensor::f_ones([(end - i) as i64], (tch::Kind::Bool, x.device()))?;
+                kept.check
+                    .merge(&PerturbationCheck::of_batch(&x, &adv, &every, cfg.norm)?);
+                if let Some(store) = kept.adv.as_mut() {
+                    let idx: Vec<usize> = (i..end).collect();
+                    store.put(&idx, &adv, &every)?;
+                }
             }
         }
         i = end;
