@@ -63,6 +63,7 @@ fn big_state() -> State {
                 layers: vec!["block2.layer.2.conv1".into()],
                 lr: 0.01,
                 epochs: 10,
+                from_epoch: 0,
             },
         ),
     );

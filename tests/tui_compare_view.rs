@@ -52,6 +52,7 @@ fn compared() -> State {
         layers: vec!["layer2.1.conv2".into()],
         lr: 0.01,
         epochs: 2,
+        from_epoch: 0,
     };
     ev(&mut s, Event::started(Stage::Finetune, about));
     finish(&mut s, Stage::Finetune);

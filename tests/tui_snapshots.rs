@@ -144,6 +144,7 @@ fn finetuning() -> State {
                 layers: vec!["layer1.0.conv1".into()],
                 lr: 0.01,
                 epochs: 4,
+                from_epoch: 0,
             },
         ),
     );

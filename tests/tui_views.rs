@@ -59,6 +59,7 @@ fn finetuning(epochs_done: usize) -> State {
         layers: vec!["layer2.1.conv2".into()],
         lr: 0.01,
         epochs: EPOCHS,
+        from_epoch: 0,
     };
     ev(&mut s, Event::started(Stage::Finetune, about));
     update(&mut s, Msg::Tick(101.0));

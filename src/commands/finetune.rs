@@ -130,6 +130,8 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
         &rift::engine::rift::finetune::Trained::Modules(layers),
         data,
         &cfg,
+        // A single fine-tuning writes only its result: nothing to continue from.
+        None,
         &CancelFlag::default(),
         &mut |e| printer.show(&e),
     )?;

@@ -6,6 +6,7 @@
 //! (the device, threads) is allowed and recorded in the session's `continued` list.
 use crate::engine::rift::compare::CANDIDATES_DIR;
 use crate::engine::rift::final_eval::records::{STATE_AT, STATE_CHOSEN};
+use crate::engine::rift::finetune::progress::PARTIAL_FINETUNE;
 use crate::engine::rift::mrc::screen::ExactLowest;
 use crate::engine::rift::mrc::stage::PARTIAL_MRC;
 use crate::engine::rift::run_config::{
@@ -163,7 +164,9 @@ fn holds_results_from(session: &Session, dir: &Path, stage: SessionStage) -> boo
             SessionStage::Baseline => session.baseline.is_some(),
             SessionStage::Mrc => session.mrc.is_some() || on_disk(PARTIAL_MRC),
             SessionStage::Finetune => {
-                session.finetune.is_some() || session.finetuned_weights.is_some()
+                session.finetune.is_some()
+                    || session.finetuned_weights.is_some()
+                    || on_disk(PARTIAL_FINETUNE)
             }
             SessionStage::Sweep => session.interpolation.is_some() || session.chosen.is_some(),
             SessionStage::Ood => session.ood_at.is_some() || session.ood_chosen.is_some(),
@@ -210,6 +213,7 @@ pub fn drop_from(
             SessionStage::Finetune => {
                 session.finetune = None;
                 session.finetuned_weights = None;
+                files.push(PARTIAL_FINETUNE);
             }
             SessionStage::Sweep => {
                 session.interpolation = None;

@@ -20,6 +20,11 @@ pub enum WriteError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot remove {}: {source}", path.display())]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// `std::fs::create_dir_all`, naming the directory in its error.

@@ -257,6 +257,7 @@ mod tests {
                 layers: vec!["layer2.1.conv1".into()],
                 lr: 0.01,
                 epochs: 2,
+                from_epoch: 0,
             },
         );
         let v: serde_json::Value = serde_json::to_value(&e).expect("json");

@@ -236,6 +236,7 @@ fn fine_tuning_again_drops_the_check() {
                 layers: vec!["fc".into()],
                 lr: 0.01,
                 epochs: 1,
+                from_epoch: 0,
             },
         ),
     );

@@ -49,6 +49,7 @@ fn fine_tuned(s: &mut State, name: &str, gain: f64) {
     let about = StageAbout::Finetune {
         layers: vec![name.into()],
         epochs: 1,
+        from_epoch: 0,
         lr: 0.01,
     };
     engine(s, Event::started(Stage::Finetune, about));
@@ -257,6 +258,7 @@ fn following_a_comparison_keeps_every_candidates_curve() {
         let ft = StageAbout::Finetune {
             layers: vec![format!("{label}.module")],
             epochs: 1,
+            from_epoch: 0,
             lr: 0.01,
         };
         engine(&mut s, Event::started(Stage::Finetune, ft));

@@ -185,6 +185,7 @@ fn enter_fine_tunes_then_the_sweep_follows() {
                 layers: vec!["layer1.0.conv1".into()],
                 lr: 0.005,
                 epochs: 6,
+                from_epoch: 0,
             },
         ),
     );

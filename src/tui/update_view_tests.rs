@@ -126,6 +126,7 @@ fn epoch_boundaries_follow_the_iterations() {
         layers: vec!["conv1".into()],
         lr: 0.01,
         epochs: 3,
+        from_epoch: 0,
     };
     engine(&mut s, Event::started(Stage::Finetune, about));
     for epoch in 0..3 {
@@ -149,6 +150,7 @@ fn epoch_boundaries_follow_the_iterations() {
         layers: vec!["fc".into()],
         lr: 0.01,
         epochs: 1,
+        from_epoch: 0,
     };
     engine(&mut s, Event::started(Stage::Finetune, about));
     assert_eq!((s.ft_iters, s.ft_epoch_starts.len()), (0, 0));

@@ -121,6 +121,10 @@ pub enum StageAbout {
         layers: Vec<String>,
         lr: f64,
         epochs: usize,
+        /// Epochs read back from an unfinished run of the same fine-tuning (0: from the
+        /// AT weights).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        from_epoch: usize,
     },
     /// The α sweep: grid size and refinement rounds.
     Sweep { alphas: usize, refine: usize },
@@ -168,8 +172,17 @@ impl fmt::Display for StageAbout {
                 }
                 write!(f, ") on {device}")
             }
-            StageAbout::Finetune { layers, lr, epochs } => {
-                write!(f, "{} at lr {lr} for {epochs} epochs", layers.join(", "))
+            StageAbout::Finetune {
+                layers,
+                lr,
+                epochs,
+                from_epoch,
+            } => {
+                write!(f, "{} at lr {lr} for {epochs} epochs", layers.join(", "))?;
+                if *from_epoch > 0 {
+                    write!(f, ", continuing after epoch {from_epoch}")?;
+                }
+                Ok(())
             }
             StageAbout::Sweep { alphas, refine } => {
                 write!(f, "{alphas} α values, {refine} refinement rounds")
@@ -388,4 +401,8 @@ mod tests {
             StageAbout::Model { zoo: None, .. }
         ));
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

@@ -18,6 +18,7 @@ use crate::engine::rift::alpha::search::SearchConfig;
 use crate::engine::rift::events::{Event, OodModel, Sink, Stage, StageAbout};
 use crate::engine::rift::final_eval::ood::{corruptions_found, evaluate_ood};
 use crate::engine::rift::final_eval::ood_dir::corruptions_in_reach;
+use crate::engine::rift::finetune::progress::{self, PARTIAL_FINETUNE};
 use crate::engine::rift::finetune::{finetune, FinetuneConfig, FinetuneData, Trained};
 use crate::engine::rift::mrc::multi_device::Devices;
 use crate::engine::rift::mrc::results::SweepPoint;
@@ -343,7 +344,10 @@ impl Pipeline {
                 test: &p.test,
                 augmenter: &augmenter,
             };
-            let r = finetune(&p.model, what, data, cfg, cancel, sink)?;
+            // Each finished epoch reaches the session directory, and an unfinished run of
+            // this fine-tuning there is continued (`finetune/progress.rs`).
+            let partial = p.setup.session_dir.join(PARTIAL_FINETUNE);
+            let r = finetune(&p.model, what, data, cfg, Some(&partial), cancel, sink)?;
             Ok((r, p.model.state()?))
         })?;
         if let Some(msg) = &r.diverged {
@@ -375,6 +379,13 @@ impl Pipeline {
             &[("alpha".into(), "1".into())],
         )?;
         self.session.finetuned_weights = Some(FINETUNED_FILE.into());
+        // The finished weights are on disk: the epochs they were trained through are
+        // not needed any more (a rerun before session.yaml is written fine-tunes again,
+        // to the same weights).
+        progress::remove(dir).map_err(|source| crate::engine::files::WriteError::Remove {
+            path: dir.join(PARTIAL_FINETUNE),
+            source,
+        })?;
         Ok(())
     }
 

@@ -5,16 +5,19 @@
 //! of the training split by default, on the test split to reproduce the published code.
 pub mod finetuned_file;
 pub mod optim;
+pub mod progress;
 use crate::engine::batches::{images_to_tensor, range_batch};
 use crate::engine::data::{gather_batch, shuffled_batches, Augmenter, ImageSet};
 use crate::engine::models::Model;
 use crate::engine::rift::events::{Event, Sink, Stage, StageAbout};
 use crate::engine::rift::finetune::optim::{multistep_lr, Sgd};
+use crate::engine::rift::finetune::progress::{Found, Identity, ProgressError, ProgressRef};
 use crate::engine::rift::mrc::adv_set::holdout_split;
 use crate::engine::rift::mrc::results::{FinetuneEpoch, FinetuneResult};
 use crate::engine::tensors::mean_cross_entropy;
 use crate::engine::CancelFlag;
 use rand::SeedableRng;
+use std::path::Path;
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
@@ -73,6 +76,8 @@ pub enum FinetuneError {
     RepeatedModule(String),
     #[error("libtorch error during fine-tuning: {0}")]
     Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Progress(#[from] ProgressError),
 }
 
 /// Refuses a module named twice in the modules to fine-tune.
@@ -155,13 +160,29 @@ fn snapshot(model: &Model) -> Snapshot {
 }
 
 fn restore(model: &Model, snap: &[(String, Tensor)]) -> Result<(), tch::TchError> {
-    let vars = model.var_store().variables();
-    tch::no_grad(|| {
-        for (k, t) in snap {
-            vars[k].shallow_clone().f_copy_(t)?;
+    progress::put_state(model, snap)
+}
+
+/// The events of epochs read back from an unfinished run, as they were first sent.
+fn replay(log: &[FinetuneEpoch], losses: &[f64], per_epoch: usize, epochs: usize, sink: Sink) {
+    for (e, entry) in log.iter().enumerate() {
+        let from = (e * per_epoch).min(losses.len());
+        let to = ((e + 1) * per_epoch).min(losses.len());
+        for (it, &loss) in losses[from..to].iter().enumerate() {
+            sink(Event::FinetuneIter {
+                epoch: entry.epoch,
+                iter: it,
+                loss,
+                lr: entry.lr,
+            });
         }
-        Ok(())
-    })
+        sink(Event::Progress {
+            stage: Stage::Finetune,
+            done: to,
+            total: epochs * per_epoch,
+        });
+        sink(Event::FinetuneEpoch { log: entry.clone() });
+    }
 }
 
 /// The images fine-tuning reads: the training split (augmented, less the held-out part
@@ -220,31 +241,75 @@ fn trained_tensors(model: &Model, what: &Trained) -> Result<Vec<Tensor>, Finetun
 
 /// Fine-tunes `what` of `model` in place; on return the model holds the selected epoch
 /// (or, after divergence, the best state before it). Emits the stage's start (layers, lr,
-/// epochs), each iteration's loss and each epoch's accuracies.
+/// epochs, the epoch it continues from), each iteration's loss and each epoch's
+/// accuracies (those of epochs read back from `progress_file` first, so a loss panel shows
+/// the whole run).
+///
+/// With `progress_file`, every finished epoch is written there (`progress.rs`), and a file
+/// left by this same fine-tuning is continued from its last finished epoch: the result
+/// equals an uninterrupted run's, bit for bit.
 pub fn finetune(
     model: &Model,
     what: &Trained,
     data: FinetuneData,
     cfg: &FinetuneConfig,
+    progress_file: Option<&Path>,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<FinetuneResult, FinetuneError> {
     let start = Instant::now();
     let params = trained_tensors(model, what)?;
     let layers = what.names();
+    let initial = snapshot(model);
+    let id = Identity {
+        layers: &layers,
+        config: cfg,
+        train_n: data.train.n,
+    };
+    let found = match progress_file {
+        Some(path) => progress::resume(path, model, &id)?,
+        None => Found::Nothing,
+    };
+    let resumed = match found {
+        Found::Continue(p) => Some(p),
+        Found::Nothing => None,
+        Found::Other => {
+            sink(Event::Warning {
+                message: format!(
+                    "{} holds an unfinished fine-tuning with other modules or settings; this fine-tuning replaces it",
+                    progress_file.map_or(String::new(), |p| p.display().to_string())
+                ),
+            });
+            None
+        }
+    };
     sink(Event::started(
         Stage::Finetune,
         StageAbout::Finetune {
             layers: layers.clone(),
             lr: cfg.lr,
             epochs: cfg.epochs,
+            from_epoch: resumed.as_ref().map_or(0, |p| p.next_epoch),
         },
     ));
     let trained_params: i64 = params.iter().map(|t| t.numel() as i64).sum();
     for p in &params {
         let _ = p.set_requires_grad(true);
     }
-    let result = run(model, &params, data, cfg, cancel, sink);
+    let saving = progress_file.map(|path| (path, &id));
+    let result = run(
+        model,
+        &params,
+        data,
+        cfg,
+        Start {
+            initial,
+            resumed,
+            saving,
+        },
+        cancel,
+        sink,
+    );
     for p in &params {
         let _ = p.set_requires_grad(false);
     }
@@ -275,11 +340,20 @@ pub fn finetune(
 
 type RunOutcome = (Vec<f64>, Vec<FinetuneEpoch>, usize, Option<String>, usize);
 
+/// Where the loop starts: the AT state (to fall back on), the finished epochs read back,
+/// and where to write each finished epoch.
+struct Start<'a> {
+    initial: Snapshot,
+    resumed: Option<progress::Progress>,
+    saving: Option<(&'a Path, &'a Identity<'a>)>,
+}
+
 fn run(
     model: &Model,
     params: &[Tensor],
     data: FinetuneData,
     cfg: &FinetuneConfig,
+    start: Start,
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<RunOutcome, FinetuneError> {
@@ -299,6 +373,21 @@ fn run(
         cfg.weight_decay,
     );
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+    let Start {
+        initial,
+        resumed,
+        saving,
+    } = start;
+    let (mut iter_losses, mut log) = (Vec::new(), Vec::new());
+    let mut best: Option<(f64, usize, Snapshot)> = None;
+    let mut first_epoch = 0;
+    let per_epoch = train_idx.len().div_ceil(cfg.batch_size.max(1));
+    if let Some(p) = resumed {
+        rng.set_word_pos(p.rng_word_pos);
+        opt.set_buffers(p.momentum);
+        replay(&p.log, &p.iter_losses, per_epoch, cfg.epochs, sink);
+        (iter_losses, log, best, first_epoch) = (p.iter_losses, p.log, p.best, p.next_epoch);
+    }
     let shape = |k: usize| {
         [
             k as i64,
@@ -307,12 +396,9 @@ fn run(
             train.width as i64,
         ]
     };
-    let (mut iter_losses, mut log) = (Vec::new(), Vec::new());
-    let mut best: Option<(f64, usize, Snapshot)> = None;
-    let initial = snapshot(model);
     let mut diverged = None;
     let mut buf = Vec::new();
-    'epochs: for epoch in 0..cfg.epochs {
+    'epochs: for epoch in first_epoch..cfg.epochs {
         opt.lr = multistep_lr(cfg.lr, &cfg.milestones, 0.1, epoch);
         let batches = shuffled_batches(train_idx.len(), cfg.batch_size, &mut rng);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
@@ -387,8 +473,7 @@ fn run(
             val_acc,
             test_acc,
         };
-        sink(Event::FinetuneEpoch { log: entry.clone() });
-        log.push(entry);
+        log.push(entry.clone());
         let score = match cfg.select_on {
             SelectOn::Val => val_acc,
             SelectOn::Test => test_acc,
@@ -397,6 +482,19 @@ fn run(
         if best.as_ref().is_none_or(|b| score > b.0) {
             best = Some((score, epoch, snapshot(model)));
         }
+        // On disk before the epoch is announced: whoever sees the epoch can rely on it.
+        if let Some((path, id)) = saving {
+            let state = ProgressRef {
+                next_epoch: epoch + 1,
+                rng_word_pos: rng.get_word_pos(),
+                iter_losses: &iter_losses,
+                log: &log,
+                best: best.as_ref().map(|(s, e, snap)| (*s, *e, snap.as_slice())),
+                momentum: opt.buffers(),
+            };
+            progress::write(path, model, id, &state)?;
+        }
+        sink(Event::FinetuneEpoch { log: entry });
     }
     let best_epoch = best.as_ref().map_or(0, |b| b.1);
     restore(model, best.as_ref().map_or(&initial, |b| &b.2))?;
