@@ -5,7 +5,7 @@ use super::finetune::{check_layer_flag, finetune_config, resolve_layers};
 use super::interpolate::{search_config, sweep_config, sweep_devices};
 use super::mrc::mrc_config;
 use super::progress::Printer;
-use super::run_final::{final_eval_plan, final_eval_stage, print_final_eval};
+use super::run_final::{final_eval_plan, print_final_eval};
 use super::{attack_config, load_model, model_choice, model_on, runtime};
 use crate::cli::RunArgs;
 use anyhow::{bail, Context, Result};
@@ -16,20 +16,20 @@ use rift::engine::device::device_name;
 use rift::engine::models::Precision;
 use rift::engine::rift::alpha::chosen_file::check_chosen_files;
 use rift::engine::rift::alpha::search::SearchConfig;
-use rift::engine::rift::events::{Event, OodModel, Sink, EVENTS_FORMAT};
+use rift::engine::rift::events::{Event, Sink, EVENTS_FORMAT};
 use rift::engine::rift::final_eval::ood::{default_severities, parse_severities};
 use rift::engine::rift::finetune::finetuned_file::check_finetuned_file;
 use rift::engine::rift::finetune::Trained;
 use rift::engine::rift::mrc::adv_set::AdvSplit;
 use rift::engine::rift::mrc::multi_device::Devices;
 use rift::engine::rift::mrc::partial::check_partial;
-use rift::engine::rift::mrc::stage::{MrcStage, PARTIAL_MRC};
+use rift::engine::rift::mrc::stage::PARTIAL_MRC;
 use rift::engine::rift::pipeline::{OodSetup, Pipeline, PipelineSetup, SweepHow};
 use rift::engine::rift::run_config::{
     DataConfig, FinetunePlan, ModelConfig, MrcPlan, OodPlan, RunConfig, ScreenPlan, SessionStage,
 };
 use rift::engine::CancelFlag;
-use rift::report::session::{now_rfc3339, Session, SessionSettings, EVENTS_FILE};
+use rift::report::session::{Session, SessionSettings, EVENTS_FILE};
 use std::io::Write;
 use std::path::Path;
 
@@ -407,10 +407,7 @@ pub(super) fn event_sink(dir: &Path) -> Result<impl FnMut(Event)> {
 
 /// Clean and robust accuracy of the AT model into the session, unless it holds them.
 pub(super) fn baseline_once(p: &mut Pipeline, cancel: &CancelFlag, sink: Sink) -> Result<()> {
-    if p.session.baseline.is_none() {
-        p.baseline(cancel, sink)?;
-        save(p)?;
-    }
+    p.baseline_once(true, cancel, sink)?;
     Ok(())
 }
 
@@ -422,23 +419,14 @@ pub(super) fn mrc_once(
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<()> {
-    if p.session.mrc.is_some() {
-        return Ok(());
-    }
-    let partial = p.setup.session_dir.join(PARTIAL_MRC);
-    let mut stage = MrcStage::new(plan.clone(), Some(partial.clone()));
-    p.mrc(&mut stage, cancel, sink)?;
-    save(p)?;
-    // The scores are in session.yaml now; a partial file left behind would be harmless
-    // (a session holding MRC never reads it) but misleading.
-    let _ = std::fs::remove_file(partial);
+    let mut stage = p.mrc_stage(plan.clone());
+    p.mrc_once(&mut stage, true, cancel, sink)?;
     Ok(())
 }
 
 /// Writes the pipeline's session into its directory (atomically), stamped now.
 pub(super) fn save(p: &mut Pipeline) -> Result<()> {
-    p.session.updated = now_rfc3339();
-    Ok(p.session.save(&p.setup.session_dir)?)
+    Ok(p.save_session()?)
 }
 
 /// How the α sweep runs: `--search`, `--devices`, or the grid on the model's device.
@@ -450,10 +438,9 @@ pub(super) struct SweepWith<'a> {
     pub compute: rift::engine::models::Compute,
 }
 
-/// The stages after MRC on the pipeline's current session, each skipped when the session
-/// already holds its result: fine-tune `what` (or reload the fine-tuned weights), sweep
-/// α, write the chosen model, OOD of the AT and chosen models, the final evaluation.
-/// `rift run` drives them once; `rift compare` once per candidate. Returns the chosen α.
+/// The stages after MRC (`Pipeline::after_mrc`: each skipped when the session holds its
+/// result) with the sweep `sweep_with` asks for. `rift run` drives them once; `rift
+/// compare` once per candidate. Returns the chosen α.
 pub(super) fn after_mrc(
     p: &mut Pipeline,
     what: &Trained,
@@ -461,85 +448,24 @@ pub(super) fn after_mrc(
     cancel: &CancelFlag,
     sink: Sink,
 ) -> Result<f64> {
-    // Fine-tune the chosen module(s); the AT weights are restored afterwards.
-    let reloaded = p.session.finetune.is_some() && p.continue_finetuned(sink)?;
-    if !reloaded {
-        let cfg = p.setup.finetune.clone();
-        p.finetune(what, &cfg, cancel, sink)?;
-        p.save_finetuned()?;
-        save(p)?;
-    }
-
-    // Interpolation and the chosen model.
-    // A sweep saved before it finished (the explorer's `s`) continues from its points.
-    let swept = p
-        .session
-        .interpolation
+    // With --devices each device builds its own model; the file is read once more for
+    // them (the pipeline's copy is busy being swept).
+    let for_devices = match sweep_with.devices {
+        Some(_) => Some((
+            load_checkpoint(sweep_with.model.checkpoint())?,
+            model_choice(sweep_with.model)?,
+        )),
+        None => None,
+    };
+    let load = for_devices
         .as_ref()
-        .is_some_and(|i| i.covers(&p.setup.sweep.alphas));
-    if !swept {
-        // Each device builds its own model; the file is read once more for them (the
-        // pipeline's copy is busy being swept).
-        let for_devices = match sweep_with.devices {
-            Some(_) => Some((
-                load_checkpoint(sweep_with.model.checkpoint())?,
-                model_choice(sweep_with.model)?,
-            )),
-            None => None,
-        };
-        let load = for_devices
-            .as_ref()
-            .map(|(ckpt, choice)| model_on(ckpt, choice, p.setup.kind, sweep_with.compute));
-        let how = match (sweep_with.search, sweep_with.devices, &load) {
-            (Some(sc), _, _) => SweepHow::Search(sc),
-            (None, Some(list), Some(load)) => SweepHow::Devices(Devices { list, load }),
-            _ => SweepHow::Grid,
-        };
-        p.sweep(how, cancel, sink)?;
-        save(p)?;
-    }
-    let alpha = p
-        .session
-        .interpolation
-        .as_ref()
-        .map_or(0.0, |r| r.chosen_alpha);
-    let dir = p.setup.session_dir.clone();
-    let written = p.session.chosen.as_ref().is_some_and(|c| {
-        c.alpha == alpha && dir.join(&c.pth).exists() && dir.join(&c.safetensors).exists()
-    });
-    if !written {
-        p.write_chosen(alpha)?;
-        save(p)?;
-    }
-
-    // OOD of the AT and chosen models, when the corrupted set is there.
-    if let Some(ood) = p.setup.ood.clone() {
-        if p.ood_corruptions()?.is_empty() {
-            sink(Event::Warning {
-                message: format!(
-                    "no {} files under {}; OOD skipped",
-                    ood.kind.name(),
-                    ood.dir.display()
-                ),
-            });
-        } else {
-            for (which, a) in [(OodModel::At, 0.0), (OodModel::Chosen, alpha)] {
-                let done = match which {
-                    OodModel::At => p.session.ood_at.is_some(),
-                    OodModel::Chosen => p.session.ood_chosen.is_some(),
-                };
-                if !done {
-                    p.ood(which, a, cancel, sink)?;
-                    save(p)?;
-                }
-            }
-        }
-    }
-    // AutoAttack of the AT and the chosen model (`--final-eval`), unless already done.
-    if final_eval_stage(p, alpha, cancel, sink)? {
-        save(p)?;
-    }
-    Ok(alpha)
+        .map(|(ckpt, choice)| model_on(ckpt, choice, p.setup.kind, sweep_with.compute));
+    let how = match (sweep_with.search, sweep_with.devices, &load) {
+        (Some(sc), _, _) => SweepHow::Search(sc),
+        (None, Some(list), Some(load)) => SweepHow::Devices(Devices { list, load }),
+        _ => SweepHow::Grid,
+    };
+    Ok(p.after_mrc(what, how, cancel, sink)?)
 }
 
 fn print_summary(s: &Session, dir: &Path) {

@@ -1,14 +1,11 @@
-//! `rift run --final-eval`: the flags as a `FinalEvalPlan` (checked before any compute),
-//! the stage itself (skipped when the session already holds its result for this α and
-//! these settings) and its lines in the run's summary.
+//! `rift run --final-eval`: the flags as a `FinalEvalPlan` (checked before any compute)
+//! and its lines in the run's summary (the stage itself, skipped when the session already
+//! holds its result for this α and these settings, is `Pipeline::final_eval_once`).
 use super::autoattack::aa_config;
 use crate::cli::{FinalEvalArgs, ReportArgs};
 use anyhow::Result;
 use rift::engine::attack::PgdConfig;
-use rift::engine::rift::events::{Event, Sink};
 use rift::engine::rift::final_eval::{FinalEvalPlan, DEFAULT_FINAL_LIMIT};
-use rift::engine::rift::pipeline::Pipeline;
-use rift::engine::CancelFlag;
 use rift::report::session::Session;
 
 /// The final evaluation `--final-eval` asks for, at the run's ε (`attack`), seed and batch
@@ -27,32 +24,6 @@ pub fn final_eval_plan(
         aa,
         limit: args.final_limit.unwrap_or(DEFAULT_FINAL_LIMIT),
     }))
-}
-
-/// Runs the final evaluation of the model at `alpha` when the run asks for one and the
-/// session does not hold it yet. Ok(true): it ran (the session changed).
-pub fn final_eval_stage(
-    p: &mut Pipeline,
-    alpha: f64,
-    cancel: &CancelFlag,
-    sink: Sink,
-) -> Result<bool> {
-    let Some(plan) = p.setup.final_eval.clone() else {
-        return Ok(false);
-    };
-    let n = plan.limit.min(p.test.n);
-    match &p.session.final_eval {
-        Some(done) if done.answers(&plan, n, alpha) => return Ok(false),
-        Some(done) => sink(Event::Warning {
-            message: format!(
-                "the session's final evaluation ({} on {} samples, α = {}) was made with other settings; running it again",
-                done.attacks, done.n, done.alpha
-            ),
-        }),
-        None => {}
-    }
-    p.final_eval(&plan, alpha, cancel, sink)?;
-    Ok(true)
 }
 
 /// The final evaluation's lines of the run's summary (and of `rift report`).

@@ -300,30 +300,16 @@ impl Worker {
     /// file as it finishes (`MrcStage`).
     fn run_mrc(&mut self, cancel: &CancelFlag, aside: &mut Aside) -> Result<Stage> {
         let tx = self.tx.clone();
-        let root = self.candidates.root().to_path_buf();
         let p = &mut self.p;
-        if p.session.baseline.is_none() {
-            p.baseline(cancel, &mut job_sink(aside, &tx))?;
-            Self::write_session(p, &root)?;
+        // The explorer's own session is written as results come; a candidate's directory
+        // only when the user saves it.
+        let own = p.setup.session_dir == self.candidates.root();
+        if p.baseline_once(own, cancel, &mut job_sink(aside, &tx))? {
             // A save during MRC writes it too.
             aside.finished_baseline(&p.session);
         }
-        p.mrc(&mut self.mrc, cancel, &mut job_sink(aside, &tx))?;
-        Self::write_session(p, &root)?;
-        let _ = std::fs::remove_file(root.join(PARTIAL_MRC));
+        p.mrc_once(&mut self.mrc, own, cancel, &mut job_sink(aside, &tx))?;
         Ok(Stage::Mrc)
-    }
-
-    /// The session on display as its session.yaml (atomically), when it is the explorer's
-    /// own (results of the shared stages: baseline, MRC): no report, no weights.
-    fn write_session(p: &mut Pipeline, root: &std::path::Path) -> Result<()> {
-        if p.setup.session_dir != root {
-            return Ok(());
-        }
-        crate::engine::files::create_dir(root)?;
-        p.session.updated = crate::engine::session::now_rfc3339();
-        p.session.save(root)?;
-        Ok(())
     }
 
     /// session.yaml (atomically), the fine-tuned weights, report.md and the plots.
@@ -339,11 +325,7 @@ impl Worker {
     /// the explorer's own session when another candidate is on display.
     fn save_shown(p: &mut Pipeline, candidates: &Candidates) -> Result<()> {
         let dir = p.setup.session_dir.clone();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
-        p.save_finetuned()?;
-        p.session.updated = crate::engine::session::now_rfc3339();
-        p.session.save(&dir)?;
+        p.save_all()?;
         crate::report::render_report(&dir)?;
         candidates.save_shared(&dir, &p.session)?;
         if dir != candidates.root() {

@@ -14,5 +14,6 @@ pub mod finetune;
 pub mod mrc;
 pub mod pipeline;
 pub mod run_config;
+pub mod stages;
 pub mod train_at;
 pub mod validate;
