@@ -36,11 +36,14 @@ def parse(path):
 
 
 def literal(node, consts):
-    """A literal (numbers, strings, lists, tuples, `[0.5] * 3`) or a module constant."""
+    """A literal (numbers, strings, lists, tuples, `[0.5] * 3`, `16 * w[0]`) or a module
+    constant."""
     if isinstance(node, ast.Name) and node.id in consts:
         return consts[node.id]
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
         return literal(node.left, consts) * literal(node.right, consts)
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        return literal(node.value, consts)[node.slice.value]
     if isinstance(node, (ast.List, ast.Tuple)):
         return [literal(e, consts) for e in node.elts]
     return ast.literal_eval(node)
@@ -246,6 +249,39 @@ def assigned_call(func, env):
     return walk(func.body)
 
 
+def branch_constants(func, env, consts):
+    """The literal assignments (`x = [1, 2]`, `a, b = 1, 2`) on the path of `func`'s if-chain
+    that holds for `env`, up to its `model = ...`: the local names that call reads."""
+    out = {}
+
+    def holds(test):
+        return isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) \
+            and isinstance(test.comparators[0], ast.Constant) and env.get(test.left.id) == test.comparators[0].value
+
+    def bind_names(target, value):
+        try:
+            if isinstance(target, ast.Name):
+                out[target.id] = literal(value, {**consts, **out})
+            elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple):
+                for t, v in zip(target.elts, value.elts):
+                    bind_names(t, v)
+        except (ValueError, TypeError, SyntaxError, KeyError, IndexError):
+            pass
+
+    def walk(stmts):
+        for stmt in stmts:
+            if isinstance(stmt, ast.If):
+                if walk(stmt.body if holds(stmt.test) else stmt.orelse):
+                    return True
+            elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                if ast.unparse(stmt.targets[0]) == "model":
+                    return True
+                bind_names(stmt.targets[0], stmt.value)
+        return False
+    walk(func.body)
+    return out
+
+
 def sparse_model_call(arch_dir, model, dataset):
     """What robustbench's `get_sparse_model(model, dataset)` (sparsified_model.py) builds for
     string arguments: (architecture file, class, call) of the branch its if-chain takes, the
@@ -327,6 +363,15 @@ def factory_config(factory, args, consts):
                 if isinstance(m, ast.FunctionDef) and m.name == "__init__")
     bound = bind_all(node, init)
     text = f"{file}.{bound.text()}"
+    if file == "robust_resnet" and bound.callee == "PreActResNet":
+        # The factory's own parameters (their defaults, then the entry's arguments) and the
+        # branch's local names.
+        names = {a.arg: literal(d, consts) for a, d in
+                 zip(func.args.args[len(func.args.args) - len(func.args.defaults):], func.args.defaults)}
+        names.update({k: v for k, v in env.items() if v is not None})
+        names.update(branch_constants(func, env, consts))
+        fields, reason = robust_resnet_config(bound, {**consts, **names})
+        return fields, reason, text
     if bound.callee == "NormalizedWideResNet":
         fields, reason = ra_wrn_config(bound, consts)
         return fields, reason, text
@@ -335,6 +380,31 @@ def factory_config(factory, args, consts):
                       "blocks with grouped convolutions and SE, an ImageNet stem) not implemented yet; "
                       "ImageNet data not supported yet (issue 22)"), text
     return None, f"architecture `{bound.callee}` ({file}.py) not implemented yet", text
+
+
+def robust_resnet_config(call, consts):
+    """(fields, reason) for `robust_resnet.PreActResNet` (Huang 2022), as rift's
+    `robust-resnet-D1.D2.D3-C0.C1.C2.C3` builds it (src/engine/models/robust_resnet.rs):
+    basic blocks, BatchNorm, 3×3 kernels, one activation, strides 1, 2, 2, stem stride 1."""
+    value = lambda k: literal(call.kwargs[k], consts)  # noqa: E731
+    depths, channels = value("depth_configs"), value("channel_configs")
+    acts = set(value("activations"))
+    same = {"block_types": {"basic_block"}, "normalizations": {"BatchNorm"}, "kernel_size_configs": {3}}
+    for key, allowed in same.items():
+        if set(value(key)) != allowed:
+            return None, f"RobustResNet with {key}={value(key)} not implemented yet"
+    if len(acts) != 1 or next(iter(acts)) not in ("ReLU", "SiLU"):
+        return None, f"RobustResNet with activations {value('activations')} not implemented yet"
+    if list(value("stride_config")) != [1, 2, 2] or value("stem_stride") != 1 or len(channels) != 4:
+        return None, "RobustResNet with other strides or stages not implemented yet"
+    dotted = lambda v: ".".join(str(x) for x in v)  # noqa: E731
+    fields = {"family": "robust-resnet", "arch": f"robust-resnet-{dotted(depths)}-{dotted(channels)}",
+              "activation": ACTIVATIONS[next(iter(acts))], "classes": value("num_classes")}
+    if value("pre_process"):
+        # `pre_process=True` registers CIFAR-10's statistics as `mu`/`sigma` buffers.
+        fields["normalize"] = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2471, 0.2435, 0.2616],
+                               "source": "buffers"}
+    return fields, None
 
 
 # rift's names for RaWideResNet configurations that have one: what rift's `ra-wrn-70-16`
@@ -440,6 +510,15 @@ def rift_config(call, signatures, consts):
         suffix = "-v1" if family == "preactresnet-v1" else ""
         return {"family": family, "arch": f"{prefix}{depth}{suffix}", "depth": depth, "width": 64,
                 "activation": "relu", "classes": value("num_classes")}, None
+    if name == "RobustWideResNet":
+        depths, channels = value("depth_configs"), value("channel_configs")
+        # robust_wide_resnet.py's default strides are 1, 2, 2.
+        strides = value("stride_config") if "stride_config" in call.kwargs else [1, 2, 2]
+        if list(strides) != [1, 2, 2] or len(channels) != 4:
+            return None, "RobustWideResNet with other strides or stages not implemented yet"
+        dotted = lambda v: ".".join(str(x) for x in v)  # noqa: E731
+        return {"family": "robust-wrn", "arch": f"robust-wrn-{dotted(depths)}-{dotted(channels)}",
+                "activation": "relu", "classes": value("num_classes")}, None
     return None, unsupported_reason(call.text())
 
 
@@ -486,6 +565,9 @@ def entry(dataset, threat, name, spec, classes, signatures, consts, file_factori
     factory_fields = None
     if isinstance(body, ast.Call) and callee_name(body.func) in file_factories:
         factory_fields = factory_config(file_factories[callee_name(body.func)], body.args, consts)
+    elif isinstance(body, ast.Call) and callee_name(body.func) == "robust_resnet.get_model":
+        # Called through the module (`from ...architectures import robust_resnet`).
+        factory_fields = factory_config(("robust_resnet", "get_model"), body.args, consts)
     if quirk:
         fields, reason = None, quirk
     elif factory_fields and factory_fields[2]:

@@ -232,7 +232,8 @@ pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option
         && detected.preact_v1 == expected.preact_v1
         && detected.blocks == expected.blocks
         && detected.width == expected.width
-        && detected.ra.map(|c| c.layout()) == expected.ra.map(|c| c.layout());
+        && detected.ra.map(|c| c.layout()) == expected.ra.map(|c| c.layout())
+        && detected.stage_channels == expected.stage_channels;
     if !same || detected.num_classes != classes {
         bail!(
             "--zoo {id} is a {} with {classes} classes ({}), but {path} holds a {} with {} classes (read from its keys and shapes): the file is not this entry's; check the id, or drop --zoo and give --arch yourself",
@@ -279,12 +280,13 @@ mod tests {
             let arch = e.arch.as_deref().unwrap();
             let spec = ArchSpec::parse(arch, None, e.classes.unwrap(), 3, (32, 32))
                 .unwrap_or_else(|err| panic!("{}: {err}", e.id()));
-            assert!(
-                spec.name().contains(&e.depth.unwrap().to_string()),
-                "{}",
-                e.id()
-            );
-            assert_eq!(Some(spec.width), e.width, "{}", e.id());
+            // The per-stage families (robust-wrn, robust-resnet) have neither: their name
+            // spells blocks and widths per stage.
+            if let Some(depth) = e.depth {
+                assert!(spec.name().contains(&depth.to_string()), "{}", e.id());
+            }
+            assert_eq!(spec.width, e.width.unwrap_or(0), "{}", e.id());
+            assert_eq!(&spec.name(), arch, "{}", e.id());
             NormalizeChoice::parse(&e.normalize_flag())
                 .unwrap_or_else(|err| panic!("{}: {err}", e.id()));
             if let Some(a) = &e.activation {

@@ -140,12 +140,12 @@ impl ZooEntry {
         matches!(&self.normalize, ZooNormalize::Stats { source, .. } if source == "buffers")
     }
 
-    /// Whether the family's activation is a flag (the DM networks and the RaWideResNet;
-    /// every other is ReLU).
+    /// Whether the family's activation is a flag (the DM networks, the RaWideResNet and
+    /// the RobustResNet; every other is ReLU).
     pub fn has_activation_flag(&self) -> bool {
         self.family.as_deref().is_some_and(|f| {
             let f = f.strip_prefix("meansparse-").unwrap_or(f);
-            f.starts_with("dm-") || f == "ra-wrn"
+            f.starts_with("dm-") || f == "ra-wrn" || f == "robust-resnet"
         })
     }
 

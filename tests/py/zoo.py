@@ -208,3 +208,36 @@ def build_ra(stem, blocks, widths, groups=(1, 1, 1), activation="silu", se_ratio
         depth=list(blocks), stage_width=list(widths), groups=list(groups),
         activation_fn=act[activation], se_ratio=se_ratio, se_activation=act[se_activation],
         se_order=se_order, num_classes=num_classes)
+
+
+def robust_modules():
+    """robustbench's `robust_wide_resnet.py` (which imports `.wide_resnet`) and
+    `robust_resnet.py` as modules of an empty `robustbench.model_zoo.architectures` package
+    whose path is the wheel's architecture folder, so the relative import resolves there
+    and robustbench's own `__init__` (dependencies not installed) never runs."""
+    import importlib
+    import types
+    parents = ["robustbench", "robustbench.model_zoo", "robustbench.model_zoo.architectures"]
+    for name in parents:
+        if name not in sys.modules:
+            package = types.ModuleType(name)
+            package.__path__ = []
+            sys.modules[name] = package
+    sys.modules[parents[-1]].__path__ = [ARCH_DIR]
+    return (importlib.import_module(parents[-1] + ".robust_wide_resnet"),
+            importlib.import_module(parents[-1] + ".robust_resnet"))
+
+
+def build_robust(kind, channels, depths, activation="silu", pre_process=False, num_classes=10):
+    """robustbench's RobustWideResNet (`kind` "wrn") or robust_resnet.PreActResNet
+    ("resnet", basic blocks, one activation, as WRN-A4 builds it) of any widths and depths."""
+    wrn, rn = robust_modules()
+    if kind == "wrn":
+        return wrn.RobustWideResNet(num_classes=num_classes, channel_configs=list(channels),
+                                    depth_configs=list(depths))
+    act = {"silu": "SiLU", "relu": "ReLU"}[activation]
+    return rn.PreActResNet(num_classes=num_classes, channel_configs=list(channels),
+                           depth_configs=list(depths), stride_config=[1, 2, 2], stem_stride=1,
+                           block_types=["basic_block"] * 3, activations=[act] * 3,
+                           normalizations=["BatchNorm"] * 3, use_init=False,
+                           pre_process=pre_process)

@@ -19,6 +19,11 @@ pub enum Family {
     /// robustbench's RaWideResNet (`NormalizedWideResNet` of `robustarch_wide_resnet.py`:
     /// Peng 2023), configured by `ArchSpec::ra`.
     RaWideResNet,
+    /// robustbench's `RobustWideResNet` (Huang 2021), widths in `ArchSpec::stage_channels`.
+    RobustWideResNet,
+    /// robustbench's `robust_resnet.PreActResNet` (Huang 2022's WRN-A4), widths in
+    /// `ArchSpec::stage_channels`.
+    RobustResNet,
 }
 
 impl Family {
@@ -27,7 +32,10 @@ impl Family {
     pub fn has_activation_choice(self) -> bool {
         matches!(
             self,
-            Family::DmWideResNet | Family::DmPreActResNet | Family::RaWideResNet
+            Family::DmWideResNet
+                | Family::DmPreActResNet
+                | Family::RaWideResNet
+                | Family::RobustResNet
         )
     }
 }
@@ -64,10 +72,12 @@ pub struct ArchSpec {
     /// RaWideResNet: stem, stage widths, groups and squeeze-and-excitation (Some exactly
     /// for that family).
     pub ra: Option<RaWideConfig>,
+    /// RobustWideResNet / RobustResNet: widths of the stem and the three stages.
+    pub stage_channels: Option<[i64; 4]>,
 }
 
 pub const KNOWN_ARCHS: &str =
-    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16";
+    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16, robust-wrn-D1.D2.D3-C0.C1.C2.C3 (robustbench's RobustWideResNet, e.g. robust-wrn-5.5.5-16.320.640.512), robust-resnet-D1.D2.D3-C0.C1.C2.C3 (its RobustResNet, e.g. robust-resnet-27.28.13-16.160.448.384)";
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
     Some(match depth {
@@ -111,6 +121,7 @@ impl ArchSpec {
                     .map_or("ra-wrn".into(), |c| c.name(&self.blocks));
                 format!("{ms}{config}")
             }
+            Family::RobustWideResNet | Family::RobustResNet => super::robust_resnet::name(self),
         }
     }
 
@@ -139,6 +150,7 @@ impl ArchSpec {
             meansparse: false,
             preact_v1: false,
             ra: None,
+            stage_channels: None,
         }
     }
 
@@ -153,6 +165,18 @@ impl ArchSpec {
     ) -> Result<ArchSpec, ModelError> {
         let lower = name.to_ascii_lowercase().replace('_', "-");
         let unknown = || ModelError::UnknownArch(name.to_string());
+        if let Some(rest) = lower.strip_prefix("robust-") {
+            if width.is_some() {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} with --width (its widths are per stage, in its name)"
+                )));
+            }
+            let (family, blocks, channels) = super::robust_resnet::parse(rest)
+                .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
+            let mut spec = ArchSpec::with_defaults(family, blocks, 0, num_classes, in_channels);
+            spec.stage_channels = Some(channels);
+            return spec.with_feature_dim(input_hw);
+        }
         let ms_body = lower.strip_prefix("meansparse-");
         if let Some(rest) = ms_body.unwrap_or(&lower).strip_prefix("ra-wrn") {
             if width.is_some() {
@@ -270,13 +294,20 @@ impl ArchSpec {
             Family::ResNetBottleneck => self.width * 32,
             Family::WideResNet | Family::DmWideResNet => 64 * self.width,
             Family::RaWideResNet => self.ra.map_or(0, |c| c.stage_widths[2]),
+            Family::RobustWideResNet | Family::RobustResNet => {
+                self.stage_channels.map_or(0, |c| c[3])
+            }
         }
     }
 
     /// The classifier width for an input size (stride-2 stages, then the published pool).
     pub fn feature_dim_for(&self, (h, w): (i64, i64)) -> Option<i64> {
         let (halvings, pool) = match self.family {
-            Family::WideResNet | Family::DmWideResNet | Family::RaWideResNet => (2, 8),
+            Family::WideResNet
+            | Family::DmWideResNet
+            | Family::RaWideResNet
+            | Family::RobustWideResNet
+            | Family::RobustResNet => (2, 8),
             _ => (3, 4),
         };
         // Padding 1 each side gives ⌈s/2⌉; the DM networks' (0,1) padding gives ⌊s/2⌋.
@@ -310,6 +341,13 @@ impl ArchSpec {
                 .count()
         };
         if let Some(spec) = Self::detect_dm(&shape, &count_blocks)? {
+            return Ok(spec);
+        }
+        if let Some((family, blocks, channels, in_channels)) = super::robust_resnet::detect(shapes)?
+        {
+            let mut spec = ArchSpec::with_defaults(family, blocks, 0, 10, in_channels);
+            spec.stage_channels = Some(channels);
+            spec.classifier_from(&shape, "fc")?;
             return Ok(spec);
         }
         let conv1 = shape("conv1.weight").ok_or(

@@ -13,6 +13,7 @@ mod preact_resnet;
 mod ra_config;
 mod ra_wide_resnet;
 mod resnet;
+mod robust_resnet;
 mod state_diff;
 mod wide_resnet;
 
@@ -43,7 +44,7 @@ pub enum ModelError {
     },
     #[error("bad input: {0}")]
     BadInput(String),
-    #[error("--activation {activation}: {arch} has no activation to choose (only the DM families dm-wrn-D-K and dm-preactresnet18|34 and the RaWideResNet ra-wrn-… do; every other family is ReLU by construction)")]
+    #[error("--activation {activation}: {arch} has no activation to choose (only the DM families dm-wrn-D-K and dm-preactresnet18|34, the RaWideResNet ra-wrn-… and the RobustResNet robust-resnet-… do; every other family is ReLU by construction)")]
     NoActivationChoice { activation: String, arch: String },
     #[error("libtorch error: {0}")]
     Torch(#[from] tch::TchError),
@@ -56,6 +57,8 @@ enum Net {
     DmWide(chain::ChainNet<dm_wide_resnet::DmBlock>),
     DmPreAct(chain::ChainNet<dm_preact_resnet::DmPreActBlock>),
     RaWide(chain::ChainNet<ra_wide_resnet::RaBlock>),
+    RobustWide(chain::ChainNet<wide_resnet::WideBlock>),
+    RobustPreAct(chain::ChainNet<preact_resnet::PreActBlock>),
 }
 
 /// What the user chose about the model on the command line (`--arch`, `--width`,
@@ -177,6 +180,12 @@ impl Model {
                 Net::RaWide(ra_wide_resnet::ra_wide_resnet(
                     &root, &mut keys, &spec, &config,
                 ))
+            }
+            Family::RobustWideResNet => {
+                Net::RobustWide(robust_resnet::robust_wide_resnet(&root, &mut keys, &spec))
+            }
+            Family::RobustResNet => {
+                Net::RobustPreAct(robust_resnet::robust_resnet(&root, &mut keys, &spec))
             }
         };
         let activation_source = if spec.family.has_activation_choice() {
@@ -367,6 +376,8 @@ impl Model {
             Net::DmWide(n) => n.feature_dim(h, w),
             Net::DmPreAct(n) => n.feature_dim(h, w),
             Net::RaWide(n) => n.feature_dim(h, w),
+            Net::RobustWide(n) => n.feature_dim(h, w),
+            Net::RobustPreAct(n) => n.feature_dim(h, w),
         };
         if got != Some(self.spec.feature_dim) {
             return Err(ModelError::BadInput(format!(
@@ -390,6 +401,8 @@ impl Model {
             Net::DmWide(n) => n.forward(&x, train),
             Net::DmPreAct(n) => n.forward(&x, train),
             Net::RaWide(n) => n.forward(&x, train),
+            Net::RobustWide(n) => n.forward(&x, train),
+            Net::RobustPreAct(n) => n.forward(&x, train),
         }
     }
 
@@ -506,6 +519,8 @@ impl Model {
             Net::DmWide(n) => n.chain(),
             Net::DmPreAct(n) => n.chain(),
             Net::RaWide(n) => n.chain(),
+            Net::RobustWide(n) => n.chain(),
+            Net::RobustPreAct(n) => n.chain(),
         }
     }
 

@@ -11,7 +11,9 @@ use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
-struct PreActBlock {
+/// Also robustbench's `PreActBasicBlock` of `robust_resnet.py` (the same keys and
+/// computation, with its activation chosen: `robust_resnet.rs`).
+pub(super) struct PreActBlock {
     bn1: BatchNorm2d,
     conv1: Conv2d,
     bn2: BatchNorm2d,
@@ -19,14 +21,16 @@ struct PreActBlock {
     shortcut: Option<Conv2d>,
     /// V1: the shortcut convolution takes the raw block input.
     raw_shortcut: bool,
+    act: Activation,
 }
 
 impl PreActBlock {
-    fn new(
+    pub(super) fn new(
         p: nn::Path,
         keys: &mut KeyOrder,
         (c_in, planes, stride): (i64, i64, i64),
         raw_shortcut: bool,
+        act: Activation,
     ) -> Self {
         let bn1 = BatchNorm2d::new(&p / "bn1", keys, c_in);
         let conv1 = Conv2d::new(&p / "conv1", keys, c_in, planes, 3, stride);
@@ -41,6 +45,7 @@ impl PreActBlock {
             conv2,
             shortcut,
             raw_shortcut,
+            act,
         }
     }
 
@@ -83,7 +88,14 @@ impl PreActResNet {
             for j in 0..n {
                 let stride = if i > 0 && j == 0 { 2 } else { 1 };
                 let dims = (c_in, planes, stride);
-                stage_blocks.push(PreActBlock::new(&stage / j, keys, dims, spec.preact_v1));
+                let v1 = spec.preact_v1;
+                stage_blocks.push(PreActBlock::new(
+                    &stage / j,
+                    keys,
+                    dims,
+                    v1,
+                    Activation::Relu,
+                ));
                 c_in = planes;
             }
             layers.push(stage_blocks);
@@ -124,10 +136,12 @@ impl PreActResNet {
 /// MRC fast-path caching; see `resnet.rs` for the contract.
 impl CutBlock for PreActBlock {
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let out = self.bn1.forward(x, train).relu();
+        let out = self.act.apply(&self.bn1.forward(x, train));
         let short = self.short(x, &out);
         let out = self.conv1.forward(&out);
-        let out = self.conv2.forward(&self.bn2.forward(&out, train).relu());
+        let out = self
+            .conv2
+            .forward(&self.act.apply(&self.bn2.forward(&out, train)));
         out + short
     }
 
@@ -144,18 +158,21 @@ impl CutBlock for PreActBlock {
     }
 
     fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
-        let a = self.bn1.forward(x, false).relu();
+        let a = self.act.apply(&self.bn1.forward(x, false));
         let short = self.short(x, &a);
         Some(match leaf {
             "conv1" => vec![a, short],
             "conv2" => vec![
-                self.bn2.forward(&self.conv1.forward(&a), false).relu(),
+                self.act
+                    .apply(&self.bn2.forward(&self.conv1.forward(&a), false)),
                 short,
             ],
             "shortcut.0" if self.shortcut.is_some() => {
-                let main = self
-                    .conv2
-                    .forward(&self.bn2.forward(&self.conv1.forward(&a), false).relu());
+                let main = self.conv2.forward(
+                    &self
+                        .act
+                        .apply(&self.bn2.forward(&self.conv1.forward(&a), false)),
+                );
                 vec![main, self.shortcut_input(x, &a)]
             }
             _ => return None,
@@ -165,9 +182,11 @@ impl CutBlock for PreActBlock {
     fn resume(&self, leaf: &str, c: &[Tensor]) -> Tensor {
         match (leaf, &self.shortcut) {
             ("conv1", _) => {
-                self.conv2
-                    .forward(&self.bn2.forward(&self.conv1.forward(&c[0]), false).relu())
-                    + &c[1]
+                self.conv2.forward(
+                    &self
+                        .act
+                        .apply(&self.bn2.forward(&self.conv1.forward(&c[0]), false)),
+                ) + &c[1]
             }
             ("conv2", _) => self.conv2.forward(&c[0]) + &c[1],
             (_, Some(conv)) => &c[0] + conv.forward(&c[1]),

@@ -12,7 +12,8 @@ use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
-struct WideBlock {
+/// Also the block of robustbench's `RobustWideResNet` (`robust_resnet.rs`).
+pub(super) struct WideBlock {
     bn1: BatchNorm2d,
     conv1: Conv2d,
     bn2: BatchNorm2d,
@@ -22,7 +23,13 @@ struct WideBlock {
 }
 
 impl WideBlock {
-    fn new(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64, stride: i64) -> Self {
+    pub(super) fn new(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        c_in: i64,
+        c_out: i64,
+        stride: i64,
+    ) -> Self {
         let bn1 = BatchNorm2d::new(&p / "bn1", keys, c_in);
         let conv1 = Conv2d::new(&p / "conv1", keys, c_in, c_out, 3, stride);
         let bn2 = BatchNorm2d::new(&p / "bn2", keys, c_out);
@@ -39,7 +46,7 @@ impl WideBlock {
     }
 }
 
-fn group(
+pub(super) fn group(
     p: nn::Path,
     keys: &mut KeyOrder,
     n: usize,
