@@ -166,6 +166,7 @@ fn finetune_epoch(
         &rift::engine::rift::finetune::Trained::Modules(vec![layer.to_string()]),
         data,
         &cfg,
+        None,
         &CancelFlag::default(),
         &mut |_| {},
     )

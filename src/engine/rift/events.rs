@@ -372,6 +372,10 @@ impl Event {
 /// Where events go: a closure, so the CLI can print, a session can log, the TUI can send.
 pub type Sink<'a> = &'a mut dyn FnMut(Event);
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,8 +405,4 @@ mod tests {
             StageAbout::Model { zoo: None, .. }
         ));
     }
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }

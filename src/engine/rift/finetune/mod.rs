@@ -489,7 +489,7 @@ fn run(
                 rng_word_pos: rng.get_word_pos(),
                 iter_losses: &iter_losses,
                 log: &log,
-                best: best.as_ref().map(|(s, e, snap)| (*s, *e, snap.as_slice())),
+                best: best.as_ref().map(|(s, e, snap)| (*s, *e, snap)),
                 momentum: opt.buffers(),
             };
             progress::write(path, model, id, &state)?;

@@ -85,6 +85,9 @@ pub struct Identity<'a> {
     pub train_n: usize,
 }
 
+/// A model state in model key order.
+pub type StateTensors = Vec<(String, Tensor)>;
+
 /// The loop's state after a finished epoch.
 pub struct Progress {
     pub next_epoch: usize,
@@ -92,7 +95,7 @@ pub struct Progress {
     pub iter_losses: Vec<f64>,
     pub log: Vec<FinetuneEpoch>,
     /// Score, epoch and snapshot of the best epoch (the snapshot in model key order).
-    pub best: Option<(f64, usize, Vec<(String, Tensor)>)>,
+    pub best: Option<(f64, usize, StateTensors)>,
     pub momentum: Vec<Option<Tensor>>,
 }
 
@@ -269,7 +272,7 @@ pub struct ProgressRef<'a> {
     pub rng_word_pos: u128,
     pub iter_losses: &'a [f64],
     pub log: &'a [FinetuneEpoch],
-    pub best: Option<(f64, usize, &'a [(String, Tensor)])>,
+    pub best: Option<(f64, usize, &'a StateTensors)>,
     pub momentum: &'a [Option<Tensor>],
 }
 
