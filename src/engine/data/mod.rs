@@ -13,6 +13,7 @@ pub mod image_folder;
 pub mod mnist;
 pub mod mnist_c;
 pub mod npy;
+pub mod preprocess;
 pub mod tiny_imagenet;
 
 pub use augment::{gather_batch, shuffled_batches, Augmenter};
