@@ -64,7 +64,12 @@ fn resize_and_crop_are_bit_identical_to_torchvision_on_pil() {
             (want.height, want.width),
             "size of case {c}"
         );
-        let bad = got.data.iter().zip(&want.data).filter(|(a, b)| a != b).count();
+        let bad = got
+            .data
+            .iter()
+            .zip(&want.data)
+            .filter(|(a, b)| a != b)
+            .count();
         assert_eq!(bad, 0, "{bad} bytes differ from torchvision in case {c}");
         checked += 1;
     }
@@ -116,7 +121,10 @@ fn jpeg_decode_matches_pil_within_the_measured_difference() {
             off * 100.0
         ));
         assert!(max <= MAX_JPEG_DIFF, "{c}: max |Δ| {max}");
-        assert!(interior <= MAX_JPEG_INTERIOR, "{c}: interior max |Δ| {interior}");
+        assert!(
+            interior <= MAX_JPEG_INTERIOR,
+            "{c}: interior max |Δ| {interior}"
+        );
         assert!(mean <= MAX_JPEG_MEAN, "{c}: mean |Δ| {mean}");
     }
     eprintln!("{}", report.join("\n"));

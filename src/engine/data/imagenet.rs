@@ -106,10 +106,16 @@ fn class_dirs(split_dir: &Path) -> Result<Vec<(PathBuf, i64)>, DataError> {
     Ok(out)
 }
 
-/// robustbench's list resolved under `val_dir`; every listed file must exist.
-fn robustbench_files(val_dir: &Path) -> Result<Vec<(PathBuf, i64)>, DataError> {
+/// robustbench's list (its first `limit` entries) resolved under `val_dir`; every file
+/// read must exist (robustbench opens only the first `n_examples` too).
+fn robustbench_files(
+    val_dir: &Path,
+    limit: Option<usize>,
+) -> Result<Vec<(PathBuf, i64)>, DataError> {
     let index: HashMap<&str, usize> = wnids().into_iter().zip(0..).collect();
-    let ids = robustbench_ids();
+    let mut ids = robustbench_ids();
+    let listed = ids.len();
+    ids.truncate(limit.unwrap_or(listed));
     let mut files = Vec::with_capacity(ids.len());
     let mut missing = Vec::new();
     for (wnid, file) in ids {
@@ -124,9 +130,9 @@ fn robustbench_files(val_dir: &Path) -> Result<Vec<(PathBuf, i64)>, DataError> {
     }
     if let Some(first) = missing.first() {
         return Err(DataError::Invalid(format!(
-            "--subset robustbench: {} of the {} images of robustbench's ImageNet list are missing under {}, \
-             the first being {}; that list needs the full ILSVRC-2012 validation set sorted into \
-             val/<wnid>/ folders",
+            "--subset robustbench: {} of the {} images read from robustbench's ImageNet list \
+             (of {listed}) are missing under {}, the first being {}; that list needs the \
+             ILSVRC-2012 validation set sorted into val/<wnid>/ folders",
             missing.len(),
             files.len(),
             val_dir.display(),
@@ -138,7 +144,11 @@ fn robustbench_files(val_dir: &Path) -> Result<Vec<(PathBuf, i64)>, DataError> {
 
 /// Load one split. `Split::Test` reads `val/`; `opts.subset` and `opts.limit` apply to it
 /// only (the training split is always read whole).
-pub(crate) fn load(data_dir: &Path, split: Split, opts: &LoadOptions) -> Result<ImageSet, DataError> {
+pub(crate) fn load(
+    data_dir: &Path,
+    split: Split,
+    opts: &LoadOptions,
+) -> Result<ImageSet, DataError> {
     let split_dir = data_dir.join(match split {
         Split::Train => "train",
         Split::Test => "val",
@@ -149,7 +159,7 @@ pub(crate) fn load(data_dir: &Path, split: Split, opts: &LoadOptions) -> Result<
     // Always check the folder names, also when a list picks the files.
     let classes = class_dirs(&split_dir)?;
     let mut files = match (split, opts.subset) {
-        (Split::Test, Subset::RobustBench) => robustbench_files(&split_dir)?,
+        (Split::Test, Subset::RobustBench) => robustbench_files(&split_dir, opts.limit)?,
         _ => {
             let mut files = Vec::new();
             for (d, label) in &classes {

@@ -204,9 +204,7 @@ impl DatasetKind {
             DatasetKind::TinyImageNet
             | DatasetKind::TinyImageNetC
             | DatasetKind::ImageFolder
-            | DatasetKind::ImageNet => {
-                (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec())
-            }
+            | DatasetKind::ImageNet => (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec()),
             DatasetKind::Mnist | DatasetKind::MnistC => (vec![0.1307], vec![0.3081]),
         }
     }
@@ -343,7 +341,9 @@ pub fn load_split_with(
             opts.subset.name()
         )));
     }
-    let prep = opts.preprocess.filter(|p| *p != preprocess::Preprocess::None);
+    let prep = opts
+        .preprocess
+        .filter(|p| *p != preprocess::Preprocess::None);
     if let Some(p) = prep {
         if !matches!(kind, DatasetKind::ImageNet | DatasetKind::ImageFolder) {
             return Err(DataError::Invalid(format!(
@@ -468,7 +468,10 @@ mod tests {
             assert_eq!(DatasetKind::parse(s).unwrap(), k, "{s}");
             assert_eq!(DatasetKind::parse(k.name()).unwrap(), k);
         }
-        assert_eq!(DatasetKind::parse("ImageNet").unwrap(), DatasetKind::ImageNet);
+        assert_eq!(
+            DatasetKind::parse("ImageNet").unwrap(),
+            DatasetKind::ImageNet
+        );
         assert!(DatasetKind::parse("imagenet21k").is_err());
     }
 

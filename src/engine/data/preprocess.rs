@@ -236,7 +236,7 @@ pub fn resize_shorter(img: &Rgb, size: usize, interp: Interp) -> Rgb {
 /// Python's `round(d / 2)` for a non-negative integer `d` (halves go to the even neighbour).
 fn half_round_even(d: usize) -> usize {
     let k = d / 2;
-    if d % 2 == 0 || k % 2 == 0 {
+    if d.is_multiple_of(2) || k.is_multiple_of(2) {
         k
     } else {
         k + 1
