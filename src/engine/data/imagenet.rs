@@ -149,7 +149,13 @@ pub(crate) fn load(
     split: Split,
     opts: &LoadOptions,
 ) -> Result<ImageSet, DataError> {
-    let split_dir = data_dir.join(match split {
+    // `--data-dir` may be the ImageNet folder itself or its parent (`./data/imagenet`).
+    let root = ["imagenet", "ILSVRC2012"]
+        .iter()
+        .map(|d| data_dir.join(d))
+        .find(|d| !data_dir.join("val").is_dir() && d.join("val").is_dir())
+        .unwrap_or_else(|| data_dir.to_path_buf());
+    let split_dir = root.join(match split {
         Split::Train => "train",
         Split::Test => "val",
     });

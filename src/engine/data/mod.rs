@@ -301,7 +301,8 @@ impl DatasetKind {
                 "  <data_dir>/train/<wnid>/*.JPEG and <data_dir>/val/<wnid>/*.JPEG (ILSVRC-2012 as distributed,\n",
                 "  the validation images sorted into their synset folders); labels are the standard\n",
                 "  1000-synset order; some synsets may be absent; --subset robustbench reads robustbench's\n",
-                "  5,000 listed validation images; --preprocess NAME resizes (e.g. Res256Crop224)"
+                "  5,000 listed validation images; --preprocess NAME resizes (e.g. Res256Crop224)\n",
+                "  (<data_dir> may also be the parent of an imagenet/ or ILSVRC2012/ folder)"
             ),
         }
     }
