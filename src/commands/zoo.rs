@@ -177,7 +177,10 @@ fn apply_preprocess(model: &ModelArgs, preprocess: &mut Option<Preprocess>) -> R
     let Some(id) = model.reading.zoo.as_deref() else {
         return Ok(());
     };
-    let entry = zoo::lookup(id)?;
+    // `apply` has already refused an unknown or unsupported id and made it canonical.
+    let Some(entry) = zoo::entries()?.iter().find(|e| e.id() == id) else {
+        return Ok(());
+    };
     let Some(name) = entry.preprocessing.as_deref() else {
         return Ok(());
     };
@@ -300,6 +303,26 @@ pub fn zoo_suffix(reading: &ReadingArgs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--zoo imagenet/...` fills `--preprocess` from the entry; an explicit one is kept.
+    #[test]
+    fn zoo_entry_sets_the_preprocessing() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["rift", "eval", "--zoo", "imagenet/Linf/Wong2020Fast"];
+            argv.extend_from_slice(extra);
+            match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+                Command::Eval(a) => a,
+                _ => unreachable!(),
+            }
+        };
+        let mut a = parse(&[]);
+        apply_preprocess(&a.model, &mut a.data.preprocess).unwrap();
+        assert_eq!(a.data.preprocess, Some(Preprocess::Crop288));
+        let mut a = parse(&["--preprocess", "res224"]);
+        apply_preprocess(&a.model, &mut a.data.preprocess).unwrap();
+        assert_eq!(a.data.preprocess, Some(Preprocess::Res224));
+    }
 
     /// Every supported entry's flags are accepted by rift's own parsers, and its
     /// architecture has the entry's depth and width.

@@ -7,6 +7,7 @@ use super::error::DataError;
 use super::image_folder::{decode_image_file, Rgb};
 use super::preprocess::Preprocess;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Files a worker takes from the queue at a time.
@@ -70,11 +71,17 @@ pub fn decode_files_with(
             .zip(pixels.chunks_mut(BLOCK * per))
             .enumerate(),
     );
-    // The first error of each worker, with its block index: the earliest block wins.
+    // The first error of each worker, with its block index: the earliest block wins. After
+    // an error no new block is taken; blocks before it were already taken (the queue hands
+    // them out in order) and are finished, so the first bad file in list order is found.
     let errors: Mutex<Vec<(usize, DataError)>> = Mutex::new(Vec::new());
+    let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..threads.min(files.len().div_ceil(BLOCK)) {
             s.spawn(|| loop {
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
                 let next = match queue.lock() {
                     Ok(mut q) => q.next(),
                     Err(_) => None,
@@ -87,6 +94,7 @@ pub fn decode_files_with(
                     .zip(out.chunks_exact_mut(per))
                     .try_for_each(|(f, dst)| put(decode_image_file(f)?, f, dst));
                 if let Err(e) = res {
+                    failed.store(true, Ordering::Relaxed);
                     if let Ok(mut errs) = errors.lock() {
                         errs.push((block, e));
                     }
