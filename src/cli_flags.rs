@@ -2,6 +2,8 @@
 //! is read and run, the data, the attack. Kept apart from `cli.rs`, which only assembles
 //! the commands; this file imports nothing from it.
 use clap::Args;
+use rift::engine::data::preprocess::Preprocess;
+use rift::engine::data::{LoadOptions, Subset};
 use std::path::PathBuf;
 
 /// The preset names `--preset` accepts (what each fills in: `preset.rs`).
@@ -97,17 +99,64 @@ pub struct RuntimeArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// cifar10, cifar100, cifar10-c, cifar100-c, tiny-imagenet, tiny-imagenet-c, mnist, imagefolder.
+    /// cifar10, cifar100, cifar10-c, cifar100-c, tiny-imagenet, tiny-imagenet-c, mnist,
+    /// imagefolder, imagenet.
     #[arg(long, default_value = "cifar10")]
     pub dataset: String,
     /// Where the dataset lives (the published code expects ./data).
     #[arg(long, default_value = "./data")]
     pub data_dir: PathBuf,
-    /// Evaluate only the first N test samples.
+    /// Evaluate only the first N test samples (ImageNet: only those are decoded; with
+    /// --subset robustbench, the first N of its list).
     #[arg(long)]
     pub limit: Option<usize>,
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
+    /// ImageNet and image folders: the evaluation preprocessing, as robustbench names it:
+    /// Res256Crop224, Crop288, Res224, BicubicRes256Crop224, or none (any case); computed as
+    /// torchvision on PIL images. With --zoo imagenet/..., the entry's.
+    #[arg(long, value_name = "NAME", value_parser = parse_preprocess)]
+    pub preprocess: Option<Preprocess>,
+    /// ImageNet: robustbench evaluates on robustbench's fixed 5,000 validation images, in
+    /// its order, as its leaderboard does.
+    #[arg(long, value_name = "NAME", value_parser = parse_subset)]
+    pub subset: Option<Subset>,
+}
+
+fn parse_preprocess(s: &str) -> Result<Preprocess, String> {
+    Preprocess::parse(s)
+}
+
+fn parse_subset(s: &str) -> Result<Subset, String> {
+    Subset::parse(s)
+}
+
+impl DataArgs {
+    /// How the data is read: the preprocessing, the subset, and `--limit` (applied while
+    /// loading ImageNet's evaluation split, so only those images are decoded).
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            preprocess: self.preprocess,
+            subset: self.subset.unwrap_or_default(),
+            limit: self.limit,
+        }
+    }
+
+    /// Refuse --preprocess / --subset in a command that does not read them yet.
+    pub fn refuse_reading_options(&self, command: &str) -> anyhow::Result<()> {
+        let given = [
+            self.preprocess.map(|p| format!("--preprocess {p}")),
+            self.subset.map(|s| format!("--subset {}", s.name())),
+        ];
+        if let Some(flag) = given.into_iter().flatten().next() {
+            anyhow::bail!(
+                "{command} does not take {flag} yet (issue 22): only rift eval, rift finetune and \
+                 rift interpolate read ImageNet with a preprocessing; for {command}, resize the \
+                 images to one size beforehand"
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args, Debug, Clone)]

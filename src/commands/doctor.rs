@@ -63,6 +63,7 @@ const KNOWN_PLACES: &[(&str, &[&str])] = &[
     ("cifar100-c", &["CIFAR-100-C"]),
     ("tiny-imagenet", &["tiny-imagenet-200"]),
     ("tiny-imagenet-c", &["Tiny-ImageNet-C"]),
+    ("imagenet", &["imagenet/val", "ILSVRC2012/val", "val"]),
     (
         "mnist",
         &[

@@ -6,7 +6,7 @@ use crate::cli::EvalArgs;
 use anyhow::Result;
 use rift::engine::adv_examples::PerturbationCheck;
 use rift::engine::attack::PgdConfig;
-use rift::engine::data::{load_split, DatasetKind, Split};
+use rift::engine::data::{load_split_with, DatasetKind, Split};
 use rift::engine::device::device_name;
 use rift::engine::eval::EvalResult;
 use serde::Serialize;
@@ -155,7 +155,12 @@ pub(super) fn load_for_eval(args: &EvalArgs) -> Result<Loaded> {
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
     let (ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
-    let set = load_split(kind, &args.data.data_dir, Split::Test)?;
+    let set = load_split_with(
+        kind,
+        &args.data.data_dir,
+        Split::Test,
+        &args.data.load_options(),
+    )?;
     model
         .check_input(&[1, set.channels as i64, set.height as i64, set.width as i64])
         .map_err(|e| {

@@ -3,7 +3,7 @@ use super::{load_model, runtime};
 use crate::cli::{FinetuneArgs, FinetuneFlags};
 use anyhow::{bail, Context, Result};
 use rift::engine::checkpoint::save_by_extension;
-use rift::engine::data::{load_split, Augmenter, DatasetKind, Split};
+use rift::engine::data::{load_split_with, Augmenter, DatasetKind, Split};
 use rift::engine::rift::compare::Candidate;
 use rift::engine::rift::finetune::{
     finetune as run_finetune, FinetuneConfig, FinetuneData, SelectOn, Trained,
@@ -110,8 +110,9 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     // Fail on a bad --save before hours of work.
     rift::engine::checkpoint::save_format_for(&args.save)?;
     let (_ckpt, model) = load_model(&args.model, kind, rt.device, rt.compute)?;
-    let train = load_split(kind, &args.data.data_dir, Split::Train)?;
-    let test = load_split(kind, &args.data.data_dir, Split::Test)?;
+    let opts = args.data.load_options();
+    let train = load_split_with(kind, &args.data.data_dir, Split::Train, &opts)?;
+    let test = load_split_with(kind, &args.data.data_dir, Split::Test, &opts)?;
     model.check_input(&[
         1,
         train.channels as i64,

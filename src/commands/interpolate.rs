@@ -4,7 +4,7 @@ use crate::cli::{InterpolateArgs, SearchFlags, SweepFlags};
 use anyhow::{bail, Result};
 use rift::engine::attack::PgdConfig;
 use rift::engine::checkpoint::{load_checkpoint, save_by_extension, save_format_for};
-use rift::engine::data::{load_split, DatasetKind, Split};
+use rift::engine::data::{load_split_with, DatasetKind, Split};
 use rift::engine::rift::alpha::interpolate::{
     parse_alphas, sweep, Endpoints, SweepConfig, SweepTask,
 };
@@ -206,7 +206,12 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
     let ft = load_checkpoint(&args.finetuned)?;
     let ends = Endpoints::new(&model, &ft.tensors)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.finetuned.display()))?;
-    let test = load_split(kind, &args.data.data_dir, Split::Test)?;
+    let test = load_split_with(
+        kind,
+        &args.data.data_dir,
+        Split::Test,
+        &args.data.load_options(),
+    )?;
     model.check_input(&[
         1,
         test.channels as i64,

@@ -192,6 +192,7 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
     let adv_split = AdvSplit::parse(kind, &args.mrc.adv_split)?;
+    args.data.refuse_reading_options("rift mrc")?;
     // `--limit` counts evaluation samples; the adversarial set MRC scores on is sized by
     // --adv-limit, so the flag would be silently ignored here: refuse it.
     if let Some(l) = args.data.limit {

@@ -95,6 +95,7 @@ pub struct Plan {
 }
 
 pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
+    args.data.refuse_reading_options(what)?;
     let rt = runtime(&args.runtime)?;
     // Refuse --devices with --search now, not after MRC and fine-tuning.
     let search = search_config(&args.search)?;

@@ -19,6 +19,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 pub fn tui(args: &TuiArgs) -> Result<()> {
+    args.data.refuse_reading_options("rift tui")?;
     if let Some(dir) = &args.follow {
         return follow_run(dir, args.theme.clone());
     }

@@ -4,6 +4,7 @@
 use crate::cli::{Command, ModelArgs, ReadingArgs, ZooArgs};
 use anyhow::{bail, Result};
 use rift::engine::checkpoint::Checkpoint;
+use rift::engine::data::preprocess::Preprocess;
 use rift::engine::data::DatasetKind;
 use rift::engine::models::{Activation, ArchSpec, NormalizeChoice};
 use rift::engine::zoo::{self, ZooEntry};
@@ -88,10 +89,19 @@ pub fn apply_zoo(command: &mut Command) -> Result<()> {
     match command {
         Command::Inspect(a) => apply(&mut a.model, None),
         Command::Predict(a) => apply(&mut a.model, None),
-        Command::Eval(a) => apply(&mut a.model, Some(&a.data.dataset)),
+        Command::Eval(a) => {
+            apply(&mut a.model, Some(&a.data.dataset))?;
+            apply_preprocess(&a.model, &mut a.data.preprocess)
+        }
         Command::Mrc(a) => apply(&mut a.model, Some(&a.data.dataset)),
-        Command::Finetune(a) => apply(&mut a.model, Some(&a.data.dataset)),
-        Command::Interpolate(a) => apply(&mut a.model, Some(&a.data.dataset)),
+        Command::Finetune(a) => {
+            apply(&mut a.model, Some(&a.data.dataset))?;
+            apply_preprocess(&a.model, &mut a.data.preprocess)
+        }
+        Command::Interpolate(a) => {
+            apply(&mut a.model, Some(&a.data.dataset))?;
+            apply_preprocess(&a.model, &mut a.data.preprocess)
+        }
         Command::Ood(a) => apply(&mut a.model, Some(&a.dataset)),
         Command::Run(a) => apply(&mut a.model, Some(&a.data.dataset)),
         Command::Compare(a) => apply(&mut a.run.model, Some(&a.run.data.dataset)),
@@ -155,6 +165,35 @@ fn apply(model: &mut ModelArgs, dataset: Option<&str>) -> Result<()> {
             bail!(entry.missing_file_message(&path, &reading.model_dir));
         }
         model.checkpoint = Some(path);
+    }
+    Ok(())
+}
+
+/// The zoo entry's evaluation preprocessing becomes `--preprocess` when none was given. An
+/// explicit `--preprocess` that differs is honoured (evaluating a model at another
+/// resolution is a legitimate experiment) with a warning: the numbers are then not the
+/// leaderboard's.
+fn apply_preprocess(model: &ModelArgs, preprocess: &mut Option<Preprocess>) -> Result<()> {
+    let Some(id) = model.reading.zoo.as_deref() else {
+        return Ok(());
+    };
+    // `apply` has already refused an unknown or unsupported id and made it canonical.
+    let Some(entry) = zoo::entries()?.iter().find(|e| e.id() == id) else {
+        return Ok(());
+    };
+    let Some(name) = entry.preprocessing.as_deref() else {
+        return Ok(());
+    };
+    let wanted = Preprocess::parse(name)
+        .map_err(|e| anyhow::anyhow!("--zoo {}: its preprocessing: {e}", entry.id()))?;
+    match *preprocess {
+        None => *preprocess = Some(wanted),
+        Some(given) if given != wanted => eprintln!(
+            "warning: --preprocess {given} differs from --zoo {}'s {wanted} (robustbench's); \
+             the accuracies are not the leaderboard's",
+            entry.id()
+        ),
+        Some(_) => {}
     }
     Ok(())
 }
@@ -265,6 +304,26 @@ pub fn zoo_suffix(reading: &ReadingArgs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--zoo imagenet/...` fills `--preprocess` from the entry; an explicit one is kept.
+    #[test]
+    fn zoo_entry_sets_the_preprocessing() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["rift", "eval", "--zoo", "imagenet/Linf/Wong2020Fast"];
+            argv.extend_from_slice(extra);
+            match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+                Command::Eval(a) => a,
+                _ => unreachable!(),
+            }
+        };
+        let mut a = parse(&[]);
+        apply_preprocess(&a.model, &mut a.data.preprocess).unwrap();
+        assert_eq!(a.data.preprocess, Some(Preprocess::Crop288));
+        let mut a = parse(&["--preprocess", "res224"]);
+        apply_preprocess(&a.model, &mut a.data.preprocess).unwrap();
+        assert_eq!(a.data.preprocess, Some(Preprocess::Res224));
+    }
 
     /// Every supported entry's flags are accepted by rift's own parsers, and its
     /// architecture has the entry's depth and width.

@@ -67,7 +67,9 @@ impl Augmenter {
     }
 
     /// The standard recipe for a dataset: CIFAR pad 4 + flip, Tiny-ImageNet pad 8 + flip,
-    /// MNIST pad 2 without flip (digits are not mirror-symmetric), image folders side/8 + flip.
+    /// MNIST pad 2 without flip (digits are not mirror-symmetric), image folders and ImageNet
+    /// side/8 + flip (ImageNet's published recipes use RandomResizedCrop(224) + flip, which
+    /// rift does not have yet: its training images are the evaluation preprocessing's).
     pub fn for_dataset(kind: DatasetKind, height: usize) -> Self {
         match kind {
             DatasetKind::Cifar10
@@ -76,7 +78,7 @@ impl Augmenter {
             | DatasetKind::Cifar100C => Augmenter::new(4, true),
             DatasetKind::TinyImageNet | DatasetKind::TinyImageNetC => Augmenter::new(8, true),
             DatasetKind::Mnist | DatasetKind::MnistC => Augmenter::new(2, false),
-            DatasetKind::ImageFolder => Augmenter::new(height / 8, true),
+            DatasetKind::ImageFolder | DatasetKind::ImageNet => Augmenter::new(height / 8, true),
         }
     }
 

@@ -6,7 +6,9 @@
 //! channels, alpha is dropped (not composited), palettes are expanded. 16-bit PNG samples
 //! keep their high byte.
 
+use super::decode_pool::decode_files_with;
 use super::error::DataError;
+use super::preprocess::Preprocess;
 use super::{DatasetKind, ImageSet, Split};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -338,76 +340,7 @@ pub fn decode_image_file(path: &Path) -> Result<Rgb, DataError> {
 /// Decode `files` (all of one size) into a `N×3×H×W` cache, using all cores. Errors name the
 /// first bad file in list order.
 pub fn decode_files(files: &[PathBuf]) -> Result<(usize, usize, Vec<u8>), DataError> {
-    let first = files
-        .first()
-        .ok_or_else(|| DataError::Invalid("no image files to decode".into()))?;
-    let img0 = decode_image_file(first)?;
-    let (h, w) = (img0.height, img0.width);
-    let per = 3 * h * w;
-    let total = per
-        .checked_mul(files.len())
-        .ok_or_else(|| DataError::Invalid("image cache size overflows".into()))?;
-    let mut pixels: Vec<u8> = Vec::new();
-    pixels.try_reserve_exact(total).map_err(|_| {
-        DataError::Invalid(format!(
-            "not enough memory to cache {} images of {w}×{h}",
-            files.len()
-        ))
-    })?;
-    pixels.resize(total, 0);
-    let put = |img: &Rgb, path: &Path, dst: &mut [u8]| -> Result<(), DataError> {
-        if img.width != w || img.height != h {
-            return Err(DataError::malformed(
-                path,
-                format!(
-                    "image is {}×{}, but {} is {w}×{h}; all images must share one size",
-                    img.width,
-                    img.height,
-                    first.display()
-                ),
-            ));
-        }
-        super::hwc_to_chw_into_slice(&img.data, h, w, 3, dst);
-        Ok(())
-    };
-    put(&img0, first, &mut pixels[..per])?;
-    drop(img0);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 16);
-    let rest_files = &files[1..];
-    let rest_px = &mut pixels[per..];
-    if !rest_files.is_empty() {
-        let chunk = rest_files.len().div_ceil(threads);
-        let results: Vec<Result<(), DataError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = rest_files
-                .chunks(chunk)
-                .zip(rest_px.chunks_mut(chunk * per))
-                .map(|(fs, out)| {
-                    s.spawn(move || -> Result<(), DataError> {
-                        for (f, dst) in fs.iter().zip(out.chunks_exact_mut(per)) {
-                            let img = decode_image_file(f)?;
-                            put(&img, f, dst)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|hd| {
-                    hd.join().unwrap_or_else(|_| {
-                        Err(DataError::Invalid("image decoder thread panicked".into()))
-                    })
-                })
-                .collect()
-        });
-        for r in results {
-            r?;
-        }
-    }
-    Ok((h, w, pixels))
+    decode_files_with(files, Preprocess::None, "")
 }
 
 /// Image files under `dir` (recursively), sorted by path for determinism.
@@ -428,8 +361,19 @@ pub(crate) fn build_set(
     files: Vec<(PathBuf, i64)>,
     class_names: Vec<String>,
 ) -> Result<ImageSet, DataError> {
+    build_set_with(files, class_names, None)
+}
+
+/// [`build_set`] with an evaluation preprocessing applied to every image as it is decoded.
+pub(crate) fn build_set_with(
+    files: Vec<(PathBuf, i64)>,
+    class_names: Vec<String>,
+    prep: Option<Preprocess>,
+) -> Result<ImageSet, DataError> {
     let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
-    let (height, width, pixels) = decode_files(&paths)?;
+    let hint = "; give --preprocess NAME (e.g. Res256Crop224) to resize them to one size";
+    let (height, width, pixels) =
+        decode_files_with(&paths, prep.unwrap_or(Preprocess::None), hint)?;
     Ok(ImageSet {
         n: files.len(),
         channels: 3,
@@ -442,7 +386,11 @@ pub(crate) fn build_set(
     })
 }
 
-pub(crate) fn load(data_dir: &Path, split: Split) -> Result<ImageSet, DataError> {
+pub(crate) fn load(
+    data_dir: &Path,
+    split: Split,
+    prep: Option<Preprocess>,
+) -> Result<ImageSet, DataError> {
     let layout = || {
         DataError::not_found(
             "imagefolder",
@@ -488,7 +436,7 @@ pub(crate) fn load(data_dir: &Path, split: Split) -> Result<ImageSet, DataError>
             split_dir.display()
         )));
     }
-    build_set(files, classes)
+    build_set_with(files, classes, prep)
 }
 
 #[cfg(test)]

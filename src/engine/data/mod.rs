@@ -8,20 +8,30 @@
 pub mod augment;
 pub mod cifar;
 pub mod cifar_c;
+pub mod decode_pool;
 pub mod error;
+mod files;
 pub mod image_folder;
+pub mod imagenet;
 pub mod mnist;
 pub mod mnist_c;
 pub mod npy;
+pub mod preprocess;
 pub mod tiny_imagenet;
 
 pub use augment::{gather_batch, shuffled_batches, Augmenter};
 pub use cifar_c::{list_corruptions, load_corruption, PUBLISHED_18, STANDARD_15};
 pub use error::DataError;
+pub use imagenet::{LoadOptions, Subset};
 pub use npy::{encode_npy, parse_npy, read_npy, write_npy_f32, NpyArray, NpyDType};
 pub use tiny_imagenet::load_corruption_tin;
 
-use std::path::{Path, PathBuf};
+pub(crate) use files::{
+    check_plain_name, check_severities, file_name, has_ext, hwc_to_chw_into, hwc_to_chw_into_slice,
+    read_file, read_maybe_gz, sorted_entries, sorted_subdirs,
+};
+
+use std::path::Path;
 
 /// `n` images, `uint8`, stored `n×channels×height×width` contiguous (channel-first, like
 /// torch), labels as `i64` in `0..num_classes`.
@@ -125,6 +135,8 @@ pub enum DatasetKind {
     /// MNIST-C (Mu & Gilmer 2019): MNIST's test set under 15 corruptions, one severity.
     MnistC,
     ImageFolder,
+    /// ImageNet (ILSVRC-2012) as distributed: `train/<wnid>/`, `val/<wnid>/`.
+    ImageNet,
 }
 
 /// ImageNet channel statistics (also used by Tiny-ImageNet and generic image folders).
@@ -154,6 +166,7 @@ impl DatasetKind {
             "mnist" => DatasetKind::Mnist,
             "mnistc" => DatasetKind::MnistC,
             "imagefolder" | "folder" => DatasetKind::ImageFolder,
+            "imagenet" | "imagenet1k" | "ilsvrc2012" => DatasetKind::ImageNet,
             _ => return Err(DataError::UnknownDataset(name.to_string())),
         })
     }
@@ -170,6 +183,7 @@ impl DatasetKind {
             DatasetKind::Mnist => "mnist",
             DatasetKind::MnistC => "mnist-c",
             DatasetKind::ImageFolder => "imagefolder",
+            DatasetKind::ImageNet => "imagenet",
         }
     }
 
@@ -187,9 +201,10 @@ impl DatasetKind {
             | DatasetKind::Cifar100
             | DatasetKind::Cifar10C
             | DatasetKind::Cifar100C => (CIFAR_MEAN.to_vec(), CIFAR_STD.to_vec()),
-            DatasetKind::TinyImageNet | DatasetKind::TinyImageNetC | DatasetKind::ImageFolder => {
-                (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec())
-            }
+            DatasetKind::TinyImageNet
+            | DatasetKind::TinyImageNetC
+            | DatasetKind::ImageFolder
+            | DatasetKind::ImageNet => (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec()),
             DatasetKind::Mnist | DatasetKind::MnistC => (vec![0.1307], vec![0.3081]),
         }
     }
@@ -203,6 +218,7 @@ impl DatasetKind {
             | DatasetKind::MnistC => Some(10),
             DatasetKind::Cifar100 | DatasetKind::Cifar100C => Some(100),
             DatasetKind::TinyImageNet | DatasetKind::TinyImageNetC => Some(200),
+            DatasetKind::ImageNet => Some(imagenet::NUM_CLASSES),
             DatasetKind::ImageFolder => None,
         }
     }
@@ -228,7 +244,8 @@ impl DatasetKind {
             | DatasetKind::Cifar100C => Some((3, 32, 32)),
             DatasetKind::TinyImageNet | DatasetKind::TinyImageNetC => Some((3, 64, 64)),
             DatasetKind::Mnist | DatasetKind::MnistC => Some((1, 28, 28)),
-            DatasetKind::ImageFolder => None,
+            // The size is the preprocessing's (`--preprocess`).
+            DatasetKind::ImageFolder | DatasetKind::ImageNet => None,
         }
     }
 
@@ -280,6 +297,13 @@ impl DatasetKind {
                 "  <data_dir>/test/<class>/*.{jpg,jpeg,png} (or <data_dir>/val/<class>/...)\n",
                 "  classes are the sub-folder names, sorted; all images must share one size"
             ),
+            DatasetKind::ImageNet => concat!(
+                "  <data_dir>/train/<wnid>/*.JPEG and <data_dir>/val/<wnid>/*.JPEG (ILSVRC-2012 as distributed,\n",
+                "  the validation images sorted into their synset folders); labels are the standard\n",
+                "  1000-synset order; some synsets may be absent; --subset robustbench reads robustbench's\n",
+                "  5,000 listed validation images; --preprocess NAME resizes (e.g. Res256Crop224)\n",
+                "  (<data_dir> may also be the parent of an imagenet/ or ILSVRC2012/ folder)"
+            ),
         }
     }
 }
@@ -300,6 +324,34 @@ impl std::str::FromStr for DatasetKind {
 /// Load one split of a clean dataset. The corruption datasets need a corruption name and
 /// severities: use [`load_corruption`] / [`load_corruption_tin`] (or [`load_corrupted`]).
 pub fn load_split(kind: DatasetKind, data_dir: &Path, split: Split) -> Result<ImageSet, DataError> {
+    load_split_with(kind, data_dir, split, &LoadOptions::default())
+}
+
+/// [`load_split`] with reading options: a preprocessing (ImageNet and image folders), and
+/// for ImageNet's evaluation split robustbench's subset and a limit (the first N images,
+/// decoded alone). Options a dataset cannot honour are refused, never ignored.
+pub fn load_split_with(
+    kind: DatasetKind,
+    data_dir: &Path,
+    split: Split,
+    opts: &LoadOptions,
+) -> Result<ImageSet, DataError> {
+    if opts.subset != Subset::All && kind != DatasetKind::ImageNet {
+        return Err(DataError::Invalid(format!(
+            "--subset {} is only for --dataset imagenet, not {kind}",
+            opts.subset.name()
+        )));
+    }
+    let prep = opts
+        .preprocess
+        .filter(|p| *p != preprocess::Preprocess::None);
+    if let Some(p) = prep {
+        if !matches!(kind, DatasetKind::ImageNet | DatasetKind::ImageFolder) {
+            return Err(DataError::Invalid(format!(
+                "--preprocess {p} is only for --dataset imagenet or imagefolder; {kind} images have a fixed size"
+            )));
+        }
+    }
     if !data_dir.is_dir() {
         return Err(DataError::not_found(
             kind.name(),
@@ -311,7 +363,8 @@ pub fn load_split(kind: DatasetKind, data_dir: &Path, split: Split) -> Result<Im
         DatasetKind::Cifar10 | DatasetKind::Cifar100 => cifar::load(kind, data_dir, split)?,
         DatasetKind::TinyImageNet => tiny_imagenet::load(data_dir, split)?,
         DatasetKind::Mnist => mnist::load(data_dir, split)?,
-        DatasetKind::ImageFolder => image_folder::load(data_dir, split)?,
+        DatasetKind::ImageFolder => image_folder::load(data_dir, split, prep)?,
+        DatasetKind::ImageNet => imagenet::load(data_dir, split, opts)?,
         DatasetKind::Cifar10C
         | DatasetKind::Cifar100C
         | DatasetKind::TinyImageNetC
@@ -396,136 +449,6 @@ pub fn load_corrupted(
     Ok(set)
 }
 
-// ---------------------------------------------------------------------------------------
-// Small shared helpers.
-
-/// Read a whole file in one go (the standard library sizes the buffer from the metadata).
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|e| DataError::io(path, e))
-}
-
-/// Read a whole file, decompressing it if its name ends in `.gz`. The decompressed size is
-/// capped at `limit` bytes.
-pub(crate) fn read_maybe_gz(path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
-    let raw = read_file(path)?;
-    if path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.eq_ignore_ascii_case("gz"))
-        != Some(true)
-    {
-        return Ok(raw);
-    }
-    use std::io::Read;
-    let mut out = Vec::new();
-    let mut dec = flate2::read::GzDecoder::new(&raw[..]).take(limit + 1);
-    dec.read_to_end(&mut out)
-        .map_err(|e| DataError::malformed(path, format!("gzip: {e}")))?;
-    if out.len() as u64 > limit {
-        return Err(DataError::malformed(
-            path,
-            format!("decompresses to more than {limit} bytes"),
-        ));
-    }
-    Ok(out)
-}
-
-/// Entries of a directory, sorted by file name (bytes), filtered by `keep`.
-pub(crate) fn sorted_entries(
-    dir: &Path,
-    keep: impl Fn(&Path) -> bool,
-) -> Result<Vec<PathBuf>, DataError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(|e| DataError::io(dir, e))?;
-        let p = entry.path();
-        if keep(&p) {
-            out.push(p);
-        }
-    }
-    out.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    Ok(out)
-}
-
-/// Sorted sub-directories of `dir` (hidden ones skipped).
-pub(crate) fn sorted_subdirs(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    sorted_entries(dir, |p| p.is_dir() && !file_name(p).starts_with('.'))
-}
-
-pub(crate) fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// `true` when the extension of `p` is one of `exts` (case-insensitive).
-pub(crate) fn has_ext(p: &Path, exts: &[&str]) -> bool {
-    match p.extension().and_then(|e| e.to_str()) {
-        Some(e) => exts.iter().any(|x| e.eq_ignore_ascii_case(x)),
-        None => false,
-    }
-}
-
-/// Reject names that could escape the dataset directory.
-pub(crate) fn check_plain_name(what: &str, name: &str) -> Result<(), DataError> {
-    if name.is_empty() || name.contains('/') || name.contains('\\') || name == "." || name == ".." {
-        return Err(DataError::Invalid(format!("invalid {what} name '{name}'")));
-    }
-    Ok(())
-}
-
-/// Check a severity list (each in 1..=5, at least one).
-pub(crate) fn check_severities(severities: &[u8]) -> Result<(), DataError> {
-    if severities.is_empty() {
-        return Err(DataError::Invalid(
-            "no corruption severity given (expected some of 1..5)".into(),
-        ));
-    }
-    if let Some(s) = severities.iter().find(|&&s| !(1..=5).contains(&s)) {
-        return Err(DataError::Invalid(format!(
-            "corruption severity {s} is outside 1..5"
-        )));
-    }
-    Ok(())
-}
-
-/// Convert `n` images stored `H×W×C` (numpy/PIL order) into `C×H×W`, appending to `out`.
-pub(crate) fn hwc_to_chw_into(
-    src: &[u8],
-    n: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-    out: &mut Vec<u8>,
-) {
-    let img = h * w * c;
-    let start = out.len();
-    out.resize(start + n * img, 0);
-    for (s, d) in src
-        .chunks_exact(img)
-        .zip(out[start..].chunks_exact_mut(img))
-        .take(n)
-    {
-        hwc_to_chw_into_slice(s, h, w, c, d);
-    }
-}
-
-/// Convert one `H×W×C` image into `C×H×W` in `dst` (same length).
-pub(crate) fn hwc_to_chw_into_slice(src: &[u8], h: usize, w: usize, c: usize, dst: &mut [u8]) {
-    let plane = h * w;
-    if c == 1 {
-        dst[..plane].copy_from_slice(&src[..plane]);
-        return;
-    }
-    for ch in 0..c {
-        let d = &mut dst[ch * plane..(ch + 1) * plane];
-        for (o, px) in d.iter_mut().zip(src.chunks_exact(c)) {
-            *o = px[ch];
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,7 +469,11 @@ mod tests {
             assert_eq!(DatasetKind::parse(s).unwrap(), k, "{s}");
             assert_eq!(DatasetKind::parse(k.name()).unwrap(), k);
         }
-        assert!(DatasetKind::parse("imagenet").is_err());
+        assert_eq!(
+            DatasetKind::parse("ImageNet").unwrap(),
+            DatasetKind::ImageNet
+        );
+        assert!(DatasetKind::parse("imagenet21k").is_err());
     }
 
     #[test]
