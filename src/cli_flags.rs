@@ -141,22 +141,6 @@ impl DataArgs {
             limit: self.limit,
         }
     }
-
-    /// Refuse --preprocess / --subset in a command that does not read them yet.
-    pub fn refuse_reading_options(&self, command: &str) -> anyhow::Result<()> {
-        let given = [
-            self.preprocess.map(|p| format!("--preprocess {p}")),
-            self.subset.map(|s| format!("--subset {}", s.name())),
-        ];
-        if let Some(flag) = given.into_iter().flatten().next() {
-            anyhow::bail!(
-                "{command} does not take {flag} yet (issue 22): only rift eval, rift finetune and \
-                 rift interpolate read ImageNet with a preprocessing; for {command}, resize the \
-                 images to one size beforehand"
-            );
-        }
-        Ok(())
-    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -284,3 +284,84 @@ fn rift_eval_reads_imagenet_through_the_cli() {
         );
     }
 }
+
+/// `rift run` (every stage) on the tiny tree through a preprocessing and robustbench's
+/// subset: the session records both under `config.data`, and continuing it with another
+/// preprocessing is refused before any compute, naming the setting with both values.
+#[test]
+fn rift_run_reads_imagenet_with_its_preprocessing_and_records_it() {
+    let t = tree();
+    let model = t.root.join("tiny_in1k.safetensors");
+    let root = t.root.join("imagenet");
+    let session = t.root.join("session");
+    let k = t.manifest["K"].as_u64().expect("K").to_string();
+    let args = |prep: &'static str| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "run",
+            "--checkpoint",
+            path_str(&model),
+            "--dataset",
+            "imagenet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(
+            [
+                "--data-dir",
+                path_str(&root),
+                "--session",
+                path_str(&session),
+            ]
+            .map(String::from),
+        );
+        v.extend(["--preprocess", prep, "--subset", "robustbench"].map(String::from));
+        // The list's first K images: only those are in the tree (and decoded).
+        v.extend(["--limit".to_string(), k.clone()]);
+        v.extend(
+            [
+                "--adv-split",
+                "test",
+                "--adv-limit",
+                "4",
+                "--steps",
+                "1",
+                "--eps",
+                "0.01",
+                "--step",
+                "0.01",
+                "--modules",
+                "conv1,linear",
+                "--mrc-epochs",
+                "1",
+                "--epochs",
+                "1",
+                "--alphas",
+                "0,1",
+                "--device",
+                "cpu",
+            ]
+            .map(String::from),
+        );
+        v
+    };
+    let out = rift(&args("Res224"));
+    assert!(out.status.success(), "{}", common::stderr_of(&out));
+    let text = std::fs::read_to_string(session.join("session.yaml")).expect("session.yaml");
+    let s: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    let data = &s["config"]["data"];
+    assert_eq!(data["preprocess"].as_str(), Some("Res224"), "{text}");
+    assert_eq!(data["subset"].as_str(), Some("robustbench"), "{text}");
+    assert_eq!(
+        s["baseline"]["n"].as_u64().map(|n| n.to_string()),
+        Some(k.clone()),
+        "the subset's first {k} images: {text}"
+    );
+
+    let out = rift(&args("Res256Crop224"));
+    assert_failed(
+        &out,
+        EXIT_ERROR,
+        &["preprocess", "Res224", "Res256Crop224", "--restart-from"],
+    );
+}

@@ -192,7 +192,6 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
     let rt = runtime(&args.runtime)?;
     let kind = DatasetKind::parse(&args.data.dataset)?;
     let adv_split = AdvSplit::parse(kind, &args.mrc.adv_split)?;
-    args.data.refuse_reading_options("rift mrc")?;
     // `--limit` counts evaluation samples; the adversarial set MRC scores on is sized by
     // --adv-limit, so the flag would be silently ignored here: refuse it.
     if let Some(l) = args.data.limit {
@@ -234,6 +233,8 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         batch_size: args.data.batch_size,
         kind,
         data_dir: &args.data.data_dir,
+        // --limit is refused above: the adversarial set is sized by --adv-limit.
+        load: args.data.load_options(),
         loaded: &[],
         shard: args.shard,
         devices: devices.as_deref().map(|list| Devices { list, load: &load }),

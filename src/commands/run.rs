@@ -95,7 +95,6 @@ pub struct Plan {
 }
 
 pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
-    args.data.refuse_reading_options(what)?;
     let rt = runtime(&args.runtime)?;
     // Refuse --devices with --search now, not after MRC and fine-tuning.
     let search = search_config(&args.search)?;
@@ -186,6 +185,8 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
             eval_limit: args.data.limit,
             batch_size: args.data.batch_size,
             seed: rt.seed,
+            preprocess: args.data.preprocess.map(|p| p.name().to_string()),
+            subset: args.data.subset.map(|s| s.name().to_string()),
         },
         attack: attack.clone(),
         mrc: MrcPlan {
@@ -216,6 +217,7 @@ pub fn plan(args: &RunArgs, what: &str) -> Result<Plan> {
     let setup = PipelineSetup {
         kind,
         data_dir: args.data.data_dir.clone(),
+        load: config.load_options().map_err(anyhow::Error::msg)?,
         attack,
         eval_limit: args.data.limit,
         batch_size: args.data.batch_size,

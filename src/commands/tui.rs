@@ -19,7 +19,6 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 pub fn tui(args: &TuiArgs) -> Result<()> {
-    args.data.refuse_reading_options("rift tui")?;
     if let Some(dir) = &args.follow {
         return follow_run(dir, args.theme.clone());
     }
@@ -204,6 +203,7 @@ pub fn plan_from_config(
     let setup = PipelineSetup {
         kind,
         data_dir: config.data.data_dir.clone().into(),
+        load: config.load_options().map_err(anyhow::Error::msg)?,
         attack: config.attack.clone(),
         eval_limit: config.data.eval_limit,
         batch_size: config.data.batch_size,

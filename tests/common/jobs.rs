@@ -45,6 +45,7 @@ pub fn job_setup(f: JobFixture) -> JobSetup {
     let pipeline = PipelineSetup {
         kind,
         data_dir: f.data_dir.into(),
+        load: Default::default(),
         attack: attack.clone(),
         eval_limit: Some(16),
         batch_size: 8,
@@ -86,6 +87,8 @@ pub fn job_setup(f: JobFixture) -> JobSetup {
             eval_limit: Some(16),
             batch_size: 8,
             seed: 0,
+            preprocess: None,
+            subset: None,
         },
         attack: attack.clone(),
         mrc: MrcPlan {

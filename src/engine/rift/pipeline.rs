@@ -8,7 +8,7 @@ use crate::engine::attack::PgdConfig;
 use crate::engine::checkpoint::{
     load_checkpoint, save_pth, save_safetensors, Checkpoint, RawTensor,
 };
-use crate::engine::data::{load_split, Augmenter, DatasetKind, ImageSet, Split};
+use crate::engine::data::{load_split_with, Augmenter, DatasetKind, ImageSet, LoadOptions, Split};
 use crate::engine::eval::{evaluate_verdicts, EvalPlan, Verdicts};
 use crate::engine::models::Model;
 use crate::engine::rift::alpha::interpolate::{
@@ -130,6 +130,9 @@ pub struct OodSetup {
 pub struct PipelineSetup {
     pub kind: DatasetKind,
     pub data_dir: PathBuf,
+    /// How every stage reads the data (ImageNet's preprocessing and subset, and the first
+    /// test images any stage reads: `RunConfig::load_options`).
+    pub load: LoadOptions,
     pub attack: PgdConfig,
     pub eval_limit: Option<usize>,
     pub batch_size: usize,
@@ -181,7 +184,7 @@ impl Pipeline {
         if let Some(ood) = &setup.ood {
             corruptions_in_reach(ood.kind, &ood.dir)?;
         }
-        let test = load_split(setup.kind, &setup.data_dir, Split::Test)?;
+        let test = load_split_with(setup.kind, &setup.data_dir, Split::Test, &setup.load)?;
         // Every dataset the stages will read (test, training, OOD) against the model, now,
         // not after hours of MRC and fine-tuning.
         datasets_fit(
@@ -345,7 +348,9 @@ impl Pipeline {
             p.restore_at()?;
             let train = match p.train.take() {
                 Some(train) => train,
-                None => load_split(p.setup.kind, &p.setup.data_dir, Split::Train)?,
+                None => {
+                    load_split_with(p.setup.kind, &p.setup.data_dir, Split::Train, &p.setup.load)?
+                }
             };
             let train = &*p.train.insert(train);
             let augmenter = Augmenter::for_dataset(p.setup.kind, train.height);

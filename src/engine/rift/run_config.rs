@@ -41,6 +41,46 @@ pub struct DataConfig {
     pub eval_limit: Option<usize>,
     pub batch_size: usize,
     pub seed: u64,
+    /// ImageNet and image folders: the evaluation preprocessing (`--preprocess`, or the
+    /// zoo entry's), by robustbench's name; None: the images as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocess: Option<String>,
+    /// ImageNet: `--subset robustbench`; None: every validation image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+}
+
+impl RunConfig {
+    /// How the stages read the data: the preprocessing and subset, and (ImageNet decodes
+    /// only these) the first test images any stage reads — the evaluations' `--limit`,
+    /// `--final-limit` and an adversarial set drawn from the test split; None where one of
+    /// them reads them all. (The explorer's `e` without `--final-eval` evaluates at most
+    /// the images loaded.)
+    pub fn load_options(&self) -> Result<crate::engine::data::LoadOptions, String> {
+        use crate::engine::data::{preprocess::Preprocess, LoadOptions, Subset};
+        let final_limit = self.final_eval.as_ref().map_or(0, |f| f.limit);
+        let adv = if self.mrc.adv_split == "test" {
+            self.mrc.adv_limit
+        } else {
+            Some(0)
+        };
+        let limit = self
+            .data
+            .eval_limit
+            .zip(adv)
+            .map(|(e, a)| e.max(a).max(final_limit));
+        let d = &self.data;
+        Ok(LoadOptions {
+            preprocess: d.preprocess.as_deref().map(Preprocess::parse).transpose()?,
+            subset: d
+                .subset
+                .as_deref()
+                .map(Subset::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            limit,
+        })
+    }
 }
 
 /// How the MRC stage runs (`mrc/stage.rs`).
@@ -272,6 +312,8 @@ mod tests {
                 eval_limit: Some(100),
                 batch_size: 256,
                 seed: 0,
+                preprocess: None,
+                subset: None,
             },
             attack: PgdConfig::clean(),
             mrc: MrcPlan {

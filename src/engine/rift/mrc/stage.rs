@@ -8,7 +8,7 @@
 //! it stopped; each module's value does not depend on the order (its shuffles are seeded
 //! per module), so a continued stage equals an uninterrupted one.
 use crate::engine::attack::PgdConfig;
-use crate::engine::data::{load_split, DatasetKind, ImageSet, Split};
+use crate::engine::data::{load_split_with, DatasetKind, ImageSet, LoadOptions, Split};
 use crate::engine::files::{atomic_write, WriteError};
 use crate::engine::models::{Model, ModuleInfo};
 use crate::engine::rift::events::{Event, Sink, Stage};
@@ -73,6 +73,8 @@ pub struct MrcInput<'a> {
     pub batch_size: usize,
     pub kind: DatasetKind,
     pub data_dir: &'a Path,
+    /// How a split is read (ImageNet's preprocessing and subset).
+    pub load: LoadOptions,
     /// Splits a caller holds already (the pipeline's test split), so they are not read again.
     pub loaded: &'a [(Split, &'a ImageSet)],
     /// `rift mrc --shard I/N`: only this shard's modules.
@@ -332,7 +334,7 @@ fn adv_set(
     let set = match input.loaded.iter().find(|(s, _)| *s == split.split()) {
         Some((_, set)) => *set,
         None => {
-            loaded = load_split(input.kind, input.data_dir, split.split())?;
+            loaded = load_split_with(input.kind, input.data_dir, split.split(), &input.load)?;
             &loaded
         }
     };
@@ -373,6 +375,7 @@ impl crate::engine::rift::pipeline::Pipeline {
             batch_size: s.batch_size,
             kind: s.kind,
             data_dir: &s.data_dir,
+            load: s.load,
             loaded: &loaded,
             shard: None,
             devices: None,
