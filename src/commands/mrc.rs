@@ -233,8 +233,14 @@ pub fn mrc(args: &MrcArgs) -> Result<()> {
         batch_size: args.data.batch_size,
         kind,
         data_dir: &args.data.data_dir,
-        // --limit is refused above: the adversarial set is sized by --adv-limit.
-        load: args.data.load_options(),
+        // --limit is refused above: the adversarial set is sized by --adv-limit, and of the
+        // test split (ImageNet) only those images are decoded.
+        load: rift::engine::data::LoadOptions {
+            limit: (adv_split == AdvSplit::Test)
+                .then_some(args.mrc.adv_limit)
+                .flatten(),
+            ..args.data.load_options()
+        },
         loaded: &[],
         shard: args.shard,
         devices: devices.as_deref().map(|list| Devices { list, load: &load }),
