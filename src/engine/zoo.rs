@@ -32,7 +32,8 @@ pub struct ZooEntry {
     /// The network it builds, every argument named (classes followed to their base).
     pub architecture: String,
     /// rift's family (wrn, dm-wrn, meansparse-dm-wrn, dm-preactresnet, ra-wrn,
-    /// meansparse-ra-wrn, resnet, resnet-bottleneck, preactresnet); absent when unsupported.
+    /// meansparse-ra-wrn, resnet, resnet-bottleneck, preactresnet, tv-resnet,
+    /// tv-resnet-bottleneck); absent when unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     /// rift's `--arch` name.
@@ -138,6 +139,19 @@ impl ZooEntry {
     /// that a file holding its own `mu`/`sigma` overrides the constructor's values.
     pub fn stats_in_buffers(&self) -> bool {
         matches!(&self.normalize, ZooNormalize::Stats { source, .. } if source == "buffers")
+    }
+
+    /// The keys under which a file may hold its own statistics that robustbench's loading
+    /// would put in place of the constructor's: `mu`/`sigma` buffers, or the
+    /// `normalize_model` wrapper's `normalize.mean`/`normalize.std`.
+    pub fn file_stats_keys(&self) -> Option<[&'static str; 2]> {
+        match &self.normalize {
+            ZooNormalize::Stats { source, .. } if source == "buffers" => Some(["mu", "sigma"]),
+            ZooNormalize::Stats { source, .. } if source == "normalize_model" => {
+                Some(["normalize.mean", "normalize.std"])
+            }
+            _ => None,
+        }
     }
 
     /// Whether the family's activation is a flag (the DM networks and the RaWideResNet;

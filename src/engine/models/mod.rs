@@ -14,6 +14,7 @@ mod ra_config;
 mod ra_wide_resnet;
 mod resnet;
 mod state_diff;
+mod tv_resnet;
 mod wide_resnet;
 
 pub use arch::{Activation, ArchSpec, Family, KNOWN_ARCHS};
@@ -33,7 +34,7 @@ use tch::{nn, Device, Kind, Tensor};
 pub enum ModelError {
     #[error("unknown architecture `{0}`; expected `auto` or one of: {KNOWN_ARCHS}")]
     UnknownArch(String),
-    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant), DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits) and RaWideResNets (a DM WideResNet's keys with se.fc1/se.fc2 in every block, grouped convolutions, or a stem or widths no DM WideResNet has; with meansparse_*: their MeanSparse variant); pass --arch if the keys are right but the shapes confuse detection")]
+    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant), DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits) RaWideResNets (a DM WideResNet's keys with se.fc1/se.fc2 in every block, grouped convolutions, or a stem or widths no DM WideResNet has; with meansparse_*: their MeanSparse variant) and torchvision's ImageNet ResNets (a 7×7 conv1, bn1, layer1..4 with downsample.0/1, fc); pass --arch if the keys are right but the shapes confuse detection")]
     CannotDetect { path: String, reason: String },
     #[error("{path} does not match {arch}: {details}")]
     StateMismatch {
@@ -56,6 +57,7 @@ enum Net {
     DmWide(chain::ChainNet<dm_wide_resnet::DmBlock>),
     DmPreAct(chain::ChainNet<dm_preact_resnet::DmPreActBlock>),
     RaWide(chain::ChainNet<ra_wide_resnet::RaBlock>),
+    TvResNet(tv_resnet::TvResNet),
 }
 
 /// What the user chose about the model on the command line (`--arch`, `--width`,
@@ -129,10 +131,16 @@ impl Model {
         let mut keys = KeyOrder::default();
         // The checkpoint's own statistics stay in the state (and in saved files) whether
         // or not they are applied.
+        // A dotted key (`normalize.mean`) is a variable of a sub-path: tch refuses dots in
+        // variable names.
+        let add_stat = |key: &str, value: Tensor| match key.rsplit_once('.') {
+            Some((module, leaf)) => (&root / module).add(leaf, value, false),
+            None => root.add(key, value, false),
+        };
         let stored_vars = match &stored {
             Some(st) => {
-                let mean = root.add(st.keys.0, normalize::stored_value(st.mean, device)?, false);
-                let std = root.add(st.keys.1, normalize::stored_value(st.std, device)?, false);
+                let mean = add_stat(st.keys.0, normalize::stored_value(st.mean, device)?);
+                let std = add_stat(st.keys.1, normalize::stored_value(st.std, device)?);
                 keys.names.push(st.keys.0.into());
                 keys.names.push(st.keys.1.into());
                 Some((mean, std))
@@ -177,6 +185,9 @@ impl Model {
                 Net::RaWide(ra_wide_resnet::ra_wide_resnet(
                     &root, &mut keys, &spec, &config,
                 ))
+            }
+            Family::TvResNet | Family::TvResNetBottleneck => {
+                Net::TvResNet(tv_resnet::TvResNet::new(&root, &mut keys, &spec))
             }
         };
         let activation_source = if spec.family.has_activation_choice() {
@@ -367,6 +378,7 @@ impl Model {
             Net::DmWide(n) => n.feature_dim(h, w),
             Net::DmPreAct(n) => n.feature_dim(h, w),
             Net::RaWide(n) => n.feature_dim(h, w),
+            Net::TvResNet(n) => n.feature_dim(h, w),
         };
         if got != Some(self.spec.feature_dim) {
             return Err(ModelError::BadInput(format!(
@@ -390,6 +402,7 @@ impl Model {
             Net::DmWide(n) => n.forward(&x, train),
             Net::DmPreAct(n) => n.forward(&x, train),
             Net::RaWide(n) => n.forward(&x, train),
+            Net::TvResNet(n) => n.forward(&x, train),
         }
     }
 
@@ -506,6 +519,7 @@ impl Model {
             Net::DmWide(n) => n.chain(),
             Net::DmPreAct(n) => n.chain(),
             Net::RaWide(n) => n.chain(),
+            Net::TvResNet(n) => n.chain(),
         }
     }
 

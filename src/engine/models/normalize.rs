@@ -155,11 +155,16 @@ pub(super) struct StoredStats<'a> {
     pub std: &'a RawTensor,
 }
 
-/// The first of `mu`/`sigma`, `mean`/`std` that the checkpoint holds as a pair.
+/// The first of `mu`/`sigma`, `mean`/`std`, `normalize.mean`/`normalize.std`
+/// (robustbench's `normalize_model` wrapper) that the checkpoint holds as a pair.
 pub(super) fn stored_stats<'a>(
     get: impl Fn(&str) -> Option<&'a RawTensor>,
 ) -> Option<StoredStats<'a>> {
-    [("mu", "sigma"), ("mean", "std")]
+    [
+        ("mu", "sigma"),
+        ("mean", "std"),
+        ("normalize.mean", "normalize.std"),
+    ]
         .into_iter()
         .find_map(|(m, s)| {
             Some(StoredStats {
