@@ -18,21 +18,24 @@ use common::{assert_fast_equals_faithful, assert_mrc_matches_reference, max_abs_
 use common::{mrc_scores, path_str, read_json, rift, rift_ok, run_python, stderr_of};
 use std::path::Path;
 
-/// The four ImageNet cases under OUT/models: `id kind layout images size`, as written.
-/// Salman2020Do_R18's file is the whole `normalize_model` module with statistics that
-/// differ from imagenet.py's (robustbench's loading puts a file's buffers in place, so
-/// rift must read them); the others carry no statistics (the table's apply, or none).
+/// The ImageNet cases under OUT/models, printed as `id kind layout`. Salman2020Do_R18's
+/// file is the whole `normalize_model` module with statistics that differ from
+/// imagenet.py's (robustbench's loading puts a file's buffers in place, so rift must read
+/// them); the others carry no statistics (the table's apply, or none). torchvision's
+/// `wide_resnet50_2()` is `resnet50(width_per_group=128)` key for key and shape for shape
+/// (checked here), so one 69M-parameter file serves both of its entries, the corruptions
+/// one wrapping it in `normalize_model`.
 const MAKE_ZOO: &str = r#"
 import sys, os, torch
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
-from tv_resnet import build, normalize_model, save, logits_case, MU, SIGMA
+from tv_resnet import build, normalize_model, save, logits_case, same_layout, MU, SIGMA
 torch.set_num_threads(2)
+assert same_layout("wide_resnet50_2", "resnet50_wpg128")
 out = sys.argv[1]
 cases = [
     ("imagenet/Linf/Salman2020Do_R18", "resnet18", "wrapped", 4, 96,
      ((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))),
     ("imagenet/Linf/Salman2020Do_R50", "resnet50", "prefixed", 2, 64, (MU, SIGMA)),
-    ("imagenet/corruptions/Salman2020Do_50_2_Linf", "wide_resnet50_2", "wrapped", 2, 64, (MU, SIGMA)),
     ("imagenet/Linf/Chen2024Data_WRN_50_2", "resnet50_wpg128", "bare", 2, 64, None),
 ]
 for i, (id, kind, layout, n, size, stats) in enumerate(cases):
@@ -41,6 +44,11 @@ for i, (id, kind, layout, n, size, stats) in enumerate(cases):
     save(net, os.path.join(out, "models", id + ".pt"), layout, module)
     logits_case(out, id.replace("/", "~"), module, n, size, seed=10 + i)
     print(id, kind, layout)
+wide = "imagenet/corruptions/Salman2020Do_50_2_Linf"
+os.makedirs(os.path.join(out, "models", os.path.dirname(wide)))
+os.symlink(os.path.join(out, "models", cases[-1][0] + ".pt"), os.path.join(out, "models", wide + ".pt"))
+logits_case(out, wide.replace("/", "~"), normalize_model(net), 2, 64, seed=20)
+print(wide, "wide_resnet50_2", "bare")
 "#;
 
 fn predict_zoo(dir: &Path, id: &str) -> std::process::Output {
@@ -83,7 +91,10 @@ fn torchvision_resnets_through_the_zoo_equal_pytorch() {
         let said = stderr_of(&run);
         assert!(run.status.success(), "{id}: {said}");
         let arch = arch_of(kind);
-        assert!(said.contains(&format!("wrote {arch} logits")), "{id}: {said}");
+        assert!(
+            said.contains(&format!("wrote {arch} logits")),
+            "{id}: {said}"
+        );
         let d = diff(dir.path(), id);
         assert!(d <= 1e-4, "{id} ({layout}): max |rift - torch| = {d}");
     }
@@ -164,7 +175,9 @@ fn the_torchvision_resnet_entries_are_supported() {
     assert_eq!(tv.len(), 16, "{out}");
     let find = |id: &str| {
         *tv.iter()
-            .find(|e| format!("{}/{}/{}", e["dataset"], e["threat"], e["name"]).replace('"', "") == id)
+            .find(|e| {
+                format!("{}/{}/{}", e["dataset"], e["threat"], e["name"]).replace('"', "") == id
+            })
             .unwrap_or_else(|| panic!("{id} missing"))
     };
     let r18 = find("imagenet/Linf/Salman2020Do_R18");
@@ -176,9 +189,31 @@ fn the_torchvision_resnet_entries_are_supported() {
     assert_eq!(chen["normalize"], "none");
     let wide = find("imagenet/corruptions/Salman2020Do_50_2_Linf");
     assert_eq!(wide["arch"], "tv-wide-resnet50-2");
-    assert_eq!(find("imagenet/Linf/Wong2020Fast")["preprocessing"], "Crop288");
+    assert_eq!(
+        find("imagenet/Linf/Wong2020Fast")["preprocessing"],
+        "Crop288"
+    );
     let standard = tv.iter().filter(|e| e["name"] == "Standard_R50").count();
     assert_eq!(standard, 2, "Standard_R50 on both leaderboards");
+
+    // robustbench keeps no file for torchvision's pretrained ResNet-50: the error says
+    // how to make one instead of sending the user to `load_model`.
+    let empty = tempfile::tempdir().unwrap();
+    let run = rift(&[
+        "inspect",
+        "--zoo",
+        "imagenet/Linf/Standard_R50",
+        "--model-dir",
+        path_str(empty.path()),
+    ]);
+    common::assert_failed(
+        &run,
+        1,
+        &[
+            "robustbench keeps no file for this entry",
+            "torchvision.models.resnet50(weights='IMAGENET1K_V1')",
+        ],
+    );
 }
 
 /// The stage tests' tiny CIFAR-10 (`dm_fixture`), torchvision's network of argv[2] with a
@@ -207,23 +242,26 @@ if len(sys.argv) > 3:
     print(json.dumps(published_mrc(module, chosen, adv, y, 5)))
 "#;
 
-/// Every kind of cut in a BasicBlock network: the stem (before bn1, ReLU and the
-/// max-pool), both convolutions of a block, a projection, the last block, the classifier.
+/// Every kind of cut in a BasicBlock network (torchvision's `ResNet(BasicBlock,
+/// [1, 1, 1, 1])`): the stem (before bn1, ReLU and the max-pool), both convolutions of a
+/// block with and without a projection, a projection, the last block, the classifier.
 const BASIC_MODULES: &str =
-    "conv1,layer1.0.conv1,layer1.1.conv2,layer2.0.conv1,layer2.0.downsample.0,layer3.0.conv2,layer4.1.conv2,fc";
+    "conv1,layer1.0.conv1,layer1.0.conv2,layer2.0.conv1,layer2.0.downsample.0,layer3.0.conv2,layer4.0.conv2,fc";
 
-/// Every kind of cut in a Bottleneck network (with the stride on conv2).
+/// Every kind of cut in a Bottleneck network (`ResNet(Bottleneck, [1, 1, 1, 1],
+/// width_per_group=16)`, the stride on conv2): each of its three convolutions, the
+/// projections of the first stage (stride 1) and of a later one (stride 2).
 const BOTTLENECK_MODULES: &str =
-    "conv1,layer1.0.conv1,layer1.0.conv3,layer1.0.downsample.0,layer2.0.conv2,layer3.1.conv3,layer4.0.downsample.0,fc";
+    "conv1,layer1.0.conv1,layer1.0.conv3,layer1.0.downsample.0,layer2.0.conv2,layer3.0.conv3,layer4.0.downsample.0,fc";
 
 fn mrc_json(dir: &Path, modules: &str, name: &str, extra: &[&str]) -> serde_json::Value {
     common::zoo_mrc_json(dir, "tv.pth", modules, name, extra)
 }
 
 #[test]
-fn mrc_on_a_torchvision_resnet18_matches_pytorch_and_the_fast_path() {
+fn mrc_on_a_torchvision_basicblock_resnet_matches_pytorch_and_the_fast_path() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = run_python(PY_MRC, &[path_str(dir.path()), "resnet18", BASIC_MODULES]);
+    let reference = run_python(PY_MRC, &[path_str(dir.path()), "tiny_basic", BASIC_MODULES]);
     let ours = mrc_scores(&mrc_json(dir.path(), BASIC_MODULES, "faithful", &[]));
     assert_eq!(ours.len(), 8);
     // At most one of the 32 samples may land on the other side of a decision boundary.
@@ -235,10 +273,15 @@ fn mrc_on_a_torchvision_resnet18_matches_pytorch_and_the_fast_path() {
 #[test]
 fn mrc_fast_path_on_a_bottleneck_resnet_equals_the_faithful_loop() {
     let dir = tempfile::tempdir().unwrap();
-    run_python(PY_MRC, &[path_str(dir.path()), "resnet50"]);
+    run_python(PY_MRC, &[path_str(dir.path()), "tiny_bottleneck"]);
     let ours = mrc_scores(&mrc_json(dir.path(), BOTTLENECK_MODULES, "faithful", &[]));
     assert_eq!(ours.len(), 8);
-    let fast = mrc_scores(&mrc_json(dir.path(), BOTTLENECK_MODULES, "fast", &["--fast"]));
+    let fast = mrc_scores(&mrc_json(
+        dir.path(),
+        BOTTLENECK_MODULES,
+        "fast",
+        &["--fast"],
+    ));
     assert_fast_equals_faithful(&fast, &ours);
 }
 

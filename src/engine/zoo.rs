@@ -195,6 +195,21 @@ impl ZooEntry {
 
     /// The error for a missing file: where robustbench would put it and how to get it.
     pub fn missing_file_message(&self, path: &Path, model_dir: &Path) -> String {
+        // robustbench builds `pt_models.X(pretrained=True)` from torchvision's own weights
+        // and saves no file (its `load_model` returns before looking for one).
+        let torchvision = self
+            .constructor
+            .split("pt_models.")
+            .nth(1)
+            .and_then(|rest| rest.split('(').next());
+        if let (Some(builder), true) = (torchvision, self.constructor.contains("pretrained=True")) {
+            return format!(
+                "--zoo {id}: no checkpoint at {path} (robustbench's cache path under --model-dir {dir}). rift never downloads, and robustbench keeps no file for this entry: it is torchvision's `{builder}` with its pretrained weights; save them once in Python, `torch.save(torchvision.models.{builder}(weights='IMAGENET1K_V1').state_dict(), '{path}')`, or give the file with --checkpoint",
+                id = self.id(),
+                path = path.display(),
+                dir = model_dir.display(),
+            );
+        }
         format!(
             "--zoo {id}: no checkpoint at {path} (robustbench's cache path under --model-dir {dir}). rift never downloads: fetch it once with robustbench in Python, `from robustbench.utils import load_model; load_model(model_name='{name}', dataset='{dataset}', threat_model='{threat}')`, which saves it as ./models/{dataset}/{threat}/{name}.pt under the directory Python runs in; then run rift there or point --model-dir at that `models` directory (or give the file itself with --checkpoint)",
             id = self.id(),

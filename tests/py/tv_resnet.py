@@ -21,7 +21,21 @@ BUILDERS = {
     "resnet50": lambda n: torchvision.models.resnet50(num_classes=n),
     "wide_resnet50_2": lambda n: torchvision.models.wide_resnet50_2(num_classes=n),
     "resnet50_wpg128": lambda n: torchvision.models.resnet50(width_per_group=128, num_classes=n),
+    # torchvision's own `ResNet` class with one block per stage: every kind of block and
+    # projection at a fraction of the cost, for the MRC tests.
+    "tiny_basic": lambda n: torchvision.models.resnet.ResNet(
+        torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=n),
+    "tiny_bottleneck": lambda n: torchvision.models.resnet.ResNet(
+        torchvision.models.resnet.Bottleneck, [1, 1, 1, 1], num_classes=n, width_per_group=16),
 }
+
+
+def same_layout(a, b):
+    """Whether torchvision's builders `a` and `b` make the same keys and shapes (built on
+    the meta device: no memory, no time)."""
+    with torch.device("meta"):
+        sa, sb = BUILDERS[a](1000).state_dict(), BUILDERS[b](1000).state_dict()
+    return [(k, v.shape) for k, v in sa.items()] == [(k, v.shape) for k, v in sb.items()]
 
 
 def build(kind, seed, num_classes=1000):

@@ -164,8 +164,7 @@ impl ArchSpec {
         if let Some(rest) = lower.strip_prefix(tv_resnet::PREFIX) {
             let (family, blocks, per_group) = tv_resnet::parse(rest, width)
                 .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
-            let spec =
-                ArchSpec::with_defaults(family, blocks, per_group, num_classes, in_channels);
+            let spec = ArchSpec::with_defaults(family, blocks, per_group, num_classes, in_channels);
             return spec.with_feature_dim(input_hw);
         }
         let ms_body = lower.strip_prefix("meansparse-");

@@ -165,14 +165,14 @@ pub(super) fn stored_stats<'a>(
         ("mean", "std"),
         ("normalize.mean", "normalize.std"),
     ]
-        .into_iter()
-        .find_map(|(m, s)| {
-            Some(StoredStats {
-                keys: (m, s),
-                mean: get(m)?,
-                std: get(s)?,
-            })
+    .into_iter()
+    .find_map(|(m, s)| {
+        Some(StoredStats {
+            keys: (m, s),
+            mean: get(m)?,
+            std: get(s)?,
         })
+    })
 }
 
 /// `values` as the 1×C×1×1 tensor `forward` subtracts or divides by.

@@ -163,8 +163,7 @@ impl Block {
 
     /// Whether `leaf` is the projection shortcut's convolution (`shortcut.0`, `downsample.0`).
     fn is_shortcut_conv(&self, leaf: &str) -> bool {
-        self.shortcut.is_some()
-            && leaf.strip_prefix(self.style.shortcut) == Some(".0")
+        self.shortcut.is_some() && leaf.strip_prefix(self.style.shortcut) == Some(".0")
     }
 }
 

@@ -111,33 +111,67 @@ fn depth_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
     })
 }
 
+/// Blocks per stage written `B1.B2.B3.B4`, for torchvision's `ResNet(block, layers)` with
+/// `layers` no named builder has (`tv-resnet-1.1.1.1`, `tv-resnet-bottleneck-1.2.1.1`).
+fn parse_layout(text: &str) -> Option<Vec<usize>> {
+    let blocks: Vec<usize> = text
+        .split('.')
+        .map(|b| b.parse().ok().filter(|&n| n > 0))
+        .collect::<Option<_>>()?;
+    (blocks.len() == 4).then_some(blocks)
+}
+
 /// (family, blocks, width_per_group) of a name after `tv-`: `resnetD` (`--width` or a
 /// `-wN` suffix sets width_per_group), `wide-resnetD-K` (width_per_group 64·K, as
-/// torchvision's `wide_resnet50_2` is `resnet50` with 128).
+/// torchvision's `wide_resnet50_2` is `resnet50` with 128), and any other `layers` as
+/// `resnet-B1.B2.B3.B4` (BasicBlocks) or `resnet-bottleneck-B1.B2.B3.B4[-wN]`.
 pub fn parse(rest: &str, width: Option<i64>) -> Result<(Family, Vec<usize>, i64), String> {
     let unknown = || {
         format!(
-            "`tv-{rest}`: torchvision ResNets are tv-resnet18|34|50|101|152 (optionally -wN for width_per_group N) and tv-wide-resnet50-2|101-2"
+            "`tv-{rest}`: torchvision ResNets are tv-resnet18|34|50|101|152 (optionally -wN for width_per_group N), tv-wide-resnet50-2|101-2, and tv-resnet-B1.B2.B3.B4 or tv-resnet-bottleneck-B1.B2.B3.B4[-wN] for other blocks per stage"
         )
     };
+    let with_width = |body: &str| -> Result<(String, Option<i64>), String> {
+        match body.split_once("-w") {
+            Some((d, w)) => Ok((d.to_string(), Some(w.parse().map_err(|_| unknown())?))),
+            None => Ok((body.to_string(), None)),
+        }
+    };
+    let layout = match rest.strip_prefix("resnet-bottleneck-") {
+        Some(body) => Some((with_width(body)?, true)),
+        None => rest
+            .strip_prefix("resnet-")
+            .map(|body| ((body.to_string(), None), false)),
+    };
+    if let Some(((text, per_group), bottleneck)) = layout {
+        let blocks = parse_layout(&text).ok_or_else(unknown)?;
+        return checked(rest, blocks, bottleneck, width.or(per_group).unwrap_or(64));
+    }
     let (depth, per_group) = if let Some(body) = rest.strip_prefix("wide-resnet") {
         let (d, k) = body.split_once('-').ok_or_else(unknown)?;
         let k: i64 = k.parse().map_err(|_| unknown())?;
         if k < 1 {
             return Err(unknown());
         }
-        (d, Some(64 * k))
+        (d.to_string(), Some(64 * k))
     } else if let Some(body) = rest.strip_prefix("resnet") {
-        match body.split_once("-w") {
-            Some((d, w)) => (d, Some(w.parse::<i64>().map_err(|_| unknown())?)),
-            None => (body, None),
-        }
+        let (d, w) = with_width(body)?;
+        (d.to_string(), w)
     } else {
         return Err(unknown());
     };
     let depth: usize = depth.parse().map_err(|_| unknown())?;
     let (blocks, bottleneck) = depth_blocks(depth).ok_or_else(unknown)?;
-    let per_group = width.or(per_group).unwrap_or(64);
+    checked(rest, blocks, bottleneck, width.or(per_group).unwrap_or(64))
+}
+
+/// The family of a parsed name, refusing what torchvision's constructor refuses.
+fn checked(
+    rest: &str,
+    blocks: Vec<usize>,
+    bottleneck: bool,
+    per_group: i64,
+) -> Result<(Family, Vec<usize>, i64), String> {
     if !bottleneck && per_group != 64 {
         return Err(format!(
             "`tv-{rest}` with width_per_group {per_group}: torchvision's BasicBlock (resnet18/34) only takes 64"
@@ -157,16 +191,23 @@ pub fn parse(rest: &str, width: Option<i64>) -> Result<(Family, Vec<usize>, i64)
 /// The canonical name of a spec of this family (parses back to it).
 pub fn name(spec: &ArchSpec) -> String {
     let total: usize = spec.blocks.iter().sum();
-    match spec.family {
-        Family::TvResNetBottleneck => {
-            let depth = 3 * total + 2;
-            match spec.width {
-                64 => format!("{PREFIX}resnet{depth}"),
-                w if w % 64 == 0 => format!("{PREFIX}wide-resnet{depth}-{}", w / 64),
-                w => format!("{PREFIX}resnet{depth}-w{w}"),
-            }
-        }
-        _ => format!("{PREFIX}resnet{}", 2 * total + 2),
+    let bottleneck = spec.family == Family::TvResNetBottleneck;
+    let depth = if bottleneck { 3 * total } else { 2 * total } + 2;
+    let named = depth_blocks(depth) == Some((spec.blocks.clone(), bottleneck));
+    let w = spec.width;
+    if !named {
+        let layout = spec.blocks.iter().map(usize::to_string).collect::<Vec<_>>();
+        let layout = layout.join(".");
+        return match (bottleneck, w) {
+            (false, _) => format!("{PREFIX}resnet-{layout}"),
+            (true, 64) => format!("{PREFIX}resnet-bottleneck-{layout}"),
+            (true, w) => format!("{PREFIX}resnet-bottleneck-{layout}-w{w}"),
+        };
+    }
+    match (bottleneck, w) {
+        (false, _) | (true, 64) => format!("{PREFIX}resnet{depth}"),
+        (true, w) if w % 64 == 0 => format!("{PREFIX}wide-resnet{depth}-{}", w / 64),
+        (true, w) => format!("{PREFIX}resnet{depth}-w{w}"),
     }
 }
 
@@ -216,13 +257,56 @@ mod tests {
             ("wide-resnet50-2", Family::TvResNetBottleneck, 128),
             ("resnet50-w128", Family::TvResNetBottleneck, 128),
             ("resnet101-w32", Family::TvResNetBottleneck, 32),
+            ("resnet-1.1.1.1", Family::TvResNet, 64),
+            (
+                "resnet-bottleneck-1.2.1.1-w16",
+                Family::TvResNetBottleneck,
+                16,
+            ),
         ] {
             let (f, _, w) = parse(name, None).unwrap();
             assert_eq!((f, w), (family, per_group), "{name}");
         }
         assert_eq!(parse("resnet50", Some(128)).unwrap().2, 128);
-        for bad in ["resnet19", "resnet18-w128", "wide-resnet50", "vgg16", "resnet50-wx"] {
+        for bad in [
+            "resnet19",
+            "resnet18-w128",
+            "wide-resnet50",
+            "vgg16",
+            "resnet50-wx",
+            "resnet-1.1.1",
+            "resnet-1.0.1.1",
+            "resnet-1.1.1.1-w16",
+        ] {
             assert!(parse(bad, None).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::super::arch::ArchSpec;
+
+    /// Every name parses to a spec whose canonical name is itself.
+    #[test]
+    fn canonical_names_read_back() {
+        for name in [
+            "tv-resnet18",
+            "tv-resnet34",
+            "tv-resnet50",
+            "tv-resnet152",
+            "tv-wide-resnet50-2",
+            "tv-wide-resnet101-2",
+            "tv-resnet50-w32",
+            "tv-resnet-1.1.1.1",
+            "tv-resnet-bottleneck-1.1.2.1",
+            "tv-resnet-bottleneck-1.1.1.1-w16",
+        ] {
+            let spec = ArchSpec::parse(name, None, 10, 3, (32, 32)).unwrap();
+            assert_eq!(spec.name(), name);
+            assert_eq!(spec.feature_dim, spec.last_channels(), "{name}");
+        }
+        let wide = ArchSpec::parse("tv-resnet50-w128", None, 1000, 3, (224, 224)).unwrap();
+        assert_eq!(wide.name(), "tv-wide-resnet50-2");
     }
 }
