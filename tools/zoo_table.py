@@ -458,10 +458,53 @@ def ra_wrn_config(call, consts):
     return fields, None
 
 
+# torchvision's ResNet builders (imagenet.py imports `torchvision.models as pt_models`):
+# depth and the `width_per_group` each one passes to `ResNet`.
+TORCHVISION_RESNETS = {"resnet18": (18, 64), "resnet34": (34, 64), "resnet50": (50, 64),
+                       "resnet101": (101, 64), "resnet152": (152, 64),
+                       "wide_resnet50_2": (50, 128), "wide_resnet101_2": (101, 128)}
+# Builder arguments that leave the network's forward and keys as rift builds them:
+# where the weights come from, and initialisation only.
+TORCHVISION_HARMLESS = {"pretrained", "weights", "progress", "zero_init_residual"}
+
+
+def torchvision_config(call, consts):
+    """(fields, reason) for `pt_models.resnetD(...)` / `pt_models.wide_resnetD_2(...)`."""
+    name = call.callee.split(".")[-1]
+    depth, width = TORCHVISION_RESNETS[name]
+    kwargs = dict(call.kwargs)
+    if call.args:
+        return None, f"torchvision `{name}` with positional arguments not implemented yet"
+    if "width_per_group" in kwargs:
+        width = literal(kwargs.pop("width_per_group"), consts)
+    classes = literal(kwargs.pop("num_classes"), consts) if "num_classes" in kwargs else 1000
+    other = sorted(set(kwargs) - TORCHVISION_HARMLESS)
+    if other:
+        return None, f"torchvision `{name}` with {', '.join(other)} not implemented yet"
+    bottleneck = depth >= 50
+    if not bottleneck and width != 64:
+        return None, f"torchvision `{name}` with width_per_group {width} (BasicBlock takes 64 only)"
+    if width == 64:
+        arch = f"tv-resnet{depth}"
+    elif width % 64 == 0:
+        arch = f"tv-wide-resnet{depth}-{width // 64}"
+    else:
+        arch = f"tv-resnet{depth}-w{width}"
+    family = "tv-resnet-bottleneck" if bottleneck else "tv-resnet"
+    return {"family": family, "arch": arch, "depth": depth, "width": width, "activation": "relu",
+            "classes": classes}, None
+
+
 def rift_config(call, signatures, consts):
     """(fields, reason): what rift builds for a resolved call, or why it cannot."""
     value = lambda k: literal(call.kwargs[k], consts)  # noqa: E731
     name = call.callee.split(".")[-1]
+    if name == "normalize_model" and call.args and isinstance(call.args[0], ast.Call):
+        # robustbench's input-normalising wrapper: the network is its first argument (the
+        # statistics are read by `entry`).
+        return rift_config(bind(call.args[0], signatures, lambda a: a), signatures, consts)
+    if call.callee.startswith("pt_models.") and name in TORCHVISION_RESNETS:
+        return torchvision_config(call, consts)
     if name == "WideResNet":
         depth, width = value("depth"), value("widen_factor")
         return {"family": "wrn", "arch": f"wrn-{depth}-{width}", "depth": depth, "width": width,

@@ -243,8 +243,9 @@ fn refuse_conflicts(reading: &ReadingArgs, entry: &ZooEntry) -> Result<()> {
 
 /// With `--zoo`: the file must hold the entry's architecture (family, depth, width,
 /// classes), checked on its keys and shapes before any compute; Ok(None) without `--zoo`.
-/// Returns the normalisation to use: the entry's, or the file's own `mu`/`sigma` where
-/// robustbench keeps the statistics as buffers that loading the file overwrites.
+/// Returns the normalisation to use: the entry's, or the file's own `mu`/`sigma` (or
+/// `normalize_model`'s `normalize.mean`/`normalize.std`) where robustbench keeps the
+/// statistics as buffers that loading the file overwrites.
 pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option<NormalizeChoice>> {
     let Some(id) = &reading.zoo else {
         return Ok(None);
@@ -282,10 +283,11 @@ pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option
             detected.num_classes
         );
     }
-    let file_has_stats = ["mu", "sigma"]
-        .iter()
-        .all(|k| ckpt.tensors.iter().any(|(name, _)| name == k));
-    Ok(Some(if entry.stats_in_buffers() && file_has_stats {
+    let file_has_stats = entry.file_stats_keys().is_some_and(|keys| {
+        keys.iter()
+            .all(|k| ckpt.tensors.iter().any(|(name, _)| name == k))
+    });
+    Ok(Some(if file_has_stats {
         NormalizeChoice::Auto
     } else {
         NormalizeChoice::parse(&entry.normalize_flag()).map_err(anyhow::Error::msg)?

@@ -32,7 +32,8 @@ pub struct ZooEntry {
     /// The network it builds, every argument named (classes followed to their base).
     pub architecture: String,
     /// rift's family (wrn, dm-wrn, meansparse-dm-wrn, dm-preactresnet, ra-wrn,
-    /// meansparse-ra-wrn, resnet, resnet-bottleneck, preactresnet); absent when unsupported.
+    /// meansparse-ra-wrn, resnet, resnet-bottleneck, preactresnet, tv-resnet,
+    /// tv-resnet-bottleneck); absent when unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     /// rift's `--arch` name.
@@ -140,6 +141,19 @@ impl ZooEntry {
         matches!(&self.normalize, ZooNormalize::Stats { source, .. } if source == "buffers")
     }
 
+    /// The keys under which a file may hold its own statistics that robustbench's loading
+    /// would put in place of the constructor's: `mu`/`sigma` buffers, or the
+    /// `normalize_model` wrapper's `normalize.mean`/`normalize.std`.
+    pub fn file_stats_keys(&self) -> Option<[&'static str; 2]> {
+        match &self.normalize {
+            ZooNormalize::Stats { source, .. } if source == "buffers" => Some(["mu", "sigma"]),
+            ZooNormalize::Stats { source, .. } if source == "normalize_model" => {
+                Some(["normalize.mean", "normalize.std"])
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the family's activation is a flag (the DM networks, the RaWideResNet and
     /// the RobustResNet; every other is ReLU).
     pub fn has_activation_flag(&self) -> bool {
@@ -181,6 +195,21 @@ impl ZooEntry {
 
     /// The error for a missing file: where robustbench would put it and how to get it.
     pub fn missing_file_message(&self, path: &Path, model_dir: &Path) -> String {
+        // robustbench builds `pt_models.X(pretrained=True)` from torchvision's own weights
+        // and saves no file (its `load_model` returns before looking for one).
+        let torchvision = self
+            .constructor
+            .split("pt_models.")
+            .nth(1)
+            .and_then(|rest| rest.split('(').next());
+        if let (Some(builder), true) = (torchvision, self.constructor.contains("pretrained=True")) {
+            return format!(
+                "--zoo {id}: no checkpoint at {path} (robustbench's cache path under --model-dir {dir}). rift never downloads, and robustbench keeps no file for this entry: it is torchvision's `{builder}` with its pretrained weights; save them once in Python, `torch.save(torchvision.models.{builder}(weights='IMAGENET1K_V1').state_dict(), '{path}')`, or give the file with --checkpoint",
+                id = self.id(),
+                path = path.display(),
+                dir = model_dir.display(),
+            );
+        }
         format!(
             "--zoo {id}: no checkpoint at {path} (robustbench's cache path under --model-dir {dir}). rift never downloads: fetch it once with robustbench in Python, `from robustbench.utils import load_model; load_model(model_name='{name}', dataset='{dataset}', threat_model='{threat}')`, which saves it as ./models/{dataset}/{threat}/{name}.pt under the directory Python runs in; then run rift there or point --model-dir at that `models` directory (or give the file itself with --checkpoint)",
             id = self.id(),

@@ -9,6 +9,23 @@ pub const CONTAINER_KEYS: &[&str] = &["net", "state_dict", "model", "model_state
 /// Prefixes stripped when every key has them (DataParallel, wrapper modules), repeatedly.
 pub const STRIP_PREFIXES: &[&str] = &["module.", "model."];
 
+/// The buffers of robustbench's `normalize_model(net, mean, std)` wrapper
+/// (`nn.Sequential(normalize=ImageNormalizer(mean, std), model=net)`), beside `model.*`.
+pub const NORMALIZE_MODEL_STATS: [&str; 2] = ["normalize.mean", "normalize.std"];
+
+/// Whether the keys are `normalize_model`'s: both statistics, every other key under
+/// `model.` (and at least one such key).
+fn is_normalize_model(tensors: &[(String, RawTensor)]) -> bool {
+    let is_stat = |k: &str| NORMALIZE_MODEL_STATS.contains(&k);
+    NORMALIZE_MODEL_STATS
+        .iter()
+        .all(|s| tensors.iter().any(|(k, _)| k == s))
+        && tensors.iter().any(|(k, _)| !is_stat(k))
+        && tensors
+            .iter()
+            .all(|(k, _)| is_stat(k) || (k.starts_with("model.") && k.len() > "model.".len()))
+}
+
 /// A state dict found in a checkpoint.
 pub struct Found {
     pub tensors: Vec<(String, RawTensor)>,
@@ -195,15 +212,29 @@ pub fn find_state_dict(root: Value) -> Result<Found, Value> {
     // Wrappers stack (DataParallel around a `model` attribute: `module.model.`), so strip
     // until no prefix is common to every key; the stripped text is recorded whole.
     let mut stripped = String::new();
-    while let Some(p) = STRIP_PREFIXES.iter().find(|p| {
-        tensors
-            .iter()
-            .all(|(k, _)| k.starts_with(*p) && k.len() > p.len())
-    }) {
-        for (k, _) in tensors.iter_mut() {
-            k.drain(..p.len());
+    loop {
+        let common = STRIP_PREFIXES.iter().find(|p| {
+            tensors
+                .iter()
+                .all(|(k, _)| k.starts_with(*p) && k.len() > p.len())
+        });
+        if let Some(p) = common {
+            for (k, _) in tensors.iter_mut() {
+                k.drain(..p.len());
+            }
+            stripped.push_str(p);
+        } else if is_normalize_model(&tensors) {
+            // The network's keys lose `model.`; the statistics keep their own names and
+            // are read as the checkpoint's normalisation.
+            for (k, _) in tensors.iter_mut() {
+                if !NORMALIZE_MODEL_STATS.contains(&k.as_str()) {
+                    k.drain(.."model.".len());
+                }
+            }
+            stripped.push_str("model.");
+        } else {
+            break;
         }
-        stripped.push_str(p);
     }
     let stripped_prefix = (!stripped.is_empty()).then_some(stripped);
     let metadata = rest

@@ -390,6 +390,23 @@ fn format_detection_and_state_dict_search() {
     let root = Value::Dict(vec![(s("module.mu"), t()), (s("conv"), t())]);
     let f = state_dict::find_state_dict(root).ok().unwrap();
     assert_eq!(f.stripped_prefix, None);
+    // robustbench's `normalize_model` (under DataParallel): `model.` leaves the network's
+    // keys, the wrapper's statistics keep theirs.
+    let root = Value::Dict(vec![
+        (s("module.normalize.mean"), t()),
+        (s("module.normalize.std"), t()),
+        (s("module.model.conv1.weight"), t()),
+    ]);
+    let f = state_dict::find_state_dict(root).ok().unwrap();
+    assert_eq!(f.stripped_prefix.as_deref(), Some("module.model."));
+    assert_eq!(
+        f.tensors.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+        vec!["normalize.mean", "normalize.std", "conv1.weight"]
+    );
+    // One statistic alone is not the wrapper: nothing is stripped.
+    let root = Value::Dict(vec![(s("normalize.mean"), t()), (s("model.conv"), t())]);
+    let f = state_dict::find_state_dict(root).ok().unwrap();
+    assert_eq!(f.stripped_prefix, None);
     let e = state_dict::find_state_dict(Value::Dict(vec![
         (s("epoch"), Value::Int(3)),
         (s("net"), Value::List(vec![])),

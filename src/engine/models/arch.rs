@@ -2,6 +2,7 @@
 //! keys and shapes (`--arch auto`).
 pub use super::activation::Activation;
 use super::ra_config::RaWideConfig;
+use super::tv_resnet;
 use super::ModelError;
 use std::collections::HashMap;
 
@@ -24,6 +25,11 @@ pub enum Family {
     /// robustbench's `robust_resnet.PreActResNet` (Huang 2022's WRN-A4), widths in
     /// `ArchSpec::stage_channels`.
     RobustResNet,
+    /// torchvision's ImageNet ResNet of BasicBlocks (`tv-resnet18|34`, `tv_resnet.rs`).
+    TvResNet,
+    /// torchvision's ImageNet ResNet of Bottlenecks (`tv-resnet50|101|152`,
+    /// `tv-wide-resnet50-2`); `width` is its `width_per_group`.
+    TvResNetBottleneck,
 }
 
 impl Family {
@@ -46,6 +52,7 @@ pub struct ArchSpec {
     /// Blocks per stage (ResNet/PreAct: 4 stages; WRN: the same n for each of 3 groups).
     pub blocks: Vec<usize>,
     /// ResNet/PreAct: channels of the first stage (64 as published). WRN: widen factor k.
+    /// torchvision ResNets: `width_per_group` (64; 128 for the wide ones).
     /// RaWideResNet: 16 for `ra-wrn-70-16`, 0 for any other configuration (its widths are
     /// per stage, in `ra`).
     pub width: i64,
@@ -77,7 +84,7 @@ pub struct ArchSpec {
 }
 
 pub const KNOWN_ARCHS: &str =
-    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16, robust-wrn-D1.D2.D3-C0.C1.C2.C3 (robustbench's RobustWideResNet, e.g. robust-wrn-5.5.5-16.320.640.512), robust-resnet-D1.D2.D3-C0.C1.C2.C3 (its RobustResNet, e.g. robust-resnet-27.28.13-16.160.448.384)";
+    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16, robust-wrn-D1.D2.D3-C0.C1.C2.C3 (robustbench's RobustWideResNet, e.g. robust-wrn-5.5.5-16.320.640.512), robust-resnet-D1.D2.D3-C0.C1.C2.C3 (its RobustResNet, e.g. robust-resnet-27.28.13-16.160.448.384), tv-resnet18|34|50|101|152 and tv-wide-resnet50-2|101-2 (torchvision's ImageNet ResNets; tv-resnetD-wN for width_per_group N)";
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
     Some(match depth {
@@ -122,11 +129,12 @@ impl ArchSpec {
                 format!("{ms}{config}")
             }
             Family::RobustWideResNet | Family::RobustResNet => super::robust_resnet::name(self),
+            Family::TvResNet | Family::TvResNetBottleneck => tv_resnet::name(self),
         }
     }
 
     /// A spec with the published defaults for everything the name does not say.
-    fn with_defaults(
+    pub(super) fn with_defaults(
         family: Family,
         blocks: Vec<usize>,
         width: i64,
@@ -175,6 +183,12 @@ impl ArchSpec {
                 .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
             let mut spec = ArchSpec::with_defaults(family, blocks, 0, num_classes, in_channels);
             spec.stage_channels = Some(channels);
+            return spec.with_feature_dim(input_hw);
+        }
+        if let Some(rest) = lower.strip_prefix(tv_resnet::PREFIX) {
+            let (family, blocks, per_group) = tv_resnet::parse(rest, width)
+                .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
+            let spec = ArchSpec::with_defaults(family, blocks, per_group, num_classes, in_channels);
             return spec.with_feature_dim(input_hw);
         }
         let ms_body = lower.strip_prefix("meansparse-");
@@ -297,11 +311,17 @@ impl ArchSpec {
             Family::RobustWideResNet | Family::RobustResNet => {
                 self.stage_channels.map_or(0, |c| c[3])
             }
+            Family::TvResNet => 512,
+            Family::TvResNetBottleneck => 2048,
         }
     }
 
     /// The classifier width for an input size (stride-2 stages, then the published pool).
     pub fn feature_dim_for(&self, (h, w): (i64, i64)) -> Option<i64> {
+        if matches!(self.family, Family::TvResNet | Family::TvResNetBottleneck) {
+            // Global average pooling: any non-empty input gives the last stage's channels.
+            return (h >= 1 && w >= 1).then(|| self.last_channels());
+        }
         let (halvings, pool) = match self.family {
             Family::WideResNet
             | Family::DmWideResNet
@@ -371,6 +391,12 @@ impl ArchSpec {
             spec.classifier_from(&shape, "fc")?;
             spec.classifier_bias =
                 shapes.contains_key("fc.bias") || !shapes.contains_key("fc.weight");
+            return Ok(spec);
+        }
+        if tv_resnet::looks_like(&|k| shapes.contains_key(k), &conv1) {
+            let (family, blocks, per_group) = tv_resnet::detect_layout(&shape, &count_blocks)?;
+            let mut spec = ArchSpec::with_defaults(family, blocks, per_group, 10, in_channels);
+            spec.classifier_from(&shape, "fc")?;
             return Ok(spec);
         }
         if !shapes.contains_key("layer1.0.conv1.weight") {

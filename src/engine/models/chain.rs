@@ -34,6 +34,30 @@ pub struct ChainNet<B> {
     pub classifier: Linear,
 }
 
+/// How the head pools the last block's output before the classifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    /// `avg_pool2d(·, k)` (kernel and stride k), the CIFAR families' fixed-size head.
+    Avg(i64),
+    /// `adaptive_avg_pool2d(·, 1)`: torchvision's ImageNet head, any input size.
+    Global,
+}
+
+impl Pool {
+    /// The pooled map flattened per sample.
+    pub fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Pool::Avg(k) => pool_flat(x, k),
+            Pool::Global => x.adaptive_avg_pool2d([1, 1]).flatten(1, -1),
+        }
+    }
+}
+
+/// torchvision's stem max-pool: 3×3, stride 2, padding 1.
+pub fn stem_max_pool(x: &Tensor) -> Tensor {
+    x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+}
+
 /// `avg_pool2d(·, k)` flattened per sample, as everywhere in rift (see wide_resnet.rs).
 pub fn pool_flat(x: &Tensor, k: i64) -> Tensor {
     x.avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>)
@@ -71,6 +95,7 @@ impl<B: CutBlock> ChainNet<B> {
         Chain {
             stem: &self.stem,
             stem_norm: None,
+            stem_max_pool: false,
             blocks: self
                 .blocks
                 .iter()
@@ -81,7 +106,7 @@ impl<B: CutBlock> ChainNet<B> {
                 act: self.act,
                 sparse: self.sparse_end.as_ref(),
             }),
-            pool: self.pool,
+            pool: Pool::Avg(self.pool),
             classifier: &self.classifier,
         }
     }
@@ -129,12 +154,14 @@ pub struct Chain<'a> {
     pub stem: &'a Conv2d,
     /// What follows the stem's convolution before the first block (ResNet's `bn1` → ReLU).
     pub stem_norm: Option<NormAct<'a>>,
+    /// torchvision's 3×3 stride-2 max-pool after the stem's activation.
+    pub stem_max_pool: bool,
     /// Blocks in forward order with their name prefixes (`layer.0.block.1`).
     pub blocks: Vec<(String, &'a dyn CutBlock)>,
     /// What comes between the last block and the pooling (a final BatchNorm → activation).
     pub head_norm: Option<NormAct<'a>>,
-    /// The head's `avg_pool2d` kernel and stride (its output is flattened per sample).
-    pub pool: i64,
+    /// The head's pooling (its output is flattened per sample).
+    pub pool: Pool,
     pub classifier: &'a Linear,
 }
 
@@ -153,17 +180,22 @@ impl Chain<'_> {
     /// The whole stem: convolution and whatever follows it before the first block.
     fn stem(&self, x: &Tensor) -> Tensor {
         let out = self.stem.forward(x);
-        match &self.stem_norm {
+        let out = match &self.stem_norm {
             Some(norm) => norm.apply(&out),
             None => out,
+        };
+        if self.stem_max_pool {
+            stem_max_pool(&out)
+        } else {
+            out
         }
     }
 
     /// From the last block's output to the classifier's (flattened) input, eval mode.
     fn head(&self, x: &Tensor) -> Tensor {
         match &self.head_norm {
-            Some(norm) => pool_flat(&norm.apply(x), self.pool),
-            None => pool_flat(x, self.pool),
+            Some(norm) => self.pool.apply(&norm.apply(x)),
+            None => self.pool.apply(x),
         }
     }
 

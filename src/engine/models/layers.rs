@@ -77,7 +77,8 @@ impl Conv2d {
         k: i64,
         stride: i64,
     ) -> Self {
-        let padding = if k == 3 { 1 } else { 0 };
+        // "Same" padding for odd kernels: 0 for 1×1, 1 for 3×3, 3 for torchvision's 7×7 stem.
+        let padding = k / 2;
         let weight = p.var(
             "weight",
             &[c_out, c_in / groups, k, k],

@@ -15,6 +15,7 @@ mod ra_wide_resnet;
 mod resnet;
 mod robust_resnet;
 mod state_diff;
+mod tv_resnet;
 mod wide_resnet;
 
 pub use arch::{Activation, ArchSpec, Family, KNOWN_ARCHS};
@@ -34,7 +35,7 @@ use tch::{nn, Device, Kind, Tensor};
 pub enum ModelError {
     #[error("unknown architecture `{0}`; expected `auto` or one of: {KNOWN_ARCHS}")]
     UnknownArch(String),
-    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant), DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits) and RaWideResNets (a DM WideResNet's keys with se.fc1/se.fc2 in every block, grouped convolutions, or a stem or widths no DM WideResNet has; with meansparse_*: their MeanSparse variant); pass --arch if the keys are right but the shapes confuse detection")]
+    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant), DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits) RaWideResNets (a DM WideResNet's keys with se.fc1/se.fc2 in every block, grouped convolutions, or a stem or widths no DM WideResNet has; with meansparse_*: their MeanSparse variant) and torchvision's ImageNet ResNets (a 7×7 conv1, bn1, layer1..4 with downsample.0/1, fc); pass --arch if the keys are right but the shapes confuse detection")]
     CannotDetect { path: String, reason: String },
     #[error("{path} does not match {arch}: {details}")]
     StateMismatch {
@@ -59,6 +60,7 @@ enum Net {
     RaWide(chain::ChainNet<ra_wide_resnet::RaBlock>),
     RobustWide(chain::ChainNet<wide_resnet::WideBlock>),
     RobustPreAct(chain::ChainNet<preact_resnet::PreActBlock>),
+    TvResNet(tv_resnet::TvResNet),
 }
 
 /// What the user chose about the model on the command line (`--arch`, `--width`,
@@ -132,10 +134,16 @@ impl Model {
         let mut keys = KeyOrder::default();
         // The checkpoint's own statistics stay in the state (and in saved files) whether
         // or not they are applied.
+        // A dotted key (`normalize.mean`) is a variable of a sub-path: tch refuses dots in
+        // variable names.
+        let add_stat = |key: &str, value: Tensor| match key.rsplit_once('.') {
+            Some((module, leaf)) => (&root / module).add(leaf, value, false),
+            None => root.add(key, value, false),
+        };
         let stored_vars = match &stored {
             Some(st) => {
-                let mean = root.add(st.keys.0, normalize::stored_value(st.mean, device)?, false);
-                let std = root.add(st.keys.1, normalize::stored_value(st.std, device)?, false);
+                let mean = add_stat(st.keys.0, normalize::stored_value(st.mean, device)?);
+                let std = add_stat(st.keys.1, normalize::stored_value(st.std, device)?);
                 keys.names.push(st.keys.0.into());
                 keys.names.push(st.keys.1.into());
                 Some((mean, std))
@@ -186,6 +194,9 @@ impl Model {
             }
             Family::RobustResNet => {
                 Net::RobustPreAct(robust_resnet::robust_resnet(&root, &mut keys, &spec))
+            }
+            Family::TvResNet | Family::TvResNetBottleneck => {
+                Net::TvResNet(tv_resnet::TvResNet::new(&root, &mut keys, &spec))
             }
         };
         let activation_source = if spec.family.has_activation_choice() {
@@ -378,6 +389,7 @@ impl Model {
             Net::RaWide(n) => n.feature_dim(h, w),
             Net::RobustWide(n) => n.feature_dim(h, w),
             Net::RobustPreAct(n) => n.feature_dim(h, w),
+            Net::TvResNet(n) => n.feature_dim(h, w),
         };
         if got != Some(self.spec.feature_dim) {
             return Err(ModelError::BadInput(format!(
@@ -403,6 +415,7 @@ impl Model {
             Net::RaWide(n) => n.forward(&x, train),
             Net::RobustWide(n) => n.forward(&x, train),
             Net::RobustPreAct(n) => n.forward(&x, train),
+            Net::TvResNet(n) => n.forward(&x, train),
         }
     }
 
@@ -521,6 +534,7 @@ impl Model {
             Net::RaWide(n) => n.chain(),
             Net::RobustWide(n) => n.chain(),
             Net::RobustPreAct(n) => n.chain(),
+            Net::TvResNet(n) => n.chain(),
         }
     }
 

@@ -155,19 +155,24 @@ pub(super) struct StoredStats<'a> {
     pub std: &'a RawTensor,
 }
 
-/// The first of `mu`/`sigma`, `mean`/`std` that the checkpoint holds as a pair.
+/// The first of `mu`/`sigma`, `mean`/`std`, `normalize.mean`/`normalize.std`
+/// (robustbench's `normalize_model` wrapper) that the checkpoint holds as a pair.
 pub(super) fn stored_stats<'a>(
     get: impl Fn(&str) -> Option<&'a RawTensor>,
 ) -> Option<StoredStats<'a>> {
-    [("mu", "sigma"), ("mean", "std")]
-        .into_iter()
-        .find_map(|(m, s)| {
-            Some(StoredStats {
-                keys: (m, s),
-                mean: get(m)?,
-                std: get(s)?,
-            })
+    [
+        ("mu", "sigma"),
+        ("mean", "std"),
+        ("normalize.mean", "normalize.std"),
+    ]
+    .into_iter()
+    .find_map(|(m, s)| {
+        Some(StoredStats {
+            keys: (m, s),
+            mean: get(m)?,
+            std: get(s)?,
         })
+    })
 }
 
 /// `values` as the 1×C×1×1 tensor `forward` subtracts or divides by.

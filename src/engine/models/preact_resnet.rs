@@ -7,7 +7,7 @@
 //! shortcut convolution sees the raw block input instead of the activated one, and there
 //! is no final BatchNorm (nor ReLU) before the pooling; the keys are the same less `bn`.
 use super::arch::{Activation, ArchSpec};
-use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct};
+use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct, Pool};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -202,13 +202,14 @@ impl PreActResNet {
         Chain {
             stem: &self.conv1,
             stem_norm: None,
+            stem_max_pool: false,
             blocks: staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1)),
             head_norm: self.bn.as_ref().map(|bn| NormAct {
                 bn,
                 act: Activation::Relu,
                 sparse: None,
             }),
-            pool: 4,
+            pool: Pool::Avg(4),
             classifier: &self.linear,
         }
     }

@@ -3,11 +3,34 @@
 //! and a `linear` classifier. Keys: `conv1`, `bn1`, `layerX.Y.conv1|bn1|conv2|bn2[|conv3|bn3]`,
 //! `layerX.Y.shortcut.0|1`, `linear`.
 use super::arch::{Activation, ArchSpec, Family};
-use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct};
+use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct, Pool};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
-struct Block {
+/// How a family names and sizes its residual blocks: pytorch-cifar's (`shortcut`, inner
+/// width = planes) and torchvision's (`downsample`, a Bottleneck's inner width
+/// planes·width_per_group/64) run the same ops in the same order.
+#[derive(Clone, Copy)]
+pub(super) struct BlockStyle {
+    pub bottleneck: bool,
+    /// The projection shortcut's name in the state dict.
+    pub shortcut: &'static str,
+    /// torchvision's `width_per_group` (64 everywhere but the wide Bottlenecks).
+    pub width_per_group: i64,
+}
+
+impl BlockStyle {
+    fn expansion(self) -> i64 {
+        if self.bottleneck {
+            4
+        } else {
+            1
+        }
+    }
+}
+
+pub(super) struct Block {
+    style: BlockStyle,
     conv1: Conv2d,
     bn1: BatchNorm2d,
     conv2: Conv2d,
@@ -18,21 +41,24 @@ struct Block {
 }
 
 impl Block {
-    fn new(
+    /// A block of `c_in` input channels and `planes` (its output has `planes`·expansion);
+    /// the stride sits on the 3×3 convolution (`conv2` in a Bottleneck: torchvision's v1.5).
+    pub(super) fn new(
         p: nn::Path,
         keys: &mut KeyOrder,
         c_in: i64,
         planes: i64,
         stride: i64,
-        bottleneck: bool,
+        style: BlockStyle,
     ) -> Self {
-        let expansion = if bottleneck { 4 } else { 1 };
-        let (conv1, bn1, conv2, bn2, conv3) = if bottleneck {
-            let conv1 = Conv2d::new(&p / "conv1", keys, c_in, planes, 1, 1);
-            let bn1 = BatchNorm2d::new(&p / "bn1", keys, planes);
-            let conv2 = Conv2d::new(&p / "conv2", keys, planes, planes, 3, stride);
-            let bn2 = BatchNorm2d::new(&p / "bn2", keys, planes);
-            let conv3 = Conv2d::new(&p / "conv3", keys, planes, planes * 4, 1, 1);
+        let expansion = style.expansion();
+        let (conv1, bn1, conv2, bn2, conv3) = if style.bottleneck {
+            let mid = planes * style.width_per_group / 64;
+            let conv1 = Conv2d::new(&p / "conv1", keys, c_in, mid, 1, 1);
+            let bn1 = BatchNorm2d::new(&p / "bn1", keys, mid);
+            let conv2 = Conv2d::new(&p / "conv2", keys, mid, mid, 3, stride);
+            let bn2 = BatchNorm2d::new(&p / "bn2", keys, mid);
+            let conv3 = Conv2d::new(&p / "conv3", keys, mid, planes * 4, 1, 1);
             let bn3 = BatchNorm2d::new(&p / "bn3", keys, planes * 4);
             (conv1, bn1, conv2, bn2, Some((conv3, bn3)))
         } else {
@@ -43,7 +69,7 @@ impl Block {
             (conv1, bn1, conv2, bn2, None)
         };
         let shortcut = if stride != 1 || c_in != expansion * planes {
-            let sc = &p / "shortcut";
+            let sc = &p / style.shortcut;
             let conv = Conv2d::new(&sc / "0", keys, c_in, expansion * planes, 1, stride);
             let bn = BatchNorm2d::new(&sc / "1", keys, expansion * planes);
             Some((conv, bn))
@@ -51,6 +77,7 @@ impl Block {
             None
         };
         Block {
+            style,
             conv1,
             bn1,
             conv2,
@@ -72,9 +99,13 @@ impl ResNet {
     /// `spec.blocks`: blocks per stage ([2,2,2,2] = ResNet18); `spec.width`: channels of
     /// the first stage (64 as published); `spec.feature_dim`: the classifier's input width.
     pub fn new(p: &nn::Path, keys: &mut KeyOrder, spec: &ArchSpec) -> Self {
-        let bottleneck = spec.family == Family::ResNetBottleneck;
+        let style = BlockStyle {
+            bottleneck: spec.family == Family::ResNetBottleneck,
+            shortcut: "shortcut",
+            width_per_group: 64,
+        };
         let (blocks, width, in_channels) = (&spec.blocks, spec.width, spec.in_channels);
-        let expansion = if bottleneck { 4 } else { 1 };
+        let expansion = style.expansion();
         let conv1 = Conv2d::new(p / "conv1", keys, in_channels, width, 3, 1);
         let bn1 = BatchNorm2d::new(p / "bn1", keys, width);
         let mut c_in = width;
@@ -85,14 +116,7 @@ impl ResNet {
             let mut stage_blocks = Vec::new();
             for j in 0..n {
                 let stride = if i > 0 && j == 0 { 2 } else { 1 };
-                stage_blocks.push(Block::new(
-                    &stage / j,
-                    keys,
-                    c_in,
-                    planes,
-                    stride,
-                    bottleneck,
-                ));
+                stage_blocks.push(Block::new(&stage / j, keys, c_in, planes, stride, style));
                 c_in = planes * expansion;
             }
             layers.push(stage_blocks);
@@ -123,12 +147,23 @@ impl ResNet {
         for block in self.layers.iter().flatten() {
             sh = block.out_size(sh);
             sw = block.out_size(sw);
-            channels = match &block.conv3 {
-                Some((_, bn3)) => bn3.weight.size()[0],
-                None => block.bn2.weight.size()[0],
-            };
+            channels = block.out_channels();
         }
         Some(channels * pooled(sh, 4)? * pooled(sw, 4)?)
+    }
+}
+
+impl Block {
+    pub(super) fn out_channels(&self) -> i64 {
+        match &self.conv3 {
+            Some((_, bn3)) => bn3.weight.size()[0],
+            None => self.bn2.weight.size()[0],
+        }
+    }
+
+    /// Whether `leaf` is the projection shortcut's convolution (`shortcut.0`, `downsample.0`).
+    fn is_shortcut_conv(&self, leaf: &str) -> bool {
+        self.shortcut.is_some() && leaf.strip_prefix(self.style.shortcut) == Some(".0")
     }
 }
 
@@ -179,7 +214,7 @@ impl CutBlock for Block {
                     short(),
                 ]
             }
-            "shortcut.0" if self.shortcut.is_some() => {
+            _ if self.is_shortcut_conv(leaf) => {
                 let mut main = self.bn2.forward(&self.conv2.forward(&h1()), false);
                 if let Some((conv3, bn3)) = &self.conv3 {
                     main = bn3.forward(&conv3.forward(&main.relu()), false);
@@ -228,9 +263,10 @@ impl ResNet {
                 act: Activation::Relu,
                 sparse: None,
             }),
+            stem_max_pool: false,
             blocks: staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1)),
             head_norm: None,
-            pool: 4,
+            pool: Pool::Avg(4),
             classifier: &self.linear,
         }
     }

@@ -8,7 +8,7 @@
 //! the spec (detected from the keys).
 //! Dropout is 0 in all published AT checkpoints and is not modelled.
 use super::arch::{Activation, ArchSpec};
-use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct};
+use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct, Pool};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -207,13 +207,14 @@ impl WideResNet {
         Chain {
             stem: &self.conv1,
             stem_norm: None,
+            stem_max_pool: false,
             blocks: staged_blocks(&self.blocks, |i, j| format!("block{}.layer.{j}", i + 1)),
             head_norm: Some(NormAct {
                 bn: &self.bn1,
                 act: Activation::Relu,
                 sparse: None,
             }),
-            pool: 8,
+            pool: Pool::Avg(8),
             classifier: &self.linear,
         }
     }
