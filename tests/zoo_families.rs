@@ -281,7 +281,7 @@ const PY_MRC: &str = r#"
 import sys, os, json, torch
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
 from reference_models import pgd, randomize_bn
-from mrc_ref import published_mrc
+from mrc_ref import print_published_mrc
 from zoo import dm_fixture, build_meansparse, randomize_meansparse
 torch.set_num_threads(2)
 out = sys.argv[1]
@@ -292,12 +292,7 @@ randomize_bn(net, seed=7)
 randomize_meansparse(net, seed=7, threshold=0.3)
 net.eval()
 torch.save(net.state_dict(), os.path.join(out, "ms.pth"))
-modules = sys.argv[2].split(",")
-for p in net.parameters():
-    p.requires_grad_(False)
-adv = pgd(net, x, y, 8 / 255, 2 / 255, 10, random_start=False)
-chosen = [(n, m) for n, m in net.named_modules() if n in modules]
-print(json.dumps(published_mrc(net, chosen, adv, y, 5)))
+print_published_mrc(net, x, y, sys.argv[2])
 "#;
 
 /// Every kind of cut: stem, both convs of a block without shortcut, a stride-2 conv_0, a

@@ -224,7 +224,7 @@ const PY_MRC: &str = r#"
 import sys, os, json, torch
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
 from reference_models import pgd
-from mrc_ref import published_mrc
+from mrc_ref import print_published_mrc
 from zoo import dm_fixture
 from tv_resnet import build, normalize_model
 torch.set_num_threads(2)
@@ -234,12 +234,7 @@ net = build(sys.argv[2], seed=7, num_classes=10)
 module = normalize_model(net)
 torch.save(module.state_dict(), os.path.join(out, "tv.pth"))
 if len(sys.argv) > 3:
-    modules = sys.argv[3].split(",")
-    for p in module.parameters():
-        p.requires_grad_(False)
-    adv = pgd(module, x, y, 8 / 255, 2 / 255, 10, random_start=False)
-    chosen = [(n, m) for n, m in net.named_modules() if n in modules]
-    print(json.dumps(published_mrc(module, chosen, adv, y, 5)))
+    print_published_mrc(module, x, y, sys.argv[3], named=net)
 "#;
 
 /// Every kind of cut in a BasicBlock network (torchvision's `ResNet(BasicBlock,

@@ -16,7 +16,7 @@ const PY_MRC: &str = r#"
 import sys, os, json, torch
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
 from reference_models import pgd, randomize_bn
-from mrc_ref import published_mrc
+from mrc_ref import print_published_mrc
 from zoo import dm_fixture, build_ra, randomize_meansparse
 torch.set_num_threads(2)
 out = sys.argv[1]
@@ -27,12 +27,7 @@ randomize_bn(net, seed=7)
 randomize_meansparse(net, seed=7, threshold=0.3)
 net.eval()
 torch.save(net.state_dict(), os.path.join(out, "ra.pth"))
-modules = sys.argv[2].split(",")
-for p in net.parameters():
-    p.requires_grad_(False)
-adv = pgd(net, x, y, 8 / 255, 2 / 255, 10, random_start=False)
-chosen = [(n, m) for n, m in net.named_modules() if n in modules]
-print(json.dumps(published_mrc(net, chosen, adv, y, 5)))
+print_published_mrc(net, x, y, sys.argv[2])
 "#;
 
 /// Every kind of cut: the stem, a block's conv_0, both SE convolutions, a shortcut, a

@@ -41,3 +41,19 @@ def published_mrc(model, modules, adv, y, epochs):
             w.copy_(w0)
         w.requires_grad_(False)
     return result
+
+
+def print_published_mrc(model, x, y, modules_csv, named=None):
+    """Prints, as JSON, `published_mrc` of the comma-separated modules of `named` (default
+    `model`; a wrapped network names its modules without the wrapper's prefix) with every
+    parameter frozen, on the PGD-10 adversarial set (8/255, step 2/255, no random start)
+    of `x`, `y`, 5 epochs: what the zoo tests compare `rift mrc` with
+    (`common::zoo_mrc_json` runs rift with those settings)."""
+    import json
+    from reference_models import pgd
+    names = modules_csv.split(",")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    adv = pgd(model, x, y, 8 / 255, 2 / 255, 10, random_start=False)
+    chosen = [(n, m) for n, m in (named or model).named_modules() if n in names]
+    print(json.dumps(published_mrc(model, chosen, adv, y, 5)))
