@@ -2,8 +2,8 @@
 //! runs as root in CI and here) and, for read-only, remounts it `ro`. A test that cannot
 //! mount fails: it never skips.
 //!
-//! - Full disk: `rift run` on a 1.2 MB tmpfs fills it when it writes the fine-tuned or
-//!   the chosen model. It must fail (exit 1, no panic) naming the session file it could
+//! - Full disk: `rift run` on a 1.2 MB tmpfs fills it while it writes weights (the
+//!   unfinished fine-tuning's state, the fine-tuned or the chosen model). It must fail (exit 1, no panic) naming the session file it could
 //!   not write; leave no temporary file and no half-written file (`session.yaml` parses
 //!   and holds the stages finished so far, each equal to the uninterrupted run's; every
 //!   weights file there has the uninterrupted run's bytes, the unfinished fine-tuning's
