@@ -3,12 +3,13 @@
 //! mount fails: it never skips.
 //!
 //! - Full disk: `rift run` on a 1.2 MB tmpfs fills it while it writes weights (the
-//!   unfinished fine-tuning's state, the fine-tuned or the chosen model). It must fail (exit 1, no panic) naming the session file it could
-//!   not write; leave no temporary file and no half-written file (`session.yaml` parses
-//!   and holds the stages finished so far, each equal to the uninterrupted run's; every
-//!   weights file there has the uninterrupted run's bytes, the unfinished fine-tuning's
-//!   state aside); and, once space is freed (remounted larger), the same command finishes
-//!   the session equal to the uninterrupted one.
+//!   unfinished fine-tuning's state, the fine-tuned or the chosen model). It must fail
+//!   (exit 1, no panic) naming the session file it could not write; leave no temporary
+//!   file and no half-written file (`session.yaml` parses and holds the stages finished so
+//!   far, each equal to the uninterrupted run's; every weights file there has the
+//!   uninterrupted run's bytes, the unfinished fine-tuning's state aside); and, once space
+//!   is freed (remounted larger), the same command finishes the session equal to the
+//!   uninterrupted one.
 //! - Read-only: continuing a finished session in a read-only directory, and starting one
 //!   under a read-only directory, fail (exit 1, no panic) naming the file or directory;
 //!   nothing in the session changes, and once writable again the session continues intact.
