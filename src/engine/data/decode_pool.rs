@@ -4,7 +4,7 @@
 //! queue, so a few large images do not leave the other cores idle.
 
 use super::error::DataError;
-use super::image_folder::{decode_image_file, Rgb};
+use super::image_decode::{decode_image_file, Rgb};
 use super::preprocess::Preprocess;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

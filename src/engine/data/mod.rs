@@ -11,6 +11,7 @@ pub mod cifar_c;
 pub mod decode_pool;
 pub mod error;
 mod files;
+pub mod image_decode;
 pub mod image_folder;
 pub mod imagenet;
 pub mod mnist;

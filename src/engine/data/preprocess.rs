@@ -14,7 +14,7 @@
 //! `tests/preprocess_pillow.rs` checks this against the venv's Pillow and torchvision on
 //! random sizes, up- and downscaling, bilinear and bicubic.
 
-use super::image_folder::Rgb;
+use super::image_decode::Rgb;
 
 /// Fractional bits of the fixed-point weights (32 bits, 8 for the pixel, 2 for overshoot).
 const FRAC_BITS: u32 = 22;

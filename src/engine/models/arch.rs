@@ -1,50 +1,11 @@
 //! Architecture specifications: parsed from `--arch` names or inferred from a checkpoint's
 //! keys and shapes (`--arch auto`).
 pub use super::activation::Activation;
+pub use super::family::Family;
 use super::ra_config::RaWideConfig;
-use super::tv_resnet;
+use super::tv_config;
 use super::ModelError;
 use std::collections::HashMap;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    ResNet,
-    ResNetBottleneck,
-    PreActResNet,
-    WideResNet,
-    /// DeepMind's WideResNet (robustbench `DMWideResNet`: Gowal 2020/2021, Rebuffi 2021,
-    /// Wang 2023).
-    DmWideResNet,
-    /// DeepMind's PreActResNet (robustbench `DMPreActResNet`: Rebuffi 2021).
-    DmPreActResNet,
-    /// robustbench's RaWideResNet (`NormalizedWideResNet` of `robustarch_wide_resnet.py`:
-    /// Peng 2023), configured by `ArchSpec::ra`.
-    RaWideResNet,
-    /// robustbench's `RobustWideResNet` (Huang 2021), widths in `ArchSpec::stage_channels`.
-    RobustWideResNet,
-    /// robustbench's `robust_resnet.PreActResNet` (Huang 2022's WRN-A4), widths in
-    /// `ArchSpec::stage_channels`.
-    RobustResNet,
-    /// torchvision's ImageNet ResNet of BasicBlocks (`tv-resnet18|34`, `tv_resnet.rs`).
-    TvResNet,
-    /// torchvision's ImageNet ResNet of Bottlenecks (`tv-resnet50|101|152`,
-    /// `tv-wide-resnet50-2`); `width` is its `width_per_group`.
-    TvResNetBottleneck,
-}
-
-impl Family {
-    /// Whether the family's activation is a choice the state dict does not record (the DM
-    /// networks are trained with ReLU or Swish/SiLU, the RaWideResNet takes any).
-    pub fn has_activation_choice(self) -> bool {
-        matches!(
-            self,
-            Family::DmWideResNet
-                | Family::DmPreActResNet
-                | Family::RaWideResNet
-                | Family::RobustResNet
-        )
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArchSpec {
@@ -128,8 +89,15 @@ impl ArchSpec {
                     .map_or("ra-wrn".into(), |c| c.name(&self.blocks));
                 format!("{ms}{config}")
             }
-            Family::RobustWideResNet | Family::RobustResNet => super::robust_resnet::name(self),
-            Family::TvResNet | Family::TvResNetBottleneck => tv_resnet::name(self),
+            Family::RobustWideResNet | Family::RobustResNet => super::robust_config::name(
+                self.family,
+                &self.blocks,
+                self.stage_channels
+                    .unwrap_or(super::robust_config::DEFAULT_CHANNELS),
+            ),
+            Family::TvResNet | Family::TvResNetBottleneck => {
+                tv_config::name(self.family, &self.blocks, self.width)
+            }
         }
     }
 
@@ -179,14 +147,14 @@ impl ArchSpec {
                     "{name} with --width (its widths are per stage, in its name)"
                 )));
             }
-            let (family, blocks, channels) = super::robust_resnet::parse(rest)
+            let (family, blocks, channels) = super::robust_config::parse(rest)
                 .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
             let mut spec = ArchSpec::with_defaults(family, blocks, 0, num_classes, in_channels);
             spec.stage_channels = Some(channels);
             return spec.with_feature_dim(input_hw);
         }
-        if let Some(rest) = lower.strip_prefix(tv_resnet::PREFIX) {
-            let (family, blocks, per_group) = tv_resnet::parse(rest, width)
+        if let Some(rest) = lower.strip_prefix(tv_config::PREFIX) {
+            let (family, blocks, per_group) = tv_config::parse(rest, width)
                 .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
             let spec = ArchSpec::with_defaults(family, blocks, per_group, num_classes, in_channels);
             return spec.with_feature_dim(input_hw);
@@ -363,7 +331,7 @@ impl ArchSpec {
         if let Some(spec) = Self::detect_dm(&shape, &count_blocks)? {
             return Ok(spec);
         }
-        if let Some((family, blocks, channels, in_channels)) = super::robust_resnet::detect(shapes)?
+        if let Some((family, blocks, channels, in_channels)) = super::robust_config::detect(shapes)?
         {
             let mut spec = ArchSpec::with_defaults(family, blocks, 0, 10, in_channels);
             spec.stage_channels = Some(channels);
@@ -393,8 +361,8 @@ impl ArchSpec {
                 shapes.contains_key("fc.bias") || !shapes.contains_key("fc.weight");
             return Ok(spec);
         }
-        if tv_resnet::looks_like(&|k| shapes.contains_key(k), &conv1) {
-            let (family, blocks, per_group) = tv_resnet::detect_layout(&shape, &count_blocks)?;
+        if tv_config::looks_like(&|k| shapes.contains_key(k), &conv1) {
+            let (family, blocks, per_group) = tv_config::detect_layout(&shape, &count_blocks)?;
             let mut spec = ArchSpec::with_defaults(family, blocks, per_group, 10, in_channels);
             spec.classifier_from(&shape, "fc")?;
             return Ok(spec);

@@ -6,6 +6,7 @@ mod chain;
 pub mod compute;
 mod dm_preact_resnet;
 mod dm_wide_resnet;
+mod family;
 mod layers;
 mod mean_sparse;
 mod normalize;
@@ -13,8 +14,10 @@ mod preact_resnet;
 mod ra_config;
 mod ra_wide_resnet;
 mod resnet;
+mod robust_config;
 mod robust_resnet;
 mod state_diff;
+mod tv_config;
 mod tv_resnet;
 mod wide_resnet;
 

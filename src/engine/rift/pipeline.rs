@@ -91,14 +91,6 @@ pub enum PipelineError {
     Write(#[from] crate::engine::files::WriteError),
     #[error(transparent)]
     Session(Box<crate::engine::session::SessionError>),
-    #[error(transparent)]
-    Mrc(Box<crate::engine::rift::mrc::stage::MrcStageError>),
-}
-
-impl From<crate::engine::rift::mrc::stage::MrcStageError> for PipelineError {
-    fn from(e: crate::engine::rift::mrc::stage::MrcStageError) -> Self {
-        PipelineError::Mrc(Box::new(e))
-    }
 }
 
 // Checkpoint errors are large; boxed, every `Result` of the pipeline stays small.

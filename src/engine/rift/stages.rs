@@ -9,17 +9,27 @@
 //! when the user asks.
 use crate::engine::rift::events::{Event, OodModel, Sink};
 use crate::engine::rift::finetune::Trained;
-use crate::engine::rift::mrc::stage::{MrcStage, PARTIAL_MRC};
+use crate::engine::rift::mrc::stage::{MrcStage, MrcStageError, PARTIAL_MRC};
 use crate::engine::rift::pipeline::{Pipeline, PipelineError, SweepHow};
 use crate::engine::session::now_rfc3339;
 use crate::engine::CancelFlag;
 
-type Result<T> = std::result::Result<T, PipelineError>;
+/// A stage's failure: the pipeline's, or MRC's (its own error type: the MRC stage builds
+/// on the pipeline, not the other way round).
+#[derive(Debug, thiserror::Error)]
+pub enum StagesError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Mrc(#[from] MrcStageError),
+}
+
+type Result<T, E = StagesError> = std::result::Result<T, E>;
 
 impl Pipeline {
     /// Writes the session into its directory (created if need be; session.yaml
     /// atomically), stamped now.
-    pub fn save_session(&mut self) -> Result<()> {
+    pub fn save_session(&mut self) -> Result<(), PipelineError> {
         crate::engine::files::create_dir(&self.setup.session_dir)?;
         self.session.updated = now_rfc3339();
         self.session
@@ -29,7 +39,7 @@ impl Pipeline {
 
     /// The fine-tuned weights (when there are) and then the session: what a save of the
     /// whole session writes before its report.
-    pub fn save_all(&mut self) -> Result<()> {
+    pub fn save_all(&mut self) -> Result<(), PipelineError> {
         crate::engine::files::create_dir(&self.setup.session_dir)?;
         self.save_finetuned()?;
         self.save_session()
@@ -132,7 +142,12 @@ impl Pipeline {
 
     /// OOD of the AT and the chosen model (at `alpha`) when there is a corrupted set,
     /// each unless the session holds it, each saved.
-    fn ood_once(&mut self, alpha: f64, cancel: &CancelFlag, sink: Sink) -> Result<()> {
+    fn ood_once(
+        &mut self,
+        alpha: f64,
+        cancel: &CancelFlag,
+        sink: Sink,
+    ) -> Result<(), PipelineError> {
         let Some(ood) = self.setup.ood.clone() else {
             return Ok(());
         };
@@ -162,7 +177,12 @@ impl Pipeline {
     /// The final evaluation of the model at `alpha` when the run asks for one
     /// (`setup.final_eval`) and the session does not hold it for this α and these
     /// settings. Ok(true): it ran (the session changed).
-    pub fn final_eval_once(&mut self, alpha: f64, cancel: &CancelFlag, sink: Sink) -> Result<bool> {
+    pub fn final_eval_once(
+        &mut self,
+        alpha: f64,
+        cancel: &CancelFlag,
+        sink: Sink,
+    ) -> Result<bool, PipelineError> {
         let Some(plan) = self.setup.final_eval.clone() else {
             return Ok(false);
         };
