@@ -36,59 +36,63 @@ fn widths(spec: &ArchSpec) -> [i64; 4] {
     spec.stage_channels.unwrap_or(DEFAULT_CHANNELS)
 }
 
+/// The networks' common frame: `stem_conv`, the blocks `stage(keys, i, n, c_in, c_out)`
+/// builds for each stage (named `blocks.{i}.layer.{j}`), the head BatchNorm `head` with
+/// `act`, `fc`; created in that order, which is robustbench's key order.
+fn staged<B>(
+    p: &nn::Path,
+    keys: &mut KeyOrder,
+    spec: &ArchSpec,
+    (head, act): (&str, Activation),
+    mut stage: impl FnMut(&mut KeyOrder, usize, usize, i64, i64) -> Vec<B>,
+) -> ChainNet<B> {
+    let ch = widths(spec);
+    let stem = Conv2d::new(p / "stem_conv", keys, spec.in_channels, ch[0], 3, 1);
+    let mut blocks = Vec::new();
+    for (i, &n) in spec.blocks.iter().enumerate() {
+        for (j, b) in stage(keys, i, n, ch[i], ch[i + 1]).into_iter().enumerate() {
+            blocks.push((format!("blocks.{i}.layer.{j}"), b));
+        }
+    }
+    let batchnorm = BatchNorm2d::new(p / head, keys, ch[3]);
+    let classifier = Linear::new(p / "fc", keys, spec.feature_dim, spec.num_classes);
+    ChainNet {
+        stem,
+        blocks,
+        batchnorm,
+        sparse_end: None,
+        act,
+        pool: 8,
+        classifier,
+    }
+}
+
 /// RobustWideResNet.
 pub fn robust_wide_resnet(
     p: &nn::Path,
     keys: &mut KeyOrder,
     spec: &ArchSpec,
 ) -> ChainNet<WideBlock> {
-    let ch = widths(spec);
-    let stem = Conv2d::new(p / "stem_conv", keys, spec.in_channels, ch[0], 3, 1);
-    let mut blocks = Vec::new();
-    for (i, &n) in spec.blocks.iter().enumerate() {
-        let stage = group(p / "blocks" / i, keys, n, ch[i], ch[i + 1], STRIDES[i]);
-        for (j, b) in stage.into_iter().enumerate() {
-            blocks.push((format!("blocks.{i}.layer.{j}"), b));
-        }
-    }
-    let batchnorm = BatchNorm2d::new(p / "bn1", keys, ch[3]);
-    let classifier = Linear::new(p / "fc", keys, spec.feature_dim, spec.num_classes);
-    ChainNet {
-        stem,
-        blocks,
-        batchnorm,
-        sparse_end: None,
-        act: Activation::Relu,
-        pool: 8,
-        classifier,
-    }
+    let head = ("bn1", Activation::Relu);
+    staged(p, keys, spec, head, |keys, i, n, c_in, c_out| {
+        group(p / "blocks" / i, keys, n, c_in, c_out, STRIDES[i])
+    })
 }
 
 /// RobustResNet (robust_resnet.py's `PreActResNet`).
 pub fn robust_resnet(p: &nn::Path, keys: &mut KeyOrder, spec: &ArchSpec) -> ChainNet<PreActBlock> {
-    let ch = widths(spec);
-    let stem = Conv2d::new(p / "stem_conv", keys, spec.in_channels, ch[0], 3, 1);
-    let mut blocks = Vec::new();
-    let mut c_in = ch[0];
-    for (i, &n) in spec.blocks.iter().enumerate() {
+    let head = ("norm1", spec.activation);
+    staged(p, keys, spec, head, |keys, i, n, c_in, c_out| {
         let layer = p / "blocks" / i / "layer";
-        for j in 0..n {
-            let stride = if j == 0 { STRIDES[i] } else { 1 };
-            let dims = (c_in, ch[i + 1], stride);
-            let block = PreActBlock::new(&layer / j, keys, dims, false, spec.activation);
-            blocks.push((format!("blocks.{i}.layer.{j}"), block));
-            c_in = ch[i + 1];
-        }
-    }
-    let batchnorm = BatchNorm2d::new(p / "norm1", keys, ch[3]);
-    let classifier = Linear::new(p / "fc", keys, spec.feature_dim, spec.num_classes);
-    ChainNet {
-        stem,
-        blocks,
-        batchnorm,
-        sparse_end: None,
-        act: spec.activation,
-        pool: 8,
-        classifier,
-    }
+        (0..n)
+            .map(|j| {
+                let (c, stride) = if j == 0 {
+                    (c_in, STRIDES[i])
+                } else {
+                    (c_out, 1)
+                };
+                PreActBlock::new(&layer / j, keys, (c, c_out, stride), false, spec.activation)
+            })
+            .collect()
+    })
 }
