@@ -10,6 +10,7 @@ use crate::engine::adv_examples::{AdvExamples, PerturbationCheck};
 use crate::engine::attack::{clean_correct, robust_correct, Noise};
 use crate::engine::batches::images_to_tensor;
 use crate::engine::data::ImageSet;
+use crate::engine::models::compute::BatchNormFolding;
 use crate::engine::models::Model;
 use crate::engine::rift::events::{Event, Sink};
 use crate::engine::CancelFlag;
@@ -172,6 +173,21 @@ pub fn evaluate_saving(
             robust: flags_of(&robust)?,
             check: PerturbationCheck::of_batch(&x, &found, &broken, cfg.norm)?,
         })
+    };
+    // On the CPU the attacks run channels-last whatever `--channels-last` says (as MRC's
+    // exact loop): libtorch's NCHW convolution backward is 4–6× its forward on narrow
+    // layers, channels-last about 1×. BatchNorms are folded into their convolutions or
+    // computed as affine maps (`BatchNormFolding`, layers.rs). Only summation order
+    // differs from PyTorch's NCHW; the clean pass is inside too, so every verdict of a run
+    // comes from one computation.
+    let _layout = match model.device() {
+        tch::Device::Cpu => Some((
+            model.channels_last_weights().map_err(|e| {
+                AaError::Config(format!("cannot lay the weights out channels-last: {e}"))
+            })?,
+            BatchNormFolding::on_this_thread(),
+        )),
+        _ => None,
     };
     run_ensemble(&mut state, &mut clean, &mut attack, save, sink, cancel)
 }

@@ -102,6 +102,42 @@ pub(crate) fn maybe_bf16(
     }
 }
 
+thread_local! {
+    static FOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While this lives, eval-mode fp32 forwards on the CPU *on this thread* fold each
+/// BatchNorm that follows a convolution into it and compute the others on channels-last
+/// activations as `x·α + β` (`layers::Conv2d::forward_bn`, `BatchNorm2d::forward`).
+/// AutoAttack holds one: on small CIFAR networks its passes are 1.3× faster so (see
+/// `forward_bn`). Only rounding changes, but rounding is enough to move PGD's sign steps
+/// and MRC's near-zero scores, so every other stage keeps PyTorch's own kernels and stays
+/// comparable with it number for number. Thread-local because the attacks run on the
+/// thread that holds the guard, and a stage running meanwhile on another thread (the
+/// explorer's worker) must not be affected.
+pub struct BatchNormFolding {
+    previous: bool,
+}
+
+impl BatchNormFolding {
+    pub fn on_this_thread() -> Self {
+        BatchNormFolding {
+            previous: FOLDING.with(|f| f.replace(true)),
+        }
+    }
+}
+
+impl Drop for BatchNormFolding {
+    fn drop(&mut self) {
+        FOLDING.with(|f| f.set(self.previous));
+    }
+}
+
+/// Whether a `BatchNormFolding` guard is alive on this thread.
+pub(crate) fn batchnorm_folding() -> bool {
+    FOLDING.with(|f| f.get())
+}
+
 /// The same values with NHWC strides (4-D tensors; others are returned as they are).
 pub fn to_channels_last(t: &Tensor) -> Tensor {
     if t.dim() != 4 || is_channels_last(t) {
@@ -227,6 +263,51 @@ mod tests {
         assert_eq!(m.state().unwrap(), state);
         m.set_compute(Compute::default()).unwrap();
         assert!(m.var("layer1.0.conv1.weight").unwrap().is_contiguous());
+    }
+
+    #[test]
+    fn batchnorm_folding_changes_only_rounding_and_only_on_its_thread() {
+        let mut m = model();
+        // BatchNorms that bite: statistics and affine parameters away from 0 and 1.
+        tch::no_grad(|| {
+            for name in m.keys().to_vec() {
+                let mut v = m.var(&name).unwrap();
+                let kind = name.rsplit('.').next().unwrap_or("");
+                if v.kind() == Kind::Float && (name.contains("bn") || name.contains("shortcut.1")) {
+                    let r = Tensor::rand_like(&v);
+                    match kind {
+                        "running_var" | "weight" => v.copy_(&(r + 0.5)),
+                        "running_mean" | "bias" => v.copy_(&(r - 0.5)),
+                        _ => continue,
+                    };
+                }
+            }
+        });
+        let x = Tensor::rand([5, 3, 32, 32], (Kind::Float, tch::Device::Cpu));
+        let logits_and_grad = |m: &crate::engine::models::Model| {
+            let a = x.detach().set_requires_grad(true);
+            let z = m.forward(&a, false);
+            let g = Tensor::run_backward(&[z.select(1, 3).sum(Kind::Float)], &[&a], false, false);
+            (z.detach(), g[0].shallow_clone())
+        };
+        let rel = |a: &Tensor, b: &Tensor| ((a - b).abs().max() / b.abs().max()).double_value(&[]);
+        let (z0, g0) = logits_and_grad(&m);
+        assert!(!batchnorm_folding());
+        for channels_last in [false, true] {
+            m.set_compute(Compute {
+                precision: Precision::Fp32,
+                channels_last,
+            })
+            .unwrap();
+            let guard = BatchNormFolding::on_this_thread();
+            assert!(batchnorm_folding());
+            assert!(!std::thread::spawn(batchnorm_folding).join().unwrap());
+            let (z, g) = logits_and_grad(&m);
+            drop(guard);
+            assert!(!batchnorm_folding());
+            assert!(rel(&z, &z0) < 1e-5, "logits {}", rel(&z, &z0));
+            assert!(rel(&g, &g0) < 1e-4, "input gradient {}", rel(&g, &g0));
+        }
     }
 
     #[test]

@@ -44,8 +44,8 @@ impl DmPreActBlock {
 
     fn main_path(&self, activated: &Tensor, train: bool) -> Tensor {
         let mid = self
-            .batchnorm_1
-            .forward(&self.conv_2d_1.forward(activated), train);
+            .conv_2d_1
+            .forward_bn(&self.batchnorm_1, activated, train);
         self.conv_2d_2.forward(&self.act.apply(&mid))
     }
 
@@ -69,8 +69,8 @@ impl CutBlock for DmPreActBlock {
             "conv_2d_1" => vec![activated(), self.short(x)],
             "conv_2d_2" => {
                 let mid = self
-                    .batchnorm_1
-                    .forward(&self.conv_2d_1.forward(&activated()), false);
+                    .conv_2d_1
+                    .forward_bn(&self.batchnorm_1, &activated(), false);
                 vec![self.act.apply(&mid), self.short(x)]
             }
             "shortcut" if self.shortcut.is_some() => {

@@ -68,9 +68,7 @@ impl DmBlock {
 
     /// `conv_1`'s input.
     fn mid(&self, activated: &Tensor, train: bool) -> Tensor {
-        let normed = self
-            .batchnorm_1
-            .forward(&self.conv_0.forward(activated), train);
+        let normed = self.conv_0.forward_bn(&self.batchnorm_1, activated, train);
         self.act.apply(&maybe(&self.sparse[1], normed))
     }
 

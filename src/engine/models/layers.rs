@@ -132,22 +132,50 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let (s, p) = (self.stride, self.padding);
-        let padded;
-        let x = if self.pad_right_bottom {
-            padded = x.constant_pad_nd([0, 1, 0, 1]);
-            &padded
-        } else {
-            x
-        };
-        let g = self.groups;
         match &self.bias {
             Some(bias) => maybe_bf16(&self.bf16, x, &[&self.weight, bias], |x, w| {
-                x.conv2d(&w[0], Some(&w[1]), [s, s], [p, p], [1, 1], g)
+                self.convolve(x, &w[0], Some(&w[1]))
             }),
             None => maybe_bf16(&self.bf16, x, &[&self.weight], |x, w| {
-                x.conv2d(&w[0], None::<&Tensor>, [s, s], [p, p], [1, 1], g)
+                self.convolve(x, &w[0], None)
             }),
+        }
+    }
+
+    /// `bn(self(x))`. In eval mode on the CPU in fp32, under a `BatchNormFolding` guard
+    /// (AutoAttack's), the BatchNorm is folded into the convolution as inference engines
+    /// do: weight · α per output channel and bias β (+ own bias · α), with BatchNorm's α
+    /// and β. The fold is computed from the live tensors at every call, so gradients still
+    /// reach both layers' parameters. Why: on the CPU a ResNet18-w4's forward and
+    /// input-gradient pass at batch 61 take 5.7 and 14.0 ms folded against 7.4 and
+    /// 18.8 ms unfolded (channels-last, PyTorch 2.11, 2 threads), and attacks on small
+    /// CIFAR models are mostly these passes. Only rounding differs from the two layers.
+    pub fn forward_bn(&self, bn: &BatchNorm2d, x: &Tensor, train: bool) -> Tensor {
+        if !super::compute::batchnorm_folding()
+            || train
+            || x.device() != tch::Device::Cpu
+            || x.kind() != Kind::Float
+            || self.bf16.on()
+        {
+            return bn.forward(&self.forward(x), train);
+        }
+        let (alpha, beta) = bn.eval_scale_shift();
+        let weight = &self.weight * alpha.view([-1, 1, 1, 1]);
+        let bias = match &self.bias {
+            Some(b) => b * &alpha + beta,
+            None => beta,
+        };
+        self.convolve(x, &weight, Some(&bias))
+    }
+
+    /// The convolution with these parameters and `self`'s geometry.
+    fn convolve(&self, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        let (s, p, g) = (self.stride, self.padding, self.groups);
+        if self.pad_right_bottom {
+            x.constant_pad_nd([0, 1, 0, 1])
+                .conv2d(weight, bias, [s, s], [p, p], [1, 1], g)
+        } else {
+            x.conv2d(weight, bias, [s, s], [p, p], [1, 1], g)
         }
     }
 
@@ -232,6 +260,14 @@ impl BatchNorm2d {
     /// Train mode uses batch statistics and updates the running ones in place (by
     /// `momentum`; eps 1e-5, PyTorch's default); eval mode uses the running statistics.
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        if !train
+            && super::compute::batchnorm_folding()
+            && x.device() == tch::Device::Cpu
+            && x.kind() == Kind::Float
+            && super::compute::is_channels_last(x)
+        {
+            return self.eval_affine(x);
+        }
         if train {
             tch::no_grad(|| {
                 let mut n = self.num_batches_tracked.shallow_clone();
@@ -249,6 +285,26 @@ impl BatchNorm2d {
             1e-5,
             true,
         )
+    }
+
+    /// Eval mode's per-channel scale and shift (α = weight / √(var + ε), β = bias − mean · α):
+    /// the affine map PyTorch's CPU kernel computes.
+    pub fn eval_scale_shift(&self) -> (Tensor, Tensor) {
+        let alpha = &self.weight * (&self.running_var + 1e-5).rsqrt();
+        let beta = &self.bias - &self.running_mean * &alpha;
+        (alpha, beta)
+    }
+
+    /// Eval mode as `x · α + β` in two elementwise ops. On channels-last CPU activations
+    /// libtorch's batch_norm backward is slow for narrow layers (22 ms against 3 ms for the
+    /// 3×3 convolution beside it, 4 channels at 32×32, 320 images); the elementwise ops'
+    /// backward is one multiply. AutoAttack runs channels-last on the CPU and holds a
+    /// `BatchNormFolding` guard: this is its BatchNorm wherever one does not follow a
+    /// convolution (there `Conv2d::forward_bn` folds it).
+    fn eval_affine(&self, x: &Tensor) -> Tensor {
+        let c = self.weight.size()[0];
+        let (alpha, beta) = self.eval_scale_shift();
+        x * alpha.view([1, c, 1, 1]) + beta.view([1, c, 1, 1])
     }
 }
 

@@ -163,16 +163,13 @@ impl CutBlock for PreActBlock {
         Some(match leaf {
             "conv1" => vec![a, short],
             "conv2" => vec![
-                self.act
-                    .apply(&self.bn2.forward(&self.conv1.forward(&a), false)),
+                self.act.apply(&self.conv1.forward_bn(&self.bn2, &a, false)),
                 short,
             ],
             "shortcut.0" if self.shortcut.is_some() => {
-                let main = self.conv2.forward(
-                    &self
-                        .act
-                        .apply(&self.bn2.forward(&self.conv1.forward(&a), false)),
-                );
+                let main = self
+                    .conv2
+                    .forward(&self.act.apply(&self.conv1.forward_bn(&self.bn2, &a, false)));
                 vec![main, self.shortcut_input(x, &a)]
             }
             _ => return None,
@@ -185,7 +182,7 @@ impl CutBlock for PreActBlock {
                 self.conv2.forward(
                     &self
                         .act
-                        .apply(&self.bn2.forward(&self.conv1.forward(&c[0]), false)),
+                        .apply(&self.conv1.forward_bn(&self.bn2, &c[0], false)),
                 ) + &c[1]
             }
             ("conv2", _) => self.conv2.forward(&c[0]) + &c[1],

@@ -131,7 +131,7 @@ impl ResNet {
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut out = self.bn1.forward(&self.conv1.forward(x), train).relu();
+        let mut out = self.conv1.forward_bn(&self.bn1, x, train).relu();
         for stage in &self.layers {
             for block in stage {
                 out = block.forward(&out, train);
@@ -172,13 +172,13 @@ impl Block {
 /// the block from them with the same ops in the same order as `forward`.
 impl CutBlock for Block {
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut out = self.bn1.forward(&self.conv1.forward(x), train).relu();
-        out = self.bn2.forward(&self.conv2.forward(&out), train);
+        let mut out = self.conv1.forward_bn(&self.bn1, x, train).relu();
+        out = self.conv2.forward_bn(&self.bn2, &out, train);
         if let Some((conv3, bn3)) = &self.conv3 {
-            out = bn3.forward(&conv3.forward(&out.relu()), train);
+            out = conv3.forward_bn(bn3, &out.relu(), train);
         }
         let short = match &self.shortcut {
-            Some((conv, bn)) => bn.forward(&conv.forward(x), train),
+            Some((conv, bn)) => conv.forward_bn(bn, x, train),
             None => x.shallow_clone(),
         };
         (out + short).relu()
@@ -201,23 +201,23 @@ impl CutBlock for Block {
 
     fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
         let short = || match &self.shortcut {
-            Some((conv, bn)) => bn.forward(&conv.forward(x), false),
+            Some((conv, bn)) => conv.forward_bn(bn, x, false),
             None => x.shallow_clone(),
         };
-        let h1 = || self.bn1.forward(&self.conv1.forward(x), false).relu();
+        let h1 = || self.conv1.forward_bn(&self.bn1, x, false).relu();
         Some(match leaf {
             "conv1" => vec![x.shallow_clone()],
             "conv2" => vec![h1(), short()],
             "conv3" if self.conv3.is_some() => {
                 vec![
-                    self.bn2.forward(&self.conv2.forward(&h1()), false).relu(),
+                    self.conv2.forward_bn(&self.bn2, &h1(), false).relu(),
                     short(),
                 ]
             }
             _ if self.is_shortcut_conv(leaf) => {
-                let mut main = self.bn2.forward(&self.conv2.forward(&h1()), false);
+                let mut main = self.conv2.forward_bn(&self.bn2, &h1(), false);
                 if let Some((conv3, bn3)) = &self.conv3 {
-                    main = bn3.forward(&conv3.forward(&main.relu()), false);
+                    main = conv3.forward_bn(bn3, &main.relu(), false);
                 }
                 vec![main, x.shallow_clone()]
             }
@@ -229,18 +229,18 @@ impl CutBlock for Block {
         match leaf {
             "conv1" => self.forward(&c[0], false),
             "conv2" => {
-                let mut out = self.bn2.forward(&self.conv2.forward(&c[0]), false);
+                let mut out = self.conv2.forward_bn(&self.bn2, &c[0], false);
                 if let Some((conv3, bn3)) = &self.conv3 {
-                    out = bn3.forward(&conv3.forward(&out.relu()), false);
+                    out = conv3.forward_bn(bn3, &out.relu(), false);
                 }
                 (out + &c[1]).relu()
             }
             "conv3" => match &self.conv3 {
-                Some((conv3, bn3)) => (bn3.forward(&conv3.forward(&c[0]), false) + &c[1]).relu(),
+                Some((conv3, bn3)) => (conv3.forward_bn(bn3, &c[0], false) + &c[1]).relu(),
                 None => unreachable_leaf(),
             },
             _ => match &self.shortcut {
-                Some((conv, bn)) => (&c[0] + bn.forward(&conv.forward(&c[1]), false)).relu(),
+                Some((conv, bn)) => (&c[0] + conv.forward_bn(bn, &c[1], false)).relu(),
                 None => unreachable_leaf(),
             },
         }

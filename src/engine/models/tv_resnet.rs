@@ -59,7 +59,7 @@ impl TvResNet {
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let stem = self.bn1.forward(&self.conv1.forward(x), train).relu();
+        let stem = self.conv1.forward_bn(&self.bn1, x, train).relu();
         let mut out = stem_max_pool(&stem);
         for block in self.layers.iter().flatten() {
             out = block.forward(&out, train);

@@ -141,7 +141,7 @@ impl WideResNet {
 impl CutBlock for WideBlock {
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let act = self.bn1.forward(x, train).relu();
-        let out = self.bn2.forward(&self.conv1.forward(&act), train).relu();
+        let out = self.conv1.forward_bn(&self.bn2, &act, train).relu();
         let out = self.conv2.forward(&out);
         match &self.conv_shortcut {
             // Not equalInOut: the shortcut sees the activated input.
@@ -171,13 +171,13 @@ impl CutBlock for WideBlock {
         Some(match leaf {
             "conv1" => vec![act.shallow_clone(), short()],
             "conv2" => vec![
-                self.bn2.forward(&self.conv1.forward(&act), false).relu(),
+                self.conv1.forward_bn(&self.bn2, &act, false).relu(),
                 short(),
             ],
             "convShortcut" if self.conv_shortcut.is_some() => {
                 let main = self
                     .conv2
-                    .forward(&self.bn2.forward(&self.conv1.forward(&act), false).relu());
+                    .forward(&self.conv1.forward_bn(&self.bn2, &act, false).relu());
                 vec![main, act.shallow_clone()]
             }
             _ => return None,
@@ -191,7 +191,7 @@ impl CutBlock for WideBlock {
                 &c[1]
                     + self
                         .conv2
-                        .forward(&self.bn2.forward(&self.conv1.forward(&c[0]), false).relu())
+                        .forward(&self.conv1.forward_bn(&self.bn2, &c[0], false).relu())
             }
             ("conv2", _) => &c[1] + self.conv2.forward(&c[0]),
             (_, Some(conv)) => conv.forward(&c[1]) + &c[0],
