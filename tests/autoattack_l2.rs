@@ -1,16 +1,14 @@
 //! AutoAttack under L2 against pyautoattack 0.2.0 (norm='L2'): FAB's L2 and L∞ projections
 //! and APGD's L2 projection equal the reference's functions on random inputs (1e-6); FAB-T
 //! and untargeted FAB (deterministic in both: no random start) break the same points,
-//! sample by sample; in the standard ensemble each attack breaks as many points as the
-//! reference's on the bundled demo model; `--norm l1` and an L2 run without --eps are refused before compute.
+//! sample by sample; `--norm l1` and an L2 run without --eps are refused before compute.
+//! The standard L2 ensemble at the published budgets is compared with the reference's
+//! after every attack in tests/autoattack_published.rs.
 //!
 //! The demo model is an L∞-trained MNIST ResNet18 whose L2 robustness shows gradient
-//! masking: with 10 APGD iterations the random start alone moves APGD's robust accuracy on
-//! 200 points by up to 4.5 points between seeds (measured: 65.0, 69.0, 67.5, 69.5 % for
-//! seeds 0–3 at ε 2.5, mean 67.75 %; pyautoattack 68.0 %), so the attacks with random
-//! starts or random squares are compared within `RANDOM_TOLERANCE` (the largest measured
-//! distance from the reference, 3.0, plus half a point); the deterministic FAB-T must agree
-//! point for point.
+//! masking (with 10 APGD iterations the random start alone moved APGD's robust accuracy on
+//! 200 points by up to 4.5 points between seeds), so only the deterministic attacks are
+//! compared here, point for point.
 mod common;
 
 use common::{
@@ -25,7 +23,6 @@ const REFERENCE: &str = "tests/py/autoattack_ref.py";
 /// published budgets take hours on 2 shared cores; both sides use the same).
 const BUDGETS: [&str; 4] = ["10", "3", "10", "100"];
 const EPS: &str = "2.5";
-const RANDOM_TOLERANCE: f64 = 3.5;
 
 fn reference(args: &[&str]) -> serde_json::Value {
     let out = Command::new(python())
@@ -214,60 +211,6 @@ fn untargeted_fab_under_l2_breaks_the_points_pyautoattack_breaks() {
         r < f(&out["clean_acc"]) - 5.0,
         "FAB broke nothing: robust {r}"
     );
-}
-
-#[test]
-fn the_l2_ensemble_matches_pyautoattack_after_each_attack() {
-    let n = "200";
-    let dir = tempfile::tempdir().unwrap();
-    let ours = rift_l2("autoattack", n, &dir.path().join("aa.json"));
-    let theirs = reference_l2("apgd-ce+apgd-t+fab-t+square", n);
-    let theirs = &theirs["apgd-ce+apgd-t+fab-t+square"];
-    assert!((f(&ours["clean_acc"]) - f(&theirs["clean"])).abs() < 0.01);
-    assert_eq!(ours["attack"]["autoattack"]["norm"], "l2");
-    // Each attack's own share: the points (percent of n) it broke among those the earlier
-    // attacks left. Compared per attack, since the earlier attacks' random-start spread
-    // carries into every later cumulative number (measured: rift 65.0 → 58.0 after APGD-CE
-    // and APGD-T, pyautoattack 68.0 → 62.0; APGD-T broke 7.0 and 6.0 points).
-    let (mut ours_before, mut theirs_before) = (f(&ours["clean_acc"]), f(&theirs["clean"]));
-    for step in ours["autoattack"]["attacks"].as_array().unwrap() {
-        let name = step["attack"].as_str().unwrap();
-        let (r, t) = (f(&step["robust_acc"]), f(&theirs["robust"][name]));
-        let (broke, theirs_broke) = (ours_before - r, theirs_before - t);
-        eprintln!(
-            "L2 after {name}: rift {r:.2}% (broke {broke:.2})  pyautoattack {t:.2}% (broke {theirs_broke:.2})"
-        );
-        if name == "square" {
-            // Square-L2 draws its two windows per sample, the reference one pair per query
-            // for the whole batch; on these points that makes it the stronger of the two
-            // (measured: it broke 25.0 points, the reference's 21.0), which the evaluation
-            // may be (every point is checked to lie within ε), but not the weaker.
-            assert!(
-                broke >= theirs_broke - RANDOM_TOLERANCE,
-                "square broke {broke} points, pyautoattack's {theirs_broke}"
-            );
-        } else {
-            assert!(
-                (broke - theirs_broke).abs() <= RANDOM_TOLERANCE,
-                "{name} broke {broke} points, pyautoattack's {theirs_broke}"
-            );
-        }
-        (ours_before, theirs_before) = (r, t);
-    }
-    // Never less strict than the reference (measured: 32.5 % and 39.5 %).
-    let (r, t) = (f(&ours["robust_acc"]), f(&theirs["final"]));
-    assert!(r <= t + RANDOM_TOLERANCE, "final {r} vs pyautoattack {t}");
-    let r = f(&ours["robust_acc"]);
-    assert!(r > 10.0 && r < f(&ours["clean_acc"]) - 10.0, "robust {r}");
-    // Every point the ensemble broke is named by the attack that broke it.
-    let per = &ours["per_sample"];
-    let robust = per["robust"].as_array().unwrap();
-    let by = per["broken_by"].as_array().unwrap();
-    assert_eq!(robust.len(), 200);
-    let named = by.iter().filter(|v| !v.is_null()).count();
-    let clean = f(&ours["clean_correct"]) as usize;
-    let kept = robust.iter().filter(|v| v.as_bool() == Some(true)).count();
-    assert_eq!(named, clean - kept);
 }
 
 #[test]
