@@ -8,8 +8,9 @@ since its dependency list does not install and importing it would run its code. 
 `tests/zoo_names.rs` test regenerates the table and fails on any difference.
 
 For every entry the table records robustbench's constructor as written, the architecture it
-resolves to (a class defined in the zoo file is followed to its base class, its
-`super().__init__` arguments, its `mu`/`sigma` buffers and its forward), and what rift needs
+resolves to (a class defined in the zoo file, or imported from an architecture file and
+derived from a network rift knows, is followed to its base class, its `super().__init__`
+arguments, its `mu`/`sigma` buffers and its forward), and what rift needs
 to build it: family, `--arch`, depth, width, activation, classes, the input normalisation,
 ImageNet's evaluation preprocessing — or, where rift has no such network yet, the reason.
 """
@@ -18,6 +19,8 @@ import json
 import os
 import re
 import sys
+
+from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, torchvision_config
 
 VERSION = "1.1.1"
 DATASETS = [("cifar10", "cifar10.py"), ("cifar100", "cifar100.py"), ("imagenet", "imagenet.py")]
@@ -33,20 +36,6 @@ def wheel_dir():
 def parse(path):
     with open(path) as f:
         return ast.parse(f.read(), filename=path)
-
-
-def literal(node, consts):
-    """A literal (numbers, strings, lists, tuples, `[0.5] * 3`, `16 * w[0]`) or a module
-    constant."""
-    if isinstance(node, ast.Name) and node.id in consts:
-        return consts[node.id]
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
-        return literal(node.left, consts) * literal(node.right, consts)
-    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
-        return literal(node.value, consts)[node.slice.value]
-    if isinstance(node, (ast.List, ast.Tuple)):
-        return [literal(e, consts) for e in node.elts]
-    return ast.literal_eval(node)
 
 
 def module_constants(tree):
@@ -113,6 +102,8 @@ def architecture_signatures(arch_dir):
             if isinstance(node, ast.ClassDef) and node.name in classes:
                 init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
                 sigs[node.name] = signature(init)
+                forward = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
+                sigs.setdefault("forwards", {})[node.name] = [ast.unparse(s) for s in forward.body]
         # `def ResNet18(): return ResNet(BasicBlock, [2, 2, 2, 2])` and friends.
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and not node.args.args and len(node.body) == 1 \
@@ -121,8 +112,18 @@ def architecture_signatures(arch_dir):
     return sigs, consts
 
 
+# BoostingWideResNet's forward (Pang2020Boosting): its base's, with the pooled features and
+# the classifier's weight rows L2-normalised before the classifier (rift's hypersphere head,
+# `boosting-wrn-D-K`).
+HYPERSPHERE_STEPS = ["out = F.normalize(out, p=2, dim=1)",
+                     "for _, module in self.fc.named_modules():\n    if isinstance(module, nn.Linear):\n"
+                     "        module.weight.data = F.normalize(module.weight, p=2, dim=1)"]
+
+
 def resolve_class(cls, signatures):
-    """A class defined in a zoo file: (base call, normalisation, forward quirk or None)."""
+    """A class defined in a zoo file or imported from an architecture file: (base call,
+    normalisation, forward quirk or None, head: "hypersphere" where the forward is the
+    base's with `HYPERSPHERE_STEPS` before its classifier, else None)."""
     init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
     params, defaults = signature(init) if init else ([], {})
     substitute = lambda a: defaults.get(a.id, a) if isinstance(a, ast.Name) else a  # noqa: E731
@@ -149,6 +150,10 @@ def resolve_class(cls, signatures):
     per_image = steps[:len(per_image_steps)] == per_image_steps
     if per_image:
         steps = steps[len(per_image_steps):]
+    head, base_steps = None, signatures.get("forwards", {}).get(base)
+    own = [s for s in steps if s != "x = (x - self.mu) / self.sigma"]
+    if base_steps and own == base_steps[:-1] + HYPERSPHERE_STEPS + base_steps[-1:]:
+        head, steps = "hypersphere", []
     for s in steps:
         if s in ("x = (x - self.mu) / self.sigma",) or s.startswith("return super("):
             continue
@@ -158,7 +163,7 @@ def resolve_class(cls, signatures):
         quirk = quirk or s
     if base in ("nn.Module", "torch.nn.Module"):
         return Call(base, [], {}), None, (f"architecture ensemble ({cls.name} averages the softmax of "
-                                          "its members) not implemented yet")
+                                          "its members) not implemented yet"), None
     call = Call(base, [], {})
     if base_call is not None:
         fake = ast.Call(func=ast.Name(id=base), args=base_call.args, keywords=base_call.keywords)
@@ -175,7 +180,7 @@ def resolve_class(cls, signatures):
         quirk = f"per-image standardisation in {cls.name}.forward (`{quirk}`) not implemented yet"
     elif quirk is not None:
         quirk = f"{cls.name}.forward does more than normalise (`{quirk}`): not implemented yet"
-    return call, norm, quirk
+    return call, norm, quirk, head
 
 
 def dm_activation(node):
@@ -193,8 +198,6 @@ UNSUPPORTED_CALLEES = [
     ("WidePreActResNet", "CARD Binary WidePreActResNet"),
     ("CifarResNeXt", "CIFAR ResNeXt (AugMix)"),
     ("ResNest152", "ResNeSt-152"),
-    ("BoostingWideResNet", "Pang2020's WideResNet with L2-normalised features"),
-    ("pssilu_wrn_28_10", "WideResNet with PSSiLU activations (Dai2021)"),
     ("rebuffi_sodef", "SODEF (a neural ODE on a DM WideResNet)"),
     ("get_convstem_models", "ConvStem ViT/ConvNeXt"),
     ("build_swin", "Swin transformer (MIMIR)"),
@@ -382,117 +385,32 @@ def factory_config(factory, args, consts):
     return None, f"architecture `{bound.callee}` ({file}.py) not implemented yet", text
 
 
-def robust_resnet_config(call, consts):
-    """(fields, reason) for `robust_resnet.PreActResNet` (Huang 2022), as rift's
-    `robust-resnet-D1.D2.D3-C0.C1.C2.C3` builds it (src/engine/models/robust_resnet.rs):
-    basic blocks, BatchNorm, 3×3 kernels, one activation, strides 1, 2, 2, stem stride 1."""
-    value = lambda k: literal(call.kwargs[k], consts)  # noqa: E731
-    depths, channels = value("depth_configs"), value("channel_configs")
-    acts = set(value("activations"))
-    same = {"block_types": {"basic_block"}, "normalizations": {"BatchNorm"}, "kernel_size_configs": {3}}
-    for key, allowed in same.items():
-        if set(value(key)) != allowed:
-            return None, f"RobustResNet with {key}={value(key)} not implemented yet"
-    if len(acts) != 1 or next(iter(acts)) not in ("ReLU", "SiLU"):
-        return None, f"RobustResNet with activations {value('activations')} not implemented yet"
-    if list(value("stride_config")) != [1, 2, 2] or value("stem_stride") != 1 or len(channels) != 4:
-        return None, "RobustResNet with other strides or stages not implemented yet"
-    dotted = lambda v: ".".join(str(x) for x in v)  # noqa: E731
-    fields = {"family": "robust-resnet", "arch": f"robust-resnet-{dotted(depths)}-{dotted(channels)}",
-              "activation": ACTIVATIONS[next(iter(acts))], "classes": value("num_classes")}
-    if value("pre_process"):
-        # `pre_process=True` registers CIFAR-10's statistics as `mu`/`sigma` buffers.
-        fields["normalize"] = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2471, 0.2435, 0.2616],
-                               "source": "buffers"}
-    return fields, None
-
-
-# rift's names for RaWideResNet configurations that have one: what rift's `ra-wrn-70-16`
-# builds (src/engine/models/ra_config.rs), robustbench's `get_model('ra_wrn70_16')`.
-RA_PRESETS = {"ra-wrn-70-16": {"depth": 70, "width": 16, "stem": 96, "blocks": [30, 31, 10],
-                               "widths": [216, 432, 864], "groups": [1, 1, 1], "squeeze": [54, 108, 216]}}
-ACTIVATIONS = {"SiLU": "silu", "Swish": "silu", "ReLU": "relu"}
-
-
-def activation_of(node):
-    """`torch.nn.SiLU`, `nn.modules.activation.ReLU`, ... as rift's --activation, or None."""
-    return ACTIVATIONS.get(ast.unparse(node).split(".")[-1])
-
-
-def ra_wrn_config(call, consts):
-    """(fields, reason) for robustbench's RaWideResNet (`NormalizedWideResNet` of
-    `robustarch_wide_resnet.py` or `Meansparse_ra_wrn_70_16.py`), named as rift names it:
-    `ra-wrn-70-16`, or the configuration spelled out."""
-    value = lambda k: literal(call.kwargs[k], consts)  # noqa: E731
-    if value("padding") != 0 or value("num_input_channels") != 3:
-        return None, "RaWideResNet with input padding or other than 3 input channels not implemented yet"
-    act = activation_of(call.kwargs["activation_fn"])
-    if act is None:
-        return None, f"RaWideResNet activation `{ast.unparse(call.kwargs['activation_fn'])}` not implemented yet"
-    stem, blocks, widths, groups = value("stem_width"), value("depth"), value("stage_width"), value("groups")
-    ratio = value("se_ratio")
-    # robustbench's `int(round(se_ratio * out_planes))`, with Python's rounding.
-    squeeze = [int(round(ratio * w)) for w in widths] if ratio else None
-    suffix = ""
-    if squeeze:
-        order, se_act = value("se_order"), activation_of(call.kwargs["se_activation"])
-        if order not in (1, 2):
-            return None, f"RaWideResNet with se_order={order} (its SE built but never run) not implemented yet"
-        if se_act is None:
-            return None, f"RaWideResNet SE activation `{ast.unparse(call.kwargs['se_activation'])}` not implemented yet"
-        suffix = ("-seorder1" if order == 1 else "") + ("" if se_act == "relu" else f"-se{se_act}")
-    layout = {"stem": stem, "blocks": blocks, "widths": widths, "groups": groups, "squeeze": squeeze}
-    fields = {"family": "ra-wrn"}
-    preset = [(n, p) for n, p in RA_PRESETS.items() if all(p[k] == v for k, v in layout.items())]
-    if preset:
-        name, p = preset[0]
-        fields.update({"arch": name + suffix, "depth": p["depth"], "width": p["width"]})
-    else:
-        dotted = lambda v: ".".join(str(x) for x in v)  # noqa: E731
-        name = f"ra-wrn-{dotted(blocks)}-{dotted(widths)}-stem{stem}"
-        name += f"-groups{dotted(groups)}" if groups != [1, 1, 1] else ""
-        name += f"-se{dotted(squeeze)}" if squeeze else ""
-        fields["arch"] = name + suffix
-    norm = {"mean": value("mean"), "std": value("std"), "source": "NormalizedWideResNet mean/std arguments"}
-    fields.update({"activation": act, "classes": value("num_classes"), "normalize": norm})
-    return fields, None
-
-
-# torchvision's ResNet builders (imagenet.py imports `torchvision.models as pt_models`):
-# depth and the `width_per_group` each one passes to `ResNet`.
-TORCHVISION_RESNETS = {"resnet18": (18, 64), "resnet34": (34, 64), "resnet50": (50, 64),
-                       "resnet101": (101, 64), "resnet152": (152, 64),
-                       "wide_resnet50_2": (50, 128), "wide_resnet101_2": (101, 128)}
-# Builder arguments that leave the network's forward and keys as rift builds them:
-# where the weights come from, and initialisation only.
-TORCHVISION_HARMLESS = {"pretrained", "weights", "progress", "zero_init_residual"}
-
-
-def torchvision_config(call, consts):
-    """(fields, reason) for `pt_models.resnetD(...)` / `pt_models.wide_resnetD_2(...)`."""
-    name = call.callee.split(".")[-1]
-    depth, width = TORCHVISION_RESNETS[name]
-    kwargs = dict(call.kwargs)
-    if call.args:
-        return None, f"torchvision `{name}` with positional arguments not implemented yet"
-    if "width_per_group" in kwargs:
-        width = literal(kwargs.pop("width_per_group"), consts)
-    classes = literal(kwargs.pop("num_classes"), consts) if "num_classes" in kwargs else 1000
-    other = sorted(set(kwargs) - TORCHVISION_HARMLESS)
-    if other:
-        return None, f"torchvision `{name}` with {', '.join(other)} not implemented yet"
-    bottleneck = depth >= 50
-    if not bottleneck and width != 64:
-        return None, f"torchvision `{name}` with width_per_group {width} (BasicBlock takes 64 only)"
-    if width == 64:
-        arch = f"tv-resnet{depth}"
-    elif width % 64 == 0:
-        arch = f"tv-wide-resnet{depth}-{width // 64}"
-    else:
-        arch = f"tv-resnet{depth}-w{width}"
-    family = "tv-resnet-bottleneck" if bottleneck else "tv-resnet"
-    return {"family": family, "arch": arch, "depth": depth, "width": width, "activation": "relu",
-            "classes": classes}, None
+def paf_config(factory, call, consts):
+    """(fields, reason, architecture text) for a factory of `paf_wide_resnet.py`
+    (`pssilu_wrn_28_10(num_classes=10)`): the `PAF_WideResNet` it returns, the entry's
+    keywords passed on through its `**kwargs` and its activation argument followed to what
+    the factory assigns it; rift's `pssilu-wrn-D-K` where that is one `PSSiLU()`."""
+    tree = parse(os.path.join(wheel_dir(), "model_zoo", "architectures", "paf_wide_resnet.py"))
+    func = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == factory), None)
+    ret = func.body[-1].value if func and isinstance(func.body[-1], ast.Return) else None
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and isinstance(ret, ast.Call)
+                and n.name == callee_name(ret.func)), None)
+    if cls is None:
+        return None, None, None
+    local = {ast.unparse(s.targets[0]): s.value for s in func.body
+             if isinstance(s, ast.Assign) and len(s.targets) == 1}
+    node = ast.Call(func=ret.func, args=[local.get(ast.unparse(a), a) for a in ret.args],
+                    keywords=[k for k in ret.keywords if k.arg] + call.keywords)
+    init = next(m for m in cls.body if isinstance(m, ast.FunctionDef) and m.name == "__init__")
+    bound = bind_all(node, init)
+    text = f"paf_wide_resnet.{bound.text()}"
+    value = lambda k: literal(bound.kwargs[k], consts)  # noqa: E731
+    act = ast.unparse(bound.kwargs["activation"])
+    if act != "PSSiLU()" or value("dropRate") != 0:
+        return None, f"PAF_WideResNet with activation `{act}`, dropRate {value('dropRate')} not implemented yet", text
+    depth, width = value("depth"), value("widen_factor")
+    return {"family": "pssilu-wrn", "arch": f"pssilu-wrn-{depth}-{width}", "depth": depth, "width": width,
+            "activation": "pssilu", "classes": value("num_classes")}, None, text
 
 
 def rift_config(call, signatures, consts):
@@ -567,9 +485,19 @@ def rift_config(call, signatures, consts):
 
 def entries_of(dataset, tree, signatures, consts):
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-    # Architecture-file factories the zoo file imports by another name.
-    factories = {alias: target for alias, target in import_aliases(tree).items()
-                 if target[1] == "get_model"}
+    aliases = import_aliases(tree)
+    # Classes imported from an architecture file that derive from a network rift knows
+    # (BoostingWideResNet), resolved as the zoo file's own are.
+    arch_dir = os.path.join(wheel_dir(), "model_zoo", "architectures")
+    for alias, (file, cls) in aliases.items():
+        path = os.path.join(arch_dir, file + ".py")
+        if alias not in classes and os.path.isfile(path):
+            classes.update({alias: n for n in parse(path).body if isinstance(n, ast.ClassDef)
+                            and n.name == cls and n.bases and callee_name(n.bases[0]) in signatures})
+    # Architecture-file factories the zoo file imports by another name, and those of
+    # `paf_wide_resnet.py`.
+    factories = {alias: target for alias, target in aliases.items()
+                 if target[1] == "get_model" or target[0] == "paf_wide_resnet"}
     consts = {**consts, **module_constants(tree)}
     dicts = {}
     for stmt in tree.body:
@@ -592,10 +520,10 @@ def entry(dataset, threat, name, spec, classes, signatures, consts, file_factori
     model = spec["model"]
     constructor = ast.unparse(model)
     body = model.body if isinstance(model, ast.Lambda) else model
-    norm, quirk = None, None
+    norm, quirk, head = None, None, None
     factories = signatures.get("factories", {})
     if isinstance(body, ast.Name) and body.id in classes:
-        call, norm, quirk = resolve_class(classes[body.id], signatures)
+        call, norm, quirk, head = resolve_class(classes[body.id], signatures)
     elif isinstance(body, ast.Name) and body.id in factories:
         call = bind(factories[body.id], signatures, lambda a: a)
     elif isinstance(body, ast.Call) and isinstance(body.func, ast.Name) and body.func.id in factories and not body.args:
@@ -607,7 +535,9 @@ def entry(dataset, threat, name, spec, classes, signatures, consts, file_factori
     architecture = call.text()
     factory_fields = None
     if isinstance(body, ast.Call) and callee_name(body.func) in file_factories:
-        factory_fields = factory_config(file_factories[callee_name(body.func)], body.args, consts)
+        file, factory = file_factories[callee_name(body.func)]
+        factory_fields = paf_config(factory, body, consts) if file == "paf_wide_resnet" \
+            else factory_config((file, factory), body.args, consts)
     elif isinstance(body, ast.Call) and callee_name(body.func) == "robust_resnet.get_model":
         # Called through the module (`from ...architectures import robust_resnet`).
         factory_fields = factory_config(("robust_resnet", "get_model"), body.args, consts)
@@ -619,6 +549,11 @@ def entry(dataset, threat, name, spec, classes, signatures, consts, file_factori
         fields, reason, architecture = meansparse_config(call, signatures, consts)
     else:
         fields, reason = rift_config(call, signatures, consts)
+    if head == "hypersphere" and fields is not None and fields["family"] == "wrn":
+        fields.update({"family": "boosting-wrn", "arch": "boosting-" + fields["arch"]})
+        architecture += f", hypersphere head ({body.id}.forward L2-normalises features and fc rows)"
+    elif head == "hypersphere":
+        fields, reason = None, f"architecture {architecture} with a hypersphere head not implemented yet"
     if norm is None and fields is not None:
         norm = fields.pop("normalize", None)
     if norm is None and isinstance(body, ast.Call) and callee_name(body.func) == "normalize_model":

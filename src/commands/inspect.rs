@@ -4,7 +4,7 @@ use anyhow::Result;
 use rift::engine::checkpoint::load_checkpoint;
 use rift::engine::data::DatasetKind;
 use rift::engine::models::{
-    ActivationSource, Family, Model, ModuleInfo, NormSource, RaWideConfig, SeOrder,
+    ActivationSource, Family, Model, ModuleInfo, NormSource, RaWideConfig, SeOrder, WrnVariant,
 };
 use serde::Serialize;
 use tch::Device;
@@ -79,6 +79,7 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     let summary = model_summary(&ckpt, &model, args.model.reading.zoo.as_deref());
     let spec = &model.spec;
     let activation = match model.activation_source {
+        ActivationSource::Fixed if spec.wrn_variant == WrnVariant::PsSilu => pssilu_text(&model),
         ActivationSource::Fixed => format!("{} (fixed by the family)", spec.activation.name()),
         ActivationSource::Flag => format!("{} (from --activation)", spec.activation.name()),
         ActivationSource::Assumed => format!(
@@ -102,10 +103,12 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         ));
         detected.push(format!(
             "classifier {}",
-            if spec.classifier_bias {
-                "with bias"
-            } else {
-                "without bias (bias_last=False)"
+            match (spec.classifier_bias, spec.wrn_variant) {
+                (_, WrnVariant::Boosting) => "on the hypersphere: L2-normalised features and weight rows (BoostingWideResNet, from --arch boosting-…)",
+                (true, _) => "with bias",
+                // robustbench's bias-free WideResNets are BoostingWideResNets, whose keys
+                // cannot tell them from a plain one.
+                (false, _) => "without bias (bias_last=False; if this is robustbench's BoostingWideResNet, Pang2020Boosting, its forward normalises features and weight rows: pass --arch boosting-wrn-D-K or --zoo)",
             }
         ));
     }
@@ -212,6 +215,21 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         rift::report::write_structured(path, &out)?;
     }
     Ok(())
+}
+
+/// The PSSiLU network's activation with its learned scalars.
+fn pssilu_text(model: &Model) -> String {
+    let scalar = |k: &str| {
+        model
+            .var(k)
+            .and_then(|t| t.f_double_value(&[0]).ok())
+            .map_or("?".into(), |v| format!("{v:.6}"))
+    };
+    format!(
+        "pssilu (robustbench's PSSiLU, one module shared by every block: alpha {}, beta {})",
+        scalar("activation.alpha"),
+        scalar("activation.beta")
+    )
 }
 
 /// A RaWideResNet's configuration in words, one line each.

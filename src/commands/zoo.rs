@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use rift::engine::checkpoint::Checkpoint;
 use rift::engine::data::preprocess::Preprocess;
 use rift::engine::data::DatasetKind;
-use rift::engine::models::{Activation, ArchSpec, NormalizeChoice};
+use rift::engine::models::{Activation, ArchSpec, Family, NormalizeChoice, WrnVariant};
 use rift::engine::zoo::{self, ZooEntry};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -273,7 +273,14 @@ pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option
         && detected.blocks == expected.blocks
         && detected.width == expected.width
         && detected.ra.map(|c| c.layout()) == expected.ra.map(|c| c.layout())
-        && detected.stage_channels == expected.stage_channels;
+        && detected.stage_channels == expected.stage_channels
+        // The PSSiLU network's keys say what it is; BoostingWideResNet's are a bias-free
+        // WideResNet's, so its name is taken at its word.
+        && (detected.wrn_variant == WrnVariant::PsSilu)
+            == (expected.wrn_variant == WrnVariant::PsSilu)
+        // A WideResNet's `bias_last` (False only in BoostingWideResNet) is in its keys.
+        && (expected.family != Family::WideResNet
+            || detected.classifier_bias == expected.classifier_bias);
     if !same || detected.num_classes != classes {
         bail!(
             "--zoo {id} is a {} with {classes} classes ({}), but {path} holds a {} with {} classes (read from its keys and shapes): the file is not this entry's; check the id, or drop --zoo and give --arch yourself",
@@ -350,8 +357,13 @@ mod tests {
             assert_eq!(&spec.name(), arch, "{}", e.id());
             NormalizeChoice::parse(&e.normalize_flag())
                 .unwrap_or_else(|err| panic!("{}: {err}", e.id()));
-            if let Some(a) = &e.activation {
-                Activation::parse(a).unwrap_or_else(|err| panic!("{}: {err}", e.id()));
+            match e.activation.as_deref() {
+                // PSSiLU is the PSSiLU network's own, no `--activation` choice.
+                Some("pssilu") => assert_eq!(spec.wrn_variant, WrnVariant::PsSilu, "{}", e.id()),
+                Some(a) => {
+                    Activation::parse(a).unwrap_or_else(|err| panic!("{}: {err}", e.id()));
+                }
+                None => {}
             }
             assert_eq!(spec.family.has_activation_choice(), e.has_activation_flag());
         }

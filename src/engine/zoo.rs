@@ -31,9 +31,9 @@ pub struct ZooEntry {
     pub constructor: String,
     /// The network it builds, every argument named (classes followed to their base).
     pub architecture: String,
-    /// rift's family (wrn, dm-wrn, meansparse-dm-wrn, dm-preactresnet, ra-wrn,
-    /// meansparse-ra-wrn, resnet, resnet-bottleneck, preactresnet, tv-resnet,
-    /// tv-resnet-bottleneck); absent when unsupported.
+    /// rift's family (wrn, boosting-wrn, pssilu-wrn, dm-wrn, meansparse-dm-wrn,
+    /// dm-preactresnet, ra-wrn, meansparse-ra-wrn, resnet, resnet-bottleneck, preactresnet,
+    /// tv-resnet, tv-resnet-bottleneck); absent when unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     /// rift's `--arch` name.

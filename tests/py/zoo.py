@@ -210,22 +210,44 @@ def build_ra(stem, blocks, widths, groups=(1, 1, 1), activation="silu", se_ratio
         se_order=se_order, num_classes=num_classes)
 
 
-def robust_modules():
-    """robustbench's `robust_wide_resnet.py` (which imports `.wide_resnet`) and
-    `robust_resnet.py` as modules of an empty `robustbench.model_zoo.architectures` package
-    whose path is the wheel's architecture folder, so the relative import resolves there
-    and robustbench's own `__init__` (dependencies not installed) never runs."""
+def arch_package_module(name):
+    """robustbench's `model_zoo/architectures/<name>.py` as a module of an empty
+    `robustbench.model_zoo.architectures` package whose path is the wheel's architecture
+    folder, so that its relative imports (`from .wide_resnet import ...`) resolve there and
+    robustbench's own `__init__` (dependencies not installed) never runs."""
     import importlib
     import types
     parents = ["robustbench", "robustbench.model_zoo", "robustbench.model_zoo.architectures"]
-    for name in parents:
-        if name not in sys.modules:
-            package = types.ModuleType(name)
+    for parent in parents:
+        if parent not in sys.modules:
+            package = types.ModuleType(parent)
             package.__path__ = []
-            sys.modules[name] = package
+            sys.modules[parent] = package
     sys.modules[parents[-1]].__path__ = [ARCH_DIR]
-    return (importlib.import_module(parents[-1] + ".robust_wide_resnet"),
-            importlib.import_module(parents[-1] + ".robust_resnet"))
+    return importlib.import_module(parents[-1] + "." + name)
+
+
+def robust_modules():
+    """robustbench's `robust_wide_resnet.py` (which imports `.wide_resnet`) and
+    `robust_resnet.py` as modules (`arch_package_module`)."""
+    return arch_package_module("robust_wide_resnet"), arch_package_module("robust_resnet")
+
+
+def build_boosting(depth, width):
+    """robustbench's BoostingWideResNet (Pang2020Boosting) at any depth and width."""
+    return arch_package_module("boosting_wide_resnet").BoostingWideResNet(depth=depth, widen_factor=width)
+
+
+def build_pssilu(depth, width, alpha=1.0, beta=1e-8, num_classes=10):
+    """robustbench's `PAF_WideResNet` with one shared `PSSiLU` (what `pssilu_wrn_28_10`
+    builds) at any depth and width, its scalars set to `alpha` and `beta`."""
+    import torch
+    module = zoo_module("paf_wide_resnet")
+    act = module.PSSiLU()
+    with torch.no_grad():
+        act.alpha.fill_(alpha)
+        act.beta.fill_(beta)
+    return module.PAF_WideResNet(act, depth=depth, widen_factor=width, num_classes=num_classes)
 
 
 def build_robust(kind, channels, depths, activation="silu", pre_process=False, num_classes=10):

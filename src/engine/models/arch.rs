@@ -1,7 +1,7 @@
 //! Architecture specifications: parsed from `--arch` names or inferred from a checkpoint's
 //! keys and shapes (`--arch auto`).
 pub use super::activation::Activation;
-pub use super::family::Family;
+pub use super::family::{Family, WrnVariant};
 use super::ra_config::RaWideConfig;
 use super::tv_config;
 use super::ModelError;
@@ -29,6 +29,8 @@ pub struct ArchSpec {
     pub sub_block1: bool,
     /// Whether the classifier has a bias (robustbench's WideResNet `bias_last=False` drops it).
     pub classifier_bias: bool,
+    /// WideResNet: TRADES', robustbench's BoostingWideResNet or its PSSiLU network.
+    pub wrn_variant: WrnVariant,
     /// DM WideResNet and RaWideResNet: robustbench's MeanSparse variant (Amini2024), a
     /// `MeanSparse` op after every BatchNorm and residual sum (`meansparse-dm-wrn-D-K`,
     /// `meansparse-ra-wrn-70-16`).
@@ -45,7 +47,7 @@ pub struct ArchSpec {
 }
 
 pub const KNOWN_ARCHS: &str =
-    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16, robust-wrn-D1.D2.D3-C0.C1.C2.C3 (robustbench's RobustWideResNet, e.g. robust-wrn-5.5.5-16.320.640.512), robust-resnet-D1.D2.D3-C0.C1.C2.C3 (its RobustResNet, e.g. robust-resnet-27.28.13-16.160.448.384), tv-resnet18|34|50|101|152 and tv-wide-resnet50-2|101-2 (torchvision's ImageNet ResNets; tv-resnetD-wN for width_per_group N)";
+    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), boosting-wrn-DEPTH-K (robustbench's BoostingWideResNet: L2-normalised features and classifier rows, e.g. boosting-wrn-34-20), pssilu-wrn-DEPTH-K (its PAF_WideResNet with a shared PSSiLU, e.g. pssilu-wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16, robust-wrn-D1.D2.D3-C0.C1.C2.C3 (robustbench's RobustWideResNet, e.g. robust-wrn-5.5.5-16.320.640.512), robust-resnet-D1.D2.D3-C0.C1.C2.C3 (its RobustResNet, e.g. robust-resnet-27.28.13-16.160.448.384), tv-resnet18|34|50|101|152 and tv-wide-resnet50-2|101-2 (torchvision's ImageNet ResNets; tv-resnetD-wN for width_per_group N)";
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
     Some(match depth {
@@ -75,7 +77,12 @@ impl ArchSpec {
                 let v1 = if self.preact_v1 { "-v1" } else { "" };
                 format!("preactresnet{}{w}{v1}", 2 * total + 2)
             }
-            Family::WideResNet => format!("wrn-{}-{}", 6 * self.blocks[0] + 4, self.width),
+            Family::WideResNet => format!(
+                "{}wrn-{}-{}",
+                self.wrn_variant.prefix(),
+                6 * self.blocks[0] + 4,
+                self.width
+            ),
             Family::DmWideResNet => {
                 let ms = if self.meansparse { "meansparse-" } else { "" };
                 format!("{ms}dm-wrn-{}-{}", 6 * self.blocks[0] + 4, self.width)
@@ -123,6 +130,7 @@ impl ArchSpec {
             },
             sub_block1: family == Family::WideResNet,
             classifier_bias: true,
+            wrn_variant: WrnVariant::Trades,
             meansparse: false,
             preact_v1: false,
             ra: None,
@@ -206,6 +214,17 @@ impl ArchSpec {
             Some(rest) => (true, rest.to_string()),
             None => (false, base),
         };
+        let (wrn_variant, base) = [WrnVariant::Boosting, WrnVariant::PsSilu]
+            .into_iter()
+            .find_map(|v| Some((v, base.strip_prefix(v.prefix())?.to_string())))
+            .unwrap_or((WrnVariant::Trades, base));
+        if wrn_variant != WrnVariant::Trades
+            && (dm || !(base.starts_with("wrn") || base.starts_with("wideresnet")))
+        {
+            return Err(ModelError::UnknownArch(format!(
+                "{name} (boosting- and pssilu- name WideResNets: boosting-wrn-DEPTH-K, pssilu-wrn-DEPTH-K)"
+            )));
+        }
         let (family, blocks, width) = if let Some(rest) = base
             .strip_prefix("wrn-")
             .or_else(|| base.strip_prefix("wideresnet-"))
@@ -253,6 +272,15 @@ impl ArchSpec {
         let mut spec = ArchSpec::with_defaults(family, blocks, width, num_classes, in_channels);
         spec.meansparse = meansparse;
         spec.preact_v1 = preact_v1;
+        spec.wrn_variant = wrn_variant;
+        // The published constructors: BoostingWideResNet passes `sub_block1=True,
+        // bias_last=False`; `PAF_WideResNet` has no `sub_block1` and a biased `fc`. (A file's
+        // own keys overrule both when it is loaded by name, see `Model::from_checkpoint`.)
+        match wrn_variant {
+            WrnVariant::Boosting => spec.classifier_bias = false,
+            WrnVariant::PsSilu => spec.sub_block1 = false,
+            WrnVariant::Trades => {}
+        }
         spec.with_feature_dim(input_hw)
     }
 
@@ -356,6 +384,10 @@ impl ArchSpec {
             let mut spec =
                 ArchSpec::with_defaults(Family::WideResNet, vec![n; 3], w[0] / 16, 10, in_channels);
             spec.sub_block1 = shapes.contains_key("sub_block1.layer.0.conv1.weight");
+            // PAF_WideResNet's shared PSSiLU leaves its scalars in every block's keys.
+            if shapes.contains_key("block1.layer.0.activation.alpha") {
+                spec.wrn_variant = WrnVariant::PsSilu;
+            }
             spec.classifier_from(&shape, "fc")?;
             spec.classifier_bias =
                 shapes.contains_key("fc.bias") || !shapes.contains_key("fc.weight");

@@ -5,6 +5,7 @@
 use super::arch::Activation;
 use super::layers::{pooled, BatchNorm2d, Conv2d, Linear, ModuleInfo};
 use super::mean_sparse::MeanSparse;
+use super::pssilu::Act;
 use tch::Tensor;
 
 /// A residual block the fast path can cut inside (eval mode, no gradients).
@@ -103,7 +104,7 @@ impl<B: CutBlock> ChainNet<B> {
                 .collect(),
             head_norm: Some(NormAct {
                 bn: &self.batchnorm,
-                act: self.act,
+                act: self.act.into(),
                 sparse: self.sparse_end.as_ref(),
             }),
             pool: Pool::Avg(self.pool),
@@ -133,7 +134,7 @@ pub fn staged_blocks<'a, B: CutBlock + 'a>(
 #[derive(Clone, Copy)]
 pub struct NormAct<'a> {
     pub bn: &'a BatchNorm2d,
-    pub act: Activation,
+    pub act: Act<'a>,
     pub sparse: Option<&'a MeanSparse>,
 }
 

@@ -40,3 +40,31 @@ impl Family {
         )
     }
 }
+
+/// Which of robustbench's TRADES-WideResNet networks a `Family::WideResNet` spec is: the
+/// same blocks and keys, told apart by what their forward does beyond the TRADES code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WrnVariant {
+    /// `wide_resnet.WideResNet` (`wrn-D-K`): ReLU, a plain classifier.
+    #[default]
+    Trades,
+    /// `BoostingWideResNet` (Pang2020Boosting, `boosting-wrn-D-K`): the classifier sees
+    /// L2-normalised features through L2-normalised weight rows (`layers::Linear`'s
+    /// hypersphere head). Its keys are a bias-free WideResNet's, so it is never detected: a
+    /// name or `--zoo` says it.
+    Boosting,
+    /// `PAF_WideResNet` with one shared `PSSiLU` (Dai2021Parameterizing, `pssilu-wrn-D-K`,
+    /// `pssilu.rs`); detected from its `activation.alpha` keys.
+    PsSilu,
+}
+
+impl WrnVariant {
+    /// The prefix of its `--arch` names (`boosting-`, `pssilu-`; none for TRADES').
+    pub fn prefix(self) -> &'static str {
+        match self {
+            WrnVariant::Trades => "",
+            WrnVariant::Boosting => "boosting-",
+            WrnVariant::PsSilu => "pssilu-",
+        }
+    }
+}

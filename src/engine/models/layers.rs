@@ -313,6 +313,9 @@ pub struct Linear {
     pub weight: Tensor,
     /// None for robustbench's WideResNet with `bias_last=False`.
     pub bias: Option<Tensor>,
+    /// BoostingWideResNet's hypersphere head: features and weight rows L2-normalised
+    /// (see `hypersphere`).
+    unit_rows: bool,
     bf16: Bf16Switch,
 }
 
@@ -353,19 +356,32 @@ impl Linear {
             name: strip_dot(&p.path("")),
             weight,
             bias,
+            unit_rows: false,
             bf16: keys.bf16.clone(),
         }
     }
 
+    /// The layer as robustbench's `BoostingWideResNet` (Pang2020Boosting) uses it: its
+    /// input and each row of its weight L2-normalised (`F.normalize(·, p=2, dim=1)`), so
+    /// a logit is a cosine similarity. robustbench overwrites `fc.weight.data` with its
+    /// normalised rows on every forward; rift normalises as a function of the stored
+    /// weight instead, which gives the same logits and leaves the stored weight as it is.
+    /// Fine-tuning this layer therefore trains the stored weight through the
+    /// normalisation (only each row's direction matters; a gradient step has no component
+    /// along the row), where robustbench's own training stepped the normalised rows and
+    /// re-projected them on the next forward. A saved file holds the weight as trained:
+    /// robustbench's forward normalises it again, so its logits are rift's.
+    pub fn hypersphere(mut self) -> Self {
+        self.unit_rows = true;
+        self
+    }
+
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        match &self.bias {
-            Some(bias) => maybe_bf16(&self.bf16, x, &[&self.weight, bias], |x, w| {
-                x.linear(&w[0], Some(&w[1]))
-            }),
-            None => maybe_bf16(&self.bf16, x, &[&self.weight], |x, w| {
-                x.linear(&w[0], None::<&Tensor>)
-            }),
+        if self.unit_rows {
+            let (x, weight) = (unit_rows(x), unit_rows(&self.weight));
+            return affine(&self.bf16, &x, &weight, self.bias.as_ref());
         }
+        affine(&self.bf16, x, &self.weight, self.bias.as_ref())
     }
 
     pub fn info(&self) -> ModuleInfo {
@@ -373,15 +389,33 @@ impl Linear {
         let bias = if self.bias.is_some() { s[0] } else { 0 };
         ModuleInfo {
             name: self.name.clone(),
-            kind: if self.bias.is_some() {
-                "Linear".into()
-            } else {
-                "Linear (no bias)".into()
+            kind: match (self.bias.is_some(), self.unit_rows) {
+                (true, false) => "Linear".into(),
+                (false, false) => "Linear (no bias)".into(),
+                (true, true) => "Linear (L2-normalised)".into(),
+                (false, true) => "Linear (no bias, L2-normalised)".into(),
             },
             params: s.iter().product::<i64>() + bias,
             shape: s,
         }
     }
+}
+
+/// `x·wᵀ + b`, in bf16 when the switch is on.
+fn affine(bf16: &Bf16Switch, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    match bias {
+        Some(bias) => maybe_bf16(bf16, x, &[weight, bias], |x, w| {
+            x.linear(&w[0], Some(&w[1]))
+        }),
+        None => maybe_bf16(bf16, x, &[weight], |x, w| x.linear(&w[0], None::<&Tensor>)),
+    }
+}
+
+/// `F.normalize(x, p=2, dim=1)`: each row divided by its L2 norm, at least 1e-12.
+fn unit_rows(x: &Tensor) -> Tensor {
+    x / x
+        .norm_scalaropt_dim(2, [1i64].as_slice(), true)
+        .clamp_min(1e-12)
 }
 
 fn strip_dot(s: &str) -> String {

@@ -11,6 +11,7 @@ mod layers;
 mod mean_sparse;
 mod normalize;
 mod preact_resnet;
+mod pssilu;
 mod ra_config;
 mod ra_wide_resnet;
 mod resnet;
@@ -21,7 +22,7 @@ mod tv_config;
 mod tv_resnet;
 mod wide_resnet;
 
-pub use arch::{Activation, ArchSpec, Family, KNOWN_ARCHS};
+pub use arch::{Activation, ArchSpec, Family, WrnVariant, KNOWN_ARCHS};
 pub use compute::{Compute, Precision};
 pub use layers::ModuleInfo;
 pub use normalize::{NormSource, Normalization, NormalizeChoice};
@@ -38,7 +39,7 @@ use tch::{nn, Device, Kind, Tensor};
 pub enum ModelError {
     #[error("unknown architecture `{0}`; expected `auto` or one of: {KNOWN_ARCHS}")]
     UnknownArch(String),
-    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant), DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits) RaWideResNets (a DM WideResNet's keys with se.fc1/se.fc2 in every block, grouped convolutions, or a stem or widths no DM WideResNet has; with meansparse_*: their MeanSparse variant) and torchvision's ImageNet ResNets (a 7×7 conv1, bn1, layer1..4 with downsample.0/1, fc); pass --arch if the keys are right but the shapes confuse detection")]
+    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc; with activation.alpha/beta: robustbench's PSSiLU network), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant), DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits) RaWideResNets (a DM WideResNet's keys with se.fc1/se.fc2 in every block, grouped convolutions, or a stem or widths no DM WideResNet has; with meansparse_*: their MeanSparse variant) and torchvision's ImageNet ResNets (a 7×7 conv1, bn1, layer1..4 with downsample.0/1, fc); pass --arch if the keys are right but the shapes confuse detection")]
     CannotDetect { path: String, reason: String },
     #[error("{path} does not match {arch}: {details}")]
     StateMismatch {
@@ -48,7 +49,7 @@ pub enum ModelError {
     },
     #[error("bad input: {0}")]
     BadInput(String),
-    #[error("--activation {activation}: {arch} has no activation to choose (only the DM families dm-wrn-D-K and dm-preactresnet18|34, the RaWideResNet ra-wrn-… and the RobustResNet robust-resnet-… do; every other family is ReLU by construction)")]
+    #[error("--activation {activation}: {arch} has no activation to choose (only the DM families dm-wrn-D-K and dm-preactresnet18|34, the RaWideResNet ra-wrn-… and the RobustResNet robust-resnet-… do; every other family's activation is fixed by construction: ReLU, or the pssilu-wrn's learned PSSiLU)")]
     NoActivationChoice { activation: String, arch: String },
     #[error("libtorch error: {0}")]
     Torch(#[from] tch::TchError),
@@ -308,6 +309,9 @@ impl Model {
     }
 
     /// Copies `tensors` into the model, refusing any key or shape mismatch (both ways).
+    /// Keys are copied in the model's order, which is the order PyTorch's
+    /// `load_state_dict` copies in: where several keys name one tensor (the PSSiLU network's
+    /// shared activation, `pssilu.rs`), the value kept is the one PyTorch keeps.
     pub fn load_state(
         &self,
         tensors: &[(String, RawTensor)],
@@ -321,8 +325,13 @@ impl Model {
                 details,
             });
         }
+        let by_key: HashMap<&str, &RawTensor> =
+            tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
         tch::no_grad(|| -> Result<(), ModelError> {
-            for (k, t) in tensors {
+            for k in &self.keys {
+                let Some(t) = by_key.get(k.as_str()) else {
+                    continue;
+                };
                 let mut v = vars[k].shallow_clone();
                 let src = to_tensor(t)?.f_to_kind(v.kind())?;
                 v.f_copy_(&src)?;

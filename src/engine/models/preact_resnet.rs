@@ -203,7 +203,7 @@ impl PreActResNet {
             blocks: staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1)),
             head_norm: self.bn.as_ref().map(|bn| NormAct {
                 bn,
-                act: Activation::Relu,
+                act: Activation::Relu.into(),
                 sparse: None,
             }),
             pool: Pool::Avg(4),

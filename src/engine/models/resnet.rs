@@ -260,7 +260,7 @@ impl ResNet {
             stem: &self.conv1,
             stem_norm: Some(NormAct {
                 bn: &self.bn1,
-                act: Activation::Relu,
+                act: Activation::Relu.into(),
                 sparse: None,
             }),
             stem_max_pool: false,

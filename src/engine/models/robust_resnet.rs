@@ -75,7 +75,7 @@ pub fn robust_wide_resnet(
 ) -> ChainNet<WideBlock> {
     let head = ("bn1", Activation::Relu);
     staged(p, keys, spec, head, |keys, i, n, c_in, c_out| {
-        group(p / "blocks" / i, keys, n, c_in, c_out, STRIDES[i])
+        group(p / "blocks" / i, keys, n, (c_in, c_out), STRIDES[i], None)
     })
 }
 

@@ -84,7 +84,7 @@ impl TvResNet {
             stem: &self.conv1,
             stem_norm: Some(NormAct {
                 bn: &self.bn1,
-                act: Activation::Relu,
+                act: Activation::Relu.into(),
                 sparse: None,
             }),
             stem_max_pool: true,

@@ -7,14 +7,25 @@
 //! others have none) and drops the classifier's bias with `bias_last=False`; both follow
 //! the spec (detected from the keys).
 //! Dropout is 0 in all published AT checkpoints and is not modelled.
+//!
+//! Two of robustbench's networks are this one with a different forward
+//! (`family::WrnVariant`): `BoostingWideResNet` (`boosting-wrn-D-K`) classifies on the
+//! hypersphere (`Linear::hypersphere`), and `PAF_WideResNet` (`pssilu-wrn-D-K`) has one
+//! shared `PSSiLU` (`pssilu.rs`) wherever the TRADES code has a ReLU, listed in every
+//! block's keys after `bn1` and at the top after `bn1` (its blocks name their parts as
+//! these do, without the `relu` members that hold no state).
 use super::arch::{Activation, ArchSpec};
 use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct, Pool};
+use super::family::WrnVariant;
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
+use super::pssilu::{Act, PsSilu};
 use tch::{nn, Tensor};
 
 /// Also the block of robustbench's `RobustWideResNet` (`robust_resnet.rs`).
 pub(super) struct WideBlock {
     bn1: BatchNorm2d,
+    /// The network's shared PSSiLU (`pssilu-wrn`); None: ReLU.
+    pssilu: Option<PsSilu>,
     conv1: Conv2d,
     bn2: BatchNorm2d,
     conv2: Conv2d,
@@ -29,8 +40,10 @@ impl WideBlock {
         c_in: i64,
         c_out: i64,
         stride: i64,
+        pssilu: Option<&PsSilu>,
     ) -> Self {
         let bn1 = BatchNorm2d::new(&p / "bn1", keys, c_in);
+        let pssilu = pssilu.map(|a| a.shared_at(&(&p / "activation"), keys));
         let conv1 = Conv2d::new(&p / "conv1", keys, c_in, c_out, 3, stride);
         let bn2 = BatchNorm2d::new(&p / "bn2", keys, c_out);
         let conv2 = Conv2d::new(&p / "conv2", keys, c_out, c_out, 3, 1);
@@ -38,27 +51,37 @@ impl WideBlock {
             (c_in != c_out).then(|| Conv2d::new(&p / "convShortcut", keys, c_in, c_out, 1, stride));
         WideBlock {
             bn1,
+            pssilu,
             conv1,
             bn2,
             conv2,
             conv_shortcut,
         }
     }
+
+    fn act(&self, x: &Tensor) -> Tensor {
+        match &self.pssilu {
+            Some(a) => a.apply(x),
+            None => x.relu(),
+        }
+    }
 }
 
+/// The `n` blocks of `p.layer`, `c_in → c_out` at `stride` in the first; ReLU, or the
+/// network's shared PSSiLU where given.
 pub(super) fn group(
     p: nn::Path,
     keys: &mut KeyOrder,
     n: usize,
-    c_in: i64,
-    c_out: i64,
+    (c_in, c_out): (i64, i64),
     stride: i64,
+    pssilu: Option<&PsSilu>,
 ) -> Vec<WideBlock> {
     let layer = &p / "layer";
     (0..n)
         .map(|i| {
             let (ci, s) = if i == 0 { (c_in, stride) } else { (c_out, 1) };
-            WideBlock::new(&layer / i, keys, ci, c_out, s)
+            WideBlock::new(&layer / i, keys, ci, c_out, s, pssilu)
         })
         .collect()
 }
@@ -69,6 +92,8 @@ pub struct WideResNet {
     /// Empty when the checkpoint has no `sub_block1`.
     sub_block1: Vec<WideBlock>,
     bn1: BatchNorm2d,
+    /// `pssilu-wrn`: the one PSSiLU every block shares, here under its top-level keys.
+    pssilu: Option<PsSilu>,
     pub linear: Linear,
 }
 
@@ -77,16 +102,22 @@ impl WideResNet {
     pub fn new(p: &nn::Path, keys: &mut KeyOrder, spec: &ArchSpec) -> Self {
         let (n, k, in_channels) = (spec.blocks[0], spec.width, spec.in_channels);
         let ch = [16, 16 * k, 32 * k, 64 * k];
+        let top_act = p / "activation";
+        let pssilu = (spec.wrn_variant == WrnVariant::PsSilu).then(|| PsSilu::new(&top_act));
+        let act = pssilu.as_ref();
         let conv1 = Conv2d::new(p / "conv1", keys, in_channels, ch[0], 3, 1);
-        let block1 = group(p / "block1", keys, n, ch[0], ch[1], 1);
+        let block1 = group(p / "block1", keys, n, (ch[0], ch[1]), 1, act);
         let sub_block1 = if spec.sub_block1 {
-            group(p / "sub_block1", keys, n, ch[0], ch[1], 1)
+            group(p / "sub_block1", keys, n, (ch[0], ch[1]), 1, act)
         } else {
             Vec::new()
         };
-        let block2 = group(p / "block2", keys, n, ch[1], ch[2], 2);
-        let block3 = group(p / "block3", keys, n, ch[2], ch[3], 2);
+        let block2 = group(p / "block2", keys, n, (ch[1], ch[2]), 2, act);
+        let block3 = group(p / "block3", keys, n, (ch[2], ch[3]), 2, act);
         let bn1 = BatchNorm2d::new(p / "bn1", keys, ch[3]);
+        if let Some(a) = act {
+            a.list_keys(&top_act, keys);
+        }
         let linear = Linear::with_bias(
             p / "fc",
             keys,
@@ -94,12 +125,25 @@ impl WideResNet {
             spec.num_classes,
             spec.classifier_bias,
         );
+        let linear = match spec.wrn_variant {
+            WrnVariant::Boosting => linear.hypersphere(),
+            _ => linear,
+        };
         WideResNet {
             conv1,
             blocks: [block1, block2, block3],
             sub_block1,
             bn1,
+            pssilu,
             linear,
+        }
+    }
+
+    /// The head's activation: ReLU, or the shared PSSiLU.
+    fn head_act(&self) -> Act<'_> {
+        match &self.pssilu {
+            Some(a) => Act::PsSilu(a),
+            None => Activation::Relu.into(),
         }
     }
 
@@ -108,7 +152,7 @@ impl WideResNet {
         for block in self.blocks.iter().flatten() {
             out = block.forward(&out, train);
         }
-        let out = self.bn1.forward(&out, train).relu();
+        let out = self.head_act().apply(&self.bn1.forward(&out, train));
         // Flattened per sample: for 32×32 inputs this equals the published
         // `view(-1, nChannels)`; for larger inputs the classifier is wider instead of the
         // batch silently growing.
@@ -140,8 +184,8 @@ impl WideResNet {
 /// MRC fast-path caching; see `resnet.rs` for the contract.
 impl CutBlock for WideBlock {
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let act = self.bn1.forward(x, train).relu();
-        let out = self.conv1.forward_bn(&self.bn2, &act, train).relu();
+        let act = self.act(&self.bn1.forward(x, train));
+        let out = self.act(&self.conv1.forward_bn(&self.bn2, &act, train));
         let out = self.conv2.forward(&out);
         match &self.conv_shortcut {
             // Not equalInOut: the shortcut sees the activated input.
@@ -163,7 +207,7 @@ impl CutBlock for WideBlock {
     }
 
     fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
-        let act = self.bn1.forward(x, false).relu();
+        let act = self.act(&self.bn1.forward(x, false));
         let short = || match &self.conv_shortcut {
             Some(conv) => conv.forward(&act),
             None => x.shallow_clone(),
@@ -171,13 +215,13 @@ impl CutBlock for WideBlock {
         Some(match leaf {
             "conv1" => vec![act.shallow_clone(), short()],
             "conv2" => vec![
-                self.conv1.forward_bn(&self.bn2, &act, false).relu(),
+                self.act(&self.conv1.forward_bn(&self.bn2, &act, false)),
                 short(),
             ],
             "convShortcut" if self.conv_shortcut.is_some() => {
                 let main = self
                     .conv2
-                    .forward(&self.conv1.forward_bn(&self.bn2, &act, false).relu());
+                    .forward(&self.act(&self.conv1.forward_bn(&self.bn2, &act, false)));
                 vec![main, act.shallow_clone()]
             }
             _ => return None,
@@ -191,7 +235,7 @@ impl CutBlock for WideBlock {
                 &c[1]
                     + self
                         .conv2
-                        .forward(&self.conv1.forward_bn(&self.bn2, &c[0], false).relu())
+                        .forward(&self.act(&self.conv1.forward_bn(&self.bn2, &c[0], false)))
             }
             ("conv2", _) => &c[1] + self.conv2.forward(&c[0]),
             (_, Some(conv)) => conv.forward(&c[1]) + &c[0],
@@ -202,7 +246,8 @@ impl CutBlock for WideBlock {
 
 impl WideResNet {
     /// This network as MRC's fast path sees it (`chain.rs`): stem conv1, the blocks, final
-    /// BatchNorm → ReLU → `avg_pool2d(·, 8)`, the classifier.
+    /// BatchNorm → ReLU (PSSiLU) → `avg_pool2d(·, 8)`, the classifier (normalising its
+    /// input itself in the hypersphere head, so the classifier's cache is the same).
     pub fn chain(&self) -> Chain<'_> {
         Chain {
             stem: &self.conv1,
@@ -211,7 +256,7 @@ impl WideResNet {
             blocks: staged_blocks(&self.blocks, |i, j| format!("block{}.layer.{j}", i + 1)),
             head_norm: Some(NormAct {
                 bn: &self.bn1,
-                act: Activation::Relu,
+                act: self.head_act(),
                 sparse: None,
             }),
             pool: Pool::Avg(8),

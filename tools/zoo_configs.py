@@ -1,0 +1,134 @@
+"""What rift builds for the zoo's configurable families, from a constructor call whose
+arguments `tools/zoo_table.py` has named: the RobustResNet, the RaWideResNet and
+torchvision's ResNets (each a `(fields, reason)` pair: rift's family, `--arch` and the rest,
+or why rift cannot build it), and the literal evaluation they share. Split from
+zoo_table.py, which imports it, so that neither file runs long; it imports nothing of
+zoo_table's."""
+import ast
+
+
+def literal(node, consts):
+    """A literal (numbers, strings, lists, tuples, `[0.5] * 3`, `16 * w[0]`) or a module
+    constant."""
+    if isinstance(node, ast.Name) and node.id in consts:
+        return consts[node.id]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        return literal(node.left, consts) * literal(node.right, consts)
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        return literal(node.value, consts)[node.slice.value]
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [literal(e, consts) for e in node.elts]
+    return ast.literal_eval(node)
+
+
+def robust_resnet_config(call, consts):
+    """(fields, reason) for `robust_resnet.PreActResNet` (Huang 2022), as rift's
+    `robust-resnet-D1.D2.D3-C0.C1.C2.C3` builds it (src/engine/models/robust_resnet.rs):
+    basic blocks, BatchNorm, 3×3 kernels, one activation, strides 1, 2, 2, stem stride 1."""
+    value = lambda k: literal(call.kwargs[k], consts)  # noqa: E731
+    depths, channels = value("depth_configs"), value("channel_configs")
+    acts = set(value("activations"))
+    same = {"block_types": {"basic_block"}, "normalizations": {"BatchNorm"}, "kernel_size_configs": {3}}
+    for key, allowed in same.items():
+        if set(value(key)) != allowed:
+            return None, f"RobustResNet with {key}={value(key)} not implemented yet"
+    if len(acts) != 1 or next(iter(acts)) not in ("ReLU", "SiLU"):
+        return None, f"RobustResNet with activations {value('activations')} not implemented yet"
+    if list(value("stride_config")) != [1, 2, 2] or value("stem_stride") != 1 or len(channels) != 4:
+        return None, "RobustResNet with other strides or stages not implemented yet"
+    dotted = lambda v: ".".join(str(x) for x in v)  # noqa: E731
+    fields = {"family": "robust-resnet", "arch": f"robust-resnet-{dotted(depths)}-{dotted(channels)}",
+              "activation": ACTIVATIONS[next(iter(acts))], "classes": value("num_classes")}
+    if value("pre_process"):
+        # `pre_process=True` registers CIFAR-10's statistics as `mu`/`sigma` buffers.
+        fields["normalize"] = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2471, 0.2435, 0.2616],
+                               "source": "buffers"}
+    return fields, None
+
+
+# rift's names for RaWideResNet configurations that have one: what rift's `ra-wrn-70-16`
+# builds (src/engine/models/ra_config.rs), robustbench's `get_model('ra_wrn70_16')`.
+RA_PRESETS = {"ra-wrn-70-16": {"depth": 70, "width": 16, "stem": 96, "blocks": [30, 31, 10],
+                               "widths": [216, 432, 864], "groups": [1, 1, 1], "squeeze": [54, 108, 216]}}
+ACTIVATIONS = {"SiLU": "silu", "Swish": "silu", "ReLU": "relu"}
+
+
+def activation_of(node):
+    """`torch.nn.SiLU`, `nn.modules.activation.ReLU`, ... as rift's --activation, or None."""
+    return ACTIVATIONS.get(ast.unparse(node).split(".")[-1])
+
+
+def ra_wrn_config(call, consts):
+    """(fields, reason) for robustbench's RaWideResNet (`NormalizedWideResNet` of
+    `robustarch_wide_resnet.py` or `Meansparse_ra_wrn_70_16.py`), named as rift names it:
+    `ra-wrn-70-16`, or the configuration spelled out."""
+    value = lambda k: literal(call.kwargs[k], consts)  # noqa: E731
+    if value("padding") != 0 or value("num_input_channels") != 3:
+        return None, "RaWideResNet with input padding or other than 3 input channels not implemented yet"
+    act = activation_of(call.kwargs["activation_fn"])
+    if act is None:
+        return None, f"RaWideResNet activation `{ast.unparse(call.kwargs['activation_fn'])}` not implemented yet"
+    stem, blocks, widths, groups = value("stem_width"), value("depth"), value("stage_width"), value("groups")
+    ratio = value("se_ratio")
+    # robustbench's `int(round(se_ratio * out_planes))`, with Python's rounding.
+    squeeze = [int(round(ratio * w)) for w in widths] if ratio else None
+    suffix = ""
+    if squeeze:
+        order, se_act = value("se_order"), activation_of(call.kwargs["se_activation"])
+        if order not in (1, 2):
+            return None, f"RaWideResNet with se_order={order} (its SE built but never run) not implemented yet"
+        if se_act is None:
+            return None, f"RaWideResNet SE activation `{ast.unparse(call.kwargs['se_activation'])}` not implemented yet"
+        suffix = ("-seorder1" if order == 1 else "") + ("" if se_act == "relu" else f"-se{se_act}")
+    layout = {"stem": stem, "blocks": blocks, "widths": widths, "groups": groups, "squeeze": squeeze}
+    fields = {"family": "ra-wrn"}
+    preset = [(n, p) for n, p in RA_PRESETS.items() if all(p[k] == v for k, v in layout.items())]
+    if preset:
+        name, p = preset[0]
+        fields.update({"arch": name + suffix, "depth": p["depth"], "width": p["width"]})
+    else:
+        dotted = lambda v: ".".join(str(x) for x in v)  # noqa: E731
+        name = f"ra-wrn-{dotted(blocks)}-{dotted(widths)}-stem{stem}"
+        name += f"-groups{dotted(groups)}" if groups != [1, 1, 1] else ""
+        name += f"-se{dotted(squeeze)}" if squeeze else ""
+        fields["arch"] = name + suffix
+    norm = {"mean": value("mean"), "std": value("std"), "source": "NormalizedWideResNet mean/std arguments"}
+    fields.update({"activation": act, "classes": value("num_classes"), "normalize": norm})
+    return fields, None
+
+
+# torchvision's ResNet builders (imagenet.py imports `torchvision.models as pt_models`):
+# depth and the `width_per_group` each one passes to `ResNet`.
+TORCHVISION_RESNETS = {"resnet18": (18, 64), "resnet34": (34, 64), "resnet50": (50, 64),
+                       "resnet101": (101, 64), "resnet152": (152, 64),
+                       "wide_resnet50_2": (50, 128), "wide_resnet101_2": (101, 128)}
+# Builder arguments that leave the network's forward and keys as rift builds them:
+# where the weights come from, and initialisation only.
+TORCHVISION_HARMLESS = {"pretrained", "weights", "progress", "zero_init_residual"}
+
+
+def torchvision_config(call, consts):
+    """(fields, reason) for `pt_models.resnetD(...)` / `pt_models.wide_resnetD_2(...)`."""
+    name = call.callee.split(".")[-1]
+    depth, width = TORCHVISION_RESNETS[name]
+    kwargs = dict(call.kwargs)
+    if call.args:
+        return None, f"torchvision `{name}` with positional arguments not implemented yet"
+    if "width_per_group" in kwargs:
+        width = literal(kwargs.pop("width_per_group"), consts)
+    classes = literal(kwargs.pop("num_classes"), consts) if "num_classes" in kwargs else 1000
+    other = sorted(set(kwargs) - TORCHVISION_HARMLESS)
+    if other:
+        return None, f"torchvision `{name}` with {', '.join(other)} not implemented yet"
+    bottleneck = depth >= 50
+    if not bottleneck and width != 64:
+        return None, f"torchvision `{name}` with width_per_group {width} (BasicBlock takes 64 only)"
+    if width == 64:
+        arch = f"tv-resnet{depth}"
+    elif width % 64 == 0:
+        arch = f"tv-wide-resnet{depth}-{width // 64}"
+    else:
+        arch = f"tv-resnet{depth}-w{width}"
+    family = "tv-resnet-bottleneck" if bottleneck else "tv-resnet"
+    return {"family": family, "arch": arch, "depth": depth, "width": width, "activation": "relu",
+            "classes": classes}, None
