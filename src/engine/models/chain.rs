@@ -94,20 +94,24 @@ impl<B: CutBlock> ChainNet<B> {
     /// This network as MRC's fast path sees it.
     pub fn chain(&self) -> Chain<'_> {
         Chain {
-            stem: &self.stem,
-            stem_norm: None,
-            stem_max_pool: false,
+            stem: Stem::Conv {
+                conv: &self.stem,
+                norm: None,
+                max_pool: false,
+            },
             blocks: self
                 .blocks
                 .iter()
                 .map(|(n, b)| (n.clone(), b as &dyn CutBlock))
                 .collect(),
-            head_norm: Some(NormAct {
-                bn: &self.batchnorm,
-                act: self.act.into(),
-                sparse: self.sparse_end.as_ref(),
-            }),
-            pool: Pool::Avg(self.pool),
+            head: Head::Pooled {
+                norm: Some(NormAct {
+                    bn: &self.batchnorm,
+                    act: self.act.into(),
+                    sparse: self.sparse_end.as_ref(),
+                }),
+                pool: Pool::Avg(self.pool),
+            },
             classifier: &self.classifier,
         }
     }
@@ -148,21 +152,50 @@ impl NormAct<'_> {
     }
 }
 
+/// What comes before the first block.
+pub enum Stem<'a> {
+    /// A convolution (the stem's one perturbable module) and what follows it before the
+    /// first block: the conv families.
+    Conv {
+        conv: &'a Conv2d,
+        /// ResNet's `bn1` → ReLU.
+        norm: Option<NormAct<'a>>,
+        /// torchvision's 3×3 stride-2 max-pool after the stem's activation.
+        max_pool: bool,
+    },
+    /// Nothing: the first block takes the normalised input (a family whose stem has
+    /// several modules, or parameters beside them, describes it as its first block).
+    #[allow(dead_code)] // the ImageNet zoo's transformers and ConvNeXts (issue 22)
+    None,
+}
+
+/// The part of a network between its last block and its classifier's input, when it is
+/// not the conv families' norm → pooling (a transformer's final LayerNorm and token pick).
+/// It holds no perturbable module: those belong to blocks.
+pub trait ChainHead {
+    /// The classifier's (flattened) input from the last block's output, eval mode.
+    fn features(&self, x: &Tensor) -> Tensor;
+}
+
+/// What comes between the last block and the classifier.
+pub enum Head<'a> {
+    /// A final BatchNorm → activation (if any), then the pooling (flattened per sample).
+    Pooled {
+        norm: Option<NormAct<'a>>,
+        pool: Pool,
+    },
+    /// The family's own head.
+    #[allow(dead_code)] // the ImageNet zoo's transformers and ConvNeXts (issue 22)
+    Custom(&'a dyn ChainHead),
+}
+
 /// A network seen as stem → blocks → head → classifier, with module names as in its state:
 /// what every family rift has is made of, so a family only names its parts.
 pub struct Chain<'a> {
-    /// The stem's convolution (its perturbable module).
-    pub stem: &'a Conv2d,
-    /// What follows the stem's convolution before the first block (ResNet's `bn1` → ReLU).
-    pub stem_norm: Option<NormAct<'a>>,
-    /// torchvision's 3×3 stride-2 max-pool after the stem's activation.
-    pub stem_max_pool: bool,
+    pub stem: Stem<'a>,
     /// Blocks in forward order with their name prefixes (`layer.0.block.1`).
     pub blocks: Vec<(String, &'a dyn CutBlock)>,
-    /// What comes between the last block and the pooling (a final BatchNorm → activation).
-    pub head_norm: Option<NormAct<'a>>,
-    /// The head's pooling (its output is flattened per sample).
-    pub pool: Pool,
+    pub head: Head<'a>,
     pub classifier: &'a Linear,
 }
 
@@ -170,7 +203,10 @@ impl Chain<'_> {
     /// Its Conv/Linear modules in forward order: the ones the forward pass uses, so MRC's
     /// list (a WideResNet's unused `sub_block1` is not in its chain).
     pub fn modules(&self) -> Vec<ModuleInfo> {
-        let mut out = vec![self.stem.info()];
+        let mut out = Vec::new();
+        if let Stem::Conv { conv, .. } = &self.stem {
+            out.push(conv.info());
+        }
         for (_, b) in &self.blocks {
             b.modules(&mut out);
         }
@@ -180,23 +216,43 @@ impl Chain<'_> {
 
     /// The whole stem: convolution and whatever follows it before the first block.
     fn stem(&self, x: &Tensor) -> Tensor {
-        let out = self.stem.forward(x);
-        let out = match &self.stem_norm {
+        let Stem::Conv {
+            conv,
+            norm,
+            max_pool,
+        } = &self.stem
+        else {
+            return x.shallow_clone();
+        };
+        let out = conv.forward(x);
+        let out = match norm {
             Some(norm) => norm.apply(&out),
             None => out,
         };
-        if self.stem_max_pool {
+        if *max_pool {
             stem_max_pool(&out)
         } else {
             out
         }
     }
 
+    /// The stem's perturbable module, if it has one.
+    fn stem_module(&self) -> Option<&str> {
+        match &self.stem {
+            Stem::Conv { conv, .. } => Some(&conv.name),
+            Stem::None => None,
+        }
+    }
+
     /// From the last block's output to the classifier's (flattened) input, eval mode.
     fn head(&self, x: &Tensor) -> Tensor {
-        match &self.head_norm {
-            Some(norm) => self.pool.apply(&norm.apply(x)),
-            None => self.pool.apply(x),
+        match &self.head {
+            Head::Pooled {
+                norm: Some(norm),
+                pool,
+            } => pool.apply(&norm.apply(x)),
+            Head::Pooled { norm: None, pool } => pool.apply(x),
+            Head::Custom(head) => head.features(x),
         }
     }
 
@@ -205,10 +261,11 @@ impl Chain<'_> {
     }
 
     /// The boundary `module`'s cache is computed from: 0 is the normalised input (the
-    /// stem's module), `i + 1` the input of block `i`, `blocks + 1` the last block's output
+    /// stem's module; with `Stem::None` boundary 1 is the same tensor), `i + 1` the input
+    /// of block `i`, `blocks + 1` the last block's output
     /// (the classifier's). None when `module` is not one of the network's modules.
     pub fn boundary(&self, module: &str) -> Option<usize> {
-        if module == self.stem.name {
+        if self.stem_module() == Some(module) {
             return Some(0);
         }
         if let Some(i) = self
@@ -259,7 +316,7 @@ impl Chain<'_> {
         if module == self.classifier.name {
             return self.classifier.forward(&cache[0]);
         }
-        let mut out = (module == self.stem.name).then(|| self.stem(&cache[0]));
+        let mut out = (self.stem_module() == Some(module)).then(|| self.stem(&cache[0]));
         for (name, block) in &self.blocks {
             out = match out {
                 Some(o) => Some(block.forward(&o, false)),

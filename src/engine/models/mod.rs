@@ -7,6 +7,8 @@ pub mod compute;
 mod dm_preact_resnet;
 mod dm_wide_resnet;
 mod family;
+#[allow(dead_code)] // the transformer and ConvNeXt families (issue 22) are its users
+mod layer_norm;
 mod layers;
 mod mean_sparse;
 mod normalize;

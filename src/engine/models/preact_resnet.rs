@@ -7,7 +7,7 @@
 //! shortcut convolution sees the raw block input instead of the activated one, and there
 //! is no final BatchNorm (nor ReLU) before the pooling; the keys are the same less `bn`.
 use super::arch::{Activation, ArchSpec};
-use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct, Pool};
+use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, Head, NormAct, Pool, Stem};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -197,16 +197,20 @@ impl PreActResNet {
     /// BatchNorm → ReLU (none in V1) → `avg_pool2d(·, 4)`, the classifier.
     pub fn chain(&self) -> Chain<'_> {
         Chain {
-            stem: &self.conv1,
-            stem_norm: None,
-            stem_max_pool: false,
+            stem: Stem::Conv {
+                conv: &self.conv1,
+                norm: None,
+                max_pool: false,
+            },
             blocks: staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1)),
-            head_norm: self.bn.as_ref().map(|bn| NormAct {
-                bn,
-                act: Activation::Relu.into(),
-                sparse: None,
-            }),
-            pool: Pool::Avg(4),
+            head: Head::Pooled {
+                norm: self.bn.as_ref().map(|bn| NormAct {
+                    bn,
+                    act: Activation::Relu.into(),
+                    sparse: None,
+                }),
+                pool: Pool::Avg(4),
+            },
             classifier: &self.linear,
         }
     }

@@ -3,7 +3,7 @@
 //! and a `linear` classifier. Keys: `conv1`, `bn1`, `layerX.Y.conv1|bn1|conv2|bn2[|conv3|bn3]`,
 //! `layerX.Y.shortcut.0|1`, `linear`.
 use super::arch::{Activation, ArchSpec, Family};
-use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct, Pool};
+use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, Head, NormAct, Pool, Stem};
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use tch::{nn, Tensor};
 
@@ -257,16 +257,20 @@ impl ResNet {
     /// `layerX.Y` blocks, `avg_pool2d(·, 4)`, `linear`.
     pub fn chain(&self) -> Chain<'_> {
         Chain {
-            stem: &self.conv1,
-            stem_norm: Some(NormAct {
-                bn: &self.bn1,
-                act: Activation::Relu.into(),
-                sparse: None,
-            }),
-            stem_max_pool: false,
+            stem: Stem::Conv {
+                conv: &self.conv1,
+                norm: Some(NormAct {
+                    bn: &self.bn1,
+                    act: Activation::Relu.into(),
+                    sparse: None,
+                }),
+                max_pool: false,
+            },
             blocks: staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1)),
-            head_norm: None,
-            pool: Pool::Avg(4),
+            head: Head::Pooled {
+                norm: None,
+                pool: Pool::Avg(4),
+            },
             classifier: &self.linear,
         }
     }

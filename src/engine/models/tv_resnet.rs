@@ -6,7 +6,7 @@
 //! into torchvision. The blocks are pytorch-cifar's (`resnet.rs`) under torchvision's names
 //! and widths: both run the same ops in the same order.
 use super::arch::{ArchSpec, Family};
-use super::chain::{staged_blocks, stem_max_pool, Chain, CutBlock, NormAct, Pool};
+use super::chain::{staged_blocks, stem_max_pool, Chain, CutBlock, Head, NormAct, Pool, Stem};
 use super::layers::{BatchNorm2d, Conv2d, KeyOrder, Linear};
 use super::resnet::{Block, BlockStyle};
 use super::Activation;
@@ -81,16 +81,20 @@ impl TvResNet {
     /// `layerX.Y` blocks, global average pooling, `fc`.
     pub fn chain(&self) -> Chain<'_> {
         Chain {
-            stem: &self.conv1,
-            stem_norm: Some(NormAct {
-                bn: &self.bn1,
-                act: Activation::Relu.into(),
-                sparse: None,
-            }),
-            stem_max_pool: true,
+            stem: Stem::Conv {
+                conv: &self.conv1,
+                norm: Some(NormAct {
+                    bn: &self.bn1,
+                    act: Activation::Relu.into(),
+                    sparse: None,
+                }),
+                max_pool: true,
+            },
             blocks: staged_blocks(&self.layers, |i, j| format!("layer{}.{j}", i + 1)),
-            head_norm: None,
-            pool: Pool::Global,
+            head: Head::Pooled {
+                norm: None,
+                pool: Pool::Global,
+            },
             classifier: &self.fc,
         }
     }

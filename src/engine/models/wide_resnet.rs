@@ -15,7 +15,7 @@
 //! block's keys after `bn1` and at the top after `bn1` (its blocks name their parts as
 //! these do, without the `relu` members that hold no state).
 use super::arch::{Activation, ArchSpec};
-use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, NormAct, Pool};
+use super::chain::{pool_flat, staged_blocks, Chain, CutBlock, Head, NormAct, Pool, Stem};
 use super::family::WrnVariant;
 use super::layers::{pooled, BatchNorm2d, Conv2d, KeyOrder, Linear, ModuleInfo};
 use super::pssilu::{Act, PsSilu};
@@ -250,16 +250,20 @@ impl WideResNet {
     /// input itself in the hypersphere head, so the classifier's cache is the same).
     pub fn chain(&self) -> Chain<'_> {
         Chain {
-            stem: &self.conv1,
-            stem_norm: None,
-            stem_max_pool: false,
+            stem: Stem::Conv {
+                conv: &self.conv1,
+                norm: None,
+                max_pool: false,
+            },
             blocks: staged_blocks(&self.blocks, |i, j| format!("block{}.layer.{j}", i + 1)),
-            head_norm: Some(NormAct {
-                bn: &self.bn1,
-                act: self.head_act(),
-                sparse: None,
-            }),
-            pool: Pool::Avg(8),
+            head: Head::Pooled {
+                norm: Some(NormAct {
+                    bn: &self.bn1,
+                    act: self.head_act(),
+                    sparse: None,
+                }),
+                pool: Pool::Avg(8),
+            },
             classifier: &self.linear,
         }
     }
