@@ -1,10 +1,11 @@
 """What rift builds for the zoo's configurable families, from a constructor call whose
-arguments `tools/zoo_table.py` has named: the RobustResNet, the RaWideResNet and
-torchvision's ResNets (each a `(fields, reason)` pair: rift's family, `--arch` and the rest,
+arguments `tools/zoo_table.py` has named: the RobustResNet, the RaWideResNet,
+torchvision's ResNets and timm's ViTs (each a `(fields, reason)` pair: rift's family, `--arch` and the rest,
 or why rift cannot build it), and the literal evaluation they share. Split from
 zoo_table.py, which imports it, so that neither file runs long; it imports nothing of
 zoo_table's."""
 import ast
+import os
 
 
 def literal(node, consts):
@@ -132,3 +133,69 @@ def torchvision_config(call, consts):
     family = "tv-resnet-bottleneck" if bottleneck else "tv-resnet"
     return {"family": family, "arch": arch, "depth": depth, "width": width, "activation": "relu",
             "classes": classes}, None
+
+
+# timm's ViT builders robustbench calls by name (`timm.create_model('vit_base_patch16_224')`):
+# the VisionTransformer arguments each passes (timm's `vision_transformer.py`).
+TIMM_VITS = {"vit_base_patch16_224": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12)}
+# timm's VisionTransformer defaults that rift's `vit` family builds as they are; any other
+# argument (layer scale, pooling, no class token, ...) is not built.
+VIT_DEFAULTS = dict(img_size=224, num_classes=1000, mlp_ratio=4.0, qkv_bias=True)
+VIT_SHAPE_ARGS = {"patch_size", "embed_dim", "depth", "num_heads"}
+VIT_SIZES = {(192, 12, 3): "ti", (384, 12, 6): "s", (768, 12, 12): "b", (1024, 24, 16): "l"}
+# timm's IMAGENET_DEFAULT_MEAN / _STD: the statistics of DeiT's `default_cfg` (`deit._cfg`),
+# which robustbench's `normalize_timm_model` applies around the network.
+TIMM_DEFAULT_STATS = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+def registered_vits(arch_dir):
+    """robustbench's own timm registrations of VisionTransformers (`deit.py`): {timm name:
+    its `model_kwargs`} for each function that builds with `deit._create_deit` and wraps the
+    result in `normalize_timm_model`."""
+    with open(os.path.join(arch_dir, "deit.py")) as f:
+        tree = ast.parse(f.read())
+    out = {}
+    for func in tree.body:
+        if not isinstance(func, ast.FunctionDef):
+            continue
+        text = ast.unparse(func)
+        assign = next((s for s in func.body if isinstance(s, ast.Assign)
+                       and ast.unparse(s.targets[0]) == "model_kwargs"), None)
+        if assign is None or "deit._create_deit(" not in text or "normalize_timm_model(model)" not in text:
+            continue
+        out[func.name] = {k.arg: ast.literal_eval(k.value) for k in assign.value.keywords if k.arg}
+    return out
+
+
+def vit_arch(dim, depth, heads, patch, img):
+    """rift's `--arch` name of a ViT (src/engine/models/vit_config.rs)."""
+    size = VIT_SIZES.get((dim, depth, heads))
+    if size:
+        return f"vit-{size}{patch}-{img}"
+    return f"vit-dim{dim}-depth{depth}-heads{heads}-p{patch}-{img}"
+
+
+def timm_vit_config(call, consts, arch_dir):
+    """(fields, reason) for `timm.create_model('NAME', ...)` where NAME is a timm ViT builder
+    or one robustbench registers (`deit.py`, whose `normalize_timm_model` brings DeiT's
+    statistics); None when NAME is neither."""
+    name = literal(call.args[0], consts) if call.args else None
+    registered = registered_vits(arch_dir)
+    if name in TIMM_VITS:
+        shape_args, norm = TIMM_VITS[name], None
+    elif name in registered:
+        shape_args = registered[name]
+        norm = {**TIMM_DEFAULT_STATS, "source": "normalize_timm_model"}
+    else:
+        return None
+    given = {k: literal(v, consts) for k, v in call.kwargs.items() if k != "pretrained"}
+    cfg = {**VIT_DEFAULTS, **shape_args, **given}
+    other = sorted(set(cfg) - set(VIT_DEFAULTS) - VIT_SHAPE_ARGS)
+    if other or cfg["mlp_ratio"] != 4.0 or not cfg["qkv_bias"]:
+        return None, f"timm ViT `{name}` with {', '.join(other) or 'another MLP or qkv'} not implemented yet"
+    dim, depth, heads = cfg["embed_dim"], cfg["depth"], cfg["num_heads"]
+    fields = {"family": "vit", "arch": vit_arch(dim, depth, heads, cfg["patch_size"], cfg["img_size"]),
+              "depth": depth, "width": dim, "activation": "gelu", "classes": cfg["num_classes"]}
+    if norm:
+        fields["normalize"] = norm
+    return fields, None

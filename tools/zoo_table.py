@@ -20,7 +20,7 @@ import os
 import re
 import sys
 
-from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, torchvision_config
+from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
 
 VERSION = "1.1.1"
 DATASETS = [("cifar10", "cifar10.py"), ("cifar100", "cifar100.py"), ("imagenet", "imagenet.py")]
@@ -421,6 +421,10 @@ def rift_config(call, signatures, consts):
         # robustbench's input-normalising wrapper: the network is its first argument (the
         # statistics are read by `entry`).
         return rift_config(bind(call.args[0], signatures, lambda a: a), signatures, consts)
+    if name == "create_model":
+        vit = timm_vit_config(call, consts, os.path.join(wheel_dir(), "model_zoo", "architectures"))
+        if vit:
+            return vit
     if call.callee.startswith("pt_models.") and name in TORCHVISION_RESNETS:
         return torchvision_config(call, consts)
     if name == "WideResNet":

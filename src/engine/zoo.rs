@@ -33,7 +33,7 @@ pub struct ZooEntry {
     pub architecture: String,
     /// rift's family (wrn, boosting-wrn, pssilu-wrn, dm-wrn, meansparse-dm-wrn,
     /// dm-preactresnet, ra-wrn, meansparse-ra-wrn, resnet, resnet-bottleneck, preactresnet,
-    /// tv-resnet, tv-resnet-bottleneck); absent when unsupported.
+    /// tv-resnet, tv-resnet-bottleneck, vit); absent when unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     /// rift's `--arch` name.
@@ -69,7 +69,8 @@ pub enum ZooNormalize {
     /// Per-channel statistics and where robustbench keeps them: `buffers` (the module's
     /// `mu`/`sigma`, which a file's own values overwrite when loaded), `DM mean/std
     /// arguments`, `NormalizedWideResNet mean/std arguments` (the RaWideResNet's),
-    /// `forward: 2x - 1`, `normalize_model`.
+    /// `forward: 2x - 1`, `normalize_model`, `normalize_timm_model` (robustbench's
+    /// `normalize_model` with the statistics of timm's `default_cfg`: its DeiTs).
     Stats {
         mean: Vec<f64>,
         std: Vec<f64>,
@@ -147,7 +148,9 @@ impl ZooEntry {
     pub fn file_stats_keys(&self) -> Option<[&'static str; 2]> {
         match &self.normalize {
             ZooNormalize::Stats { source, .. } if source == "buffers" => Some(["mu", "sigma"]),
-            ZooNormalize::Stats { source, .. } if source == "normalize_model" => {
+            ZooNormalize::Stats { source, .. }
+                if source == "normalize_model" || source == "normalize_timm_model" =>
+            {
                 Some(["normalize.mean", "normalize.std"])
             }
             _ => None,
@@ -205,6 +208,21 @@ impl ZooEntry {
         if let (Some(builder), true) = (torchvision, self.constructor.contains("pretrained=True")) {
             return format!(
                 "--zoo {id}: no checkpoint at {path} (robustbench's cache path under --model-dir {dir}). rift never downloads, and robustbench keeps no file for this entry: it is torchvision's `{builder}` with its pretrained weights; save them once in Python, `torch.save(torchvision.models.{builder}(weights='IMAGENET1K_V1').state_dict(), '{path}')`, or give the file with --checkpoint",
+                id = self.id(),
+                path = path.display(),
+                dir = model_dir.display(),
+            );
+        }
+        // A timm model robustbench registers (its DeiTs) comes from timm's own download,
+        // which `load_model` returns without saving a file.
+        let timm = self
+            .constructor
+            .split("timm.create_model('")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next());
+        if let (Some(builder), true) = (timm, self.constructor.contains("pretrained=True")) {
+            return format!(
+                "--zoo {id}: no checkpoint at {path} (robustbench's cache path under --model-dir {dir}). rift never downloads, and robustbench keeps no file for this entry: timm downloads its weights; save them once in Python, `import robustbench, timm, torch; torch.save(timm.create_model('{builder}', pretrained=True).state_dict(), '{path}')`, or give the file with --checkpoint",
                 id = self.id(),
                 path = path.display(),
                 dir = model_dir.display(),

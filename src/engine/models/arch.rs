@@ -4,6 +4,7 @@ pub use super::activation::Activation;
 pub use super::family::{Family, WrnVariant};
 use super::ra_config::RaWideConfig;
 use super::tv_config;
+use super::vit_config::{self, VitConfig};
 use super::ModelError;
 use std::collections::HashMap;
 
@@ -44,10 +45,13 @@ pub struct ArchSpec {
     pub ra: Option<RaWideConfig>,
     /// RobustWideResNet / RobustResNet: widths of the stem and the three stages.
     pub stage_channels: Option<[i64; 4]>,
+    /// VisionTransformer: widths, blocks, heads, patch and image size (Some exactly for
+    /// that family; `blocks` is `[depth]`, `width` and `feature_dim` the embedding width).
+    pub vit: Option<VitConfig>,
 }
 
 pub const KNOWN_ARCHS: &str =
-    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), boosting-wrn-DEPTH-K (robustbench's BoostingWideResNet: L2-normalised features and classifier rows, e.g. boosting-wrn-34-20), pssilu-wrn-DEPTH-K (its PAF_WideResNet with a shared PSSiLU, e.g. pssilu-wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16, robust-wrn-D1.D2.D3-C0.C1.C2.C3 (robustbench's RobustWideResNet, e.g. robust-wrn-5.5.5-16.320.640.512), robust-resnet-D1.D2.D3-C0.C1.C2.C3 (its RobustResNet, e.g. robust-resnet-27.28.13-16.160.448.384), tv-resnet18|34|50|101|152 and tv-wide-resnet50-2|101-2 (torchvision's ImageNet ResNets; tv-resnetD-wN for width_per_group N)";
+    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), boosting-wrn-DEPTH-K (robustbench's BoostingWideResNet: L2-normalised features and classifier rows, e.g. boosting-wrn-34-20), pssilu-wrn-DEPTH-K (its PAF_WideResNet with a shared PSSiLU, e.g. pssilu-wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16, robust-wrn-D1.D2.D3-C0.C1.C2.C3 (robustbench's RobustWideResNet, e.g. robust-wrn-5.5.5-16.320.640.512), robust-resnet-D1.D2.D3-C0.C1.C2.C3 (its RobustResNet, e.g. robust-resnet-27.28.13-16.160.448.384), tv-resnet18|34|50|101|152 and tv-wide-resnet50-2|101-2 (torchvision's ImageNet ResNets; tv-resnetD-wN for width_per_group N), vit-ti|s|b|l PATCH-IMAGE (timm's VisionTransformer, e.g. vit-b16-224; deit-s16-224 is vit-s16-224) and vit-dimD-depthL-headsH-pP-IMAGE[-mlpM][-noqkvbias] for any other ViT";
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
     Some(match depth {
@@ -105,6 +109,7 @@ impl ArchSpec {
             Family::TvResNet | Family::TvResNetBottleneck => {
                 tv_config::name(self.family, &self.blocks, self.width)
             }
+            Family::VisionTransformer => self.vit.map_or("vit".into(), |c| c.name()),
         }
     }
 
@@ -135,7 +140,18 @@ impl ArchSpec {
             preact_v1: false,
             ra: None,
             stage_channels: None,
+            vit: None,
         }
+    }
+
+    /// The spec of a ViT configuration (its classifier takes the embedding width).
+    fn vit(config: VitConfig, num_classes: i64, in_channels: i64) -> ArchSpec {
+        let blocks = vec![config.depth];
+        let family = Family::VisionTransformer;
+        let mut spec = Self::with_defaults(family, blocks, config.embed_dim, num_classes, in_channels);
+        spec.feature_dim = config.embed_dim;
+        spec.vit = Some(config);
+        spec
     }
 
     /// Builds a spec from a name (`resnet18`, `resnet18-w16`, `preactresnet18`, `wrn-34-10`)
@@ -160,6 +176,19 @@ impl ArchSpec {
             let mut spec = ArchSpec::with_defaults(family, blocks, 0, num_classes, in_channels);
             spec.stage_channels = Some(channels);
             return spec.with_feature_dim(input_hw);
+        }
+        if let Some(rest) = vit_config::PREFIXES
+            .iter()
+            .find_map(|p| lower.strip_prefix(p))
+        {
+            if width.is_some() {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} with --width (a ViT's width is in its name)"
+                )));
+            }
+            let config = VitConfig::parse(rest)
+                .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
+            return Ok(ArchSpec::vit(config, num_classes, in_channels));
         }
         if let Some(rest) = lower.strip_prefix(tv_config::PREFIX) {
             let (family, blocks, per_group) = tv_config::parse(rest, width)
@@ -309,13 +338,18 @@ impl ArchSpec {
             }
             Family::TvResNet => 512,
             Family::TvResNetBottleneck => 2048,
+            Family::VisionTransformer => self.vit.map_or(0, |c| c.embed_dim),
         }
     }
 
     /// The classifier width for an input size (stride-2 stages, then the published pool).
     pub fn feature_dim_for(&self, (h, w): (i64, i64)) -> Option<i64> {
-        if matches!(self.family, Family::TvResNet | Family::TvResNetBottleneck) {
-            // Global average pooling: any non-empty input gives the last stage's channels.
+        if matches!(
+            self.family,
+            Family::TvResNet | Family::TvResNetBottleneck | Family::VisionTransformer
+        ) {
+            // Global average pooling: any non-empty input gives the last stage's channels;
+            // a ViT's class token is its width (it takes one size, `Model::check_input`).
             return (h >= 1 && w >= 1).then(|| self.last_channels());
         }
         let (halvings, pool) = match self.family {
@@ -364,6 +398,11 @@ impl ArchSpec {
             let mut spec = ArchSpec::with_defaults(family, blocks, 0, 10, in_channels);
             spec.stage_channels = Some(channels);
             spec.classifier_from(&shape, "fc")?;
+            return Ok(spec);
+        }
+        if let Some((config, in_channels)) = VitConfig::detect(&shape, &count_blocks)? {
+            let mut spec = ArchSpec::vit(config, 10, in_channels);
+            spec.classifier_from(&shape, "head")?;
             return Ok(spec);
         }
         let conv1 = shape("conv1.weight").ok_or(

@@ -25,6 +25,8 @@ pub enum Family {
     /// torchvision's ImageNet ResNet of Bottlenecks (`tv-resnet50|101|152`,
     /// `tv-wide-resnet50-2`); `width` is its `width_per_group`.
     TvResNetBottleneck,
+    /// timm's `VisionTransformer` (ViT, DeiT: `vit.rs`), configured by `ArchSpec::vit`.
+    VisionTransformer,
 }
 
 impl Family {

@@ -31,7 +31,8 @@ pub struct ModuleInfo {
 pub struct Conv2d {
     pub name: String,
     pub weight: Tensor,
-    /// Only the squeeze-and-excitation convolutions of the RaWideResNet have one.
+    /// Only the RaWideResNet's squeeze-and-excitation convolutions and a ViT's patch
+    /// embedding have one.
     pub bias: Option<Tensor>,
     stride: i64,
     padding: i64,
@@ -105,6 +106,16 @@ impl Conv2d {
     /// `SqueezeExcitation` builds its `fc1` and `fc2` so). The bias starts at zero.
     pub fn pointwise_with_bias(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64) -> Self {
         let mut conv = Self::build(&p, keys, (c_in, c_out, 1), 1, 1);
+        conv.bias = Some(p.var("bias", &[c_out], Init::Const(0.0)));
+        keys.push(&p, "bias");
+        conv
+    }
+
+    /// A P×P convolution with bias at stride P, unpadded (`nn.Conv2d(c_in, c_out, P, P)`):
+    /// a ViT's patch embedding, which projects each non-overlapping patch to a token.
+    pub fn patchify(p: nn::Path, keys: &mut KeyOrder, (c_in, c_out): (i64, i64), patch: i64) -> Self {
+        let mut conv = Self::build(&p, keys, (c_in, c_out, 1), patch, patch);
+        conv.padding = 0;
         conv.bias = Some(p.var("bias", &[c_out], Init::Const(0.0)));
         keys.push(&p, "bias");
         conv
