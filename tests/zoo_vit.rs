@@ -88,7 +88,10 @@ fn vit_and_deit_through_the_zoo_equal_timm() {
         let run = predict(dir.path(), id, &at(dir.path(), id, "in.npy"));
         let said = stderr_of(&run);
         assert!(run.status.success(), "{id}: {said}");
-        assert!(said.contains(&format!("wrote {arch} logits")), "{id}: {said}");
+        assert!(
+            said.contains(&format!("wrote {arch} logits")),
+            "{id}: {said}"
+        );
         let d = relative_diff(dir.path(), id);
         eprintln!("{id}: max |rift - timm| / max |timm| = {d:e}");
         assert!(d <= 1e-4, "{id}: max |rift - timm| / max |timm| = {d}");

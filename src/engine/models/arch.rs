@@ -148,7 +148,8 @@ impl ArchSpec {
     fn vit(config: VitConfig, num_classes: i64, in_channels: i64) -> ArchSpec {
         let blocks = vec![config.depth];
         let family = Family::VisionTransformer;
-        let mut spec = Self::with_defaults(family, blocks, config.embed_dim, num_classes, in_channels);
+        let mut spec =
+            Self::with_defaults(family, blocks, config.embed_dim, num_classes, in_channels);
         spec.feature_dim = config.embed_dim;
         spec.vit = Some(config);
         spec

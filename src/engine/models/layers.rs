@@ -113,7 +113,12 @@ impl Conv2d {
 
     /// A P×P convolution with bias at stride P, unpadded (`nn.Conv2d(c_in, c_out, P, P)`):
     /// a ViT's patch embedding, which projects each non-overlapping patch to a token.
-    pub fn patchify(p: nn::Path, keys: &mut KeyOrder, (c_in, c_out): (i64, i64), patch: i64) -> Self {
+    pub fn patchify(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        (c_in, c_out): (i64, i64),
+        patch: i64,
+    ) -> Self {
         let mut conv = Self::build(&p, keys, (c_in, c_out, 1), patch, patch);
         conv.padding = 0;
         conv.bias = Some(p.var("bias", &[c_out], Init::Const(0.0)));

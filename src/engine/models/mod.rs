@@ -206,7 +206,9 @@ impl Model {
             Family::TvResNet | Family::TvResNetBottleneck => {
                 Net::TvResNet(tv_resnet::TvResNet::new(&root, &mut keys, &spec))
             }
-            Family::VisionTransformer => Net::Vit(vit::VisionTransformer::new(&root, &mut keys, &spec)?),
+            Family::VisionTransformer => {
+                Net::Vit(vit::VisionTransformer::new(&root, &mut keys, &spec)?)
+            }
         };
         let activation_source = if spec.family.has_activation_choice() {
             ActivationSource::Assumed
@@ -266,12 +268,9 @@ impl Model {
             }
             Some(name) => {
                 let detected = ArchSpec::detect(&shapes).ok();
-                // A ViT of a non-standard width is not detected (its heads are in no
-                // shape): its name gives the heads, its `head` the classes.
-                let classes = detected.as_ref().map_or_else(
-                    || vit_config::classes(&shapes).unwrap_or(10),
-                    |d| d.num_classes,
-                );
+                // Undetected ViTs (heads in no shape) still tell their classes.
+                let fallback = vit_config::classes(&shapes);
+                let classes = detected.as_ref().map_or(fallback, |d| d.num_classes);
                 let in_ch = detected.as_ref().map_or(3, |d| d.in_channels);
                 let mut spec = ArchSpec::parse(name, width, classes, in_ch, (32, 32))?;
                 if let Some(d) = detected.filter(|d| d.family == spec.family) {

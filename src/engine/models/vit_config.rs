@@ -88,7 +88,10 @@ impl VitConfig {
             )
         };
         let number = |text: &str, tag: &str| -> Option<i64> {
-            text.strip_prefix(tag)?.parse().ok().filter(|&n: &i64| n > 0)
+            text.strip_prefix(tag)?
+                .parse()
+                .ok()
+                .filter(|&n: &i64| n > 0)
         };
         let parts: Vec<&str> = rest.split('-').collect();
         let config = if parts.len() == 2 {
@@ -189,7 +192,9 @@ impl VitConfig {
         }
         let depth = count_blocks("blocks", "attn.qkv.weight");
         if depth == 0 {
-            return Err("`patch_embed.proj.weight` (a ViT) but no `blocks.0.attn.qkv.weight`".into());
+            return Err(
+                "`patch_embed.proj.weight` (a ViT) but no `blocks.0.attn.qkv.weight`".into(),
+            );
         }
         let mlp_dim = shape("blocks.0.mlp.fc1.weight")
             .and_then(|s| s.first().copied())
@@ -213,12 +218,13 @@ impl VitConfig {
     }
 }
 
-/// The classes of a ViT state (`head.weight`'s rows): what a file whose width detection
-/// refuses (`VitConfig::detect`) still tells when `--arch` names the configuration.
-pub fn classes(shapes: &std::collections::HashMap<String, Vec<usize>>) -> Option<i64> {
-    match shapes.get("head.weight")?.as_slice() {
-        [rows, _] => Some(*rows as i64),
-        _ => None,
+/// The classes of a state whose architecture is not detected, for `--arch`: a ViT's
+/// `head.weight` rows (detection refuses a ViT of a non-standard width, whose heads no
+/// shape holds, but its name can give them), else 10.
+pub fn classes(shapes: &std::collections::HashMap<String, Vec<usize>>) -> i64 {
+    match shapes.get("head.weight").map(Vec::as_slice) {
+        Some(&[rows, _]) => rows as i64,
+        _ => 10,
     }
 }
 
@@ -263,7 +269,10 @@ mod tests {
         let mut s = HashMap::from([
             ("cls_token".to_string(), vec![1, 1, dim]),
             ("pos_embed".to_string(), vec![1, n, dim]),
-            ("patch_embed.proj.weight".to_string(), vec![dim, 3, patch, patch]),
+            (
+                "patch_embed.proj.weight".to_string(),
+                vec![dim, 3, patch, patch],
+            ),
         ]);
         for i in 0..depth {
             s.insert(format!("blocks.{i}.attn.qkv.weight"), vec![3 * dim, dim]);
@@ -293,5 +302,8 @@ mod tests {
         let err = detect(&shapes_of(64, 2, 8, 32)).unwrap_err();
         assert!(err.contains("vit-dim64-depth2-headsH-p8-32"), "{err}");
         assert!(detect(&HashMap::new()).unwrap().is_none());
+        let sizes = |rows: usize| HashMap::from([("head.weight".to_string(), vec![rows, 64])]);
+        assert_eq!(classes(&sizes(7)), 7);
+        assert_eq!(classes(&HashMap::new()), 10);
     }
 }
