@@ -205,6 +205,12 @@ fn mrc_on_a_tiny_vit_matches_pytorch_and_the_fast_path() {
         &arch,
     ));
     assert_eq!(ours.len(), 10);
+    let torch: serde_json::Value = serde_json::from_str(&reference).unwrap();
+    let worst = ours.iter().fold(0f64, |m, (name, mrc, _)| {
+        let r = torch[name][0].as_f64().unwrap();
+        m.max((mrc - r).abs() / r.abs().max(1e-4))
+    });
+    eprintln!("tiny ViT: max relative |MRC rift - torch| = {worst:e}");
     // At most one of the 32 samples may land on the other side of a decision boundary.
     assert_mrc_matches_reference(&ours, &reference, 3.2);
     let fast = mrc_scores(&common::zoo_mrc_json(
