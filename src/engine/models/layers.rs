@@ -31,7 +31,8 @@ pub struct ModuleInfo {
 pub struct Conv2d {
     pub name: String,
     pub weight: Tensor,
-    /// Only the squeeze-and-excitation convolutions of the RaWideResNet have one.
+    /// Only the RaWideResNet's squeeze-and-excitation convolutions and the ConvNeXt's
+    /// have one.
     pub bias: Option<Tensor>,
     stride: i64,
     padding: i64,
@@ -106,6 +107,24 @@ impl Conv2d {
     pub fn pointwise_with_bias(p: nn::Path, keys: &mut KeyOrder, c_in: i64, c_out: i64) -> Self {
         let mut conv = Self::build(&p, keys, (c_in, c_out, 1), 1, 1);
         conv.bias = Some(p.var("bias", &[c_out], Init::Const(0.0)));
+        keys.push(&p, "bias");
+        conv
+    }
+
+    /// A convolution with a bias and explicit `padding` (timm's ConvNeXt: the unpadded 4×4
+    /// stride-4 patch stem and 2×2 stride-2 downsamplings, the 7×7 depthwise convolution
+    /// padded by 3 in as many groups as channels). The bias starts at zero.
+    pub fn with_bias(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        channels: (i64, i64, i64),
+        k: i64,
+        stride: i64,
+        padding: i64,
+    ) -> Self {
+        let mut conv = Self::build(&p, keys, channels, k, stride);
+        conv.padding = padding;
+        conv.bias = Some(p.var("bias", &[channels.1], Init::Const(0.0)));
         keys.push(&p, "bias");
         conv
     }
