@@ -25,6 +25,9 @@ pub enum Family {
     /// torchvision's ImageNet ResNet of Bottlenecks (`tv-resnet50|101|152`,
     /// `tv-wide-resnet50-2`); `width` is its `width_per_group`.
     TvResNetBottleneck,
+    /// timm's ConvNeXt (`convnext-tiny|small|base|large`, `convnext.rs`), stage widths in
+    /// `ArchSpec::convnext`.
+    ConvNeXt,
 }
 
 impl Family {

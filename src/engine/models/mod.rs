@@ -4,10 +4,11 @@ mod activation;
 mod arch;
 mod chain;
 pub mod compute;
+mod convnext;
+mod convnext_config;
 mod dm_preact_resnet;
 mod dm_wide_resnet;
 mod family;
-#[allow(dead_code)] // the transformer and ConvNeXt families (issue 22) are its users
 mod layer_norm;
 mod layers;
 mod mean_sparse;
@@ -41,7 +42,7 @@ use tch::{nn, Device, Kind, Tensor};
 pub enum ModelError {
     #[error("unknown architecture `{0}`; expected `auto` or one of: {KNOWN_ARCHS}")]
     UnknownArch(String),
-    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc; with activation.alpha/beta: robustbench's PSSiLU network), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant), DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits) RaWideResNets (a DM WideResNet's keys with se.fc1/se.fc2 in every block, grouped convolutions, or a stem or widths no DM WideResNet has; with meansparse_*: their MeanSparse variant) and torchvision's ImageNet ResNets (a 7×7 conv1, bn1, layer1..4 with downsample.0/1, fc); pass --arch if the keys are right but the shapes confuse detection")]
+    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc; with activation.alpha/beta: robustbench's PSSiLU network), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant), DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits) RaWideResNets (a DM WideResNet's keys with se.fc1/se.fc2 in every block, grouped convolutions, or a stem or widths no DM WideResNet has; with meansparse_*: their MeanSparse variant) and torchvision's ImageNet ResNets (a 7×7 conv1, bn1, layer1..4 with downsample.0/1, fc) and timm's ConvNeXts (stem.0, stages.0..3.blocks.N.conv_dw, head.fc); pass --arch if the keys are right but the shapes confuse detection")]
     CannotDetect { path: String, reason: String },
     #[error("{path} does not match {arch}: {details}")]
     StateMismatch {
@@ -67,6 +68,7 @@ enum Net {
     RobustWide(chain::ChainNet<wide_resnet::WideBlock>),
     RobustPreAct(chain::ChainNet<preact_resnet::PreActBlock>),
     TvResNet(tv_resnet::TvResNet),
+    ConvNext(convnext::ConvNext),
 }
 
 /// What the user chose about the model on the command line (`--arch`, `--width`,
@@ -204,6 +206,7 @@ impl Model {
             Family::TvResNet | Family::TvResNetBottleneck => {
                 Net::TvResNet(tv_resnet::TvResNet::new(&root, &mut keys, &spec))
             }
+            Family::ConvNeXt => Net::ConvNext(convnext::ConvNext::new(&root, &mut keys, &spec)?),
         };
         let activation_source = if spec.family.has_activation_choice() {
             ActivationSource::Assumed
@@ -404,6 +407,7 @@ impl Model {
             Net::RobustWide(n) => n.feature_dim(h, w),
             Net::RobustPreAct(n) => n.feature_dim(h, w),
             Net::TvResNet(n) => n.feature_dim(h, w),
+            Net::ConvNext(n) => n.feature_dim(h, w),
         };
         if got != Some(self.spec.feature_dim) {
             return Err(ModelError::BadInput(format!(
@@ -430,6 +434,7 @@ impl Model {
             Net::RobustWide(n) => n.forward(&x, train),
             Net::RobustPreAct(n) => n.forward(&x, train),
             Net::TvResNet(n) => n.forward(&x, train),
+            Net::ConvNext(n) => n.forward(&x, train),
         }
     }
 
@@ -549,6 +554,7 @@ impl Model {
             Net::RobustWide(n) => n.chain(),
             Net::RobustPreAct(n) => n.chain(),
             Net::TvResNet(n) => n.chain(),
+            Net::ConvNext(n) => n.chain(),
         }
     }
 
