@@ -132,3 +132,25 @@ def torchvision_config(call, consts):
     family = "tv-resnet-bottleneck" if bottleneck else "tv-resnet"
     return {"family": family, "arch": arch, "depth": depth, "width": width, "activation": "relu",
             "classes": classes}, None
+
+
+# timm's ConvNeXt builders (imagenet.py's `timm.create_model('convnext_base')`) and rift's
+# names of them (src/engine/models/convnext_config.rs).
+TIMM_CONVNEXTS = {"convnext_tiny": "convnext-tiny", "convnext_small": "convnext-small",
+                  "convnext_base": "convnext-base", "convnext_large": "convnext-large",
+                  "convnext_xlarge": "convnext-xlarge"}
+
+
+def timm_convnext_config(call, consts):
+    """(fields, reason) for `timm.create_model('convnext_…', ...)`; None where the model is
+    not one of `TIMM_CONVNEXTS`. Only where the weights come from (`pretrained`) may differ
+    from the builder's defaults."""
+    name = literal(call.args[0], consts) if call.args else None
+    if name not in TIMM_CONVNEXTS:
+        return None
+    kwargs = dict(call.kwargs)
+    classes = literal(kwargs.pop("num_classes"), consts) if "num_classes" in kwargs else 1000
+    other = sorted(set(kwargs) - {"pretrained"})
+    if other:
+        return None, f"timm `{name}` with {', '.join(other)} not implemented yet"
+    return {"family": "convnext", "arch": TIMM_CONVNEXTS[name], "classes": classes}, None

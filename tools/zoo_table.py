@@ -21,6 +21,7 @@ import re
 import sys
 
 from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, torchvision_config
+from zoo_configs import timm_convnext_config
 
 VERSION = "1.1.1"
 DATASETS = [("cifar10", "cifar10.py"), ("cifar100", "cifar100.py"), ("imagenet", "imagenet.py")]
@@ -423,6 +424,8 @@ def rift_config(call, signatures, consts):
         return rift_config(bind(call.args[0], signatures, lambda a: a), signatures, consts)
     if call.callee.startswith("pt_models.") and name in TORCHVISION_RESNETS:
         return torchvision_config(call, consts)
+    if call.callee == "timm.create_model" and timm_convnext_config(call, consts):
+        return timm_convnext_config(call, consts)
     if name == "WideResNet":
         depth, width = value("depth"), value("widen_factor")
         return {"family": "wrn", "arch": f"wrn-{depth}-{width}", "depth": depth, "width": width,
