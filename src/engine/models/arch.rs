@@ -51,7 +51,7 @@ pub struct ArchSpec {
 }
 
 pub const KNOWN_ARCHS: &str =
-    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), boosting-wrn-DEPTH-K (robustbench's BoostingWideResNet: L2-normalised features and classifier rows, e.g. boosting-wrn-34-20), pssilu-wrn-DEPTH-K (its PAF_WideResNet with a shared PSSiLU, e.g. pssilu-wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16, robust-wrn-D1.D2.D3-C0.C1.C2.C3 (robustbench's RobustWideResNet, e.g. robust-wrn-5.5.5-16.320.640.512), robust-resnet-D1.D2.D3-C0.C1.C2.C3 (its RobustResNet, e.g. robust-resnet-27.28.13-16.160.448.384), tv-resnet18|34|50|101|152 and tv-wide-resnet50-2|101-2 (torchvision's ImageNet ResNets; tv-resnetD-wN for width_per_group N), convnext-tiny|small|base|large|xlarge (timm's ConvNeXts; any other layout as convnext-D1.D2.D3.D4-C1.C2.C3.C4, blocks then channels per stage, e.g. convnext-1.1.1.1-8.16.32.64)";
+    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), boosting-wrn-DEPTH-K (robustbench's BoostingWideResNet: L2-normalised features and classifier rows, e.g. boosting-wrn-34-20), pssilu-wrn-DEPTH-K (its PAF_WideResNet with a shared PSSiLU, e.g. pssilu-wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16, robust-wrn-D1.D2.D3-C0.C1.C2.C3 (robustbench's RobustWideResNet, e.g. robust-wrn-5.5.5-16.320.640.512), robust-resnet-D1.D2.D3-C0.C1.C2.C3 (its RobustResNet, e.g. robust-resnet-27.28.13-16.160.448.384), tv-resnet18|34|50|101|152 and tv-wide-resnet50-2|101-2 (torchvision's ImageNet ResNets; tv-resnetD-wN for width_per_group N), convnext-tiny|small|base|large|xlarge (timm's ConvNeXts; any other layout as convnext-D1.D2.D3.D4-C1.C2.C3.C4, blocks then channels per stage, e.g. convnext-1.1.1.1-8.16.32.64; -convstem2|-convstem3 after either: robustbench's ConvStems, e.g. convnext-tiny-convstem2, convnext-base-convstem3)";
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
     Some(match depth {
@@ -343,8 +343,9 @@ impl ArchSpec {
         }
         if self.family == Family::ConvNeXt {
             // Global average pooling too, after a stride-4 stem and three halvings.
-            convnext_config::last_stage_size(h)?;
-            convnext_config::last_stage_size(w)?;
+            let config = self.convnext.as_ref()?;
+            convnext_config::last_stage_size(h, config)?;
+            convnext_config::last_stage_size(w, config)?;
             return Some(self.last_channels());
         }
         let (halvings, pool) = match self.family {

@@ -10,7 +10,7 @@
 //! BatchNorm, so `train` changes nothing.
 use super::arch::ArchSpec;
 use super::chain::{Chain, ChainHead, CutBlock, Head, Pool, Stem};
-use super::convnext_config::last_stage_size;
+use super::convnext_config::{last_stage_size, ConvNextConfig, StemKind};
 use super::layer_norm::LayerNorm;
 use super::layers::{Conv2d, KeyOrder, Linear, ModuleInfo};
 use super::ModelError;
@@ -48,6 +48,67 @@ impl CutBlock for PatchStem {
     }
     fn out_size(&self, s: i64) -> i64 {
         self.conv.out_size(s)
+    }
+}
+
+/// robustbench's ConvStem (`stem.stem`, `convstem_models.py`'s `ConvBlock1|3`): padded
+/// 3×3 convolutions with biases, each followed by a channels-first LayerNorm and exact
+/// GELU (`stem.stem.{3k, 3k+1}`; the GELUs hold the indices 3k+2). A cut at convolution k
+/// caches its input.
+pub struct ConvStem {
+    layers: Vec<(Conv2d, LayerNorm)>,
+}
+
+impl ConvStem {
+    fn new(p: &nn::Path, keys: &mut KeyOrder, c_in: i64, kind: StemKind, dim0: i64) -> Self {
+        let mut c = c_in;
+        let layers = kind
+            .convs(dim0)
+            .into_iter()
+            .enumerate()
+            .map(|(k, (c_out, stride))| {
+                let conv = Conv2d::with_bias(p / (3 * k), keys, (c, c_out, 1), 3, stride, 1);
+                let norm = LayerNorm::new(p / (3 * k + 1), keys, c_out, EPS);
+                c = c_out;
+                (conv, norm)
+            })
+            .collect();
+        ConvStem { layers }
+    }
+
+    /// The layers `range` of the stack applied to `x`.
+    fn run(&self, x: &Tensor, range: std::ops::Range<usize>) -> Tensor {
+        self.layers[range]
+            .iter()
+            .fold(x.shallow_clone(), |x, (conv, norm)| {
+                norm.forward_channels(&conv.forward(&x)).gelu("none")
+            })
+    }
+
+    /// The index of the convolution a leaf (`stem.3`) names.
+    fn index(&self, leaf: &str) -> Option<usize> {
+        let k: usize = leaf.strip_prefix("stem.")?.parse().ok()?;
+        (k.is_multiple_of(3) && k / 3 < self.layers.len()).then_some(k / 3)
+    }
+}
+
+impl CutBlock for ConvStem {
+    fn forward(&self, x: &Tensor, _train: bool) -> Tensor {
+        self.run(x, 0..self.layers.len())
+    }
+    fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
+        let k = self.index(leaf)?;
+        Some(vec![self.run(x, 0..k)])
+    }
+    fn resume(&self, leaf: &str, cache: &[Tensor]) -> Tensor {
+        let k = self.index(leaf).unwrap_or(0);
+        self.run(&cache[0], k..self.layers.len())
+    }
+    fn modules(&self, out: &mut Vec<ModuleInfo>) {
+        out.extend(self.layers.iter().map(|(conv, _)| conv.info()));
+    }
+    fn out_size(&self, s: i64) -> i64 {
+        self.layers.iter().fold(s, |s, (conv, _)| conv.out_size(s))
     }
 }
 
@@ -171,7 +232,9 @@ struct Stage {
 }
 
 pub struct ConvNext {
-    stem: PatchStem,
+    /// The `PatchStem` or a `ConvStem`.
+    stem: Box<dyn CutBlock>,
+    config: ConvNextConfig,
     stages: Vec<Stage>,
     head: PooledNorm,
     fc: Linear,
@@ -185,16 +248,21 @@ impl ConvNext {
         })?;
         let dims = config.dims;
         let stem_path = p / "stem";
-        let conv = Conv2d::with_bias(
-            &stem_path / 0,
-            keys,
-            (spec.in_channels, dims[0], 1),
-            PATCH,
-            PATCH,
-            0,
-        );
-        let norm = LayerNorm::new(&stem_path / 1, keys, dims[0], EPS);
-        let stem = PatchStem { conv, norm };
+        let stem: Box<dyn CutBlock> = match config.stem {
+            StemKind::Patch => {
+                let channels = (spec.in_channels, dims[0], 1);
+                let conv = Conv2d::with_bias(&stem_path / 0, keys, channels, PATCH, PATCH, 0);
+                let norm = LayerNorm::new(&stem_path / 1, keys, dims[0], EPS);
+                Box::new(PatchStem { conv, norm })
+            }
+            kind => Box::new(ConvStem::new(
+                &(&stem_path / "stem"),
+                keys,
+                spec.in_channels,
+                kind,
+                dims[0],
+            )),
+        };
         let mut stages = Vec::new();
         for (i, (&n, &dim)) in spec.blocks.iter().zip(&dims).enumerate() {
             let stage = p / "stages" / i;
@@ -216,6 +284,7 @@ impl ConvNext {
         let fc = Linear::new(&head_path / "fc", keys, dims[3], spec.num_classes);
         Ok(ConvNext {
             stem,
+            config,
             stages,
             head,
             fc,
@@ -238,15 +307,15 @@ impl ConvNext {
     /// Classifier input width: the last stage's channels for any input of at least 32×32
     /// (global pooling); None when a downsampling would get an empty map.
     pub fn feature_dim(&self, h: i64, w: i64) -> Option<i64> {
-        last_stage_size(h)?;
-        last_stage_size(w)?;
+        last_stage_size(h, &self.config)?;
+        last_stage_size(w, &self.config)?;
         Some(self.head.norm.weight.size()[0])
     }
 
     /// This network as MRC's fast path sees it: `stem`, each stage's `downsample` and
     /// blocks as blocks, the pooled `head.norm` as head, `head.fc`.
     pub fn chain(&self) -> Chain<'_> {
-        let mut blocks: Vec<(String, &dyn CutBlock)> = vec![("stem".into(), &self.stem)];
+        let mut blocks: Vec<(String, &dyn CutBlock)> = vec![("stem".into(), &*self.stem)];
         for (i, stage) in self.stages.iter().enumerate() {
             if let Some(ds) = &stage.downsample {
                 blocks.push((format!("stages.{i}.downsample"), ds));
