@@ -154,3 +154,19 @@ def timm_convnext_config(call, consts):
     if other:
         return None, f"timm `{name}` with {', '.join(other)} not implemented yet"
     return {"family": "convnext", "arch": TIMM_CONVNEXTS[name], "classes": classes}, None
+
+
+# robustbench's `get_convstem_models` names (convstem_models.py, Singh2023Revisiting) that
+# build a timm ConvNeXt with its stem replaced: `ConvBlock1(48)` (two convolutions) on the
+# tiny and small ones, `ConvBlock3(64|96)` (three) on the base and large ones.
+CONVSTEM_CONVNEXTS = {"convnext_t_cvst": "convnext-tiny-convstem2", "convnext_s_cvst": "convnext-small-convstem2",
+                      "convnext_b_cvst": "convnext-base-convstem3", "convnext_l_cvst": "convnext-large-convstem3"}
+
+
+def convstem_config(call, consts):
+    """(fields, reason) for `get_convstem_models('convnext_…_cvst')` (no normalisation: the
+    factory wraps only its ViT-S in `normalize_model`); None for its ViTs."""
+    name = literal(call.args[0], consts) if call.args else None
+    if name not in CONVSTEM_CONVNEXTS:
+        return None
+    return {"family": "convnext", "arch": CONVSTEM_CONVNEXTS[name], "classes": 1000}, None
