@@ -1,10 +1,13 @@
 //! robustbench's ConvNeXt entries (issue 22: Liu2023Comprehensive_ConvNeXt-B and -L,
-//! `normalize_model(timm.create_model('convnext_base'|'convnext_large'), mu, sigma)`):
-//! timm's real `convnext_base` with random weights and randomised LayerNorms and layer
-//! scales (`tests/py/timm_convnext.py`), saved where `--zoo` looks in robustbench's
-//! layouts; rift's logits through `--zoo` against timm's; `rift inspect`'s modules; MRC
-//! against the published algorithm in PyTorch and `--fast` against the faithful loop on a
-//! small network of timm's own class; a fine-tuned file loading back strictly into timm.
+//! `normalize_model(timm.create_model('convnext_base'|'convnext_large'), mu, sigma)`, and
+//! Singh2023Revisiting's ConvStem ConvNeXt-T/S/B/L, `get_convstem_models(…)`): timm's real
+//! `convnext_base` and robustbench's own `get_convstem_models('convnext_t_cvst')` with
+//! random weights and randomised LayerNorms and layer scales (`tests/py/timm_convnext.py`),
+//! saved where `--zoo` looks in robustbench's layouts; rift's logits through `--zoo`
+//! against PyTorch's; `rift inspect`'s modules; MRC against the published algorithm in
+//! PyTorch and `--fast` against the faithful loop on small networks of timm's own class
+//! (with timm's stem and with robustbench's three-convolution ConvStem); a fine-tuned file
+//! loading back strictly into timm.
 //!
 //! The network ends in global average pooling, so any input of 32×32 or more works: the
 //! logits check uses 64×64 images, and MRC runs on the stage tests' tiny CIFAR-10
@@ -35,14 +38,15 @@ save(net, os.path.join(out, "prefixed", id + ".pt"), "prefixed")
 logits_case(out, "prefixed", normalize_model(net), 2, 64, seed=12)
 "#;
 
-/// Largest |rift − timm| over the largest |timm logit| for the case `name` of MAKE_ZOO,
-/// after `rift predict --zoo BASE` on its files.
-fn predict_relative_diff(dir: &Path, name: &str) -> f32 {
+/// Largest |rift − PyTorch| over the largest |PyTorch logit| for the case `name` (inputs
+/// and logits OUT/NAME.in|ref.npy, the file under OUT/NAME) after `rift predict --zoo id`,
+/// which must say it ran `arch`.
+fn predict_relative_diff(dir: &Path, name: &str, id: &str, arch: &str) -> f32 {
     let at = |s: &str| dir.join(format!("{name}.{s}"));
     let run = rift(&[
         "predict",
         "--zoo",
-        BASE,
+        id,
         "--model-dir",
         path_str(&dir.join(name)),
         "--input",
@@ -55,7 +59,7 @@ fn predict_relative_diff(dir: &Path, name: &str) -> f32 {
     let said = stderr_of(&run);
     assert!(run.status.success(), "{name}: {said}");
     assert!(
-        said.contains("wrote convnext-base logits"),
+        said.contains(&format!("wrote {arch} logits")),
         "{name}: {said}"
     );
     let reference = rift::engine::data::read_npy(&at("ref.npy")).unwrap();
@@ -72,7 +76,7 @@ fn timm_convnext_base_through_the_zoo_equals_timm() {
     let dir = tempfile::tempdir().unwrap();
     run_python(MAKE_ZOO, &[path_str(dir.path()), BASE]);
     for layout in ["wrapped", "prefixed"] {
-        let d = predict_relative_diff(dir.path(), layout);
+        let d = predict_relative_diff(dir.path(), layout, BASE, "convnext-base");
         eprintln!("{layout}: max |rift - timm| / max |timm| = {d:e}");
         assert!(d <= 1e-4, "{layout}: max |rift - timm| / max |timm| = {d}");
     }
@@ -129,20 +133,42 @@ fn the_convnext_entries_are_supported() {
     for (name, arch) in [
         ("Liu2023Comprehensive_ConvNeXt-B", "convnext-base"),
         ("Liu2023Comprehensive_ConvNeXt-L", "convnext-large"),
+        (
+            "Singh2023Revisiting_ConvNeXt-T-ConvStem",
+            "convnext-tiny-convstem2",
+        ),
+        (
+            "Singh2023Revisiting_ConvNeXt-S-ConvStem",
+            "convnext-small-convstem2",
+        ),
+        (
+            "Singh2023Revisiting_ConvNeXt-B-ConvStem",
+            "convnext-base-convstem3",
+        ),
+        (
+            "Singh2023Revisiting_ConvNeXt-L-ConvStem",
+            "convnext-large-convstem3",
+        ),
     ] {
         let e = find(name);
         assert_eq!(e["family"], "convnext", "{e}");
         assert_eq!(e["arch"], arch, "{e}");
         assert_eq!(e["classes"], 1000, "{e}");
-        assert_eq!(e["normalize"]["mean"][0], 0.485, "{e}");
         assert_eq!(e["preprocessing"], "BicubicRes256Crop224", "{e}");
+        // get_convstem_models wraps none of its ConvNeXts in normalize_model.
+        if name.starts_with("Liu") {
+            assert_eq!(e["normalize"]["mean"][0], 0.485, "{e}");
+        } else {
+            assert_eq!(e["normalize"], "none", "{e}");
+        }
     }
 }
 
 /// The stage tests' tiny CIFAR-10 (`dm_fixture`), timm's ConvNeXt with depths 1.1.1.1 and
-/// dims 8.16.32.64 and 10 classes in robustbench's `normalize_model` saved as cnx.pth, and,
-/// when argv[2] names modules, the published MRC (`tests/py/mrc_ref.py`: PGD-10
-/// adversarial set without random start, 5 epochs) on it.
+/// dims 8.16.32.64 and 10 classes (argv[2] `tiny`: timm's stem; `tiny_convstem`:
+/// robustbench's ConvBlock3) in robustbench's `normalize_model` saved as cnx.pth, and, when
+/// argv[3] names modules, the published MRC (`tests/py/mrc_ref.py`: PGD-10 adversarial set
+/// without random start, 5 epochs) on it.
 const PY_MRC: &str = r#"
 import sys, os, torch
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
@@ -152,11 +178,11 @@ from timm_convnext import build, normalize_model
 torch.set_num_threads(2)
 out = sys.argv[1]
 _, x, y = dm_fixture(out)
-net = build("tiny", seed=7, num_classes=10)
+net = build(sys.argv[2], seed=7, num_classes=10)
 module = normalize_model(net)
 torch.save(module.state_dict(), os.path.join(out, "cnx.pth"))
-if len(sys.argv) > 2:
-    print_published_mrc(module, x, y, sys.argv[2], named=net)
+if len(sys.argv) > 3:
+    print_published_mrc(module, x, y, sys.argv[3], named=net)
 "#;
 
 /// Every kind of cut: the stem, a downsampling convolution, each layer of a block of the
@@ -166,7 +192,7 @@ const MODULES: &str = "stem.0,stages.0.blocks.0.conv_dw,stages.0.blocks.0.mlp.fc
 #[test]
 fn mrc_on_a_timm_convnext_matches_pytorch_and_the_fast_path() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = run_python(PY_MRC, &[path_str(dir.path()), MODULES]);
+    let reference = run_python(PY_MRC, &[path_str(dir.path()), "tiny", MODULES]);
     let ours = mrc_scores(&common::zoo_mrc_json(
         dir.path(),
         "cnx.pth",
@@ -211,7 +237,7 @@ print(" ".join(k for k, v in mine.items() if not torch.equal(orig[k], v)))
 #[test]
 fn a_finetuned_convnext_loads_back_into_timm() {
     let dir = tempfile::tempdir().unwrap();
-    run_python(PY_MRC, &[path_str(dir.path())]);
+    run_python(PY_MRC, &[path_str(dir.path()), "tiny"]);
     let (ckpt, saved) = (dir.path().join("cnx.pth"), dir.path().join("cnx-ft.pth"));
     rift_ok(&[
         "finetune",
@@ -246,4 +272,87 @@ fn a_finetuned_convnext_loads_back_into_timm() {
             .all(|k| k.starts_with("stages.1.blocks.0.mlp.fc1.")),
         "{changed:?}"
     );
+}
+
+const CONVSTEM_T: &str = "imagenet/Linf/Singh2023Revisiting_ConvNeXt-T-ConvStem";
+
+/// robustbench's `get_convstem_models('convnext_t_cvst')` (timm's `convnext_tiny` with
+/// `ConvBlock1(48)` as its stem) saved with its own keys under OUT/bare (no statistics: the
+/// entry has none), 2 images of 72×72 (not a multiple of the stem's stride) and its logits.
+const MAKE_CONVSTEM: &str = r#"
+import sys, os, torch
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from timm_convnext import build, save, logits_case
+torch.set_num_threads(2)
+out, id = sys.argv[1], sys.argv[2]
+net = build("convnext_t_cvst", seed=4)
+save(net, os.path.join(out, "bare", id + ".pt"), "bare")
+logits_case(out, "bare", net, 2, 72, seed=13)
+"#;
+
+#[test]
+fn robustbench_convstem_convnext_through_the_zoo_equals_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    run_python(MAKE_CONVSTEM, &[path_str(dir.path()), CONVSTEM_T]);
+    let d = predict_relative_diff(dir.path(), "bare", CONVSTEM_T, "convnext-tiny-convstem2");
+    eprintln!("convstem: max |rift - torch| / max |torch| = {d:e}");
+    assert!(d <= 1e-4, "max |rift - torch| / max |torch| = {d}");
+    let json = dir.path().join("inspect.json");
+    rift_ok(&[
+        "inspect",
+        "--zoo",
+        CONVSTEM_T,
+        "--model-dir",
+        path_str(&dir.path().join("bare")),
+        "--output",
+        path_str(&json),
+    ]);
+    let v = read_json(&json);
+    let names: Vec<&str> = v["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names[..4],
+        [
+            "stem.stem.0",
+            "stem.stem.3",
+            "stages.0.blocks.0.conv_dw",
+            "stages.0.blocks.0.mlp.fc1"
+        ]
+    );
+    assert_eq!(names.len(), 2 + 3 + 3 * 18 + 1, "{names:?}");
+}
+
+/// Every kind of cut in the three-convolution ConvStem (each convolution, the last one at
+/// stride 1) and after it.
+const CONVSTEM_MODULES: &str =
+    "stem.stem.0,stem.stem.3,stem.stem.6,stages.0.blocks.0.conv_dw,stages.1.downsample.1,stages.1.blocks.0.mlp.fc1,head.fc";
+
+#[test]
+fn mrc_on_a_convstem_convnext_matches_pytorch_and_the_fast_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = run_python(
+        PY_MRC,
+        &[path_str(dir.path()), "tiny_convstem", CONVSTEM_MODULES],
+    );
+    let ours = mrc_scores(&common::zoo_mrc_json(
+        dir.path(),
+        "cnx.pth",
+        CONVSTEM_MODULES,
+        "faithful",
+        &[],
+    ));
+    assert_eq!(ours.len(), 7);
+    assert_mrc_matches_reference(&ours, &reference, 3.2);
+    let fast = mrc_scores(&common::zoo_mrc_json(
+        dir.path(),
+        "cnx.pth",
+        CONVSTEM_MODULES,
+        "fast",
+        &["--fast"],
+    ));
+    assert_fast_equals_faithful(&fast, &ours);
 }
