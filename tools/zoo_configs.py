@@ -199,3 +199,41 @@ def timm_vit_config(call, consts, arch_dir):
     if norm:
         fields["normalize"] = norm
     return fields, None
+
+
+# timm's ConvNeXt builders (imagenet.py's `timm.create_model('convnext_base')`) and rift's
+# names of them (src/engine/models/convnext_config.rs).
+TIMM_CONVNEXTS = {"convnext_tiny": "convnext-tiny", "convnext_small": "convnext-small",
+                  "convnext_base": "convnext-base", "convnext_large": "convnext-large",
+                  "convnext_xlarge": "convnext-xlarge"}
+
+
+def timm_convnext_config(call, consts):
+    """(fields, reason) for `timm.create_model('convnext_…', ...)`; None where the model is
+    not one of `TIMM_CONVNEXTS`. Only where the weights come from (`pretrained`) may differ
+    from the builder's defaults."""
+    name = literal(call.args[0], consts) if call.args else None
+    if name not in TIMM_CONVNEXTS:
+        return None
+    kwargs = dict(call.kwargs)
+    classes = literal(kwargs.pop("num_classes"), consts) if "num_classes" in kwargs else 1000
+    other = sorted(set(kwargs) - {"pretrained"})
+    if other:
+        return None, f"timm `{name}` with {', '.join(other)} not implemented yet"
+    return {"family": "convnext", "arch": TIMM_CONVNEXTS[name], "classes": classes}, None
+
+
+# robustbench's `get_convstem_models` names (convstem_models.py, Singh2023Revisiting) that
+# build a timm ConvNeXt with its stem replaced: `ConvBlock1(48)` (two convolutions) on the
+# tiny and small ones, `ConvBlock3(64|96)` (three) on the base and large ones.
+CONVSTEM_CONVNEXTS = {"convnext_t_cvst": "convnext-tiny-convstem2", "convnext_s_cvst": "convnext-small-convstem2",
+                      "convnext_b_cvst": "convnext-base-convstem3", "convnext_l_cvst": "convnext-large-convstem3"}
+
+
+def convstem_config(call, consts):
+    """(fields, reason) for `get_convstem_models('convnext_…_cvst')` (no normalisation: the
+    factory wraps only its ViT-S in `normalize_model`); None for its ViTs."""
+    name = literal(call.args[0], consts) if call.args else None
+    if name not in CONVSTEM_CONVNEXTS:
+        return None
+    return {"family": "convnext", "arch": CONVSTEM_CONVNEXTS[name], "classes": 1000}, None

@@ -21,6 +21,7 @@ import re
 import sys
 
 from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
+from zoo_configs import convstem_config, timm_convnext_config
 
 VERSION = "1.1.1"
 DATASETS = [("cifar10", "cifar10.py"), ("cifar100", "cifar100.py"), ("imagenet", "imagenet.py")]
@@ -427,6 +428,10 @@ def rift_config(call, signatures, consts):
             return vit
     if call.callee.startswith("pt_models.") and name in TORCHVISION_RESNETS:
         return torchvision_config(call, consts)
+    if call.callee == "timm.create_model" and timm_convnext_config(call, consts):
+        return timm_convnext_config(call, consts)
+    if call.callee == "get_convstem_models" and convstem_config(call, consts):
+        return convstem_config(call, consts)
     if name == "WideResNet":
         depth, width = value("depth"), value("widen_factor")
         return {"family": "wrn", "arch": f"wrn-{depth}-{width}", "depth": depth, "width": width,

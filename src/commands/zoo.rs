@@ -274,6 +274,7 @@ pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option
         && detected.width == expected.width
         && detected.ra.map(|c| c.layout()) == expected.ra.map(|c| c.layout())
         && detected.stage_channels == expected.stage_channels
+        && detected.convnext == expected.convnext
         // The PSSiLU network's keys say what it is; BoostingWideResNet's are a bias-free
         // WideResNet's, so its name is taken at its word.
         && (detected.wrn_variant == WrnVariant::PsSilu)

@@ -1,11 +1,12 @@
 //! Architecture specifications: parsed from `--arch` names or inferred from a checkpoint's
 //! keys and shapes (`--arch auto`).
 pub use super::activation::Activation;
+use super::convnext_config::{self, ConvNextConfig};
+use super::error::ModelError;
 pub use super::family::{Family, WrnVariant};
 use super::ra_config::RaWideConfig;
 use super::tv_config;
 use super::vit_config::{self, VitConfig};
-use super::ModelError;
 use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,10 +49,10 @@ pub struct ArchSpec {
     /// VisionTransformer: widths, blocks, heads, patch and image size (Some exactly for
     /// that family; `blocks` is `[depth]`, `width` and `feature_dim` the embedding width).
     pub vit: Option<VitConfig>,
+    /// ConvNeXt: the widths of its four stages (Some exactly for that family; its blocks
+    /// per stage are `blocks`).
+    pub convnext: Option<ConvNextConfig>,
 }
-
-pub const KNOWN_ARCHS: &str =
-    "resnet18, resnet34, resnet50, resnet101, resnet152, preactresnet18, preactresnet34, preactresnet18-v1 (robustbench's PreActBlock without final BN), wrn-DEPTH-K (e.g. wrn-34-10, wrn-28-10), boosting-wrn-DEPTH-K (robustbench's BoostingWideResNet: L2-normalised features and classifier rows, e.g. boosting-wrn-34-20), pssilu-wrn-DEPTH-K (its PAF_WideResNet with a shared PSSiLU, e.g. pssilu-wrn-28-10), dm-wrn-DEPTH-K (e.g. dm-wrn-28-10, dm-wrn-70-16), meansparse-dm-wrn-DEPTH-K (e.g. meansparse-dm-wrn-94-16), dm-preactresnet18, dm-preactresnet34, ra-wrn-70-16 (robustbench's RaWideResNet; any other configuration as ra-wrn-D1.D2.D3-W1.W2.W3[-stemS][-groupsG1.G2.G3][-seQ1.Q2.Q3][-seorder1][-sesilu]), meansparse-ra-wrn-70-16, robust-wrn-D1.D2.D3-C0.C1.C2.C3 (robustbench's RobustWideResNet, e.g. robust-wrn-5.5.5-16.320.640.512), robust-resnet-D1.D2.D3-C0.C1.C2.C3 (its RobustResNet, e.g. robust-resnet-27.28.13-16.160.448.384), tv-resnet18|34|50|101|152 and tv-wide-resnet50-2|101-2 (torchvision's ImageNet ResNets; tv-resnetD-wN for width_per_group N), vit-ti|s|b|l PATCH-IMAGE (timm's VisionTransformer, e.g. vit-b16-224; deit-s16-224 is vit-s16-224) and vit-dimD-depthL-headsH-pP-IMAGE[-mlpM][-noqkvbias] for any other ViT";
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
     Some(match depth {
@@ -110,6 +111,10 @@ impl ArchSpec {
                 tv_config::name(self.family, &self.blocks, self.width)
             }
             Family::VisionTransformer => self.vit.map_or("vit".into(), |c| c.name()),
+            Family::ConvNeXt => match &self.convnext {
+                Some(config) => convnext_config::name(&self.blocks, config),
+                None => "convnext".into(),
+            },
         }
     }
 
@@ -141,6 +146,7 @@ impl ArchSpec {
             ra: None,
             stage_channels: None,
             vit: None,
+            convnext: None,
         }
     }
 
@@ -195,6 +201,19 @@ impl ArchSpec {
             let (family, blocks, per_group) = tv_config::parse(rest, width)
                 .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
             let spec = ArchSpec::with_defaults(family, blocks, per_group, num_classes, in_channels);
+            return spec.with_feature_dim(input_hw);
+        }
+        if let Some(rest) = lower.strip_prefix(convnext_config::PREFIX) {
+            if width.is_some() {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} with --width (a ConvNeXt's widths are per stage, in its name)"
+                )));
+            }
+            let (blocks, config) = convnext_config::parse(rest)
+                .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
+            let mut spec =
+                ArchSpec::with_defaults(Family::ConvNeXt, blocks, 0, num_classes, in_channels);
+            spec.convnext = Some(config);
             return spec.with_feature_dim(input_hw);
         }
         let ms_body = lower.strip_prefix("meansparse-");
@@ -340,6 +359,7 @@ impl ArchSpec {
             Family::TvResNet => 512,
             Family::TvResNetBottleneck => 2048,
             Family::VisionTransformer => self.vit.map_or(0, |c| c.embed_dim),
+            Family::ConvNeXt => self.convnext.map_or(0, |c| c.dims[3]),
         }
     }
 
@@ -352,6 +372,13 @@ impl ArchSpec {
             // Global average pooling: any non-empty input gives the last stage's channels;
             // a ViT's class token is its width (it takes one size, `Model::check_input`).
             return (h >= 1 && w >= 1).then(|| self.last_channels());
+        }
+        if self.family == Family::ConvNeXt {
+            // Global average pooling too, after a stride-4 stem and three halvings.
+            let config = self.convnext.as_ref()?;
+            convnext_config::last_stage_size(h, config)?;
+            convnext_config::last_stage_size(w, config)?;
+            return Some(self.last_channels());
         }
         let (halvings, pool) = match self.family {
             Family::WideResNet
@@ -406,8 +433,15 @@ impl ArchSpec {
             spec.classifier_from(&shape, "head")?;
             return Ok(spec);
         }
+        if convnext_config::looks_like(&|k| shapes.contains_key(k)) {
+            let (blocks, config, in_channels) = convnext_config::detect(&shape, &count_blocks)?;
+            let mut spec = ArchSpec::with_defaults(Family::ConvNeXt, blocks, 0, 10, in_channels);
+            spec.convnext = Some(config);
+            spec.classifier_from(&shape, "head.fc")?;
+            return Ok(spec);
+        }
         let conv1 = shape("conv1.weight").ok_or(
-            "no `conv1.weight` key (nor the DM networks' `init_conv.weight` or `conv_2d.weight`)",
+            "no `conv1.weight` key (nor the DM networks' `init_conv.weight` or `conv_2d.weight`, nor a ConvNeXt's `stem.0.weight` with `stages.0.blocks.0.conv_dw.weight`)",
         )?;
         if conv1.len() != 4 {
             return Err(format!(

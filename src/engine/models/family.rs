@@ -27,6 +27,9 @@ pub enum Family {
     TvResNetBottleneck,
     /// timm's `VisionTransformer` (ViT, DeiT: `vit.rs`), configured by `ArchSpec::vit`.
     VisionTransformer,
+    /// timm's ConvNeXt (`convnext-tiny|small|base|large`, `convnext.rs`), stage widths in
+    /// `ArchSpec::convnext`.
+    ConvNeXt,
 }
 
 impl Family {

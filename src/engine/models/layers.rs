@@ -31,8 +31,8 @@ pub struct ModuleInfo {
 pub struct Conv2d {
     pub name: String,
     pub weight: Tensor,
-    /// Only the RaWideResNet's squeeze-and-excitation convolutions and a ViT's patch
-    /// embedding have one.
+    /// Only the RaWideResNet's squeeze-and-excitation convolutions, a ViT's patch
+    /// embedding and the ConvNeXt's have one.
     pub bias: Option<Tensor>,
     stride: i64,
     padding: i64,
@@ -119,9 +119,23 @@ impl Conv2d {
         (c_in, c_out): (i64, i64),
         patch: i64,
     ) -> Self {
-        let mut conv = Self::build(&p, keys, (c_in, c_out, 1), patch, patch);
-        conv.padding = 0;
-        conv.bias = Some(p.var("bias", &[c_out], Init::Const(0.0)));
+        Self::with_bias(p, keys, (c_in, c_out, 1), patch, patch, 0)
+    }
+
+    /// A convolution with a bias and explicit `padding` (timm's ConvNeXt: the unpadded 4×4
+    /// stride-4 patch stem and 2×2 stride-2 downsamplings, the 7×7 depthwise convolution
+    /// padded by 3 in as many groups as channels). The bias starts at zero.
+    pub fn with_bias(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        channels: (i64, i64, i64),
+        k: i64,
+        stride: i64,
+        padding: i64,
+    ) -> Self {
+        let mut conv = Self::build(&p, keys, channels, k, stride);
+        conv.padding = padding;
+        conv.bias = Some(p.var("bias", &[channels.1], Init::Const(0.0)));
         keys.push(&p, "bias");
         conv
     }

@@ -4,8 +4,11 @@ mod activation;
 mod arch;
 mod chain;
 pub mod compute;
+mod convnext;
+mod convnext_config;
 mod dm_preact_resnet;
 mod dm_wide_resnet;
+mod error;
 mod family;
 mod layer_norm;
 mod layers;
@@ -25,8 +28,9 @@ mod vit;
 mod vit_config;
 mod wide_resnet;
 
-pub use arch::{Activation, ArchSpec, Family, WrnVariant, KNOWN_ARCHS};
+pub use arch::{Activation, ArchSpec, Family, WrnVariant};
 pub use compute::{Compute, Precision};
+pub use error::{ModelError, KNOWN_ARCHS};
 pub use layers::ModuleInfo;
 pub use normalize::{NormSource, Normalization, NormalizeChoice};
 pub use ra_config::{RaWideConfig, SeOrder, SqueezeExcite};
@@ -37,26 +41,6 @@ use compute::{to_channels_last, to_contiguous, Bf16Switch};
 use layers::KeyOrder;
 use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("unknown architecture `{0}`; expected `auto` or one of: {KNOWN_ARCHS}")]
-    UnknownArch(String),
-    #[error("cannot tell the architecture of {path}: {reason}. rift knows pytorch-cifar ResNets (keys conv1, bn1, layer1..4, linear), Bag-of-Tricks PreActResNets (conv1, layer1..4, bn, linear; without bn: robustbench's V1), WideResNets (conv1, block1..3.layer.N, bn1, fc; with activation.alpha/beta: robustbench's PSSiLU network), DM WideResNets (init_conv, layer.0..2.block.N, batchnorm, logits; with meansparse_0/1/2 and meansparse_end: their MeanSparse variant), DM PreActResNets (conv_2d, layer_0..3.N, batchnorm, logits) RaWideResNets (a DM WideResNet's keys with se.fc1/se.fc2 in every block, grouped convolutions, or a stem or widths no DM WideResNet has; with meansparse_*: their MeanSparse variant), torchvision's ImageNet ResNets (a 7×7 conv1, bn1, layer1..4 with downsample.0/1, fc) and timm's ViTs (cls_token, pos_embed, patch_embed.proj, blocks.N.attn/mlp, norm, head); pass --arch if the keys are right but the shapes confuse detection")]
-    CannotDetect { path: String, reason: String },
-    #[error("{path} does not match {arch}: {details}")]
-    StateMismatch {
-        path: String,
-        arch: String,
-        details: String,
-    },
-    #[error("bad input: {0}")]
-    BadInput(String),
-    #[error("--activation {activation}: {arch} has no activation to choose (only the DM families dm-wrn-D-K and dm-preactresnet18|34, the RaWideResNet ra-wrn-… and the RobustResNet robust-resnet-… do; every other family's activation is fixed by construction: ReLU, or the pssilu-wrn's learned PSSiLU)")]
-    NoActivationChoice { activation: String, arch: String },
-    #[error("libtorch error: {0}")]
-    Torch(#[from] tch::TchError),
-}
 
 enum Net {
     ResNet(resnet::ResNet),
@@ -69,6 +53,7 @@ enum Net {
     RobustPreAct(chain::ChainNet<preact_resnet::PreActBlock>),
     TvResNet(tv_resnet::TvResNet),
     Vit(vit::VisionTransformer),
+    ConvNext(convnext::ConvNext),
 }
 
 /// What the user chose about the model on the command line (`--arch`, `--width`,
@@ -209,6 +194,7 @@ impl Model {
             Family::VisionTransformer => {
                 Net::Vit(vit::VisionTransformer::new(&root, &mut keys, &spec)?)
             }
+            Family::ConvNeXt => Net::ConvNext(convnext::ConvNext::new(&root, &mut keys, &spec)?),
         };
         let activation_source = if spec.family.has_activation_choice() {
             ActivationSource::Assumed
@@ -415,6 +401,7 @@ impl Model {
             Net::RobustPreAct(n) => n.feature_dim(h, w),
             Net::TvResNet(n) => n.feature_dim(h, w),
             Net::Vit(_) => Some(self.spec.feature_dim),
+            Net::ConvNext(n) => n.feature_dim(h, w),
         };
         if got != Some(self.spec.feature_dim) {
             return Err(ModelError::BadInput(format!(
@@ -442,6 +429,7 @@ impl Model {
             Net::RobustPreAct(n) => n.forward(&x, train),
             Net::TvResNet(n) => n.forward(&x, train),
             Net::Vit(n) => n.forward(&x, train),
+            Net::ConvNext(n) => n.forward(&x, train),
         }
     }
 
@@ -562,6 +550,7 @@ impl Model {
             Net::RobustPreAct(n) => n.chain(),
             Net::TvResNet(n) => n.chain(),
             Net::Vit(n) => n.chain(),
+            Net::ConvNext(n) => n.chain(),
         }
     }
 
