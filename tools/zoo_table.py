@@ -21,6 +21,7 @@ import re
 import sys
 
 from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
+from zoo_configs import convstem_vit_config
 
 VERSION = "1.1.1"
 DATASETS = [("cifar10", "cifar10.py"), ("cifar100", "cifar100.py"), ("imagenet", "imagenet.py")]
@@ -199,7 +200,6 @@ UNSUPPORTED_CALLEES = [
     ("CifarResNeXt", "CIFAR ResNeXt (AugMix)"),
     ("ResNest152", "ResNeSt-152"),
     ("rebuffi_sodef", "SODEF (a neural ODE on a DM WideResNet)"),
-    ("get_convstem_models", "ConvStem ViT/ConvNeXt"),
     ("build_swin", "Swin transformer (MIMIR)"),
 ]
 
@@ -421,6 +421,8 @@ def rift_config(call, signatures, consts):
         # robustbench's input-normalising wrapper: the network is its first argument (the
         # statistics are read by `entry`).
         return rift_config(bind(call.args[0], signatures, lambda a: a), signatures, consts)
+    if name == "get_convstem_models":
+        return convstem_vit_config(call, consts, os.path.join(wheel_dir(), "model_zoo", "architectures"))
     if name == "create_model":
         vit = timm_vit_config(call, consts, os.path.join(wheel_dir(), "model_zoo", "architectures"))
         if vit:

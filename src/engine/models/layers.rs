@@ -119,8 +119,21 @@ impl Conv2d {
         (c_in, c_out): (i64, i64),
         patch: i64,
     ) -> Self {
-        let mut conv = Self::build(&p, keys, (c_in, c_out, 1), patch, patch);
+        let mut conv = Self::with_bias(p, keys, (c_in, c_out), patch, patch);
         conv.padding = 0;
+        conv
+    }
+
+    /// A k×k convolution with bias and "same" padding k/2 (robustbench's ConvStem:
+    /// `nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)`, and a 1×1). The bias starts at 0.
+    pub fn with_bias(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        (c_in, c_out): (i64, i64),
+        k: i64,
+        stride: i64,
+    ) -> Self {
+        let mut conv = Self::build(&p, keys, (c_in, c_out, 1), k, stride);
         conv.bias = Some(p.var("bias", &[c_out], Init::Const(0.0)));
         keys.push(&p, "bias");
         conv
