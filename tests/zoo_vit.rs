@@ -14,10 +14,11 @@ use common::{assert_fast_equals_faithful, assert_mrc_matches_reference, mrc_scor
 use common::{path_str, read_json, rift, rift_ok, run_python, stderr_of};
 use std::path::Path;
 
-/// The two cases under OUT/models, printed as `id arch`: ViT-B in robustbench's gdrive
+/// The three cases under OUT/models, printed as `id arch`: ViT-B in robustbench's gdrive
 /// layout (`model.*`, statistics from the table's `normalize_model`), DeiT-S as timm's
 /// pretrained file comes (the bare network's keys under `model`, DeiT's release format;
-/// statistics from timm's DeiT `default_cfg`). Inputs and timm's logits as
+/// statistics from timm's DeiT `default_cfg`), the ConvStem ViT-S as the whole
+/// `normalize_model` module `get_convstem_models('vit_s_cvst')` returns. Inputs and timm's logits as
 /// OUT/<id with ~>.in.npy / .ref.npy.
 const MAKE_ZOO: &str = r#"
 import sys, os, torch
@@ -41,6 +42,11 @@ os.makedirs(os.path.dirname(path))
 torch.save({"model": wrapped.model.state_dict()}, path)
 logits_case(out, id.replace("/", "~"), wrapped.eval(), 2, 224, seed=12)
 print(id, "vit-s16-224")
+cvst = normalize_model(build("vit_s_cvst", seed=3), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+id = "imagenet/Linf/Singh2023Revisiting_ViT-S-ConvStem"
+torch.save(cvst.state_dict(), os.path.join(out, "models", id + ".pt"))
+logits_case(out, id.replace("/", "~"), cvst, 2, 224, seed=13)
+print(id, "vit-s16-224-convstem48")
 "#;
 
 fn at(dir: &Path, id: &str, ext: &str) -> String {
@@ -155,19 +161,32 @@ fn the_vit_entries_are_supported() {
         ("Mo2022When_ViT-B", "vit-b16-224"),
         ("Tian2022Deeper_DeiT-S", "vit-s16-224"),
         ("Tian2022Deeper_DeiT-B", "vit-b16-224"),
+        (
+            "Singh2023Revisiting_ViT-S-ConvStem",
+            "vit-s16-224-convstem48",
+        ),
+        (
+            "Singh2023Revisiting_ViT-B-ConvStem",
+            "vit-b16-224-convstem48",
+        ),
     ] {
         let e = find(name);
         assert_eq!(e["family"], "vit", "{e}");
         assert_eq!(e["arch"], arch, "{e}");
         assert_eq!(e["classes"], 1000, "{e}");
+        if name.ends_with("ViT-B-ConvStem") {
+            // get_convstem_models('vit_b_cvst') has no normalize_model: raw pixels.
+            assert_eq!(e["normalize"], "none", "{e}");
+            continue;
+        }
         assert_eq!(e["normalize"]["mean"][0], 0.485, "{e}");
         assert_eq!(e["normalize"]["std"][2], 0.225, "{e}");
     }
 }
 
-/// The stage tests' tiny CIFAR-10 (`dm_fixture`), the tiny ViT (10 classes) in
-/// robustbench's `normalize_model` saved as vit.pth, and, when argv[2] names modules, the
-/// published MRC (`tests/py/mrc_ref.py`) on it.
+/// The stage tests' tiny CIFAR-10 (`dm_fixture`), the tiny ViT of argv[2] (`tiny`,
+/// `tiny_convstem`; 10 classes) in robustbench's `normalize_model` saved as vit.pth, and
+/// the published MRC (`tests/py/mrc_ref.py`) of the modules argv[3] names on it.
 const PY_MRC: &str = r#"
 import sys, os, torch
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
@@ -178,11 +197,10 @@ from tv_resnet import normalize_model
 torch.set_num_threads(2)
 out = sys.argv[1]
 _, x, y = dm_fixture(out)
-net = build("tiny", seed=7, num_classes=10)
+net = build(sys.argv[2], seed=7, num_classes=10)
 module = normalize_model(net)
 torch.save(module.state_dict(), os.path.join(out, "vit.pth"))
-if len(sys.argv) > 2:
-    print_published_mrc(module, x, y, sys.argv[2], named=net)
+print_published_mrc(module, x, y, sys.argv[3], named=net)
 "#;
 
 /// Every kind of cut: the patch projection (class token and positions after it), each of
@@ -195,7 +213,7 @@ const TINY_ARCH: &str = "vit-dim64-depth2-heads2-p8-32";
 #[test]
 fn mrc_on_a_tiny_vit_matches_pytorch_and_the_fast_path() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = run_python(PY_MRC, &[path_str(dir.path()), MODULES]);
+    let reference = run_python(PY_MRC, &[path_str(dir.path()), "tiny", MODULES]);
     let arch = ["--arch", TINY_ARCH];
     let ours = mrc_scores(&common::zoo_mrc_json(
         dir.path(),
@@ -290,4 +308,30 @@ torch.save(build("tiny", seed=3, num_classes=10).state_dict(), os.path.join(sys.
         changed.iter().all(|k| k.starts_with("blocks.1.mlp.fc1.")),
         "{changed:?}"
     );
+}
+
+/// Every convolution of a ConvStem (`stem.0` sees the input; `stem.12`, the 1×1, comes
+/// after the last LayerNorm and GELU), a block's first and last Linear, the classifier.
+const CONVSTEM_MODULES: &str = "patch_embed.proj.stem.0,patch_embed.proj.stem.3,patch_embed.proj.stem.6,patch_embed.proj.stem.9,patch_embed.proj.stem.12,blocks.0.attn.qkv,blocks.0.mlp.fc2,head";
+
+#[test]
+fn mrc_on_a_tiny_convstem_vit_matches_pytorch_and_the_fast_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let modules = CONVSTEM_MODULES;
+    let reference = run_python(PY_MRC, &[path_str(dir.path()), "tiny_convstem", modules]);
+    let arch = "vit-dim64-depth1-heads2-p16-32-convstem8";
+    let json = |name: &str, extra: &[&str]| {
+        let args: Vec<&str> = ["--arch", arch].iter().chain(extra).copied().collect();
+        mrc_scores(&common::zoo_mrc_json(
+            dir.path(),
+            "vit.pth",
+            modules,
+            name,
+            &args,
+        ))
+    };
+    let ours = json("faithful", &[]);
+    assert_eq!(ours.len(), 8);
+    assert_mrc_matches_reference(&ours, &reference, 3.2);
+    assert_fast_equals_faithful(&json("fast", &["--fast"]), &ours);
 }

@@ -6,6 +6,7 @@ zoo_table.py, which imports it, so that neither file runs long; it imports nothi
 zoo_table's."""
 import ast
 import os
+import re
 
 
 def literal(node, consts):
@@ -137,7 +138,8 @@ def torchvision_config(call, consts):
 
 # timm's ViT builders robustbench calls by name (`timm.create_model('vit_base_patch16_224')`):
 # the VisionTransformer arguments each passes (timm's `vision_transformer.py`).
-TIMM_VITS = {"vit_base_patch16_224": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12)}
+TIMM_VITS = {"vit_base_patch16_224": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12),
+             "deit_small_patch16_224": dict(patch_size=16, embed_dim=384, depth=12, num_heads=6)}
 # timm's VisionTransformer defaults that rift's `vit` family builds as they are; any other
 # argument (layer scale, pooling, no class token, ...) is not built.
 VIT_DEFAULTS = dict(img_size=224, num_classes=1000, mlp_ratio=4.0, qkv_bias=True)
@@ -237,3 +239,51 @@ def convstem_config(call, consts):
     if name not in CONVSTEM_CONVNEXTS:
         return None
     return {"family": "convnext", "arch": CONVSTEM_CONVNEXTS[name], "classes": 1000}, None
+
+
+def convstem_vit_config(call, consts, arch_dir):
+    """(fields, reason) for `get_convstem_models('NAME')` (`convstem_models.py`,
+    Singh2023Revisiting): the branch of NAME builds a timm ViT (`TIMM_VITS`) or a ConvNeXt,
+    puts `ConvBlock(W, end_siz=E, fin_dim=F)` in `patch_embed.proj` (rift's `-convstemW`;
+    its output width, the quirk of ConvBlock's `__init__` kept: `W·E` unless F is 432, must
+    be the ViT's width) and may wrap it in `normalize_model` with the file's
+    IMAGENET_MEAN/STD."""
+    with open(os.path.join(arch_dir, "convstem_models.py")) as f:
+        tree = ast.parse(f.read())
+    wanted = literal(call.args[0], consts) if call.args else None
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "get_convstem_models")
+    branch = next(s for s in func.body if isinstance(s, ast.If))
+    while branch is not None and ast.literal_eval(branch.test.comparators[0]) != wanted:
+        branch = branch.orelse[0] if branch.orelse and isinstance(branch.orelse[0], ast.If) else None
+    if branch is None:
+        return None, f"ConvStem model `{wanted}` not found in convstem_models.py"
+    text = "\n".join(ast.unparse(s) for s in branch.body)
+    builder = next((name for name in TIMM_VITS if name in text), None)
+    if builder is None:
+        return None, f"architecture ConvStem `{wanted}` (a ConvNeXt) not implemented yet"
+    block = next(s.value for s in branch.body if isinstance(s, ast.Assign)
+                 and ast.unparse(s.targets[0]) == "model.patch_embed.proj")
+    if ast.unparse(block.func) != "ConvBlock":
+        return None, f"ConvStem `{wanted}` with {ast.unparse(block.func)} not implemented yet"
+    args = dict(zip(["siz", "end_siz", "fin_dim"], [literal(a, consts) for a in block.args]))
+    args.update({k.arg: ast.literal_eval(k.value) for k in block.keywords})
+    width = args.get("siz", 48)
+    fin_dim = args.get("fin_dim", 384)
+    out = 432 if fin_dim == 432 else width * args.get("end_siz", 8)
+    shape = {**VIT_DEFAULTS, **TIMM_VITS[builder]}
+    if out != shape["embed_dim"]:
+        return None, f"ConvStem `{wanted}` with output width {out} for a ViT of width {shape['embed_dim']}"
+    dim, depth, heads = shape["embed_dim"], shape["depth"], shape["num_heads"]
+    arch = vit_arch(dim, depth, heads, shape["patch_size"], shape["img_size"]) + f"-convstem{width}"
+    fields = {"family": "vit", "arch": arch, "depth": depth, "width": dim, "activation": "gelu",
+              "classes": shape["num_classes"]}
+    if "normalize_model(" in text:
+        stats = {}
+        for node in tree.body:
+            # `IMAGENET_MEAN = [c * 1. for c in (0.485, ...)]`: the tuple's values as floats.
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.ListComp):
+                stats[node.targets[0].id] = [float(c) for c in ast.literal_eval(node.value.generators[0].iter)]
+        norm_call = re.search(r"normalize_model\(model, (\w+), (\w+)\)", text)
+        fields["normalize"] = {"mean": stats[norm_call.group(1)], "std": stats[norm_call.group(2)],
+                               "source": "normalize_model"}
+    return fields, None

@@ -21,7 +21,7 @@ import re
 import sys
 
 from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
-from zoo_configs import convstem_config, timm_convnext_config
+from zoo_configs import convstem_config, convstem_vit_config, timm_convnext_config
 
 VERSION = "1.1.1"
 DATASETS = [("cifar10", "cifar10.py"), ("cifar100", "cifar100.py"), ("imagenet", "imagenet.py")]
@@ -200,7 +200,6 @@ UNSUPPORTED_CALLEES = [
     ("CifarResNeXt", "CIFAR ResNeXt (AugMix)"),
     ("ResNest152", "ResNeSt-152"),
     ("rebuffi_sodef", "SODEF (a neural ODE on a DM WideResNet)"),
-    ("get_convstem_models", "ConvStem ViT/ConvNeXt"),
     ("build_swin", "Swin transformer (MIMIR)"),
 ]
 
@@ -310,8 +309,8 @@ def meansparse_config(call, signatures, consts):
     dataset = args[1] if len(args) > 1 else kwargs.get("dataset")
     arch_dir = os.path.join(wheel_dir(), "model_zoo", "architectures")
     found = isinstance(model, str) and sparse_model_call(arch_dir, model, dataset)
-    if not found:
-        return None, unsupported_reason(call.text()), call.text()
+    if not found:  # MeanSparse around a network given whole (a timm ConvNeXt)
+        return None, f"MeanSparse around {call.args[0] and ast.unparse(call.args[0])} not implemented yet", call.text()
     file, cls, node = found
     tree = parse(os.path.join(arch_dir, file + ".py"))
     sigs = {n.name: signature(m) for n in tree.body if isinstance(n, ast.ClassDef)
@@ -430,8 +429,9 @@ def rift_config(call, signatures, consts):
         return torchvision_config(call, consts)
     if call.callee == "timm.create_model" and timm_convnext_config(call, consts):
         return timm_convnext_config(call, consts)
-    if call.callee == "get_convstem_models" and convstem_config(call, consts):
-        return convstem_config(call, consts)
+    if name == "get_convstem_models":  # its ConvNeXts, else its ViTs
+        arch_dir = os.path.join(wheel_dir(), "model_zoo", "architectures")
+        return convstem_config(call, consts) or convstem_vit_config(call, consts, arch_dir)
     if name == "WideResNet":
         depth, width = value("depth"), value("widen_factor")
         return {"family": "wrn", "arch": f"wrn-{depth}-{width}", "depth": depth, "width": width,

@@ -28,7 +28,6 @@ impl LayerNorm {
     }
 
     /// Normalises an N×C×H×W map over C at every position (timm's `LayerNorm2d`).
-    #[allow(dead_code)] // the ConvNeXt family (issue 22) is its user
     pub fn forward_channels(&self, x: &Tensor) -> Tensor {
         self.forward(&x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
     }

@@ -119,7 +119,25 @@ impl Conv2d {
         (c_in, c_out): (i64, i64),
         patch: i64,
     ) -> Self {
-        Self::with_bias(p, keys, (c_in, c_out, 1), patch, patch, 0)
+        Self::same_with_bias(p, keys, (c_in, c_out), patch, patch).unpadded()
+    }
+
+    /// A k×k convolution with bias and "same" padding k/2 (robustbench's ConvStem:
+    /// `nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)`, and a 1×1). The bias starts at 0.
+    pub fn same_with_bias(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        (c_in, c_out): (i64, i64),
+        k: i64,
+        stride: i64,
+    ) -> Self {
+        Self::with_bias(p, keys, (c_in, c_out, 1), k, stride, k / 2)
+    }
+
+    /// The same convolution without padding.
+    fn unpadded(mut self) -> Self {
+        self.padding = 0;
+        self
     }
 
     /// A convolution with a bias and explicit `padding` (timm's ConvNeXt: the unpadded 4×4

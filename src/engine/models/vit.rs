@@ -16,11 +16,44 @@ use tch::{nn, nn::Init, Tensor};
 /// timm's LayerNorm eps in its transformers (`partial(nn.LayerNorm, eps=1e-6)`).
 const LN_EPS: f64 = 1e-6;
 
+/// How patches become token vectors (`patch_embed.proj`).
+enum Projection {
+    /// timm's P×P stride-P convolution.
+    Patchify(Conv2d),
+    /// robustbench's ConvStem (`ConvBlock`): 3×3 stride-2 convolutions, each followed by a
+    /// channels-first LayerNorm (eps 1e-6) and GELU, then a 1×1 convolution (`stem.12`).
+    ConvStem(Vec<(Conv2d, LayerNorm)>, Conv2d),
+}
+
+impl Projection {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            Projection::Patchify(conv) => conv.forward(x),
+            Projection::ConvStem(stages, last) => {
+                let mut out = x.shallow_clone();
+                for (conv, norm) in stages {
+                    out = norm.forward_channels(&conv.forward(&out)).gelu("none");
+                }
+                last.forward(&out)
+            }
+        }
+    }
+
+    fn convs(&self) -> Vec<&Conv2d> {
+        match self {
+            Projection::Patchify(conv) => vec![conv],
+            Projection::ConvStem(stages, last) => {
+                stages.iter().map(|(c, _)| c).chain([last]).collect()
+            }
+        }
+    }
+}
+
 /// The patch embedding with the class token and positions: the chain's first block.
 pub struct PatchEmbed {
     cls_token: Tensor,
     pos_embed: Tensor,
-    proj: Conv2d,
+    proj: Projection,
 }
 
 impl CutBlock for PatchEmbed {
@@ -34,7 +67,12 @@ impl CutBlock for PatchEmbed {
     }
 
     fn prepare(&self, x: &Tensor, leaf: &str) -> Option<Vec<Tensor>> {
-        (leaf == "proj").then(|| vec![x.shallow_clone()])
+        let named = |c: &&Conv2d| c.name.strip_prefix("patch_embed.") == Some(leaf);
+        self.proj
+            .convs()
+            .iter()
+            .any(named)
+            .then(|| vec![x.shallow_clone()])
     }
 
     fn resume(&self, _leaf: &str, cache: &[Tensor]) -> Tensor {
@@ -42,12 +80,12 @@ impl CutBlock for PatchEmbed {
     }
 
     fn modules(&self, out: &mut Vec<ModuleInfo>) {
-        out.push(self.proj.info());
+        out.extend(self.proj.convs().iter().map(|c| c.info()));
     }
 
     /// Patches per side (the tokens are not a map; only `check_input` sizes a ViT).
     fn out_size(&self, s: i64) -> i64 {
-        self.proj.out_size(s)
+        self.proj.convs().iter().fold(s, |s, c| c.out_size(s))
     }
 }
 
@@ -163,6 +201,21 @@ impl ChainHead for ClassTokenHead {
     }
 }
 
+/// robustbench's `ConvBlock(width, …)` from `c_in` channels to the embedding width `d`:
+/// `stem.{0,3,6,9}` convolutions of width, 2·width, 4·width, 8·width channels, LayerNorms
+/// at `stem.{1,4,7,10}`, `stem.12` the 1×1 convolution (GELUs hold no keys).
+fn conv_stem(p: &nn::Path, keys: &mut KeyOrder, (c_in, d): (i64, i64), width: i64) -> Projection {
+    let mut stages = Vec::new();
+    let mut c = c_in;
+    for i in 0..4 {
+        let out = width << i;
+        let conv = Conv2d::same_with_bias(p / (3 * i), keys, (c, out), 3, 2);
+        stages.push((conv, LayerNorm::new(p / (3 * i + 1), keys, out, LN_EPS)));
+        c = out;
+    }
+    Projection::ConvStem(stages, Conv2d::same_with_bias(p / 12, keys, (c, d), 1, 1))
+}
+
 pub struct VisionTransformer {
     embed: PatchEmbed,
     blocks: Vec<(String, EncoderBlock)>,
@@ -185,12 +238,16 @@ impl VisionTransformer {
         keys.push(p, "cls_token");
         let pos_embed = p.var("pos_embed", &[1, config.tokens(), d], normal(0.02));
         keys.push(p, "pos_embed");
-        let proj = Conv2d::patchify(
-            p / "patch_embed" / "proj",
-            keys,
-            (spec.in_channels, d),
-            config.patch,
-        );
+        let proj = p / "patch_embed" / "proj";
+        let proj = match config.conv_stem {
+            None => Projection::Patchify(Conv2d::patchify(
+                proj,
+                keys,
+                (spec.in_channels, d),
+                config.patch,
+            )),
+            Some(width) => conv_stem(&(proj / "stem"), keys, (spec.in_channels, d), width),
+        };
         let embed = PatchEmbed {
             cls_token,
             pos_embed,

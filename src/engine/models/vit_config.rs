@@ -13,6 +13,11 @@
 //! trace in any shape (`qkv` is 3·D × D whatever it is): detection assumes timm's standard
 //! heads for the width (192 → 3, 384 → 6, 768 → 12, 1024 → 16) and refuses any other width;
 //! an `--arch` name then gives the heads.
+//!
+//! `-convstemW` after any name: robustbench's ConvStem ViT (Singh2023Revisiting,
+//! `convstem_models.py`'s `ConvBlock(W, …)` as `patch_embed.proj`): four 3×3 stride-2
+//! convolutions of W, 2W, 4W, 8W channels, each followed by a channels-first LayerNorm and
+//! GELU, then a 1×1 convolution to the embedding width; the patch is 16 (four halvings).
 
 /// What a ViT chooses: every shape and the heads. timm's options rift does not build
 /// (no class token, average pooling, layer scale, register tokens, ...) are refused by
@@ -28,7 +33,13 @@ pub struct VitConfig {
     /// The MLP's hidden width (timm's `mlp_ratio` · embed_dim, 4·D by default).
     pub mlp_dim: i64,
     pub qkv_bias: bool,
+    /// robustbench's ConvStem: the first convolution's width W (then 2W, 4W, 8W); None
+    /// for timm's one-convolution patch embedding.
+    pub conv_stem: Option<i64>,
 }
+
+/// The `--arch` suffix of a ConvStem ViT.
+const CONV_STEM: &str = "-convstem";
 
 /// The `--arch` prefixes of the family.
 pub const PREFIXES: [&str; 2] = ["vit-", "deit-"];
@@ -58,6 +69,13 @@ impl VitConfig {
 
     /// The canonical name (parses back to this configuration).
     pub fn name(&self) -> String {
+        match self.conv_stem {
+            Some(w) => format!("{}{CONV_STEM}{w}", self.base_name()),
+            None => self.base_name(),
+        }
+    }
+
+    fn base_name(&self) -> String {
         let standard = SIZES.iter().find(|&&(_, dim, depth, heads)| {
             (dim, depth, heads) == (self.embed_dim, self.depth, self.heads)
         });
@@ -82,6 +100,14 @@ impl VitConfig {
 
     /// A configuration from the part of a name after `vit-` or `deit-`.
     pub fn parse(rest: &str) -> Result<VitConfig, String> {
+        let (rest, conv_stem) = match rest.rsplit_once(CONV_STEM) {
+            Some((base, w)) => {
+                let w = w.parse().ok().filter(|&w: &i64| w > 0);
+                let w = w.ok_or_else(|| format!("`{rest}`: a ConvStem is -convstemW, W > 0"))?;
+                (base, Some(w))
+            }
+            None => (rest, None),
+        };
         let unknown = || {
             format!(
                 "`{rest}`: a ViT is vit-SIZE PATCH-IMAGE (SIZE ti, s, b or l, e.g. vit-b16-224, deit-s16-224) or vit-dimD-depthL-headsH-pP-IMAGE[-mlpM][-noqkvbias]"
@@ -109,6 +135,7 @@ impl VitConfig {
                 img_size: number(parts[1], "").ok_or_else(unknown)?,
                 mlp_dim: 4 * dim,
                 qkv_bias: true,
+                conv_stem,
             }
         } else if parts.len() >= 5 {
             let dim = number(parts[0], "dim").ok_or_else(unknown)?;
@@ -120,6 +147,7 @@ impl VitConfig {
                 img_size: number(parts[4], "").ok_or_else(unknown)?,
                 mlp_dim: 4 * dim,
                 qkv_bias: true,
+                conv_stem,
             };
             for extra in &parts[5..] {
                 if let Some(m) = number(extra, "mlp") {
@@ -145,6 +173,12 @@ impl VitConfig {
                 self.embed_dim, self.heads
             ));
         }
+        if self.conv_stem.is_some() && self.patch != 16 {
+            return Err(format!(
+                "a ConvStem halves four times: its patch is 16, not {}",
+                self.patch
+            ));
+        }
         if self.img_size % self.patch != 0 {
             return Err(format!(
                 "{}×{} images do not split into {}×{} patches",
@@ -160,10 +194,22 @@ impl VitConfig {
         shape: &dyn Fn(&str) -> Option<Vec<i64>>,
         count_blocks: &dyn Fn(&str, &str) -> usize,
     ) -> Result<Option<(VitConfig, i64)>, String> {
-        let (Some(proj), Some(pos)) = (
-            shape("patch_embed.proj.weight"),
-            shape("pos_embed").or_else(|| shape("cls_token").map(|_| vec![])),
-        ) else {
+        let stem = shape("patch_embed.proj.stem.0.weight");
+        let proj = match (shape("patch_embed.proj.weight"), &stem) {
+            (Some(proj), _) => proj,
+            // A ConvStem: 16×16 patches from its first convolution's input channels and
+            // the width of the embedding.
+            (None, Some(s)) if s.len() == 4 => match shape("cls_token").as_deref() {
+                Some(&[1, 1, dim]) => vec![dim, s[1], 16, 16],
+                _ => {
+                    return Err(
+                        "a ConvStem `patch_embed.proj.stem` without a 1×1×D `cls_token`".into(),
+                    )
+                }
+            },
+            _ => return Ok(None),
+        };
+        let Some(pos) = shape("pos_embed").or_else(|| shape("cls_token").map(|_| vec![])) else {
             return Ok(None);
         };
         let [dim, in_channels, patch, patch_w] = proj[..] else {
@@ -213,6 +259,7 @@ impl VitConfig {
             img_size: side * patch,
             mlp_dim,
             qkv_bias: shape("blocks.0.attn.qkv.bias").is_some(),
+            conv_stem: stem.and_then(|s| s.first().copied()),
         };
         Ok(Some((config.checked()?, in_channels)))
     }
@@ -247,6 +294,8 @@ mod tests {
             "vit-dim64-depth2-heads2-p8-32",
             "vit-dim64-depth2-heads2-p8-32-mlp100-noqkvbias",
             "vit-dim768-depth12-heads8-p16-224",
+            "vit-s16-224-convstem48",
+            "vit-dim64-depth1-heads2-p16-32-convstem8",
         ] {
             let config = VitConfig::parse(name.strip_prefix("vit-").unwrap()).unwrap();
             assert_eq!(config.name(), name);
@@ -259,6 +308,8 @@ mod tests {
             "dim64-depth2-heads2-p8",
             "dim64-depth2-heads2-p8-32-mlp",
             "dim64-depth0-heads2-p8-32",
+            "s8-224-convstem48",
+            "s16-224-convstem",
         ] {
             assert!(VitConfig::parse(bad).is_err(), "{bad}");
         }
@@ -302,6 +353,11 @@ mod tests {
         let err = detect(&shapes_of(64, 2, 8, 32)).unwrap_err();
         assert!(err.contains("vit-dim64-depth2-headsH-p8-32"), "{err}");
         assert!(detect(&HashMap::new()).unwrap().is_none());
+        let mut stem = shapes_of(384, 12, 16, 224);
+        stem.remove("patch_embed.proj.weight");
+        stem.insert("patch_embed.proj.stem.0.weight".into(), vec![48, 3, 3, 3]);
+        let (config, _) = detect(&stem).unwrap().unwrap();
+        assert_eq!(config.name(), "vit-s16-224-convstem48");
         let sizes = |rows: usize| HashMap::from([("head.weight".to_string(), vec![rows, 64])]);
         assert_eq!(classes(&sizes(7)), 7);
         assert_eq!(classes(&HashMap::new()), 10);
