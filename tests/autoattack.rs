@@ -11,15 +11,14 @@
 //! pyautoattack run in `make test` (about 2.5 minutes together on 2 idle cores).
 mod common;
 
+use common::autoattack::{budget_args, reference, trained_fixture};
 use common::{
-    assert_failed, demo_args, path_str, python, rift_bin, stderr_of, DEMO_MODEL, EXIT_ERROR,
-    EXIT_USAGE,
+    assert_failed, demo_args, path_str, rift_bin, stderr_of, DEMO_MODEL, EXIT_ERROR, EXIT_USAGE,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-const REFERENCE: &str = "tests/py/autoattack_ref.py";
 /// APGD iterations, targets of APGD-T/FAB-T, FAB iterations, Square queries.
 const TEST_BUDGETS: [&str; 4] = ["10", "3", "10", "100"];
 const N: &str = "500";
@@ -34,36 +33,10 @@ fn budgets() -> Vec<String> {
     }
 }
 
-fn reference(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(python())
-        .arg(REFERENCE)
-        .args(args)
-        .env("RIFT_THREADS", "2")
-        .output()
-        .expect("cannot start the venv python; run .ci/bootstrap");
-    assert!(
-        out.status.success(),
-        "reference failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("reference output {text}: {e}"))
-}
-
 /// The CIFAR-shaped task and its adversarially trained ResNet18-w4, made once per run.
 fn cifar_fixture() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let out = Command::new(python())
-            .args([REFERENCE, "train", path_str(&dir), N])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr_of(&out));
-        dir
-    })
+    DIR.get_or_init(|| trained_fixture(N, None))
 }
 
 fn rift_env(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -91,17 +64,10 @@ fn eval(model: &[&str], attack: &str, eps: &str, out: &Path, extra: &[&str]) -> 
         "500",
         "--device",
         "cpu",
-        "--apgd-iters",
-        &b[0],
-        "--targets",
-        &b[1],
-        "--fab-iters",
-        &b[2],
-        "--square-queries",
-        &b[3],
         "--output",
         path_str(out),
     ]);
+    args.extend(budget_args(&b));
     args.extend_from_slice(extra);
     let o = rift_env(&args, &[]);
     assert!(
@@ -139,7 +105,7 @@ fn each_attack_and_the_ensemble_match_pyautoattack_on_a_cifar_shaped_model() {
         "apgd-ce,apgd-dlr,apgd-t,fab-t,square,autoattack",
     ];
     ref_args.extend(b.iter().map(String::as_str));
-    let py = reference(&ref_args);
+    let py = reference(&ref_args, &[("RIFT_THREADS", "2")]);
     let dir = tempfile::tempdir().unwrap();
     let mut robust = std::collections::BTreeMap::new();
     for attack in [
@@ -221,7 +187,7 @@ fn the_demo_model_matches_pyautoattack() {
     let b = budgets();
     let mut ref_args = vec!["aa", DEMO_MODEL, "assets/demo", N, "0.2", "apgd-ce+apgd-t"];
     ref_args.extend(b.iter().map(String::as_str));
-    let py = reference(&ref_args);
+    let py = reference(&ref_args, &[("RIFT_THREADS", "2")]);
     let dir = tempfile::tempdir().unwrap();
     let v = eval(
         &model,

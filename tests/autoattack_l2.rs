@@ -11,6 +11,7 @@
 //! compared here, point for point.
 mod common;
 
+use common::autoattack::{budget_args, reference, REFERENCE};
 use common::{
     assert_failed, demo_args, path_str, python, rift_bin, stderr_of, DEMO_MODEL, EXIT_ERROR,
 };
@@ -18,28 +19,10 @@ use std::path::Path;
 use std::process::Command;
 use tch::Tensor;
 
-const REFERENCE: &str = "tests/py/autoattack_ref.py";
 /// APGD iterations, targets of APGD-T/FAB-T, FAB iterations, Square queries (small: the
 /// published budgets take hours on 2 shared cores; both sides use the same).
 const BUDGETS: [&str; 4] = ["10", "3", "10", "100"];
 const EPS: &str = "2.5";
-
-fn reference(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(python())
-        .arg(REFERENCE)
-        .args(args)
-        .env("RIFT_THREADS", "2")
-        .output()
-        .expect("cannot start the venv python; run .ci/bootstrap");
-    assert!(
-        out.status.success(),
-        "reference failed:\n{}",
-        stderr_of(&out)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("reference output {text}: {e}"))
-}
 
 /// `rift eval` on the demo model under L2 with `attack` on the first `n` digits.
 fn rift_l2(attack: &str, n: &str, out: &Path) -> serde_json::Value {
@@ -66,17 +49,7 @@ fn rift_l2(attack: &str, n: &str, out: &Path) -> serde_json::Value {
         "--output",
         path_str(out),
     ];
-    for (flag, v) in [
-        "--apgd-iters",
-        "--targets",
-        "--fab-iters",
-        "--square-queries",
-    ]
-    .iter()
-    .zip(BUDGETS)
-    {
-        args.extend([*flag, v]);
-    }
+    args.extend(budget_args(&BUDGETS));
     let o = Command::new(rift_bin())
         .args(&args)
         .env("RIFT_THREADS", "2")
@@ -89,7 +62,7 @@ fn rift_l2(attack: &str, n: &str, out: &Path) -> serde_json::Value {
 fn reference_l2(attacks: &str, n: &str) -> serde_json::Value {
     let mut args = vec!["aa-l2", DEMO_MODEL, "assets/demo", n, EPS, attacks];
     args.extend(BUDGETS);
-    reference(&args)
+    reference(&args, &[("RIFT_THREADS", "2")])
 }
 
 fn f(v: &serde_json::Value) -> f64 {

@@ -19,12 +19,12 @@
 //! run with `--nocapture` to see both sides' numbers.
 mod common;
 
-use common::{path_str, python, rift_bin, stderr_of};
+use common::autoattack::{budget_args, fixture_model, reference, trained_fixture};
+use common::{path_str, rift_bin, stderr_of};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-const REFERENCE: &str = "tests/py/autoattack_ref.py";
 /// APGD iterations, targets of APGD-T/FAB-T, FAB iterations, Square queries: the standard
 /// version's.
 const PUBLISHED: [&str; 4] = ["100", "9", "100", "5000"];
@@ -34,15 +34,7 @@ const TOLERANCE: f64 = 1.0;
 /// The CIFAR-shaped task and its adversarially trained ResNet18-w2, made once per run.
 fn fixture() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let out = Command::new(python())
-            .args([REFERENCE, "train", path_str(&dir), N, "2"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr_of(&out));
-        dir
-    })
+    DIR.get_or_init(|| trained_fixture(N, Some("2")))
 }
 
 fn f(v: &serde_json::Value) -> f64 {
@@ -52,7 +44,7 @@ fn f(v: &serde_json::Value) -> f64 {
 /// Both sides' standard AutoAttack under `norm` at `eps`; asserts the comparison.
 fn compare(norm: &str, eps: &str) {
     let fx = fixture();
-    let model = fx.join("model.safetensors");
+    let model = fixture_model(fx);
     let out = tempfile::tempdir().unwrap();
     let json = out.path().join("aa.json");
     let mut args = vec![
@@ -78,17 +70,7 @@ fn compare(norm: &str, eps: &str) {
         "--output",
         path_str(&json),
     ];
-    for (flag, v) in [
-        "--apgd-iters",
-        "--targets",
-        "--fab-iters",
-        "--square-queries",
-    ]
-    .iter()
-    .zip(PUBLISHED)
-    {
-        args.extend([*flag, v]);
-    }
+    args.extend(budget_args(&PUBLISHED));
     let o = Command::new(rift_bin())
         .args(&args)
         .env("RIFT_THREADS", "1")
@@ -99,19 +81,20 @@ fn compare(norm: &str, eps: &str) {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
 
     let command = if norm == "l2" { "aa-l2" } else { "aa" };
-    let mut ref_args = vec![REFERENCE, command, path_str(&model), path_str(fx), N, eps];
-    ref_args.push("autoattack");
+    let mut ref_args = vec![
+        command,
+        path_str(&model),
+        path_str(fx),
+        N,
+        eps,
+        "autoattack",
+    ];
     ref_args.extend(PUBLISHED);
-    let r = Command::new(python())
-        .args(&ref_args)
-        .env("RIFT_THREADS", "1")
-        .env("RIFT_AA_REF_LAYOUT", "channels-last")
-        .output()
-        .expect("cannot start the venv python; run .ci/bootstrap");
-    assert!(r.status.success(), "reference failed:\n{}", stderr_of(&r));
-    let text = String::from_utf8_lossy(&r.stdout);
-    let theirs: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("reference output {text}: {e}"));
+    let env = [
+        ("RIFT_THREADS", "1"),
+        ("RIFT_AA_REF_LAYOUT", "channels-last"),
+    ];
+    let theirs = reference(&ref_args, &env);
     let theirs = &theirs["autoattack"];
 
     eprintln!(

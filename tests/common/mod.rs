@@ -6,6 +6,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod autoattack;
 pub mod jobs;
 pub mod stages;
 pub mod tui;

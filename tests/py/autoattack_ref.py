@@ -160,7 +160,15 @@ def run_aa(model_path, data, n, eps, attacks, apgd_iters, targets, fab_iters, sq
         out[entry] = {"clean": correct.float().mean().item() * 100, "robust": robust,
                       "final": keep.float().mean().item() * 100, "seconds": time.time() - start,
                       "robust_flags": keep.tolist()}
-    print(json.dumps(out))
+    return out
+
+
+def data_files(data):
+    """The files `test_set` reads from `data`."""
+    binary = os.path.join(data, "cifar-10-batches-bin", "test_batch.bin")
+    if os.path.exists(binary):
+        return [binary]
+    return [os.path.join(data, n) for n in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")]
 
 
 def projections(out, seed):
@@ -197,11 +205,18 @@ def projections(out, seed):
 
 
 if __name__ == "__main__":
+    import ref_cache  # noqa: E402  (RIFT_REF_CACHE: the tests' memo; see ref_cache.py)
     if sys.argv[1] == "train":
-        train(sys.argv[2], int(sys.argv[3]), *(int(w) for w in sys.argv[4:5]))
+        ref_cache.files(["train"] + sys.argv[3:], sys.argv[2],
+                        lambda: train(sys.argv[2], int(sys.argv[3]), *(int(w) for w in sys.argv[4:5])))
     elif sys.argv[1] == "projections":
         projections(sys.argv[2], int(sys.argv[3]))
     else:
         budgets = [int(v) for v in sys.argv[7:11]] if len(sys.argv) > 7 else [100, 9, 100, 5000]
         norm = "L2" if sys.argv[1] == "aa-l2" else "Linf"
-        run_aa(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6], *budgets, norm=norm)
+        model, data = sys.argv[2], sys.argv[3]
+        # The key holds the arguments but not the paths (temporary folders): the files'
+        # contents stand for them.
+        args = [sys.argv[1]] + sys.argv[4:]
+        print(json.dumps(ref_cache.result(args, [model] + data_files(data), lambda: run_aa(
+            model, data, int(sys.argv[4]), float(sys.argv[5]), sys.argv[6], *budgets, norm=norm))))
