@@ -350,9 +350,13 @@ mod tests {
             let spec = ArchSpec::parse(arch, None, e.classes.unwrap(), 3, (32, 32))
                 .unwrap_or_else(|err| panic!("{}: {err}", e.id()));
             // The per-stage families (robust-wrn, robust-resnet) have neither: their name
-            // spells blocks and widths per stage.
+            // spells blocks and widths per stage. A ViT's name spells its size by letter
+            // (`vit-b16-224`): its one entry of `blocks` is its depth.
             if let Some(depth) = e.depth {
-                assert!(spec.name().contains(&depth.to_string()), "{}", e.id());
+                let in_name = spec.name().contains(&depth.to_string());
+                let vit_depth =
+                    spec.family == Family::VisionTransformer && spec.blocks == [depth as usize];
+                assert!(in_name || vit_depth, "{}", e.id());
             }
             assert_eq!(spec.width, e.width.unwrap_or(0), "{}", e.id());
             assert_eq!(&spec.name(), arch, "{}", e.id());
@@ -361,6 +365,8 @@ mod tests {
             match e.activation.as_deref() {
                 // PSSiLU is the PSSiLU network's own, no `--activation` choice.
                 Some("pssilu") => assert_eq!(spec.wrn_variant, WrnVariant::PsSilu, "{}", e.id()),
+                // GELU is the ViT's own (timm's), no `--activation` choice either.
+                Some("gelu") => assert_eq!(spec.family, Family::VisionTransformer, "{}", e.id()),
                 Some(a) => {
                     Activation::parse(a).unwrap_or_else(|err| panic!("{}: {err}", e.id()));
                 }
