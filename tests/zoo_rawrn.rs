@@ -453,7 +453,7 @@ print(json.dumps(out))
 /// networks' keys and shapes in robustbench's order, and detection names those shapes so.
 #[test]
 fn rawrn_70_16_has_the_published_key_layout() {
-    use rift::engine::models::{ArchSpec, Model};
+    use rift::engine::models::{detect_arch, ArchSpec, Model};
     use std::collections::HashMap;
     let published: HashMap<String, Vec<(String, Vec<usize>)>> =
         serde_json::from_str(&run_python(PUBLISHED_KEYS, &[])).unwrap();
@@ -461,7 +461,7 @@ fn rawrn_70_16_has_the_published_key_layout() {
     for name in ["ra-wrn-70-16", "meansparse-ra-wrn-70-16"] {
         let layout = &published[name];
         let shapes: HashMap<String, Vec<usize>> = layout.iter().cloned().collect();
-        let detected = ArchSpec::detect(&shapes).unwrap();
+        let detected = detect_arch(&shapes).unwrap();
         assert_eq!(detected.name(), name);
         assert_eq!(
             (detected.width, detected.blocks.clone()),

@@ -170,7 +170,7 @@ print(json.dumps({k: [[n, list(v.shape)] for n, v in m.state_dict().items()] for
 /// detection names those shapes as the zoo table does, and the entries' flags are those.
 #[test]
 fn the_zoo_entries_have_the_published_key_layout() {
-    use rift::engine::models::{ArchSpec, Model};
+    use rift::engine::models::{detect_arch, ArchSpec, Model};
     use std::collections::HashMap;
     let published: HashMap<String, Vec<(String, Vec<usize>)>> =
         serde_json::from_str(&run_python(PUBLISHED_KEYS, &[])).unwrap();
@@ -181,7 +181,7 @@ fn the_zoo_entries_have_the_published_key_layout() {
             .cloned()
             .collect();
         let shapes: HashMap<String, Vec<usize>> = layout.iter().cloned().collect();
-        let detected = ArchSpec::detect(&shapes).unwrap();
+        let detected = detect_arch(&shapes).unwrap();
         assert_eq!(&detected.name(), name);
         let spec = ArchSpec::parse(name, None, 10, 3, (32, 32)).unwrap();
         assert_eq!(spec, detected, "{name}: parsed and detected specs differ");

@@ -183,7 +183,7 @@ print(json.dumps(out))
 /// non-strictly); `--zoo` refuses a small file of either, naming both architectures.
 #[test]
 fn zoo_entries_build_the_published_networks() {
-    use rift::engine::models::{ArchSpec, Model, WrnVariant};
+    use rift::engine::models::{detect_arch, ArchSpec, Model, WrnVariant};
     use rift::engine::zoo;
     use std::collections::HashMap;
     let cases = [
@@ -210,7 +210,7 @@ fn zoo_entries_build_the_published_networks() {
         let spec = ArchSpec::parse(arch, None, 10, 3, (32, 32)).unwrap();
         let mut layout = published[&entry.name].clone();
         let shapes: HashMap<String, Vec<usize>> = layout.iter().cloned().collect();
-        let detected = ArchSpec::detect(&shapes).unwrap();
+        let detected = detect_arch(&shapes).unwrap();
         if spec.wrn_variant == WrnVariant::Boosting {
             assert_eq!(
                 (entry.sub_block1, entry.bias_last),

@@ -6,7 +6,9 @@ use anyhow::{bail, Result};
 use rift::engine::checkpoint::Checkpoint;
 use rift::engine::data::preprocess::Preprocess;
 use rift::engine::data::DatasetKind;
-use rift::engine::models::{Activation, ArchSpec, Family, NormalizeChoice, WrnVariant};
+use rift::engine::models::{
+    detect_arch, Activation, ArchSpec, Family, NormalizeChoice, WrnVariant,
+};
 use rift::engine::zoo::{self, ZooEntry};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -260,7 +262,7 @@ pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option
         .map(|(k, t)| (k.clone(), t.shape.clone()))
         .collect();
     let path = ckpt.path.display();
-    let detected = ArchSpec::detect(&shapes).map_err(|reason| {
+    let detected = detect_arch(&shapes).map_err(|reason| {
         anyhow::anyhow!(
             "--zoo {id} is a {} with {classes} classes ({}), but {path} holds no network rift recognises: {reason}",
             expected.name(),

@@ -6,6 +6,7 @@ mod chain;
 pub mod compute;
 mod convnext;
 mod convnext_config;
+mod detect;
 mod dm_preact_resnet;
 mod dm_wide_resnet;
 mod error;
@@ -13,6 +14,7 @@ mod family;
 mod layer_norm;
 mod layers;
 mod mean_sparse;
+mod net;
 mod normalize;
 mod preact_resnet;
 mod pssilu;
@@ -30,6 +32,7 @@ mod wide_resnet;
 
 pub use arch::{Activation, ArchSpec, Family, WrnVariant};
 pub use compute::{Compute, Precision};
+pub use detect::detect_arch;
 pub use error::{ModelError, KNOWN_ARCHS};
 pub use layers::ModuleInfo;
 pub use normalize::{NormSource, Normalization, NormalizeChoice};
@@ -39,22 +42,9 @@ use super::checkpoint::{Checkpoint, RawTensor};
 use super::tensors::{kind_of, to_raw, to_tensor};
 use compute::{to_channels_last, to_contiguous, Bf16Switch};
 use layers::KeyOrder;
+use net::Network;
 use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
-
-enum Net {
-    ResNet(resnet::ResNet),
-    PreAct(preact_resnet::PreActResNet),
-    Wide(wide_resnet::WideResNet),
-    DmWide(chain::ChainNet<dm_wide_resnet::DmBlock>),
-    DmPreAct(chain::ChainNet<dm_preact_resnet::DmPreActBlock>),
-    RaWide(chain::ChainNet<ra_wide_resnet::RaBlock>),
-    RobustWide(chain::ChainNet<wide_resnet::WideBlock>),
-    RobustPreAct(chain::ChainNet<preact_resnet::PreActBlock>),
-    TvResNet(tv_resnet::TvResNet),
-    Vit(vit::VisionTransformer),
-    ConvNext(convnext::ConvNext),
-}
 
 /// What the user chose about the model on the command line (`--arch`, `--width`,
 /// `--activation`); everything left open is detected from the checkpoint.
@@ -87,7 +77,7 @@ pub struct Model {
     pub activation_source: ActivationSource,
     pub normalization: Normalization,
     vs: nn::VarStore,
-    net: Net,
+    net: Box<dyn Network>,
     /// State-dict keys in PyTorch's order.
     keys: Vec<String>,
     /// 1×C×1×1 mean and std, or None for raw pixels (`--normalize none`).
@@ -157,45 +147,7 @@ impl Model {
             choice: choice.clone(),
             source,
         };
-        let net = match spec.family {
-            Family::ResNet | Family::ResNetBottleneck => {
-                Net::ResNet(resnet::ResNet::new(&root, &mut keys, &spec))
-            }
-            Family::PreActResNet => {
-                Net::PreAct(preact_resnet::PreActResNet::new(&root, &mut keys, &spec))
-            }
-            Family::WideResNet => Net::Wide(wide_resnet::WideResNet::new(&root, &mut keys, &spec)),
-            Family::DmWideResNet => {
-                Net::DmWide(dm_wide_resnet::dm_wide_resnet(&root, &mut keys, &spec))
-            }
-            Family::DmPreActResNet => {
-                Net::DmPreAct(dm_preact_resnet::dm_preact_resnet(&root, &mut keys, &spec))
-            }
-            Family::RaWideResNet => {
-                let config = spec.ra.ok_or_else(|| {
-                    ModelError::BadInput(format!(
-                        "{} has no RaWideResNet configuration",
-                        spec.name()
-                    ))
-                })?;
-                Net::RaWide(ra_wide_resnet::ra_wide_resnet(
-                    &root, &mut keys, &spec, &config,
-                ))
-            }
-            Family::RobustWideResNet => {
-                Net::RobustWide(robust_resnet::robust_wide_resnet(&root, &mut keys, &spec))
-            }
-            Family::RobustResNet => {
-                Net::RobustPreAct(robust_resnet::robust_resnet(&root, &mut keys, &spec))
-            }
-            Family::TvResNet | Family::TvResNetBottleneck => {
-                Net::TvResNet(tv_resnet::TvResNet::new(&root, &mut keys, &spec))
-            }
-            Family::VisionTransformer => {
-                Net::Vit(vit::VisionTransformer::new(&root, &mut keys, &spec)?)
-            }
-            Family::ConvNeXt => Net::ConvNext(convnext::ConvNext::new(&root, &mut keys, &spec)?),
-        };
+        let net = net::build(&root, &mut keys, &spec)?;
         let activation_source = if spec.family.has_activation_choice() {
             ActivationSource::Assumed
         } else {
@@ -247,13 +199,13 @@ impl Model {
             .collect();
         let spec = match arch {
             None | Some("auto") => {
-                ArchSpec::detect(&shapes).map_err(|reason| ModelError::CannotDetect {
+                detect::detect_arch(&shapes).map_err(|reason| ModelError::CannotDetect {
                     path: path.clone(),
                     reason,
                 })?
             }
             Some(name) => {
-                let detected = ArchSpec::detect(&shapes).ok();
+                let detected = detect::detect_arch(&shapes).ok();
                 // Undetected ViTs (heads in no shape) still tell their classes.
                 let fallback = vit_config::classes(&shapes);
                 let classes = detected.as_ref().map_or(fallback, |d| d.num_classes);
@@ -367,10 +319,7 @@ impl Model {
 
     /// Modules present in the state but never used by forward (WRN's `sub_block1`).
     pub fn unused_modules(&self) -> Vec<ModuleInfo> {
-        match &self.net {
-            Net::Wide(n) => n.unused_modules(),
-            _ => Vec::new(),
-        }
+        self.net.unused_modules()
     }
 
     /// Checks an N×C×H×W input shape before any op can fail inside libtorch.
@@ -387,22 +336,8 @@ impl Model {
                 self.spec.in_channels
             )));
         }
-        if let Net::Vit(n) = &self.net {
-            return n.check_size(h, w).map_err(ModelError::BadInput);
-        }
-        let got = match &self.net {
-            Net::ResNet(n) => n.feature_dim(h, w),
-            Net::PreAct(n) => n.feature_dim(h, w),
-            Net::Wide(n) => n.feature_dim(h, w),
-            Net::DmWide(n) => n.feature_dim(h, w),
-            Net::DmPreAct(n) => n.feature_dim(h, w),
-            Net::RaWide(n) => n.feature_dim(h, w),
-            Net::RobustWide(n) => n.feature_dim(h, w),
-            Net::RobustPreAct(n) => n.feature_dim(h, w),
-            Net::TvResNet(n) => n.feature_dim(h, w),
-            Net::Vit(_) => Some(self.spec.feature_dim),
-            Net::ConvNext(n) => n.feature_dim(h, w),
-        };
+        self.net.check_size(h, w).map_err(ModelError::BadInput)?;
+        let got = self.net.feature_dim(h, w);
         if got != Some(self.spec.feature_dim) {
             return Err(ModelError::BadInput(format!(
                 "{h}×{w} images do not fit this {} checkpoint: its classifier takes {} features, {h}×{w} inputs give {}",
@@ -418,19 +353,7 @@ impl Model {
     /// running-stat updates) — attacks and evaluation use `false`.
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let x = self.normalize(x);
-        match &self.net {
-            Net::ResNet(n) => n.forward(&x, train),
-            Net::PreAct(n) => n.forward(&x, train),
-            Net::Wide(n) => n.forward(&x, train),
-            Net::DmWide(n) => n.forward(&x, train),
-            Net::DmPreAct(n) => n.forward(&x, train),
-            Net::RaWide(n) => n.forward(&x, train),
-            Net::RobustWide(n) => n.forward(&x, train),
-            Net::RobustPreAct(n) => n.forward(&x, train),
-            Net::TvResNet(n) => n.forward(&x, train),
-            Net::Vit(n) => n.forward(&x, train),
-            Net::ConvNext(n) => n.forward(&x, train),
-        }
+        self.net.forward(&x, train)
     }
 
     /// The network's input: normalised pixels, NHWC with channels-last.
@@ -539,19 +462,7 @@ impl Model {
 
     /// The network as MRC's fast path sees it (`chain.rs`).
     fn chain(&self) -> chain::Chain<'_> {
-        match &self.net {
-            Net::ResNet(n) => n.chain(),
-            Net::PreAct(n) => n.chain(),
-            Net::Wide(n) => n.chain(),
-            Net::DmWide(n) => n.chain(),
-            Net::DmPreAct(n) => n.chain(),
-            Net::RaWide(n) => n.chain(),
-            Net::RobustWide(n) => n.chain(),
-            Net::RobustPreAct(n) => n.chain(),
-            Net::TvResNet(n) => n.chain(),
-            Net::Vit(n) => n.chain(),
-            Net::ConvNext(n) => n.chain(),
-        }
+        self.net.chain()
     }
 
     /// A state tensor by key (shares storage with the model).

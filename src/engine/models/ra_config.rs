@@ -221,7 +221,7 @@ impl RaWideConfig {
     }
 
     /// A RaWideResNet from the keys and shapes of a file whose stem is `init_conv` with
-    /// `stem_width` outputs (`shape` and `count_blocks` as in `ArchSpec::detect`). None
+    /// `stem_width` outputs (`shape` and `count_blocks` as in `detect::detect_arch`). None
     /// when nothing in the file is foreign to a DM WideResNet (stem 16, widths 16k/32k/64k,
     /// no groups, no SE: the DM family loads it, and a DM file missing blocks gets the key
     /// diff rather than passing for a RaWideResNet of unequal stages, which `--arch`

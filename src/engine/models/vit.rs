@@ -281,6 +281,11 @@ impl VisionTransformer {
         self.head.forward(&self.final_norm.features(&out))
     }
 
+    /// The width of its tokens, which its classifier takes.
+    pub fn embed_dim(&self) -> i64 {
+        self.config.embed_dim
+    }
+
     /// Refuses any input size but the configured one: `pos_embed` has exactly one position
     /// per patch of it (timm's `dynamic_img_size=False`, which these models use).
     pub fn check_size(&self, h: i64, w: i64) -> Result<(), String> {
