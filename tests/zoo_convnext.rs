@@ -14,8 +14,8 @@
 //! (`dm_fixture`, 32×32, 10 classes).
 mod common;
 
-use common::{assert_fast_equals_faithful, assert_mrc_matches_reference, max_abs_diff};
-use common::{mrc_scores, path_str, read_json, rift, rift_ok, run_python, stderr_of};
+use common::{assert_fast_equals_faithful, assert_mrc_matches_reference};
+use common::{mrc_scores, path_str, read_json, rift_ok, run_python};
 use std::path::Path;
 
 const BASE: &str = "imagenet/Linf/Liu2023Comprehensive_ConvNeXt-B";
@@ -38,37 +38,11 @@ save(net, os.path.join(out, "prefixed", id + ".pt"), "prefixed")
 logits_case(out, "prefixed", normalize_model(net), 2, 64, seed=12)
 "#;
 
-/// Largest |rift − PyTorch| over the largest |PyTorch logit| for the case `name` (inputs
-/// and logits OUT/NAME.in|ref.npy, the file under OUT/NAME) after `rift predict --zoo id`,
-/// which must say it ran `arch`.
+/// `rift predict --zoo id` on the case `name` (the file under DIR/NAME).
 fn predict_relative_diff(dir: &Path, name: &str, id: &str, arch: &str) -> f32 {
-    let at = |s: &str| dir.join(format!("{name}.{s}"));
-    let run = rift(&[
-        "predict",
-        "--zoo",
-        id,
-        "--model-dir",
-        path_str(&dir.join(name)),
-        "--input",
-        path_str(&at("in.npy")),
-        "--output",
-        path_str(&at("rift.npy")),
-        "--device",
-        "cpu",
-    ]);
-    let said = stderr_of(&run);
-    assert!(run.status.success(), "{name}: {said}");
-    assert!(
-        said.contains(&format!("wrote {arch} logits")),
-        "{name}: {said}"
-    );
-    let reference = rift::engine::data::read_npy(&at("ref.npy")).unwrap();
-    let scale = reference
-        .to_f32()
-        .unwrap()
-        .iter()
-        .fold(0f32, |m, v| m.max(v.abs()));
-    max_abs_diff(&at("rift.npy"), &at("ref.npy")) / scale.max(1e-6)
+    let models = dir.join(name);
+    let flags = ["--zoo", id, "--model-dir", path_str(&models)];
+    common::zoo_case::predict_relative_diff(dir, name, &flags, arch)
 }
 
 #[test]
@@ -351,6 +325,88 @@ fn mrc_on_a_convstem_convnext_matches_pytorch_and_the_fast_path() {
         dir.path(),
         "cnx.pth",
         CONVSTEM_MODULES,
+        "fast",
+        &["--fast"],
+    ));
+    assert_fast_equals_faithful(&fast, &ours);
+}
+
+const MEANSPARSE_L: &str = "imagenet/Linf/Amini2024MeanSparse_ConvNeXt-L";
+
+/// Amini2024MeanSparse_ConvNeXt-L's constructor, `get_sparse_model(normalize_model(
+/// timm.create_model('convnext_large'), mu, sigma), dataset='imagenet-Linf')`, with one
+/// block per stage (timm's `depths` argument; the widths, which robustbench's insertion
+/// hard-codes, are ConvNeXt-L's): robustbench's own `add_custom_layer_imagenet` on the
+/// wrapped network, random MeanSparse statistics, the whole module's state saved, 2 images
+/// of 64×64 and its logits.
+const MAKE_MEANSPARSE: &str = r#"
+import sys, os, timm, torch
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from timm_convnext import add_meansparse, normalize_model, randomize_affine, logits_case
+torch.set_num_threads(2)
+out = sys.argv[1]
+torch.manual_seed(3)
+net = timm.create_model("convnext_large", pretrained=False, depths=[1, 1, 1, 1])
+randomize_affine(net, 3)
+wrapped = add_meansparse(normalize_model(net, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)), seed=3)
+torch.save(wrapped.state_dict(), os.path.join(out, "ms.pt"))
+logits_case(out, "ms", wrapped, 2, 64, seed=14)
+"#;
+
+#[test]
+fn meansparse_convnext_equals_robustbench() {
+    let dir = tempfile::tempdir().unwrap();
+    run_python(MAKE_MEANSPARSE, &[path_str(dir.path())]);
+    let file = dir.path().join("ms.pt");
+    // Told from its keys alone: the layout, MeanSparse, and the wrapper's statistics.
+    let flags = ["--checkpoint", path_str(&file)];
+    let arch = "convnext-1.1.1.1-192.384.768.1536-meansparse";
+    let d = common::zoo_case::predict_relative_diff(dir.path(), "ms", &flags, arch);
+    eprintln!("meansparse: max |rift - torch| / max |torch| = {d:e}");
+    assert!(d <= 1e-4, "max |rift - torch| / max |torch| = {d}");
+
+    // The entry says the published layout, and the statistics its wrapper takes.
+    let out = rift_ok(&["zoo", "--dataset", "imagenet", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = |e: &serde_json::Value| {
+        format!(
+            "imagenet/{}/{}",
+            e["threat"].as_str().unwrap(),
+            e["name"].as_str().unwrap()
+        )
+    };
+    let entry = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| id(e) == MEANSPARSE_L)
+        .unwrap_or_else(|| panic!("{MEANSPARSE_L} missing: {out}"));
+    assert_eq!(entry["arch"], "convnext-large-meansparse", "{entry}");
+    assert_eq!(entry["unsupported"], serde_json::Value::Null, "{entry}");
+    assert_eq!(entry["normalize"]["mean"][0], 0.485, "{entry}");
+}
+
+/// MeanSparse in every block of the tiny ConvNeXt: the published MRC in PyTorch through
+/// robustbench's `MeanSparse_imagenet`, and the fast path, cutting right before and after
+/// the snapped activations.
+#[test]
+fn mrc_on_a_meansparse_convnext_matches_pytorch_and_the_fast_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let modules = "stem.0,stages.0.blocks.0.mlp.fc1,stages.0.blocks.0.mlp.fc2,stages.3.blocks.0.conv_dw,head.fc";
+    let reference = run_python(PY_MRC, &[path_str(dir.path()), "tiny_meansparse", modules]);
+    let ours = mrc_scores(&common::zoo_mrc_json(
+        dir.path(),
+        "cnx.pth",
+        modules,
+        "faithful",
+        &[],
+    ));
+    assert_eq!(ours.len(), 5);
+    assert_mrc_matches_reference(&ours, &reference, 3.2);
+    let fast = mrc_scores(&common::zoo_mrc_json(
+        dir.path(),
+        "cnx.pth",
+        modules,
         "fast",
         &["--fast"],
     ));

@@ -216,8 +216,16 @@ def meansparse_config(call, signatures, consts):
     dataset = args[1] if len(args) > 1 else kwargs.get("dataset")
     arch_dir = os.path.join(wheel_dir(), "model_zoo", "architectures")
     found = isinstance(model, str) and sparse_model_call(arch_dir, model, dataset)
-    if not found:  # MeanSparse around a network given whole (a timm ConvNeXt)
-        return None, f"MeanSparse around {call.args[0] and ast.unparse(call.args[0])} not implemented yet", call.text()
+    if not found:  # a network given whole: `add_custom_layer_imagenet` on a timm ConvNeXt
+        inner = call.args[0] if call.args and isinstance(call.args[0], ast.Call) else None
+        fields, _ = rift_config(bind(inner, signatures, lambda a: a), signatures, consts) if inner else (None, None)
+        if dataset == "imagenet-Linf" and fields and fields["family"] == "convnext":
+            fields["arch"] += "-meansparse"
+            if callee_name(inner.func) == "normalize_model":
+                fields["normalize"] = {"mean": literal(inner.args[1], consts), "std": literal(inner.args[2], consts),
+                                       "source": "normalize_model"}
+            return fields, None, call.text()
+        return None, f"MeanSparse around {inner and ast.unparse(inner)} not implemented yet", call.text()
     file, cls, node = found
     tree = parse(os.path.join(arch_dir, file + ".py"))
     sigs = {n.name: signature(m) for n in tree.body if isinstance(n, ast.ClassDef)

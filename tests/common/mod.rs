@@ -10,6 +10,7 @@ pub mod autoattack;
 pub mod jobs;
 pub mod stages;
 pub mod tui;
+pub mod zoo_case;
 
 /// The bundled adversarially trained MNIST model (ResNet18, width 8) the tests run on.
 pub const DEMO_MODEL: &str = "assets/demo/mnist_at_resnet18w8.safetensors";

@@ -17,6 +17,9 @@ BUILDERS = {
     # fraction of the cost, for the MRC tests.
     "tiny": lambda n: timm.create_model("convnext_base", pretrained=False, num_classes=n,
                                         depths=[1, 1, 1, 1], dims=[8, 16, 32, 64]),
+    # The same with MeanSparse before every GELU and after every branch (`add_meansparse`).
+    "tiny_meansparse": lambda n: timm.create_model("convnext_base", pretrained=False, num_classes=n,
+                                                   depths=[1, 1, 1, 1], dims=[8, 16, 32, 64]),
     # The same with robustbench's three-convolution ConvStem in place of timm's stem.
     "tiny_convstem": lambda n: timm.create_model("convnext_base", pretrained=False, num_classes=n,
                                                  depths=[1, 1, 1, 1], dims=[8, 16, 32, 64]),
@@ -76,4 +79,47 @@ def build(kind, seed, num_classes=1000):
     if kind.startswith("tiny"):
         unit_gain(net)
     randomize_affine(net, seed)
+    if kind.endswith("_meansparse"):
+        add_meansparse(net, seed, by_robustbench=False)
+    return net.eval()
+
+
+def sparsified_module():
+    """robustbench's `sparsified_model.py` (`MeanSparse_imagenet`, `add_custom_layer_imagenet`)
+    loaded as `zoo_module` loads files; its imports of the other MeanSparse networks (the
+    WideResNets and the Swin, built elsewhere) are served by empty stand-ins."""
+    import sys
+    import types
+    for name in ("robustbench", "robustbench.model_zoo", "robustbench.model_zoo.architectures"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    for dep, attr in (("Meansparse_wrn_70_16", "DMWideResNet"), ("Meansparse_wrn_94_16", "MeanSparse_DMWideResNet"),
+                      ("Meansparse_ra_wrn_70_16", "NormalizedWideResNet"),
+                      ("Meansparse_swin_L", "swin_large_patch4_window7_224_with_MeanSparse")):
+        stub = types.ModuleType(dep)
+        setattr(stub, attr, None)
+        sys.modules.setdefault("robustbench.model_zoo.architectures." + dep, stub)
+    return zoo_module("sparsified_model")
+
+
+def add_meansparse(net, seed, by_robustbench=True):
+    """MeanSparse before every block's GELU and after its layer-scaled branch:
+    robustbench's own `add_custom_layer_imagenet` (whose branch widths are ConvNeXt-L's,
+    192…1536), or the same insertion by stage width for other layouts. Statistics random
+    and the threshold 0.5, so that a good share of activations snap."""
+    sp = sparsified_module()
+    if by_robustbench:
+        sp.add_custom_layer_imagenet(net, sp.MeanSparse_imagenet)
+    else:
+        for stage in net.stages:
+            for block in stage.blocks:
+                block.mlp.act = torch.nn.Sequential(sp.MeanSparse_imagenet(block.mlp.fc1.out_features), block.mlp.act)
+                block.drop_path = torch.nn.Sequential(block.drop_path, sp.MeanSparse_imagenet(block.mlp.fc2.out_features))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, sp.MeanSparse_imagenet):
+                c = m.running_mean.numel()
+                m.running_mean.copy_(0.3 * torch.randn(c, generator=g))
+                m.running_var.copy_(0.1 + torch.rand(c, generator=g))
+                m.threshold.fill_(0.5)
     return net.eval()

@@ -8,11 +8,14 @@
 //! parameter before its submodules), so a file rift writes loads back into timm. Dropout
 //! and drop-path are identities at inference and in the zoo's models; there is no
 //! BatchNorm, so `train` changes nothing.
+//! robustbench's MeanSparse variant (`ConvNextConfig::meansparse`) snaps each block's
+//! hidden activations before GELU and its layer-scaled branch before the sum.
 use super::arch::ArchSpec;
 use super::chain::{Chain, ChainHead, CutBlock, Head, Pool, Stem};
 use super::convnext_config::{last_stage_size, ConvNextConfig, StemKind};
 use super::layer_norm::LayerNorm;
 use super::layers::{Conv2d, KeyOrder, Linear, ModuleInfo};
+use super::mean_sparse::MeanSparse;
 use super::ModelError;
 use tch::{nn, nn::Init, Tensor};
 
@@ -144,10 +147,16 @@ pub struct ConvNextBlock {
     norm: LayerNorm,
     fc1: Linear,
     fc2: Linear,
+    /// MeanSparse variant: `mlp.act.0` on the hidden tokens before GELU and
+    /// `drop_path.1` on the layer-scaled branch before the residual sum.
+    sparse: Option<(MeanSparse, MeanSparse)>,
 }
 
 impl ConvNextBlock {
-    fn new(p: &nn::Path, keys: &mut KeyOrder, dim: i64) -> Self {
+    /// robustbench sizes `drop_path.1` by hard-coded widths (192, 384, 768, 1536 for
+    /// stages 0–3: ConvNeXt-L's, the one network it wraps); rift takes the stage's width,
+    /// the same numbers there.
+    fn new(p: &nn::Path, keys: &mut KeyOrder, dim: i64, meansparse: bool) -> Self {
         let gamma = p.var("gamma", &[dim], Init::Const(LAYER_SCALE_INIT));
         keys.push(p, "gamma");
         let conv_dw =
@@ -155,13 +164,17 @@ impl ConvNextBlock {
         let norm = LayerNorm::new(p / "norm", keys, dim, EPS);
         let mlp = p / "mlp";
         let fc1 = Linear::new(&mlp / "fc1", keys, dim, MLP_RATIO * dim);
+        let act =
+            meansparse.then(|| MeanSparse::new_imagenet(&mlp / "act" / 0, keys, MLP_RATIO * dim));
         let fc2 = Linear::new(&mlp / "fc2", keys, MLP_RATIO * dim, dim);
+        let branch = meansparse.then(|| MeanSparse::new_imagenet(p / "drop_path" / 1, keys, dim));
         ConvNextBlock {
             gamma,
             conv_dw,
             norm,
             fc1,
             fc2,
+            sparse: act.zip(branch),
         }
     }
 
@@ -172,13 +185,21 @@ impl ConvNextBlock {
     }
 
     fn hidden(&self, tokens: &Tensor) -> Tensor {
-        self.fc1.forward(tokens).gelu("none")
+        let pre = self.fc1.forward(tokens);
+        match &self.sparse {
+            Some((act, _)) => act.forward_channels_last(&pre).gelu("none"),
+            None => pre.gelu("none"),
+        }
     }
 
     /// The residual sum from the block input and the MLP's hidden activations.
     fn finish(&self, x: &Tensor, hidden: &Tensor) -> Tensor {
-        let branch = self.fc2.forward(hidden).permute([0, 3, 1, 2]);
-        branch * self.gamma.view([1, -1, 1, 1]) + x
+        let branch =
+            self.fc2.forward(hidden).permute([0, 3, 1, 2]) * self.gamma.view([1, -1, 1, 1]);
+        match &self.sparse {
+            Some((_, after)) => after.forward(&branch) + x,
+            None => branch + x,
+        }
     }
 }
 
@@ -273,7 +294,7 @@ impl ConvNext {
                 Downsample { norm, conv }
             });
             let blocks = (0..n)
-                .map(|j| ConvNextBlock::new(&(&stage / "blocks" / j), keys, dim))
+                .map(|j| ConvNextBlock::new(&(&stage / "blocks" / j), keys, dim, config.meansparse))
                 .collect();
             stages.push(Stage { downsample, blocks });
         }

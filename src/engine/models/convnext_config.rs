@@ -13,7 +13,14 @@ pub const PREFIX: &str = "convnext-";
 pub struct ConvNextConfig {
     pub dims: [i64; 4],
     pub stem: StemKind,
+    /// robustbench's MeanSparse ConvNeXt (Amini2024MeanSparse_ConvNeXt-L, `-meansparse`):
+    /// `sparsified_model.add_custom_layer_imagenet` puts a `MeanSparse_imagenet` before
+    /// every block's GELU (`mlp.act.0`) and after its layer-scaled branch (`drop_path.1`).
+    pub meansparse: bool,
 }
+
+/// The name suffix of the MeanSparse variant, after the stem's.
+const MEANSPARSE: &str = "-meansparse";
 
 /// The ConvNeXt's stem: timm's, or one of robustbench's ConvStems (Singh2023Revisiting,
 /// `convstem_models.py`, which replaces `model.stem`), whose widths follow from `dims[0]`.
@@ -76,10 +83,14 @@ fn four<T: std::str::FromStr + PartialOrd + Default + Copy>(text: &str) -> Optio
 /// large|xlarge`, or `D1.D2.D3.D4-C1.C2.C3.C4` (depths, then dims) for any other layout;
 /// `-convstem2|3` after either for robustbench's ConvStems.
 pub fn parse(rest: &str) -> Result<(Vec<usize>, ConvNextConfig), String> {
+    let (sparse_rest, meansparse) = match rest.strip_suffix(MEANSPARSE) {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
     let (body, stem) = [StemKind::Conv2, StemKind::Conv3]
         .into_iter()
-        .find_map(|k| Some((rest.strip_suffix(k.suffix())?, k)))
-        .unwrap_or((rest, StemKind::Patch));
+        .find_map(|k| Some((sparse_rest.strip_suffix(k.suffix())?, k)))
+        .unwrap_or((sparse_rest, StemKind::Patch));
     let layout = match PRESETS.iter().find(|(n, _, _)| *n == body) {
         Some((_, depths, dims)) => Some((*depths, *dims)),
         None => body
@@ -88,7 +99,7 @@ pub fn parse(rest: &str) -> Result<(Vec<usize>, ConvNextConfig), String> {
     };
     let Some((depths, dims)) = layout else {
         return Err(format!(
-            "`convnext-{rest}`: timm's ConvNeXts are convnext-tiny|small|base|large|xlarge, and convnext-D1.D2.D3.D4-C1.C2.C3.C4 (blocks, then channels, of the four stages) for any other layout; -convstem2 or -convstem3 after either for robustbench's ConvStems"
+            "`convnext-{rest}`: timm's ConvNeXts are convnext-tiny|small|base|large|xlarge, and convnext-D1.D2.D3.D4-C1.C2.C3.C4 (blocks, then channels, of the four stages) for any other layout; -convstem2 or -convstem3 after either for robustbench's ConvStems, then -meansparse for its MeanSparse variant"
         ));
     };
     if stem != StemKind::Patch && dims[0] % 2 != 0 {
@@ -97,12 +108,23 @@ pub fn parse(rest: &str) -> Result<(Vec<usize>, ConvNextConfig), String> {
             dims[0]
         ));
     }
-    Ok((depths.to_vec(), ConvNextConfig { dims, stem }))
+    Ok((
+        depths.to_vec(),
+        ConvNextConfig {
+            dims,
+            stem,
+            meansparse,
+        },
+    ))
 }
 
 /// The canonical name (parses back to the same layout).
 pub fn name(blocks: &[usize], config: &ConvNextConfig) -> String {
-    let stem = config.stem.suffix();
+    let stem = format!(
+        "{}{}",
+        config.stem.suffix(),
+        if config.meansparse { MEANSPARSE } else { "" }
+    );
     if let Some((n, _, _)) = PRESETS
         .iter()
         .find(|(_, d, c)| d.as_slice() == blocks && *c == config.dims)
@@ -176,7 +198,12 @@ pub fn detect(
             "`stages.0.blocks.0.mlp.fc1.weight` has shape {fc1:?}: rift's ConvNeXt has Linear MLPs (timm's conv_mlp=False), not 1×1 convolutions"
         ));
     }
-    Ok((blocks, ConvNextConfig { dims, stem: kind }, stem[1]))
+    let config = ConvNextConfig {
+        dims,
+        stem: kind,
+        meansparse: shape("stages.0.blocks.0.mlp.act.0.running_mean").is_some(),
+    };
+    Ok((blocks, config, stem[1]))
 }
 
 #[cfg(test)]
@@ -195,6 +222,8 @@ mod tests {
             "tiny-convstem2",
             "large-convstem3",
             "1.1.1.1-8.16.32.64-convstem3",
+            "large-meansparse",
+            "1.1.1.1-8.16.32.64-convstem2-meansparse",
         ] {
             let (blocks, config) = parse(name).unwrap();
             assert_eq!(super::name(&blocks, &config), format!("convnext-{name}"));
@@ -209,6 +238,8 @@ mod tests {
             "1.1.1.1",
             "tiny-convstem4",
             "1.1.1.1-9.16.32.64-convstem2",
+            "large-meansparse-convstem2",
+            "meansparse",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -18,6 +18,21 @@ pub struct MeanSparse {
 
 impl MeanSparse {
     pub fn new(p: nn::Path, keys: &mut KeyOrder, c: i64) -> Self {
+        Self::with_buffers(p, keys, c)
+    }
+
+    /// robustbench's ImageNet MeanSparse (`sparsified_model.MeanSparse_imagenet`, around
+    /// a timm ConvNeXt): the same op and buffers after two it never reads, `momentum` and
+    /// `epsilon` (kept so that files load both ways).
+    pub fn new_imagenet(p: nn::Path, keys: &mut KeyOrder, c: i64) -> Self {
+        for k in ["momentum", "epsilon"] {
+            let _ = p.zeros_no_train(k, &[]);
+            keys.push(&p, k);
+        }
+        Self::with_buffers(p, keys, c)
+    }
+
+    fn with_buffers(p: nn::Path, keys: &mut KeyOrder, c: i64) -> Self {
         let running_mean = p.zeros_no_train("running_mean", &[c]);
         let running_var = p.zeros_no_train("running_var", &[c]);
         let threshold = p.zeros_no_train("threshold", &[]);
@@ -47,9 +62,19 @@ impl MeanSparse {
     /// zero crop, `|x − μ| < 0` never holds and `where` returns `x` (values and gradients
     /// alike), so no host sync is needed to tell the cases apart.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let c = self.running_mean.size()[0];
-        let mean = self.running_mean.view([1, c, 1, 1]);
-        let crop = (&self.threshold * self.running_var.sqrt()).view([1, c, 1, 1]);
+        self.snap(x, &[1, -1, 1, 1])
+    }
+
+    /// The op over channels-last maps or tokens (N×H×W×C): robustbench's ImageNet class
+    /// takes this branch when `input.shape[1]` is not its channel count; rift knows
+    /// the layout where it applies the op instead of guessing it from a size.
+    pub fn forward_channels_last(&self, x: &Tensor) -> Tensor {
+        self.snap(x, &[-1])
+    }
+
+    fn snap(&self, x: &Tensor, shape: &[i64]) -> Tensor {
+        let mean = self.running_mean.view(shape);
+        let crop = (&self.threshold * self.running_var.sqrt()).view(shape);
         let snap = (x - &mean).abs().lt_tensor(&crop);
         mean.to_kind(x.kind()).where_self(&snap, x)
     }
