@@ -287,3 +287,25 @@ def convstem_vit_config(call, consts, arch_dir):
         fields["normalize"] = {"mean": stats[norm_call.group(1)], "std": stats[norm_call.group(2)],
                                "source": "normalize_model"}
     return fields, None
+
+
+# imagenet.py's AlexNet entry calls `timm.create_model('alexnet', pretrained=True)`, a name
+# timm 1.0.31 does not have (robustbench 1.1.1 cannot build the entry as written). The one
+# it registers for it (`alexnet.py`, imported by imagenet.py "to register models") is
+# `alexnet_imagenet_corruptions`: torchvision's AlexNet (`TimmAlexNet`) with torchvision's
+# weights, in `normalize_timm_model` with timm's ImageNet statistics. rift takes the entry
+# as that registration.
+TIMM_ALEXNETS = ("alexnet", "alexnet_imagenet_corruptions")
+
+
+def timm_alexnet_config(call, consts):
+    """(fields, reason) for `timm.create_model('alexnet'|'alexnet_imagenet_corruptions')`;
+    None for any other model."""
+    name = literal(call.args[0], consts) if call.args else None
+    if name not in TIMM_ALEXNETS:
+        return None
+    other = sorted(set(call.kwargs) - {"pretrained"})
+    if other:
+        return None, f"AlexNet with {', '.join(other)} not implemented yet"
+    return {"family": "alexnet", "arch": "alexnet", "classes": 1000,
+            "normalize": {**TIMM_DEFAULT_STATS, "source": "normalize_timm_model"}}, None

@@ -21,7 +21,7 @@ import re
 import sys
 
 from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
-from zoo_configs import convstem_config, convstem_vit_config, timm_convnext_config
+from zoo_configs import convstem_config, convstem_vit_config, timm_alexnet_config, timm_convnext_config
 from zoo_ast import Call, assigned_call, bind, bind_all, callee_name, import_aliases, module_constants, parse
 from zoo_ast import signature, wheel_dir
 
@@ -332,6 +332,8 @@ def rift_config(call, signatures, consts):
         return torchvision_config(call, consts)
     if call.callee == "timm.create_model" and timm_convnext_config(call, consts):
         return timm_convnext_config(call, consts)
+    if call.callee == "timm.create_model" and timm_alexnet_config(call, consts):
+        return timm_alexnet_config(call, consts)
     if name == "get_convstem_models":  # its ConvNeXts, else its ViTs
         arch_dir = os.path.join(wheel_dir(), "model_zoo", "architectures")
         return convstem_config(call, consts) or convstem_vit_config(call, consts, arch_dir)

@@ -110,6 +110,7 @@ impl ArchSpec {
                 tv_config::name(self.family, &self.blocks, self.width)
             }
             Family::VisionTransformer => self.vit.map_or("vit".into(), |c| c.name()),
+            Family::AlexNet => super::alexnet_config::NAME.into(),
             Family::ConvNeXt => match &self.convnext {
                 Some(config) => convnext_config::name(&self.blocks, config),
                 None => "convnext".into(),
@@ -201,6 +202,19 @@ impl ArchSpec {
                 .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
             let spec = ArchSpec::with_defaults(family, blocks, per_group, num_classes, in_channels);
             return spec.with_feature_dim(input_hw);
+        }
+        if lower == super::alexnet_config::NAME {
+            if width.is_some() {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} with --width (AlexNet has one layout)"
+                )));
+            }
+            // Its classifier's width does not depend on the input size (adaptive pooling);
+            // inputs too small for `features` are refused by `Model::check_input`.
+            let mut spec =
+                ArchSpec::with_defaults(Family::AlexNet, vec![], 0, num_classes, in_channels);
+            spec.feature_dim = super::alexnet_config::HIDDEN;
+            return Ok(spec);
         }
         if let Some(rest) = lower.strip_prefix(convnext_config::PREFIX) {
             if width.is_some() {
@@ -359,6 +373,7 @@ impl ArchSpec {
             Family::TvResNetBottleneck => 2048,
             Family::VisionTransformer => self.vit.map_or(0, |c| c.embed_dim),
             Family::ConvNeXt => self.convnext.map_or(0, |c| c.dims[3]),
+            Family::AlexNet => super::alexnet_config::HIDDEN,
         }
     }
 
@@ -371,6 +386,12 @@ impl ArchSpec {
             // Global average pooling: any non-empty input gives the last stage's channels;
             // a ViT's class token is its width (it takes one size, `Model::check_input`).
             return (h >= 1 && w >= 1).then(|| self.last_channels());
+        }
+        if self.family == Family::AlexNet {
+            // Adaptive pooling to 6×6 once `features` has a map, then two hidden layers.
+            super::alexnet_config::features_size(h)?;
+            super::alexnet_config::features_size(w)?;
+            return Some(self.last_channels());
         }
         if self.family == Family::ConvNeXt {
             // Global average pooling too, after a stride-4 stem and three halvings.

@@ -268,6 +268,11 @@ impl Chain<'_> {
         if self.stem_module() == Some(module) {
             return Some(0);
         }
+        // Before the blocks: a block may own the classifier's prefix (AlexNet's
+        // `classifier` block holds `classifier.1|4`, the classifier is `classifier.6`).
+        if module == self.classifier.name {
+            return Some(self.blocks.len() + 1);
+        }
         if let Some(i) = self
             .blocks
             .iter()

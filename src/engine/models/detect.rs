@@ -35,6 +35,15 @@ pub fn detect_arch(shapes: &HashMap<String, Vec<usize>>) -> Result<ArchSpec, Str
         spec.classifier_from(&shape, "head")?;
         return Ok(spec);
     }
+    // torchvision's AlexNet: an 11×11 `features.0` and the three-Linear classifier.
+    if shape("features.0.weight").is_some_and(|w| w.len() == 4 && w[2..] == [11, 11])
+        && shapes.contains_key("classifier.6.weight")
+    {
+        let in_channels = shape("features.0.weight").map_or(3, |w| w[1]);
+        let mut spec = ArchSpec::with_defaults(Family::AlexNet, vec![], 0, 10, in_channels);
+        spec.classifier_from(&shape, "classifier.6")?;
+        return Ok(spec);
+    }
     if convnext_config::looks_like(&|k| shapes.contains_key(k)) {
         let (blocks, config, in_channels) = convnext_config::detect(&shape, &count_blocks)?;
         let mut spec = ArchSpec::with_defaults(Family::ConvNeXt, blocks, 0, 10, in_channels);

@@ -30,6 +30,8 @@ pub enum Family {
     /// timm's ConvNeXt (`convnext-tiny|small|base|large`, `convnext.rs`), stage widths in
     /// `ArchSpec::convnext`.
     ConvNeXt,
+    /// torchvision's AlexNet (`alexnet`, `alexnet.rs`): one layout.
+    AlexNet,
 }
 
 impl Family {

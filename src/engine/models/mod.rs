@@ -1,6 +1,8 @@
 //! The supported networks (tch over `nn::Path`, keys identical to PyTorch's), their
 //! detection from checkpoints, and loading with a strict key/shape diff.
 mod activation;
+mod alexnet;
+mod alexnet_config;
 mod arch;
 mod chain;
 pub mod compute;

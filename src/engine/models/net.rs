@@ -7,7 +7,7 @@ use super::arch::{ArchSpec, Family};
 use super::chain::{Chain, ChainNet, CutBlock};
 use super::error::ModelError;
 use super::layers::{KeyOrder, ModuleInfo};
-use super::{convnext, dm_preact_resnet, dm_wide_resnet, preact_resnet, ra_wide_resnet};
+use super::{alexnet, convnext, dm_preact_resnet, dm_wide_resnet, preact_resnet, ra_wide_resnet};
 use super::{resnet, robust_resnet, tv_resnet, vit, wide_resnet};
 use tch::{nn, Tensor};
 
@@ -53,6 +53,7 @@ network!(
     preact_resnet::PreActResNet,
     tv_resnet::TvResNet,
     convnext::ConvNext,
+    alexnet::AlexNet,
 );
 
 impl Network for wide_resnet::WideResNet {
@@ -126,5 +127,6 @@ pub(super) fn build(
         }
         Family::VisionTransformer => Box::new(vit::VisionTransformer::new(root, keys, spec)?),
         Family::ConvNeXt => Box::new(convnext::ConvNext::new(root, keys, spec)?),
+        Family::AlexNet => Box::new(alexnet::AlexNet::new(root, keys, spec)),
     })
 }
