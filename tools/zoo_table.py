@@ -21,7 +21,7 @@ import re
 import sys
 
 from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
-from zoo_configs import convstem_config, convstem_vit_config, timm_convnext_config
+from zoo_configs import convstem_config, convstem_vit_config, timm_convnext_config, timm_swin_config
 
 VERSION = "1.1.1"
 DATASETS = [("cifar10", "cifar10.py"), ("cifar100", "cifar100.py"), ("imagenet", "imagenet.py")]
@@ -429,6 +429,8 @@ def rift_config(call, signatures, consts):
         return torchvision_config(call, consts)
     if call.callee == "timm.create_model" and timm_convnext_config(call, consts):
         return timm_convnext_config(call, consts)
+    if call.callee == "timm.create_model" and timm_swin_config(call, consts):
+        return timm_swin_config(call, consts)
     if name == "get_convstem_models":  # its ConvNeXts, else its ViTs
         arch_dir = os.path.join(wheel_dir(), "model_zoo", "architectures")
         return convstem_config(call, consts) or convstem_vit_config(call, consts, arch_dir)

@@ -30,6 +30,9 @@ pub enum Family {
     /// timm's ConvNeXt (`convnext-tiny|small|base|large`, `convnext.rs`), stage widths in
     /// `ArchSpec::convnext`.
     ConvNeXt,
+    /// timm's Swin Transformer (`swin-b-p4-w7-224`, `swin.rs`), configured by
+    /// `ArchSpec::swin`.
+    Swin,
 }
 
 impl Family {
