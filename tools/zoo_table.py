@@ -200,7 +200,7 @@ UNSUPPORTED_CALLEES = [
     ("CifarResNeXt", "CIFAR ResNeXt (AugMix)"),
     ("ResNest152", "ResNeSt-152"),
     ("rebuffi_sodef", "SODEF (a neural ODE on a DM WideResNet)"),
-    ("build_swin", "Swin transformer (MIMIR)"),
+    ("build_swin", "MIMIR's own Swin transformer (Microsoft's layout; LayerNorm eps 1e-6, timm's 1e-5; Swin-L 14×14 windows)"),
 ]
 
 
