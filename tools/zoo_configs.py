@@ -225,6 +225,29 @@ def timm_convnext_config(call, consts):
     return {"family": "convnext", "arch": TIMM_CONVNEXTS[name], "classes": classes}, None
 
 
+# timm's Swin builders (imagenet.py's `timm.create_model('swin_base_patch4_window7_224')`)
+# and rift's names of them (src/engine/models/swin_config.rs).
+TIMM_SWINS = {"swin_tiny_patch4_window7_224": "swin-t-p4-w7-224",
+              "swin_small_patch4_window7_224": "swin-s-p4-w7-224",
+              "swin_base_patch4_window7_224": "swin-b-p4-w7-224",
+              "swin_large_patch4_window7_224": "swin-l-p4-w7-224"}
+
+
+def timm_swin_config(call, consts):
+    """(fields, reason) for `timm.create_model('swin_…', ...)`; None where the model is not
+    one of `TIMM_SWINS`. Only where the weights come from (`pretrained`) may differ from the
+    builder's defaults."""
+    name = literal(call.args[0], consts) if call.args else None
+    if name not in TIMM_SWINS:
+        return None
+    kwargs = dict(call.kwargs)
+    classes = literal(kwargs.pop("num_classes"), consts) if "num_classes" in kwargs else 1000
+    other = sorted(set(kwargs) - {"pretrained"})
+    if other:
+        return None, f"timm `{name}` with {', '.join(other)} not implemented yet"
+    return {"family": "swin", "arch": TIMM_SWINS[name], "classes": classes}, None
+
+
 # robustbench's `get_convstem_models` names (convstem_models.py, Singh2023Revisiting) that
 # build a timm ConvNeXt with its stem replaced: `ConvBlock1(48)` (two convolutions) on the
 # tiny and small ones, `ConvBlock3(64|96)` (three) on the base and large ones.

@@ -21,7 +21,7 @@ import re
 import sys
 
 from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
-from zoo_configs import convstem_config, convstem_vit_config, timm_alexnet_config, timm_convnext_config
+from zoo_configs import convstem_config, convstem_vit_config, timm_alexnet_config, timm_convnext_config, timm_swin_config
 from zoo_ast import Call, assigned_call, bind, bind_all, callee_name, import_aliases, module_constants, parse
 from zoo_ast import signature, wheel_dir
 
@@ -140,7 +140,7 @@ UNSUPPORTED_CALLEES = [
     ("CifarResNeXt", "CIFAR ResNeXt (AugMix)"),
     ("ResNest152", "ResNeSt-152"),
     ("rebuffi_sodef", "SODEF (a neural ODE on a DM WideResNet)"),
-    ("build_swin", "Swin transformer (MIMIR)"),
+    ("build_swin", "MIMIR's own Swin transformer (Microsoft's layout; LayerNorm eps 1e-6, timm's 1e-5; Swin-L 14×14 windows)"),
 ]
 
 
@@ -334,6 +334,8 @@ def rift_config(call, signatures, consts):
         return timm_convnext_config(call, consts)
     if call.callee == "timm.create_model" and timm_alexnet_config(call, consts):
         return timm_alexnet_config(call, consts)
+    if call.callee == "timm.create_model" and timm_swin_config(call, consts):
+        return timm_swin_config(call, consts)
     if name == "get_convstem_models":  # its ConvNeXts, else its ViTs
         arch_dir = os.path.join(wheel_dir(), "model_zoo", "architectures")
         return convstem_config(call, consts) or convstem_vit_config(call, consts, arch_dir)

@@ -277,6 +277,7 @@ pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option
         && detected.ra.map(|c| c.layout()) == expected.ra.map(|c| c.layout())
         && detected.stage_channels == expected.stage_channels
         && detected.convnext == expected.convnext
+        && detected.swin == expected.swin
         // The PSSiLU network's keys say what it is; BoostingWideResNet's are a bias-free
         // WideResNet's, so its name is taken at its word.
         && (detected.wrn_variant == WrnVariant::PsSilu)

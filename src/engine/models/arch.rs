@@ -5,6 +5,7 @@ use super::convnext_config::{self, ConvNextConfig};
 use super::error::ModelError;
 pub use super::family::{Family, WrnVariant};
 use super::ra_config::RaWideConfig;
+use super::swin_config::{self, SwinConfig};
 use super::tv_config;
 use super::vit_config::{self, VitConfig};
 
@@ -51,6 +52,9 @@ pub struct ArchSpec {
     /// ConvNeXt: the widths of its four stages (Some exactly for that family; its blocks
     /// per stage are `blocks`).
     pub convnext: Option<ConvNextConfig>,
+    /// Swin Transformer: widths, heads, patch, window and image size (Some exactly for
+    /// that family; its blocks per stage are `blocks`).
+    pub swin: Option<SwinConfig>,
 }
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
@@ -115,6 +119,10 @@ impl ArchSpec {
                 Some(config) => convnext_config::name(&self.blocks, config),
                 None => "convnext".into(),
             },
+            Family::Swin => self
+                .swin
+                .as_ref()
+                .map_or("swin".into(), |c| c.name(&self.blocks)),
         }
     }
 
@@ -147,6 +155,7 @@ impl ArchSpec {
             stage_channels: None,
             vit: None,
             convnext: None,
+            swin: None,
         }
     }
 
@@ -158,6 +167,19 @@ impl ArchSpec {
             Self::with_defaults(family, blocks, config.embed_dim, num_classes, in_channels);
         spec.feature_dim = config.embed_dim;
         spec.vit = Some(config);
+        spec
+    }
+
+    /// The spec of a Swin configuration (its classifier takes the last stage's width).
+    pub(super) fn swin(
+        blocks: Vec<usize>,
+        config: SwinConfig,
+        num_classes: i64,
+        in_channels: i64,
+    ) -> ArchSpec {
+        let mut spec = Self::with_defaults(Family::Swin, blocks, 0, num_classes, in_channels);
+        spec.feature_dim = config.num_features();
+        spec.swin = Some(config);
         spec
     }
 
@@ -228,6 +250,16 @@ impl ArchSpec {
                 ArchSpec::with_defaults(Family::ConvNeXt, blocks, 0, num_classes, in_channels);
             spec.convnext = Some(config);
             return spec.with_feature_dim(input_hw);
+        }
+        if let Some(rest) = lower.strip_prefix(swin_config::PREFIX) {
+            if width.is_some() {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} with --width (a Swin's widths are in its name)"
+                )));
+            }
+            let (blocks, config) = swin_config::parse(rest)
+                .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
+            return Ok(ArchSpec::swin(blocks, config, num_classes, in_channels));
         }
         let ms_body = lower.strip_prefix("meansparse-");
         if let Some(rest) = ms_body.unwrap_or(&lower).strip_prefix("ra-wrn") {
@@ -374,6 +406,7 @@ impl ArchSpec {
             Family::VisionTransformer => self.vit.map_or(0, |c| c.embed_dim),
             Family::ConvNeXt => self.convnext.map_or(0, |c| c.dims[3]),
             Family::AlexNet => super::alexnet_config::HIDDEN,
+            Family::Swin => self.swin.as_ref().map_or(0, SwinConfig::num_features),
         }
     }
 
@@ -381,10 +414,14 @@ impl ArchSpec {
     pub fn feature_dim_for(&self, (h, w): (i64, i64)) -> Option<i64> {
         if matches!(
             self.family,
-            Family::TvResNet | Family::TvResNetBottleneck | Family::VisionTransformer
+            Family::TvResNet
+                | Family::TvResNetBottleneck
+                | Family::VisionTransformer
+                | Family::Swin
         ) {
             // Global average pooling: any non-empty input gives the last stage's channels;
-            // a ViT's class token is its width (it takes one size, `Model::check_input`).
+            // a ViT's class token is its width, a Swin's pooled tokens its last stage's (each
+            // takes one size, `Model::check_input`).
             return (h >= 1 && w >= 1).then(|| self.last_channels());
         }
         if self.family == Family::AlexNet {

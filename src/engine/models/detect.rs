@@ -5,6 +5,7 @@ use super::arch::{ArchSpec, Family, WrnVariant};
 use super::convnext_config;
 use super::ra_config::RaWideConfig;
 use super::robust_config;
+use super::swin_config;
 use super::tv_config;
 use super::vit_config::VitConfig;
 use std::collections::HashMap;
@@ -49,6 +50,14 @@ pub fn detect_arch(shapes: &HashMap<String, Vec<usize>>) -> Result<ArchSpec, Str
         let mut spec = ArchSpec::with_defaults(Family::ConvNeXt, blocks, 0, 10, in_channels);
         spec.convnext = Some(config);
         spec.classifier_from(&shape, "head.fc")?;
+        return Ok(spec);
+    }
+    if swin_config::looks_like(&|k| shapes.contains_key(k)) {
+        let (blocks, config, in_channels) = swin_config::detect(&shape, &count_blocks)?;
+        let mut spec = ArchSpec::swin(blocks, config, 10, in_channels);
+        // timm < 0.9's layout (published files) names the classifier `head`.
+        let old = shapes.contains_key("head.weight") && !shapes.contains_key("head.fc.weight");
+        spec.classifier_from(&shape, if old { "head" } else { "head.fc" })?;
         return Ok(spec);
     }
     let conv1 = shape("conv1.weight").ok_or(

@@ -32,6 +32,9 @@ pub enum Family {
     ConvNeXt,
     /// torchvision's AlexNet (`alexnet`, `alexnet.rs`): one layout.
     AlexNet,
+    /// timm's Swin Transformer (`swin-b-p4-w7-224`, `swin.rs`), configured by
+    /// `ArchSpec::swin`.
+    Swin,
 }
 
 impl Family {

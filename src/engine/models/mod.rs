@@ -26,6 +26,8 @@ mod resnet;
 mod robust_config;
 mod robust_resnet;
 mod state_diff;
+mod swin;
+mod swin_config;
 mod tv_config;
 mod tv_resnet;
 mod vit;
@@ -194,8 +196,11 @@ impl Model {
     ) -> Result<Model, ModelError> {
         let (arch, width) = (choice.arch.as_deref(), choice.width);
         let path = ckpt.path.display().to_string();
-        let shapes: HashMap<String, Vec<usize>> = ckpt
-            .tensors
+        // A published Swin in timm's older layout loads as robustbench's
+        // `checkpoint_filter_fn` would load it.
+        let remapped = swin_config::timm_layout(&ckpt.tensors);
+        let tensors = remapped.as_deref().unwrap_or(&ckpt.tensors);
+        let shapes: HashMap<String, Vec<usize>> = tensors
             .iter()
             .map(|(k, t)| (k.clone(), t.shape.clone()))
             .collect();
@@ -231,19 +236,14 @@ impl Model {
             }
             spec.activation = act;
         }
-        let get = |k: &str| {
-            ckpt.tensors
-                .iter()
-                .find(|(name, _)| name == k)
-                .map(|(_, t)| t)
-        };
+        let get = |k: &str| tensors.iter().find(|(name, _)| name == k).map(|(_, t)| t);
         let stored = normalize::stored_stats(get);
         let model = Self::build(spec, device, Some(dataset_norm), stored, &choice.normalize)
             .map_err(|e| match e {
                 ModelError::BadInput(msg) => ModelError::BadInput(format!("{path}: {msg}")),
                 other => other,
             })?;
-        model.load_state(&ckpt.tensors, &path)?;
+        model.load_state(tensors, &path)?;
         // Loaded models start frozen (attacks need input gradients only); training code
         // unfreezes exactly what it trains.
         let mut model = model;

@@ -8,7 +8,7 @@ use super::chain::{Chain, ChainNet, CutBlock};
 use super::error::ModelError;
 use super::layers::{KeyOrder, ModuleInfo};
 use super::{alexnet, convnext, dm_preact_resnet, dm_wide_resnet, preact_resnet, ra_wide_resnet};
-use super::{resnet, robust_resnet, tv_resnet, vit, wide_resnet};
+use super::{resnet, robust_resnet, swin, tv_resnet, vit, wide_resnet};
 use tch::{nn, Tensor};
 
 /// A family's module tree, as the model uses it.
@@ -99,6 +99,22 @@ impl Network for vit::VisionTransformer {
     }
 }
 
+impl Network for swin::SwinTransformer {
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        swin::SwinTransformer::forward(self, x, train)
+    }
+    fn chain(&self) -> Chain<'_> {
+        swin::SwinTransformer::chain(self)
+    }
+    fn feature_dim(&self, _h: i64, _w: i64) -> Option<i64> {
+        // Pooled tokens of the last stage, whatever size `check_size` let through.
+        Some(self.num_features())
+    }
+    fn check_size(&self, h: i64, w: i64) -> Result<(), String> {
+        swin::SwinTransformer::check_size(self, h, w)
+    }
+}
+
 /// The module tree of `spec`'s family, its variables created under `root` in PyTorch's
 /// key order.
 pub(super) fn build(
@@ -128,5 +144,6 @@ pub(super) fn build(
         Family::VisionTransformer => Box::new(vit::VisionTransformer::new(root, keys, spec)?),
         Family::ConvNeXt => Box::new(convnext::ConvNext::new(root, keys, spec)?),
         Family::AlexNet => Box::new(alexnet::AlexNet::new(root, keys, spec)),
+        Family::Swin => Box::new(swin::SwinTransformer::new(root, keys, spec)?),
     })
 }
