@@ -7,6 +7,7 @@ pub use super::family::{Family, WrnVariant};
 use super::ra_config::RaWideConfig;
 use super::tv_config;
 use super::vit_config::{self, VitConfig};
+use super::xcit_config::{self, XcitConfig};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArchSpec {
@@ -51,6 +52,9 @@ pub struct ArchSpec {
     /// ConvNeXt: the widths of its four stages (Some exactly for that family; its blocks
     /// per stage are `blocks`).
     pub convnext: Option<ConvNextConfig>,
+    /// XCiT: widths, blocks, heads and the patch embedding (Some exactly for that family;
+    /// `blocks` is `[depth]`, `width` and `feature_dim` the embedding width).
+    pub xcit: Option<XcitConfig>,
 }
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
@@ -114,6 +118,7 @@ impl ArchSpec {
                 Some(config) => convnext_config::name(&self.blocks, config),
                 None => "convnext".into(),
             },
+            Family::Xcit => self.xcit.map_or("xcit".into(), |c| c.name()),
         }
     }
 
@@ -146,6 +151,7 @@ impl ArchSpec {
             stage_channels: None,
             vit: None,
             convnext: None,
+            xcit: None,
         }
     }
 
@@ -157,6 +163,21 @@ impl ArchSpec {
             Self::with_defaults(family, blocks, config.embed_dim, num_classes, in_channels);
         spec.feature_dim = config.embed_dim;
         spec.vit = Some(config);
+        spec
+    }
+
+    /// The spec of an XCiT configuration (its classifier takes the embedding width).
+    pub(super) fn xcit(config: XcitConfig, num_classes: i64, in_channels: i64) -> ArchSpec {
+        let blocks = vec![config.depth];
+        let mut spec = Self::with_defaults(
+            Family::Xcit,
+            blocks,
+            config.embed_dim,
+            num_classes,
+            in_channels,
+        );
+        spec.feature_dim = config.embed_dim;
+        spec.xcit = Some(config);
         spec
     }
 
@@ -195,6 +216,16 @@ impl ArchSpec {
             let config = VitConfig::parse(rest)
                 .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
             return Ok(ArchSpec::vit(config, num_classes, in_channels));
+        }
+        if let Some(rest) = lower.strip_prefix(xcit_config::PREFIX) {
+            if width.is_some() {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} with --width (an XCiT's width is in its name)"
+                )));
+            }
+            let config = XcitConfig::parse(rest)
+                .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
+            return Ok(ArchSpec::xcit(config, num_classes, in_channels));
         }
         if let Some(rest) = lower.strip_prefix(tv_config::PREFIX) {
             let (family, blocks, per_group) = tv_config::parse(rest, width)
@@ -359,6 +390,7 @@ impl ArchSpec {
             Family::TvResNetBottleneck => 2048,
             Family::VisionTransformer => self.vit.map_or(0, |c| c.embed_dim),
             Family::ConvNeXt => self.convnext.map_or(0, |c| c.dims[3]),
+            Family::Xcit => self.xcit.map_or(0, |c| c.embed_dim),
         }
     }
 
@@ -366,7 +398,10 @@ impl ArchSpec {
     pub fn feature_dim_for(&self, (h, w): (i64, i64)) -> Option<i64> {
         if matches!(
             self.family,
-            Family::TvResNet | Family::TvResNetBottleneck | Family::VisionTransformer
+            Family::TvResNet
+                | Family::TvResNetBottleneck
+                | Family::VisionTransformer
+                | Family::Xcit
         ) {
             // Global average pooling: any non-empty input gives the last stage's channels;
             // a ViT's class token is its width (it takes one size, `Model::check_input`).

@@ -30,6 +30,9 @@ pub enum Family {
     /// timm's ConvNeXt (`convnext-tiny|small|base|large`, `convnext.rs`), stage widths in
     /// `ArchSpec::convnext`.
     ConvNeXt,
+    /// timm's `Xcit` (`xcit-s12-p16`, robustbench's Debenedetti2022Light: `xcit.rs`),
+    /// configured by `ArchSpec::xcit`.
+    Xcit,
 }
 
 impl Family {

@@ -29,6 +29,8 @@ mod tv_resnet;
 mod vit;
 mod vit_config;
 mod wide_resnet;
+mod xcit;
+mod xcit_config;
 
 pub use arch::{Activation, ArchSpec, Family, WrnVariant};
 pub use compute::{Compute, Precision};
