@@ -7,8 +7,8 @@
 //! and width through the same class and read with the flags `--zoo` stands for, the
 //! architecture detected (or named, for the hypersphere WideResNet, whose keys are a
 //! plain one's). It prints the entries supported per leaderboard. The timm families (ViT,
-//! ConvNeXt) are not walked here yet: tests/zoo_vit.rs and tests/zoo_convnext.rs check their
-//! entries through timm's and robustbench's real constructors.
+//! ConvNeXt, XCiT) are not walked here yet: tests/zoo_vit.rs, tests/zoo_convnext.rs and
+//! tests/zoo_xcit.rs check their entries through timm's and robustbench's real constructors.
 mod common;
 
 use common::{max_abs_diff, path_str, rift_ok};
@@ -69,8 +69,10 @@ fn every_supported_architecture_of_the_table_predicts_as_robustbench_builds_it()
 
     let entries = zoo::entries().unwrap();
     // The timm families' entries are walked by their own tests (tests/zoo_vit.rs,
-    // tests/zoo_convnext.rs: timm's and robustbench's real constructors through `--zoo`).
-    let timm = |e: &&zoo::ZooEntry| matches!(e.family.as_deref(), Some("vit" | "convnext"));
+    // tests/zoo_convnext.rs, tests/zoo_xcit.rs: timm's and robustbench's real constructors
+    // through `--zoo`).
+    let timm =
+        |e: &&zoo::ZooEntry| matches!(e.family.as_deref(), Some("vit" | "convnext" | "xcit"));
     let supported: Vec<&zoo::ZooEntry> = entries
         .iter()
         .filter(|e| e.is_supported())

@@ -22,6 +22,7 @@ import sys
 
 from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
 from zoo_configs import convstem_config, convstem_vit_config, timm_convnext_config
+from zoo_xcit import xcit_config
 
 VERSION = "1.1.1"
 DATASETS = [("cifar10", "cifar10.py"), ("cifar100", "cifar100.py"), ("imagenet", "imagenet.py")]
@@ -425,6 +426,9 @@ def rift_config(call, signatures, consts):
         vit = timm_vit_config(call, consts, os.path.join(wheel_dir(), "model_zoo", "architectures"))
         if vit:
             return vit
+        xcit = xcit_config(call, consts, os.path.join(wheel_dir(), "model_zoo", "architectures"), literal)
+        if xcit:
+            return xcit
     if call.callee.startswith("pt_models.") and name in TORCHVISION_RESNETS:
         return torchvision_config(call, consts)
     if call.callee == "timm.create_model" and timm_convnext_config(call, consts):

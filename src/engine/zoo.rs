@@ -33,7 +33,7 @@ pub struct ZooEntry {
     pub architecture: String,
     /// rift's family (wrn, boosting-wrn, pssilu-wrn, dm-wrn, meansparse-dm-wrn,
     /// dm-preactresnet, ra-wrn, meansparse-ra-wrn, resnet, resnet-bottleneck, preactresnet,
-    /// tv-resnet, tv-resnet-bottleneck, vit, convnext); absent when unsupported.
+    /// tv-resnet, tv-resnet-bottleneck, vit, convnext, xcit); absent when unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     /// rift's `--arch` name.

@@ -30,9 +30,10 @@ from zoo import (ARCH_DIR, arch_package_module, build_boosting, ra_module,  # no
 TABLE = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "zoo", "robustbench-1.1.1.json")
 SHRINK = {"on": False}
 # Built through timm (and robustbench's ConvStem factory): their entries are checked by
-# their own tests through the same real constructors (tests/zoo_vit.rs, tests/zoo_convnext.rs),
+# their own tests through the same real constructors (tests/zoo_vit.rs, tests/zoo_convnext.rs,
+# tests/zoo_xcit.rs),
 # not yet walked here.
-TIMM_FAMILIES = ("vit", "convnext")
+TIMM_FAMILIES = ("vit", "convnext", "xcit")
 
 
 def shrunk(kw):

@@ -62,6 +62,14 @@ impl XcitConfig {
             .collect()
     }
 
+    /// The configuration as its keys show it: not adapted (the strides are in no key).
+    pub fn unadapted(self) -> XcitConfig {
+        XcitConfig {
+            effective_patch: self.patch,
+            ..self
+        }
+    }
+
     /// The canonical name (parses back to this configuration).
     pub fn name(&self) -> String {
         let patch = if self.effective_patch == self.patch {
