@@ -179,6 +179,28 @@ fn the_xcit_entries_are_supported() {
     }
 }
 
+/// A missing file: the hint builds the registered model robustbench's `load_model` uses
+/// (the entry's own constructor names an unregistered one).
+#[test]
+fn a_missing_xcit_file_says_how_to_save_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = rift(&[
+        "inspect",
+        "--zoo",
+        "cifar100/Linf/Debenedetti2022Light_XCiT-L12",
+        "--model-dir",
+        path_str(dir.path()),
+    ]);
+    common::assert_failed(
+        &run,
+        1,
+        &[
+            "no checkpoint",
+            "load_model('Debenedetti2022Light_XCiT-L12', dataset='cifar100', threat_model='Linf')",
+        ],
+    );
+}
+
 /// The stage tests' tiny CIFAR-10 (`dm_fixture`), the tiny XCiT (10 classes) in
 /// robustbench's `normalize_model` saved as xcit.pth, and the published MRC
 /// (`tests/py/mrc_ref.py`) of the modules argv[2] names on it.
