@@ -30,6 +30,7 @@ mod vit;
 mod vit_config;
 mod wide_resnet;
 mod xcit;
+mod xcit_cls;
 mod xcit_config;
 
 pub use arch::{Activation, ArchSpec, Family, WrnVariant};
