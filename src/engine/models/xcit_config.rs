@@ -117,7 +117,8 @@ impl XcitConfig {
         let patches = |text: &str| -> Option<(i64, i64)> {
             let text = text.strip_prefix('p')?;
             match text.split_once("to") {
-                Some((p, q)) => Some((number(p, "")?, number(q, "")?)),
+                // `p16to16` would be `p16` spelled twice: one name per network.
+                Some((p, q)) => Some((number(p, "")?, number(q, "")?)).filter(|(p, q)| p != q),
                 None => number(text, "").map(|p| (p, p)),
             }
         };
