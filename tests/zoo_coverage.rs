@@ -7,9 +7,9 @@
 //! and width through the same class and read with the flags `--zoo` stands for, the
 //! architecture detected (or named, for the hypersphere WideResNet, whose keys are a
 //! plain one's). It prints the entries supported per leaderboard. The timm families (ViT,
-//! ConvNeXt, Swin, robustbench's timm-registered AlexNet) are not walked here yet:
-//! tests/zoo_vit.rs, tests/zoo_convnext.rs, tests/zoo_swin.rs and tests/zoo_alexnet.rs check
-//! their entries through timm's and robustbench's real constructors.
+//! ConvNeXt, Swin, XCiT, robustbench's timm-registered AlexNet) are not walked here yet:
+//! tests/zoo_vit.rs, tests/zoo_convnext.rs, tests/zoo_swin.rs, tests/zoo_xcit.rs and
+//! tests/zoo_alexnet.rs check their entries through timm's and robustbench's real constructors.
 mod common;
 
 use common::{max_abs_diff, path_str, rift_ok};
@@ -70,12 +70,12 @@ fn every_supported_architecture_of_the_table_predicts_as_robustbench_builds_it()
 
     let entries = zoo::entries().unwrap();
     // The timm families' entries are walked by their own tests (tests/zoo_vit.rs,
-    // tests/zoo_convnext.rs, tests/zoo_swin.rs, tests/zoo_alexnet.rs: timm's and
+    // tests/zoo_convnext.rs, tests/zoo_swin.rs, tests/zoo_xcit.rs, tests/zoo_alexnet.rs: timm's and
     // robustbench's real constructors through `--zoo`).
     let timm = |e: &&zoo::ZooEntry| {
         matches!(
             e.family.as_deref(),
-            Some("vit" | "convnext" | "swin" | "alexnet")
+            Some("vit" | "convnext" | "swin" | "xcit" | "alexnet")
         )
     };
     let supported: Vec<&zoo::ZooEntry> = entries

@@ -260,9 +260,9 @@ fn bad_zoo_ids_and_flags_fail_cleanly() {
     );
     // Unsupported: the reason.
     assert_failed(
-        &rift(&base("cifar10/Linf/Debenedetti2022Light_XCiT-S12")),
+        &rift(&base("cifar10/Linf/Sehwag2021Proxy_ResNest152")),
         1,
-        &["not supported", "XCiT"],
+        &["not supported", "ResNeSt"],
     );
     // Conflicting flags.
     let mut args = base("cifar10/Linf/Carmon2019Unlabeled");

@@ -24,6 +24,7 @@ from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resn
 from zoo_configs import convstem_config, convstem_vit_config, timm_alexnet_config, timm_convnext_config, timm_swin_config
 from zoo_ast import Call, assigned_call, bind, bind_all, callee_name, import_aliases, module_constants, parse
 from zoo_ast import signature, wheel_dir
+from zoo_xcit import xcit_config
 
 VERSION = "1.1.1"
 DATASETS = [("cifar10", "cifar10.py"), ("cifar100", "cifar100.py"), ("imagenet", "imagenet.py")]
@@ -328,6 +329,9 @@ def rift_config(call, signatures, consts):
         vit = timm_vit_config(call, consts, os.path.join(wheel_dir(), "model_zoo", "architectures"))
         if vit:
             return vit
+        xcit = xcit_config(call, consts, os.path.join(wheel_dir(), "model_zoo", "architectures"), literal)
+        if xcit:
+            return xcit
     if call.callee.startswith("pt_models.") and name in TORCHVISION_RESNETS:
         return torchvision_config(call, consts)
     if call.callee == "timm.create_model" and timm_convnext_config(call, consts):

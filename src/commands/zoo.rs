@@ -278,6 +278,8 @@ pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option
         && detected.stage_channels == expected.stage_channels
         && detected.convnext == expected.convnext
         && detected.swin == expected.swin
+        // An XCiT's strides leave no trace in its keys: compare all the rest.
+        && detected.xcit.map(|c| c.unadapted()) == expected.xcit.map(|c| c.unadapted())
         // The PSSiLU network's keys say what it is; BoostingWideResNet's are a bias-free
         // WideResNet's, so its name is taken at its word.
         && (detected.wrn_variant == WrnVariant::PsSilu)
@@ -357,8 +359,8 @@ mod tests {
             // (`vit-b16-224`): its one entry of `blocks` is its depth.
             if let Some(depth) = e.depth {
                 let in_name = spec.name().contains(&depth.to_string());
-                let vit_depth =
-                    spec.family == Family::VisionTransformer && spec.blocks == [depth as usize];
+                let vit_depth = matches!(spec.family, Family::VisionTransformer | Family::Xcit)
+                    && spec.blocks == [depth as usize];
                 assert!(in_name || vit_depth, "{}", e.id());
             }
             assert_eq!(spec.width, e.width.unwrap_or(0), "{}", e.id());
@@ -368,8 +370,12 @@ mod tests {
             match e.activation.as_deref() {
                 // PSSiLU is the PSSiLU network's own, no `--activation` choice.
                 Some("pssilu") => assert_eq!(spec.wrn_variant, WrnVariant::PsSilu, "{}", e.id()),
-                // GELU is the ViT's own (timm's), no `--activation` choice either.
-                Some("gelu") => assert_eq!(spec.family, Family::VisionTransformer, "{}", e.id()),
+                // GELU is the ViT's and the XCiT's own (timm's), no `--activation` choice.
+                Some("gelu") => assert!(
+                    matches!(spec.family, Family::VisionTransformer | Family::Xcit),
+                    "{}",
+                    e.id()
+                ),
                 Some(a) => {
                     Activation::parse(a).unwrap_or_else(|err| panic!("{}: {err}", e.id()));
                 }

@@ -33,7 +33,7 @@ pub struct ZooEntry {
     pub architecture: String,
     /// rift's family (wrn, boosting-wrn, pssilu-wrn, dm-wrn, meansparse-dm-wrn,
     /// dm-preactresnet, ra-wrn, meansparse-ra-wrn, resnet, resnet-bottleneck, preactresnet,
-    /// tv-resnet, tv-resnet-bottleneck, vit, convnext, swin); absent when unsupported.
+    /// tv-resnet, tv-resnet-bottleneck, vit, convnext, swin, xcit, alexnet); absent when unsupported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     /// rift's `--arch` name.
@@ -213,6 +213,20 @@ impl ZooEntry {
                 dir = model_dir.display(),
             );
         }
+        // The XCiTs' constructors name unregistered timm models (see tools/zoo_xcit.py):
+        // `load_model` builds the registered one it derives from the entry's name, from
+        // timm's download, and saves no file.
+        if self.family.as_deref() == Some("xcit") {
+            return format!(
+                "--zoo {id}: no checkpoint at {path} (robustbench's cache path under --model-dir {dir}). rift never downloads, and robustbench keeps no file for this entry: timm downloads its weights; save them once in Python, `import torch; from robustbench.utils import load_model; torch.save(load_model('{name}', dataset='{dataset}', threat_model='{threat}').state_dict(), '{path}')`, or give the file with --checkpoint",
+                id = self.id(),
+                path = path.display(),
+                dir = model_dir.display(),
+                name = self.name,
+                dataset = self.dataset,
+                threat = self.threat,
+            );
+        }
         // A timm model robustbench registers (its DeiTs) comes from timm's own download,
         // which `load_model` returns without saving a file.
         let timm = self
@@ -366,7 +380,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            lookup("cifar10/Linf/Debenedetti2022Light_XCiT-S12"),
+            lookup("cifar10/Linf/Sehwag2021Proxy_ResNest152"),
             Err(ZooError::Unsupported { .. })
         ));
         assert!(matches!(

@@ -8,6 +8,7 @@ use super::ra_config::RaWideConfig;
 use super::swin_config::{self, SwinConfig};
 use super::tv_config;
 use super::vit_config::{self, VitConfig};
+use super::xcit_config::{self, XcitConfig};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArchSpec {
@@ -55,6 +56,9 @@ pub struct ArchSpec {
     /// Swin Transformer: widths, heads, patch, window and image size (Some exactly for
     /// that family; its blocks per stage are `blocks`).
     pub swin: Option<SwinConfig>,
+    /// XCiT: widths, blocks, heads and the patch embedding (Some exactly for that family;
+    /// `blocks` is `[depth]`, `width` and `feature_dim` the embedding width).
+    pub xcit: Option<XcitConfig>,
 }
 
 fn resnet_blocks(depth: usize) -> Option<(Vec<usize>, bool)> {
@@ -123,6 +127,7 @@ impl ArchSpec {
                 .swin
                 .as_ref()
                 .map_or("swin".into(), |c| c.name(&self.blocks)),
+            Family::Xcit => self.xcit.map_or("xcit".into(), |c| c.name()),
         }
     }
 
@@ -156,6 +161,7 @@ impl ArchSpec {
             vit: None,
             convnext: None,
             swin: None,
+            xcit: None,
         }
     }
 
@@ -180,6 +186,21 @@ impl ArchSpec {
         let mut spec = Self::with_defaults(Family::Swin, blocks, 0, num_classes, in_channels);
         spec.feature_dim = config.num_features();
         spec.swin = Some(config);
+        spec
+    }
+
+    /// The spec of an XCiT configuration (its classifier takes the embedding width).
+    pub(super) fn xcit(config: XcitConfig, num_classes: i64, in_channels: i64) -> ArchSpec {
+        let blocks = vec![config.depth];
+        let mut spec = Self::with_defaults(
+            Family::Xcit,
+            blocks,
+            config.embed_dim,
+            num_classes,
+            in_channels,
+        );
+        spec.feature_dim = config.embed_dim;
+        spec.xcit = Some(config);
         spec
     }
 
@@ -218,6 +239,16 @@ impl ArchSpec {
             let config = VitConfig::parse(rest)
                 .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
             return Ok(ArchSpec::vit(config, num_classes, in_channels));
+        }
+        if let Some(rest) = lower.strip_prefix(xcit_config::PREFIX) {
+            if width.is_some() {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} with --width (an XCiT's width is in its name)"
+                )));
+            }
+            let config = XcitConfig::parse(rest)
+                .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
+            return Ok(ArchSpec::xcit(config, num_classes, in_channels));
         }
         if let Some(rest) = lower.strip_prefix(tv_config::PREFIX) {
             let (family, blocks, per_group) = tv_config::parse(rest, width)
@@ -407,6 +438,7 @@ impl ArchSpec {
             Family::ConvNeXt => self.convnext.map_or(0, |c| c.dims[3]),
             Family::AlexNet => super::alexnet_config::HIDDEN,
             Family::Swin => self.swin.as_ref().map_or(0, SwinConfig::num_features),
+            Family::Xcit => self.xcit.map_or(0, |c| c.embed_dim),
         }
     }
 
@@ -418,6 +450,7 @@ impl ArchSpec {
                 | Family::TvResNetBottleneck
                 | Family::VisionTransformer
                 | Family::Swin
+                | Family::Xcit
         ) {
             // Global average pooling: any non-empty input gives the last stage's channels;
             // a ViT's class token is its width, a Swin's pooled tokens its last stage's (each

@@ -8,6 +8,7 @@ use super::robust_config;
 use super::swin_config;
 use super::tv_config;
 use super::vit_config::VitConfig;
+use super::xcit_config::XcitConfig;
 use std::collections::HashMap;
 
 /// Infers the architecture from state-dict keys and shapes (prefix already stripped).
@@ -29,6 +30,12 @@ pub fn detect_arch(shapes: &HashMap<String, Vec<usize>>) -> Result<ArchSpec, Str
         let mut spec = ArchSpec::with_defaults(family, blocks, 0, 10, in_channels);
         spec.stage_channels = Some(channels);
         spec.classifier_from(&shape, "fc")?;
+        return Ok(spec);
+    }
+    // Before the ViT: an XCiT has a `cls_token` and `blocks.N.attn.qkv` too.
+    if let Some((config, in_channels)) = XcitConfig::detect(&shape, &count_blocks)? {
+        let mut spec = ArchSpec::xcit(config, 10, in_channels);
+        spec.classifier_from(&shape, "head")?;
         return Ok(spec);
     }
     if let Some((config, in_channels)) = VitConfig::detect(&shape, &count_blocks)? {

@@ -35,6 +35,9 @@ pub enum Family {
     /// timm's Swin Transformer (`swin-b-p4-w7-224`, `swin.rs`), configured by
     /// `ArchSpec::swin`.
     Swin,
+    /// timm's `Xcit` (`xcit-s12-p16`, robustbench's Debenedetti2022Light: `xcit.rs`),
+    /// configured by `ArchSpec::xcit`.
+    Xcit,
 }
 
 impl Family {

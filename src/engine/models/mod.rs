@@ -33,6 +33,9 @@ mod tv_resnet;
 mod vit;
 mod vit_config;
 mod wide_resnet;
+mod xcit;
+mod xcit_cls;
+mod xcit_config;
 
 pub use arch::{Activation, ArchSpec, Family, WrnVariant};
 pub use compute::{Compute, Precision};

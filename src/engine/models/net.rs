@@ -8,7 +8,7 @@ use super::chain::{Chain, ChainNet, CutBlock};
 use super::error::ModelError;
 use super::layers::{KeyOrder, ModuleInfo};
 use super::{alexnet, convnext, dm_preact_resnet, dm_wide_resnet, preact_resnet, ra_wide_resnet};
-use super::{resnet, robust_resnet, swin, tv_resnet, vit, wide_resnet};
+use super::{resnet, robust_resnet, swin, tv_resnet, vit, wide_resnet, xcit};
 use tch::{nn, Tensor};
 
 /// A family's module tree, as the model uses it.
@@ -83,6 +83,20 @@ impl<B: CutBlock> Network for ChainNet<B> {
     }
 }
 
+impl Network for xcit::Xcit {
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        xcit::Xcit::forward(self, x, train)
+    }
+    fn chain(&self) -> Chain<'_> {
+        xcit::Xcit::chain(self)
+    }
+    fn feature_dim(&self, _h: i64, _w: i64) -> Option<i64> {
+        // Its classifier takes the class token, at any input size (positions are computed
+        // for the grid).
+        Some(self.embed_dim())
+    }
+}
+
 impl Network for vit::VisionTransformer {
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         vit::VisionTransformer::forward(self, x, train)
@@ -145,5 +159,6 @@ pub(super) fn build(
         Family::ConvNeXt => Box::new(convnext::ConvNext::new(root, keys, spec)?),
         Family::AlexNet => Box::new(alexnet::AlexNet::new(root, keys, spec)),
         Family::Swin => Box::new(swin::SwinTransformer::new(root, keys, spec)?),
+        Family::Xcit => Box::new(xcit::Xcit::new(root, keys, spec)?),
     })
 }
