@@ -16,7 +16,6 @@ mod common;
 
 use common::{assert_fast_equals_faithful, assert_mrc_matches_reference};
 use common::{mrc_scores, path_str, read_json, rift_ok, run_python};
-use std::path::Path;
 
 const BASE: &str = "imagenet/Linf/Liu2023Comprehensive_ConvNeXt-B";
 
@@ -38,12 +37,7 @@ save(net, os.path.join(out, "prefixed", id + ".pt"), "prefixed")
 logits_case(out, "prefixed", normalize_model(net), 2, 64, seed=12)
 "#;
 
-/// `rift predict --zoo id` on the case `name` (the file under DIR/NAME).
-fn predict_relative_diff(dir: &Path, name: &str, id: &str, arch: &str) -> f32 {
-    let models = dir.join(name);
-    let flags = ["--zoo", id, "--model-dir", path_str(&models)];
-    common::zoo_case::predict_relative_diff(dir, name, &flags, arch)
-}
+use common::zoo_case::zoo_relative_diff as predict_relative_diff;
 
 #[test]
 fn timm_convnext_base_through_the_zoo_equals_timm() {

@@ -10,9 +10,8 @@
 //! with shifted windows; a fine-tuned file loading back strictly into timm.
 mod common;
 
-use common::{assert_fast_equals_faithful, assert_mrc_matches_reference, max_abs_diff};
+use common::{assert_fast_equals_faithful, assert_mrc_matches_reference};
 use common::{mrc_scores, path_str, read_json, rift, rift_ok, run_python, stderr_of};
-use std::path::Path;
 
 const BASE: &str = "imagenet/Linf/Liu2023Comprehensive_Swin-B";
 
@@ -36,44 +35,12 @@ torch.save(state, os.path.join(out, "original", id + ".pt"))
 logits_case(out, "original", normalize_model(net), 2, 224, seed=12)
 "#;
 
-/// Largest |rift − PyTorch| over the largest |PyTorch logit| for the case `name` after
-/// `rift predict --zoo id`, which must say it ran `arch`.
-fn predict_relative_diff(dir: &Path, name: &str, id: &str, arch: &str) -> f32 {
-    let at = |s: &str| dir.join(format!("{name}.{s}"));
-    let run = rift(&[
-        "predict",
-        "--zoo",
-        id,
-        "--model-dir",
-        path_str(&dir.join(name)),
-        "--input",
-        path_str(&at("in.npy")),
-        "--output",
-        path_str(&at("rift.npy")),
-        "--device",
-        "cpu",
-    ]);
-    let said = stderr_of(&run);
-    assert!(run.status.success(), "{name}: {said}");
-    assert!(
-        said.contains(&format!("wrote {arch} logits")),
-        "{name}: {said}"
-    );
-    let reference = rift::engine::data::read_npy(&at("ref.npy")).unwrap();
-    let scale = reference
-        .to_f32()
-        .unwrap()
-        .iter()
-        .fold(0f32, |m, v| m.max(v.abs()));
-    max_abs_diff(&at("rift.npy"), &at("ref.npy")) / scale.max(1e-6)
-}
-
 #[test]
 fn timm_swin_base_through_the_zoo_equals_timm() {
     let dir = tempfile::tempdir().unwrap();
     run_python(MAKE_ZOO, &[path_str(dir.path()), BASE]);
     for layout in ["wrapped", "original"] {
-        let d = predict_relative_diff(dir.path(), layout, BASE, "swin-b-p4-w7-224");
+        let d = common::zoo_case::zoo_relative_diff(dir.path(), layout, BASE, "swin-b-p4-w7-224");
         eprintln!("{layout}: max |rift - timm| / max |timm| = {d:e}");
         assert!(d <= 1e-4, "{layout}: max |rift - timm| / max |timm| = {d}");
     }

@@ -35,3 +35,11 @@ pub fn predict_relative_diff(dir: &Path, case: &str, model: &[&str], arch: &str)
         .fold(0f32, |m, v| m.max(v.abs()));
     max_abs_diff(&output, &at("ref.npy")) / scale.max(1e-6)
 }
+
+/// `predict_relative_diff` through `--zoo id`, the entry's file under DIR/CASE in
+/// robustbench's layout (`CASE/<dataset>/<threat>/<name>.pt`).
+pub fn zoo_relative_diff(dir: &Path, case: &str, id: &str, arch: &str) -> f32 {
+    let models = dir.join(case);
+    let flags = ["--zoo", id, "--model-dir", path_str(&models)];
+    predict_relative_diff(dir, case, &flags, arch)
+}
