@@ -302,7 +302,8 @@ pub fn mrc_scores(v: &serde_json::Value) -> Vec<(String, f64, f64)> {
 /// Checks `rift mrc`'s scores (`mrc_scores` of its JSON, ascending) against the printed
 /// output of `tests/py/mrc_ref.py`'s `published_mrc` (`{name: [MRC, drop]}`): the same
 /// modules, every MRC within 2 % (plus 1e-4), every robust-accuracy drop within
-/// `drop_tolerance` points, and the same ranking (the reference sorted the same way).
+/// `drop_tolerance` points, and the same ranking up to ties (reference MRCs within that
+/// tolerance of each other).
 pub fn assert_mrc_matches_reference(
     ours: &[(String, f64, f64)],
     reference_json: &str,
@@ -326,11 +327,19 @@ pub fn assert_mrc_matches_reference(
             "{name}: drop {drop} vs torch {r_drop}"
         );
     }
-    let mut ref_order: Vec<(&String, f64)> = reference.iter().map(|(k, v)| (k, v[0])).collect();
-    ref_order.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let our_order: Vec<&String> = ours.iter().map(|s| &s.0).collect();
-    let ref_names: Vec<&String> = ref_order.iter().map(|s| s.0).collect();
-    assert_eq!(our_order, ref_names, "rankings differ");
+    // Two modules whose reference MRCs lie within that same tolerance of each other are a
+    // tie: either order is right (a tiny XCiT's q and k, that close, once swapped in CI).
+    let tie = |r: f64| 0.02 * r.abs() + 1e-4;
+    for (i, (earlier, _, _)) in ours.iter().enumerate() {
+        for (later, _, _) in &ours[i + 1..] {
+            let (r_earlier, r_later) = (reference[earlier][0], reference[later][0]);
+            assert!(
+                r_later >= r_earlier - tie(r_earlier),
+                "rankings differ: rift ranks {earlier} (torch {r_earlier}) below {later} \
+                 (torch {r_later})"
+            );
+        }
+    }
 }
 
 /// `rift run` on the demo model with small, fast settings (96 test samples, 64 for the
