@@ -29,7 +29,7 @@ pub struct ModelArgs {
 /// `--checkpoint` is optional).
 #[derive(Args, Debug, Clone)]
 pub struct ReadingArgs {
-    /// auto (infer from the checkpoint) or resnet18|resnet34|resnet50|preactresnet18|wrn-34-10|wrn-D-K.
+    /// auto (infer from the checkpoint) or a family name (resnet18, wrn-34-10, dm-wrn-70-16, vit-b16-224, convnext-base, swin-b-p4-w7-224, xcit-s12-p16, …; README "Models" lists every family, `rift inspect` prints a file's).
     #[arg(long, default_value = "auto")]
     pub arch: String,
     /// First-stage width of a ResNet (64 as published) or WRN widen factor, with --arch.

@@ -247,3 +247,185 @@ fn a_finetuned_swin_loads_back_into_timm() {
         "{changed:?}"
     );
 }
+
+const MIMIR_B: &str = "imagenet/Linf/Xu2024MIMIR_Swin-B";
+
+/// MIMIR's Swin-L layout at a fraction of its width (`mimir_swin.py`'s `w14`).
+const MIMIR_W14: &str = "swin-dim16-depths2.2.2.2-heads1.2.4.8-p4-w14-224-eps1e-6";
+
+/// MIMIR's `build_swin_base()` (robustbench's own class, Microsoft's layout with its
+/// buffers, no normalisation) under OUT/mimir where `--zoo` looks, and its narrow Swin-L
+/// layout as OUT/w14.pth; 2 images of 224×224 and MIMIR's logits for each.
+const MAKE_MIMIR: &str = r#"
+import sys, os, torch
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from mimir_swin import build
+from tv_resnet import logits_case
+torch.set_num_threads(2)
+out, id = sys.argv[1], sys.argv[2]
+net = build("base", seed=4)
+path = os.path.join(out, "mimir", id + ".pt")
+os.makedirs(os.path.dirname(path), exist_ok=True)
+assert any(k.endswith("attn_mask") for k in net.state_dict()), "Microsoft's layout saves its masks"
+torch.save(net.state_dict(), path)
+logits_case(out, "mimir", net, 2, 224, seed=13)
+w14 = build("w14", seed=5)
+torch.save(w14.state_dict(), os.path.join(out, "w14.pth"))
+logits_case(out, "w14", w14, 2, 224, seed=14)
+"#;
+
+#[test]
+fn mimir_swins_equal_robustbench() {
+    let dir = tempfile::tempdir().unwrap();
+    run_python(MAKE_MIMIR, &[path_str(dir.path()), MIMIR_B]);
+    let d = common::zoo_case::zoo_relative_diff(
+        dir.path(),
+        "mimir",
+        MIMIR_B,
+        "swin-b-p4-w7-224-eps1e-6",
+    );
+    eprintln!("MIMIR Swin-B: max |rift - torch| / max |torch| = {d:e}");
+    assert!(d <= 1e-4, "MIMIR Swin-B: {d}");
+    let w14 = dir.path().join("w14.pth");
+    let flags = [
+        "--checkpoint",
+        path_str(&w14),
+        "--arch",
+        MIMIR_W14,
+        "--normalize",
+        "none",
+    ];
+    let d = common::zoo_case::predict_relative_diff(dir.path(), "w14", &flags, MIMIR_W14);
+    eprintln!("MIMIR 14×14 windows: max |rift - torch| / max |torch| = {d:e}");
+    assert!(d <= 1e-4, "MIMIR 14×14 windows: {d}");
+    // The eps is MIMIR's own: timm's 1e-5 reads the same file ≥ 10× further off (47× here).
+    let timm_eps = MIMIR_W14.trim_end_matches("-eps1e-6");
+    let flags = [
+        "--checkpoint",
+        path_str(&w14),
+        "--arch",
+        timm_eps,
+        "--normalize",
+        "none",
+    ];
+    let off = common::zoo_case::predict_relative_diff(dir.path(), "w14", &flags, timm_eps);
+    assert!(off >= 10.0 * d, "eps 1e-5: {off}, eps 1e-6: {d}");
+
+    // The entries themselves: rift's names, no normalisation (MIMIR's model has none).
+    let out = rift_ok(&["zoo", "--dataset", "imagenet", "--supported", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for (name, arch) in [
+        ("Xu2024MIMIR_Swin-B", "swin-b-p4-w7-224-eps1e-6"),
+        ("Xu2024MIMIR_Swin-L", "swin-l-p4-w14-224-eps1e-6"),
+    ] {
+        let e = v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {out}"));
+        assert_eq!(e["arch"], arch, "{e}");
+        assert_eq!(e["normalize"], "none", "{e}");
+    }
+}
+
+/// MIMIR's class at 32×32 (`mimir_swin.py`'s `tiny`) as swin.pth in the stage tests' data
+/// directory, in Microsoft's layout.
+const PY_MIMIR_TINY: &str = r#"
+import sys, os, torch
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from zoo import dm_fixture
+from mimir_swin import build
+out = sys.argv[1]
+dm_fixture(out)
+torch.save(build("tiny", seed=8, num_classes=10).state_dict(), os.path.join(out, "swin.pth"))
+"#;
+
+/// The fine-tuned file loads strictly into MIMIR's class: Microsoft's layout, keys in its
+/// order, the masks and indices as saved, only the trained layer moved.
+const PY_MIMIR_LOADS_BACK: &str = r#"
+import sys, os, torch
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "py"))
+from mimir_swin import build
+mine = torch.load(sys.argv[1], weights_only=True)
+orig = torch.load(sys.argv[2], weights_only=True)
+net = build("tiny", seed=0, num_classes=10)
+net.load_state_dict(mine, strict=True)
+assert list(mine) == list(orig), "key order differs from MIMIR's"
+print(" ".join(k for k, v in mine.items() if not torch.equal(orig[k], v)))
+"#;
+
+#[test]
+fn a_finetuned_mimir_swin_is_written_in_its_own_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    run_python(PY_MIMIR_TINY, &[path_str(dir.path())]);
+    let (ckpt, saved) = (dir.path().join("swin.pth"), dir.path().join("swin-ft.pth"));
+    rift_ok(&[
+        "finetune",
+        "--checkpoint",
+        path_str(&ckpt),
+        "--arch",
+        "swin-dim16-depths2.2-heads2.4-p4-w4-32-eps1e-6",
+        "--normalize",
+        "none",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        path_str(dir.path()),
+        // rift names modules in timm ≥ 0.9's layout: stage 1's PatchMerging, which
+        // Microsoft's layout keeps at the end of stage 0.
+        "--layer",
+        "layers.1.downsample.reduction",
+        "--epochs",
+        "1",
+        "--lr",
+        "0.01",
+        "--limit",
+        "32",
+        "--save",
+        path_str(&saved),
+        "--device",
+        "cpu",
+    ]);
+    let changed = run_python(PY_MIMIR_LOADS_BACK, &[path_str(&saved), path_str(&ckpt)]);
+    assert_eq!(
+        changed.split_whitespace().collect::<Vec<_>>(),
+        ["layers.0.downsample.reduction.weight"]
+    );
+
+    // The fine-tuned file in Microsoft's layout is an endpoint of the α sweep, and the
+    // chosen model is written in that layout too.
+    let chosen = dir.path().join("chosen.pth");
+    rift_ok(&[
+        "interpolate",
+        "--checkpoint",
+        path_str(&ckpt),
+        "--arch",
+        "swin-dim16-depths2.2-heads2.4-p4-w4-32-eps1e-6",
+        "--normalize",
+        "none",
+        "--finetuned",
+        path_str(&saved),
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        path_str(dir.path()),
+        "--limit",
+        "32",
+        "--steps",
+        "1",
+        "--alphas",
+        "0,0.5,1",
+        "--save-chosen",
+        path_str(&chosen),
+        "--device",
+        "cpu",
+    ]);
+    let changed = run_python(PY_MIMIR_LOADS_BACK, &[path_str(&chosen), path_str(&ckpt)]);
+    assert!(
+        changed
+            .split_whitespace()
+            .all(|k| k == "layers.0.downsample.reduction.weight"),
+        "{changed}"
+    );
+}

@@ -5,6 +5,7 @@ or why rift cannot build it), and the literal evaluation they share. Split from
 zoo_table.py, which imports it, so that neither file runs long; it imports nothing of
 zoo_table's."""
 import ast
+import math
 import os
 import re
 
@@ -332,3 +333,47 @@ def timm_alexnet_config(call, consts):
         return None, f"AlexNet with {', '.join(other)} not implemented yet"
     return {"family": "alexnet", "arch": "alexnet", "classes": 1000,
             "normalize": {**TIMM_DEFAULT_STATS, "source": "normalize_timm_model"}}, None
+
+
+# timm's preset Swin sizes (src/engine/models/swin_config.rs `PRESETS`): (width, depths,
+# heads) → rift's letter.
+SWIN_PRESETS = {(96, (2, 2, 6, 2), (3, 6, 12, 24)): "t", (96, (2, 2, 18, 2), (3, 6, 12, 24)): "s",
+                (128, (2, 2, 18, 2), (4, 8, 16, 32)): "b", (192, (2, 2, 18, 2), (6, 12, 24, 48)): "l"}
+
+# What MIMIR's SwinTransformer (Microsoft's original code) computes as timm's does, and
+# must therefore be for rift to build it; `norm_layer` and the sizes are read, not fixed.
+MIMIR_FIXED = {"mlp_ratio": 4, "qkv_bias": True, "qk_scale": None, "drop_rate": 0.0,
+               "drop_path_rate": 0.0, "ape": False, "patch_norm": True, "in_chans": 3}
+
+
+def mimir_swin_config(call, arch_dir):
+    """(fields, reason, architecture text) for `build_swin_base|large` of robustbench's
+    `MIMIR_swin_transformer.py` (Xu2024MIMIR): the `SwinTransformer(...)` the builder
+    returns, read from its source, as rift's Swin with the builder's LayerNorm eps
+    (`swin-…-eps1e-6`); None when `call` is no such builder."""
+    path = os.path.join(arch_dir, "MIMIR_swin_transformer.py")
+    tree = ast.parse(open(path).read())
+    func = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == call.callee), None)
+    model = next((s.value for s in func.body if isinstance(s, ast.Assign)
+                  and ast.unparse(s.targets[0]) == "model"), None) if func else None
+    if not isinstance(model, ast.Call) or ast.unparse(model.func) != "SwinTransformer":
+        return None
+    kwargs = {k.arg: k.value for k in model.keywords}
+    text = "MIMIR_swin_transformer." + " ".join(ast.unparse(model).split())
+    norm = kwargs.pop("norm_layer", None)
+    eps = None
+    if isinstance(norm, ast.Call) and ast.unparse(norm.func) == "partial" \
+            and [ast.unparse(a) for a in norm.args] == ["nn.LayerNorm"]:
+        eps = {k.arg: literal(k.value, {}) for k in norm.keywords}.get("eps", 1e-5)
+    value = {k: literal(v, {}) for k, v in kwargs.items() if k != "use_checkpoint"}
+    odd = sorted(k for k, v in MIMIR_FIXED.items() if value.get(k, v) != v)
+    exponent = round(-math.log10(eps)) if eps else None
+    if eps is None or 10.0 ** -exponent != eps or odd:
+        return None, f"MIMIR's SwinTransformer with {', '.join(odd) or 'that norm_layer'} not implemented yet", text
+    dim, depths, heads = value["embed_dim"], tuple(value["depths"]), tuple(value["num_heads"])
+    size = SWIN_PRESETS.get((dim, depths, heads))
+    dotted = lambda v: ".".join(map(str, v))  # noqa: E731
+    size = size or f"dim{dim}-depths{dotted(depths)}-heads{dotted(heads)}"
+    tail = "" if exponent == 5 else f"-eps1e-{exponent}"
+    arch = f"swin-{size}-p{value['patch_size']}-w{value['window_size']}-{value['img_size']}{tail}"
+    return {"family": "swin", "arch": arch, "classes": value.get("num_classes", 1000)}, None, text

@@ -21,7 +21,7 @@ import re
 import sys
 
 from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
-from zoo_configs import convstem_config, convstem_vit_config, timm_alexnet_config, timm_convnext_config, timm_swin_config
+from zoo_configs import convstem_config, convstem_vit_config, mimir_swin_config, timm_alexnet_config, timm_convnext_config, timm_swin_config
 from zoo_ast import Call, assigned_call, bind, bind_all, callee_name, import_aliases, module_constants, parse
 from zoo_ast import signature, wheel_dir
 from zoo_xcit import xcit_config
@@ -141,7 +141,6 @@ UNSUPPORTED_CALLEES = [
     ("CifarResNeXt", "CIFAR ResNeXt (AugMix)"),
     ("ResNest152", "ResNeSt-152"),
     ("rebuffi_sodef", "SODEF (a neural ODE on a DM WideResNet)"),
-    ("build_swin", "MIMIR's own Swin transformer (Microsoft's layout; LayerNorm eps 1e-6, timm's 1e-5; Swin-L 14×14 windows)"),
 ]
 
 
@@ -467,6 +466,9 @@ def entry(dataset, threat, name, spec, classes, signatures, consts, file_factori
         fields, reason, architecture = factory_fields
     elif call.callee == "get_sparse_model":
         fields, reason, architecture = meansparse_config(call, signatures, consts)
+    elif call.callee.startswith("build_swin") and \
+            mimir_swin_config(call, os.path.join(wheel_dir(), "model_zoo", "architectures")):
+        fields, reason, architecture = mimir_swin_config(call, os.path.join(wheel_dir(), "model_zoo", "architectures"))
     else:
         fields, reason = rift_config(call, signatures, consts)
     if head == "hypersphere" and fields is not None and fields["family"] == "wrn":

@@ -139,7 +139,7 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     if let Some(msg) = &result.diverged {
         eprintln!("warning: {msg}");
     }
-    save_by_extension(&args.save, &model.state()?)?;
+    save_by_extension(&args.save, &model.file_state()?)?;
     println!(
         "fine-tuned {} ({} parameters); kept epoch {}; wrote {}",
         result.layers.join(", "),

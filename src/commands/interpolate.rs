@@ -242,7 +242,7 @@ pub fn interpolate(args: &InterpolateArgs) -> Result<()> {
     print_sweep(&result);
     if let Some(p) = &args.save_chosen {
         ends.apply(&model, result.chosen_alpha)?;
-        save_by_extension(p, &model.state()?)?;
+        save_by_extension(p, &model.file_state()?)?;
         eprintln!(
             "wrote the model at α = {} to {}",
             result.chosen_alpha,

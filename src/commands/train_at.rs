@@ -98,7 +98,7 @@ pub fn train_at(args: &TrainAtArgs) -> Result<()> {
                         o: &rift::engine::rift::finetune::optim::Sgd,
                         epoch: usize|
      -> Result<(), SaveError> {
-        let state = m.state()?;
+        let state = m.file_state()?;
         save_by_extension(&save, &state)?;
         let mut momentum: Vec<(String, RawTensor)> = Vec::new();
         for (n, b) in names.iter().zip(o.buffers()) {

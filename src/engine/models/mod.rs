@@ -13,6 +13,7 @@ mod dm_preact_resnet;
 mod dm_wide_resnet;
 mod error;
 mod family;
+pub mod file_layout;
 mod layer_norm;
 mod layers;
 mod mean_sparse;
@@ -48,6 +49,7 @@ pub use ra_config::{RaWideConfig, SeOrder, SqueezeExcite};
 use super::checkpoint::{Checkpoint, RawTensor};
 use super::tensors::{kind_of, to_raw, to_tensor};
 use compute::{to_channels_last, to_contiguous, Bf16Switch};
+use file_layout::FileLayout;
 use layers::KeyOrder;
 use net::Network;
 use std::collections::HashMap;
@@ -92,6 +94,8 @@ pub struct Model {
     compute: Compute,
     /// Shared with every Conv2d and Linear of `net`.
     bf16: Bf16Switch,
+    /// The layout of the file the model was read from, where it is not rift's.
+    file_layout: Option<FileLayout>,
 }
 
 impl Model {
@@ -170,6 +174,7 @@ impl Model {
             input_stats,
             compute: Compute::default(),
             bf16: keys.bf16,
+            file_layout: None,
         })
     }
 
@@ -200,8 +205,8 @@ impl Model {
         let (arch, width) = (choice.arch.as_deref(), choice.width);
         let path = ckpt.path.display().to_string();
         // A published Swin in timm's older layout loads as robustbench's
-        // `checkpoint_filter_fn` would load it.
-        let remapped = swin_config::timm_layout(&ckpt.tensors);
+        // `checkpoint_filter_fn` would load it, and is written back in that layout.
+        let (remapped, file_layout) = FileLayout::of(&ckpt.tensors).unzip();
         let tensors = remapped.as_deref().unwrap_or(&ckpt.tensors);
         let shapes: HashMap<String, Vec<usize>> = tensors
             .iter()
@@ -250,6 +255,7 @@ impl Model {
         // Loaded models start frozen (attacks need input gradients only); training code
         // unfreezes exactly what it trains.
         let mut model = model;
+        model.file_layout = file_layout;
         if model.spec.meansparse {
             model.keys = mean_sparse::head_key_order(model.keys, &ckpt.tensors);
         }
@@ -260,15 +266,17 @@ impl Model {
         Ok(model)
     }
 
-    /// Copies `tensors` into the model, refusing any key or shape mismatch (both ways).
-    /// Keys are copied in the model's order, which is the order PyTorch's
-    /// `load_state_dict` copies in: where several keys name one tensor (the PSSiLU network's
-    /// shared activation, `pssilu.rs`), the value kept is the one PyTorch keeps.
+    /// Copies `tensors` (in rift's layout or a published one, `file_layout.rs`) into the
+    /// model, refusing any key or shape mismatch (both ways). Keys are copied in the model's
+    /// order, which is the order PyTorch's `load_state_dict` copies in: where several keys
+    /// name one tensor (the PSSiLU network's shared activation, `pssilu.rs`), the value kept
+    /// is the one PyTorch keeps.
     pub fn load_state(
         &self,
         tensors: &[(String, RawTensor)],
         path: &str,
     ) -> Result<(), ModelError> {
+        let tensors = &*file_layout::in_rift_layout(tensors);
         let vars = self.vs.variables();
         if let Some(details) = state_diff::mismatch(&self.keys, &vars, tensors) {
             return Err(ModelError::StateMismatch {
@@ -299,6 +307,21 @@ impl Model {
             .iter()
             .map(|k| Ok((k.clone(), to_raw(&vars[k])?)))
             .collect()
+    }
+
+    /// The whole state in the layout of the file the model was read from (what rift
+    /// writes for PyTorch to load: `finetune --save`, a session's chosen model).
+    pub fn file_state(&self) -> Result<Vec<(String, RawTensor)>, ModelError> {
+        let state = self.state()?;
+        Ok(match &self.file_layout {
+            Some(layout) => layout.write_back(state),
+            None => state,
+        })
+    }
+
+    /// The layout of the file the model was read from, where it is not rift's.
+    pub fn file_layout(&self) -> Option<&FileLayout> {
+        self.file_layout.as_ref()
     }
 
     pub fn device(&self) -> Device {

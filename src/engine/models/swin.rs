@@ -19,8 +19,6 @@ use super::swin_config::SwinConfig;
 use super::{ArchSpec, ModelError};
 use tch::{nn, nn::Init, Device, Kind, Tensor};
 
-/// `nn.LayerNorm`'s default eps, which timm's Swin keeps.
-const LN_EPS: f64 = 1e-5;
 /// The MLP's hidden width over its input width.
 const MLP_RATIO: i64 = 4;
 /// What timm adds to the logits of token pairs from different regions of a shifted window.
@@ -152,9 +150,10 @@ impl SwinBlock {
         dim: i64,
         heads: i64,
         (w, shift, grid): (i64, i64, i64),
+        ln_eps: f64,
     ) -> Self {
         let attn = p / "attn";
-        let norm1 = LayerNorm::new(p / "norm1", keys, dim, LN_EPS);
+        let norm1 = LayerNorm::new(p / "norm1", keys, dim, ln_eps);
         let rows = (2 * w - 1) * (2 * w - 1);
         let table = attn.var(
             "relative_position_bias_table",
@@ -170,7 +169,7 @@ impl SwinBlock {
             table,
             qkv: Linear::new(&attn / "qkv", keys, dim, 3 * dim),
             proj: Linear::new(&attn / "proj", keys, dim, dim),
-            norm2: LayerNorm::new(p / "norm2", keys, dim, LN_EPS),
+            norm2: LayerNorm::new(p / "norm2", keys, dim, ln_eps),
             fc1: Linear::new(p / "mlp" / "fc1", keys, dim, MLP_RATIO * dim),
             fc2: Linear::new(p / "mlp" / "fc2", keys, MLP_RATIO * dim, dim),
             heads,
@@ -359,6 +358,7 @@ impl SwinTransformer {
         let config = spec.swin.clone().ok_or_else(|| {
             ModelError::BadInput(format!("{} has no Swin configuration", spec.name()))
         })?;
+        let ln_eps = config.ln_eps();
         let pe = p / "patch_embed";
         let embed = PatchEmbed {
             proj: Conv2d::patchify(
@@ -367,7 +367,7 @@ impl SwinTransformer {
                 (spec.in_channels, config.embed_dim),
                 config.patch,
             ),
-            norm: LayerNorm::new(&pe / "norm", keys, config.embed_dim, LN_EPS),
+            norm: LayerNorm::new(&pe / "norm", keys, config.embed_dim, ln_eps),
         };
         let mut stages = Vec::new();
         for (i, &n) in spec.blocks.iter().enumerate() {
@@ -376,7 +376,7 @@ impl SwinTransformer {
             let downsample = (i > 0).then(|| {
                 let ds = &layer / "downsample";
                 PatchMerging {
-                    norm: LayerNorm::new(&ds / "norm", keys, 2 * dim, LN_EPS),
+                    norm: LayerNorm::new(&ds / "norm", keys, 2 * dim, ln_eps),
                     reduction: Linear::with_bias(&ds / "reduction", keys, 2 * dim, dim, false),
                 }
             });
@@ -385,14 +385,15 @@ impl SwinTransformer {
                 .map(|j| {
                     let s = if j % 2 == 1 { shift } else { 0 };
                     let at = &layer / "blocks" / j;
-                    SwinBlock::new(&at, keys, dim, config.heads[i], (w, s, config.grid(i)))
+                    let geometry = (w, s, config.grid(i));
+                    SwinBlock::new(&at, keys, dim, config.heads[i], geometry, ln_eps)
                 })
                 .collect();
             stages.push(Stage { downsample, blocks });
         }
         let features = config.num_features();
         let head = PooledHead {
-            norm: LayerNorm::new(p / "norm", keys, features, LN_EPS),
+            norm: LayerNorm::new(p / "norm", keys, features, ln_eps),
         };
         let fc = Linear::new(p / "head" / "fc", keys, features, spec.num_classes);
         Ok(SwinTransformer {

@@ -7,9 +7,10 @@ pub const PREFIX: &str = "swin-";
 
 /// What a Swin's name says beyond its blocks per stage (`ArchSpec::blocks`, timm's
 /// `depths`): the first stage's width (each later stage doubles it), the heads per stage,
-/// the patch, the window and the one image size it takes. Everything else is timm's
-/// default: MLP ratio 4, q/k/v biases, LayerNorms with eps 1e-5, exact GELU, average
-/// pooling.
+/// the patch, the window, the one image size it takes and its LayerNorms' eps, 10^-`ln_eps_exp`
+/// (timm's 1e-5 unless the name ends `-eps1e-N`: MIMIR's builders pass 1e-6, which no shape
+/// tells, so its files need `--zoo` or that `--arch`). Everything else is timm's default: MLP
+/// ratio 4, q/k/v biases, exact GELU, average pooling.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SwinConfig {
     pub embed_dim: i64,
@@ -17,7 +18,11 @@ pub struct SwinConfig {
     pub patch: i64,
     pub window: i64,
     pub img_size: i64,
+    pub ln_eps_exp: i32,
 }
+
+/// `nn.LayerNorm`'s default eps, 1e-5, which timm's Swin keeps.
+pub const TIMM_LN_EPS_EXP: i32 = 5;
 
 /// timm's `swin_{tiny,small,base,large}_patch4_window7_224` sizes: letter, width, depths,
 /// heads.
@@ -58,9 +63,26 @@ impl SwinConfig {
         }
     }
 
+    /// What keys and shapes tell of the configuration: all but the LayerNorms' eps.
+    pub fn in_shapes(&self) -> SwinConfig {
+        SwinConfig {
+            ln_eps_exp: TIMM_LN_EPS_EXP,
+            ..self.clone()
+        }
+    }
+
+    /// The LayerNorms' eps.
+    pub fn ln_eps(&self) -> f64 {
+        10f64.powi(-self.ln_eps_exp)
+    }
+
     /// The canonical name (parses back to the same configuration).
     pub fn name(&self, blocks: &[usize]) -> String {
-        let tail = format!("p{}-w{}-{}", self.patch, self.window, self.img_size);
+        let eps = match self.ln_eps_exp {
+            TIMM_LN_EPS_EXP => String::new(),
+            e => format!("-eps1e-{e}"),
+        };
+        let tail = format!("p{}-w{}-{}{eps}", self.patch, self.window, self.img_size);
         if let Some((n, ..)) = PRESETS.iter().find(|(_, d, depths, heads)| {
             *d == self.embed_dim && depths.as_slice() == blocks && heads.as_slice() == self.heads
         }) {
@@ -83,12 +105,23 @@ fn dotted<T: std::str::FromStr + PartialOrd + Default>(text: &str) -> Option<Vec
 }
 
 /// Blocks per stage and the configuration of a name after `swin-`: `t|s|b|l-pP-wW-S`
-/// (timm's tiny, small, base, large) or `dimD-depthsA.B…-headsA.B…-pP-wW-S`.
-pub fn parse(rest: &str) -> Result<(Vec<usize>, SwinConfig), String> {
+/// (timm's tiny, small, base, large) or `dimD-depthsA.B…-headsA.B…-pP-wW-S`, either
+/// followed by `-eps1e-N` for LayerNorms of eps 10^-N.
+pub fn parse(name: &str) -> Result<(Vec<usize>, SwinConfig), String> {
     let bad = || {
         format!(
-            "`swin-{rest}`: timm's Swin Transformers are swin-t|s|b|l-pPATCH-wWINDOW-IMAGE (e.g. swin-b-p4-w7-224), and swin-dimD-depthsA.B.C.D-headsA.B.C.D-pPATCH-wWINDOW-IMAGE for any other layout"
+            "`swin-{name}`: timm's Swin Transformers are swin-t|s|b|l-pPATCH-wWINDOW-IMAGE (e.g. swin-b-p4-w7-224), and swin-dimD-depthsA.B.C.D-headsA.B.C.D-pPATCH-wWINDOW-IMAGE for any other layout, either followed by -eps1e-N for LayerNorms of eps 10^-N (MIMIR's: swin-b-p4-w7-224-eps1e-6)"
         )
+    };
+    let (rest, ln_eps_exp) = match name.rsplit_once("-eps1e-") {
+        Some((rest, e)) => (
+            rest,
+            e.parse::<i32>()
+                .ok()
+                .filter(|e| (1..=12).contains(e))
+                .ok_or_else(bad)?,
+        ),
+        None => (name, TIMM_LN_EPS_EXP),
     };
     let parts: Vec<&str> = rest.split('-').collect();
     let n = parts.len();
@@ -119,7 +152,7 @@ pub fn parse(rest: &str) -> Result<(Vec<usize>, SwinConfig), String> {
         _ => return Err(bad()),
     };
     if depths_heads_mismatch(&blocks, &heads) {
-        return Err(format!("`swin-{rest}`: one head count per stage is needed"));
+        return Err(format!("`swin-{name}`: one head count per stage is needed"));
     }
     let config = SwinConfig {
         embed_dim,
@@ -127,15 +160,16 @@ pub fn parse(rest: &str) -> Result<(Vec<usize>, SwinConfig), String> {
         patch,
         window,
         img_size,
+        ln_eps_exp,
     };
     if img_size % patch != 0 {
         return Err(format!(
-            "`swin-{rest}`: the image size {img_size} is not a multiple of the patch {patch}"
+            "`swin-{name}`: the image size {img_size} is not a multiple of the patch {patch}"
         ));
     }
     if let Some(i) = (0..blocks.len()).find(|&i| config.dim(i) % config.heads[i] != 0) {
         return Err(format!(
-            "`swin-{rest}`: stage {i}'s width {} is not a multiple of its {} heads",
+            "`swin-{name}`: stage {i}'s width {} is not a multiple of its {} heads",
             config.dim(i),
             config.heads[i]
         ));
@@ -196,24 +230,26 @@ pub fn detect(
         patch: proj[2],
         window,
         img_size,
+        ln_eps_exp: TIMM_LN_EPS_EXP,
     };
     Ok((blocks, config, proj[1]))
 }
 
-/// The keys robustbench's `checkpoint_filter_fn` would give a published Swin file, timm ≥
-/// 0.9's layout: the buffers older timm saved (`relative_position_index`, `attn_mask`, now
-/// non-persistent) dropped; in the original layout (`layers.0.downsample`: PatchMerging
-/// at the end of a stage, classifier `head`) each `layers.i.downsample` moved to stage
-/// i + 1 and `head` renamed `head.fc`. None when nothing changes (not a Swin, or already
-/// in timm's layout).
-pub fn timm_layout<T: Clone>(tensors: &[(String, T)]) -> Option<Vec<(String, T)>> {
-    let has = |k: &str| tensors.iter().any(|(n, _)| n == k);
+/// The names robustbench's `checkpoint_filter_fn` would give the keys of a published Swin
+/// file, in timm ≥ 0.9's layout, one per key: None for the buffers older code saved
+/// (`relative_position_index`, `attn_mask`, now non-persistent); in the original layout
+/// (timm < 0.9's and Microsoft's, MIMIR's: `layers.0.downsample`, PatchMerging at the end
+/// of a stage, classifier `head`) each `layers.i.downsample` moved to stage i + 1 and
+/// `head` renamed `head.fc`. None when nothing changes (not a Swin, or already in timm's
+/// layout).
+pub fn timm_names(keys: &[&str]) -> Option<Vec<Option<String>>> {
+    let has = |k: &str| keys.contains(&k);
     if !looks_like(&has) {
         return None;
     }
     let buffer = |k: &str| k.ends_with("relative_position_index") || k.ends_with("attn_mask");
     let old = has("layers.0.downsample.reduction.weight");
-    if !old && !tensors.iter().any(|(k, _)| buffer(k)) {
+    if !old && !keys.iter().any(|k| buffer(k)) {
         return None;
     }
     let rename = |k: &str| -> String {
@@ -233,10 +269,8 @@ pub fn timm_layout<T: Clone>(tensors: &[(String, T)]) -> Option<Vec<(String, T)>
         }
     };
     Some(
-        tensors
-            .iter()
-            .filter(|(k, _)| !buffer(k))
-            .map(|(k, t)| (rename(k), t.clone()))
+        keys.iter()
+            .map(|k| (!buffer(k)).then(|| rename(k)))
             .collect(),
     )
 }
@@ -252,6 +286,8 @@ mod tests {
             "b-p4-w7-224",
             "l-p4-w7-224",
             "dim16-depths2.2-heads1.2-p4-w4-32",
+            "l-p4-w14-224-eps1e-6",
+            "dim16-depths2.2-heads1.2-p4-w14-224-eps1e-6",
         ] {
             let (blocks, config) = parse(name).unwrap();
             assert_eq!(config.name(&blocks), format!("swin-{name}"));
@@ -285,21 +321,19 @@ mod tests {
             "layers.0.downsample.reduction.weight",
             "head.weight",
         ];
-        let tensors: Vec<(String, ())> = keys.iter().map(|k| (k.to_string(), ())).collect();
-        let out: Vec<String> = timm_layout(&tensors)
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        let out = timm_names(&keys).unwrap();
+        let name = |k: &str| Some(k.to_string());
         assert_eq!(
             out,
             [
-                "patch_embed.proj.weight",
-                "layers.0.blocks.0.attn.relative_position_bias_table",
-                "layers.1.downsample.reduction.weight",
-                "head.fc.weight"
+                name("patch_embed.proj.weight"),
+                name("layers.0.blocks.0.attn.relative_position_bias_table"),
+                None,
+                None,
+                name("layers.1.downsample.reduction.weight"),
+                name("head.fc.weight")
             ]
         );
-        assert!(timm_layout(&tensors[..2]).is_none());
+        assert!(timm_names(&keys[..2]).is_none());
     }
 }

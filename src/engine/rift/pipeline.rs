@@ -595,10 +595,11 @@ impl Pipeline {
     }
 }
 
-/// Writes θ(α) of `ends` as `chosen.pth` and `chosen.safetensors` in `dir`.
+/// Writes θ(α) of `ends` as `chosen.pth` and `chosen.safetensors` in `dir`, in the layout of
+/// the AT model's file.
 pub fn write_chosen_files(ends: &Endpoints, alpha: f64, dir: &Path) -> Result<ChosenWeights> {
     crate::engine::files::create_dir(dir)?;
-    let state = ends.state_at(alpha)?;
+    let state = ends.file_state_at(alpha)?;
     let chosen = ChosenWeights {
         alpha,
         pth: "chosen.pth".into(),

@@ -9,6 +9,7 @@ use crate::engine::attack::{AttackError, PgdConfig};
 use crate::engine::checkpoint::RawTensor;
 use crate::engine::data::ImageSet;
 use crate::engine::eval::{evaluate, EvalPlan};
+use crate::engine::models::file_layout::{in_rift_layout, FileLayout};
 use crate::engine::models::Model;
 use crate::engine::rift::events::{Event, Sink, Stage};
 use crate::engine::rift::mrc::results::{InterpolationResult, SweepPoint};
@@ -29,19 +30,23 @@ pub enum InterpolateError {
     Torch(#[from] tch::TchError),
 }
 
-/// The two endpoints, resident on the model's device, in the model's key order.
+/// The two endpoints, resident on the model's device, in the model's key order, and the
+/// layout of the AT model's file (`file_state_at` writes in it).
 pub struct Endpoints {
     keys: Vec<String>,
     at: Vec<Tensor>,
     ft: Vec<Tensor>,
+    layout: Option<FileLayout>,
 }
 
 impl Endpoints {
-    /// From the AT model's current state and a fine-tuned state with the same keys/shapes.
+    /// From the AT model's current state and a fine-tuned state with the same keys/shapes
+    /// (in rift's layout or the AT file's).
     pub fn new(
         model: &Model,
         finetuned: &[(String, RawTensor)],
     ) -> Result<Endpoints, InterpolateError> {
+        let finetuned = &*in_rift_layout(finetuned);
         let vars = model.var_store().variables();
         let mut at = Vec::new();
         let mut ft = Vec::new();
@@ -79,6 +84,7 @@ impl Endpoints {
             keys: model.keys().to_vec(),
             at,
             ft,
+            layout: model.file_layout().cloned(),
         })
     }
 
@@ -91,6 +97,7 @@ impl Endpoints {
             keys: self.keys.clone(),
             at: copy(&self.at)?,
             ft: copy(&self.ft)?,
+            layout: self.layout.clone(),
         })
     }
 
@@ -114,6 +121,16 @@ impl Endpoints {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// `state_at` in the layout of the AT model's file (`Model::file_state`): what rift
+    /// writes for PyTorch to load.
+    pub fn file_state_at(&self, alpha: f64) -> Result<Vec<(String, RawTensor)>, InterpolateError> {
+        let state = self.state_at(alpha)?;
+        Ok(match &self.layout {
+            Some(layout) => layout.write_back(state),
+            None => state,
+        })
     }
 
     /// Hands each key's θ(α) = (1 − α)·AT + α·FT to `take` (integer buffers such as batch
@@ -150,6 +167,7 @@ impl Endpoints {
             keys: self.keys.clone(),
             at: share(&self.at),
             ft: share(&self.ft),
+            layout: self.layout.clone(),
         }
     }
 }
