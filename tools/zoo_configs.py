@@ -377,3 +377,32 @@ def mimir_swin_config(call, arch_dir):
     tail = "" if exponent == 5 else f"-eps1e-{exponent}"
     arch = f"swin-{size}-p{value['patch_size']}-w{value['window_size']}-{value['img_size']}{tail}"
     return {"family": "swin", "arch": arch, "classes": value.get("num_classes", 1000)}, None, text
+
+
+def meansparse_swin_config(tree, factory, call):
+    """(fields, reason) for the MeanSparse Swin factory of robustbench's
+    `Meansparse_swin_L.py` (`swin_large_patch4_window7_224_with_MeanSparse`, tree `tree`):
+    the sizes its `model_args` give timm's SwinTransformer (the file's copy, with MeanSparse
+    ops in every block) and the statistics of the `ImageNormalizer` it wraps the network
+    in. rift's `swin-…-meansparse`."""
+    func = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == factory), None)
+    args = next((s.value for s in func.body if isinstance(s, ast.Assign)
+                 and ast.unparse(s.targets[0]) == "model_args"), None) if func else None
+    if not isinstance(args, ast.Call) or ast.unparse(args.func) != "dict":
+        return None, f"MeanSparse Swin factory `{factory}` not understood"
+    value = {k.arg: literal(k.value, {}) for k in args.keywords}
+    extra = sorted({k.arg for k in call.keywords} - {"pretrained", "pretrained_cfg", "pretrained_cfg_overlay"})
+    if extra or set(value) - {"patch_size", "window_size", "embed_dim", "depths", "num_heads"}:
+        return None, f"MeanSparse Swin with {', '.join(extra or sorted(value))} not implemented yet"
+    norm = next((n for n in ast.walk(func) if isinstance(n, ast.Call)
+                 and ast.unparse(n.func) == "ImageNormalizer"), None)
+    if norm is None:
+        return None, "MeanSparse Swin without its ImageNormalizer not understood"
+    stats = {k.arg: literal(k.value, {}) for k in norm.keywords}
+    dim, depths, heads = value["embed_dim"], tuple(value["depths"]), tuple(value["num_heads"])
+    dotted = lambda v: ".".join(map(str, v))  # noqa: E731
+    size = SWIN_PRESETS.get((dim, depths, heads)) or f"dim{dim}-depths{dotted(depths)}-heads{dotted(heads)}"
+    arch = f"swin-{size}-p{value['patch_size']}-w{value['window_size']}-224-meansparse"
+    return {"family": "swin", "arch": arch, "classes": 1000,
+            "normalize": {"mean": list(stats["mean"]), "std": list(stats["std"]),
+                          "source": "ImageNormalizer"}}, None

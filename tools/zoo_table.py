@@ -21,7 +21,7 @@ import re
 import sys
 
 from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
-from zoo_configs import convstem_config, convstem_vit_config, mimir_swin_config, timm_alexnet_config, timm_convnext_config, timm_swin_config
+from zoo_configs import convstem_config, convstem_vit_config, meansparse_swin_config, mimir_swin_config, timm_alexnet_config, timm_convnext_config, timm_swin_config
 from zoo_ast import Call, assigned_call, bind, bind_all, callee_name, import_aliases, module_constants, parse
 from zoo_ast import signature, wheel_dir
 from zoo_xcit import xcit_config
@@ -228,6 +228,8 @@ def meansparse_config(call, signatures, consts):
         return None, f"MeanSparse around {inner and ast.unparse(inner)} not implemented yet", call.text()
     file, cls, node = found
     tree = parse(os.path.join(arch_dir, file + ".py"))
+    if file == "Meansparse_swin_L":
+        return meansparse_swin_config(tree, cls, node) + (f"{file}.{ast.unparse(node)}",)
     sigs = {n.name: signature(m) for n in tree.body if isinstance(n, ast.ClassDef)
             for m in n.body if isinstance(m, ast.FunctionDef) and m.name == "__init__"}
     fake = ast.Call(func=ast.Name(id=cls), args=node.args, keywords=node.keywords)

@@ -9,12 +9,17 @@
 //! around → `attn.proj` → windows merged, shift undone, residual; `norm2` → `mlp.fc1` →
 //! exact GELU → `mlp.fc2`, residual); the final `norm`, average pooling over tokens and
 //! `head.fc`. The relative position index and the masks are computed here, as timm ≥ 0.9
-//! does (non-persistent buffers; `swin_config::timm_layout` drops older files' copies).
+//! does (non-persistent buffers; `swin_config::timm_names` drops older files' copies).
+//! robustbench's MeanSparse Swin (`Meansparse_swin_L.py`, `SwinConfig::meansparse`) adds
+//! four `MeanSparse` ops per block (`mean_sparse.rs`, over channels): `meansparse1` after the
+//! attention residual, `meansparse2` after the MLP residual, `mlp.meansparse1` between
+//! `mlp.fc1` and its GELU, `mlp.meansparse2` after `mlp.fc2`.
 //! Dropout and drop-path are identities at inference and in the zoo's models; there is no
 //! BatchNorm, so `train` changes nothing. Tensors stay N×H×W×C throughout, as in timm.
 use super::chain::{Chain, ChainHead, CutBlock, Head, Stem};
 use super::layer_norm::LayerNorm;
 use super::layers::{Conv2d, KeyOrder, Linear, ModuleInfo};
+use super::mean_sparse::MeanSparse;
 use super::swin_config::SwinConfig;
 use super::{ArchSpec, ModelError};
 use tch::{nn, nn::Init, Device, Kind, Tensor};
@@ -89,6 +94,26 @@ impl CutBlock for PatchMerging {
     }
 }
 
+/// The MeanSparse Swin's four ops of one block (robustbench's names).
+struct BlockSparse {
+    /// `meansparse1`: after the attention residual.
+    attn_out: MeanSparse,
+    /// `meansparse2`: after the MLP residual.
+    block_out: MeanSparse,
+    /// `mlp.meansparse1`: between `mlp.fc1` and the GELU.
+    hidden: MeanSparse,
+    /// `mlp.meansparse2`: after `mlp.fc2`.
+    mlp_out: MeanSparse,
+}
+
+/// `op` over channels-last `x` where the network has it.
+fn sparse(op: Option<&MeanSparse>, x: Tensor) -> Tensor {
+    match op {
+        Some(op) => op.forward_channels_last(&x),
+        None => x,
+    }
+}
+
 /// `layers.i.blocks.j`: timm's SwinTransformerBlock.
 pub struct SwinBlock {
     norm1: LayerNorm,
@@ -98,6 +123,7 @@ pub struct SwinBlock {
     norm2: LayerNorm,
     fc1: Linear,
     fc2: Linear,
+    sparse: Option<BlockSparse>,
     heads: i64,
     window: i64,
     shift: i64,
@@ -150,10 +176,11 @@ impl SwinBlock {
         dim: i64,
         heads: i64,
         (w, shift, grid): (i64, i64, i64),
-        ln_eps: f64,
+        (ln_eps, meansparse): (f64, bool),
     ) -> Self {
         let attn = p / "attn";
         let norm1 = LayerNorm::new(p / "norm1", keys, dim, ln_eps);
+        let attn_out = meansparse.then(|| MeanSparse::new(p / "meansparse1", keys, dim));
         let rows = (2 * w - 1) * (2 * w - 1);
         let table = attn.var(
             "relative_position_bias_table",
@@ -164,14 +191,28 @@ impl SwinBlock {
             },
         );
         keys.push(&attn, "relative_position_bias_table");
+        let qkv = Linear::new(&attn / "qkv", keys, dim, 3 * dim);
+        let proj = Linear::new(&attn / "proj", keys, dim, dim);
+        let norm2 = LayerNorm::new(p / "norm2", keys, dim, ln_eps);
+        let block_out = meansparse.then(|| MeanSparse::new(p / "meansparse2", keys, dim));
+        let mlp = p / "mlp";
+        let fc1 = Linear::new(&mlp / "fc1", keys, dim, MLP_RATIO * dim);
+        let fc2 = Linear::new(&mlp / "fc2", keys, MLP_RATIO * dim, dim);
+        let sparse = meansparse.then(|| BlockSparse {
+            attn_out: attn_out.expect("made when meansparse"),
+            block_out: block_out.expect("made when meansparse"),
+            hidden: MeanSparse::new(&mlp / "meansparse1", keys, MLP_RATIO * dim),
+            mlp_out: MeanSparse::new(&mlp / "meansparse2", keys, dim),
+        });
         SwinBlock {
             norm1,
             table,
-            qkv: Linear::new(&attn / "qkv", keys, dim, 3 * dim),
-            proj: Linear::new(&attn / "proj", keys, dim, dim),
-            norm2: LayerNorm::new(p / "norm2", keys, dim, ln_eps),
-            fc1: Linear::new(p / "mlp" / "fc1", keys, dim, MLP_RATIO * dim),
-            fc2: Linear::new(p / "mlp" / "fc2", keys, MLP_RATIO * dim, dim),
+            qkv,
+            proj,
+            norm2,
+            fc1,
+            fc2,
+            sparse,
             heads,
             window: w,
             shift,
@@ -258,17 +299,38 @@ impl SwinBlock {
         }
     }
 
+    fn op(&self, pick: fn(&BlockSparse) -> &MeanSparse) -> Option<&MeanSparse> {
+        self.sparse.as_ref().map(pick)
+    }
+
+    /// The GELU of `mlp.fc1`'s output (`fc1_out`), snapped first where MeanSparse is.
+    fn activate(&self, fc1_out: Tensor) -> Tensor {
+        sparse(self.op(|s| &s.hidden), fc1_out).gelu("none")
+    }
+
     fn hidden(&self, x: &Tensor) -> Tensor {
-        self.fc1.forward(&self.norm2.forward(x)).gelu("none")
+        self.activate(self.fc1.forward(&self.norm2.forward(x)))
+    }
+
+    /// The block's output from the MLP's residual input `x` and `mlp.fc2`'s input.
+    fn close(&self, x: &Tensor, hidden: &Tensor) -> Tensor {
+        let mlp = sparse(self.op(|s| &s.mlp_out), self.fc2.forward(hidden));
+        sparse(self.op(|s| &s.block_out), x + mlp)
     }
 
     fn mlp_residual(&self, x: &Tensor) -> Tensor {
-        x + self.fc2.forward(&self.hidden(x))
+        self.close(x, &self.hidden(x))
+    }
+
+    /// The attention residual from the block input `x` and the attention branch's output.
+    fn attention_residual(&self, x: &Tensor, branch: Tensor) -> Tensor {
+        sparse(self.op(|s| &s.attn_out), x + branch)
     }
 
     fn after_attention(&self, x: &Tensor) -> Tensor {
         let windows = self.windows(&self.norm1.forward(x));
-        x + self.unwindow(&self.proj.forward(&self.attend(&windows)), x)
+        let branch = self.unwindow(&self.proj.forward(&self.attend(&windows)), x);
+        self.attention_residual(x, branch)
     }
 }
 
@@ -305,11 +367,14 @@ impl CutBlock for SwinBlock {
         match leaf {
             "attn.qkv" => {
                 let branch = self.unwindow(&self.proj.forward(&self.attend(cut)), x);
-                self.mlp_residual(&(x + branch))
+                self.mlp_residual(&self.attention_residual(x, branch))
             }
-            "attn.proj" => self.mlp_residual(&(x + self.unwindow(&self.proj.forward(cut), x))),
-            "mlp.fc1" => x + self.fc2.forward(&self.fc1.forward(cut).gelu("none")),
-            _ => x + self.fc2.forward(cut),
+            "attn.proj" => {
+                let branch = self.unwindow(&self.proj.forward(cut), x);
+                self.mlp_residual(&self.attention_residual(x, branch))
+            }
+            "mlp.fc1" => self.close(x, &self.activate(self.fc1.forward(cut))),
+            _ => self.close(x, cut),
         }
     }
 
@@ -386,7 +451,8 @@ impl SwinTransformer {
                     let s = if j % 2 == 1 { shift } else { 0 };
                     let at = &layer / "blocks" / j;
                     let geometry = (w, s, config.grid(i));
-                    SwinBlock::new(&at, keys, dim, config.heads[i], geometry, ln_eps)
+                    let norms = (ln_eps, config.meansparse);
+                    SwinBlock::new(&at, keys, dim, config.heads[i], geometry, norms)
                 })
                 .collect();
             stages.push(Stage { downsample, blocks });

@@ -9,8 +9,10 @@ pub const PREFIX: &str = "swin-";
 /// `depths`): the first stage's width (each later stage doubles it), the heads per stage,
 /// the patch, the window, the one image size it takes and its LayerNorms' eps, 10^-`ln_eps_exp`
 /// (timm's 1e-5 unless the name ends `-eps1e-N`: MIMIR's builders pass 1e-6, which no shape
-/// tells, so its files need `--zoo` or that `--arch`). Everything else is timm's default: MLP
-/// ratio 4, q/k/v biases, exact GELU, average pooling.
+/// tells, so its files need `--zoo` or that `--arch`), and whether it is robustbench's
+/// MeanSparse Swin (`-meansparse`, Amini2024MeanSparse_Swin-L: `Meansparse_swin_L.py`).
+/// Everything else is timm's default: MLP ratio 4, q/k/v biases, exact GELU, average
+/// pooling.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SwinConfig {
     pub embed_dim: i64,
@@ -19,7 +21,11 @@ pub struct SwinConfig {
     pub window: i64,
     pub img_size: i64,
     pub ln_eps_exp: i32,
+    pub meansparse: bool,
 }
+
+/// The name's suffix of the MeanSparse Swin.
+const MEANSPARSE: &str = "-meansparse";
 
 /// `nn.LayerNorm`'s default eps, 1e-5, which timm's Swin keeps.
 pub const TIMM_LN_EPS_EXP: i32 = 5;
@@ -82,7 +88,11 @@ impl SwinConfig {
             TIMM_LN_EPS_EXP => String::new(),
             e => format!("-eps1e-{e}"),
         };
-        let tail = format!("p{}-w{}-{}{eps}", self.patch, self.window, self.img_size);
+        let sparse = if self.meansparse { MEANSPARSE } else { "" };
+        let tail = format!(
+            "p{}-w{}-{}{eps}{sparse}",
+            self.patch, self.window, self.img_size
+        );
         if let Some((n, ..)) = PRESETS.iter().find(|(_, d, depths, heads)| {
             *d == self.embed_dim && depths.as_slice() == blocks && heads.as_slice() == self.heads
         }) {
@@ -106,14 +116,19 @@ fn dotted<T: std::str::FromStr + PartialOrd + Default>(text: &str) -> Option<Vec
 
 /// Blocks per stage and the configuration of a name after `swin-`: `t|s|b|l-pP-wW-S`
 /// (timm's tiny, small, base, large) or `dimD-depthsA.B…-headsA.B…-pP-wW-S`, either
-/// followed by `-eps1e-N` for LayerNorms of eps 10^-N.
+/// followed by `-eps1e-N` for LayerNorms of eps 10^-N, then `-meansparse` for robustbench's
+/// MeanSparse Swin.
 pub fn parse(name: &str) -> Result<(Vec<usize>, SwinConfig), String> {
     let bad = || {
         format!(
-            "`swin-{name}`: timm's Swin Transformers are swin-t|s|b|l-pPATCH-wWINDOW-IMAGE (e.g. swin-b-p4-w7-224), and swin-dimD-depthsA.B.C.D-headsA.B.C.D-pPATCH-wWINDOW-IMAGE for any other layout, either followed by -eps1e-N for LayerNorms of eps 10^-N (MIMIR's: swin-b-p4-w7-224-eps1e-6)"
+            "`swin-{name}`: timm's Swin Transformers are swin-t|s|b|l-pPATCH-wWINDOW-IMAGE (e.g. swin-b-p4-w7-224), and swin-dimD-depthsA.B.C.D-headsA.B.C.D-pPATCH-wWINDOW-IMAGE for any other layout, either followed by -eps1e-N for LayerNorms of eps 10^-N (MIMIR's: swin-b-p4-w7-224-eps1e-6), then -meansparse for robustbench's MeanSparse Swin (swin-l-p4-w7-224-meansparse)"
         )
     };
-    let (rest, ln_eps_exp) = match name.rsplit_once("-eps1e-") {
+    let (rest, meansparse) = match name.strip_suffix(MEANSPARSE) {
+        Some(rest) => (rest, true),
+        None => (name, false),
+    };
+    let (rest, ln_eps_exp) = match rest.rsplit_once("-eps1e-") {
         Some((rest, e)) => (
             rest,
             e.parse::<i32>()
@@ -121,7 +136,7 @@ pub fn parse(name: &str) -> Result<(Vec<usize>, SwinConfig), String> {
                 .filter(|e| (1..=12).contains(e))
                 .ok_or_else(bad)?,
         ),
-        None => (name, TIMM_LN_EPS_EXP),
+        None => (rest, TIMM_LN_EPS_EXP),
     };
     let parts: Vec<&str> = rest.split('-').collect();
     let n = parts.len();
@@ -161,6 +176,7 @@ pub fn parse(name: &str) -> Result<(Vec<usize>, SwinConfig), String> {
         window,
         img_size,
         ln_eps_exp,
+        meansparse,
     };
     if img_size % patch != 0 {
         return Err(format!(
@@ -231,6 +247,7 @@ pub fn detect(
         window,
         img_size,
         ln_eps_exp: TIMM_LN_EPS_EXP,
+        meansparse: shape("layers.0.blocks.0.meansparse1.running_mean").is_some(),
     };
     Ok((blocks, config, proj[1]))
 }
@@ -288,6 +305,8 @@ mod tests {
             "dim16-depths2.2-heads1.2-p4-w4-32",
             "l-p4-w14-224-eps1e-6",
             "dim16-depths2.2-heads1.2-p4-w14-224-eps1e-6",
+            "l-p4-w7-224-meansparse",
+            "dim16-depths2.2-heads1.2-p4-w4-32-eps1e-6-meansparse",
         ] {
             let (blocks, config) = parse(name).unwrap();
             assert_eq!(config.name(&blocks), format!("swin-{name}"));
