@@ -14,8 +14,7 @@
 //! (`dm_fixture`, 32×32, 10 classes).
 mod common;
 
-use common::{assert_fast_equals_faithful, assert_mrc_matches_reference};
-use common::{mrc_scores, path_str, read_json, rift_ok, run_python};
+use common::{path_str, read_json, rift_ok, run_python};
 
 const BASE: &str = "imagenet/Linf/Liu2023Comprehensive_ConvNeXt-B";
 
@@ -161,24 +160,8 @@ const MODULES: &str = "stem.0,stages.0.blocks.0.conv_dw,stages.0.blocks.0.mlp.fc
 fn mrc_on_a_timm_convnext_matches_pytorch_and_the_fast_path() {
     let dir = tempfile::tempdir().unwrap();
     let reference = run_python(PY_MRC, &[path_str(dir.path()), "tiny", MODULES]);
-    let ours = mrc_scores(&common::zoo_mrc_json(
-        dir.path(),
-        "cnx.pth",
-        MODULES,
-        "faithful",
-        &[],
-    ));
-    assert_eq!(ours.len(), 8);
     // At most one of the 32 samples may land on the other side of a decision boundary.
-    assert_mrc_matches_reference(&ours, &reference, 3.2);
-    let fast = mrc_scores(&common::zoo_mrc_json(
-        dir.path(),
-        "cnx.pth",
-        MODULES,
-        "fast",
-        &["--fast"],
-    ));
-    assert_fast_equals_faithful(&fast, &ours);
+    common::zoo_case::assert_mrc_and_fast(dir.path(), "cnx.pth", (MODULES, 8), &[], &reference);
 }
 
 /// `rift finetune` of one MLP layer of the tiny ConvNeXt (`normalize_model`'s layout): the
@@ -207,28 +190,14 @@ fn a_finetuned_convnext_loads_back_into_timm() {
     let dir = tempfile::tempdir().unwrap();
     run_python(PY_MRC, &[path_str(dir.path()), "tiny"]);
     let (ckpt, saved) = (dir.path().join("cnx.pth"), dir.path().join("cnx-ft.pth"));
-    rift_ok(&[
-        "finetune",
-        "--checkpoint",
-        path_str(&ckpt),
-        "--dataset",
-        "cifar10",
-        "--data-dir",
-        path_str(dir.path()),
-        "--layer",
+    let model = [];
+    let changed = common::zoo_case::finetune_loads_back(
+        dir.path(),
+        (&ckpt, &model),
         "stages.1.blocks.0.mlp.fc1",
-        "--epochs",
-        "1",
-        "--lr",
-        "0.01",
-        "--limit",
-        "32",
-        "--save",
-        path_str(&saved),
-        "--device",
-        "cpu",
-    ]);
-    let changed = run_python(PY_LOADS_BACK, &[path_str(&saved), path_str(&ckpt)]);
+        &saved,
+        PY_LOADS_BACK,
+    );
     let changed: Vec<&str> = changed.split_whitespace().collect();
     assert!(
         changed.contains(&"stages.1.blocks.0.mlp.fc1.weight"),
@@ -306,23 +275,13 @@ fn mrc_on_a_convstem_convnext_matches_pytorch_and_the_fast_path() {
         PY_MRC,
         &[path_str(dir.path()), "tiny_convstem", CONVSTEM_MODULES],
     );
-    let ours = mrc_scores(&common::zoo_mrc_json(
+    common::zoo_case::assert_mrc_and_fast(
         dir.path(),
         "cnx.pth",
-        CONVSTEM_MODULES,
-        "faithful",
+        (CONVSTEM_MODULES, 7),
         &[],
-    ));
-    assert_eq!(ours.len(), 7);
-    assert_mrc_matches_reference(&ours, &reference, 3.2);
-    let fast = mrc_scores(&common::zoo_mrc_json(
-        dir.path(),
-        "cnx.pth",
-        CONVSTEM_MODULES,
-        "fast",
-        &["--fast"],
-    ));
-    assert_fast_equals_faithful(&fast, &ours);
+        &reference,
+    );
 }
 
 const MEANSPARSE_L: &str = "imagenet/Linf/Amini2024MeanSparse_ConvNeXt-L";
@@ -388,21 +347,5 @@ fn mrc_on_a_meansparse_convnext_matches_pytorch_and_the_fast_path() {
     let dir = tempfile::tempdir().unwrap();
     let modules = "stem.0,stages.0.blocks.0.mlp.fc1,stages.0.blocks.0.mlp.fc2,stages.3.blocks.0.conv_dw,head.fc";
     let reference = run_python(PY_MRC, &[path_str(dir.path()), "tiny_meansparse", modules]);
-    let ours = mrc_scores(&common::zoo_mrc_json(
-        dir.path(),
-        "cnx.pth",
-        modules,
-        "faithful",
-        &[],
-    ));
-    assert_eq!(ours.len(), 5);
-    assert_mrc_matches_reference(&ours, &reference, 3.2);
-    let fast = mrc_scores(&common::zoo_mrc_json(
-        dir.path(),
-        "cnx.pth",
-        modules,
-        "fast",
-        &["--fast"],
-    ));
-    assert_fast_equals_faithful(&fast, &ours);
+    common::zoo_case::assert_mrc_and_fast(dir.path(), "cnx.pth", (modules, 5), &[], &reference);
 }

@@ -70,12 +70,13 @@ fn every_supported_architecture_of_the_table_predicts_as_robustbench_builds_it()
 
     let entries = zoo::entries().unwrap();
     // The timm families' entries are walked by their own tests (tests/zoo_vit.rs,
-    // tests/zoo_convnext.rs, tests/zoo_swin.rs, tests/zoo_xcit.rs, tests/zoo_alexnet.rs: timm's and
+    // tests/zoo_convnext.rs, tests/zoo_swin.rs, tests/zoo_xcit.rs, tests/zoo_alexnet.rs,
+    // tests/zoo_ra_resnet.rs (robustbench's ImageNet RaResNet, built with torchvision's blocks): timm's and
     // robustbench's real constructors through `--zoo`).
     let timm = |e: &&zoo::ZooEntry| {
         matches!(
             e.family.as_deref(),
-            Some("vit" | "convnext" | "swin" | "xcit" | "alexnet")
+            Some("vit" | "convnext" | "swin" | "xcit" | "alexnet" | "ra-resnet")
         )
     };
     let supported: Vec<&zoo::ZooEntry> = entries

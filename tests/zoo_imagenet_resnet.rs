@@ -309,32 +309,14 @@ save(build("resnet18", seed=3, num_classes=10), os.path.join(sys.argv[1], "tv.pt
 "#;
     run_python(script, &[path_str(dir.path())]);
     let (ckpt, saved) = (dir.path().join("tv.pt"), dir.path().join("tv-ft.pth"));
-    rift_ok(&[
-        "finetune",
-        "--checkpoint",
-        path_str(&ckpt),
-        "--arch",
-        "tv-resnet18",
-        "--normalize",
-        "imagenet",
-        "--dataset",
-        "cifar10",
-        "--data-dir",
-        path_str(dir.path()),
-        "--layer",
+    let model = ["--arch", "tv-resnet18", "--normalize", "imagenet"];
+    let changed = common::zoo_case::finetune_loads_back(
+        dir.path(),
+        (&ckpt, &model),
         "layer3.0.conv2",
-        "--epochs",
-        "1",
-        "--lr",
-        "0.01",
-        "--limit",
-        "32",
-        "--save",
-        path_str(&saved),
-        "--device",
-        "cpu",
-    ]);
-    let changed = run_python(PY_LOADS_BACK, &[path_str(&saved), path_str(&ckpt)]);
+        &saved,
+        PY_LOADS_BACK,
+    );
     let changed: Vec<&str> = changed.split_whitespace().collect();
     assert!(changed.contains(&"layer3.0.conv2.weight"), "{changed:?}");
     assert!(

@@ -423,16 +423,13 @@ fn rawrn_entries_are_supported_with_the_constructors_flags() {
             ],
         );
     }
+    // The ImageNet entry of the same name is another network (tests/zoo_ra_resnet.rs).
     let imagenet = zoo::entries()
         .unwrap()
         .iter()
         .find(|e| e.id() == "imagenet/Linf/Peng2023Robust")
         .unwrap();
-    let reason = imagenet.unsupported.as_deref().unwrap_or_default();
-    assert!(
-        reason.contains("ConfigurableModel") && reason.contains("issue 22"),
-        "{reason}"
-    );
+    assert_eq!(imagenet.arch.as_deref(), Some("ra-resnet-101-2"));
 }
 
 /// The published `get_model('ra_wrn70_16')` of both files, built on PyTorch's meta device

@@ -10,8 +10,7 @@
 //! with shifted windows; a fine-tuned file loading back strictly into timm.
 mod common;
 
-use common::{assert_fast_equals_faithful, assert_mrc_matches_reference};
-use common::{mrc_scores, path_str, read_json, rift, rift_ok, run_python, stderr_of};
+use common::{path_str, read_json, rift, rift_ok, run_python, stderr_of};
 
 const BASE: &str = "imagenet/Linf/Liu2023Comprehensive_Swin-B";
 
@@ -166,24 +165,8 @@ fn mrc_on_a_timm_swin_matches_pytorch_and_the_fast_path() {
     let dir = tempfile::tempdir().unwrap();
     let reference = run_python(PY_MRC, &[path_str(dir.path()), MODULES]);
     let arch = ["--arch", TINY];
-    let ours = mrc_scores(&common::zoo_mrc_json(
-        dir.path(),
-        "swin.pth",
-        MODULES,
-        "faithful",
-        &arch,
-    ));
-    assert_eq!(ours.len(), 9);
     // At most one of the 32 samples may land on the other side of a decision boundary.
-    assert_mrc_matches_reference(&ours, &reference, 3.2);
-    let fast = mrc_scores(&common::zoo_mrc_json(
-        dir.path(),
-        "swin.pth",
-        MODULES,
-        "fast",
-        &["--arch", TINY, "--fast"],
-    ));
-    assert_fast_equals_faithful(&fast, &ours);
+    common::zoo_case::assert_mrc_and_fast(dir.path(), "swin.pth", (MODULES, 9), &arch, &reference);
 }
 
 /// `rift finetune` of one MLP layer of the tiny Swin: the file rift writes loads strictly
@@ -211,30 +194,14 @@ fn a_finetuned_swin_loads_back_into_timm() {
     let dir = tempfile::tempdir().unwrap();
     run_python(PY_MRC, &[path_str(dir.path())]);
     let (ckpt, saved) = (dir.path().join("swin.pth"), dir.path().join("swin-ft.pth"));
-    rift_ok(&[
-        "finetune",
-        "--checkpoint",
-        path_str(&ckpt),
-        "--arch",
-        TINY,
-        "--dataset",
-        "cifar10",
-        "--data-dir",
-        path_str(dir.path()),
-        "--layer",
+    let model = ["--arch", TINY];
+    let changed = common::zoo_case::finetune_loads_back(
+        dir.path(),
+        (&ckpt, &model),
         "layers.0.blocks.1.mlp.fc1",
-        "--epochs",
-        "1",
-        "--lr",
-        "0.01",
-        "--limit",
-        "32",
-        "--save",
-        path_str(&saved),
-        "--device",
-        "cpu",
-    ]);
-    let changed = run_python(PY_LOADS_BACK, &[path_str(&saved), path_str(&ckpt)]);
+        &saved,
+        PY_LOADS_BACK,
+    );
     let changed: Vec<&str> = changed.split_whitespace().collect();
     assert!(
         changed.contains(&"layers.0.blocks.1.mlp.fc1.weight"),
@@ -360,34 +327,21 @@ fn a_finetuned_mimir_swin_is_written_in_its_own_layout() {
     let dir = tempfile::tempdir().unwrap();
     run_python(PY_MIMIR_TINY, &[path_str(dir.path())]);
     let (ckpt, saved) = (dir.path().join("swin.pth"), dir.path().join("swin-ft.pth"));
-    rift_ok(&[
-        "finetune",
-        "--checkpoint",
-        path_str(&ckpt),
+    // rift names modules in timm ≥ 0.9's layout: stage 1's PatchMerging, which
+    // Microsoft's layout keeps at the end of stage 0.
+    let model = [
         "--arch",
         "swin-dim16-depths2.2-heads2.4-p4-w4-32-eps1e-6",
         "--normalize",
         "none",
-        "--dataset",
-        "cifar10",
-        "--data-dir",
-        path_str(dir.path()),
-        // rift names modules in timm ≥ 0.9's layout: stage 1's PatchMerging, which
-        // Microsoft's layout keeps at the end of stage 0.
-        "--layer",
+    ];
+    let changed = common::zoo_case::finetune_loads_back(
+        dir.path(),
+        (&ckpt, &model),
         "layers.1.downsample.reduction",
-        "--epochs",
-        "1",
-        "--lr",
-        "0.01",
-        "--limit",
-        "32",
-        "--save",
-        path_str(&saved),
-        "--device",
-        "cpu",
-    ]);
-    let changed = run_python(PY_MIMIR_LOADS_BACK, &[path_str(&saved), path_str(&ckpt)]);
+        &saved,
+        PY_MIMIR_LOADS_BACK,
+    );
     assert_eq!(
         changed.split_whitespace().collect::<Vec<_>>(),
         ["layers.0.downsample.reduction.weight"]

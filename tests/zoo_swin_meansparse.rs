@@ -7,8 +7,7 @@
 //! class; a fine-tuned file loading back strictly into it.
 mod common;
 
-use common::{assert_fast_equals_faithful, assert_mrc_matches_reference};
-use common::{mrc_scores, path_str, rift_ok, run_python};
+use common::{path_str, run_python};
 
 const ID: &str = "imagenet/Linf/Amini2024MeanSparse_Swin-L";
 
@@ -104,24 +103,8 @@ fn mrc_on_a_meansparse_swin_matches_pytorch_and_the_fast_path() {
     let dir = tempfile::tempdir().unwrap();
     let reference = run_python(PY_MRC, &[path_str(dir.path()), MODULES]);
     let arch = ["--arch", TINY];
-    let ours = mrc_scores(&common::zoo_mrc_json(
-        dir.path(),
-        "swin.pth",
-        MODULES,
-        "faithful",
-        &arch,
-    ));
-    assert_eq!(ours.len(), 8);
     // At most one of the 32 samples may land on the other side of a decision boundary.
-    assert_mrc_matches_reference(&ours, &reference, 3.2);
-    let fast = mrc_scores(&common::zoo_mrc_json(
-        dir.path(),
-        "swin.pth",
-        MODULES,
-        "fast",
-        &["--arch", TINY, "--fast"],
-    ));
-    assert_fast_equals_faithful(&fast, &ours);
+    common::zoo_case::assert_mrc_and_fast(dir.path(), "swin.pth", (MODULES, 8), &arch, &reference);
 }
 
 /// The fine-tuned file (the wrapper's statistics aside) loads strictly into the file's
@@ -145,30 +128,14 @@ fn a_finetuned_meansparse_swin_loads_back() {
     let dir = tempfile::tempdir().unwrap();
     run_python(PY_MRC, &[path_str(dir.path())]);
     let (ckpt, saved) = (dir.path().join("swin.pth"), dir.path().join("swin-ft.pth"));
-    rift_ok(&[
-        "finetune",
-        "--checkpoint",
-        path_str(&ckpt),
-        "--arch",
-        TINY,
-        "--dataset",
-        "cifar10",
-        "--data-dir",
-        path_str(dir.path()),
-        "--layer",
+    let model = ["--arch", TINY];
+    let changed = common::zoo_case::finetune_loads_back(
+        dir.path(),
+        (&ckpt, &model),
         "layers.0.blocks.1.mlp.fc2",
-        "--epochs",
-        "1",
-        "--lr",
-        "0.01",
-        "--limit",
-        "32",
-        "--save",
-        path_str(&saved),
-        "--device",
-        "cpu",
-    ]);
-    let changed = run_python(PY_LOADS_BACK, &[path_str(&saved), path_str(&ckpt)]);
+        &saved,
+        PY_LOADS_BACK,
+    );
     let changed: Vec<&str> = changed.split_whitespace().collect();
     assert!(
         changed.contains(&"layers.0.blocks.1.mlp.fc2.weight")

@@ -276,32 +276,14 @@ torch.save(build("tiny", seed=3, num_classes=10).state_dict(), os.path.join(sys.
 "#;
     run_python(script, &[path_str(dir.path())]);
     let (ckpt, saved) = (dir.path().join("vit.pt"), dir.path().join("vit-ft.pth"));
-    rift_ok(&[
-        "finetune",
-        "--checkpoint",
-        path_str(&ckpt),
-        "--arch",
-        TINY_ARCH,
-        "--normalize",
-        "imagenet",
-        "--dataset",
-        "cifar10",
-        "--data-dir",
-        path_str(dir.path()),
-        "--layer",
+    let model = ["--arch", TINY_ARCH, "--normalize", "imagenet"];
+    let changed = common::zoo_case::finetune_loads_back(
+        dir.path(),
+        (&ckpt, &model),
         "blocks.1.mlp.fc1",
-        "--epochs",
-        "1",
-        "--lr",
-        "0.01",
-        "--limit",
-        "32",
-        "--save",
-        path_str(&saved),
-        "--device",
-        "cpu",
-    ]);
-    let changed = run_python(PY_LOADS_BACK, &[path_str(&saved), path_str(&ckpt)]);
+        &saved,
+        PY_LOADS_BACK,
+    );
     let changed: Vec<&str> = changed.split_whitespace().collect();
     assert!(changed.contains(&"blocks.1.mlp.fc1.weight"), "{changed:?}");
     assert!(

@@ -287,32 +287,14 @@ torch.save(randomize(tiny(10), seed=3).state_dict(), os.path.join(sys.argv[1], "
 "#;
     run_python(script, &[path_str(dir.path())]);
     let (ckpt, saved) = (dir.path().join("xcit.pt"), dir.path().join("xcit-ft.pth"));
-    rift_ok(&[
-        "finetune",
-        "--checkpoint",
-        path_str(&ckpt),
-        "--arch",
-        TINY_ARCH,
-        "--normalize",
-        "cifar10",
-        "--dataset",
-        "cifar10",
-        "--data-dir",
-        path_str(dir.path()),
-        "--layer",
+    let model = ["--arch", TINY_ARCH, "--normalize", "cifar10"];
+    let changed = common::zoo_case::finetune_loads_back(
+        dir.path(),
+        (&ckpt, &model),
         "blocks.0.local_mp.conv1",
-        "--epochs",
-        "1",
-        "--lr",
-        "0.01",
-        "--limit",
-        "32",
-        "--save",
-        path_str(&saved),
-        "--device",
-        "cpu",
-    ]);
-    let changed = run_python(PY_LOADS_BACK, &[path_str(&saved), path_str(&ckpt)]);
+        &saved,
+        PY_LOADS_BACK,
+    );
     let changed: Vec<&str> = changed.split_whitespace().collect();
     assert!(
         changed.contains(&"blocks.0.local_mp.conv1.weight"),

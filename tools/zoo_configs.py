@@ -406,3 +406,36 @@ def meansparse_swin_config(tree, factory, call):
     return {"family": "swin", "arch": arch, "classes": 1000,
             "normalize": {"mean": list(stats["mean"]), "std": list(stats["std"]),
                           "source": "ImageNormalizer"}}, None
+
+
+# What robustbench's only ImageNet RaResNet configuration (`get_model("ra_wrn101_2")`) fixes
+# and rift's `ra-resnet-…` builds with it (src/engine/models/ra_resnet_config.rs), as source
+# text; the stem width, depths, widths and group widths vary.
+RA_RESNET_FIXED = {"kernel": "3", "strides": "[2, 2, 2, 2]", "dilation": "1",
+                   "norm_layer": "[nn.Identity, nn.BatchNorm2d, nn.BatchNorm2d]",
+                   "activation_layer": "[nn.SiLU] * 3", "downsample_norm": "nn.BatchNorm2d",
+                   "dense_ratio": "None", "stem_type": "Stem", "stem_kernel": "7",
+                   "stem_downsample_factor": "2", "stem_patch_size": "None",
+                   "block_constructor": "BottleneckBlock", "ConvBlock": "Conv2dNormActivation",
+                   "se_ratio": "0.25", "se_activation": "nn.ReLU"}
+
+
+def ra_resnet_config(bound, consts):
+    """(fields, reason) for robustarch's `NormalizedConfigurableModel(...)` (every argument
+    named): rift's `ra-resnet-101-2` for Peng2023Robust's, `ra-resnet-stemS-depths…-widths…-
+    groups…` for any other with the fixed parts `RA_RESNET_FIXED` names."""
+    text = {k: ast.unparse(v) for k, v in bound.kwargs.items()}
+    odd = sorted(k for k, v in RA_RESNET_FIXED.items() if text.get(k) != v)
+    multipliers = literal(bound.kwargs["bottleneck_multipliers"], consts)
+    if odd or any(m != 0.25 for m in multipliers):
+        return None, f"RaResNet with {', '.join(odd) or 'bottleneck_multipliers'} other than Peng2023Robust's not implemented yet"
+    value = lambda k: literal(bound.kwargs[k], consts)  # noqa: E731
+    stem, depths, widths, groups = value("stem_width"), value("depths"), value("stage_widths"), value("group_widths")
+    if (stem, depths, widths, groups) == (96, [7, 11, 18, 1], [512, 1024, 2016, 4032], [64, 128, 252, 504]):
+        arch = "ra-resnet-101-2"
+    else:
+        dotted = lambda v: ".".join(map(str, v))  # noqa: E731
+        arch = f"ra-resnet-stem{stem}-depths{dotted(depths)}-widths{dotted(widths)}-groups{dotted(groups)}"
+    classes = value("num_classes") if "num_classes" in bound.kwargs else 1000
+    norm = {"mean": value("mean"), "std": value("std"), "source": "NormalizedConfigurableModel mean/std arguments"}
+    return {"family": "ra-resnet", "arch": arch, "classes": classes, "normalize": norm}, None

@@ -20,7 +20,7 @@ import os
 import re
 import sys
 
-from zoo_configs import TORCHVISION_RESNETS, literal, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
+from zoo_configs import TORCHVISION_RESNETS, literal, ra_resnet_config, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
 from zoo_configs import convstem_config, convstem_vit_config, meansparse_swin_config, mimir_swin_config, timm_alexnet_config, timm_convnext_config, timm_swin_config
 from zoo_ast import Call, assigned_call, bind, bind_all, callee_name, import_aliases, module_constants, parse
 from zoo_ast import signature, wheel_dir
@@ -284,9 +284,8 @@ def factory_config(factory, args, consts):
         fields, reason = ra_wrn_config(bound, consts)
         return fields, reason, text
     if bound.callee == "NormalizedConfigurableModel":
-        return None, ("architecture RaResNet (robustarch's `NormalizedConfigurableModel`: bottleneck "
-                      "blocks with grouped convolutions and SE, an ImageNet stem) not implemented yet; "
-                      "ImageNet data not supported yet (issue 22)"), text
+        fields, reason = ra_resnet_config(bound, {**consts, **module_constants(tree)})
+        return fields, reason, text
     return None, f"architecture `{bound.callee}` ({file}.py) not implemented yet", text
 
 

@@ -43,3 +43,53 @@ pub fn zoo_relative_diff(dir: &Path, case: &str, id: &str, arch: &str) -> f32 {
     let flags = ["--zoo", id, "--model-dir", path_str(&models)];
     predict_relative_diff(dir, case, &flags, arch)
 }
+
+/// `rift mrc` of `modules` on DIR/`ckpt` (model flags `model`, `common::zoo_mrc_json`'s
+/// settings) faithfully and with `--fast`: `count` modules scored, the faithful scores
+/// against `reference` (tests/py/mrc_ref.py's printed MRC of the same modules; at most one
+/// of the 32 samples may land on the other side of a decision boundary), `--fast` equal to
+/// the faithful loop. The faithful scores.
+pub fn assert_mrc_and_fast(
+    dir: &Path,
+    ckpt: &str,
+    (modules, count): (&str, usize),
+    model: &[&str],
+    reference: &str,
+) -> Vec<(String, f64, f64)> {
+    let ours = super::mrc_scores(&super::zoo_mrc_json(dir, ckpt, modules, "faithful", model));
+    assert_eq!(ours.len(), count, "{ours:?}");
+    super::assert_mrc_matches_reference(&ours, reference, 3.2);
+    let mut fast_flags = model.to_vec();
+    fast_flags.push("--fast");
+    let fast = super::mrc_scores(&super::zoo_mrc_json(
+        dir,
+        ckpt,
+        modules,
+        "fast",
+        &fast_flags,
+    ));
+    super::assert_fast_equals_faithful(&fast, &ours);
+    ours
+}
+
+/// `rift finetune --checkpoint CKPT` (then the model flags `model`) of `layer` for one
+/// epoch at lr 0.01 on the first 32 images of the CIFAR-10 fixture in DIR, saved to
+/// `saved`; then the Python check `loads_back` run on (saved, ckpt): what it prints (the
+/// keys it found changed).
+pub fn finetune_loads_back(
+    dir: &Path,
+    (ckpt, model): (&Path, &[&str]),
+    layer: &str,
+    saved: &Path,
+    loads_back: &str,
+) -> String {
+    let mut args = vec!["finetune", "--checkpoint", path_str(ckpt)];
+    args.extend_from_slice(model);
+    args.extend(["--dataset", "cifar10", "--data-dir", path_str(dir)]);
+    args.extend([
+        "--layer", layer, "--epochs", "1", "--lr", "0.01", "--limit", "32",
+    ]);
+    args.extend(["--save", path_str(saved), "--device", "cpu"]);
+    super::rift_ok(&args);
+    super::run_python(loads_back, &[path_str(saved), path_str(ckpt)])
+}

@@ -5,6 +5,7 @@ use super::convnext_config::{self, ConvNextConfig};
 use super::error::ModelError;
 pub use super::family::{Family, WrnVariant};
 use super::ra_config::RaWideConfig;
+use super::ra_resnet_config::{self, RaResNetConfig};
 use super::swin_config::{self, SwinConfig};
 use super::tv_config;
 use super::vit_config::{self, VitConfig};
@@ -45,6 +46,9 @@ pub struct ArchSpec {
     /// RaWideResNet: stem, stage widths, groups and squeeze-and-excitation (Some exactly
     /// for that family).
     pub ra: Option<RaWideConfig>,
+    /// ImageNet RaResNet: stem, stage widths and group widths (Some exactly for that
+    /// family; its blocks per stage are `blocks`).
+    pub ra_resnet: Option<RaResNetConfig>,
     /// RobustWideResNet / RobustResNet: widths of the stem and the three stages.
     pub stage_channels: Option<[i64; 4]>,
     /// VisionTransformer: widths, blocks, heads, patch and image size (Some exactly for
@@ -127,6 +131,10 @@ impl ArchSpec {
                 .swin
                 .as_ref()
                 .map_or("swin".into(), |c| c.name(&self.blocks)),
+            Family::RaResNet => self
+                .ra_resnet
+                .as_ref()
+                .map_or("ra-resnet".into(), |c| c.name(&self.blocks)),
             Family::Xcit => self.xcit.map_or("xcit".into(), |c| c.name()),
         }
     }
@@ -157,6 +165,7 @@ impl ArchSpec {
             meansparse: false,
             preact_v1: false,
             ra: None,
+            ra_resnet: None,
             stage_channels: None,
             vit: None,
             convnext: None,
@@ -186,6 +195,20 @@ impl ArchSpec {
         let mut spec = Self::with_defaults(Family::Swin, blocks, 0, num_classes, in_channels);
         spec.feature_dim = config.num_features();
         spec.swin = Some(config);
+        spec
+    }
+
+    /// The spec of an ImageNet RaResNet configuration (its classifier takes the last
+    /// stage's width).
+    pub(super) fn ra_resnet(
+        blocks: Vec<usize>,
+        config: RaResNetConfig,
+        num_classes: i64,
+        in_channels: i64,
+    ) -> ArchSpec {
+        let mut spec = Self::with_defaults(Family::RaResNet, blocks, 0, num_classes, in_channels);
+        spec.feature_dim = *config.widths.last().unwrap_or(&0);
+        spec.ra_resnet = Some(config);
         spec
     }
 
@@ -281,6 +304,21 @@ impl ArchSpec {
                 ArchSpec::with_defaults(Family::ConvNeXt, blocks, 0, num_classes, in_channels);
             spec.convnext = Some(config);
             return spec.with_feature_dim(input_hw);
+        }
+        if let Some(rest) = lower.strip_prefix(ra_resnet_config::PREFIX) {
+            if width.is_some() {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} with --width (a RaResNet's widths are per stage, in its name)"
+                )));
+            }
+            let (blocks, config) = ra_resnet_config::parse(rest)
+                .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
+            return Ok(ArchSpec::ra_resnet(
+                blocks,
+                config,
+                num_classes,
+                in_channels,
+            ));
         }
         if let Some(rest) = lower.strip_prefix(swin_config::PREFIX) {
             if width.is_some() {
@@ -438,6 +476,10 @@ impl ArchSpec {
             Family::ConvNeXt => self.convnext.map_or(0, |c| c.dims[3]),
             Family::AlexNet => super::alexnet_config::HIDDEN,
             Family::Swin => self.swin.as_ref().map_or(0, SwinConfig::num_features),
+            Family::RaResNet => self
+                .ra_resnet
+                .as_ref()
+                .map_or(0, |c| *c.widths.last().unwrap_or(&0)),
             Family::Xcit => self.xcit.map_or(0, |c| c.embed_dim),
         }
     }
@@ -450,6 +492,7 @@ impl ArchSpec {
                 | Family::TvResNetBottleneck
                 | Family::VisionTransformer
                 | Family::Swin
+                | Family::RaResNet
                 | Family::Xcit
         ) {
             // Global average pooling: any non-empty input gives the last stage's channels;

@@ -15,6 +15,9 @@ pub enum Family {
     /// robustbench's RaWideResNet (`NormalizedWideResNet` of `robustarch_wide_resnet.py`:
     /// Peng 2023), configured by `ArchSpec::ra`.
     RaWideResNet,
+    /// robustbench's ImageNet RaResNet (`ConfigurableModel` of `robustarch_wide_resnet.py`:
+    /// Peng2023Robust's RaWRN-101-2, `ra_resnet.rs`), configured by `ArchSpec::ra_resnet`.
+    RaResNet,
     /// robustbench's `RobustWideResNet` (Huang 2021), widths in `ArchSpec::stage_channels`.
     RobustWideResNet,
     /// robustbench's `robust_resnet.PreActResNet` (Huang 2022's WRN-A4), widths in

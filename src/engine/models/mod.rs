@@ -22,6 +22,8 @@ mod normalize;
 mod preact_resnet;
 mod pssilu;
 mod ra_config;
+mod ra_resnet;
+mod ra_resnet_config;
 mod ra_wide_resnet;
 mod resnet;
 mod robust_config;

@@ -156,7 +156,9 @@ pub(super) struct StoredStats<'a> {
 }
 
 /// The first of `mu`/`sigma`, `mean`/`std`, `normalize.mean`/`normalize.std`
-/// (robustbench's `normalize_model` wrapper) that the checkpoint holds as a pair.
+/// (robustbench's `normalize_model` wrapper), `normalization.mean`/`normalization.std`
+/// (robustarch's `NormalizeByChannelMeanStd`, the ImageNet RaResNet's) that the checkpoint
+/// holds as a pair.
 pub(super) fn stored_stats<'a>(
     get: impl Fn(&str) -> Option<&'a RawTensor>,
 ) -> Option<StoredStats<'a>> {
@@ -164,6 +166,7 @@ pub(super) fn stored_stats<'a>(
         ("mu", "sigma"),
         ("mean", "std"),
         ("normalize.mean", "normalize.std"),
+        ("normalization.mean", "normalization.std"),
     ]
     .into_iter()
     .find_map(|(m, s)| {

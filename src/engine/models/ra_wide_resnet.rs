@@ -31,7 +31,13 @@ pub struct SqueezeExcitation {
 }
 
 impl SqueezeExcitation {
-    fn new(p: nn::Path, keys: &mut KeyOrder, c: i64, squeeze: i64, act: Activation) -> Self {
+    pub(super) fn new(
+        p: nn::Path,
+        keys: &mut KeyOrder,
+        c: i64,
+        squeeze: i64,
+        act: Activation,
+    ) -> Self {
         SqueezeExcitation {
             fc1: Conv2d::pointwise_with_bias(&p / "fc1", keys, c, squeeze),
             fc2: Conv2d::pointwise_with_bias(&p / "fc2", keys, squeeze, c),
@@ -54,8 +60,14 @@ impl SqueezeExcitation {
         self.fc2.forward(squeezed).sigmoid() * x
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
+    pub(super) fn forward(&self, x: &Tensor) -> Tensor {
         self.excite(x, &self.squeezed(&Self::pooled(x)))
+    }
+
+    /// `fc1` and `fc2`, in forward order.
+    pub(super) fn modules(&self, out: &mut Vec<ModuleInfo>) {
+        out.push(self.fc1.info());
+        out.push(self.fc2.info());
     }
 }
 
