@@ -439,3 +439,16 @@ def ra_resnet_config(bound, consts):
     classes = value("num_classes") if "num_classes" in bound.kwargs else 1000
     norm = {"mean": value("mean"), "std": value("std"), "source": "NormalizedConfigurableModel mean/std arguments"}
     return {"family": "ra-resnet", "arch": arch, "classes": classes, "normalize": norm}, None
+
+
+def cifar_resnext_config(call, consts):
+    """(fields, reason) for `CifarResNeXt(ResNeXtBottleneck, depth=…, cardinality=…,
+    base_width=…, num_classes=…)` (robustbench's `resnext.py`, AugMix): rift's
+    `resnextDEPTH-CxWd` (src/engine/models/resnext_config.rs)."""
+    value = lambda k: literal(call.kwargs[k], consts)  # noqa: E731
+    block = ast.unparse(call.kwargs["block"]) if "block" in call.kwargs else \
+        (ast.unparse(call.args[0]) if call.args else None)
+    if block != "ResNeXtBottleneck":
+        return None, f"CifarResNeXt with block {block} not implemented yet"
+    depth, c, w = value("depth"), value("cardinality"), value("base_width")
+    return {"family": "resnext", "arch": f"resnext{depth}-{c}x{w}d", "classes": value("num_classes")}, None

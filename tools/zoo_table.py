@@ -21,7 +21,7 @@ import re
 import sys
 
 from zoo_configs import TORCHVISION_RESNETS, literal, ra_resnet_config, ra_wrn_config, robust_resnet_config, timm_vit_config, torchvision_config
-from zoo_configs import convstem_config, convstem_vit_config, meansparse_swin_config, mimir_swin_config, timm_alexnet_config, timm_convnext_config, timm_swin_config
+from zoo_configs import cifar_resnext_config, convstem_config, convstem_vit_config, meansparse_swin_config, mimir_swin_config, timm_alexnet_config, timm_convnext_config, timm_swin_config
 from zoo_ast import Call, assigned_call, bind, bind_all, callee_name, import_aliases, module_constants, parse
 from zoo_ast import signature, wheel_dir
 from zoo_xcit import xcit_config
@@ -138,7 +138,6 @@ UNSUPPORTED_CALLEES = [
     ("get_nonlin_mixed_classifier", "MixedNUTS (a nonlinearly mixed pair of members)"),
     ("LRR_ResNet", "CARD LRR ResNet"),
     ("WidePreActResNet", "CARD Binary WidePreActResNet"),
-    ("CifarResNeXt", "CIFAR ResNeXt (AugMix)"),
     ("ResNest152", "ResNeSt-152"),
     ("rebuffi_sodef", "SODEF (a neural ODE on a DM WideResNet)"),
 ]
@@ -343,6 +342,8 @@ def rift_config(call, signatures, consts):
     if name == "get_convstem_models":  # its ConvNeXts, else its ViTs
         arch_dir = os.path.join(wheel_dir(), "model_zoo", "architectures")
         return convstem_config(call, consts) or convstem_vit_config(call, consts, arch_dir)
+    if name == "CifarResNeXt":
+        return cifar_resnext_config(call, consts)
     if name == "WideResNet":
         depth, width = value("depth"), value("widen_factor")
         return {"family": "wrn", "arch": f"wrn-{depth}-{width}", "depth": depth, "width": width,

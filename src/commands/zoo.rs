@@ -277,6 +277,7 @@ pub fn check_zoo_file(reading: &ReadingArgs, ckpt: &Checkpoint) -> Result<Option
         && detected.ra.map(|c| c.layout()) == expected.ra.map(|c| c.layout())
         && detected.stage_channels == expected.stage_channels
         && detected.ra_resnet == expected.ra_resnet
+        && detected.resnext == expected.resnext
         && detected.convnext == expected.convnext
         // Nor does a Swin's LayerNorm eps (MIMIR's 1e-6).
         && detected.swin.as_ref().map(|c| c.in_shapes())

@@ -108,6 +108,8 @@ def entry_class(dataset, name):
     resnet = zoo_module("resnet")
     names = {"torch": torch, "nn": nn, "F": F, "WideResNet": zoo_module("wide_resnet").WideResNet}
     names.update({k: getattr(resnet, k) for k in dir(resnet) if not k.startswith("_")})
+    resnext = zoo_module("resnext")  # AugMix's CifarResNeXt and its bottleneck
+    names.update({k: getattr(resnext, k) for k in ("CifarResNeXt", "ResNeXtBottleneck")})
     exec(ast.get_source_segment(src, cls), names)
     return names[name]
 

@@ -6,6 +6,7 @@ use super::error::ModelError;
 pub use super::family::{Family, WrnVariant};
 use super::ra_config::RaWideConfig;
 use super::ra_resnet_config::{self, RaResNetConfig};
+use super::resnext_config::{self, ResNextConfig};
 use super::swin_config::{self, SwinConfig};
 use super::tv_config;
 use super::vit_config::{self, VitConfig};
@@ -49,6 +50,8 @@ pub struct ArchSpec {
     /// ImageNet RaResNet: stem, stage widths and group widths (Some exactly for that
     /// family; its blocks per stage are `blocks`).
     pub ra_resnet: Option<RaResNetConfig>,
+    /// CIFAR ResNeXt: depth, cardinality and base width (Some exactly for that family).
+    pub resnext: Option<ResNextConfig>,
     /// RobustWideResNet / RobustResNet: widths of the stem and the three stages.
     pub stage_channels: Option<[i64; 4]>,
     /// VisionTransformer: widths, blocks, heads, patch and image size (Some exactly for
@@ -135,6 +138,7 @@ impl ArchSpec {
                 .ra_resnet
                 .as_ref()
                 .map_or("ra-resnet".into(), |c| c.name(&self.blocks)),
+            Family::ResNeXt => self.resnext.map_or("resnext".into(), |c| c.name()),
             Family::Xcit => self.xcit.map_or("xcit".into(), |c| c.name()),
         }
     }
@@ -166,6 +170,7 @@ impl ArchSpec {
             preact_v1: false,
             ra: None,
             ra_resnet: None,
+            resnext: None,
             stage_channels: None,
             vit: None,
             convnext: None,
@@ -209,6 +214,14 @@ impl ArchSpec {
         let mut spec = Self::with_defaults(Family::RaResNet, blocks, 0, num_classes, in_channels);
         spec.feature_dim = *config.widths.last().unwrap_or(&0);
         spec.ra_resnet = Some(config);
+        spec
+    }
+
+    /// The spec of a CIFAR ResNeXt configuration.
+    pub(super) fn resnext(config: ResNextConfig, num_classes: i64, in_channels: i64) -> ArchSpec {
+        let blocks = vec![config.blocks(); 3];
+        let mut spec = Self::with_defaults(Family::ResNeXt, blocks, 0, num_classes, in_channels);
+        spec.resnext = Some(config);
         spec
     }
 
@@ -304,6 +317,16 @@ impl ArchSpec {
                 ArchSpec::with_defaults(Family::ConvNeXt, blocks, 0, num_classes, in_channels);
             spec.convnext = Some(config);
             return spec.with_feature_dim(input_hw);
+        }
+        if let Some(rest) = lower.strip_prefix(resnext_config::PREFIX) {
+            if width.is_some() {
+                return Err(ModelError::UnknownArch(format!(
+                    "{name} with --width (a ResNeXt's base width is in its name)"
+                )));
+            }
+            let config = resnext_config::parse(rest)
+                .map_err(|why| ModelError::UnknownArch(format!("{name} ({why})")))?;
+            return ArchSpec::resnext(config, num_classes, in_channels).with_feature_dim(input_hw);
         }
         if let Some(rest) = lower.strip_prefix(ra_resnet_config::PREFIX) {
             if width.is_some() {
@@ -481,6 +504,7 @@ impl ArchSpec {
                 .as_ref()
                 .map_or(0, |c| *c.widths.last().unwrap_or(&0)),
             Family::Xcit => self.xcit.map_or(0, |c| c.embed_dim),
+            Family::ResNeXt => resnext_config::PLANES[2] * resnext_config::EXPANSION,
         }
     }
 
@@ -518,7 +542,8 @@ impl ArchSpec {
             | Family::DmWideResNet
             | Family::RaWideResNet
             | Family::RobustWideResNet
-            | Family::RobustResNet => (2, 8),
+            | Family::RobustResNet
+            | Family::ResNeXt => (2, 8),
             _ => (3, 4),
         };
         // Padding 1 each side gives ⌈s/2⌉; the DM networks' (0,1) padding gives ⌊s/2⌋.

@@ -5,6 +5,7 @@ use super::arch::{ArchSpec, Family, WrnVariant};
 use super::convnext_config;
 use super::ra_config::RaWideConfig;
 use super::ra_resnet_config;
+use super::resnext_config;
 use super::robust_config;
 use super::swin_config;
 use super::tv_config;
@@ -58,6 +59,12 @@ pub fn detect_arch(shapes: &HashMap<String, Vec<usize>>) -> Result<ArchSpec, Str
         let mut spec = ArchSpec::with_defaults(Family::ConvNeXt, blocks, 0, 10, in_channels);
         spec.convnext = Some(config);
         spec.classifier_from(&shape, "head.fc")?;
+        return Ok(spec);
+    }
+    if resnext_config::looks_like(&|k| shapes.contains_key(k)) {
+        let (config, in_channels) = resnext_config::detect(&shape)?;
+        let mut spec = ArchSpec::resnext(config, 10, in_channels);
+        spec.classifier_from(&shape, "classifier")?;
         return Ok(spec);
     }
     if ra_resnet_config::looks_like(&|k| shapes.contains_key(k)) {

@@ -18,6 +18,9 @@ pub enum Family {
     /// robustbench's ImageNet RaResNet (`ConfigurableModel` of `robustarch_wide_resnet.py`:
     /// Peng2023Robust's RaWRN-101-2, `ra_resnet.rs`), configured by `ArchSpec::ra_resnet`.
     RaResNet,
+    /// AugMix's CIFAR ResNeXt (`CifarResNeXt` of robustbench's `resnext.py`,
+    /// `resnext.rs`), configured by `ArchSpec::resnext`.
+    ResNeXt,
     /// robustbench's `RobustWideResNet` (Huang 2021), widths in `ArchSpec::stage_channels`.
     RobustWideResNet,
     /// robustbench's `robust_resnet.PreActResNet` (Huang 2022's WRN-A4), widths in

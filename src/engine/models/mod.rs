@@ -26,6 +26,8 @@ mod ra_resnet;
 mod ra_resnet_config;
 mod ra_wide_resnet;
 mod resnet;
+mod resnext;
+mod resnext_config;
 mod robust_config;
 mod robust_resnet;
 mod state_diff;

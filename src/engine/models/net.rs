@@ -8,7 +8,7 @@ use super::chain::{Chain, ChainNet, CutBlock};
 use super::error::ModelError;
 use super::layers::{KeyOrder, ModuleInfo};
 use super::{alexnet, convnext, dm_preact_resnet, dm_wide_resnet, preact_resnet, ra_wide_resnet};
-use super::{ra_resnet, resnet, robust_resnet, swin, tv_resnet, vit, wide_resnet, xcit};
+use super::{ra_resnet, resnet, resnext, robust_resnet, swin, tv_resnet, vit, wide_resnet, xcit};
 use tch::{nn, Tensor};
 
 /// A family's module tree, as the model uses it.
@@ -55,6 +55,7 @@ network!(
     convnext::ConvNext,
     alexnet::AlexNet,
     ra_resnet::RaResNet,
+    resnext::ResNext,
 );
 
 impl Network for wide_resnet::WideResNet {
@@ -161,6 +162,7 @@ pub(super) fn build(
         Family::AlexNet => Box::new(alexnet::AlexNet::new(root, keys, spec)),
         Family::Swin => Box::new(swin::SwinTransformer::new(root, keys, spec)?),
         Family::RaResNet => Box::new(ra_resnet::RaResNet::new(root, keys, spec)?),
+        Family::ResNeXt => Box::new(resnext::ResNext::new(root, keys, spec)?),
         Family::Xcit => Box::new(xcit::Xcit::new(root, keys, spec)?),
     })
 }
