@@ -340,6 +340,13 @@ def timm_alexnet_config(call, consts):
 SWIN_PRESETS = {(96, (2, 2, 6, 2), (3, 6, 12, 24)): "t", (96, (2, 2, 18, 2), (3, 6, 12, 24)): "s",
                 (128, (2, 2, 18, 2), (4, 8, 16, 32)): "b", (192, (2, 2, 18, 2), (6, 12, 24, 48)): "l"}
 
+def swin_size(dim, depths, heads):
+    """The size part of rift's Swin name: a preset's letter, else `dimD-depths…-heads…`."""
+    depths, heads = tuple(depths), tuple(heads)
+    dotted = lambda v: ".".join(map(str, v))  # noqa: E731
+    return SWIN_PRESETS.get((dim, depths, heads)) or f"dim{dim}-depths{dotted(depths)}-heads{dotted(heads)}"
+
+
 # What MIMIR's SwinTransformer (Microsoft's original code) computes as timm's does, and
 # must therefore be for rift to build it; `norm_layer` and the sizes are read, not fixed.
 MIMIR_FIXED = {"mlp_ratio": 4, "qkv_bias": True, "qk_scale": None, "drop_rate": 0.0,
@@ -370,10 +377,7 @@ def mimir_swin_config(call, arch_dir):
     exponent = round(-math.log10(eps)) if eps else None
     if eps is None or 10.0 ** -exponent != eps or odd:
         return None, f"MIMIR's SwinTransformer with {', '.join(odd) or 'that norm_layer'} not implemented yet", text
-    dim, depths, heads = value["embed_dim"], tuple(value["depths"]), tuple(value["num_heads"])
-    size = SWIN_PRESETS.get((dim, depths, heads))
-    dotted = lambda v: ".".join(map(str, v))  # noqa: E731
-    size = size or f"dim{dim}-depths{dotted(depths)}-heads{dotted(heads)}"
+    size = swin_size(value["embed_dim"], value["depths"], value["num_heads"])
     tail = "" if exponent == 5 else f"-eps1e-{exponent}"
     arch = f"swin-{size}-p{value['patch_size']}-w{value['window_size']}-{value['img_size']}{tail}"
     return {"family": "swin", "arch": arch, "classes": value.get("num_classes", 1000)}, None, text
@@ -399,9 +403,7 @@ def meansparse_swin_config(tree, factory, call):
     if norm is None:
         return None, "MeanSparse Swin without its ImageNormalizer not understood"
     stats = {k.arg: literal(k.value, {}) for k in norm.keywords}
-    dim, depths, heads = value["embed_dim"], tuple(value["depths"]), tuple(value["num_heads"])
-    dotted = lambda v: ".".join(map(str, v))  # noqa: E731
-    size = SWIN_PRESETS.get((dim, depths, heads)) or f"dim{dim}-depths{dotted(depths)}-heads{dotted(heads)}"
+    size = swin_size(value["embed_dim"], value["depths"], value["num_heads"])
     arch = f"swin-{size}-p{value['patch_size']}-w{value['window_size']}-224-meansparse"
     return {"family": "swin", "arch": arch, "classes": 1000,
             "normalize": {"mean": list(stats["mean"]), "std": list(stats["std"]),

@@ -198,12 +198,15 @@ impl SwinBlock {
         let mlp = p / "mlp";
         let fc1 = Linear::new(&mlp / "fc1", keys, dim, MLP_RATIO * dim);
         let fc2 = Linear::new(&mlp / "fc2", keys, MLP_RATIO * dim, dim);
-        let sparse = meansparse.then(|| BlockSparse {
-            attn_out: attn_out.expect("made when meansparse"),
-            block_out: block_out.expect("made when meansparse"),
-            hidden: MeanSparse::new(&mlp / "meansparse1", keys, MLP_RATIO * dim),
-            mlp_out: MeanSparse::new(&mlp / "meansparse2", keys, dim),
-        });
+        let sparse = match (attn_out, block_out) {
+            (Some(attn_out), Some(block_out)) => Some(BlockSparse {
+                attn_out,
+                block_out,
+                hidden: MeanSparse::new(&mlp / "meansparse1", keys, MLP_RATIO * dim),
+                mlp_out: MeanSparse::new(&mlp / "meansparse2", keys, dim),
+            }),
+            _ => None,
+        };
         SwinBlock {
             norm1,
             table,
